@@ -1,0 +1,51 @@
+package aggregator
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures the aggregator.
+type Config struct {
+	// Group is the Kafka consumer group. Default "pixelpipe-aggregator".
+	Group string
+	// EventsTopic is the topic consumed. Default pixel.events.v1.
+	EventsTopic string
+	// FlushInterval is how often dirty counts are written to Redis and
+	// offsets committed; it bounds how stale the query side is. Default 1 s.
+	FlushInterval time.Duration
+	// MaxBatch is the most events applied between two flushes. Default 5000.
+	MaxBatch int
+	// IdleEvict drops clean in-memory state not touched for this long; it is
+	// loaded again from Redis when needed. Default 10 min.
+	IdleEvict time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Group:         "pixelpipe-aggregator",
+		EventsTopic:   "pixel.events.v1",
+		FlushInterval: time.Second,
+		MaxBatch:      5000,
+		IdleEvict:     10 * time.Minute,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Group == "" || c.EventsTopic == "" {
+		errs = append(errs, errors.New("aggregator.group and the events topic must be set"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, errors.New("aggregator.flushInterval must be positive"))
+	}
+	if c.MaxBatch < 1 {
+		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))
+	}
+	if c.IdleEvict <= 0 {
+		errs = append(errs, errors.New("aggregator.idleEvict must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,14 @@
+// Package aggregator consumes pixel.events.v1 in a consumer group and keeps,
+// per content id, event kind and UTC day, the exact total of events and a
+// HyperLogLog sketch of visitors, flushed to Redis through hllstore.
+//
+// Events are keyed by content id, so one aggregator owns a content id at a
+// time. Its state is loaded from Redis on first touch, updated in memory, and
+// written back as absolute values at every flush. Each record remembers, per
+// source partition of pixel.hits.v1, the offset of the last hit applied, so an
+// event at or below it (a replay after a crash, a duplicate written by a
+// restarted processor) is skipped: every hit counts once. Kafka offsets are
+// committed only after the flush that holds their events succeeded.
+//
+// The aggregator never reads pixel.hits.v1 and never serves queries.
+package aggregator

@@ -1,0 +1,49 @@
+package aggregator
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	applied     prometheus.Counter
+	skipped     prometheus.Counter
+	corrupt     prometheus.Counter
+	flushOK     prometheus.Counter
+	flushErr    prometheus.Counter
+	refused     prometheus.Counter
+	flushTime   prometheus.Histogram
+	activeState prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_events_total",
+		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped).",
+	}, []string{"result"})
+	flushes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_flushes_total",
+		Help: "Flushes to Redis by result; a failed flush is retried and its offsets stay uncommitted.",
+	}, []string{"result"})
+	m := &metrics{
+		applied:  events.WithLabelValues("applied"),
+		skipped:  events.WithLabelValues("skipped"),
+		corrupt:  events.WithLabelValues("corrupt"),
+		flushOK:  flushes.WithLabelValues("ok"),
+		flushErr: flushes.WithLabelValues("error"),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_writes_refused_total",
+			Help: "Record writes refused because Redis held a newer state (another owner after a rebalance).",
+		}),
+		flushTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pixel_aggregator_flush_duration_seconds",
+			Help:    "Time to write one flush to Redis.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		activeState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_aggregator_records_in_memory",
+			Help: "Count records held in memory.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(events, flushes, m.refused, m.flushTime, m.activeState)
+	}
+	return m
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/admin"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/loadgen"
+	"github.com/pixelpipe/pixelpipe/processor"
+	"github.com/pixelpipe/pixelpipe/query"
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
+
+// cmdDev runs every part in one process on an in-process Kafka-protocol
+// broker (franz-go's kfake) and an in-process Redis (miniredis). It is for
+// trying pixelpipe out; nothing it holds survives the process, and tests use
+// real Kafka and Redis instead.
+func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	ecfg := edge.DefaultConfig()
+	ecfg.ListenAddr = "127.0.0.1:8080"
+	ecfg.DrainTimeout = 5 * time.Second
+	qcfg := query.DefaultConfig()
+	fs := newFlagSet("dev", "pixelpipe dev -demo.rate=20")
+	c.bindLog(fs)
+	fs.StringVar(&ecfg.ListenAddr, "edge.listenAddr", ecfg.ListenAddr, "pixel address")
+	fs.StringVar(&qcfg.ListenAddr, "query.listenAddr", "127.0.0.1:8081", "stats API address")
+	fs.StringVar(&c.adminAddr, "admin.listenAddr", "127.0.0.1:9100", "metrics and health address")
+	kafkaPort := fs.Int("dev.kafkaPort", 0, "port of the embedded Kafka broker; 0 picks a free one")
+	retention := fs.Int64("dev.retentionBytes", 32<<20, "bytes the embedded broker keeps per partition; older records are discarded (it keeps everything in memory)")
+	demoRate := fs.Float64("demo.rate", 20, "demo hits per second sent to the edge; 0 = none")
+	demoContents := fs.Int("demo.contents", 5, "demo content ids")
+	demoVisitors := fs.Int("demo.visitors", 300, "demo visitors")
+	c.logLevel = "warn"
+	fs.Lookup("log.level").DefValue = "warn"
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stdout, c.logLevel)
+	if err != nil {
+		return err
+	}
+
+	cluster, err := kfake.NewCluster(
+		kfake.Ports(*kafkaPort),
+		kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(*retention, 10)}),
+	)
+	if err != nil {
+		return fmt.Errorf("start embedded kafka broker: %w", err)
+	}
+	defer cluster.Close()
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("start embedded redis: %w", err)
+	}
+	defer mr.Close()
+
+	kc := kafkaconn.Config{Brokers: cluster.ListenAddrs()}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = kafkaconn.EnsureTopics(tctx, kc, schemas.Topics())
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	ecfg.NodeID = "dev"
+	ecfg.VisitorSecret = "dev-only-secret"
+	pcfg := processor.DefaultConfig()
+	pcfg.VisitorSecret = ecfg.VisitorSecret
+	acfg := aggregator.DefaultConfig()
+
+	reg := newRegistry()
+	rdb := newRedis(mr.Addr())
+	defer rdb.Close()
+	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(kc, schemas.TopicHits, logger))
+	if err != nil {
+		return err
+	}
+	proc, err := newProcessor(kc, pcfg, logger, reg)
+	if err != nil {
+		return err
+	}
+	agg, err := newAggregator(kc, acfg, rdb, logger, reg)
+	if err != nil {
+		return err
+	}
+	qs, err := query.New(qcfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{}))
+	if err != nil {
+		return err
+	}
+	adm, err := admin.Listen(c.adminAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+
+	pixelURL := "http://" + ed.Addr() + "/p.gif?cid=content-0&uid=alice"
+	fmt.Fprintf(stdout, `pixelpipe dev: every part in one process, on an embedded Kafka broker (%s) and Redis (%s)
+
+  pixel:    %s
+  stats:    http://%s/v1/stats/content-0
+  metrics:  http://%s/metrics
+
+  Sending %.0f demo hits/s over %d content ids and %d visitors; watch the stats move:
+    curl -s http://%s/v1/stats/content-0
+  Ctrl-C stops.
+
+`, kc.Brokers[0], mr.Addr(), pixelURL, qs.Addr(), adm.Addr(), *demoRate, *demoContents, *demoVisitors, qs.Addr())
+
+	parts := []runner{ed, proc, agg, qs, retentionLoop{cluster}}
+	if *demoRate > 0 {
+		parts = append(parts, demo{
+			cfg: loadgen.Config{
+				BaseURL: "http://" + ed.Addr(), Rate: *demoRate, Duration: 24 * time.Hour,
+				Workers: 2, Contents: *demoContents, Zipf: true, Visitors: *demoVisitors, Seed: uint64(time.Now().UnixNano()),
+			},
+			logger: logger,
+		})
+	}
+	return serve(ctx, logger, adm, parts...)
+}
+
+// retentionLoop applies the embedded broker's retention every few seconds,
+// which bounds the memory it holds.
+type retentionLoop struct{ c *kfake.Cluster }
+
+func (r retentionLoop) Run(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.c.ApplyRetention()
+		}
+	}
+}
+
+// demo sends demo traffic until stopped.
+type demo struct {
+	cfg    loadgen.Config
+	logger *slog.Logger
+}
+
+func (d demo) Run(ctx context.Context) error {
+	// Give the consumer groups a moment to form before the first hits.
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(time.Second):
+	}
+	res, err := loadgen.Run(ctx, d.cfg)
+	if err != nil {
+		return err
+	}
+	if res.FirstErr != nil {
+		d.logger.Warn("demo traffic had failures", "failed", res.Failed, "err", res.FirstErr)
+	}
+	return nil
+}
+

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/pixelpipe/pixelpipe/internal/flagenv"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+)
+
+// common holds the flags most commands share.
+type common struct {
+	logLevel      string
+	adminAddr     string
+	brokers       string
+	replication   int
+	redisAddr     string
+	visitorSecret *flagenv.Secret
+}
+
+func newFlagSet(name, example string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "usage: pixelpipe %s [flags]\n\nexample:\n  %s\n\nflags (each also read from PIXEL_<NAME>, e.g. -kafka.brokers is PIXEL_KAFKA_BROKERS):\n", name, example)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (c *common) bindLog(fs *flag.FlagSet) {
+	fs.StringVar(&c.logLevel, "log.level", "info", "log level: debug, info, warn or error; logs are JSON lines on stdout")
+}
+
+func (c *common) bindAdmin(fs *flag.FlagSet, def string) {
+	fs.StringVar(&c.adminAddr, "admin.listenAddr", def, "address of /metrics, /healthz, /readyz and /debug/pprof; keep it off the public network")
+}
+
+func (c *common) bindKafka(fs *flag.FlagSet) {
+	fs.StringVar(&c.brokers, "kafka.brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers, host:port")
+	fs.IntVar(&c.replication, "kafka.replicationFactor", 1, "replication factor of topics this command creates; use 3 on a real cluster (min.insync.replicas is set to one less)")
+}
+
+func (c *common) bindRedis(fs *flag.FlagSet) {
+	fs.StringVar(&c.redisAddr, "redis.addr", "127.0.0.1:6379", "Redis address, host:port")
+}
+
+func (c *common) bindVisitor(fs *flag.FlagSet) {
+	c.visitorSecret = flagenv.NewSecret("")
+	fs.Var(c.visitorSecret, "visitor.secret", "secret keying visitor hashes and the daily cookieless salt; every edge and processor must share it (required)")
+}
+
+func (c *common) kafka() kafkaconn.Config {
+	return kafkaconn.Config{Brokers: kafkaconn.ParseBrokers(c.brokers), ReplicationFactor: c.replication}
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	return flagenv.Parse(fs, args, nil)
+}
+
+

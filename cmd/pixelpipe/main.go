@@ -1,0 +1,99 @@
+// Command pixelpipe runs the parts of the pipeline: each part alone against
+// real Kafka and Redis (edge, processor, aggregator, query), all of them in one
+// process on embedded services (dev), plus tools (topics, loadgen).
+//
+// Every flag can also be set by an environment variable: flag a.bCd is
+// PIXEL_A_BCD. A flag on the command line wins over the variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "everything in one process on an embedded Kafka broker and Redis, for trying it out", cmdDev},
+		{"edge", "the public pixel server, publishing hits to Kafka", cmdEdge},
+		{"processor", "validate and enrich hits into events", cmdProcessor},
+		{"aggregator", "count events into Redis (totals and HyperLogLog uniques)", cmdAggregator},
+		{"query", "the HTTP API over the counts", cmdQuery},
+		{"topics", "create the pipeline's topics (idempotent)", cmdTopics},
+		{"loadgen", "send pixel hits over HTTP at a fixed rate, for demos and load tests", cmdLoadgen},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		go forceExitOnSecondSignal(ctx, stderr)
+		err := c.run(ctx, args[1:], stdout)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		default:
+			fmt.Fprintf(stderr, "pixelpipe %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "pixelpipe: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// forceExitOnSecondSignal exits at once on a second SIGTERM/SIGINT, for an
+// operator who does not want to wait for the drain.
+func forceExitOnSecondSignal(ctx context.Context, stderr io.Writer) {
+	<-ctx.Done()
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
+	fmt.Fprintln(stderr, "pixelpipe: second signal, exiting without draining")
+	os.Exit(1)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: pixelpipe COMMAND [flags]   (pixelpipe COMMAND -h for its flags)")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nexample: pixelpipe dev   (then open the printed pixel and stats URLs)")
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log.level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/admin"
+	"github.com/pixelpipe/pixelpipe/internal/flagenv"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/processor"
+	"github.com/pixelpipe/pixelpipe/query"
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
+
+func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	cfg := edge.DefaultConfig()
+	fs := newFlagSet("edge", "pixelpipe edge -kafka.brokers=kafka-1:9092 -visitor.secret=$SECRET -edge.listenAddr=:8080")
+	c.bindLog(fs)
+	c.bindAdmin(fs, ":9101")
+	c.bindKafka(fs)
+	c.bindVisitor(fs)
+	bindEdge(fs, &cfg)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.VisitorSecret = c.visitorSecret.Value()
+	logger, err := newLogger(stdout, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := c.kafka().Validate(); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(c.kafka(), schemas.TopicHits, logger.With("component", "edge.kafka")))
+	if err != nil {
+		return err
+	}
+	adm, err := admin.Listen(c.adminAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, logger, adm, srv)
+}
+
+func bindEdge(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}, cfg *edge.Config) {
+	fs.StringVar(&cfg.ListenAddr, "edge.listenAddr", cfg.ListenAddr, "public pixel address, host:port")
+	fs.StringVar(&cfg.NodeID, "edge.nodeID", cfg.NodeID, "name of this edge in every hit (completeness audits); default the host name")
+	fs.IntVar(&cfg.QueueSize, "edge.queueSize", cfg.QueueSize, "hits accepted but not yet acknowledged by Kafka; past it hits are dropped and counted in pixel_edge_hits_total{result=\"dropped\"}")
+	fs.IntVar(&cfg.BatchSize, "edge.batchSize", cfg.BatchSize, "most hits per Kafka write")
+	fs.DurationVar(&cfg.BatchWait, "edge.batchWait", cfg.BatchWait, "how long a Kafka batch waits to fill after its first hit")
+	fs.DurationVar(&cfg.ShutdownDelay, "edge.shutdownDelay", cfg.ShutdownDelay, "keep answering this long after SIGTERM with /readyz failing, so load balancers stop sending first; set above the readiness probe period")
+	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on Kafka acknowledging queued hits at shutdown")
+	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
+	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
+}
+
+func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	cfg := processor.DefaultConfig()
+	fs := newFlagSet("processor", "pixelpipe processor -kafka.brokers=kafka-1:9092 -visitor.secret=$SECRET")
+	c.bindLog(fs)
+	c.bindAdmin(fs, ":9102")
+	c.bindKafka(fs)
+	c.bindVisitor(fs)
+	bindProcessor(fs, &cfg)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.VisitorSecret = c.visitorSecret.Value()
+	logger, err := newLogger(stdout, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := c.kafka().Validate(); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	p, err := newProcessor(c.kafka(), cfg, logger, reg)
+	if err != nil {
+		return err
+	}
+	adm, err := admin.Listen(c.adminAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, logger, adm, p)
+}
+
+func bindProcessor(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}, cfg *processor.Config) {
+	fs.StringVar(&cfg.Group, "processor.group", cfg.Group, "Kafka consumer group of the processors")
+	fs.IntVar(&cfg.MaxBatch, "processor.maxBatch", cfg.MaxBatch, "most hits per write and commit")
+	fs.DurationVar(&cfg.MaxWait, "processor.maxWait", cfg.MaxWait, "how long a batch waits to fill")
+}
+
+func newProcessor(kc kafkaconn.Config, cfg processor.Config, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
+	l := logger.With("component", "processor")
+	return processor.New(cfg, l, reg,
+		kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
+		kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
+		kafkaconn.NewWriter(kc, cfg.DLQTopic, l))
+}
+
+func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	cfg := aggregator.DefaultConfig()
+	fs := newFlagSet("aggregator", "pixelpipe aggregator -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379")
+	c.bindLog(fs)
+	c.bindAdmin(fs, ":9103")
+	c.bindKafka(fs)
+	c.bindRedis(fs)
+	bindAggregator(fs, &cfg)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stdout, c.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := c.kafka().Validate(); err != nil {
+		return err
+	}
+	rdb := newRedis(c.redisAddr)
+	defer rdb.Close()
+	reg := newRegistry()
+	a, err := newAggregator(c.kafka(), cfg, rdb, logger, reg)
+	if err != nil {
+		return err
+	}
+	adm, err := admin.Listen(c.adminAddr, reg, logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, logger, adm, a)
+}
+
+func bindAggregator(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}, cfg *aggregator.Config) {
+	fs.StringVar(&cfg.Group, "aggregator.group", cfg.Group, "Kafka consumer group of the aggregators")
+	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
+	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes")
+	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
+}
+
+func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
+	l := logger.With("component", "aggregator")
+	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), hllstore.New(rdb, hllstore.Config{}))
+}
+
+// newRedis returns a client whose context deadlines apply to socket I/O, so
+// shutdown deadlines hold. Its retries are harmless: every count write is
+// absolute and position-guarded (hllstore).
+func newRedis(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:                  addr,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           5 * time.Second,
+		ReadTimeout:           5 * time.Second,
+		WriteTimeout:          5 * time.Second,
+	})
+}
+
+func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	cfg := query.DefaultConfig()
+	token := flagenv.NewSecret("")
+	fs := newFlagSet("query", "pixelpipe query -redis.addr=redis:6379 -query.token=$TOKEN; curl -H 'Authorization: Bearer $TOKEN' localhost:8081/v1/stats/article-7?from=2026-11-01&to=2026-12-01")
+	c.bindLog(fs)
+	c.bindAdmin(fs, ":9104")
+	c.bindRedis(fs)
+	fs.StringVar(&cfg.ListenAddr, "query.listenAddr", cfg.ListenAddr, "API address, host:port")
+	fs.Var(token, "query.token", "bearer token required on every request; empty = no authentication (only for private networks)")
+	fs.IntVar(&cfg.MaxRangeDays, "query.maxRangeDays", cfg.MaxRangeDays, "longest range a query may ask for, in days")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Token = token.Value()
+	logger, err := newLogger(stdout, c.logLevel)
+	if err != nil {
+		return err
+	}
+	rdb := newRedis(c.redisAddr)
+	defer rdb.Close()
+	srv, err := query.New(cfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{}))
+	if err != nil {
+		return err
+	}
+	adm, err := admin.Listen(c.adminAddr, newRegistry(), logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, logger, adm, srv)
+}
+
+func cmdTopics(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	fs := newFlagSet("topics", "pixelpipe topics -kafka.brokers=127.0.0.1:19092")
+	c.bindKafka(fs)
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := c.kafka().Validate(); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := kafkaconn.EnsureTopics(tctx, c.kafka(), schemas.Topics()); err != nil {
+		return err
+	}
+	for _, t := range schemas.Topics() {
+		fmt.Fprintf(stdout, "topic %s ready (%d partitions)\n", t.Name, t.Partitions)
+	}
+	return nil
+}
+

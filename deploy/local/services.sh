@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# Local test services for pixelpipe, without a container engine:
+#   - Apache Kafka (KRaft, single node, broker+controller), assembled from Maven
+#     Central artifacts and run with the machine's java;
+#   - redis-server from Debian's packages, our own instance (not the system one).
+#
+# Usage: deploy/local/services.sh up|down|status|help
+#
+# Everything downloaded or generated lives under <repo>/.cache/:
+#   .cache/kafka-<version>/libs/       broker classpath (marker: libs/.complete)
+#   .cache/run/kafka/                  server.properties, log4j.properties, data/
+#   .cache/run/redis/                  redis working dir (AOF)
+#   .cache/run/{kafka,redis}.{pid,log} pidfiles and logs
+#
+# Environment:
+#   PIXEL_KAFKA_VERSION   Kafka version (default below)
+#   PIXEL_KAFKA_PORT      client listener on 127.0.0.1 (default 19092)
+#   PIXEL_KAFKA_CONTROLLER_PORT  KRaft controller listener (default: kafka port + 1)
+#   PIXEL_REDIS_PORT      redis port on 127.0.0.1 (default 16379)
+#   PIXEL_KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx768m")
+#   PIXEL_START_TIMEOUT   seconds to wait for each service (default 90)
+set -euo pipefail
+
+readonly DEFAULT_KAFKA_VERSION=3.9.2
+
+KAFKA_VERSION=${PIXEL_KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
+KAFKA_PORT=${PIXEL_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${PIXEL_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
+REDIS_PORT=${PIXEL_REDIS_PORT:-16379}
+KAFKA_HEAP=${PIXEL_KAFKA_HEAP:--Xms256m -Xmx768m}
+START_TIMEOUT=${PIXEL_START_TIMEOUT:-90}
+STOP_TIMEOUT=30
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_ROOT=$(cd -- "$SCRIPT_DIR/../.." && pwd -P)
+CACHE_DIR=$REPO_ROOT/.cache
+RUN_DIR=$CACHE_DIR/run
+
+KAFKA_HOME=$CACHE_DIR/kafka-$KAFKA_VERSION
+KAFKA_LIBS=$KAFKA_HOME/libs
+KAFKA_RUN=$RUN_DIR/kafka
+KAFKA_DATA=$KAFKA_RUN/data
+KAFKA_PID=$RUN_DIR/kafka.pid
+KAFKA_LOG=$RUN_DIR/kafka.log
+KAFKA_MAIN=kafka.Kafka
+
+REDIS_RUN=$RUN_DIR/redis
+REDIS_PID=$RUN_DIR/redis.pid
+REDIS_LOG=$RUN_DIR/redis.log
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() {
+  printf '[services] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+usage() {
+  cat <<EOF
+Usage: $0 up|down|status
+
+  up      install (first time) and start Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT
+          and redis on 127.0.0.1:$REDIS_PORT; does nothing if both already run
+  down    stop the processes recorded in .cache/run/*.pid
+  status  print what runs; exit status 1 if a service is down
+EOF
+}
+
+# ---------------------------------------------------------------- helpers
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -n "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand"
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    log "apt-get update"
+    as_root apt-get update -q </dev/null >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install -y $*"
+  as_root apt-get install -y -q --no-install-recommends "$@" </dev/null >&2
+}
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# read_pid FILE: prints the pid stored in FILE, if it is a number.
+read_pid() {
+  local pid=''
+  if [[ -f $1 ]]; then
+    read -r pid <"$1" 2>/dev/null || true
+  fi
+  [[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
+}
+
+# pid_matches PID PATTERN: the process is alive and its command line contains PATTERN
+# (guards against a recycled pid after a crash).
+pid_matches() {
+  local pid=$1 pattern=$2 cmdline
+  kill -0 "$pid" 2>/dev/null || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 0
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$pattern"* ]]
+}
+
+# live_pid PIDFILE PATTERN: prints the pid if the pidfile names a live matching process.
+live_pid() {
+  local pid
+  pid=$(read_pid "$1") || return 1
+  pid_matches "$pid" "$2" || return 1
+  printf '%s\n' "$pid"
+}
+
+# stop_pid NAME PID PATTERN: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL.
+stop_pid() {
+  local name=$1 pid=$2 pattern=$3 i
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    pid_matches "$pid" "$pattern" || return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) still alive after ${STOP_TIMEOUT}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    pid_matches "$pid" "$pattern" || return 0
+    sleep 0.1
+  done
+  die "could not stop $name (pid $pid)"
+}
+
+# ---------------------------------------------------------------- kafka
+
+ensure_java() {
+  local java_bin
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    java_bin=$JAVA_HOME/bin/java
+  elif command -v java >/dev/null 2>&1; then
+    java_bin=$(command -v java)
+  else
+    apt_install openjdk-17-jre-headless
+    java_bin=$(command -v java)
+  fi
+  JAVA=$java_bin
+}
+
+ensure_maven() {
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+}
+
+# Downloads the broker classpath once per (version, pom) into .cache/kafka-<v>/libs.
+ensure_kafka_libs() {
+  local pom=$SCRIPT_DIR/kafka/pom.xml stamp tmp
+  stamp="kafka=$KAFKA_VERSION pom=$(cksum <"$pom" | cut -d' ' -f1)"
+  if [[ -f $KAFKA_LIBS/.complete && $(<"$KAFKA_LIBS/.complete") == "$stamp" ]]; then
+    return 0
+  fi
+  ensure_maven
+  log "downloading Kafka $KAFKA_VERSION from Maven Central into ${KAFKA_LIBS#"$REPO_ROOT"/}"
+  mkdir -p "$KAFKA_HOME"
+  # Maven runs on a copy of the pom so that no target/ appears in the source tree.
+  cp "$pom" "$KAFKA_HOME/pom.xml"
+  tmp=$KAFKA_HOME/libs.tmp.$$
+  rm -rf "$tmp"
+  if ! mvn -B -q -f "$KAFKA_HOME/pom.xml" \
+    -Dstyle.color=never -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies \
+    -DincludeScope=runtime \
+    -DoutputDirectory="$tmp" </dev/null >&2; then
+    rm -rf "$tmp"
+    die "mvn could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is this version on Maven Central?)"
+  fi
+  [[ -n $(compgen -G "$tmp/kafka_2.13-$KAFKA_VERSION.jar") ]] ||
+    die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn copy-dependencies"
+  rm -rf "$KAFKA_LIBS"
+  mv "$tmp" "$KAFKA_LIBS"
+  printf '%s\n' "$stamp" >"$KAFKA_LIBS/.complete"
+  log "Kafka $KAFKA_VERSION: $(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars"
+}
+
+# kafka_cmd MAINCLASS ARGS...: sets KAFKA_CMD to the java command line.
+kafka_cmd() {
+  local heap
+  read -r -a heap <<<"$KAFKA_HEAP"
+  KAFKA_CMD=("$JAVA" "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$KAFKA_RUN/log4j.properties"
+    "-Dkafka.logs.dir=$KAFKA_RUN"
+    -cp "$KAFKA_LIBS/*" "$@")
+}
+
+kafka_java() {
+  kafka_cmd "$@"
+  "${KAFKA_CMD[@]}"
+}
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_RUN"
+  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+    -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
+    "$SCRIPT_DIR/kafka/server.properties.in" >"$KAFKA_RUN/server.properties"
+  cp "$SCRIPT_DIR/kafka/log4j.properties" "$KAFKA_RUN/log4j.properties"
+}
+
+wipe_kafka_data() {
+  log "wiping Kafka data dir ${KAFKA_DATA#"$REPO_ROOT"/}"
+  rm -rf "$KAFKA_DATA"
+}
+
+# Formats the KRaft storage unless it is already formatted by this Kafka version.
+format_kafka_storage() {
+  local cluster_id stamp_file=$KAFKA_DATA/.pixelpipe-kafka-version
+  if [[ -f $KAFKA_DATA/meta.properties ]]; then
+    if [[ -f $stamp_file && $(<"$stamp_file") == "$KAFKA_VERSION" ]]; then
+      return 0
+    fi
+    log "Kafka data dir was written by another Kafka version"
+    wipe_kafka_data
+  fi
+  rm -rf "$KAFKA_DATA"
+  mkdir -p "$KAFKA_DATA"
+  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG" | tail -n1)
+  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id; see $KAFKA_LOG"
+  log "formatting KRaft storage (cluster id $cluster_id)"
+  kafka_java kafka.tools.StorageTool format -t "$cluster_id" \
+    -c "$KAFKA_RUN/server.properties" </dev/null >>"$KAFKA_LOG" 2>&1 ||
+    die "kafka.tools.StorageTool format failed; see $KAFKA_LOG"
+  printf '%s\n' "$KAFKA_VERSION" >"$stamp_file"
+}
+
+# wait_kafka PID: 0 when ready, 1 when the process died or the timeout passed.
+wait_kafka() {
+  local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if ! pid_matches "$pid" "$KAFKA_MAIN"; then
+      log "Kafka (pid $pid) exited during startup"
+      return 1
+    fi
+    if port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "Kafka (pid $pid) not ready after ${START_TIMEOUT}s"
+  return 1
+}
+
+start_kafka_once() {
+  local pid
+  [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
+  : >"$KAFKA_LOG"
+  format_kafka_storage
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$CONTROLLER_PORT)"
+  # setsid: the broker is not tied to the caller's session or process group.
+  kafka_cmd "$KAFKA_MAIN" "$KAFKA_RUN/server.properties"
+  # 9>&-: the broker must not inherit (and so keep) the services.lock lock.
+  setsid "${KAFKA_CMD[@]}" </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
+  pid=$!
+  printf '%s\n' "$pid" >"$KAFKA_PID"
+  printf '%s\n' "$KAFKA_VERSION" >"$RUN_DIR/kafka.version"
+  if wait_kafka "$pid"; then
+    return 0
+  fi
+  pid_matches "$pid" "$KAFKA_MAIN" && stop_pid kafka "$pid" "$KAFKA_MAIN"
+  rm -f "$KAFKA_PID"
+  return 1
+}
+
+kafka_up() {
+  local pid running_version=''
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
+    [[ -f $RUN_DIR/kafka.version ]] && running_version=$(<"$RUN_DIR/kafka.version")
+    if [[ $running_version != "$KAFKA_VERSION" ]]; then
+      log "Kafka ${running_version:-?} runs (pid $pid) but $KAFKA_VERSION was asked for: restarting"
+      stop_pid kafka "$pid" "$KAFKA_MAIN"
+    elif port_open "$KAFKA_PORT"; then
+      log "Kafka $KAFKA_VERSION already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+      return 0
+    elif wait_kafka "$pid"; then
+      log "Kafka $KAFKA_VERSION running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+      return 0
+    else
+      stop_pid kafka "$pid" "$KAFKA_MAIN"
+    fi
+  elif [[ -f $KAFKA_PID ]]; then
+    log "removing stale Kafka pidfile"
+  fi
+  rm -f "$KAFKA_PID"
+
+  local p
+  for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
+    if port_open "$p"; then
+      die "port 127.0.0.1:$p is taken by another process (not ours); set PIXEL_KAFKA_PORT or free it"
+    fi
+  done
+
+  ensure_java
+  ensure_kafka_libs
+  write_kafka_config
+
+  if start_kafka_once; then
+    log "Kafka $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
+    return 0
+  fi
+  log "last lines of $KAFKA_LOG:"
+  tail -n 15 "$KAFKA_LOG" >&2 || true
+  log "retrying once with a fresh data dir (stale or broken metadata)"
+  wipe_kafka_data
+  if start_kafka_once; then
+    log "Kafka $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
+    return 0
+  fi
+  tail -n 30 "$KAFKA_LOG" >&2 || true
+  die "Kafka $KAFKA_VERSION did not start; full log: $KAFKA_LOG (previous run: $KAFKA_LOG.prev)"
+}
+
+# ---------------------------------------------------------------- redis
+
+redis_pattern() { printf 'redis-server 127.0.0.1:%s\n' "$REDIS_PORT"; }
+
+ensure_redis() {
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    apt_install redis-server redis-tools
+  fi
+}
+
+redis_ping() {
+  [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
+}
+
+redis_up() {
+  local pid pattern
+  pattern=$(redis_pattern)
+  if pid=$(live_pid "$REDIS_PID" "$pattern"); then
+    if redis_ping; then
+      log "redis already running (pid $pid) on 127.0.0.1:$REDIS_PORT"
+      return 0
+    fi
+    stop_pid redis "$pid" "$pattern"
+  elif [[ -f $REDIS_PID ]]; then
+    log "removing stale redis pidfile"
+  fi
+  rm -f "$REDIS_PID"
+  port_open "$REDIS_PORT" &&
+    die "port 127.0.0.1:$REDIS_PORT is taken by another process (not ours); set PIXEL_REDIS_PORT or free it"
+
+  ensure_redis
+  mkdir -p "$REDIS_RUN"
+  log "starting redis on 127.0.0.1:$REDIS_PORT"
+  local out
+  if ! out=$(redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --daemonize yes --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" \
+    --dir "$REDIS_RUN" --appendonly yes --appendfsync everysec --save '' \
+    </dev/null 2>&1 9>&-); then
+    printf '%s\n' "$out" >&2
+    die "redis-server failed to start; see $REDIS_LOG"
+  fi
+
+  local deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if redis_ping; then
+      log "redis ready (pid $(read_pid "$REDIS_PID")) on 127.0.0.1:$REDIS_PORT"
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$REDIS_LOG" >&2 || true
+  die "redis did not answer PING on 127.0.0.1:$REDIS_PORT; see $REDIS_LOG"
+}
+
+# ---------------------------------------------------------------- commands
+
+with_lock() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/services.lock"
+  if command -v flock >/dev/null 2>&1; then
+    if ! flock -n 9; then
+      log "waiting for another services.sh run (lock $RUN_DIR/services.lock)"
+      flock -w 300 9 || die "another services.sh still holds $RUN_DIR/services.lock after 300s"
+    fi
+  fi
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  with_lock
+  redis_up
+  kafka_up
+  log "up in $((SECONDS - t0))s: kafka 127.0.0.1:$KAFKA_PORT, redis 127.0.0.1:$REDIS_PORT"
+}
+
+cmd_down() {
+  local pid
+  with_lock
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
+    stop_pid kafka "$pid" "$KAFKA_MAIN"
+  else
+    log "kafka not running"
+  fi
+  rm -f "$KAFKA_PID"
+  if pid=$(live_pid "$REDIS_PID" redis-server); then
+    stop_pid redis "$pid" redis-server
+  else
+    log "redis not running"
+  fi
+  rm -f "$REDIS_PID"
+}
+
+cmd_status() {
+  local pid rc=0 version='?'
+  [[ -f $RUN_DIR/kafka.version ]] && version=$(<"$RUN_DIR/kafka.version")
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN") && port_open "$KAFKA_PORT"; then
+    echo "kafka: running, Kafka $version, pid $pid, 127.0.0.1:$KAFKA_PORT, log $KAFKA_LOG"
+  elif [[ -n ${pid:-} ]]; then
+    echo "kafka: starting or unhealthy (pid $pid, port $KAFKA_PORT closed), log $KAFKA_LOG"
+    rc=1
+  else
+    echo "kafka: not running"
+    rc=1
+  fi
+  pid=''
+  if pid=$(live_pid "$REDIS_PID" redis-server) && redis_ping; then
+    echo "redis: running, pid $pid, 127.0.0.1:$REDIS_PORT, log $REDIS_LOG"
+  elif [[ -n ${pid:-} ]]; then
+    echo "redis: unhealthy (pid $pid, no PONG on $REDIS_PORT), log $REDIS_LOG"
+    rc=1
+  else
+    echo "redis: not running"
+    rc=1
+  fi
+  return "$rc"
+}
+
+main() {
+  case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  -h | --help | help) usage ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,82 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the edge.
+type Config struct {
+	// ListenAddr is the public pixel address, host:port. Default ":8080".
+	ListenAddr string
+	// NodeID names this edge in every hit it records (Origin.node_id), for
+	// completeness audits. Default: the host name.
+	NodeID string
+	// VisitorSecret keys the visitor hashes; every edge and processor of a
+	// deployment must share it. Required.
+	VisitorSecret string
+	// QueueSize bounds the hits accepted but not yet acknowledged by Kafka.
+	// Past it hits are dropped and counted. Default 65536.
+	QueueSize int
+	// BatchSize is the most hits written to Kafka in one call. Default 2000.
+	BatchSize int
+	// BatchWait is how long the publisher waits to fill a batch after its
+	// first hit. Default 5 ms.
+	BatchWait time.Duration
+	// ShutdownDelay is how long the server keeps answering after shutdown
+	// begins, with /readyz failing, so load balancers stop sending traffic
+	// first. Default 0 (set it above the readiness probe period in production).
+	ShutdownDelay time.Duration
+	// DrainTimeout bounds how long shutdown waits for in-flight requests and
+	// for Kafka to acknowledge queued hits. Default 20 s.
+	DrainTimeout time.Duration
+	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection.
+	// Defaults 5 s, 5 s and 60 s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line plus headers; larger requests
+	// get 431. Default 8192.
+	MaxHeaderBytes int
+	// MaxConnsPerIP bounds concurrent connections from one client IP; 0 means
+	// no limit. Default 0 (the edge usually sits behind a load balancer).
+	MaxConnsPerIP int
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:     ":8080",
+		QueueSize:      65536,
+		BatchSize:      2000,
+		BatchWait:      5 * time.Millisecond,
+		DrainTimeout:   20 * time.Second,
+		ReadTimeout:    5 * time.Second,
+		WriteTimeout:   5 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: 8192,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ListenAddr == "" {
+		errs = append(errs, errors.New("edge.listenAddr is empty"))
+	}
+	if c.VisitorSecret == "" {
+		errs = append(errs, errors.New("visitor.secret is required (shared by all edges and processors)"))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("edge.queueSize must be at least 1, got %d", c.QueueSize))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("edge.batchSize must be at least 1, got %d", c.BatchSize))
+	}
+	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("edge read, write and idle timeouts must be positive"))
+	}
+	if c.MaxHeaderBytes < 1024 {
+		errs = append(errs, fmt.Errorf("edge.maxHeaderBytes must be at least 1024, got %d", c.MaxHeaderBytes))
+	}
+	return errors.Join(errs...)
+}

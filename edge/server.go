@@ -1,0 +1,144 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/pixelpipe/pixelpipe/internal/visitor"
+)
+
+// Server is an edge node.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	m      *metrics
+	srv    *fasthttp.Server
+	ln     net.Listener
+	pub    *publisher
+	keyer  *visitor.Keyer
+	clock  func() time.Time
+
+	bootMs   int64
+	idPrefix uint64
+	seq      atomic.Uint64
+}
+
+// New binds cfg.ListenAddr and prepares the server; Run serves. The writer
+// must be a synchronous kafka-go writer for pixel.hits.v1 (kafkaconn.NewWriter);
+// the edge closes it when Run returns.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
+	if cfg.NodeID == "" {
+		cfg.NodeID, _ = os.Hostname()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var prefix [8]byte
+	if _, err := rand.Read(prefix[:]); err != nil {
+		return nil, fmt.Errorf("read random event id prefix: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on edge address %s: %w", cfg.ListenAddr, err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		logger:   logger,
+		ln:       ln,
+		keyer:    visitor.NewKeyer(cfg.VisitorSecret),
+		bootMs:   time.Now().UnixMilli(),
+		idPrefix: binary.BigEndian.Uint64(prefix[:]),
+	}
+	s.pub = newPublisher(cfg, w, logger)
+	s.m = newMetrics(reg, func() float64 { return float64(len(s.pub.queue)) })
+	s.pub.m = s.m
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "pixelpipe",
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 false,
+		ReadTimeout:                   cfg.ReadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.IdleTimeout,
+		ReadBufferSize:                cfg.MaxHeaderBytes,
+		MaxRequestBodySize:            64 << 10,
+		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
+		DisablePreParseMultipartForm:  true,
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{logger},
+	}
+	return s, nil
+}
+
+// Addr is the bound pixel address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx is done, then shuts down: it keeps answering for
+// ShutdownDelay, stops accepting, lets in-flight requests finish, and waits up
+// to DrainTimeout for Kafka to acknowledge every queued hit.
+func (s *Server) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	writeCtx, cancelWrites := context.WithCancel(context.Background())
+	defer cancelWrites()
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		s.pub.run(stop, writeCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	s.logger.Info("edge serving", "addr", s.Addr(), "node", s.cfg.NodeID)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve pixels on %s: %w", s.Addr(), err)
+	}
+	start := time.Now()
+	if s.cfg.ShutdownDelay > 0 {
+		s.logger.Info("edge draining: still answering while load balancers notice", "delay", s.cfg.ShutdownDelay)
+		time.Sleep(s.cfg.ShutdownDelay)
+	}
+	deadline := time.AfterFunc(s.cfg.DrainTimeout, cancelWrites)
+	defer deadline.Stop()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	if serr := s.srv.ShutdownWithContext(sctx); serr != nil {
+		s.logger.Warn("edge connections still open at the drain deadline", "err", serr)
+	}
+	cancel()
+	// From here no handler can enqueue: enter fails, and handlers that
+	// entered before finish their non-blocking enqueue.
+	s.pub.closed.Store(true)
+	for s.pub.inflight.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-pubDone
+	if cerr := s.pub.w.Close(); cerr != nil {
+		s.logger.Warn("close kafka writer", "err", cerr)
+	}
+	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "detail", fmt.Sprintf(format, args...))
+}

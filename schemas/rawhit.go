@@ -1,0 +1,139 @@
+package schemas
+
+import (
+	"encoding/binary"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// Field numbers of pixelpb.RawHit and pixelpb.Origin, mirrored from the .proto
+// files; TestAppendRawHitMatchesGenerated keeps them in step.
+const (
+	rawHitSchemaVersion = 1
+	rawHitOrigin        = 2
+	rawHitKind          = 3
+	rawHitContentID     = 4
+	rawHitSiteID        = 5
+	rawHitClientIP      = 6
+	rawHitUserAgent     = 7
+	rawHitPageURL       = 8
+	rawHitReferrer      = 9
+	rawHitUserID        = 10
+	rawHitCookieID      = 11
+	rawHitInvalidReason = 12
+	rawHitCampaignID    = 13
+
+	originEventID    = 1
+	originReceivedAt = 2
+	originNodeID     = 3
+	originBootMs     = 4
+	originSeq        = 5
+)
+
+// HitFields is a raw hit as the edge sees it. The byte slices are borrowed:
+// AppendRawHit copies them into its output and keeps no reference.
+type HitFields struct {
+	EventID      [16]byte
+	ReceivedAtMs int64
+	NodeID       string
+	BootMs       int64
+	Seq          uint64
+
+	Kind          pixelpb.Kind
+	ContentID     []byte
+	SiteID        []byte
+	ClientIP      []byte
+	UserAgent     []byte
+	PageURL       []byte
+	Referrer      []byte
+	UserID        []byte
+	CookieID      []byte
+	CampaignID    []byte
+	InvalidReason string
+}
+
+// AppendRawHit appends the protobuf encoding of h as a pixelpb.RawHit to dst
+// and returns the extended slice. It does not allocate when dst has room.
+func AppendRawHit(dst []byte, h *HitFields) []byte {
+	dst = protowire.AppendTag(dst, rawHitSchemaVersion, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, RawHitVersion)
+
+	dst = protowire.AppendTag(dst, rawHitOrigin, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(originSize(h)))
+	dst = appendBytesField(dst, originEventID, h.EventID[:])
+	dst = appendVarintField(dst, originReceivedAt, uint64(h.ReceivedAtMs))
+	dst = appendStringField(dst, originNodeID, h.NodeID)
+	dst = appendVarintField(dst, originBootMs, uint64(h.BootMs))
+	dst = appendVarintField(dst, originSeq, h.Seq)
+
+	dst = appendVarintField(dst, rawHitKind, uint64(h.Kind))
+	dst = appendBytesField(dst, rawHitContentID, h.ContentID)
+	dst = appendBytesField(dst, rawHitSiteID, h.SiteID)
+	dst = appendBytesField(dst, rawHitClientIP, h.ClientIP)
+	dst = appendBytesField(dst, rawHitUserAgent, h.UserAgent)
+	dst = appendBytesField(dst, rawHitPageURL, h.PageURL)
+	dst = appendBytesField(dst, rawHitReferrer, h.Referrer)
+	dst = appendBytesField(dst, rawHitUserID, h.UserID)
+	dst = appendBytesField(dst, rawHitCookieID, h.CookieID)
+	dst = appendStringField(dst, rawHitInvalidReason, h.InvalidReason)
+	dst = appendBytesField(dst, rawHitCampaignID, h.CampaignID)
+	return dst
+}
+
+func originSize(h *HitFields) int {
+	n := bytesFieldSize(originEventID, len(h.EventID))
+	n += varintFieldSize(originReceivedAt, uint64(h.ReceivedAtMs))
+	n += bytesFieldSize(originNodeID, len(h.NodeID))
+	n += varintFieldSize(originBootMs, uint64(h.BootMs))
+	n += varintFieldSize(originSeq, h.Seq)
+	return n
+}
+
+// proto3 omits zero scalars and empty strings; so do these, which keeps the
+// output identical to proto.Marshal of the generated type.
+
+func appendVarintField(dst []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, num, protowire.VarintType)
+	return protowire.AppendVarint(dst, v)
+}
+
+func appendBytesField(dst []byte, num protowire.Number, b []byte) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, num, protowire.BytesType)
+	return protowire.AppendBytes(dst, b)
+}
+
+func appendStringField(dst []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = protowire.AppendTag(dst, num, protowire.BytesType)
+	return protowire.AppendString(dst, s)
+}
+
+func varintFieldSize(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func bytesFieldSize(num protowire.Number, n int) int {
+	if n == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// AppendVisitorPartitionKey appends the Kafka message key of a raw hit: the
+// visitor key as 8 big-endian bytes.
+func AppendVisitorPartitionKey(dst []byte, visitorKey uint64) []byte {
+	return binary.BigEndian.AppendUint64(dst, visitorKey)
+}

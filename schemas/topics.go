@@ -1,0 +1,52 @@
+package schemas
+
+// Topic names. The version suffix changes only with an incompatible schema
+// change (see schemas/proto/pixelpipe/v1/common.proto for the policy).
+const (
+	// TopicHits carries RawHit records, keyed by visitor key (8 bytes, big
+	// endian), so one processor sees all of a visitor's hits.
+	TopicHits = "pixel.hits.v1"
+	// TopicEvents carries Event records, keyed by content id, so one
+	// aggregator owns a content id's counts.
+	TopicEvents = "pixel.events.v1"
+	// TopicSessions carries Session records, keyed by visitor key.
+	TopicSessions = "pixel.sessions.v1"
+	// TopicCounts is compacted and carries CountSnapshot records, keyed by
+	// CountKey.
+	TopicCounts = "pixel.counts.v1"
+	// TopicDLQ carries records that could not be processed, with the reason
+	// in the "reason" header and the source topic, partition and offset in
+	// the "source" header; the value is the original bytes.
+	TopicDLQ = "pixel.dlq.v1"
+)
+
+// Schema versions carried in each record's schema_version field.
+const (
+	RawHitVersion        = 1
+	EventVersion         = 1
+	SessionVersion       = 1
+	CountSnapshotVersion = 1
+)
+
+// TopicSpec describes how a topic is created.
+type TopicSpec struct {
+	// Name is the topic name.
+	Name string
+	// Partitions is the default partition count. It bounds how many
+	// processors or aggregators can share the topic's work; it is never
+	// changed on a live topic, because that moves keys between partitions.
+	Partitions int
+	// Compacted topics keep the latest record per key.
+	Compacted bool
+}
+
+// Topics returns the pipeline's topics with their default partition counts.
+func Topics() []TopicSpec {
+	return []TopicSpec{
+		{Name: TopicHits, Partitions: 6},
+		{Name: TopicEvents, Partitions: 6},
+		{Name: TopicSessions, Partitions: 3},
+		{Name: TopicCounts, Partitions: 3, Compacted: true},
+		{Name: TopicDLQ, Partitions: 1},
+	}
+}
