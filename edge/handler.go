@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -53,8 +54,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // can make it answer anything else.
 func (s *Server) pixel(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		ctx.Error("method not allowed: use GET or HEAD", fasthttp.StatusMethodNotAllowed)
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		return
 	}
 	h := &ctx.Response.Header
@@ -100,29 +101,36 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 	f.SiteID = args.Peek("site")
 	f.CampaignID = args.Peek("cmp")
 	f.UserID = args.Peek("uid")
-	f.PageURL = limit(args.Peek("url"), maxTextLen)
-	f.Referrer = args.Peek("ref")
-	if len(f.Referrer) == 0 {
-		f.Referrer = ctx.Request.Header.Referer()
+	ref := args.Peek("ref")
+	if len(ref) == 0 {
+		ref = ctx.Request.Header.Referer()
 	}
-	f.Referrer = limit(f.Referrer, maxTextLen)
-	f.UserAgent = limit(ctx.Request.Header.UserAgent(), maxTextLen)
+	// Free text goes into protobuf string fields, which must be UTF-8:
+	// invalid bytes become U+FFFD (in the record's scratch space).
+	rec.scratch = rec.scratch[:0]
+	f.PageURL, rec.scratch = text(args.Peek("url"), rec.scratch)
+	f.Referrer, rec.scratch = text(ref, rec.scratch)
+	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
 	f.CookieID = ctx.Request.Header.Cookie(visitorCookie)
 	f.ClientIP = clientIP(ctx.RemoteIP())
 
 	var ok bool
 	f.Kind, ok = parseKind(args.Peek("k"))
+	// Ids end up in keys and URLs: anything outside their byte class is
+	// dropped, never passed on, and the hit is marked invalid.
+	if !validID(f.SiteID) || !validID(f.CampaignID) || !validID(f.CookieID) || len(f.UserID) > maxIDLen || !utf8.Valid(f.UserID) {
+		f.InvalidReason = reasonBadID
+		f.SiteID, f.CampaignID, f.CookieID, f.UserID = nil, nil, nil, nil
+	}
+	if !ok {
+		f.InvalidReason = reasonBadKind
+	}
 	switch {
 	case len(f.ContentID) == 0:
 		f.InvalidReason = reasonMissingCID
 	case !validID(f.ContentID):
 		f.InvalidReason = reasonBadCID
 		f.ContentID = nil
-	case !ok:
-		f.InvalidReason = reasonBadKind
-	case !validID(f.SiteID) || !validID(f.CampaignID) || !validID(f.CookieID) || len(f.UserID) > maxIDLen:
-		f.InvalidReason = reasonBadID
-		f.SiteID, f.CampaignID, f.CookieID, f.UserID = nil, nil, nil, nil
 	}
 
 	key, _ := s.keyer.Key(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
@@ -185,11 +193,23 @@ func validID(b []byte) bool {
 	return true
 }
 
-func limit(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
+// text cuts b to maxTextLen bytes and returns it as valid UTF-8: b itself
+// when it is, else a copy appended to scratch with every invalid sequence
+// (including a rune cut in half) replaced by U+FFFD.
+func text(b, scratch []byte) ([]byte, []byte) {
+	if len(b) > maxTextLen {
+		b = b[:maxTextLen]
 	}
-	return b
+	if utf8.Valid(b) {
+		return b, scratch
+	}
+	start := len(scratch)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		scratch = utf8.AppendRune(scratch, r) // RuneError for invalid bytes
+		b = b[n:]
+	}
+	return scratch[start:], scratch
 }
 
 // clientIP returns the 4-byte form of IPv4 addresses and the 16-byte form of

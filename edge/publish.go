@@ -20,6 +20,7 @@ type record struct {
 	buf        []byte
 	receivedAt time.Time
 	fields     schemas.HitFields // scratch space of the handler, empty when queued
+	scratch    []byte            // the handler's copies of text made valid UTF-8
 }
 
 const keyLen = 8

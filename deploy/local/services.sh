@@ -175,12 +175,13 @@ ensure_kafka_libs() {
   tmp=$KAFKA_HOME/libs.tmp.$$
   rm -rf "$tmp"
   if ! mvn -B -q -f "$KAFKA_HOME/pom.xml" \
-    -Dstyle.color=never -Dkafka.version="$KAFKA_VERSION" \
+    -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies \
     -DincludeScope=runtime \
-    -DoutputDirectory="$tmp" </dev/null >&2; then
+    -DoutputDirectory="$tmp" </dev/null >"$KAFKA_HOME/mvn.log" 2>&1; then
+    tail -n 30 "$KAFKA_HOME/mvn.log" >&2 || true
     rm -rf "$tmp"
-    die "mvn could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is this version on Maven Central?)"
+    die "mvn could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION (is it on Maven Central?); see $KAFKA_HOME/mvn.log"
   fi
   [[ -n $(compgen -G "$tmp/kafka_2.13-$KAFKA_VERSION.jar") ]] ||
     die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn copy-dependencies"
@@ -198,6 +199,7 @@ kafka_cmd() {
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     "-Dlog4j.configuration=file:$KAFKA_RUN/log4j.properties"
+    "-Dlog4j2.configurationFile=$KAFKA_RUN/log4j2.properties"
     "-Dkafka.logs.dir=$KAFKA_RUN"
     -cp "$KAFKA_LIBS/*" "$@")
 }
@@ -207,13 +209,29 @@ kafka_java() {
   "${KAFKA_CMD[@]}"
 }
 
-write_kafka_config() {
-  mkdir -p "$KAFKA_RUN"
+# render_kafka_config FILE: server.properties for the current ports and data dir.
+render_kafka_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
     -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
-    "$SCRIPT_DIR/kafka/server.properties.in" >"$KAFKA_RUN/server.properties"
-  cp "$SCRIPT_DIR/kafka/log4j.properties" "$KAFKA_RUN/log4j.properties"
+    "$SCRIPT_DIR/kafka/server.properties.in" >"$1"
+}
+
+write_kafka_config() {
+  mkdir -p "$KAFKA_RUN"
+  render_kafka_config "$KAFKA_RUN/server.properties"
+  cp "$SCRIPT_DIR/kafka/log4j.properties" "$SCRIPT_DIR/kafka/log4j2.properties" "$KAFKA_RUN/"
+}
+
+# kafka_config_changed: the running broker was started with another server.properties
+# (template edited, or other ports asked for).
+kafka_config_changed() {
+  local tmp rc=1
+  tmp=$(mktemp "$RUN_DIR/server.properties.XXXXXX")
+  render_kafka_config "$tmp"
+  cmp -s "$tmp" "$KAFKA_RUN/server.properties" || rc=0
+  rm -f "$tmp"
+  return "$rc"
 }
 
 wipe_kafka_data() {
@@ -286,6 +304,9 @@ kafka_up() {
     [[ -f $RUN_DIR/kafka.version ]] && running_version=$(<"$RUN_DIR/kafka.version")
     if [[ $running_version != "$KAFKA_VERSION" ]]; then
       log "Kafka ${running_version:-?} runs (pid $pid) but $KAFKA_VERSION was asked for: restarting"
+      stop_pid kafka "$pid" "$KAFKA_MAIN"
+    elif kafka_config_changed; then
+      log "Kafka config changed (template or ports) since pid $pid started: restarting"
       stop_pid kafka "$pid" "$KAFKA_MAIN"
     elif port_open "$KAFKA_PORT"; then
       log "Kafka $KAFKA_VERSION already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"

@@ -1,0 +1,85 @@
+# pixelpipe: every build, test and run entry point. CI calls `make test`.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PKGS      := ./...
+FUZZTIME  ?= 30s
+SERVICES  := deploy/local/services.sh
+TEST_KAFKA ?= 127.0.0.1:19092
+TEST_REDIS ?= 127.0.0.1:16379
+
+.PHONY: help build run test test-short services-up services-down services-status \
+        generate check-generate check-deps fmt vet bench fuzz check clean
+
+help:
+	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
+	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
+	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/ ./cmd/...
+
+run:
+	$(GO) run ./cmd/pixelpipe dev
+
+# Real Apache Kafka (KRaft, from Maven Central, run by this machine's Java) and
+# redis-server (Debian) on 127.0.0.1:19092 and :16379; downloads are cached in .cache/.
+services-up:
+	$(SERVICES) up
+	$(GO) run ./cmd/pixelpipe topics -kafka.brokers=$(TEST_KAFKA)
+
+services-down:
+	$(SERVICES) down
+
+services-status:
+	$(SERVICES) status
+
+test: services-up check-generate check-deps
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
+		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
+	# Allocation budgets: the race detector allocates, so these run without it.
+	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+generate:
+	$(GO) run ./schemas/internal/protogen -proto schemas/proto -out schemas/pixelpb
+
+# Fails when the committed generated code differs from what `make generate` writes.
+check-generate:
+	@tmp=$$(mktemp -d) && \
+	$(GO) run ./schemas/internal/protogen -proto schemas/proto -out $$tmp && \
+	diff -r $$tmp schemas/pixelpb > /dev/null || { echo "schemas/pixelpb is stale: run make generate"; diff -r $$tmp schemas/pixelpb | head -40; rm -rf $$tmp; exit 1; }; \
+	rm -rf $$tmp; echo "generated code is up to date"
+
+# Components never import each other; schemas imports nothing internal.
+check-deps:
+	@fail=0; \
+	for c in edge processor aggregator query; do \
+		for other in edge processor aggregator query; do \
+			[ $$c = $$other ] && continue; \
+			if $(GO) list -deps ./$$c/... | grep -qx "github.com/pixelpipe/pixelpipe/$$other"; then \
+				echo "$$c imports $$other"; fail=1; fi; \
+		done; \
+	done; \
+	if $(GO) list -deps ./schemas | grep -E "github.com/pixelpipe/pixelpipe/(internal|edge|processor|aggregator|query|hllstore)" ; then \
+		echo "schemas imports internal packages"; fail=1; fi; \
+	[ $$fail = 0 ] && echo "package dependencies ok"; exit $$fail
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+vet:
+	$(GO) vet -tags integration $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./schemas/... ./internal/visitor/... ./edge/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
+
+check: fmt vet check-deps test
+
+clean:
+	rm -rf bin build

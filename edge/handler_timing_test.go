@@ -1,0 +1,39 @@
+package edge
+
+import (
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkPixelHandler measures the handler alone: parse, key, encode,
+// queue; the queue is drained as the publisher would.
+func BenchmarkPixelHandler(b *testing.B) {
+	s := newTestServer(b, func(c *Config) { c.QueueSize = 1 << 16 })
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case r := <-s.pub.queue:
+				s.pub.pool.Put(r)
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer close(done)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI("/p.gif?cid=article-7&site=news&k=impression&cmp=spring&url=https%3A%2F%2Fx.example%2Fa&cb=123")
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 4000}, nil)
+		for pb.Next() {
+			ctx.Response.Reset()
+			s.handle(&ctx)
+		}
+	})
+}

@@ -1,0 +1,85 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/pixelpipe/pixelpipe/internal/loadgen"
+	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+)
+
+// TestEndToEnd sends hits over HTTP for many content ids and visitors and
+// checks that the query API reports exactly the acknowledged hits per
+// content id, and uniques within the HyperLogLog bound. Then it replays the
+// whole raw topic through a second processor group, which writes every event
+// a second time, and checks that not one count moves.
+func TestEndToEnd(t *testing.T) {
+	s := newStack(t)
+	s.startEdge()
+	s.startProcessor("it-proc")
+	aggReg := s.startAggregator("it-agg")
+	s.startQuery()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		BaseURL: s.edgeURL, Total: 4000, Workers: 8,
+		Contents: 40, ContentPrefix: "e2e-", Zipf: true,
+		Visitors: 1500, VisitorPrefix: "v-", Seed: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Acked != 4000 || res.Failed != 0 {
+		t.Fatalf("edge acknowledged %d of %d hits (first error %v)", res.Acked, res.Sent, res.FirstErr)
+	}
+
+	checkAll := func(phase string) {
+		t.Helper()
+		pipetest.Eventually(t, 90*time.Second, func() string {
+			for cid, want := range res.PerContent {
+				got, err := s.stats(cid)
+				if err != nil {
+					return fmt.Sprintf("%s: query %s: %v", phase, cid, err)
+				}
+				if got.Total != uint64(want.Hits) {
+					return fmt.Sprintf("%s: %s total = %d, want exactly %d", phase, cid, got.Total, want.Hits)
+				}
+				n := len(want.Visitors)
+				if d := math.Abs(float64(got.Uniques) - float64(n)); d > uniquesBound(n) {
+					return fmt.Sprintf("%s: %s uniques = %d, want %d ± %.0f", phase, cid, got.Uniques, n, uniquesBound(n))
+				}
+			}
+			return ""
+		})
+	}
+	checkAll("first pass")
+	if got := counter(t, aggReg, "pixel_aggregator_events_total", "applied"); got != 4000 {
+		t.Fatalf("aggregator applied %v events, want 4000", got)
+	}
+
+	// Every hit is processed again by a new group: the events topic now holds
+	// each event twice, with the same source positions.
+	s.startProcessor("it-proc-replay")
+	pipetest.Eventually(t, 90*time.Second, func() string {
+		if got := counter(t, aggReg, "pixel_aggregator_events_total", "skipped"); got != 4000 {
+			return fmt.Sprintf("aggregator skipped %v duplicate events, want 4000", got)
+		}
+		return ""
+	})
+	checkAll("after replaying every hit")
+	if got := counter(t, aggReg, "pixel_aggregator_events_total", "applied"); got != 4000 {
+		t.Fatalf("aggregator applied %v events after the replay, want still 4000", got)
+	}
+
+	// A query for a content id nobody hit is zero, not an error.
+	got, err := s.stats("never-hit")
+	if err != nil || got.Total != 0 || got.Uniques != 0 {
+		t.Fatalf("unhit content: %+v, %v", got, err)
+	}
+}

@@ -1,0 +1,184 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/processor"
+	"github.com/pixelpipe/pixelpipe/query"
+)
+
+const secret = "integration-secret"
+
+// stack is a running pipeline on per-test topics and Redis keys.
+type stack struct {
+	t      *testing.T
+	kc     kafkaconn.Config
+	topics pipetest.Topics
+	rdb    *redis.Client
+	prefix string
+	logger *slog.Logger
+
+	edgeURL, queryURL string
+	aggReg            *prometheus.Registry
+	wg                sync.WaitGroup
+	cancels           []context.CancelFunc
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	kc, topics := pipetest.Kafka(t)
+	rdb, prefix := pipetest.Redis(t)
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelInfo
+	}
+	s := &stack{
+		t: t, kc: kc, topics: topics, rdb: rdb, prefix: prefix,
+		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// run starts r and stops it (and waits for it) on cleanup.
+func (s *stack) run(name string, r interface{ Run(context.Context) error }) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancels = append(s.cancels, cancel)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := r.Run(ctx); err != nil {
+			s.t.Errorf("%s: %v", name, err)
+		}
+	}()
+}
+
+func (s *stack) stop() {
+	for i := len(s.cancels) - 1; i >= 0; i-- {
+		s.cancels[i]()
+	}
+	s.wg.Wait()
+}
+
+func (s *stack) startEdge() {
+	cfg := edge.DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.NodeID = "it-edge"
+	cfg.VisitorSecret = secret
+	e, err := edge.New(cfg, s.logger.With("component", "edge"), prometheus.NewRegistry(),
+		kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.edgeURL = "http://" + e.Addr()
+	s.run("edge", e)
+}
+
+func (s *stack) startProcessor(group string) {
+	cfg := processor.DefaultConfig()
+	cfg.Group = group
+	cfg.HitsTopic, cfg.EventsTopic, cfg.DLQTopic = s.topics.Hits, s.topics.Events, s.topics.DLQ
+	cfg.VisitorSecret = secret
+	l := s.logger.With("component", "processor")
+	p, err := processor.New(cfg, l, prometheus.NewRegistry(),
+		kafkaconn.NewGroupReader(s.kc, cfg.HitsTopic, cfg.Group, l),
+		kafkaconn.NewWriter(s.kc, cfg.EventsTopic, l),
+		kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.run("processor", p)
+}
+
+func (s *stack) startAggregator(group string) *prometheus.Registry {
+	cfg := aggregator.DefaultConfig()
+	cfg.Group = group
+	cfg.EventsTopic = s.topics.Events
+	cfg.FlushInterval = 200 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	l := s.logger.With("component", "aggregator")
+	a, err := aggregator.New(cfg, l, reg,
+		kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l),
+		hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.run("aggregator", a)
+	return reg
+}
+
+func (s *stack) startQuery() {
+	cfg := query.DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Token = "it-token"
+	q, err := query.New(cfg, s.logger, hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.queryURL = "http://" + q.Addr()
+	s.run("query", q)
+}
+
+func (s *stack) stats(cid string) (query.StatsResponse, error) {
+	var out query.StatsResponse
+	day := time.Now().UTC().Format("2006-01-02")
+	next := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
+	req, _ := http.NewRequest("GET", s.queryURL+"/v1/stats/"+cid+"?from="+day+"&to="+next, nil)
+	req.Header.Set("Authorization", "Bearer it-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "result" && lp.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// uniquesBound is how far a HyperLogLog estimate of n may be from n: four
+// standard errors of a precision-14 sketch (0.81%), and at least 2 for the
+// small cardinalities where sparse sketches are exact in practice.
+func uniquesBound(n int) float64 {
+	return math.Max(2, 4*0.0081*float64(n))
+}
