@@ -251,4 +251,3 @@ func keyOf(ev *pixelpb.Event) hllstore.Key {
 		DayStartMs: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs()),
 	}
 }
-

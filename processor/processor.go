@@ -229,4 +229,3 @@ func TruncateIP(ip []byte) []byte {
 	}
 	return nil
 }
-

@@ -169,4 +169,3 @@ func (d demo) Run(ctx context.Context) error {
 	}
 	return nil
 }
-

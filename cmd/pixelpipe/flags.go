@@ -59,5 +59,3 @@ func parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)
 	return flagenv.Parse(fs, args, nil)
 }
-
-

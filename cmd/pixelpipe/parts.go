@@ -235,4 +235,3 @@ func cmdTopics(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	return nil
 }
-

@@ -9,7 +9,7 @@ import (
 func TestParsePrecedence(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"PIXEL_KAFKA_BROKERS": "env:1",
+		"PIXEL_KAFKA_BROKERS":   "env:1",
 		"PIXEL_EDGE_LISTENADDR": "env:2",
 	}
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
