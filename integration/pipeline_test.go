@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
 	"github.com/pixelpipe/pixelpipe/edge"
@@ -181,4 +182,12 @@ func counter(t *testing.T, reg *prometheus.Registry, name, result string) float6
 // small cardinalities where sparse sketches are exact in practice.
 func uniquesBound(n int) float64 {
 	return math.Max(2, 4*0.0081*float64(n))
+}
+
+func deleteTopicNames(t *testing.T, broker string, names []string) {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 30 * time.Second}
+	if _, err := client.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
+		t.Logf("delete topics: %v", err)
+	}
 }

@@ -83,6 +83,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := newRegistry()
 	rdb := newRedis(mr.Addr())
 	defer rdb.Close()
+	store := hllstore.New(rdb, hllstore.Config{})
 	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(kc, schemas.TopicHits, logger))
 	if err != nil {
 		return err
@@ -91,11 +92,11 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(kc, acfg, rdb, logger, reg)
+	agg, err := newAggregator(kc, acfg, store, logger, reg)
 	if err != nil {
 		return err
 	}
-	qs, err := query.New(qcfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{}))
+	qs, err := query.New(qcfg, logger.With("component", "query"), store)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // common holds the flags most commands share.
@@ -15,7 +16,9 @@ type common struct {
 	adminAddr     string
 	brokers       string
 	replication   int
+	topicPrefix   string
 	redisAddr     string
+	redisPrefix   string
 	visitorSecret *flagenv.Secret
 }
 
@@ -39,11 +42,13 @@ func (c *common) bindAdmin(fs *flag.FlagSet, def string) {
 
 func (c *common) bindKafka(fs *flag.FlagSet) {
 	fs.StringVar(&c.brokers, "kafka.brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers, host:port")
+	fs.StringVar(&c.topicPrefix, "kafka.topicPrefix", "", "prefix of every topic name, to run several pipelines on one cluster (all parts of a pipeline must agree)")
 	fs.IntVar(&c.replication, "kafka.replicationFactor", 1, "replication factor of topics this command creates; use 3 on a real cluster (min.insync.replicas is set to one less)")
 }
 
 func (c *common) bindRedis(fs *flag.FlagSet) {
 	fs.StringVar(&c.redisAddr, "redis.addr", "127.0.0.1:6379", "Redis address, host:port")
+	fs.StringVar(&c.redisPrefix, "redis.keyPrefix", "pp", "prefix of every Redis key; aggregators and query servers of a pipeline must agree")
 }
 
 func (c *common) bindVisitor(fs *flag.FlagSet) {
@@ -53,6 +58,18 @@ func (c *common) bindVisitor(fs *flag.FlagSet) {
 
 func (c *common) kafka() kafkaconn.Config {
 	return kafkaconn.Config{Brokers: kafkaconn.ParseBrokers(c.brokers), ReplicationFactor: c.replication}
+}
+
+// topic returns the name of a pipeline topic with the configured prefix.
+func (c *common) topic(name string) string { return c.topicPrefix + name }
+
+// topicSpecs returns the pipeline's topics with the configured prefix.
+func (c *common) topicSpecs() []schemas.TopicSpec {
+	specs := schemas.Topics()
+	for i := range specs {
+		specs[i].Name = c.topic(specs[i].Name)
+	}
+	return specs
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

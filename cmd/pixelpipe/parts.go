@@ -43,7 +43,7 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	reg := newRegistry()
-	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(c.kafka(), schemas.TopicHits, logger.With("component", "edge.kafka")))
+	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(c.kafka(), c.topic(schemas.TopicHits), logger.With("component", "edge.kafka")))
 	if err != nil {
 		return err
 	}
@@ -83,6 +83,7 @@ func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
+	cfg.HitsTopic, cfg.EventsTopic, cfg.DLQTopic = c.topic(schemas.TopicHits), c.topic(schemas.TopicEvents), c.topic(schemas.TopicDLQ)
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -132,6 +133,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.EventsTopic = c.topic(schemas.TopicEvents)
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -142,7 +144,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
 	reg := newRegistry()
-	a, err := newAggregator(c.kafka(), cfg, rdb, logger, reg)
+	a, err := newAggregator(c.kafka(), cfg, hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}), logger, reg)
 	if err != nil {
 		return err
 	}
@@ -164,9 +166,9 @@ func bindAggregator(fs interface {
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
 }
 
-func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, rdb redis.UniversalClient, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
+func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
 	l := logger.With("component", "aggregator")
-	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), hllstore.New(rdb, hllstore.Config{}))
+	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), store)
 }
 
 // newRedis returns a client whose context deadlines apply to socket I/O, so
@@ -203,7 +205,7 @@ func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
-	srv, err := query.New(cfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{}))
+	srv, err := query.New(cfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}))
 	if err != nil {
 		return err
 	}
@@ -227,10 +229,10 @@ func cmdTopics(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	tctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := kafkaconn.EnsureTopics(tctx, c.kafka(), schemas.Topics()); err != nil {
+	if err := kafkaconn.EnsureTopics(tctx, c.kafka(), c.topicSpecs()); err != nil {
 		return err
 	}
-	for _, t := range schemas.Topics() {
+	for _, t := range c.topicSpecs() {
 		fmt.Fprintf(stdout, "topic %s ready (%d partitions)\n", t.Name, t.Partitions)
 	}
 	return nil
