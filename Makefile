@@ -73,8 +73,13 @@ fmt:
 vet:
 	$(GO) vet -tags integration $(PKGS)
 
+# Each benchmark runs next to its reference in the same run (see BENCHMARKS.md);
+# benchstat prints medians with their spread. Raw results: build/bench.txt.
+BENCHCOUNT ?= 6
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./schemas/... ./internal/visitor/... ./edge/...
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ | tee build/bench.txt
+	$(GO) tool benchstat build/bench.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/

@@ -37,3 +37,30 @@ func BenchmarkPixelHandler(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkBareGIFHandler is the reference for BenchmarkPixelHandler: a
+// fasthttp handler that answers the same GIF with the same headers and
+// records nothing. The difference is what recording a hit costs.
+func BenchmarkBareGIFHandler(b *testing.B) {
+	bare := func(ctx *fasthttp.RequestCtx) {
+		h := &ctx.Response.Header
+		h.SetContentTypeBytes(contentTypeGIF)
+		h.SetBytesKV(headerCacheControl, valueNoCache)
+		h.SetBytesKV(headerPragma, valuePragma)
+		h.SetBytesKV(headerExpires, valueExpires)
+		ctx.SetBody(transparentGIF)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI("/p.gif?cid=article-7&site=news&k=impression&cmp=spring&url=https%3A%2F%2Fx.example%2Fa&cb=123")
+		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 4000}, nil)
+		for pb.Next() {
+			ctx.Response.Reset()
+			bare(&ctx)
+		}
+	})
+}
