@@ -130,8 +130,17 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(stop)
 	<-pubDone
-	if cerr := s.pub.w.Close(); cerr != nil {
-		s.logger.Warn("close kafka writer", "err", cerr)
+	// kafka-go's Close can hang while a broker is unreachable (kafka-go
+	// #1307, #831); everything queued was handled above, so do not wait long.
+	closed := make(chan error, 1)
+	go func() { closed <- s.pub.w.Close() }()
+	select {
+	case cerr := <-closed:
+		if cerr != nil {
+			s.logger.Warn("close kafka writer", "err", cerr)
+		}
+	case <-time.After(5 * time.Second):
+		s.logger.Warn("kafka writer did not close within 5s; exiting anyway")
 	}
 	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond))
 	return err

@@ -50,3 +50,16 @@ func Topics() []TopicSpec {
 		{Name: TopicDLQ, Partitions: 1},
 	}
 }
+
+// Bits of RawHit.present_headers: which request headers were present. A
+// browser always sends some of them; their absence is a bot signal.
+const (
+	HeaderAccept uint32 = 1 << iota
+	HeaderAcceptLanguage
+	HeaderAcceptEncoding
+	HeaderSecFetchSite
+	HeaderSecFetchMode
+	HeaderSecChUA
+	HeaderReferer
+	HeaderCookie
+)

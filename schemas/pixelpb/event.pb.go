@@ -47,6 +47,52 @@ type Event struct {
 	IpTruncated []byte `protobuf:"bytes,12,opt,name=ip_truncated,json=ipTruncated,proto3" json:"ip_truncated,omitempty"`
 	// Time the processor handled the hit, Unix milliseconds UTC.
 	ProcessedAtMs int64 `protobuf:"varint,13,opt,name=processed_at_ms,json=processedAtMs,proto3" json:"processed_at_ms,omitempty"`
+	// Geo, from the client IP before truncation. ISO 3166-1 country, ISO
+	// 3166-2 region code, city name, autonomous system number; empty or zero
+	// when unknown.
+	Country string `protobuf:"bytes,14,opt,name=country,proto3" json:"country,omitempty"`
+	Region  string `protobuf:"bytes,15,opt,name=region,proto3" json:"region,omitempty"`
+	City    string `protobuf:"bytes,16,opt,name=city,proto3" json:"city,omitempty"`
+	Asn     uint32 `protobuf:"varint,17,opt,name=asn,proto3" json:"asn,omitempty"`
+	// Device from the user agent: device_type is one of desktop, mobile,
+	// tablet, tv, bot, other.
+	DeviceType     string `protobuf:"bytes,18,opt,name=device_type,json=deviceType,proto3" json:"device_type,omitempty"`
+	Os             string `protobuf:"bytes,19,opt,name=os,proto3" json:"os,omitempty"`
+	OsVersion      string `protobuf:"bytes,20,opt,name=os_version,json=osVersion,proto3" json:"os_version,omitempty"`
+	Browser        string `protobuf:"bytes,21,opt,name=browser,proto3" json:"browser,omitempty"`
+	BrowserVersion string `protobuf:"bytes,22,opt,name=browser_version,json=browserVersion,proto3" json:"browser_version,omitempty"`
+	// Invalid traffic: bot is true when any reason applies; bot_reasons are
+	// reason codes (e.g. "known_crawler", "headless", "prefetch",
+	// "missing_headers", "datacenter", "rate"). machine_open marks email opens
+	// by proxies and scanners (e.g. "apple_mpp", "gmail_proxy") rather than people.
+	Bot         bool     `protobuf:"varint,23,opt,name=bot,proto3" json:"bot,omitempty"`
+	BotReasons  []string `protobuf:"bytes,24,rep,name=bot_reasons,json=botReasons,proto3" json:"bot_reasons,omitempty"`
+	MachineOpen bool     `protobuf:"varint,25,opt,name=machine_open,json=machineOpen,proto3" json:"machine_open,omitempty"`
+	// Traffic source: the referrer's registrable domain and its medium (search,
+	// social, email, paid, internal, direct, other), UTM parameters, and a
+	// click id with its network (google, microsoft, meta, doubleclick).
+	ReferrerDomain string `protobuf:"bytes,26,opt,name=referrer_domain,json=referrerDomain,proto3" json:"referrer_domain,omitempty"`
+	ReferrerMedium string `protobuf:"bytes,27,opt,name=referrer_medium,json=referrerMedium,proto3" json:"referrer_medium,omitempty"`
+	UtmSource      string `protobuf:"bytes,28,opt,name=utm_source,json=utmSource,proto3" json:"utm_source,omitempty"`
+	UtmMedium      string `protobuf:"bytes,29,opt,name=utm_medium,json=utmMedium,proto3" json:"utm_medium,omitempty"`
+	UtmCampaign    string `protobuf:"bytes,30,opt,name=utm_campaign,json=utmCampaign,proto3" json:"utm_campaign,omitempty"`
+	UtmTerm        string `protobuf:"bytes,31,opt,name=utm_term,json=utmTerm,proto3" json:"utm_term,omitempty"`
+	UtmContent     string `protobuf:"bytes,32,opt,name=utm_content,json=utmContent,proto3" json:"utm_content,omitempty"`
+	ClickId        string `protobuf:"bytes,33,opt,name=click_id,json=clickId,proto3" json:"click_id,omitempty"`
+	ClickNetwork   string `protobuf:"bytes,34,opt,name=click_network,json=clickNetwork,proto3" json:"click_network,omitempty"`
+	// Session: 16-byte id and the event's 1-based sequence number in it.
+	SessionId  []byte `protobuf:"bytes,35,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	SessionSeq uint32 `protobuf:"varint,36,opt,name=session_seq,json=sessionSeq,proto3" json:"session_seq,omitempty"`
+	// Copied from the raw hit.
+	AdId          string  `protobuf:"bytes,37,opt,name=ad_id,json=adId,proto3" json:"ad_id,omitempty"`
+	CreativeId    string  `protobuf:"bytes,38,opt,name=creative_id,json=creativeId,proto3" json:"creative_id,omitempty"`
+	PlacementId   string  `protobuf:"bytes,39,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
+	OrderId       string  `protobuf:"bytes,40,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	ValueMicros   int64   `protobuf:"varint,41,opt,name=value_micros,json=valueMicros,proto3" json:"value_micros,omitempty"`
+	Currency      string  `protobuf:"bytes,42,opt,name=currency,proto3" json:"currency,omitempty"`
+	Verified      bool    `protobuf:"varint,43,opt,name=verified,proto3" json:"verified,omitempty"`
+	Props         []*Prop `protobuf:"bytes,44,rep,name=props,proto3" json:"props,omitempty"`
+	Route         string  `protobuf:"bytes,45,opt,name=route,proto3" json:"route,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -172,11 +218,235 @@ func (x *Event) GetProcessedAtMs() int64 {
 	return 0
 }
 
+func (x *Event) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *Event) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Event) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *Event) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *Event) GetDeviceType() string {
+	if x != nil {
+		return x.DeviceType
+	}
+	return ""
+}
+
+func (x *Event) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *Event) GetOsVersion() string {
+	if x != nil {
+		return x.OsVersion
+	}
+	return ""
+}
+
+func (x *Event) GetBrowser() string {
+	if x != nil {
+		return x.Browser
+	}
+	return ""
+}
+
+func (x *Event) GetBrowserVersion() string {
+	if x != nil {
+		return x.BrowserVersion
+	}
+	return ""
+}
+
+func (x *Event) GetBot() bool {
+	if x != nil {
+		return x.Bot
+	}
+	return false
+}
+
+func (x *Event) GetBotReasons() []string {
+	if x != nil {
+		return x.BotReasons
+	}
+	return nil
+}
+
+func (x *Event) GetMachineOpen() bool {
+	if x != nil {
+		return x.MachineOpen
+	}
+	return false
+}
+
+func (x *Event) GetReferrerDomain() string {
+	if x != nil {
+		return x.ReferrerDomain
+	}
+	return ""
+}
+
+func (x *Event) GetReferrerMedium() string {
+	if x != nil {
+		return x.ReferrerMedium
+	}
+	return ""
+}
+
+func (x *Event) GetUtmSource() string {
+	if x != nil {
+		return x.UtmSource
+	}
+	return ""
+}
+
+func (x *Event) GetUtmMedium() string {
+	if x != nil {
+		return x.UtmMedium
+	}
+	return ""
+}
+
+func (x *Event) GetUtmCampaign() string {
+	if x != nil {
+		return x.UtmCampaign
+	}
+	return ""
+}
+
+func (x *Event) GetUtmTerm() string {
+	if x != nil {
+		return x.UtmTerm
+	}
+	return ""
+}
+
+func (x *Event) GetUtmContent() string {
+	if x != nil {
+		return x.UtmContent
+	}
+	return ""
+}
+
+func (x *Event) GetClickId() string {
+	if x != nil {
+		return x.ClickId
+	}
+	return ""
+}
+
+func (x *Event) GetClickNetwork() string {
+	if x != nil {
+		return x.ClickNetwork
+	}
+	return ""
+}
+
+func (x *Event) GetSessionId() []byte {
+	if x != nil {
+		return x.SessionId
+	}
+	return nil
+}
+
+func (x *Event) GetSessionSeq() uint32 {
+	if x != nil {
+		return x.SessionSeq
+	}
+	return 0
+}
+
+func (x *Event) GetAdId() string {
+	if x != nil {
+		return x.AdId
+	}
+	return ""
+}
+
+func (x *Event) GetCreativeId() string {
+	if x != nil {
+		return x.CreativeId
+	}
+	return ""
+}
+
+func (x *Event) GetPlacementId() string {
+	if x != nil {
+		return x.PlacementId
+	}
+	return ""
+}
+
+func (x *Event) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *Event) GetValueMicros() int64 {
+	if x != nil {
+		return x.ValueMicros
+	}
+	return 0
+}
+
+func (x *Event) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Event) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *Event) GetProps() []*Prop {
+	if x != nil {
+		return x.Props
+	}
+	return nil
+}
+
+func (x *Event) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
 var File_pixelpipe_v1_event_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\"\xfd\x03\n" +
+	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\xbc\v\n" +
 	"\x05Event\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x124\n" +
@@ -194,7 +464,48 @@ const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	" \x01(\tR\apageUrl\x12\x1a\n" +
 	"\breferrer\x18\v \x01(\tR\breferrer\x12!\n" +
 	"\fip_truncated\x18\f \x01(\fR\vipTruncated\x12&\n" +
-	"\x0fprocessed_at_ms\x18\r \x01(\x03R\rprocessedAtMsB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\x0fprocessed_at_ms\x18\r \x01(\x03R\rprocessedAtMs\x12\x18\n" +
+	"\acountry\x18\x0e \x01(\tR\acountry\x12\x16\n" +
+	"\x06region\x18\x0f \x01(\tR\x06region\x12\x12\n" +
+	"\x04city\x18\x10 \x01(\tR\x04city\x12\x10\n" +
+	"\x03asn\x18\x11 \x01(\rR\x03asn\x12\x1f\n" +
+	"\vdevice_type\x18\x12 \x01(\tR\n" +
+	"deviceType\x12\x0e\n" +
+	"\x02os\x18\x13 \x01(\tR\x02os\x12\x1d\n" +
+	"\n" +
+	"os_version\x18\x14 \x01(\tR\tosVersion\x12\x18\n" +
+	"\abrowser\x18\x15 \x01(\tR\abrowser\x12'\n" +
+	"\x0fbrowser_version\x18\x16 \x01(\tR\x0ebrowserVersion\x12\x10\n" +
+	"\x03bot\x18\x17 \x01(\bR\x03bot\x12\x1f\n" +
+	"\vbot_reasons\x18\x18 \x03(\tR\n" +
+	"botReasons\x12!\n" +
+	"\fmachine_open\x18\x19 \x01(\bR\vmachineOpen\x12'\n" +
+	"\x0freferrer_domain\x18\x1a \x01(\tR\x0ereferrerDomain\x12'\n" +
+	"\x0freferrer_medium\x18\x1b \x01(\tR\x0ereferrerMedium\x12\x1d\n" +
+	"\n" +
+	"utm_source\x18\x1c \x01(\tR\tutmSource\x12\x1d\n" +
+	"\n" +
+	"utm_medium\x18\x1d \x01(\tR\tutmMedium\x12!\n" +
+	"\futm_campaign\x18\x1e \x01(\tR\vutmCampaign\x12\x19\n" +
+	"\butm_term\x18\x1f \x01(\tR\autmTerm\x12\x1f\n" +
+	"\vutm_content\x18  \x01(\tR\n" +
+	"utmContent\x12\x19\n" +
+	"\bclick_id\x18! \x01(\tR\aclickId\x12#\n" +
+	"\rclick_network\x18\" \x01(\tR\fclickNetwork\x12\x1d\n" +
+	"\n" +
+	"session_id\x18# \x01(\fR\tsessionId\x12\x1f\n" +
+	"\vsession_seq\x18$ \x01(\rR\n" +
+	"sessionSeq\x12\x13\n" +
+	"\x05ad_id\x18% \x01(\tR\x04adId\x12\x1f\n" +
+	"\vcreative_id\x18& \x01(\tR\n" +
+	"creativeId\x12!\n" +
+	"\fplacement_id\x18' \x01(\tR\vplacementId\x12\x19\n" +
+	"\border_id\x18( \x01(\tR\aorderId\x12!\n" +
+	"\fvalue_micros\x18) \x01(\x03R\vvalueMicros\x12\x1a\n" +
+	"\bcurrency\x18* \x01(\tR\bcurrency\x12\x1a\n" +
+	"\bverified\x18+ \x01(\bR\bverified\x12(\n" +
+	"\x05props\x18, \x03(\v2\x12.pixelpipe.v1.PropR\x05props\x12\x14\n" +
+	"\x05route\x18- \x01(\tR\x05routeB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_event_proto_rawDescOnce sync.Once
@@ -215,17 +526,19 @@ var file_pixelpipe_v1_event_proto_goTypes = []any{
 	(*SourcePosition)(nil), // 2: pixelpipe.v1.SourcePosition
 	(Kind)(0),              // 3: pixelpipe.v1.Kind
 	(IdentitySource)(0),    // 4: pixelpipe.v1.IdentitySource
+	(*Prop)(nil),           // 5: pixelpipe.v1.Prop
 }
 var file_pixelpipe_v1_event_proto_depIdxs = []int32{
 	1, // 0: pixelpipe.v1.Event.origin:type_name -> pixelpipe.v1.Origin
 	2, // 1: pixelpipe.v1.Event.source:type_name -> pixelpipe.v1.SourcePosition
 	3, // 2: pixelpipe.v1.Event.kind:type_name -> pixelpipe.v1.Kind
 	4, // 3: pixelpipe.v1.Event.identity_source:type_name -> pixelpipe.v1.IdentitySource
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 4: pixelpipe.v1.Event.props:type_name -> pixelpipe.v1.Prop
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_pixelpipe_v1_event_proto_init() }
@@ -234,6 +547,7 @@ func file_pixelpipe_v1_event_proto_init() {
 		return
 	}
 	file_pixelpipe_v1_common_proto_init()
+	file_pixelpipe_v1_hit_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -49,9 +49,39 @@ type RawHit struct {
 	// still got its GIF and is recorded, but it is never counted as a view.
 	InvalidReason string `protobuf:"bytes,12,opt,name=invalid_reason,json=invalidReason,proto3" json:"invalid_reason,omitempty"`
 	// Campaign id (cmp parameter), may be empty.
-	CampaignId    string `protobuf:"bytes,13,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CampaignId string `protobuf:"bytes,13,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// Ad, creative and placement ids, may be empty.
+	AdId        string `protobuf:"bytes,14,opt,name=ad_id,json=adId,proto3" json:"ad_id,omitempty"`
+	CreativeId  string `protobuf:"bytes,15,opt,name=creative_id,json=creativeId,proto3" json:"creative_id,omitempty"`
+	PlacementId string `protobuf:"bytes,16,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
+	// Which route received the hit: "pixel", "beacon", "click", "conversion".
+	Route string `protobuf:"bytes,17,opt,name=route,proto3" json:"route,omitempty"`
+	// Conversions: the order id (lets downstream count an order once), the
+	// value in millionths of the currency unit, and the ISO 4217 currency.
+	OrderId     string `protobuf:"bytes,18,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	ValueMicros int64  `protobuf:"varint,19,opt,name=value_micros,json=valueMicros,proto3" json:"value_micros,omitempty"`
+	Currency    string `protobuf:"bytes,20,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Clicks: the destination the visitor was redirected to.
+	ClickDestination string `protobuf:"bytes,21,opt,name=click_destination,json=clickDestination,proto3" json:"click_destination,omitempty"`
+	// Bounded custom properties, in the order given.
+	Props []*Prop `protobuf:"bytes,22,rep,name=props,proto3" json:"props,omitempty"`
+	// True when a signed pixel's HMAC verified.
+	Verified bool `protobuf:"varint,23,opt,name=verified,proto3" json:"verified,omitempty"`
+	// Privacy signals of the request: Global Privacy Control (Sec-GPC: 1),
+	// Do-Not-Track (DNT: 1), whether GDPR applies (gdpr=1) and whether the
+	// gdpr_consent string grants consent.
+	Gpc          bool `protobuf:"varint,24,opt,name=gpc,proto3" json:"gpc,omitempty"`
+	Dnt          bool `protobuf:"varint,25,opt,name=dnt,proto3" json:"dnt,omitempty"`
+	GdprApplies  bool `protobuf:"varint,26,opt,name=gdpr_applies,json=gdprApplies,proto3" json:"gdpr_applies,omitempty"`
+	ConsentGiven bool `protobuf:"varint,27,opt,name=consent_given,json=consentGiven,proto3" json:"consent_given,omitempty"`
+	// Request headers that bot and prefetch labelling use: Sec-Purpose or
+	// Purpose (prefetch/prerender), Accept-Language, and a bit set of headers
+	// that were present (see schemas.Header* constants).
+	Purpose        string `protobuf:"bytes,28,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	AcceptLanguage string `protobuf:"bytes,29,opt,name=accept_language,json=acceptLanguage,proto3" json:"accept_language,omitempty"`
+	PresentHeaders uint32 `protobuf:"varint,30,opt,name=present_headers,json=presentHeaders,proto3" json:"present_headers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RawHit) Reset() {
@@ -175,11 +205,183 @@ func (x *RawHit) GetCampaignId() string {
 	return ""
 }
 
+func (x *RawHit) GetAdId() string {
+	if x != nil {
+		return x.AdId
+	}
+	return ""
+}
+
+func (x *RawHit) GetCreativeId() string {
+	if x != nil {
+		return x.CreativeId
+	}
+	return ""
+}
+
+func (x *RawHit) GetPlacementId() string {
+	if x != nil {
+		return x.PlacementId
+	}
+	return ""
+}
+
+func (x *RawHit) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *RawHit) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RawHit) GetValueMicros() int64 {
+	if x != nil {
+		return x.ValueMicros
+	}
+	return 0
+}
+
+func (x *RawHit) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *RawHit) GetClickDestination() string {
+	if x != nil {
+		return x.ClickDestination
+	}
+	return ""
+}
+
+func (x *RawHit) GetProps() []*Prop {
+	if x != nil {
+		return x.Props
+	}
+	return nil
+}
+
+func (x *RawHit) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *RawHit) GetGpc() bool {
+	if x != nil {
+		return x.Gpc
+	}
+	return false
+}
+
+func (x *RawHit) GetDnt() bool {
+	if x != nil {
+		return x.Dnt
+	}
+	return false
+}
+
+func (x *RawHit) GetGdprApplies() bool {
+	if x != nil {
+		return x.GdprApplies
+	}
+	return false
+}
+
+func (x *RawHit) GetConsentGiven() bool {
+	if x != nil {
+		return x.ConsentGiven
+	}
+	return false
+}
+
+func (x *RawHit) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *RawHit) GetAcceptLanguage() string {
+	if x != nil {
+		return x.AcceptLanguage
+	}
+	return ""
+}
+
+func (x *RawHit) GetPresentHeaders() uint32 {
+	if x != nil {
+		return x.PresentHeaders
+	}
+	return 0
+}
+
+// Prop is one custom property of a hit.
+type Prop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Prop) Reset() {
+	*x = Prop{}
+	mi := &file_pixelpipe_v1_hit_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prop) ProtoMessage() {}
+
+func (x *Prop) ProtoReflect() protoreflect.Message {
+	mi := &file_pixelpipe_v1_hit_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prop.ProtoReflect.Descriptor instead.
+func (*Prop) Descriptor() ([]byte, []int) {
+	return file_pixelpipe_v1_hit_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Prop) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Prop) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 var File_pixelpipe_v1_hit_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_hit_proto_rawDesc = "" +
 	"\n" +
-	"\x16pixelpipe/v1/hit.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\"\xae\x03\n" +
+	"\x16pixelpipe/v1/hit.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\"\xc2\a\n" +
 	"\x06RawHit\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x12&\n" +
@@ -197,7 +399,28 @@ const file_pixelpipe_v1_hit_proto_rawDesc = "" +
 	"\tcookie_id\x18\v \x01(\tR\bcookieId\x12%\n" +
 	"\x0einvalid_reason\x18\f \x01(\tR\rinvalidReason\x12\x1f\n" +
 	"\vcampaign_id\x18\r \x01(\tR\n" +
-	"campaignIdB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"campaignId\x12\x13\n" +
+	"\x05ad_id\x18\x0e \x01(\tR\x04adId\x12\x1f\n" +
+	"\vcreative_id\x18\x0f \x01(\tR\n" +
+	"creativeId\x12!\n" +
+	"\fplacement_id\x18\x10 \x01(\tR\vplacementId\x12\x14\n" +
+	"\x05route\x18\x11 \x01(\tR\x05route\x12\x19\n" +
+	"\border_id\x18\x12 \x01(\tR\aorderId\x12!\n" +
+	"\fvalue_micros\x18\x13 \x01(\x03R\vvalueMicros\x12\x1a\n" +
+	"\bcurrency\x18\x14 \x01(\tR\bcurrency\x12+\n" +
+	"\x11click_destination\x18\x15 \x01(\tR\x10clickDestination\x12(\n" +
+	"\x05props\x18\x16 \x03(\v2\x12.pixelpipe.v1.PropR\x05props\x12\x1a\n" +
+	"\bverified\x18\x17 \x01(\bR\bverified\x12\x10\n" +
+	"\x03gpc\x18\x18 \x01(\bR\x03gpc\x12\x10\n" +
+	"\x03dnt\x18\x19 \x01(\bR\x03dnt\x12!\n" +
+	"\fgdpr_applies\x18\x1a \x01(\bR\vgdprApplies\x12#\n" +
+	"\rconsent_given\x18\x1b \x01(\bR\fconsentGiven\x12\x18\n" +
+	"\apurpose\x18\x1c \x01(\tR\apurpose\x12'\n" +
+	"\x0faccept_language\x18\x1d \x01(\tR\x0eacceptLanguage\x12'\n" +
+	"\x0fpresent_headers\x18\x1e \x01(\rR\x0epresentHeaders\".\n" +
+	"\x04Prop\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05valueB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_hit_proto_rawDescOnce sync.Once
@@ -211,20 +434,22 @@ func file_pixelpipe_v1_hit_proto_rawDescGZIP() []byte {
 	return file_pixelpipe_v1_hit_proto_rawDescData
 }
 
-var file_pixelpipe_v1_hit_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_pixelpipe_v1_hit_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_pixelpipe_v1_hit_proto_goTypes = []any{
 	(*RawHit)(nil), // 0: pixelpipe.v1.RawHit
-	(*Origin)(nil), // 1: pixelpipe.v1.Origin
-	(Kind)(0),      // 2: pixelpipe.v1.Kind
+	(*Prop)(nil),   // 1: pixelpipe.v1.Prop
+	(*Origin)(nil), // 2: pixelpipe.v1.Origin
+	(Kind)(0),      // 3: pixelpipe.v1.Kind
 }
 var file_pixelpipe_v1_hit_proto_depIdxs = []int32{
-	1, // 0: pixelpipe.v1.RawHit.origin:type_name -> pixelpipe.v1.Origin
-	2, // 1: pixelpipe.v1.RawHit.kind:type_name -> pixelpipe.v1.Kind
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 0: pixelpipe.v1.RawHit.origin:type_name -> pixelpipe.v1.Origin
+	3, // 1: pixelpipe.v1.RawHit.kind:type_name -> pixelpipe.v1.Kind
+	1, // 2: pixelpipe.v1.RawHit.props:type_name -> pixelpipe.v1.Prop
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_pixelpipe_v1_hit_proto_init() }
@@ -239,7 +464,7 @@ func file_pixelpipe_v1_hit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pixelpipe_v1_hit_proto_rawDesc), len(file_pixelpipe_v1_hit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
