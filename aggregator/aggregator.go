@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,8 +13,18 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
+
+// Outputs are the topics an aggregator writes besides Redis; either may be
+// nil in tests (late events are then only counted, snapshots not published).
+type Outputs struct {
+	// DLQ receives late events (synchronous writer of pixel.dlq.v1).
+	DLQ *kafka.Writer
+	// Counts receives count snapshots (synchronous writer of pixel.counts.v1).
+	Counts *kafka.Writer
+}
 
 // Aggregator is one member of the aggregator consumer group.
 type Aggregator struct {
@@ -22,20 +33,25 @@ type Aggregator struct {
 	m      *metrics
 	reader *kafka.Reader
 	store  *hllstore.Store
+	out    Outputs
+	now    func() time.Time
 
-	state map[hllstore.Key]*entry
+	state        map[hllstore.Key]*entry
+	late         []kafka.Message // late events to dead-letter before the next commit
+	lastSnapshot time.Time
 }
 
 type entry struct {
 	rec     hllstore.Record
-	dirty   bool
+	dirty   bool // changed since the last flush
+	unsnap  bool // changed since the last snapshot
 	touched time.Time
 }
 
 // New returns an aggregator reading with reader (a consumer-group reader of
 // the events topic, kafkaconn.NewGroupReader) and writing to store. The
-// aggregator closes the reader when Run returns.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *kafka.Reader, store *hllstore.Store) (*Aggregator, error) {
+// aggregator closes the reader and the outputs when Run returns.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *kafka.Reader, store *hllstore.Store, out Outputs) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -43,19 +59,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *kaf
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Aggregator{
-		cfg: cfg, logger: logger, m: newMetrics(reg), reader: reader, store: store,
-		state: map[hllstore.Key]*entry{},
+		cfg: cfg, logger: logger, m: newMetrics(reg), reader: reader, store: store, out: out,
+		now: time.Now, state: map[hllstore.Key]*entry{},
 	}, nil
 }
 
 // Run consumes until ctx is done, then flushes what it applied and commits
 // its offsets before returning.
 func (a *Aggregator) Run(ctx context.Context) error {
-	defer func() {
-		if err := a.reader.Close(); err != nil {
-			a.logger.Warn("close events reader", "err", err)
-		}
-	}()
+	defer a.close()
 	a.logger.Info("aggregator consuming", "topic", a.cfg.EventsTopic, "group", a.cfg.Group)
 	var (
 		pending   []kafka.Message // fetched and applied, not committed
@@ -91,6 +103,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				a.logger.Warn("skip undecodable event", "partition", msgs[i].Partition, "offset", msgs[i].Offset)
 				continue
 			}
+			if a.isLate(ev) {
+				a.m.late.Inc()
+				a.late = append(a.late, deadLetter(&msgs[i], "late: event time older than the late horizon"))
+				continue
+			}
 			batch = append(batch, ev)
 		}
 		if err := a.apply(ctx, batch); err != nil {
@@ -105,10 +122,11 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if stopping := ctx.Err() != nil; stopping || time.Now().After(nextFlush) || len(msgs) >= a.cfg.MaxBatch {
 			fctx, cancel := flushContext(ctx, stopping)
 			err := a.flush(fctx, pending)
-			cancel()
 			if err == nil {
 				pending = pending[:0]
+				a.maybeSnapshot(fctx, stopping)
 			}
+			cancel()
 			nextFlush = time.Now().Add(a.cfg.FlushInterval)
 			if stopping {
 				if err != nil {
@@ -124,6 +142,19 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 }
 
+func (a *Aggregator) close() {
+	if err := a.reader.Close(); err != nil {
+		a.logger.Warn("close events reader", "err", err)
+	}
+	for _, w := range []*kafka.Writer{a.out.DLQ, a.out.Counts} {
+		if w != nil {
+			if err := w.Close(); err != nil {
+				a.logger.Warn("close writer", "topic", w.Topic, "err", err)
+			}
+		}
+	}
+}
+
 // flushContext bounds the final flush of a stopping aggregator, which cannot
 // use the cancelled run context.
 func flushContext(ctx context.Context, stopping bool) (context.Context, context.CancelFunc) {
@@ -133,16 +164,53 @@ func flushContext(ctx context.Context, stopping bool) (context.Context, context.
 	return context.WithCancel(ctx)
 }
 
+func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
+	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon
+}
+
+// classOf separates people from machines.
+func classOf(ev *pixelpb.Event) hllstore.Class {
+	switch {
+	case ev.GetMachineOpen():
+		return hllstore.Machine
+	case ev.GetBot():
+		return hllstore.Bot
+	}
+	return hllstore.Human
+}
+
+var grans = [2]pixelpb.Granularity{pixelpb.Granularity_GRANULARITY_HOUR, pixelpb.Granularity_GRANULARITY_DAY}
+
+// keysOf returns the records an event counts in: its content id, and its
+// campaign on that content id, each per hour and per day.
+func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
+	t := ev.GetOrigin().GetReceivedAtMs()
+	class := classOf(ev)
+	for _, g := range grans {
+		k := hllstore.Key{ContentID: ev.GetContentId(), Kind: ev.GetKind(), Class: class, Gran: g, Start: hllstore.BucketStart(g, t)}
+		dst = append(dst, k)
+		if c := ev.GetCampaignId(); c != "" {
+			k.Campaign = c
+			dst = append(dst, k)
+		}
+	}
+	return dst
+}
+
 // apply adds the events to the in-memory records, loading records it does
-// not hold yet from Redis first.
+// not hold yet from Redis first. An event counts in a record only if the
+// record has not seen its source position.
 func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	var missing []hllstore.Key
+	var keys []hllstore.Key
 	seen := map[hllstore.Key]bool{}
 	for _, ev := range events {
-		k := keyOf(ev)
-		if _, ok := a.state[k]; !ok && !seen[k] {
-			seen[k] = true
-			missing = append(missing, k)
+		keys = keysOf(keys[:0], ev)
+		for _, k := range keys {
+			if _, ok := a.state[k]; !ok && !seen[k] {
+				seen[k] = true
+				missing = append(missing, k)
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -156,18 +224,34 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	}
 	now := time.Now()
 	for _, ev := range events {
-		e := a.state[keyOf(ev)]
 		src := ev.GetSource()
-		if e.rec.Pos.Covers(src.GetPartition(), src.GetOffset()) {
-			a.m.skipped.Inc()
-			continue
+		keys = keysOf(keys[:0], ev)
+		applied := false
+		for _, k := range keys {
+			e := a.state[k]
+			if e.rec.Pos.Covers(src.GetPartition(), src.GetOffset()) {
+				continue
+			}
+			r := &e.rec
+			r.Total++
+			r.Sketch.InsertHash(ev.GetVisitorKey())
+			r.Pos[src.GetPartition()] = src.GetOffset()
+			if k.Class != hllstore.Human {
+				for _, reason := range ev.GetBotReasons() {
+					r.AddReason(reason)
+				}
+			}
+			if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" {
+				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
+			}
+			e.dirty, e.unsnap, e.touched = true, true, now
+			applied = true
 		}
-		e.rec.Total++
-		e.rec.Sketch.InsertHash(ev.GetVisitorKey())
-		e.rec.Pos[src.GetPartition()] = src.GetOffset()
-		e.dirty = true
-		e.touched = now
-		a.m.applied.Inc()
+		if applied {
+			a.m.applied.Inc()
+		} else {
+			a.m.skipped.Inc()
+		}
 	}
 	a.m.activeState.Set(float64(len(a.state)))
 	return nil
@@ -195,13 +279,14 @@ func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.
 	}
 }
 
-// flush writes every dirty record, then commits the offsets of msgs.
+// flush writes every dirty record and the late events' dead letters, then
+// commits the offsets of msgs.
 func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
 	start := time.Now()
 	var writes []hllstore.Write
 	for k, e := range a.state {
 		if e.dirty {
-			writes = append(writes, hllstore.Write{Key: k, Record: e.rec})
+			writes = append(writes, hllstore.Write{Key: k, Record: &e.rec})
 		}
 	}
 	if len(writes) > 0 {
@@ -223,6 +308,13 @@ func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
 		}
 		a.m.flushTime.Observe(time.Since(start).Seconds())
 	}
+	if len(a.late) > 0 && a.out.DLQ != nil {
+		if err := a.out.DLQ.WriteMessages(ctx, a.late...); err != nil {
+			a.m.flushErr.Inc()
+			return fmt.Errorf("dead-letter %d late events: %w", len(a.late), err)
+		}
+	}
+	a.late = a.late[:0]
 	a.m.flushOK.Inc()
 	if len(msgs) > 0 {
 		if err := a.reader.CommitMessages(ctx, msgs...); err != nil {
@@ -235,19 +327,77 @@ func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
+// maybeSnapshot publishes the content-level records changed since the last
+// snapshot to the counts topic, at most once per SnapshotInterval (and always
+// when stopping). Snapshots are derived data: a failure is counted and the
+// next interval publishes the latest counts again.
+func (a *Aggregator) maybeSnapshot(ctx context.Context, force bool) {
+	if a.out.Counts == nil || a.cfg.SnapshotInterval <= 0 {
+		return
+	}
+	now := a.now()
+	if !force && now.Sub(a.lastSnapshot) < a.cfg.SnapshotInterval {
+		return
+	}
+	var msgs []kafka.Message
+	var published []*entry
+	for k, e := range a.state {
+		if !e.unsnap || k.Campaign != "" {
+			continue
+		}
+		snap := &pixelpb.CountSnapshot{
+			SchemaVersion: schemas.CountSnapshotVersion,
+			ContentId:     k.ContentID,
+			Kind:          k.Kind,
+			Granularity:   k.Gran,
+			BucketStartMs: k.Start,
+			Total:         e.rec.Total,
+			Uniques:       e.rec.Sketch.Estimate(),
+			UpdatedAtMs:   now.UnixMilli(),
+			TrafficClass:  k.Class.String(),
+		}
+		b, err := proto.Marshal(snap)
+		if err != nil {
+			panic("BUG: marshal count snapshot: " + err.Error())
+		}
+		msgs = append(msgs, kafka.Message{
+			Key:   schemas.AppendCountKey(nil, k.ContentID, k.Kind, k.Class.String(), k.Gran, k.Start),
+			Value: b,
+		})
+		published = append(published, e)
+	}
+	a.lastSnapshot = now
+	if len(msgs) == 0 {
+		return
+	}
+	if err := a.out.Counts.WriteMessages(ctx, msgs...); err != nil {
+		a.m.snapshotErr.Inc()
+		a.logger.Warn("publish count snapshots", "records", len(msgs), "err", err)
+		return
+	}
+	for _, e := range published {
+		e.unsnap = false
+	}
+	a.m.snapshots.Add(float64(len(msgs)))
+}
+
 func (a *Aggregator) evict(now time.Time) {
 	for k, e := range a.state {
-		if !e.dirty && now.Sub(e.touched) > a.cfg.IdleEvict {
+		if !e.dirty && !e.unsnap && now.Sub(e.touched) > a.cfg.IdleEvict {
 			delete(a.state, k)
 		}
 	}
 	a.m.activeState.Set(float64(len(a.state)))
 }
 
-func keyOf(ev *pixelpb.Event) hllstore.Key {
-	return hllstore.Key{
-		ContentID:  ev.GetContentId(),
-		Kind:       ev.GetKind(),
-		DayStartMs: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs()),
+// deadLetter wraps an event for pixel.dlq.v1 with the reason and its source.
+func deadLetter(src *kafka.Message, reason string) kafka.Message {
+	return kafka.Message{
+		Key:   src.Key,
+		Value: src.Value,
+		Headers: []kafka.Header{
+			{Key: "reason", Value: []byte(reason)},
+			{Key: "source", Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))},
+		},
 	}
 }

@@ -19,7 +19,7 @@ var day = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixMilli()
 
 func newTestAggregator(t *testing.T, store *hllstore.Store) *Aggregator {
 	t.Helper()
-	a, err := New(DefaultConfig(), nil, prometheus.NewRegistry(), nil, store)
+	a, err := New(DefaultConfig(), nil, prometheus.NewRegistry(), nil, store, Outputs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +47,11 @@ func events(n int) []*pixelpb.Event {
 
 func total(t *testing.T, store *hllstore.Store) (uint64, uint64) {
 	t.Helper()
-	st, err := store.Query(context.Background(), "c", pixelpb.Kind_KIND_VIEW, hllstore.DayStart(day), hllstore.DayStart(day)+hllstore.DayMs)
+	recs, err := store.Load(context.Background(), []hllstore.Key{{ContentID: "c", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(day)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Total, st.Uniques
+	return recs[0].Total, recs[0].Sketch.Estimate()
 }
 
 // Replays of any prefix, in batches, after the first delivery: every event

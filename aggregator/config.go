@@ -19,6 +19,14 @@ type Config struct {
 	// IdleEvict drops clean in-memory state not touched for this long; it is
 	// loaded again from Redis when needed. Default 10 min.
 	IdleEvict time.Duration
+	// LateHorizon is how old (by event time) an event may be and still be
+	// counted in its bucket. Older events are counted in
+	// pixel_aggregator_events_total{result="late"} and sent to the
+	// dead-letter topic. Default 7 days.
+	LateHorizon time.Duration
+	// SnapshotInterval is how often changed counts are published to the
+	// compacted counts topic. Default 10 s; 0 disables snapshots.
+	SnapshotInterval time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -29,6 +37,9 @@ func DefaultConfig() Config {
 		FlushInterval: time.Second,
 		MaxBatch:      5000,
 		IdleEvict:     10 * time.Minute,
+
+		LateHorizon:      7 * 24 * time.Hour,
+		SnapshotInterval: 10 * time.Second,
 	}
 }
 
@@ -43,6 +54,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))
+	}
+	if c.LateHorizon <= 0 {
+		errs = append(errs, errors.New("aggregator.lateHorizon must be positive"))
+	}
+	if c.SnapshotInterval < 0 {
+		errs = append(errs, errors.New("aggregator.snapshotInterval must not be negative"))
 	}
 	if c.IdleEvict <= 0 {
 		errs = append(errs, errors.New("aggregator.idleEvict must be positive"))

@@ -6,6 +6,9 @@ type metrics struct {
 	applied     prometheus.Counter
 	skipped     prometheus.Counter
 	corrupt     prometheus.Counter
+	late        prometheus.Counter
+	snapshots   prometheus.Counter
+	snapshotErr prometheus.Counter
 	flushOK     prometheus.Counter
 	flushErr    prometheus.Counter
 	refused     prometheus.Counter
@@ -16,16 +19,25 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_events_total",
-		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped).",
+		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped), late (older than the late horizon: sent to the dead-letter topic, not counted).",
 	}, []string{"result"})
 	flushes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_flushes_total",
 		Help: "Flushes to Redis by result; a failed flush is retried and its offsets stay uncommitted.",
 	}, []string{"result"})
 	m := &metrics{
-		applied:  events.WithLabelValues("applied"),
-		skipped:  events.WithLabelValues("skipped"),
-		corrupt:  events.WithLabelValues("corrupt"),
+		applied: events.WithLabelValues("applied"),
+		skipped: events.WithLabelValues("skipped"),
+		corrupt: events.WithLabelValues("corrupt"),
+		late:    events.WithLabelValues("late"),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_snapshots_total",
+			Help: "Count snapshots published to the counts topic.",
+		}),
+		snapshotErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_snapshot_errors_total",
+			Help: "Failed snapshot publications; the next interval publishes the latest counts again.",
+		}),
 		flushOK:  flushes.WithLabelValues("ok"),
 		flushErr: flushes.WithLabelValues("error"),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
@@ -43,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.flushTime, m.activeState)
+		reg.MustRegister(events, flushes, m.refused, m.flushTime, m.activeState, m.snapshots, m.snapshotErr)
 	}
 	return m
 }

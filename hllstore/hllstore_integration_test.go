@@ -4,7 +4,6 @@ package hllstore
 
 import (
 	"context"
-	"math"
 	"testing"
 	"time"
 
@@ -12,21 +11,22 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-func record(total uint64, visitors []uint64, pos Positions) Record {
-	sk := NewSketch()
+func record(total uint64, visitors []uint64, pos Positions) *Record {
+	r := NewRecord()
 	for _, v := range visitors {
-		sk.InsertHash(v)
+		r.Sketch.InsertHash(v)
 	}
-	return Record{Total: total, Sketch: sk, Pos: pos}
+	r.Total, r.Pos = total, pos
+	return &r
 }
 
 func TestSaveLoadAndPositionGuard(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
-	s := New(rdb, Config{Prefix: prefix, Retention: time.Hour})
+	s := New(rdb, Config{Prefix: prefix, DayRetention: time.Hour, HourRetention: time.Minute})
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC).UnixMilli())
-	k := Key{ContentID: "a-1", Kind: pixelpb.Kind_KIND_VIEW, DayStartMs: day}
+	k := Key{ContentID: "a-1", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
 
 	recs, err := s.Load(ctx, []Key{k})
 	if err != nil || recs[0].Total != 0 || recs[0].Sketch.Estimate() != 0 || len(recs[0].Pos) != 0 {
@@ -42,8 +42,7 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 		t.Fatalf("repeated save: %v %v", w, err)
 	}
 	// A stale owner whose position is behind on any partition is refused.
-	stale := record(99, nil, Positions{0: 9, 1: 50})
-	if w, err := s.Save(ctx, []Write{{k, stale}}); err != nil || w[0] {
+	if w, err := s.Save(ctx, []Write{{k, record(99, nil, Positions{0: 9, 1: 50})}}); err != nil || w[0] {
 		t.Fatalf("stale save was accepted: %v %v", w, err)
 	}
 	// So is one that lacks a partition the stored record has.
@@ -61,54 +60,60 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 	if !got.Pos.Covers(0, 10) || got.Pos.Covers(0, 11) || got.Pos.Covers(7, 0) {
 		t.Fatal("Covers disagrees with the stored positions")
 	}
-	ttl, err := rdb.TTL(ctx, s.RedisKey(k)).Result()
-	if err != nil || ttl <= 0 || ttl > time.Hour {
-		t.Fatalf("ttl %v %v", ttl, err)
+	if ttl, err := rdb.TTL(ctx, s.RedisKey(k)).Result(); err != nil || ttl <= time.Minute || ttl > time.Hour {
+		t.Fatalf("day ttl %v %v, want the day retention", ttl, err)
+	}
+	hk := k
+	hk.Gran, hk.Start = pixelpb.Granularity_GRANULARITY_HOUR, day+15*HourMs
+	if _, err := s.Save(ctx, []Write{{hk, record(1, []uint64{1}, Positions{0: 1})}}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := rdb.TTL(ctx, s.RedisKey(hk)).Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("hour ttl %v %v, want the hour retention", ttl, err)
 	}
 }
 
-func TestQueryMergesDays(t *testing.T) {
+func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
 	s := New(rdb, Config{Prefix: prefix})
 	ctx := context.Background()
-	d0 := DayStart(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	var writes []Write
-	// Day n has visitors n*1000 .. n*1000+1999: consecutive days overlap by half.
-	for n := 0; n < 3; n++ {
-		var vs []uint64
-		for v := n * 1000; v < n*1000+2000; v++ {
-			vs = append(vs, mix(uint64(v)))
-		}
-		writes = append(writes, Write{
-			Key:    Key{ContentID: "m", Kind: pixelpb.Kind_KIND_VIEW, DayStartMs: d0 + int64(n)*DayMs},
-			Record: record(uint64(len(vs)), vs, Positions{0: int64(n)}),
-		})
+	day := DayStart(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli())
+	k := Key{ContentID: "shop", Campaign: "spring", Kind: pixelpb.Kind_KIND_CONVERSION, Class: Bot, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+
+	r := record(3, []uint64{7}, Positions{2: 30})
+	r.AddReason("headless")
+	r.AddReason("headless")
+	r.AddReason("datacenter")
+	if !r.AddOrder("o-1", "EUR", 12_500_000) || r.AddOrder("o-1", "EUR", 12_500_000) || !r.AddOrder("o-2", "USD", 1_000_000) {
+		t.Fatal("AddOrder does not count each order once")
 	}
-	if _, err := s.Save(ctx, writes); err != nil {
+	if _, err := s.Save(ctx, []Write{{k, r}}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := s.Query(ctx, "m", pixelpb.Kind_KIND_VIEW, d0, d0+3*DayMs)
+	// A later state adds an order; earlier orders stay.
+	r.Pos[2] = 31
+	r.AddOrder("o-3", "EUR", 500_000)
+	if w, err := s.Save(ctx, []Write{{k, r}}); err != nil || !w[0] {
+		t.Fatalf("second save: %v %v", w, err)
+	}
+	recs, err := s.Load(ctx, []Key{k})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Total != 6000 {
-		t.Fatalf("total %d, want 6000", st.Total)
+	got := recs[0]
+	if got.Reasons["headless"] != 2 || got.Reasons["datacenter"] != 1 {
+		t.Fatalf("reasons %v", got.Reasons)
 	}
-	if d := math.Abs(float64(st.Uniques) - 4000); d > 4*0.0081*4000 {
-		t.Fatalf("uniques %d, want 4000 (distinct over the range, not the sum 6000)", st.Uniques)
+	if len(got.Orders) != 3 || got.Value["EUR"] != 13_000_000 || got.Value["USD"] != 1_000_000 {
+		t.Fatalf("orders %v value %v", got.Orders, got.Value)
 	}
-	st, _ = s.Query(ctx, "m", pixelpb.Kind_KIND_CLICK, d0, d0+3*DayMs)
-	if st.Total != 0 {
-		t.Fatalf("other kind counted: %+v", st)
+	// The reloaded record knows its orders: a replayed order is not new.
+	if got.AddOrder("o-2", "USD", 1_000_000) {
+		t.Fatal("an order loaded from Redis counted again")
 	}
-}
-
-// mix spreads small integers over 64 bits, as visitor keys are.
-func mix(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	return x ^ x>>33
+	ids, err := s.CampaignContents(ctx, "spring", day)
+	if err != nil || len(ids) != 1 || ids[0] != "shop" {
+		t.Fatalf("campaign index %v %v", ids, err)
+	}
 }

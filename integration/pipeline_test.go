@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
@@ -119,7 +120,8 @@ func (s *stack) startAggregator(group string) *prometheus.Registry {
 	l := s.logger.With("component", "aggregator")
 	a, err := aggregator.New(cfg, l, reg,
 		kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l),
-		hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}))
+		hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}),
+		aggregator.Outputs{DLQ: kafkaconn.NewWriter(s.kc, s.topics.DLQ, l), Counts: kafkaconn.NewWriter(s.kc, s.topics.Counts, l)})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func (s *stack) startQuery() {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "it-token"
-	q, err := query.New(cfg, s.logger, hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}))
+	q, err := query.New(cfg, s.logger, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})))
 	if err != nil {
 		s.t.Fatal(err)
 	}

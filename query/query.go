@@ -1,13 +1,17 @@
 // Package query is the HTTP API over the counts in Redis:
 //
-//	GET /v1/stats/{cid}?from=YYYY-MM-DD&to=YYYY-MM-DD&kind=view
+//	GET /v1/stats/{cid}?from=...&to=...&kind=view&class=human
+//	GET /v1/campaigns/{campaign}/stats?from=...&to=...&kind=impression
 //
-// answers the exact total and the estimated unique visitors of one content id
-// and event kind over the UTC days in [from, to). from defaults to today and
-// to to the day after from. When a token is configured, requests must carry
+// answer the exact total and the estimated unique visitors (with its error
+// bound) of one content id or campaign and event kind over [from, to), at
+// hour resolution. from and to are UTC dates (YYYY-MM-DD) or RFC 3339 times;
+// from defaults to the start of today and to to one day after from. class is
+// human (default), bot or machine: machine traffic is never mixed into human
+// counts. When a token is configured, requests must carry
 // "Authorization: Bearer <token>".
 //
-// The package reads through hllstore and never writes.
+// The package reads through package counts and never writes.
 package query
 
 import (
@@ -22,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -45,14 +50,14 @@ func DefaultConfig() Config {
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
-	store  *hllstore.Store
+	reader *counts.Reader
 	ln     net.Listener
 	srv    *http.Server
 	now    func() time.Time
 }
 
 // New binds cfg.ListenAddr; Run serves.
-func New(cfg Config, logger *slog.Logger, store *hllstore.Store) (*Server, error) {
+func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error) {
 	if cfg.MaxRangeDays < 1 {
 		return nil, errors.New("query.maxRangeDays must be at least 1")
 	}
@@ -63,9 +68,11 @@ func New(cfg Config, logger *slog.Logger, store *hllstore.Store) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("listen on query address %s: %w", cfg.ListenAddr, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: store, ln: ln, now: time.Now}
+	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
+	s := &Server{cfg: cfg, logger: logger, reader: reader, ln: ln, now: time.Now}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/stats/{cid}", s.stats)
+	mux.HandleFunc("GET /v1/campaigns/{campaign}/stats", s.stats)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not found: use GET /v1/stats/{cid}?from=YYYY-MM-DD&to=YYYY-MM-DD&kind=view")
 	})
@@ -115,27 +122,41 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	})
 }
 
-// StatsResponse is the answer of GET /v1/stats/{cid}.
+// StatsResponse is the answer of the stats routes.
 type StatsResponse struct {
-	ContentID string `json:"content_id"`
+	ContentID string `json:"content_id,omitempty"`
+	Campaign  string `json:"campaign,omitempty"`
 	Kind      string `json:"kind"`
+	Class     string `json:"class"`
 	From      string `json:"from"`
 	To        string `json:"to"`
 	// Total is the exact number of events of the kind (views for kind=view).
 	Total uint64 `json:"total"`
-	// Uniques is the estimated number of distinct visitors over the range.
-	Uniques uint64 `json:"uniques"`
+	// Uniques is the estimated number of distinct visitors over the range;
+	// the true number lies within ±UniquesBound (four standard errors).
+	Uniques      uint64 `json:"uniques"`
+	UniquesBound uint64 `json:"uniques_bound"`
+	Exact        bool   `json:"uniques_exact"`
+	// Reasons: bot and machine events per reason (class bot or machine).
+	Reasons map[string]uint64 `json:"reasons,omitempty"`
+	// Orders and Value: distinct orders and value per currency, in currency
+	// units (kind=conversion).
+	Orders uint64             `json:"orders,omitempty"`
+	Value  map[string]float64 `json:"value,omitempty"`
 }
 
 const dayLayout = "2006-01-02"
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	cid := r.PathValue("cid")
-	if !validID(cid) {
-		writeError(w, http.StatusBadRequest, "bad content id: use 1-128 characters of A-Z a-z 0-9 . _ : -")
-		return
+	q := counts.Query{ContentID: r.PathValue("cid"), Campaign: r.PathValue("campaign")}
+	for _, id := range []string{q.ContentID, q.Campaign} {
+		if id != "" && !validID(id) {
+			writeError(w, http.StatusBadRequest, "bad id: use 1-128 characters of A-Z a-z 0-9 . _ : -")
+			return
+		}
 	}
-	kindName := r.URL.Query().Get("kind")
+	params := r.URL.Query()
+	kindName := params.Get("kind")
 	if kindName == "" {
 		kindName = "view"
 	}
@@ -144,43 +165,63 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad kind "+quote(kindName)+": use one of impression, view, click, conversion, open, custom")
 		return
 	}
-	from := s.now().UTC().Truncate(24 * time.Hour)
-	if v := r.URL.Query().Get("from"); v != "" {
-		t, err := time.Parse(dayLayout, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad from "+quote(v)+": use a UTC date, YYYY-MM-DD")
-			return
-		}
-		from = t
+	q.Kind = kind
+	className := params.Get("class")
+	if className == "" {
+		className = "human"
 	}
-	to := from.Add(24 * time.Hour)
-	if v := r.URL.Query().Get("to"); v != "" {
-		t, err := time.Parse(dayLayout, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad to "+quote(v)+": use a UTC date, YYYY-MM-DD (exclusive)")
-			return
-		}
-		to = t
-	}
-	if !to.After(from) {
-		writeError(w, http.StatusBadRequest, "empty range: to must be after from (to is exclusive)")
+	if q.Class, ok = hllstore.ParseClass(className); !ok {
+		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot or machine")
 		return
 	}
-	if days := int(to.Sub(from) / (24 * time.Hour)); days > s.cfg.MaxRangeDays {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("range of %d days is longer than the limit of %d", days, s.cfg.MaxRangeDays))
-		return
+	q.From = s.now().UTC().Truncate(24 * time.Hour)
+	if v := params.Get("from"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad from "+quote(v)+": use a UTC date (YYYY-MM-DD) or an RFC 3339 time")
+			return
+		}
+		q.From = t
 	}
-	st, err := s.store.Query(r.Context(), cid, kind, from.UnixMilli(), to.UnixMilli())
-	if err != nil {
-		s.logger.Error("query counts", "content_id", cid, "err", err)
+	q.To = q.From.Add(24 * time.Hour)
+	if v := params.Get("to"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad to "+quote(v)+": use a UTC date (YYYY-MM-DD) or an RFC 3339 time (exclusive)")
+			return
+		}
+		q.To = t
+	}
+	res, err := s.reader.Stats(r.Context(), q)
+	switch {
+	case errors.Is(err, counts.ErrBadQuery):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), counts.ErrBadQuery.Error()+": "))
+		return
+	case err != nil:
+		s.logger.Error("query counts", "content_id", q.ContentID, "campaign", q.Campaign, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
 		return
 	}
-	writeJSON(w, http.StatusOK, StatsResponse{
-		ContentID: cid, Kind: kindName,
-		From: from.Format(dayLayout), To: to.Format(dayLayout),
-		Total: st.Total, Uniques: st.Uniques,
-	})
+	out := StatsResponse{
+		ContentID: q.ContentID, Campaign: q.Campaign, Kind: kindName, Class: className,
+		From: q.From.UTC().Truncate(time.Hour).Format(time.RFC3339), To: q.To.UTC().Truncate(time.Hour).Format(time.RFC3339),
+		Total: res.Total, Uniques: res.Uniques, UniquesBound: res.UniquesBound, Exact: res.UniquesBound == 0,
+		Reasons: res.Reasons, Orders: res.Orders,
+	}
+	for cur, micros := range res.Value {
+		if out.Value == nil {
+			out.Value = map[string]float64{}
+		}
+		out.Value[cur] = float64(micros) / 1e6
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(dayLayout, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, v)
 }
 
 var kinds = map[string]pixelpb.Kind{

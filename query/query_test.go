@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 )
 
@@ -17,7 +18,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "tok"
 	cfg.MaxRangeDays = 31
-	s, err := New(cfg, nil, hllstore.New(nil, hllstore.Config{}))
+	s, err := New(cfg, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +33,12 @@ func TestBadRequestsAndAuth(t *testing.T) {
 		{"bad kind", "/v1/stats/a?kind=x", "Bearer tok", 400, "bad kind"},
 		{"bad from", "/v1/stats/a?from=yesterday", "Bearer tok", 400, "YYYY-MM-DD"},
 		{"bad to", "/v1/stats/a?from=2026-11-01&to=2026-13-01", "Bearer tok", 400, "bad to"},
+		{"bad class", "/v1/stats/a?class=robot", "Bearer tok", 400, "bad class"},
+		{"bad campaign", "/v1/campaigns/a%20b/stats", "Bearer tok", 400, "bad id"},
+		{"hour range empty", "/v1/stats/a?from=2026-11-01T10:00:00Z&to=2026-11-01T10:30:00Z", "Bearer tok", 400, "empty range"},
 		{"empty range", "/v1/stats/a?from=2026-11-02&to=2026-11-01", "Bearer tok", 400, "to must be after from"},
 		{"range too long", "/v1/stats/a?from=2026-01-01&to=2026-11-01", "Bearer tok", 400, "limit of 31"},
-		{"bad id", "/v1/stats/a%3Cb%3E", "Bearer tok", 400, "bad content id"},
+		{"bad id", "/v1/stats/a%3Cb%3E", "Bearer tok", 400, "bad id"},
 		{"unknown path", "/v2/whatever", "Bearer tok", 404, "GET /v1/stats"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

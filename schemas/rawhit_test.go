@@ -105,8 +105,8 @@ func TestAppendRawHitAppends(t *testing.T) {
 
 func TestAppendCountKey(t *testing.T) {
 	t.Parallel()
-	got := string(AppendCountKey(nil, "a-1", pixelpb.Kind_KIND_VIEW, pixelpb.Granularity_GRANULARITY_DAY, 1764288000000))
-	if want := "a-1|2|2|1764288000000"; got != want {
+	got := string(AppendCountKey(nil, "a-1", pixelpb.Kind_KIND_VIEW, "human", pixelpb.Granularity_GRANULARITY_DAY, 1764288000000))
+	if want := "a-1|2|human|2|1764288000000"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }

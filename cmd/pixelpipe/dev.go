@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
@@ -92,11 +93,11 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(kc, acfg, store, logger, reg)
+	agg, err := newAggregator(kc, acfg, store, schemas.TopicDLQ, schemas.TopicCounts, logger, reg)
 	if err != nil {
 		return err
 	}
-	qs, err := query.New(qcfg, logger.With("component", "query"), store)
+	qs, err := query.New(qcfg, logger.With("component", "query"), counts.NewReader(store))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
@@ -144,7 +145,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
 	reg := newRegistry()
-	a, err := newAggregator(c.kafka(), cfg, hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}), logger, reg)
+	a, err := newAggregator(c.kafka(), cfg, hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}), c.topic(schemas.TopicDLQ), c.topic(schemas.TopicCounts), logger, reg)
 	if err != nil {
 		return err
 	}
@@ -164,11 +165,16 @@ func bindAggregator(fs interface {
 	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
 	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes")
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
+	fs.DurationVar(&cfg.LateHorizon, "aggregator.lateHorizon", cfg.LateHorizon, "events older than this (by event time) are not counted: they go to the dead-letter topic and pixel_aggregator_events_total{result=\"late\"}")
+	fs.DurationVar(&cfg.SnapshotInterval, "aggregator.snapshotInterval", cfg.SnapshotInterval, "how often changed counts are published to the compacted counts topic; 0 disables")
 }
 
-func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
+func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, dlqTopic, countsTopic string, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
 	l := logger.With("component", "aggregator")
-	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), store)
+	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), store, aggregator.Outputs{
+		DLQ:    kafkaconn.NewWriter(kc, dlqTopic, l),
+		Counts: kafkaconn.NewWriter(kc, countsTopic, l),
+	})
 }
 
 // newRedis returns a client whose context deadlines apply to socket I/O, so
@@ -205,7 +211,7 @@ func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
-	srv, err := query.New(cfg, logger.With("component", "query"), hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}))
+	srv, err := query.New(cfg, logger.With("component", "query"), counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})))
 	if err != nil {
 		return err
 	}
