@@ -31,6 +31,7 @@ type Aggregator struct {
 	cfg    Config
 	logger *slog.Logger
 	m      *metrics
+	open   func() *kafka.Reader
 	reader *kafka.Reader
 	store  *hllstore.Store
 	out    Outputs
@@ -38,7 +39,15 @@ type Aggregator struct {
 
 	state        map[hllstore.Key]*entry
 	late         []kafka.Message // late events to dead-letter before the next commit
+	flushed      []flushedBatch  // offsets flushed but not yet committed (CommitDelay)
+	stale        bool            // a write was refused: state must be rebuilt
 	lastSnapshot time.Time
+}
+
+// flushedBatch is messages whose events were written to Redis at a time.
+type flushedBatch struct {
+	at   time.Time
+	msgs []kafka.Message
 }
 
 type entry struct {
@@ -48,10 +57,15 @@ type entry struct {
 	touched time.Time
 }
 
-// New returns an aggregator reading with reader (a consumer-group reader of
-// the events topic, kafkaconn.NewGroupReader) and writing to store. The
-// aggregator closes the reader and the outputs when Run returns.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *kafka.Reader, store *hllstore.Store, out Outputs) (*Aggregator, error) {
+// New returns an aggregator reading with readers that open returns
+// (consumer-group readers of the events topic, kafkaconn.NewGroupReader) and
+// writing to store. When Redis refuses a write because the aggregator's copy
+// of a record is stale (another owner wrote it, or Redis lost writes in a
+// crash), the aggregator drops all it holds, closes its reader and opens a
+// new one, which resumes from the committed offsets; replayed events already
+// in Redis are skipped by position. The aggregator closes its reader and the
+// outputs when Run returns.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func() *kafka.Reader, store *hllstore.Store, out Outputs) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -59,18 +73,19 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *kaf
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Aggregator{
-		cfg: cfg, logger: logger, m: newMetrics(reg), reader: reader, store: store, out: out,
+		cfg: cfg, logger: logger, m: newMetrics(reg), open: open, store: store, out: out,
 		now: time.Now, state: map[hllstore.Key]*entry{},
 	}, nil
 }
 
 // Run consumes until ctx is done, then flushes what it applied and commits
-// its offsets before returning.
+// what is durable before returning.
 func (a *Aggregator) Run(ctx context.Context) error {
+	a.reader = a.open()
 	defer a.close()
 	a.logger.Info("aggregator consuming", "topic", a.cfg.EventsTopic, "group", a.cfg.Group)
 	var (
-		pending   []kafka.Message // fetched and applied, not committed
+		pending   []kafka.Message // fetched and applied, not yet flushed
 		nextFlush = time.Now().Add(a.cfg.FlushInterval)
 		batch     []*pixelpb.Event
 		msgs      []kafka.Message
@@ -119,30 +134,82 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			msgs = msgs[:0]
 		}
 		pending = append(pending, msgs...)
-		if stopping := ctx.Err() != nil; stopping || time.Now().After(nextFlush) || len(msgs) >= a.cfg.MaxBatch {
-			fctx, cancel := flushContext(ctx, stopping)
-			err := a.flush(fctx, pending)
-			if err == nil {
-				pending = pending[:0]
-				a.maybeSnapshot(fctx, stopping)
+		stopping := ctx.Err() != nil
+		if !stopping && time.Now().Before(nextFlush) && len(msgs) < a.cfg.MaxBatch {
+			continue
+		}
+		fctx, cancel := flushContext(ctx, stopping)
+		err := a.flush(fctx)
+		if err == nil {
+			if len(pending) > 0 {
+				a.flushed = append(a.flushed, flushedBatch{at: time.Now(), msgs: pending})
+				pending = nil
 			}
-			cancel()
-			nextFlush = time.Now().Add(a.cfg.FlushInterval)
-			if stopping {
-				if err != nil {
-					return fmt.Errorf("final flush: %w", err)
-				}
-				a.logger.Info("aggregator stopped")
-				return nil
-			}
-			if err != nil {
-				a.logger.Warn("flush failed, will retry", "err", err)
-			}
+			a.commitDurable(fctx)
+			a.maybeSnapshot(fctx, stopping)
+		}
+		cancel()
+		nextFlush = time.Now().Add(a.cfg.FlushInterval)
+		switch {
+		case stopping && err != nil:
+			return fmt.Errorf("final flush: %w", err)
+		case stopping:
+			a.logger.Info("aggregator stopped")
+			return nil
+		case err != nil:
+			a.logger.Warn("flush failed, will retry", "err", err)
+		case a.stale:
+			a.reset()
+			pending = nil
 		}
 	}
 }
 
+// commitDurable commits the offsets of batches flushed at least CommitDelay
+// ago: by then Redis has made their writes durable.
+func (a *Aggregator) commitDurable(ctx context.Context) {
+	cutoff := time.Now().Add(-a.cfg.CommitDelay)
+	n := 0
+	var msgs []kafka.Message
+	for _, b := range a.flushed {
+		if b.at.After(cutoff) {
+			break
+		}
+		msgs = append(msgs, b.msgs...)
+		n++
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	a.flushed = append(a.flushed[:0], a.flushed[n:]...)
+	if err := a.reader.CommitMessages(ctx, msgs...); err != nil {
+		// Harmless for correctness: the records hold positions, so a replay
+		// of these events is skipped.
+		a.logger.Warn("commit events offsets", "err", err)
+	}
+}
+
+// reset drops every record held in memory and every uncommitted offset, and
+// reopens the reader, which resumes from the committed offsets. Events that
+// are replayed and already in Redis are skipped by position.
+func (a *Aggregator) reset() {
+	a.logger.Warn("count records went stale (another owner wrote them, or Redis lost writes); rebuilding from Redis and the committed offsets",
+		"records_dropped", len(a.state))
+	a.m.resets.Inc()
+	if err := a.reader.Close(); err != nil {
+		a.logger.Warn("close events reader", "err", err)
+	}
+	clear(a.state)
+	a.flushed = a.flushed[:0]
+	a.late = a.late[:0]
+	a.stale = false
+	a.reader = a.open()
+}
+
 func (a *Aggregator) close() {
+	if a.reader == nil {
+		return
+	}
 	if err := a.reader.Close(); err != nil {
 		a.logger.Warn("close events reader", "err", err)
 	}
@@ -279,9 +346,9 @@ func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.
 	}
 }
 
-// flush writes every dirty record and the late events' dead letters, then
-// commits the offsets of msgs.
-func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
+// flush writes every dirty record and the late events' dead letters. A
+// refused write marks the aggregator stale (see reset).
+func (a *Aggregator) flush(ctx context.Context) error {
 	start := time.Now()
 	var writes []hllstore.Write
 	for k, e := range a.state {
@@ -300,11 +367,8 @@ func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
 				a.state[w.Key].dirty = false
 				continue
 			}
-			// Another owner wrote a newer state: ours is stale. Drop it;
-			// the events it held are counted by the owner that got further.
 			a.m.refused.Inc()
-			a.logger.Warn("count record moved on under another owner; dropping local copy", "content_id", w.Key.ContentID)
-			delete(a.state, w.Key)
+			a.stale = true
 		}
 		a.m.flushTime.Observe(time.Since(start).Seconds())
 	}
@@ -316,13 +380,6 @@ func (a *Aggregator) flush(ctx context.Context, msgs []kafka.Message) error {
 	}
 	a.late = a.late[:0]
 	a.m.flushOK.Inc()
-	if len(msgs) > 0 {
-		if err := a.reader.CommitMessages(ctx, msgs...); err != nil {
-			// Harmless for correctness: the records hold positions, so a
-			// replay of these events is skipped.
-			a.logger.Warn("commit events offsets", "err", err)
-		}
-	}
 	a.evict(start)
 	return nil
 }

@@ -4,6 +4,7 @@ package aggregator
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -15,122 +16,230 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-var day = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixMilli()
+var hour0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixMilli()
 
 func newTestAggregator(t *testing.T, store *hllstore.Store) *Aggregator {
 	t.Helper()
-	a, err := New(DefaultConfig(), nil, prometheus.NewRegistry(), nil, store, Outputs{})
+	cfg := DefaultConfig()
+	cfg.LateHorizon = 100 * 365 * 24 * time.Hour // the test's events are in the past
+	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, store, Outputs{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-// events returns n distinct events of content "c": source partitions 0-2, rising
-// offsets per partition, visitors v%97.
-func events(n int) []*pixelpb.Event {
+// genEvents returns n distinct events over a few content ids, kinds, hours
+// and source partitions, with offsets rising per source partition, and
+// bot, campaign and conversion events among them.
+func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 	out := make([]*pixelpb.Event, n)
 	offsets := map[int32]int64{}
 	for i := range n {
-		p := int32(i % 3)
-		offsets[p]++
-		out[i] = &pixelpb.Event{
-			ContentId:  "c",
-			Kind:       pixelpb.Kind_KIND_VIEW,
-			Origin:     &pixelpb.Origin{ReceivedAtMs: day + int64(i)},
+		p := int32(rng.IntN(4))
+		offsets[p] += 1 + int64(rng.IntN(3)) // gaps: hits that became no event here
+		ev := &pixelpb.Event{
+			ContentId:  fmt.Sprintf("c%d", rng.IntN(3)),
+			Kind:       pixelpb.Kind(1 + rng.IntN(4)),
+			Origin:     &pixelpb.Origin{ReceivedAtMs: hour0 + int64(rng.IntN(3*3600_000))},
 			Source:     &pixelpb.SourcePosition{Partition: p, Offset: offsets[p]},
-			VisitorKey: uint64(i%97)*0x9e3779b97f4a7c15 + 1,
+			VisitorKey: uint64(rng.IntN(200))*0x9e3779b97f4a7c15 + 1,
+		}
+		if rng.IntN(5) == 0 {
+			ev.CampaignId = "spring"
+		}
+		if rng.IntN(7) == 0 {
+			ev.Bot, ev.BotReasons = true, []string{"headless"}
+		}
+		if ev.Kind == pixelpb.Kind_KIND_CONVERSION {
+			ev.OrderId, ev.Currency, ev.ValueMicros = fmt.Sprintf("o%d", rng.IntN(20)), "EUR", 1_000_000
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+// deliveries interleaves the per-partition sequences of events at random
+// (Kafka keeps order within a source partition only) and injects replays:
+// at random points a partition's sequence restarts from an earlier event, as
+// after a processor crash or a consumer restart.
+func deliveries(rng *rand.Rand, events []*pixelpb.Event) []*pixelpb.Event {
+	byPart := map[int32][]*pixelpb.Event{}
+	var parts []int32
+	for _, ev := range events {
+		p := ev.GetSource().GetPartition()
+		if byPart[p] == nil {
+			parts = append(parts, p)
+		}
+		byPart[p] = append(byPart[p], ev)
+	}
+	next := map[int32]int{}
+	var out []*pixelpb.Event
+	for len(parts) > 0 {
+		i := rng.IntN(len(parts))
+		p := parts[i]
+		seq := byPart[p]
+		if next[p] > 0 && rng.IntN(40) == 0 {
+			next[p] = rng.IntN(next[p]) // replay from an earlier point
+		}
+		out = append(out, seq[next[p]])
+		next[p]++
+		if next[p] == len(seq) {
+			parts = append(parts[:i], parts[i+1:]...)
 		}
 	}
 	return out
 }
 
-func total(t *testing.T, store *hllstore.Store) (uint64, uint64) {
-	t.Helper()
-	recs, err := store.Load(context.Background(), []hllstore.Key{{ContentID: "c", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(day)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs[0].Total, recs[0].Sketch.Estimate()
-}
-
-// Replays of any prefix, in batches, after the first delivery: every event
-// counts once. (Within one partition Kafka keeps order, so a replay is a
-// repeat of a prefix of each source partition's sequence.)
-func TestReplaysCountOnce(t *testing.T) {
-	t.Parallel()
-	rdb, prefix := pipetest.Redis(t)
-	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
-	ctx := context.Background()
-	evs := events(600)
-	rng := rand.New(rand.NewPCG(1, 2))
-
-	a := newTestAggregator(t, store)
-	for start := 0; start < len(evs); {
-		end := min(len(evs), start+1+rng.IntN(50))
-		// Deliver the batch, then replay a random earlier stretch of it.
-		if err := a.apply(ctx, evs[start:end]); err != nil {
-			t.Fatal(err)
-		}
-		from := rng.IntN(end)
-		if err := a.apply(ctx, evs[from:end]); err != nil {
-			t.Fatal(err)
-		}
-		if rng.IntN(3) == 0 {
-			if err := a.flush(ctx, nil); err != nil {
-				t.Fatal(err)
+// reference counts events exactly, once each.
+func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
+	ref := map[hllstore.Key]*hllstore.Record{}
+	var keys []hllstore.Key
+	for _, ev := range events {
+		for _, k := range keysOf(keys[:0], ev) {
+			r := ref[k]
+			if r == nil {
+				nr := hllstore.NewRecord()
+				r = &nr
+				ref[k] = r
+			}
+			r.Total++
+			r.Sketch.InsertHash(ev.GetVisitorKey())
+			if k.Class != hllstore.Human {
+				for _, reason := range ev.GetBotReasons() {
+					r.AddReason(reason)
+				}
+			}
+			if ev.GetOrderId() != "" {
+				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
 			}
 		}
-		start = end
 	}
-	if err := a.flush(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if n, u := total(t, store); n != 600 || u != 97 {
-		t.Fatalf("total %d uniques %d, want 600 and 97", n, u)
-	}
+	return ref
+}
 
-	// A fresh aggregator (a restart) replaying everything from the start
-	// changes nothing.
-	b := newTestAggregator(t, store)
-	if err := b.apply(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.flush(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if n, u := total(t, store); n != 600 || u != 97 {
-		t.Fatalf("after replay: total %d uniques %d, want 600 and 97", n, u)
+// TestPropertyReplaysCountOnce: any interleaving of the source partitions,
+// with any replays injected, applied in batches of any size with flushes at
+// any points and restarts of the aggregator (state rebuilt from Redis) in
+// between, gives exactly the totals, sketch estimates, reasons, orders and
+// values of counting each event once.
+func TestPropertyReplaysCountOnce(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	ctx := context.Background()
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 99))
+			store := hllstore.New(rdb, hllstore.Config{Prefix: fmt.Sprintf("%s:%d", prefix, seed)})
+			events := genEvents(rng, 300+rng.IntN(300))
+			stream := deliveries(rng, events)
+
+			a := newTestAggregator(t, store)
+			for i := 0; i < len(stream); {
+				end := min(len(stream), i+1+rng.IntN(40))
+				if err := a.apply(ctx, stream[i:end]); err != nil {
+					t.Fatal(err)
+				}
+				i = end
+				switch rng.IntN(6) {
+				case 0:
+					if err := a.flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+				case 1: // crash after a flush: a new aggregator reloads from Redis
+					if err := a.flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+					a = newTestAggregator(t, store)
+				}
+			}
+			if err := a.flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if a.stale {
+				t.Fatal("a single owner had a write refused")
+			}
+
+			ref := reference(events)
+			var keys []hllstore.Key
+			for k := range ref {
+				keys = append(keys, k)
+			}
+			got, err := store.Load(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range keys {
+				want, g := ref[k], got[i]
+				if g.Total != want.Total || g.Sketch.Estimate() != want.Sketch.Estimate() ||
+					len(g.Orders) != len(want.Orders) || g.Value["EUR"] != want.Value["EUR"] ||
+					g.Reasons["headless"] != want.Reasons["headless"] {
+					t.Fatalf("%+v: got total %d est %d orders %d value %d reasons %v; want %d %d %d %d %v", k,
+						g.Total, g.Sketch.Estimate(), len(g.Orders), g.Value["EUR"], g.Reasons,
+						want.Total, want.Sketch.Estimate(), len(want.Orders), want.Value["EUR"], want.Reasons)
+				}
+			}
+		})
 	}
 }
 
-// A stale owner, which loaded the record before another owner moved it on,
-// cannot overwrite it.
+// A stale owner, which loaded a record before another owner moved it on,
+// cannot overwrite it, and knows it must rebuild.
 func TestStaleOwnerIsRefused(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	ctx := context.Background()
-	evs := events(30)
+	events := genEvents(rand.New(rand.NewPCG(5, 5)), 60)
+	for _, ev := range events {
+		ev.ContentId, ev.Kind, ev.CampaignId, ev.Bot, ev.BotReasons, ev.OrderId = "c", pixelpb.Kind_KIND_VIEW, "", false, nil, ""
+	}
+	dayKey := hllstore.Key{ContentID: "c", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(hour0)}
 
 	stale := newTestAggregator(t, store)
-	if err := stale.apply(ctx, evs[:6]); err != nil { // loads the empty record
+	if err := stale.apply(ctx, events[:10]); err != nil { // loads the empty records
 		t.Fatal(err)
 	}
 	owner := newTestAggregator(t, store)
-	if err := owner.apply(ctx, evs); err != nil {
+	if err := owner.apply(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.flush(ctx, nil); err != nil {
+	if err := owner.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := stale.flush(ctx, nil); err != nil {
+	if err := stale.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := total(t, store); n != 30 {
-		t.Fatalf("total %d after a stale write, want 30", n)
+	if !stale.stale {
+		t.Fatal("the stale owner was not told its copy is stale")
 	}
-	if len(stale.state) != 0 {
-		t.Fatal("stale owner kept its refused state")
+	recs, err := store.Load(ctx, []hllstore.Key{dayKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[0].Total != 60 {
+		t.Fatalf("total %d after a stale write, want 60", recs[0].Total)
+	}
+}
+
+func TestLateEvents(t *testing.T) {
+	t.Parallel()
+	a, err := New(DefaultConfig(), nil, prometheus.NewRegistry(), nil, nil, Outputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	a.now = func() time.Time { return now }
+	at := func(d time.Duration) *pixelpb.Event {
+		return &pixelpb.Event{Origin: &pixelpb.Origin{ReceivedAtMs: now.Add(-d).UnixMilli()}}
+	}
+	if a.isLate(at(7*24*time.Hour - time.Minute)) {
+		t.Fatal("an event inside the horizon is late")
+	}
+	if !a.isLate(at(7*24*time.Hour + time.Minute)) {
+		t.Fatal("an event past the horizon is not late")
+	}
+	if a.isLate(at(-time.Hour)) {
+		t.Fatal("an event from an edge clock ahead is late")
 	}
 }

@@ -24,6 +24,12 @@ type Config struct {
 	// pixel_aggregator_events_total{result="late"} and sent to the
 	// dead-letter topic. Default 7 days.
 	LateHorizon time.Duration
+	// CommitDelay is how long Kafka offsets wait after the flush that holds
+	// their events before they are committed. It must exceed the window in
+	// which Redis can lose acknowledged writes (appendfsync everysec: about
+	// 2 s), so events Redis lost in a crash are still uncommitted and get
+	// replayed. Default 5 s.
+	CommitDelay time.Duration
 	// SnapshotInterval is how often changed counts are published to the
 	// compacted counts topic. Default 10 s; 0 disables snapshots.
 	SnapshotInterval time.Duration
@@ -38,6 +44,7 @@ func DefaultConfig() Config {
 		MaxBatch:      5000,
 		IdleEvict:     10 * time.Minute,
 
+		CommitDelay:      5 * time.Second,
 		LateHorizon:      7 * 24 * time.Hour,
 		SnapshotInterval: 10 * time.Second,
 	}
@@ -54,6 +61,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))
+	}
+	if c.CommitDelay < 0 {
+		errs = append(errs, errors.New("aggregator.commitDelay must not be negative"))
 	}
 	if c.LateHorizon <= 0 {
 		errs = append(errs, errors.New("aggregator.lateHorizon must be positive"))

@@ -12,6 +12,7 @@ type metrics struct {
 	flushOK     prometheus.Counter
 	flushErr    prometheus.Counter
 	refused     prometheus.Counter
+	resets      prometheus.Counter
 	flushTime   prometheus.Histogram
 	activeState prometheus.Gauge
 }
@@ -42,7 +43,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		flushErr: flushes.WithLabelValues("error"),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_writes_refused_total",
-			Help: "Record writes refused because Redis held a newer state (another owner after a rebalance).",
+			Help: "Record writes refused because Redis no longer held the version they were made over (another owner wrote, or Redis lost writes in a crash).",
+		}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_resets_total",
+			Help: "Times the aggregator dropped its in-memory counts after a refused write and resumed from the committed offsets.",
 		}),
 		flushTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pixel_aggregator_flush_duration_seconds",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.flushTime, m.activeState, m.snapshots, m.snapshotErr)
+		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr)
 	}
 	return m
 }

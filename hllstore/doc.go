@@ -6,10 +6,13 @@
 // conversions, and the positions of the last source hits applied to it.
 //
 // Writes are absolute (the new total and sketch, not an increment) and go
-// through a one-key Lua script that refuses to move any position backwards.
-// So a replay, a go-redis retry of a write that already happened, or a stale
-// owner after a consumer-group rebalance can never count an event twice, and
-// every write touches one key, which keeps it valid on Redis Cluster.
+// through a one-key Lua script that writes only over the version the writer
+// loaded and never moves a position backwards. So a replay (skipped by
+// position), a go-redis retry of a write that already happened, a stale owner
+// after a consumer-group rebalance, or a writer that outlived a Redis crash
+// (all refused by version) can never count an event twice or overwrite newer
+// counts; and every write touches one key, which keeps it valid on Redis
+// Cluster.
 //
 // Store is safe for concurrent use.
 package hllstore

@@ -34,19 +34,28 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 	}
 
 	v1 := record(3, []uint64{0x1111111111111111, 0x2222222222222222, 0x3333333333333333}, Positions{0: 10, 1: 5})
-	if w, err := s.Save(ctx, []Write{{k, v1}}); err != nil || !w[0] {
-		t.Fatalf("first save: %v %v", w, err)
+	retry := *v1 // what a client retry of the same write would send
+	if w, err := s.Save(ctx, []Write{{k, v1}}); err != nil || !w[0] || v1.Version != 1 {
+		t.Fatalf("first save: %v %v, version %d", w, err, v1.Version)
 	}
-	// Saving the same state again (a retried write) is accepted and changes nothing.
-	if w, err := s.Save(ctx, []Write{{k, v1}}); err != nil || !w[0] {
-		t.Fatalf("repeated save: %v %v", w, err)
+	// The same write again (a go-redis retry after a lost reply) is refused:
+	// the version it was made over is gone.
+	if w, err := s.Save(ctx, []Write{{k, &retry}}); err != nil || w[0] {
+		t.Fatalf("retried save was accepted: %v %v", w, err)
 	}
-	// A stale owner whose position is behind on any partition is refused.
-	if w, err := s.Save(ctx, []Write{{k, record(99, nil, Positions{0: 9, 1: 50})}}); err != nil || w[0] {
+	// A writer that loaded the record earlier (a stale owner) is refused.
+	if w, err := s.Save(ctx, []Write{{k, record(99, nil, Positions{0: 50, 1: 50})}}); err != nil || w[0] {
 		t.Fatalf("stale save was accepted: %v %v", w, err)
 	}
-	// So is one that lacks a partition the stored record has.
-	if w, _ := s.Save(ctx, []Write{{k, record(99, nil, Positions{0: 50})}}); w[0] {
+	// So is a write at the right version that would move a position back.
+	back := record(99, nil, Positions{0: 9, 1: 50})
+	back.Version = 1
+	if w, _ := s.Save(ctx, []Write{{k, back}}); w[0] {
+		t.Fatal("save moving a position backwards was accepted")
+	}
+	missing := record(99, nil, Positions{0: 50})
+	missing.Version = 1
+	if w, _ := s.Save(ctx, []Write{{k, missing}}); w[0] {
 		t.Fatal("save missing a stored partition was accepted")
 	}
 	recs, err = s.Load(ctx, []Key{k})
@@ -54,7 +63,7 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := recs[0]
-	if got.Total != 3 || got.Sketch.Estimate() != 3 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.Pos) != 2 {
+	if got.Total != 3 || got.Sketch.Estimate() != 3 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.Pos) != 2 || got.Version != 1 {
 		t.Fatalf("loaded %+v, estimate %d", got, got.Sketch.Estimate())
 	}
 	if !got.Pos.Covers(0, 10) || got.Pos.Covers(0, 11) || got.Pos.Covers(7, 0) {

@@ -66,6 +66,9 @@ type Record struct {
 	Sketch *hyperloglog.Sketch
 	// Pos holds the last source position applied per partition.
 	Pos Positions
+	// Version counts the writes of the record; a write succeeds only over
+	// the version it was loaded at.
+	Version uint64
 	// Reasons counts bot and machine events per reason code (one event may
 	// carry several reasons).
 	Reasons map[string]uint64
@@ -118,6 +121,7 @@ const (
 	fieldSketch    = "h"
 	fieldEstimate  = "u"
 	fieldPositions = "pos"
+	fieldVersion   = "ver"
 )
 
 // decodeRecord reads the fields of HGETALL.
@@ -138,6 +142,12 @@ func decodeRecord(fields map[string]string) (Record, error) {
 			if err := r.Sketch.UnmarshalBinary([]byte(v)); err != nil {
 				return r, fmt.Errorf("%w: sketch: %v", ErrCorrupt, err)
 			}
+		case f == fieldVersion:
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return r, fmt.Errorf("%w: version %q", ErrCorrupt, v)
+			}
+			r.Version = n
 		case f == fieldPositions:
 			ps, err := decodePositions(v)
 			if err != nil {

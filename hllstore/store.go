@@ -73,9 +73,12 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	return out, nil
 }
 
-// saveScript writes a record if no stored position is ahead of the new ones.
-// KEYS[1] record; ARGV[1] ttl seconds, ARGV[2] positions, then field/value
-// pairs. Returns 1 when written, 0 when refused.
+// saveScript writes a record if Redis still holds the version the caller
+// loaded (optimistic concurrency: nobody wrote in between, not even an earlier
+// attempt of the same write that a client retry would repeat) and no stored
+// position is ahead of the new ones.
+// KEYS[1] record; ARGV[1] expected version, ARGV[2] ttl seconds, ARGV[3]
+// positions, then field/value pairs. Returns 1 when written, 0 when refused.
 var saveScript = redis.NewScript(`
 local function parse(s)
   local t = {}
@@ -84,13 +87,16 @@ local function parse(s)
   end
   return t
 end
-local stored = parse(redis.call('HGET', KEYS[1], 'pos'))
-local new = parse(ARGV[2])
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'pos')
+local ver = tonumber(cur[1]) or 0
+if ver ~= tonumber(ARGV[1]) then return 0 end
+local stored = parse(cur[2])
+local new = parse(ARGV[3])
 for p, o in pairs(stored) do
   if new[p] == nil or new[p] < o then return 0 end
 end
-redis.call('HSET', KEYS[1], 'pos', ARGV[2], unpack(ARGV, 3))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], 'ver', ver + 1, 'pos', ARGV[3], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
@@ -101,9 +107,10 @@ type Write struct {
 }
 
 // Save writes records in one pipelined round trip, and adds campaign records
-// to their campaign's index. written[i] is false when Redis holds a newer
-// state of writes[i] (another owner got further): the caller must drop its
-// copy. The orders a written record added are then no longer new.
+// to their campaign's index. written[i] is false when Redis no longer holds
+// the version writes[i] was loaded at (another owner wrote, or Redis lost
+// writes in a crash): the caller's copy is stale and must be dropped. A
+// written record's version moves on and the orders it added are no longer new.
 func (s *Store) Save(ctx context.Context, writes []Write) (written []bool, err error) {
 	if len(writes) == 0 {
 		return nil, nil
@@ -140,6 +147,7 @@ func (s *Store) Save(ctx context.Context, writes []Write) (written []bool, err e
 		}
 		written[i] = v == 1
 		if written[i] {
+			writes[i].Record.Version++
 			writes[i].Record.newOrders = writes[i].Record.newOrders[:0]
 		}
 	}
@@ -157,7 +165,7 @@ func (s *Store) saveArgs(w Write) ([]any, error) {
 		ttl = s.hourTTL
 	}
 	args := make([]any, 0, 8+2*(len(r.Reasons)+len(r.Value)+len(r.newOrders)))
-	args = append(args, ttl, r.Pos.encode(),
+	args = append(args, r.Version, ttl, r.Pos.encode(),
 		fieldTotal, r.Total, fieldSketch, sk, fieldEstimate, r.Sketch.Estimate())
 	for reason, n := range r.Reasons {
 		args = append(args, "r:"+reason, n)

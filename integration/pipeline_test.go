@@ -119,7 +119,7 @@ func (s *stack) startAggregator(group string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	l := s.logger.With("component", "aggregator")
 	a, err := aggregator.New(cfg, l, reg,
-		kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l),
+		func() *kafka.Reader { return kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l) },
 		hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}),
 		aggregator.Outputs{DLQ: kafkaconn.NewWriter(s.kc, s.topics.DLQ, l), Counts: kafkaconn.NewWriter(s.kc, s.topics.Counts, l)})
 	if err != nil {

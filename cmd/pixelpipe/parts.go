@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
 	"github.com/pixelpipe/pixelpipe/counts"
@@ -165,13 +166,15 @@ func bindAggregator(fs interface {
 	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
 	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes")
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
+	fs.DurationVar(&cfg.CommitDelay, "aggregator.commitDelay", cfg.CommitDelay, "how long offsets wait after their flush before they are committed; keep it above the window in which Redis can lose acknowledged writes (appendfsync everysec: ~2s)")
 	fs.DurationVar(&cfg.LateHorizon, "aggregator.lateHorizon", cfg.LateHorizon, "events older than this (by event time) are not counted: they go to the dead-letter topic and pixel_aggregator_events_total{result=\"late\"}")
 	fs.DurationVar(&cfg.SnapshotInterval, "aggregator.snapshotInterval", cfg.SnapshotInterval, "how often changed counts are published to the compacted counts topic; 0 disables")
 }
 
 func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, dlqTopic, countsTopic string, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
 	l := logger.With("component", "aggregator")
-	return aggregator.New(cfg, l, reg, kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l), store, aggregator.Outputs{
+	open := func() *kafka.Reader { return kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l) }
+	return aggregator.New(cfg, l, reg, open, store, aggregator.Outputs{
 		DLQ:    kafkaconn.NewWriter(kc, dlqTopic, l),
 		Counts: kafkaconn.NewWriter(kc, countsTopic, l),
 	})
