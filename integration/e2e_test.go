@@ -17,7 +17,8 @@ import (
 // checks that the query API reports exactly the acknowledged hits per
 // content id, and uniques within the HyperLogLog bound. Then it replays the
 // whole raw topic through a second processor group, which writes every event
-// a second time, and checks that not one count moves.
+// a second time, then the whole events topic through a second aggregator
+// group, and checks that not one count moves.
 func TestEndToEnd(t *testing.T) {
 	s := newStack(t)
 	s.startEdge()
@@ -76,6 +77,21 @@ func TestEndToEnd(t *testing.T) {
 	if got := counter(t, aggReg, "pixel_aggregator_events_total", "applied"); got != 4000 {
 		t.Fatalf("aggregator applied %v events after the replay, want still 4000", got)
 	}
+
+	// A new aggregator group reads the events topic from the start (an offset
+	// reset) into the same Redis: every event, original or duplicate, is
+	// skipped, and no count moves.
+	replayReg := s.startAggregator("it-agg-from-start")
+	pipetest.Eventually(t, 90*time.Second, func() string {
+		if got := counter(t, replayReg, "pixel_aggregator_events_total", "skipped"); got != 8000 {
+			return fmt.Sprintf("replaying aggregator skipped %v events, want all 8000", got)
+		}
+		return ""
+	})
+	if got := counter(t, replayReg, "pixel_aggregator_events_total", "applied"); got != 0 {
+		t.Fatalf("replaying aggregator applied %v events, want 0", got)
+	}
+	checkAll("after an aggregator replayed the events topic from the start")
 
 	// A query for a content id nobody hit is zero, not an error.
 	got, err := s.stats("never-hit")

@@ -111,12 +111,12 @@ func (s *stack) startProcessor(group string) {
 	s.run("processor", p)
 }
 
-func (s *stack) startAggregator(group string) *prometheus.Registry {
+func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregator.Aggregator {
 	cfg := aggregator.DefaultConfig()
 	cfg.Group = group
 	cfg.EventsTopic = s.topics.Events
 	cfg.FlushInterval = 200 * time.Millisecond
-	reg := prometheus.NewRegistry()
+	cfg.CommitDelay = time.Second
 	l := s.logger.With("component", "aggregator")
 	a, err := aggregator.New(cfg, l, reg,
 		func() *kafka.Reader { return kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l) },
@@ -125,7 +125,12 @@ func (s *stack) startAggregator(group string) *prometheus.Registry {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.run("aggregator", a)
+	return a
+}
+
+func (s *stack) startAggregator(group string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	s.run("aggregator", s.newAggregator(group, reg))
 	return reg
 }
 
