@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-faults test-short services-up services-down services-status \
+.PHONY: help build run test test-faults test-short bench-aggregator services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -88,6 +88,15 @@ bench:
 	@mkdir -p build
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ | tee build/bench.txt
 	$(GO) tool benchstat build/bench.txt
+
+# The aggregator against the naive design (a PFADD and an INCR per event and
+# bucket, pipelined) on a Redis of its own, same workload, same run; and the
+# memory of one sketch. Needs redis-server (make services-up installs it).
+bench-aggregator:
+	@mkdir -p build
+	$(GO) test -tags integration -run '^$$' -bench 'AggregatorVsNaive' -benchtime 200x -count $(BENCHCOUNT) ./aggregator/ | tee build/bench-aggregator.txt
+	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
+	$(GO) tool benchstat build/bench-aggregator.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
