@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-faults test-short bench-aggregator services-up services-down services-status \
+.PHONY: help build run test test-short bench-aggregator services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -39,14 +39,6 @@ test: services-up check-generate check-deps
 		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
-
-# The fault scenarios at full length (make test runs them shortened): the
-# aggregator killed 40 times under load, Redis crashed and restarted 40 times
-# (with the aggregator crashing alongside every third time), 40 forced rebalances.
-test-faults: services-up
-	PIXEL_FAULTS=long PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
-		$(GO) test -count=1 -tags integration -timeout 60m -v \
-		-run 'TestAggregatorKillLoop|TestRedisRestartUnderLoad|TestRebalancesUnderLoad' ./integration/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -22,9 +22,9 @@ import (
 )
 
 // Fault scenarios run shortened by default, so `make test` stays quick;
-// PIXEL_FAULTS=long (make test-faults) runs them at full length.
+// PIXEL_FAULT_FULL=1 (make test-faults) runs them at full length.
 func faultScale() (rounds int, load int) {
-	if os.Getenv("PIXEL_FAULTS") == "long" {
+	if os.Getenv("PIXEL_FAULT_FULL") == "1" {
 		return 40, 40_000
 	}
 	return 5, 3_000
@@ -81,10 +81,10 @@ func checkExact(t *testing.T, s *stack, res *loadgen.Result, timeout time.Durati
 	})
 }
 
-// TestAggregatorKillLoop kills the aggregator process with SIGKILL at random
+// TestFaultAggregatorKillLoop kills the aggregator process with SIGKILL at random
 // moments (mid-flush among them) while hits flow, restarts it each time, and
 // requires exact totals at the end.
-func TestAggregatorKillLoop(t *testing.T) {
+func TestFaultAggregatorKillLoop(t *testing.T) {
 	rounds, total := faultScale()
 	bin := buildBinary(t)
 	s := newStack(t)
@@ -116,12 +116,12 @@ func TestAggregatorKillLoop(t *testing.T) {
 	last.stop(t, 30*time.Second)
 }
 
-// TestRedisRestartUnderLoad kills Redis (SIGKILL, append-only file fsynced
+// TestFaultRedisRestart kills Redis (SIGKILL, append-only file fsynced
 // every second, so its last writes are lost) and restarts it, repeatedly,
 // while hits flow; every other time the aggregator process is killed in the
 // same instant, so the counts Redis lost must come back from Kafka. The
 // totals must still be exact.
-func TestRedisRestartUnderLoad(t *testing.T) {
+func TestFaultRedisRestart(t *testing.T) {
 	rounds, total := faultScale()
 	bin := buildBinary(t)
 	pr := pipetest.StartPrivateRedis(t)
@@ -165,9 +165,9 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	agg.stop(t, 30*time.Second)
 }
 
-// TestRebalancesUnderLoad runs a second aggregator in the same group that
+// TestFaultRebalances runs a second aggregator in the same group that
 // joins and leaves again and again while hits flow, forcing rebalances.
-func TestRebalancesUnderLoad(t *testing.T) {
+func TestFaultRebalances(t *testing.T) {
 	rounds, total := faultScale()
 	s := newStack(t)
 	s.startEdge()
