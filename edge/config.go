@@ -3,7 +3,11 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 )
 
 // Config configures the edge.
@@ -16,20 +20,25 @@ type Config struct {
 	// VisitorSecret keys the visitor hashes; every edge and processor of a
 	// deployment must share it. Required.
 	VisitorSecret string
-	// QueueSize bounds the hits accepted but not yet acknowledged by Kafka.
-	// Past it hits are dropped and counted. Default 65536.
-	QueueSize int
+	// Spool is the disk spool every accepted hit is written to before its
+	// answer goes out (see package spool for the durability modes). Spool.Dir
+	// must be on a volume that outlives the process, and is used by one edge
+	// at a time. Default dir: pixelpipe-edge-spool in the temporary folder;
+	// default size 1 GiB, segments of 64 MiB, readiness failing at 80 %,
+	// sync mode "write" with an fsync every second.
+	Spool spool.Config
 	// BatchSize is the most hits written to Kafka in one call. Default 2000.
 	BatchSize int
-	// BatchWait is how long the publisher waits to fill a batch after its
-	// first hit. Default 5 ms.
+	// BatchWait is how long the publisher waits to fill a batch after new
+	// hits arrived. Default 5 ms.
 	BatchWait time.Duration
 	// ShutdownDelay is how long the server keeps answering after shutdown
 	// begins, with /readyz failing, so load balancers stop sending traffic
 	// first. Default 0 (set it above the readiness probe period in production).
 	ShutdownDelay time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight requests and
-	// for Kafka to acknowledge queued hits. Default 20 s.
+	// for Kafka to acknowledge spooled hits; what Kafka has not acknowledged
+	// by then stays in the spool for the next start. Default 20 s.
 	DrainTimeout time.Duration
 	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection.
 	// Defaults 5 s, 5 s and 60 s.
@@ -44,9 +53,11 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
+	sp := spool.DefaultConfig()
+	sp.Dir = filepath.Join(os.TempDir(), "pixelpipe-edge-spool")
 	return Config{
 		ListenAddr:     ":8080",
-		QueueSize:      65536,
+		Spool:          sp,
 		BatchSize:      2000,
 		BatchWait:      5 * time.Millisecond,
 		DrainTimeout:   20 * time.Second,
@@ -66,8 +77,8 @@ func (c Config) Validate() error {
 	if c.VisitorSecret == "" {
 		errs = append(errs, errors.New("visitor.secret is required (shared by all edges and processors)"))
 	}
-	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("edge.queueSize must be at least 1, got %d", c.QueueSize))
+	if err := c.Spool.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("edge.spool: %w", err))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("edge.batchSize must be at least 1, got %d", c.BatchSize))

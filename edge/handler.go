@@ -2,12 +2,14 @@ package edge
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -77,6 +79,9 @@ var (
 	valueExpires       = []byte("0")
 )
 
+// record encodes the hit and appends it to the spool before the handler
+// returns, so the hit is safe (as the spool's sync mode says) before the
+// answer is written.
 func (s *Server) record(ctx *fasthttp.RequestCtx) {
 	if !s.pub.enter() {
 		s.m.dropped.Inc()
@@ -86,8 +91,8 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 
 	now := s.now()
 	seq := s.seq.Add(1)
-	rec := s.pub.get()
-	rec.receivedAt = now
+	rec := s.pool.Get().(*record)
+	defer s.pool.Put(rec)
 	f := &rec.fields
 	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
 	binary.BigEndian.PutUint64(f.EventID[8:], seq)
@@ -135,12 +140,17 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 
 	key, _ := s.keyer.Key(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
+	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
 	invalid := f.InvalidReason != ""
 	rec.fields = schemas.HitFields{} // drop references to the request's memory
 
-	if !s.pub.enqueue(rec) {
+	if err := s.spool.Append(rec.buf); err != nil {
 		s.m.dropped.Inc()
+		if !errors.Is(err, spool.ErrFull) {
+			s.m.spoolErrors.Inc()
+			s.logSpoolError(err)
+		}
 		return
 	}
 	if invalid {

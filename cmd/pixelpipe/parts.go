@@ -13,6 +13,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
 	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
@@ -51,21 +52,34 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	adm.AddReadyCheck(srv.Ready)
 	return serve(ctx, logger, adm, srv)
 }
 
 func bindEdge(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	Int64Var(*int64, string, int64, string)
+	Float64Var(*float64, string, float64, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	Func(string, string, func(string) error)
 }, cfg *edge.Config) {
 	fs.StringVar(&cfg.ListenAddr, "edge.listenAddr", cfg.ListenAddr, "public pixel address, host:port")
 	fs.StringVar(&cfg.NodeID, "edge.nodeID", cfg.NodeID, "name of this edge in every hit (completeness audits); default the host name")
-	fs.IntVar(&cfg.QueueSize, "edge.queueSize", cfg.QueueSize, "hits accepted but not yet acknowledged by Kafka; past it hits are dropped and counted in pixel_edge_hits_total{result=\"dropped\"}")
+	fs.StringVar(&cfg.Spool.Dir, "edge.spool.dir", cfg.Spool.Dir, "disk spool folder: every hit is written here before it is answered, and delivered to Kafka from here; put it on a volume that outlives the process (one edge per folder)")
+	fs.Int64Var(&cfg.Spool.MaxBytes, "edge.spool.maxBytes", cfg.Spool.MaxBytes, "bound on spooled hits not yet acknowledged by Kafka, in bytes (≈300 bytes per hit); past it hits are answered but dropped, counted in pixel_edge_hits_total{result=\"dropped\"}")
+	fs.Int64Var(&cfg.Spool.SegmentBytes, "edge.spool.segmentBytes", cfg.Spool.SegmentBytes, "size of one spool segment file; delivered segments are deleted whole")
+	fs.Float64Var(&cfg.Spool.HighWater, "edge.spool.highWater", cfg.Spool.HighWater, "fraction of edge.spool.maxBytes from which /readyz fails, so load balancers move traffic before hits are dropped")
+	fs.Func("edge.spool.sync", "durability of an answered hit: \"write\" (default) = written to the spool file before the answer, survives kill -9 of the edge, an OS crash or power loss can lose up to edge.spool.fsyncInterval of hits; \"always\" = fsynced before the answer (group commit), survives power loss, adds the disk's fsync latency to every answer", func(v string) error {
+		m, err := spool.ParseSyncMode(v)
+		cfg.Spool.Sync = m
+		return err
+	})
+	fs.DurationVar(&cfg.Spool.FsyncInterval, "edge.spool.fsyncInterval", cfg.Spool.FsyncInterval, "with edge.spool.sync=write, how often the spool is fsynced; 0 = only when a segment is full and at shutdown")
 	fs.IntVar(&cfg.BatchSize, "edge.batchSize", cfg.BatchSize, "most hits per Kafka write")
 	fs.DurationVar(&cfg.BatchWait, "edge.batchWait", cfg.BatchWait, "how long a Kafka batch waits to fill after its first hit")
 	fs.DurationVar(&cfg.ShutdownDelay, "edge.shutdownDelay", cfg.ShutdownDelay, "keep answering this long after SIGTERM with /readyz failing, so load balancers stop sending first; set above the readiness probe period")
-	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on Kafka acknowledging queued hits at shutdown")
+	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on delivering the spool to Kafka at shutdown; what is left stays in the spool for the next start")
 	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
 	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
 }
