@@ -8,12 +8,13 @@ TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
 .PHONY: help build run test test-short services-up services-down services-status \
-        generate check-generate check-deps fmt vet bench fuzz check clean
+        generate check-generate check-deps fmt vet bench fuzz check clean test-faults
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9 under load)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -39,6 +40,13 @@ test: services-up check-generate check-deps
 		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
+
+# Full-length fault tests (RELIABILITY.md §6.3): a private Kafka broker of the
+# test's own killed for 60 s under load, and a minute of load with five SIGTERM
+# and five kill -9 of the edge binary. `make test` runs shortened versions.
+test-faults: services-up
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) PIXEL_FAULT_FULL=1 \
+		$(GO) test -race -count=1 -tags integration -timeout 30m -run '^TestFault' -v ./integration/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -83,6 +91,7 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHit$$' -fuzztime $(FUZZTIME) ./edge/
 
 check: fmt vet check-deps test
 

@@ -96,6 +96,10 @@ func (m SyncMode) String() string {
 	return "write"
 }
 
+// AckPersistInterval bounds how often Ack writes the ack position (a small
+// file written and renamed); a crash replays at most this much delivery.
+const AckPersistInterval = 100 * time.Millisecond
+
 // MaxRecord is the largest payload a record may have.
 const MaxRecord = 1 << 20
 
@@ -650,9 +654,9 @@ func (s *Spool) openRead(id uint64) error {
 
 // Ack acknowledges delivery of every record before pos (a position Read
 // returned) and of n records in all. Segments wholly acknowledged are
-// deleted; the position is persisted at most once a second and on Close, so
-// after a crash up to a second of acknowledged records can be read again
-// (at-least-once: consumers deduplicate).
+// deleted; the position is persisted at most every AckPersistInterval and on
+// Close, so after a crash up to that much of acknowledged records can be
+// read again (at-least-once: consumers deduplicate).
 func (s *Spool) Ack(pos Pos, n int) error {
 	s.records.Add(-int64(n))
 	s.mu.Lock()
@@ -674,7 +678,7 @@ func (s *Spool) Ack(pos Pos, n int) error {
 	}
 	s.dead.Store(pos.Off)
 	s.ackPos = pos
-	if len(drop) > 0 || time.Since(s.lastAck) >= time.Second {
+	if len(drop) > 0 || time.Since(s.lastAck) >= AckPersistInterval {
 		return s.writeAck()
 	}
 	return nil
