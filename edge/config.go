@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -49,6 +50,29 @@ type Config struct {
 	// MaxConnsPerIP bounds concurrent connections from one client IP; 0 means
 	// no limit. Default 0 (the edge usually sits behind a load balancer).
 	MaxConnsPerIP int
+	// TrustedProxies are the load balancers and proxies in front of the edge.
+	// When the TCP peer is in one of them, the client IP is the rightmost
+	// X-Forwarded-For hop that is not; otherwise it is the peer and
+	// X-Forwarded-For is ignored. Default none.
+	TrustedProxies []netip.Prefix
+	// ClickKeys are the HMAC-SHA256 keys of signed click URLs by key id, so
+	// keys can be rotated: sign with the new id, keep the old until its links
+	// expire. Default none.
+	ClickKeys map[string][]byte
+	// ClickAllowHosts lists per site (tenant) id the hosts a click may
+	// redirect to without a signature; "*" applies to every site, and an
+	// entry starting with "." allows subdomains. Default none.
+	ClickAllowHosts map[string][]string
+	// OptOutCookie is the name of the opt-out cookie /optout sets. Default
+	// "ppoptout".
+	OptOutCookie string
+	// CookieDomain is the Domain attribute of cookies the edge sets; empty
+	// means the host the request went to. Default empty.
+	CookieDomain string
+	// HonourGPC and HonourDNT drop the hit's identifiers (explicit id and
+	// cookie) when the request carries Sec-GPC: 1 or DNT: 1; the hit is
+	// still counted, cookieless. Default true and false.
+	HonourGPC, HonourDNT bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -65,6 +89,8 @@ func DefaultConfig() Config {
 		WriteTimeout:   5 * time.Second,
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: 8192,
+		OptOutCookie:   "ppoptout",
+		HonourGPC:      true,
 	}
 }
 
@@ -88,6 +114,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("edge.maxHeaderBytes must be at least 1024, got %d", c.MaxHeaderBytes))
+	}
+	if !validID([]byte(c.OptOutCookie)) || c.OptOutCookie == "" {
+		errs = append(errs, fmt.Errorf("edge.optOutCookie %q is not a valid cookie name", c.OptOutCookie))
+	}
+	for kid, key := range c.ClickKeys {
+		if len(key) < 16 {
+			errs = append(errs, fmt.Errorf("edge.click.keys: key %q has %d bytes, want at least 16", kid, len(key)))
+		}
 	}
 	return errors.Join(errs...)
 }

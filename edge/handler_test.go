@@ -119,11 +119,12 @@ func TestPixel(t *testing.T) {
 				t.Fatalf("got %v", h)
 			}
 		}},
-		{"all parameters", "/p.gif?cid=ad-1&site=news&k=impression&cmp=spring&uid=u1&url=https%3A%2F%2Fx.example%2Fa&ref=https%3A%2F%2Fs.example%2F&cb=123",
+		{"all parameters", "/p.gif?cid=ad-1&site=news&k=impression&cmp=spring&ad=a1&cr=c2&pl=p3&uid=u1&url=https%3A%2F%2Fx.example%2Fa&ref=https%3A%2F%2Fs.example%2F&cb=123",
 			map[string]string{"User-Agent": "UA/1", "Cookie": "ppuid=c-9"}, func(t *testing.T, h *pixelpb.RawHit) {
 				want := &pixelpb.RawHit{
 					ContentId: "ad-1", SiteId: "news", Kind: pixelpb.Kind_KIND_IMPRESSION, CampaignId: "spring",
 					UserId: "u1", PageUrl: "https://x.example/a", Referrer: "https://s.example/", UserAgent: "UA/1", CookieId: "c-9",
+					AdId: "a1", CreativeId: "c2", PlacementId: "p3", Route: "pixel",
 				}
 				h.Origin, h.ClientIp, h.SchemaVersion = nil, nil, 0
 				if !proto.Equal(h, want) {

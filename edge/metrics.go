@@ -10,6 +10,8 @@ type metrics struct {
 	accepted     prometheus.Counter
 	invalid      prometheus.Counter
 	dropped      prometheus.Counter
+	optedOut     prometheus.Counter
+	invalidClick prometheus.Counter
 	spoolErrors  prometheus.Counter
 	published    prometheus.Counter
 	batchOK      prometheus.Counter
@@ -20,7 +22,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_edge_hits_total",
-		Help: "Pixel requests by result: accepted (spooled as a valid hit), invalid (spooled, flagged invalid), dropped (answered but not recorded: the spool was full (edge.spool.maxBytes) or failed, or shutdown had closed it; these hits are lost).",
+		Help: "Pixel requests by result: accepted (spooled as a valid hit), invalid (spooled, flagged invalid), opted_out (answered, not recorded: the browser has the opt-out cookie), dropped (answered but not recorded: the spool was full (edge.spool.maxBytes) or failed, or shutdown had closed it; these hits are lost).",
 	}, []string{"result"})
 	batches := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_edge_publish_batches_total",
@@ -30,6 +32,11 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 		accepted: hits.WithLabelValues("accepted"),
 		invalid:  hits.WithLabelValues("invalid"),
 		dropped:  hits.WithLabelValues("dropped"),
+		optedOut: hits.WithLabelValues("opted_out"),
+		invalidClick: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_edge_invalid_clicks_total",
+			Help: "Click requests refused with 400 and no redirect: destination malformed, or neither signed (edge.click.keys) nor on the site's allow-list (edge.click.allowHosts). Each is also recorded as an invalid hit.",
+		}),
 		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_edge_spool_append_errors_total",
 			Help: "Appends to the spool that failed for another reason than the size bound (disk full, I/O error); each is also a dropped hit.",
@@ -49,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(hits, batches, m.spoolErrors, m.published, m.publishDelay)
+	reg.MustRegister(hits, batches, m.invalidClick, m.spoolErrors, m.published, m.publishDelay)
 	stat := func(f func(spool.Stats) float64) func() float64 {
 		return func() float64 { return f(sp.Stats()) }
 	}

@@ -27,6 +27,7 @@ type record struct {
 	buf     []byte
 	fields  schemas.HitFields // scratch space of the handler, emptied after encoding
 	scratch []byte            // the handler's copies of text made valid UTF-8
+	ip      []byte            // the client IP in its 4- or 16-byte form
 }
 
 // publisher moves spooled hits to Kafka: one goroutine reads the spool in
