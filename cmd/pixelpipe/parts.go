@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,10 +35,15 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	c.bindKafka(fs)
 	c.bindVisitor(fs)
 	bindEdge(fs, &cfg)
+	clickKeys := flagenv.NewSecret("")
+	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
+	if err := parseClickKeys(clickKeys.Value(), &cfg); err != nil {
+		return err
+	}
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -63,6 +71,7 @@ func bindEdge(fs interface {
 	Float64Var(*float64, string, float64, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Func(string, string, func(string) error)
+	BoolVar(*bool, string, bool, string)
 }, cfg *edge.Config) {
 	fs.StringVar(&cfg.ListenAddr, "edge.listenAddr", cfg.ListenAddr, "public pixel address, host:port")
 	fs.StringVar(&cfg.NodeID, "edge.nodeID", cfg.NodeID, "name of this edge in every hit (completeness audits); default the host name")
@@ -82,6 +91,56 @@ func bindEdge(fs interface {
 	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on delivering the spool to Kafka at shutdown; what is left stays in the spool for the next start")
 	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
 	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
+	fs.Func("edge.trustedProxies", "comma-separated CIDRs of the load balancers in front of the edge; when the TCP peer is one, the client IP is the rightmost X-Forwarded-For hop outside them, else X-Forwarded-For is ignored", func(v string) error {
+		cfg.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pr, err := netip.ParsePrefix(p)
+			if err != nil {
+				return err
+			}
+			cfg.TrustedProxies = append(cfg.TrustedProxies, pr.Masked())
+		}
+		return nil
+	})
+	fs.Func("edge.click.allowHosts", "hosts clicks may redirect to without a signature, per site: SITE:HOST[,SITE:HOST...]; SITE * means every site, HOST .example.com allows its subdomains; anything else gets 400 (pixel_edge_invalid_clicks_total)", func(v string) error {
+		cfg.ClickAllowHosts = map[string][]string{}
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			site, host, ok := strings.Cut(e, ":")
+			if !ok || site == "" || host == "" {
+				return fmt.Errorf("%q is not SITE:HOST", e)
+			}
+			cfg.ClickAllowHosts[site] = append(cfg.ClickAllowHosts[site], strings.ToLower(host))
+		}
+		return nil
+	})
+	fs.BoolVar(&cfg.HonourGPC, "edge.honourGPC", cfg.HonourGPC, "drop a hit's explicit id and cookie when it carries Sec-GPC: 1 (it is still counted, cookieless)")
+	fs.BoolVar(&cfg.HonourDNT, "edge.honourDNT", cfg.HonourDNT, "the same for DNT: 1")
+	fs.StringVar(&cfg.OptOutCookie, "edge.optOutCookie", cfg.OptOutCookie, "name of the cookie /optout sets; hits carrying it are answered and not recorded (pixel_edge_hits_total{result=\"opted_out\"})")
+	fs.StringVar(&cfg.CookieDomain, "edge.cookieDomain", cfg.CookieDomain, "Domain attribute of the cookies the edge sets; empty = the requested host")
+}
+
+func parseClickKeys(v string, cfg *edge.Config) error {
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		kid, b64, ok := strings.Cut(e, ":")
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if !ok || kid == "" || err != nil {
+			return fmt.Errorf("edge.click.keys: an entry for key id %q is not KEY_ID:BASE64_KEY", kid)
+		}
+		if cfg.ClickKeys == nil {
+			cfg.ClickKeys = map[string][]byte{}
+		}
+		cfg.ClickKeys[kid] = key
+	}
+	return nil
 }
 
 func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
