@@ -7,13 +7,14 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short bench-aggregator services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -39,6 +40,13 @@ test: services-up check-generate check-deps
 		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
+
+# Full-length fault tests (RELIABILITY.md §6.3): a private Kafka broker of the
+# test's own killed for 60 s under load, and a minute of load with five SIGTERM
+# and five kill -9 of the edge binary. `make test` runs shortened versions.
+test-faults: services-up
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) PIXEL_FAULT_FULL=1 \
+		$(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestFault' -v ./integration/
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -92,6 +100,10 @@ bench-aggregator:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHit$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClick$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedirectLocation$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
 
 check: fmt vet check-deps test
 

@@ -3,7 +3,12 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 )
 
 // Config configures the edge.
@@ -16,20 +21,25 @@ type Config struct {
 	// VisitorSecret keys the visitor hashes; every edge and processor of a
 	// deployment must share it. Required.
 	VisitorSecret string
-	// QueueSize bounds the hits accepted but not yet acknowledged by Kafka.
-	// Past it hits are dropped and counted. Default 65536.
-	QueueSize int
+	// Spool is the disk spool every accepted hit is written to before its
+	// answer goes out (see package spool for the durability modes). Spool.Dir
+	// must be on a volume that outlives the process, and is used by one edge
+	// at a time. Default dir: pixelpipe-edge-spool in the temporary folder;
+	// default size 1 GiB, segments of 64 MiB, readiness failing at 80 %,
+	// sync mode "write" with an fsync every second.
+	Spool spool.Config
 	// BatchSize is the most hits written to Kafka in one call. Default 2000.
 	BatchSize int
-	// BatchWait is how long the publisher waits to fill a batch after its
-	// first hit. Default 5 ms.
+	// BatchWait is how long the publisher waits to fill a batch after new
+	// hits arrived. Default 5 ms.
 	BatchWait time.Duration
 	// ShutdownDelay is how long the server keeps answering after shutdown
 	// begins, with /readyz failing, so load balancers stop sending traffic
 	// first. Default 0 (set it above the readiness probe period in production).
 	ShutdownDelay time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight requests and
-	// for Kafka to acknowledge queued hits. Default 20 s.
+	// for Kafka to acknowledge spooled hits; what Kafka has not acknowledged
+	// by then stays in the spool for the next start. Default 20 s.
 	DrainTimeout time.Duration
 	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection.
 	// Defaults 5 s, 5 s and 60 s.
@@ -40,13 +50,38 @@ type Config struct {
 	// MaxConnsPerIP bounds concurrent connections from one client IP; 0 means
 	// no limit. Default 0 (the edge usually sits behind a load balancer).
 	MaxConnsPerIP int
+	// TrustedProxies are the load balancers and proxies in front of the edge.
+	// When the TCP peer is in one of them, the client IP is the rightmost
+	// X-Forwarded-For hop that is not; otherwise it is the peer and
+	// X-Forwarded-For is ignored. Default none.
+	TrustedProxies []netip.Prefix
+	// ClickKeys are the HMAC-SHA256 keys of signed click URLs by key id, so
+	// keys can be rotated: sign with the new id, keep the old until its links
+	// expire. Default none.
+	ClickKeys map[string][]byte
+	// ClickAllowHosts lists per site (tenant) id the hosts a click may
+	// redirect to without a signature; "*" applies to every site, and an
+	// entry starting with "." allows subdomains. Default none.
+	ClickAllowHosts map[string][]string
+	// OptOutCookie is the name of the opt-out cookie /optout sets. Default
+	// "ppoptout".
+	OptOutCookie string
+	// CookieDomain is the Domain attribute of cookies the edge sets; empty
+	// means the host the request went to. Default empty.
+	CookieDomain string
+	// HonourGPC and HonourDNT drop the hit's identifiers (explicit id and
+	// cookie) when the request carries Sec-GPC: 1 or DNT: 1; the hit is
+	// still counted, cookieless. Default true and false.
+	HonourGPC, HonourDNT bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
+	sp := spool.DefaultConfig()
+	sp.Dir = filepath.Join(os.TempDir(), "pixelpipe-edge-spool")
 	return Config{
 		ListenAddr:     ":8080",
-		QueueSize:      65536,
+		Spool:          sp,
 		BatchSize:      2000,
 		BatchWait:      5 * time.Millisecond,
 		DrainTimeout:   20 * time.Second,
@@ -54,6 +89,8 @@ func DefaultConfig() Config {
 		WriteTimeout:   5 * time.Second,
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: 8192,
+		OptOutCookie:   "ppoptout",
+		HonourGPC:      true,
 	}
 }
 
@@ -66,8 +103,8 @@ func (c Config) Validate() error {
 	if c.VisitorSecret == "" {
 		errs = append(errs, errors.New("visitor.secret is required (shared by all edges and processors)"))
 	}
-	if c.QueueSize < 1 {
-		errs = append(errs, fmt.Errorf("edge.queueSize must be at least 1, got %d", c.QueueSize))
+	if err := c.Spool.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("edge.spool: %w", err))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("edge.batchSize must be at least 1, got %d", c.BatchSize))
@@ -77,6 +114,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("edge.maxHeaderBytes must be at least 1024, got %d", c.MaxHeaderBytes))
+	}
+	if !validID([]byte(c.OptOutCookie)) || c.OptOutCookie == "" {
+		errs = append(errs, fmt.Errorf("edge.optOutCookie %q is not a valid cookie name", c.OptOutCookie))
+	}
+	for kid, key := range c.ClickKeys {
+		if len(key) < 16 {
+			errs = append(errs, fmt.Errorf("edge.click.keys: key %q has %d bytes, want at least 16", kid, len(key)))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -2,13 +2,20 @@
 // once with a 1x1 transparent GIF, whatever the request holds, and hands one
 // raw hit per request to Kafka (pixel.hits.v1, keyed by visitor key).
 //
-// The request path never waits on Kafka: the handler encodes the hit into a
-// pooled buffer and queues it; a publisher goroutine writes queued hits in
-// batches and waits for every in-sync replica to acknowledge them, retrying
-// until shutdown. The queue is bounded; when it is full the hit is dropped and
-// counted (pixel_edge_hits_total{result="dropped"}).
+// The request path never waits on Kafka. The handler encodes the hit into a
+// pooled buffer and appends it to the disk spool (package edge/spool) before
+// it returns, so a hit that got its answer is on disk: it survives the edge
+// being killed, even with SIGKILL (and, with edge.spool.sync=always, power
+// loss). A publisher goroutine reads the spool in order, writes batches to
+// Kafka, waits for every in-sync replica to acknowledge them, retries what
+// failed, and only then marks them delivered in the spool. While Kafka is
+// slow or down the spool grows; /readyz fails from its high-water mark, and
+// only past its size bound are hits dropped, each counted in
+// pixel_edge_hits_total{result="dropped"}. Kafka may receive a hit twice
+// (a retry after an ambiguous error, or a replay after a crash); the
+// processor drops duplicates by event id.
 //
 // The edge never talks to Redis and keeps no state across requests besides the
-// per-node sequence number. Buffers borrowed from fasthttp are copied into the
-// encoded hit before the handler returns and never kept.
+// per-node sequence number and the spool. Buffers borrowed from fasthttp are
+// copied into the encoded hit before the handler returns and never kept.
 package edge

@@ -2,12 +2,13 @@ package edge
 
 import (
 	"encoding/binary"
-	"net"
+	"errors"
 	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -33,21 +34,45 @@ const (
 	reasonBadCID     = "bad_cid"
 	reasonBadKind    = "bad_kind"
 	reasonBadID      = "bad_id"
+	// A click whose destination was neither signed nor allowed.
+	reasonBadClick = "bad_click"
+	// A conversion with a malformed order id, value or currency.
+	reasonBadConversion = "bad_conversion"
 )
 
 // The visitor cookie the edge reads (setting it is consent-dependent).
 const visitorCookie = "ppuid"
 
+// Routes and the RawHit.route value of each.
+const (
+	routePixel      = "pixel"
+	routeBeacon     = "beacon"
+	routeClick      = "click"
+	routeConversion = "conversion"
+)
+
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/p.gif":
 		s.pixel(ctx)
+	case "/b":
+		s.beacon(ctx)
+	case "/c":
+		s.click(ctx)
+	case "/optout":
+		s.optOut(ctx)
 	case "/":
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("pixelpipe edge: embed <img src=\"/p.gif?cid=CONTENT_ID\">\n")
 	default:
 		ctx.Error("not found: the pixel is at /p.gif?cid=CONTENT_ID", fasthttp.StatusNotFound)
 	}
+}
+
+func noCache(h *fasthttp.ResponseHeader) {
+	h.SetBytesKV(headerCacheControl, valueNoCache)
+	h.SetBytesKV(headerPragma, valuePragma)
+	h.SetBytesKV(headerExpires, valueExpires)
 }
 
 // pixel answers the GIF first, then records the hit; nothing in the request
@@ -60,11 +85,72 @@ func (s *Server) pixel(ctx *fasthttp.RequestCtx) {
 	}
 	h := &ctx.Response.Header
 	h.SetContentTypeBytes(contentTypeGIF)
-	h.SetBytesKV(headerCacheControl, valueNoCache)
-	h.SetBytesKV(headerPragma, valuePragma)
-	h.SetBytesKV(headerExpires, valueExpires)
+	noCache(h)
 	ctx.SetBody(transparentGIF)
-	s.record(ctx)
+	s.record(ctx, routePixel, nil, "")
+}
+
+// beacon is the pixel without a body: 204, for navigator.sendBeacon and
+// fetch(..., {keepalive: true}) with the parameters in the query string.
+func (s *Server) beacon(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() && !ctx.IsPost() {
+		ctx.Error("method not allowed: use GET, HEAD or POST", fasthttp.StatusMethodNotAllowed)
+		ctx.Response.Header.Set("Allow", "GET, HEAD, POST")
+		return
+	}
+	noCache(&ctx.Response.Header)
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	s.record(ctx, routeBeacon, nil, "")
+}
+
+// click redirects to the u parameter when a signature or the site's
+// allow-list proves it, and records a click; anything else gets 400 with no
+// Location and is recorded as an invalid click.
+func (s *Server) click(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Error("method not allowed: use GET or HEAD", fasthttp.StatusMethodNotAllowed)
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		return
+	}
+	noCache(&ctx.Response.Header)
+	args := ctx.QueryArgs()
+	dest := args.Peek("u")
+	loc, host, err := redirectLocation(dest)
+	if err == nil && !verifyClick(s.cfg.ClickKeys, args.Peek("kid"), args.Peek("cid"), dest, args.Peek("exp"), args.Peek("sig"), s.now()) &&
+		!hostAllowed(s.cfg.ClickAllowHosts, args.Peek("site"), host) {
+		err = errNotAllowed
+	}
+	if err != nil {
+		s.m.invalidClick.Inc()
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		ctx.SetBodyString("bad click: " + err.Error() + "\n")
+		s.record(ctx, routeClick, nil, reasonBadClick)
+		return
+	}
+	ctx.Response.Header.Set("Location", loc)
+	ctx.SetStatusCode(fasthttp.StatusFound)
+	s.record(ctx, routeClick, []byte(loc), "")
+}
+
+// optOut sets the opt-out cookie; hits from a browser that has it are
+// answered and not recorded.
+func (s *Server) optOut(ctx *fasthttp.RequestCtx) {
+	var c fasthttp.Cookie
+	c.SetKey(s.cfg.OptOutCookie)
+	c.SetValue("1")
+	c.SetPath("/")
+	c.SetMaxAge(5 * 365 * 24 * 3600)
+	c.SetSecure(true)
+	c.SetHTTPOnly(true)
+	c.SetSameSite(fasthttp.CookieSameSiteNoneMode)
+	if s.cfg.CookieDomain != "" {
+		c.SetDomain(s.cfg.CookieDomain)
+	}
+	ctx.Response.Header.SetCookie(&c)
+	noCache(&ctx.Response.Header)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("You are opted out: this browser's visits are no longer recorded.\n")
 }
 
 var (
@@ -77,7 +163,14 @@ var (
 	valueExpires       = []byte("0")
 )
 
-func (s *Server) record(ctx *fasthttp.RequestCtx) {
+// record encodes the hit and appends it to the spool before the handler
+// returns, so the hit is safe (as the spool's sync mode says) before the
+// answer is written.
+func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string) {
+	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
+		s.m.optedOut.Inc()
+		return
+	}
 	if !s.pub.enter() {
 		s.m.dropped.Inc()
 		return
@@ -86,8 +179,8 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 
 	now := s.now()
 	seq := s.seq.Add(1)
-	rec := s.pub.get()
-	rec.receivedAt = now
+	rec := s.pool.Get().(*record)
+	defer s.pool.Put(rec)
 	f := &rec.fields
 	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
 	binary.BigEndian.PutUint64(f.EventID[8:], seq)
@@ -100,7 +193,12 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 	f.ContentID = args.Peek("cid")
 	f.SiteID = args.Peek("site")
 	f.CampaignID = args.Peek("cmp")
+	f.AdID = args.Peek("ad")
+	f.CreativeID = args.Peek("cr")
+	f.PlacementID = args.Peek("pl")
 	f.UserID = args.Peek("uid")
+	f.Route = route
+	f.ClickDestination = clickDest
 	ref := args.Peek("ref")
 	if len(ref) == 0 {
 		ref = ctx.Request.Header.Referer()
@@ -112,18 +210,55 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
 	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
 	f.CookieID = ctx.Request.Header.Cookie(visitorCookie)
-	f.ClientIP = clientIP(ctx.RemoteIP())
+	peer := peerAddr(ctx.RemoteIP())
+	if len(s.cfg.TrustedProxies) > 0 {
+		peer = clientAddr(peer, ctx.Request.Header.PeekAll("X-Forwarded-For"), s.cfg.TrustedProxies)
+	}
+	rec.ip = appendIP(rec.ip[:0], peer)
+	f.ClientIP = rec.ip
+
+	// Privacy signals. Without consent where GDPR applies, or with GPC/DNT
+	// when the operator honours them, no identifier is recorded: the hit
+	// counts, under the cookieless key the processor derives.
+	f.GPC = string(ctx.Request.Header.Peek("Sec-GPC")) == "1"
+	f.DNT = string(ctx.Request.Header.Peek("DNT")) == "1"
+	f.GDPRApplies = string(args.Peek("gdpr")) == "1"
+	f.ConsentGiven = len(args.Peek("gdpr_consent")) > 0
+	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
+		f.UserID, f.CookieID = nil, nil
+	}
 
 	var ok bool
 	f.Kind, ok = parseKind(args.Peek("k"))
+	if route == routeClick {
+		f.Kind, ok = pixelpb.Kind_KIND_CLICK, true
+	}
+	if f.Kind == pixelpb.Kind_KIND_CONVERSION {
+		if route == routePixel {
+			f.Route = routeConversion
+		}
+		f.OrderID = args.Peek("oid")
+		f.Currency = args.Peek("cur")
+		var vok bool
+		f.ValueMicros, vok = parseMicros(args.Peek("val"))
+		if !vok || !validID(f.OrderID) || !validCurrency(f.Currency) {
+			f.InvalidReason = reasonBadConversion
+			f.OrderID, f.Currency, f.ValueMicros = nil, nil, 0
+		}
+	}
 	// Ids end up in keys and URLs: anything outside their byte class is
 	// dropped, never passed on, and the hit is marked invalid.
-	if !validID(f.SiteID) || !validID(f.CampaignID) || !validID(f.CookieID) || len(f.UserID) > maxIDLen || !utf8.Valid(f.UserID) {
+	if !validID(f.SiteID) || !validID(f.CampaignID) || !validID(f.CookieID) || !validID(f.AdID) || !validID(f.CreativeID) || !validID(f.PlacementID) ||
+		len(f.UserID) > maxIDLen || !utf8.Valid(f.UserID) {
 		f.InvalidReason = reasonBadID
 		f.SiteID, f.CampaignID, f.CookieID, f.UserID = nil, nil, nil, nil
+		f.AdID, f.CreativeID, f.PlacementID = nil, nil, nil
 	}
 	if !ok {
 		f.InvalidReason = reasonBadKind
+	}
+	if invalid != "" {
+		f.InvalidReason = invalid
 	}
 	switch {
 	case len(f.ContentID) == 0:
@@ -135,15 +270,20 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 
 	key, _ := s.keyer.Key(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
+	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
-	invalid := f.InvalidReason != ""
+	isInvalid := f.InvalidReason != ""
 	rec.fields = schemas.HitFields{} // drop references to the request's memory
 
-	if !s.pub.enqueue(rec) {
+	if err := s.spool.Append(rec.buf); err != nil {
 		s.m.dropped.Inc()
+		if !errors.Is(err, spool.ErrFull) {
+			s.m.spoolErrors.Inc()
+			s.logSpoolError(err)
+		}
 		return
 	}
-	if invalid {
+	if isInvalid {
 		s.m.invalid.Inc()
 	} else {
 		s.m.accepted.Inc()
@@ -212,11 +352,52 @@ func text(b, scratch []byte) ([]byte, []byte) {
 	return scratch[start:], scratch
 }
 
-// clientIP returns the 4-byte form of IPv4 addresses and the 16-byte form of
-// the rest, without allocating.
-func clientIP(ip net.IP) []byte {
-	if v4 := ip.To4(); v4 != nil {
-		return v4
+// parseMicros parses a decimal value such as 12, 12.5 or -0.000001 into
+// millionths; empty is 0. More than 6 decimals, or more than 12 integer
+// digits, is invalid.
+func parseMicros(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, true
 	}
-	return ip
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var v int64
+	digits, frac, dot := 0, -1, false
+	for _, c := range b {
+		switch {
+		case c == '.' && !dot:
+			dot, frac = true, 0
+		case c >= '0' && c <= '9':
+			if dot {
+				if frac++; frac > 6 {
+					return 0, false
+				}
+			} else if digits++; digits > 12 {
+				return 0, false
+			}
+			v = v*10 + int64(c-'0')
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 && frac <= 0 {
+		return 0, false
+	}
+	for frac = max(frac, 0); frac < 6; frac++ {
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// validCurrency accepts empty or three upper-case letters (ISO 4217).
+func validCurrency(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	return len(b) == 3 && b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z' && b[2] >= 'A' && b[2] <= 'Z'
 }

@@ -21,14 +21,14 @@ import (
 var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // newTestServer returns an edge whose publisher is never started: handled
-// hits stay in its queue, where tests read them.
+// hits stay in its spool, where tests read them.
 func newTestServer(t testing.TB, edit func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.NodeID = "test-node"
 	cfg.VisitorSecret = "test-secret"
-	cfg.QueueSize = 16
+	cfg.Spool.Dir = t.TempDir()
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -36,7 +36,10 @@ func newTestServer(t testing.TB, edit func(*Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.ln.Close() })
+	t.Cleanup(func() {
+		_ = s.ln.Close()
+		_ = s.spool.Close()
+	})
 	s.clock = func() time.Time { return testNow }
 	return s
 }
@@ -60,16 +63,29 @@ func do(t testing.TB, s *Server, method, uri string, headers map[string]string, 
 	s.handle(&ctx)
 	resp := &fasthttp.Response{}
 	ctx.Response.CopyTo(resp)
-	select {
-	case rec := <-s.pub.queue:
-		var hit pixelpb.RawHit
-		if err := proto.Unmarshal(rec.buf[keyLen:], &hit); err != nil {
-			t.Fatalf("queued record does not decode: %v", err)
-		}
-		return resp, &hit, append([]byte(nil), rec.buf[:keyLen]...)
-	default:
-		return resp, nil, nil
+	hit, key := spooled(t, s)
+	return resp, hit, key
+}
+
+// spooled takes the next hit out of the spool, if there is one.
+func spooled(t testing.TB, s *Server) (*pixelpb.RawHit, []byte) {
+	t.Helper()
+	recs, pos, err := s.spool.Read(1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	var hit pixelpb.RawHit
+	if err := proto.Unmarshal(recs[0][headerLen:], &hit); err != nil {
+		t.Fatalf("spooled record does not decode: %v", err)
+	}
+	key := append([]byte(nil), recs[0][:keyLen]...)
+	if err := s.spool.Ack(pos, 1); err != nil {
+		t.Fatal(err)
+	}
+	return &hit, key
 }
 
 func assertGIF(t *testing.T, resp *fasthttp.Response) {
@@ -103,11 +119,12 @@ func TestPixel(t *testing.T) {
 				t.Fatalf("got %v", h)
 			}
 		}},
-		{"all parameters", "/p.gif?cid=ad-1&site=news&k=impression&cmp=spring&uid=u1&url=https%3A%2F%2Fx.example%2Fa&ref=https%3A%2F%2Fs.example%2F&cb=123",
+		{"all parameters", "/p.gif?cid=ad-1&site=news&k=impression&cmp=spring&ad=a1&cr=c2&pl=p3&uid=u1&url=https%3A%2F%2Fx.example%2Fa&ref=https%3A%2F%2Fs.example%2F&cb=123",
 			map[string]string{"User-Agent": "UA/1", "Cookie": "ppuid=c-9"}, func(t *testing.T, h *pixelpb.RawHit) {
 				want := &pixelpb.RawHit{
 					ContentId: "ad-1", SiteId: "news", Kind: pixelpb.Kind_KIND_IMPRESSION, CampaignId: "spring",
 					UserId: "u1", PageUrl: "https://x.example/a", Referrer: "https://s.example/", UserAgent: "UA/1", CookieId: "c-9",
+					AdId: "a1", CreativeId: "c2", PlacementId: "p3", Route: "pixel",
 				}
 				h.Origin, h.ClientIp, h.SchemaVersion = nil, nil, 0
 				if !proto.Equal(h, want) {
@@ -208,25 +225,30 @@ func TestNonPixelRoutes(t *testing.T) {
 	}
 }
 
-func TestQueueFullDropsAndCounts(t *testing.T) {
+func TestSpoolFullDropsAndCounts(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(c *Config) { c.QueueSize = 2 })
+	s := newTestServer(t, func(c *Config) { c.Spool.MaxBytes, c.Spool.SegmentBytes = 4096, 4096 })
 	var ctx fasthttp.RequestCtx
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI("/p.gif?cid=a")
 	ctx.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
-	for range 5 {
+	const n = 100
+	for range n {
 		s.handle(&ctx)
 		if ctx.Response.StatusCode() != 200 || !bytes.Equal(ctx.Response.Body(), transparentGIF) {
-			t.Fatal("a full queue must not change the answer")
+			t.Fatal("a full spool must not change the answer")
 		}
 	}
-	if got := testutil.ToFloat64(s.m.dropped); got != 3 {
-		t.Fatalf("dropped = %v, want 3", got)
+	accepted, dropped := testutil.ToFloat64(s.m.accepted), testutil.ToFloat64(s.m.dropped)
+	if accepted+dropped != n || dropped == 0 || accepted == 0 {
+		t.Fatalf("accepted %v + dropped %v, want both > 0 and %d together", accepted, dropped, n)
 	}
-	if got := testutil.ToFloat64(s.m.accepted); got != 2 {
-		t.Fatalf("accepted = %v, want 2", got)
+	if st := s.spool.Stats(); float64(st.Records) != accepted || st.Bytes > 4096 {
+		t.Fatalf("spool holds %d hits in %d bytes, want the %v accepted within 4096 bytes", st.Records, st.Bytes, accepted)
+	}
+	if s.Ready() == nil {
+		t.Fatal("ready with a full spool")
 	}
 }
 
@@ -234,7 +256,7 @@ func FuzzParseHit(f *testing.F) {
 	for _, s := range []string{"cid=a", "cid=%zz&k=view", "cid=a&&&=x", "cid=%00", "cid=%C0%AF&site=%ff", "k=click&cid=" + strings.Repeat("z", 300)} {
 		f.Add(s)
 	}
-	s := newTestServer(f, func(c *Config) { c.QueueSize = 1 })
+	s := newTestServer(f, nil)
 	f.Fuzz(func(t *testing.T, query string) {
 		// Only what can stand in a request target: no controls, spaces or
 		// fragment (a raw request with them is refused by the HTTP parser).

@@ -8,21 +8,28 @@ import (
 )
 
 // BenchmarkPixelHandler measures the handler alone: parse, key, encode,
-// queue; the queue is drained as the publisher would.
+// append to the spool (one write(2)); the spool is drained as the publisher
+// would, without Kafka.
 func BenchmarkPixelHandler(b *testing.B) {
-	s := newTestServer(b, func(c *Config) { c.QueueSize = 1 << 16 })
+	s := newTestServer(b, nil)
 	done := make(chan struct{})
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		for {
+			recs, pos, err := s.spool.Read(2000, 8<<20)
+			if err == nil && len(recs) > 0 {
+				_ = s.spool.Ack(pos, len(recs))
+				continue
+			}
 			select {
-			case r := <-s.pub.queue:
-				s.pub.pool.Put(r)
+			case <-s.spool.Notify():
 			case <-done:
 				return
 			}
 		}
 	}()
-	defer close(done)
+	defer func() { close(done); <-drained }()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx

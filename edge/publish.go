@@ -2,53 +2,51 @@ package edge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
-// record is one encoded hit: an 8-byte Kafka key followed by the RawHit.
-// Records are pooled; a record goes back to the pool only after Kafka
-// acknowledged it, since kafka-go keeps references to message bytes until then.
+// A spooled hit is [8-byte Kafka key][8-byte receive time, Unix ms][RawHit].
+const (
+	keyLen    = 8
+	headerLen = 16
+)
+
+// record is the handler's scratch space for encoding one hit. Records are
+// pooled; the spool copies the encoded bytes, so a record goes back to the
+// pool as soon as its hit was appended.
 type record struct {
-	buf        []byte
-	receivedAt time.Time
-	fields     schemas.HitFields // scratch space of the handler, empty when queued
-	scratch    []byte            // the handler's copies of text made valid UTF-8
+	buf     []byte
+	fields  schemas.HitFields // scratch space of the handler, emptied after encoding
+	scratch []byte            // the handler's copies of text made valid UTF-8
+	ip      []byte            // the client IP in its 4- or 16-byte form
 }
 
-const keyLen = 8
-
-// publisher owns the path from the handler to Kafka: a bounded queue, and one
-// goroutine that writes batches synchronously and retries them until they are
-// acknowledged or the drain deadline passes.
+// publisher moves spooled hits to Kafka: one goroutine reads the spool in
+// order, writes a batch synchronously (every in-sync replica acknowledges),
+// retries what failed until it succeeds, and only then acknowledges the
+// batch to the spool. Kafka being slow or down only makes the spool grow.
 type publisher struct {
 	cfg    Config
 	w      *kafka.Writer
+	sp     *spool.Spool
 	m      *metrics
 	logger *slog.Logger
-	pool   sync.Pool
 
-	queue    chan *record
-	closed   atomic.Bool
-	inflight atomic.Int64
+	closed   atomic.Bool  // no handler may append any more
+	inflight atomic.Int64 // handlers between enter and leave
 }
 
-func newPublisher(cfg Config, w *kafka.Writer, logger *slog.Logger) *publisher {
-	p := &publisher{cfg: cfg, w: w, logger: logger, queue: make(chan *record, cfg.QueueSize)}
-	p.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
-	return p
-}
-
-func (p *publisher) get() *record { return p.pool.Get().(*record) }
-
-// enter registers a handler about to enqueue; it fails once draining began.
+// enter registers a handler about to append; it fails once shutdown closed
+// the spool to new hits.
 func (p *publisher) enter() bool {
 	p.inflight.Add(1)
 	if p.closed.Load() {
@@ -60,132 +58,105 @@ func (p *publisher) enter() bool {
 
 func (p *publisher) leave() { p.inflight.Add(-1) }
 
-// enqueue queues rec without blocking; false means the queue is full and the
-// record went back to the pool.
-func (p *publisher) enqueue(rec *record) bool {
-	select {
-	case p.queue <- rec:
-		return true
-	default:
-		p.pool.Put(rec)
-		return false
-	}
-}
-
-// run writes batches until stop is closed and every queued hit was handled.
-// writeCtx bounds the writes: when it ends, what is left is dropped and counted.
+// run delivers spooled hits until stop is closed and the spool is empty, or
+// until writeCtx ends; what is undelivered then stays in the spool.
 func (p *publisher) run(stop <-chan struct{}, writeCtx context.Context) {
-	batch := make([]*record, 0, p.cfg.BatchSize)
 	msgs := make([]kafka.Message, 0, p.cfg.BatchSize)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	idle := time.NewTicker(250 * time.Millisecond)
+	defer idle.Stop()
+	wait := false
 	for {
-		var first *record
-		select {
-		case first = <-p.queue:
-		case <-stop:
-			// No handler enqueues any more (see shutdown); drain what is left.
-			for {
-				batch = p.fill(batch[:0])
-				if len(batch) == 0 {
-					return
+		if wait {
+			select {
+			case <-p.sp.Notify():
+				// Let the batch fill a little, unless shutting down.
+				select {
+				case <-time.After(p.cfg.BatchWait):
+				case <-stop:
 				}
-				p.write(writeCtx, batch, msgs)
+			case <-idle.C:
+			case <-stop:
+			case <-writeCtx.Done():
+				return
 			}
 		}
-		batch = append(batch[:0], first)
-		timer.Reset(p.cfg.BatchWait)
-	collect:
-		for len(batch) < p.cfg.BatchSize {
+		recs, pos, err := p.sp.Read(p.cfg.BatchSize, 8<<20)
+		if err != nil {
+			p.logger.Error("read spool", "err", err)
 			select {
-			case r := <-p.queue:
-				batch = append(batch, r)
-			case <-timer.C:
-				break collect
+			case <-time.After(time.Second):
+			case <-writeCtx.Done():
+				return
 			}
+			continue
 		}
-		if !timer.Stop() {
+		if len(recs) == 0 {
 			select {
-			case <-timer.C:
+			case <-stop:
+				return // drained
 			default:
 			}
+			wait = true
+			continue
 		}
-		p.write(writeCtx, batch, msgs)
+		wait = len(recs) < p.cfg.BatchSize
+		if !p.write(writeCtx, recs, msgs) {
+			return // deadline: the batch stays in the spool
+		}
+		if err := p.sp.Ack(pos, len(recs)); err != nil {
+			p.logger.Error("acknowledge delivered hits in the spool", "err", err)
+		}
 	}
 }
 
-// fill takes queued records without waiting.
-func (p *publisher) fill(batch []*record) []*record {
-	for len(batch) < p.cfg.BatchSize {
-		select {
-		case r := <-p.queue:
-			batch = append(batch, r)
-		default:
-			return batch
-		}
+// write sends recs until Kafka acknowledged every one, retrying only the
+// ones that failed, with a growing pause between attempts. It returns false
+// when ctx ended first.
+func (p *publisher) write(ctx context.Context, recs [][]byte, msgs []kafka.Message) bool {
+	msgs = msgs[:0]
+	for _, r := range recs {
+		msgs = append(msgs, kafka.Message{
+			Key:   r[:keyLen],
+			Value: r[headerLen:],
+			Time:  time.UnixMilli(int64(binary.BigEndian.Uint64(r[keyLen:headerLen]))),
+		})
 	}
-	return batch
-}
-
-// write sends batch until Kafka acknowledged every record, retrying only the
-// records that failed, with a growing pause between attempts.
-func (p *publisher) write(ctx context.Context, batch []*record, msgs []kafka.Message) {
-	pending := batch
+	first := msgs[0].Time
+	total := len(msgs)
+	pending := msgs
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		msgs = msgs[:0]
-		for _, r := range pending {
-			msgs = append(msgs, kafka.Message{Key: r.buf[:keyLen], Value: r.buf[keyLen:], Time: r.receivedAt})
-		}
-		err := p.w.WriteMessages(ctx, msgs...)
+		err := p.w.WriteMessages(ctx, pending...)
 		if err == nil {
 			p.m.batchOK.Inc()
-			p.done(pending)
-			return
+			p.m.published.Add(float64(len(pending)))
+			p.m.publishDelay.Observe(time.Since(first).Seconds())
+			return true
 		}
 		p.m.batchErr.Inc()
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == len(pending) {
 			failed := pending[:0:0]
-			var ok []*record
-			for i, r := range pending {
+			for i := range pending {
 				if werrs[i] != nil {
-					failed = append(failed, r)
-				} else {
-					ok = append(ok, r)
+					failed = append(failed, pending[i])
 				}
 			}
-			p.done(ok)
+			p.m.published.Add(float64(len(pending) - len(failed)))
 			pending = failed
 		}
 		if ctx.Err() != nil {
-			p.m.dropped.Add(float64(len(pending)))
-			p.logger.Error("hits dropped: drain deadline passed before Kafka acknowledged them",
-				"hits", len(pending), "err", err)
-			for _, r := range pending {
-				p.pool.Put(r)
-			}
-			return
+			p.logger.Warn("drain deadline passed: hits stay in the spool for the next start",
+				"hits", len(pending), "batch", total, "err", err)
+			return false
 		}
 		if attempt == 1 || attempt%20 == 0 {
-			p.logger.Warn("kafka write failed, retrying", "hits", len(pending), "attempt", attempt, "err", err)
+			p.logger.Warn("kafka write failed; hits stay in the spool, retrying", "hits", len(pending), "attempt", attempt, "err", err)
 		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
 		}
 		backoff = min(backoff*2, 2*time.Second)
-	}
-}
-
-func (p *publisher) done(recs []*record) {
-	if len(recs) == 0 {
-		return
-	}
-	p.m.published.Add(float64(len(recs)))
-	p.m.publishDelay.Observe(time.Since(recs[0].receivedAt).Seconds())
-	for _, r := range recs {
-		p.pool.Put(r)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fasthttp"
 
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 )
 
@@ -26,17 +29,23 @@ type Server struct {
 	srv    *fasthttp.Server
 	ln     net.Listener
 	pub    *publisher
+	spool  *spool.Spool
+	pool   sync.Pool // *record
 	keyer  *visitor.Keyer
 	clock  func() time.Time
 
 	bootMs   int64
 	idPrefix uint64
 	seq      atomic.Uint64
+	stopping atomic.Bool
+
+	lastSpoolLog atomic.Int64
 }
 
-// New binds cfg.ListenAddr and prepares the server; Run serves. The writer
-// must be a synchronous kafka-go writer for pixel.hits.v1 (kafkaconn.NewWriter);
-// the edge closes it when Run returns.
+// New opens and recovers the spool, binds cfg.ListenAddr and prepares the
+// server; Run serves. The writer must be a synchronous kafka-go writer for
+// pixel.hits.v1 (kafkaconn.NewWriter); the edge closes it, and the spool,
+// when Run returns.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
@@ -51,21 +60,31 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 	if _, err := rand.Read(prefix[:]); err != nil {
 		return nil, fmt.Errorf("read random event id prefix: %w", err)
 	}
+	sp, err := spool.Open(cfg.Spool)
+	if err != nil {
+		return nil, fmt.Errorf("open edge spool: %w", err)
+	}
+	if st := sp.Stats(); st.Records > 0 || st.CorruptTails > 0 {
+		logger.Warn("spool holds hits from a previous run; delivering them first",
+			"hits", st.Records, "bytes", st.Bytes, "corrupt_tails", st.CorruptTails, "corrupt_bytes", st.CorruptBytes)
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
+		_ = sp.Close()
 		return nil, fmt.Errorf("listen on edge address %s: %w", cfg.ListenAddr, err)
 	}
 	s := &Server{
 		cfg:      cfg,
 		logger:   logger,
 		ln:       ln,
+		spool:    sp,
 		keyer:    visitor.NewKeyer(cfg.VisitorSecret),
 		bootMs:   time.Now().UnixMilli(),
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
-	s.pub = newPublisher(cfg, w, logger)
-	s.m = newMetrics(reg, func() float64 { return float64(len(s.pub.queue)) })
-	s.pub.m = s.m
+	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
+	s.m = newMetrics(reg, sp)
+	s.pub = &publisher{cfg: cfg, w: w, sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "pixelpipe",
@@ -88,9 +107,24 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 // Addr is the bound pixel address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Ready reports whether the edge wants traffic: it is not shutting down and
+// its spool is below the high-water mark (Kafka is keeping up, or the
+// outage is still short). Wire it to /readyz.
+func (s *Server) Ready() error {
+	switch {
+	case s.stopping.Load():
+		return errors.New("shutting down")
+	case !s.spool.Ready():
+		return errors.New("spool above its high-water mark: Kafka is not keeping up")
+	}
+	return nil
+}
+
 // Run serves until ctx is done, then shuts down: it keeps answering for
-// ShutdownDelay, stops accepting, lets in-flight requests finish, and waits up
-// to DrainTimeout for Kafka to acknowledge every queued hit.
+// ShutdownDelay with Ready failing, stops accepting, lets in-flight requests
+// finish, and delivers the spool to Kafka until it is empty or DrainTimeout
+// (counted from the end of ShutdownDelay) passed. Hits not delivered by then
+// stay in the spool, fsynced, for the next start.
 func (s *Server) Run(ctx context.Context) error {
 	stop := make(chan struct{})
 	writeCtx, cancelWrites := context.WithCancel(context.Background())
@@ -111,6 +145,7 @@ func (s *Server) Run(ctx context.Context) error {
 		err = fmt.Errorf("serve pixels on %s: %w", s.Addr(), err)
 	}
 	start := time.Now()
+	s.stopping.Store(true)
 	if s.cfg.ShutdownDelay > 0 {
 		s.logger.Info("edge draining: still answering while load balancers notice", "delay", s.cfg.ShutdownDelay)
 		time.Sleep(s.cfg.ShutdownDelay)
@@ -122,14 +157,18 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("edge connections still open at the drain deadline", "err", serr)
 	}
 	cancel()
-	// From here no handler can enqueue: enter fails, and handlers that
-	// entered before finish their non-blocking enqueue.
+	// From here no handler can append: enter fails, and handlers that
+	// entered before finish their append.
 	s.pub.closed.Store(true)
 	for s.pub.inflight.Load() > 0 {
 		time.Sleep(time.Millisecond)
 	}
 	close(stop)
 	<-pubDone
+	left := s.spool.Stats()
+	if cerr := s.spool.Close(); cerr != nil {
+		s.logger.Error("close spool", "err", cerr)
+	}
 	// kafka-go's Close can hang while a broker is unreachable (kafka-go
 	// #1307, #831); everything queued was handled above, so do not wait long.
 	closed := make(chan error, 1)
@@ -142,7 +181,8 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		s.logger.Warn("kafka writer did not close within 5s; exiting anyway")
 	}
-	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond))
+	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond),
+		"spooled_hits_left", left.Records, "spool_bytes", left.Bytes)
 	return err
 }
 
@@ -150,4 +190,15 @@ type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug("fasthttp", "detail", fmt.Sprintf(format, args...))
+}
+
+// logSpoolError logs a failed spool append at most once per 10 s; the
+// counter carries the volume.
+func (s *Server) logSpoolError(err error) {
+	now := time.Now().UnixNano()
+	last := s.lastSpoolLog.Load()
+	if now-last < int64(10*time.Second) || !s.lastSpoolLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger.Error("spool append failed: hits are answered but not recorded", "err", err)
 }

@@ -143,7 +143,7 @@ func TestBinaries(t *testing.T) {
 	}
 	t.Cleanup(func() { deleteTopics(t, broker, topicPrefix) })
 
-	edge := start(t, bin, "edge", "edge serving", env, "edge", "-edge.listenAddr=127.0.0.1:0")
+	edge := start(t, bin, "edge", "edge serving", env, "edge", "-edge.listenAddr=127.0.0.1:0", "-edge.spool.dir="+t.TempDir())
 	prc := start(t, bin, "processor", "processor consuming", env, "processor")
 	agg := start(t, bin, "aggregator", "aggregator consuming", env, "aggregator", "-aggregator.flushInterval=200ms")
 	qry := start(t, bin, "query", "query API serving", env, "query", "-query.listenAddr=127.0.0.1:0", "-query.token=bin-token")

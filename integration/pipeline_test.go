@@ -85,6 +85,7 @@ func (s *stack) startEdge() {
 	cfg := edge.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.NodeID = "it-edge"
+	cfg.Spool.Dir = s.t.TempDir()
 	cfg.VisitorSecret = secret
 	e, err := edge.New(cfg, s.logger.With("component", "edge"), prometheus.NewRegistry(),
 		kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))

@@ -24,6 +24,19 @@ const (
 	rawHitCookieID      = 11
 	rawHitInvalidReason = 12
 	rawHitCampaignID    = 13
+	rawHitAdID          = 14
+	rawHitCreativeID    = 15
+	rawHitPlacementID   = 16
+	rawHitRoute         = 17
+	rawHitOrderID       = 18
+	rawHitValueMicros   = 19
+	rawHitCurrency      = 20
+	rawHitClickDest     = 21
+	rawHitVerified      = 23
+	rawHitGPC           = 24
+	rawHitDNT           = 25
+	rawHitGDPRApplies   = 26
+	rawHitConsentGiven  = 27
 
 	originEventID    = 1
 	originReceivedAt = 2
@@ -52,6 +65,22 @@ type HitFields struct {
 	CookieID      []byte
 	CampaignID    []byte
 	InvalidReason string
+
+	AdID, CreativeID, PlacementID []byte
+	// Route is the endpoint that received the hit: "pixel", "beacon",
+	// "click", "conversion".
+	Route string
+	// Conversions: order id, value in millionths of the currency unit, ISO
+	// 4217 currency.
+	OrderID     []byte
+	ValueMicros int64
+	Currency    []byte
+	// ClickDestination is where a click redirected to.
+	ClickDestination []byte
+	Verified         bool
+	GPC, DNT         bool
+	GDPRApplies      bool
+	ConsentGiven     bool
 }
 
 // AppendRawHit appends the protobuf encoding of h as a pixelpb.RawHit to dst
@@ -79,7 +108,27 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendBytesField(dst, rawHitCookieID, h.CookieID)
 	dst = appendStringField(dst, rawHitInvalidReason, h.InvalidReason)
 	dst = appendBytesField(dst, rawHitCampaignID, h.CampaignID)
+	dst = appendBytesField(dst, rawHitAdID, h.AdID)
+	dst = appendBytesField(dst, rawHitCreativeID, h.CreativeID)
+	dst = appendBytesField(dst, rawHitPlacementID, h.PlacementID)
+	dst = appendStringField(dst, rawHitRoute, h.Route)
+	dst = appendBytesField(dst, rawHitOrderID, h.OrderID)
+	dst = appendVarintField(dst, rawHitValueMicros, uint64(h.ValueMicros))
+	dst = appendBytesField(dst, rawHitCurrency, h.Currency)
+	dst = appendBytesField(dst, rawHitClickDest, h.ClickDestination)
+	dst = appendBoolField(dst, rawHitVerified, h.Verified)
+	dst = appendBoolField(dst, rawHitGPC, h.GPC)
+	dst = appendBoolField(dst, rawHitDNT, h.DNT)
+	dst = appendBoolField(dst, rawHitGDPRApplies, h.GDPRApplies)
+	dst = appendBoolField(dst, rawHitConsentGiven, h.ConsentGiven)
 	return dst
+}
+
+func appendBoolField(dst []byte, num protowire.Number, v bool) []byte {
+	if !v {
+		return dst
+	}
+	return appendVarintField(dst, num, 1)
 }
 
 func originSize(h *HitFields) int {

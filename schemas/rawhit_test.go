@@ -41,6 +41,14 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 			h.SiteID, h.UserID, h.CookieID, h.CampaignID, h.Referrer = nil, nil, nil, nil, nil
 		}},
 		{"invalid", func(h *HitFields) { h.InvalidReason = "missing_cid"; h.ContentID = nil }},
+		{"conversion, click and privacy fields", func(h *HitFields) {
+			h.AdID, h.CreativeID, h.PlacementID = []byte("ad-1"), []byte("cr-2"), []byte("pl-3")
+			h.Route = "conversion"
+			h.OrderID, h.ValueMicros, h.Currency = []byte("o-99"), 12_340_000, []byte("EUR")
+			h.ClickDestination = []byte("https://shop.example/x?y=1")
+			h.Verified, h.GPC, h.DNT, h.GDPRApplies, h.ConsentGiven = true, true, true, true, true
+		}},
+		{"negative value", func(h *HitFields) { h.ValueMicros = -5; h.Route = "conversion" }},
 		{"ipv6 and large seq", func(h *HitFields) {
 			h.ClientIP = bytes.Repeat([]byte{0xfe}, 16)
 			h.Seq = 1<<63 + 5
@@ -61,17 +69,30 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 					BootMs:       h.BootMs,
 					Seq:          h.Seq,
 				},
-				Kind:          h.Kind,
-				ContentId:     string(h.ContentID),
-				SiteId:        string(h.SiteID),
-				ClientIp:      h.ClientIP,
-				UserAgent:     string(h.UserAgent),
-				PageUrl:       string(h.PageURL),
-				Referrer:      string(h.Referrer),
-				UserId:        string(h.UserID),
-				CookieId:      string(h.CookieID),
-				InvalidReason: h.InvalidReason,
-				CampaignId:    string(h.CampaignID),
+				Kind:             h.Kind,
+				ContentId:        string(h.ContentID),
+				SiteId:           string(h.SiteID),
+				ClientIp:         h.ClientIP,
+				UserAgent:        string(h.UserAgent),
+				PageUrl:          string(h.PageURL),
+				Referrer:         string(h.Referrer),
+				UserId:           string(h.UserID),
+				CookieId:         string(h.CookieID),
+				InvalidReason:    h.InvalidReason,
+				CampaignId:       string(h.CampaignID),
+				AdId:             string(h.AdID),
+				CreativeId:       string(h.CreativeID),
+				PlacementId:      string(h.PlacementID),
+				Route:            h.Route,
+				OrderId:          string(h.OrderID),
+				ValueMicros:      h.ValueMicros,
+				Currency:         string(h.Currency),
+				ClickDestination: string(h.ClickDestination),
+				Verified:         h.Verified,
+				Gpc:              h.GPC,
+				Dnt:              h.DNT,
+				GdprApplies:      h.GDPRApplies,
+				ConsentGiven:     h.ConsentGiven,
 			}
 			wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 			if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -32,6 +34,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	ecfg := edge.DefaultConfig()
 	ecfg.ListenAddr = "127.0.0.1:8080"
 	ecfg.DrainTimeout = 5 * time.Second
+	ecfg.Spool.Dir = filepath.Join(os.TempDir(), "pixelpipe-dev-spool")
 	qcfg := query.DefaultConfig()
 	fs := newFlagSet("dev", "pixelpipe dev -demo.rate=20")
 	c.bindLog(fs)

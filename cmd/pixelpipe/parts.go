@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +18,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/aggregator"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
@@ -33,10 +37,15 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	c.bindKafka(fs)
 	c.bindVisitor(fs)
 	bindEdge(fs, &cfg)
+	clickKeys := flagenv.NewSecret("")
+	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
+	if err := parseClickKeys(clickKeys.Value(), &cfg); err != nil {
+		return err
+	}
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -53,23 +62,87 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	adm.AddReadyCheck(srv.Ready)
 	return serve(ctx, logger, adm, srv)
 }
 
 func bindEdge(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	Int64Var(*int64, string, int64, string)
+	Float64Var(*float64, string, float64, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	Func(string, string, func(string) error)
+	BoolVar(*bool, string, bool, string)
 }, cfg *edge.Config) {
 	fs.StringVar(&cfg.ListenAddr, "edge.listenAddr", cfg.ListenAddr, "public pixel address, host:port")
 	fs.StringVar(&cfg.NodeID, "edge.nodeID", cfg.NodeID, "name of this edge in every hit (completeness audits); default the host name")
-	fs.IntVar(&cfg.QueueSize, "edge.queueSize", cfg.QueueSize, "hits accepted but not yet acknowledged by Kafka; past it hits are dropped and counted in pixel_edge_hits_total{result=\"dropped\"}")
+	fs.StringVar(&cfg.Spool.Dir, "edge.spool.dir", cfg.Spool.Dir, "disk spool folder: every hit is written here before it is answered, and delivered to Kafka from here; put it on a volume that outlives the process (one edge per folder)")
+	fs.Int64Var(&cfg.Spool.MaxBytes, "edge.spool.maxBytes", cfg.Spool.MaxBytes, "bound on spooled hits not yet acknowledged by Kafka, in bytes (≈300 bytes per hit); past it hits are answered but dropped, counted in pixel_edge_hits_total{result=\"dropped\"}")
+	fs.Int64Var(&cfg.Spool.SegmentBytes, "edge.spool.segmentBytes", cfg.Spool.SegmentBytes, "size of one spool segment file; delivered segments are deleted whole")
+	fs.Float64Var(&cfg.Spool.HighWater, "edge.spool.highWater", cfg.Spool.HighWater, "fraction of edge.spool.maxBytes from which /readyz fails, so load balancers move traffic before hits are dropped")
+	fs.Func("edge.spool.sync", "durability of an answered hit: \"write\" (default) = written to the spool file before the answer, survives kill -9 of the edge, an OS crash or power loss can lose up to edge.spool.fsyncInterval of hits; \"always\" = fsynced before the answer (group commit), survives power loss, adds the disk's fsync latency to every answer", func(v string) error {
+		m, err := spool.ParseSyncMode(v)
+		cfg.Spool.Sync = m
+		return err
+	})
+	fs.DurationVar(&cfg.Spool.FsyncInterval, "edge.spool.fsyncInterval", cfg.Spool.FsyncInterval, "with edge.spool.sync=write, how often the spool is fsynced; 0 = only when a segment is full and at shutdown")
 	fs.IntVar(&cfg.BatchSize, "edge.batchSize", cfg.BatchSize, "most hits per Kafka write")
 	fs.DurationVar(&cfg.BatchWait, "edge.batchWait", cfg.BatchWait, "how long a Kafka batch waits to fill after its first hit")
 	fs.DurationVar(&cfg.ShutdownDelay, "edge.shutdownDelay", cfg.ShutdownDelay, "keep answering this long after SIGTERM with /readyz failing, so load balancers stop sending first; set above the readiness probe period")
-	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on Kafka acknowledging queued hits at shutdown")
+	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on delivering the spool to Kafka at shutdown; what is left stays in the spool for the next start")
 	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
 	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
+	fs.Func("edge.trustedProxies", "comma-separated CIDRs of the load balancers in front of the edge; when the TCP peer is one, the client IP is the rightmost X-Forwarded-For hop outside them, else X-Forwarded-For is ignored", func(v string) error {
+		cfg.TrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pr, err := netip.ParsePrefix(p)
+			if err != nil {
+				return err
+			}
+			cfg.TrustedProxies = append(cfg.TrustedProxies, pr.Masked())
+		}
+		return nil
+	})
+	fs.Func("edge.click.allowHosts", "hosts clicks may redirect to without a signature, per site: SITE:HOST[,SITE:HOST...]; SITE * means every site, HOST .example.com allows its subdomains; anything else gets 400 (pixel_edge_invalid_clicks_total)", func(v string) error {
+		cfg.ClickAllowHosts = map[string][]string{}
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			site, host, ok := strings.Cut(e, ":")
+			if !ok || site == "" || host == "" {
+				return fmt.Errorf("%q is not SITE:HOST", e)
+			}
+			cfg.ClickAllowHosts[site] = append(cfg.ClickAllowHosts[site], strings.ToLower(host))
+		}
+		return nil
+	})
+	fs.BoolVar(&cfg.HonourGPC, "edge.honourGPC", cfg.HonourGPC, "drop a hit's explicit id and cookie when it carries Sec-GPC: 1 (it is still counted, cookieless)")
+	fs.BoolVar(&cfg.HonourDNT, "edge.honourDNT", cfg.HonourDNT, "the same for DNT: 1")
+	fs.StringVar(&cfg.OptOutCookie, "edge.optOutCookie", cfg.OptOutCookie, "name of the cookie /optout sets; hits carrying it are answered and not recorded (pixel_edge_hits_total{result=\"opted_out\"})")
+	fs.StringVar(&cfg.CookieDomain, "edge.cookieDomain", cfg.CookieDomain, "Domain attribute of the cookies the edge sets; empty = the requested host")
+}
+
+func parseClickKeys(v string, cfg *edge.Config) error {
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		kid, b64, ok := strings.Cut(e, ":")
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if !ok || kid == "" || err != nil {
+			return fmt.Errorf("edge.click.keys: an entry for key id %q is not KEY_ID:BASE64_KEY", kid)
+		}
+		if cfg.ClickKeys == nil {
+			cfg.ClickKeys = map[string][]byte{}
+		}
+		cfg.ClickKeys[kid] = key
+	}
+	return nil
 }
 
 func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {

@@ -4,7 +4,7 @@
 #     Central artifacts and run with the machine's java;
 #   - redis-server from Debian's packages, our own instance (not the system one).
 #
-# Usage: deploy/local/services.sh up|down|status|help
+# Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|help
 #
 # Everything downloaded or generated lives under <repo>/.cache/:
 #   .cache/kafka-<version>/libs/       broker classpath (marker: libs/.complete)
@@ -19,6 +19,10 @@
 #   PIXEL_REDIS_PORT      redis port on 127.0.0.1 (default 16379)
 #   PIXEL_KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx768m")
 #   PIXEL_START_TIMEOUT   seconds to wait for each service (default 90)
+#   PIXEL_RUN_DIR         run/state folder instead of .cache/run (pidfiles, logs,
+#                         data); with other ports this lets a second, private
+#                         broker live next to the shared one (internal/pipetest
+#                         PrivateKafka starts one per fault test this way)
 set -euo pipefail
 
 readonly DEFAULT_KAFKA_VERSION=3.9.2
@@ -34,7 +38,7 @@ STOP_TIMEOUT=30
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd -- "$SCRIPT_DIR/../.." && pwd -P)
 CACHE_DIR=$REPO_ROOT/.cache
-RUN_DIR=$CACHE_DIR/run
+RUN_DIR=${PIXEL_RUN_DIR:-$CACHE_DIR/run}
 
 KAFKA_HOME=$CACHE_DIR/kafka-$KAFKA_VERSION
 KAFKA_LIBS=$KAFKA_HOME/libs
@@ -64,6 +68,7 @@ Usage: $0 up|down|status
           and redis on 127.0.0.1:$REDIS_PORT; does nothing if both already run
   down    stop the processes recorded in .cache/run/*.pid
   status  print what runs; exit status 1 if a service is down
+  kafka-up, kafka-down  the same for Kafka alone (no redis)
 EOF
 }
 
@@ -441,6 +446,22 @@ cmd_down() {
   rm -f "$REDIS_PID"
 }
 
+cmd_kafka_up() {
+  with_lock
+  kafka_up
+}
+
+cmd_kafka_down() {
+  local pid
+  with_lock
+  if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
+    stop_pid kafka "$pid" "$KAFKA_MAIN"
+  else
+    log "kafka not running"
+  fi
+  rm -f "$KAFKA_PID"
+}
+
 cmd_status() {
   local pid rc=0 version='?'
   [[ -f $RUN_DIR/kafka.version ]] && version=$(<"$RUN_DIR/kafka.version")
@@ -471,6 +492,8 @@ main() {
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  kafka-up) cmd_kafka_up ;;
+  kafka-down) cmd_kafka_down ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

@@ -24,6 +24,7 @@ type Server struct {
 	srv    *http.Server
 	ln     net.Listener
 	ready  atomic.Bool
+	checks atomic.Pointer[[]func() error]
 	logger *slog.Logger
 }
 
@@ -48,6 +49,14 @@ func Listen(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) (*Se
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if cs := s.checks.Load(); cs != nil {
+			for _, check := range *cs {
+				if err := check(); err != nil {
+					http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+					return
+				}
+			}
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -64,6 +73,17 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // SetReady sets what /readyz answers.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// AddReadyCheck adds a condition /readyz also requires: while check returns
+// an error, /readyz answers 503 with its message. Call it before Run.
+func (s *Server) AddReadyCheck(check func() error) {
+	var cs []func() error
+	if old := s.checks.Load(); old != nil {
+		cs = append(cs, *old...)
+	}
+	cs = append(cs, check)
+	s.checks.Store(&cs)
+}
 
 // Run serves until ctx is done, then shuts down within 5 s.
 func (s *Server) Run(ctx context.Context) error {

@@ -12,10 +12,28 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
+
+// DefaultTagURL is the page URL prefix of tagged hits.
+const DefaultTagURL = "https://loadgen.invalid/hit/"
+
+// TagSeq returns the sequence number in a tagged hit's page URL.
+func TagSeq(pageURL, tagURL string) (int, bool) {
+	if tagURL == "" {
+		tagURL = DefaultTagURL
+	}
+	rest, ok := strings.CutPrefix(pageURL, tagURL)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil
+}
 
 // Config describes a load.
 type Config struct {
@@ -43,6 +61,13 @@ type Config struct {
 	Kind string
 	// Seed makes the sequence of hits repeatable.
 	Seed uint64
+	// Tag sends each hit's sequence number (0, 1, ...) in its page URL,
+	// TagURL + the number, which the edge records verbatim; Result.Acked
+	// then lists which ones were acknowledged, so a test can look for every
+	// one of them in the raw topic (RELIABILITY.md §6.1). Default
+	// "https://loadgen.invalid/hit/" when Tag is set.
+	Tag    bool
+	TagURL string
 }
 
 // Result is what a load achieved.
@@ -53,6 +78,10 @@ type Result struct {
 	PerContent map[string]*ContentResult
 	// FirstErr is the first failure seen, if any.
 	FirstErr error
+	// AckedSeqs and FailedSeqs are the sequence numbers of the hits that
+	// were acknowledged, and of those that were not (refused, timed out or
+	// cut off: their fate is unknown), when Config.Tag is set.
+	AckedSeqs, FailedSeqs []int
 }
 
 // ContentResult is what was acknowledged for one content id.
@@ -78,13 +107,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.VisitorPrefix == "" {
 		cfg.VisitorPrefix = "visitor-"
 	}
+	if cfg.Tag && cfg.TagURL == "" {
+		cfg.TagURL = DefaultTagURL
+	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
 
-	type job struct{ content, visitor int }
+	type job struct{ seq, content, visitor int }
 	jobs := make(chan job, cfg.Workers)
 	res := &Result{PerContent: map[string]*ContentResult{}}
 	var mu sync.Mutex
@@ -101,9 +133,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wg.Done()
 			for j := range jobs {
 				cid := cfg.ContentPrefix + strconv.Itoa(j.content)
-				err := send(client, cfg, cid, j.visitor)
+				err := send(client, cfg, cid, j.visitor, j.seq)
 				mu.Lock()
 				res.Sent++
+				if cfg.Tag {
+					if err != nil {
+						res.FailedSeqs = append(res.FailedSeqs, j.seq)
+					} else {
+						res.AckedSeqs = append(res.AckedSeqs, j.seq)
+					}
+				}
 				if err != nil {
 					res.Failed++
 					if res.FirstErr == nil {
@@ -150,7 +189,7 @@ loop:
 			c = zipf.next()
 		}
 		select {
-		case jobs <- job{content: c, visitor: rng.IntN(cfg.Visitors)}:
+		case jobs <- job{seq: i, content: c, visitor: rng.IntN(cfg.Visitors)}:
 		case <-ctx.Done():
 			break loop
 		}
@@ -161,10 +200,13 @@ loop:
 	return res, nil
 }
 
-func send(client *http.Client, cfg Config, cid string, visitor int) error {
+func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 	u := cfg.BaseURL + "/p.gif?cid=" + cid + "&uid=" + cfg.VisitorPrefix + strconv.Itoa(visitor)
 	if cfg.Kind != "" {
 		u += "&k=" + cfg.Kind
+	}
+	if cfg.Tag {
+		u += "&url=" + url.QueryEscape(cfg.TagURL+strconv.Itoa(seq))
 	}
 	resp, err := client.Get(u)
 	if err != nil {

@@ -1,0 +1,235 @@
+package pipetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
+
+// Broker is a single-node Apache Kafka of one test's own, for fault tests
+// that stop, kill or pause a broker: never the shared one other tests use.
+// It is started by deploy/local/services.sh with its run folder (pidfile,
+// log, data) in the test's temporary folder and on free ports, and it is
+// killed on cleanup. Only the process this Broker started is ever signalled,
+// by the PID the script recorded.
+type Broker struct {
+	Addr   string
+	script string
+	runDir string
+	env    []string
+}
+
+// PrivateKafka starts a private broker and creates the pipeline's topics on
+// it (production partition counts, random prefix).
+func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 2)
+	b := &Broker{
+		Addr:   "127.0.0.1:" + strconv.Itoa(ports[0]),
+		script: filepath.Join(root, "deploy", "local", "services.sh"),
+		runDir: t.TempDir(),
+	}
+	b.env = append(os.Environ(),
+		"PIXEL_RUN_DIR="+b.runDir,
+		"PIXEL_KAFKA_PORT="+strconv.Itoa(ports[0]),
+		"PIXEL_KAFKA_CONTROLLER_PORT="+strconv.Itoa(ports[1]),
+		"PIXEL_KAFKA_HEAP=-Xms128m -Xmx512m",
+	)
+	t.Cleanup(func() {
+		if pid := b.pid(); pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			b.waitGone(pid, 30*time.Second)
+		}
+	})
+	b.Start(t)
+	id := "t" + randomID() + "."
+	tp := Topics{Hits: id + schemas.TopicHits, Events: id + schemas.TopicEvents, Sessions: id + schemas.TopicSessions, Counts: id + schemas.TopicCounts, DLQ: id + schemas.TopicDLQ}
+	var specs []schemas.TopicSpec
+	for _, s := range schemas.Topics() {
+		s.Name = id + s.Name
+		specs = append(specs, s)
+	}
+	kc := kafkaconn.Config{Brokers: []string{b.Addr}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafkaconn.EnsureTopics(ctx, kc, specs); err != nil {
+		t.Fatalf("create topics on private broker %s: %v", b.Addr, err)
+	}
+	return b, kc, tp
+}
+
+// Start starts the broker (again, on the same data) and waits until it
+// serves.
+func (b *Broker) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(b.script, "kafka-up")
+	cmd.Env = b.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(b.runDir, "kafka.log"))
+		t.Fatalf("start private Kafka on %s: %v\n%s\n--- broker log tail:\n%s", b.Addr, err, out, tail(log, 3000))
+	}
+}
+
+// Kill stops the broker with SIGKILL and waits until it is gone.
+func (b *Broker) Kill(t testing.TB) { b.signal(t, syscall.SIGKILL, true) }
+
+// Pause stops the broker's process with SIGSTOP (a hung broker: connections
+// stay open, nothing answers); Resume continues it.
+func (b *Broker) Pause(t testing.TB)  { b.signal(t, syscall.SIGSTOP, false) }
+func (b *Broker) Resume(t testing.TB) { b.signal(t, syscall.SIGCONT, false) }
+
+func (b *Broker) signal(t testing.TB, sig syscall.Signal, wait bool) {
+	t.Helper()
+	pid := b.pid()
+	if pid <= 0 {
+		t.Fatalf("private Kafka on %s: no pid recorded in %s", b.Addr, b.runDir)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("signal %v to private Kafka pid %d: %v", sig, pid, err)
+	}
+	if wait && !b.waitGone(pid, 30*time.Second) {
+		t.Fatalf("private Kafka pid %d still alive 30s after %v", pid, sig)
+	}
+}
+
+func (b *Broker) pid() int {
+	raw, err := os.ReadFile(filepath.Join(b.runDir, "kafka.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func (b *Broker) waitGone(pid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		// A reaped-late zombie counts as gone.
+		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// ReadTopic returns the value of every message in topic, from the first
+// offset of each partition to its end at the time of the call.
+func ReadTopic(t testing.TB, broker, topic string) [][]byte {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatalf("dial %s: %v", broker, err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	_ = conn.Close()
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	var out [][]byte
+	for _, p := range parts {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		pc, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		cancel()
+		if err != nil {
+			t.Fatalf("dial leader of %s/%d: %v", topic, p.ID, err)
+		}
+		first, last, err := pc.ReadOffsets()
+		if err != nil {
+			t.Fatalf("offsets of %s/%d: %v", topic, p.ID, err)
+		}
+		off := first
+		for off < last {
+			_ = pc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := pc.Seek(off, kafka.SeekAbsolute); err != nil {
+				t.Fatalf("seek %s/%d to %d: %v", topic, p.ID, off, err)
+			}
+			batch := pc.ReadBatch(1, 16<<20)
+			n := 0
+			for {
+				m, err := batch.ReadMessage()
+				if err != nil {
+					break
+				}
+				out = append(out, m.Value)
+				off = m.Offset + 1
+				n++
+			}
+			if err := batch.Close(); err != nil && n == 0 {
+				t.Fatalf("read %s/%d at %d: %v", topic, p.ID, off, err)
+			}
+		}
+		_ = pc.Close()
+	}
+	return out
+}
+
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	return ports
+}
+
+// FreePort returns a port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
