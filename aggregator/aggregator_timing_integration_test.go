@@ -133,7 +133,9 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 
 	b.Run("aggregator", func(b *testing.B) {
 		events := benchEvents(b.N * benchChunk)
-		store := hllstore.New(rdb, hllstore.Config{Prefix: "bench" + strconv.Itoa(b.N)})
+		// A fresh prefix per run: a rerun over the same keys would skip every
+		// event as already counted and measure nothing.
+		store := hllstore.New(rdb, hllstore.Config{Prefix: "bench" + strconv.FormatInt(time.Now().UnixNano(), 36)})
 		cfg := DefaultConfig()
 		a, err := New(cfg, nil, nil, nil, store, Outputs{})
 		if err != nil {
@@ -164,7 +166,7 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 
 	b.Run("naive", func(b *testing.B) {
 		events := benchEvents(b.N * benchChunk)
-		prefix := "naive" + strconv.Itoa(b.N)
+		prefix := "naive" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		var vk [8]byte
 		before := readUsage(b, rdb, cc)
 		b.ResetTimer()
