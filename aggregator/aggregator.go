@@ -38,6 +38,8 @@ type Aggregator struct {
 	now    func() time.Time
 
 	state        map[hllstore.Key]*entry
+	breakdowns   map[hllstore.BreakdownKey]*bentry
+	watermarks   map[int]int64   // events partition -> newest event time applied since the last flush
 	late         []kafka.Message // late events to dead-letter before the next commit
 	flushed      []flushedBatch  // offsets flushed but not yet committed (CommitDelay)
 	stale        bool            // a write was refused: state must be rebuilt
@@ -48,6 +50,12 @@ type Aggregator struct {
 type flushedBatch struct {
 	at   time.Time
 	msgs []kafka.Message
+}
+
+type bentry struct {
+	b       hllstore.Breakdown
+	dirty   bool
+	touched time.Time
 }
 
 type entry struct {
@@ -75,6 +83,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func()
 	return &Aggregator{
 		cfg: cfg, logger: logger, m: newMetrics(reg), open: open, store: store, out: out,
 		now: time.Now, state: map[hllstore.Key]*entry{},
+		breakdowns: map[hllstore.BreakdownKey]*bentry{}, watermarks: map[int]int64{},
 	}, nil
 }
 
@@ -124,6 +133,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				continue
 			}
 			batch = append(batch, ev)
+			if t := ev.GetOrigin().GetReceivedAtMs(); t > a.watermarks[msgs[i].Partition] {
+				a.watermarks[msgs[i].Partition] = t
+			}
 		}
 		if err := a.apply(ctx, batch); err != nil {
 			if ctx.Err() == nil {
@@ -200,6 +212,8 @@ func (a *Aggregator) reset() {
 		a.logger.Warn("close events reader", "err", err)
 	}
 	clear(a.state)
+	clear(a.breakdowns)
+	clear(a.watermarks)
 	a.flushed = a.flushed[:0]
 	a.late = a.late[:0]
 	a.stale = false
@@ -289,9 +303,13 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			a.state[k] = &entry{rec: recs[i]}
 		}
 	}
+	if err := a.loadBreakdowns(ctx, events); err != nil {
+		return err
+	}
 	now := time.Now()
 	for _, ev := range events {
 		src := ev.GetSource()
+		a.applyBreakdowns(ev, now)
 		keys = keysOf(keys[:0], ev)
 		applied := false
 		for _, k := range keys {
@@ -322,6 +340,86 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	}
 	a.m.activeState.Set(float64(len(a.state)))
 	return nil
+}
+
+// breakdownValue is the value of event ev in dimension dim.
+func breakdownValue(ev *pixelpb.Event, dim string) string {
+	switch dim {
+	case hllstore.DimCountry:
+		return ev.GetCountry()
+	case hllstore.DimDevice:
+		return ev.GetDeviceType()
+	case hllstore.DimBrowser:
+		return ev.GetBrowser()
+	case hllstore.DimOS:
+		return ev.GetOs()
+	case hllstore.DimSource:
+		return ev.GetReferrerMedium()
+	}
+	return ""
+}
+
+func breakdownKey(ev *pixelpb.Event, dim string) hllstore.BreakdownKey {
+	return hllstore.BreakdownKey{ContentID: ev.GetContentId(), Kind: ev.GetKind(), Dim: dim, DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
+}
+
+// loadBreakdowns loads the breakdowns the human events of a batch need.
+func (a *Aggregator) loadBreakdowns(ctx context.Context, events []*pixelpb.Event) error {
+	var missing []hllstore.BreakdownKey
+	seen := map[hllstore.BreakdownKey]bool{}
+	for _, ev := range events {
+		if classOf(ev) != hllstore.Human {
+			continue
+		}
+		for _, dim := range hllstore.Dims() {
+			k := breakdownKey(ev, dim)
+			if _, ok := a.breakdowns[k]; !ok && !seen[k] {
+				seen[k] = true
+				missing = append(missing, k)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		bs, err := a.store.LoadBreakdowns(ctx, missing)
+		if err == nil {
+			for i, k := range missing {
+				a.breakdowns[k] = &bentry{b: bs[i]}
+			}
+			return nil
+		}
+		if errors.Is(err, hllstore.ErrCorrupt) {
+			return err
+		}
+		a.logger.Warn("load breakdowns failed, retrying", "keys", len(missing), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// applyBreakdowns counts a human event in its day's breakdowns, each guarded
+// by its own positions like a record.
+func (a *Aggregator) applyBreakdowns(ev *pixelpb.Event, now time.Time) {
+	if classOf(ev) != hllstore.Human {
+		return
+	}
+	src := ev.GetSource()
+	for _, dim := range hllstore.Dims() {
+		e := a.breakdowns[breakdownKey(ev, dim)]
+		if e.b.Pos.Covers(src.GetPartition(), src.GetOffset()) {
+			continue
+		}
+		e.b.Add(breakdownValue(ev, dim), ev.GetVisitorKey(), a.cfg.MaxBreakdownValues)
+		e.b.Pos[src.GetPartition()] = src.GetOffset()
+		e.dirty, e.touched = true, now
+	}
 }
 
 // load reads records from Redis, retrying until ctx ends: without them no
@@ -371,6 +469,34 @@ func (a *Aggregator) flush(ctx context.Context) error {
 			a.stale = true
 		}
 		a.m.flushTime.Observe(time.Since(start).Seconds())
+	}
+	var bwrites []hllstore.BreakdownWrite
+	for k, e := range a.breakdowns {
+		if e.dirty {
+			bwrites = append(bwrites, hllstore.BreakdownWrite{Key: k, Breakdown: &e.b})
+		}
+	}
+	if len(bwrites) > 0 {
+		written, err := a.store.SaveBreakdowns(ctx, bwrites)
+		if err != nil {
+			a.m.flushErr.Inc()
+			return err
+		}
+		for i, w := range bwrites {
+			if written[i] {
+				a.breakdowns[w.Key].dirty = false
+				continue
+			}
+			a.m.refused.Inc()
+			a.stale = true
+		}
+	}
+	if !a.stale {
+		if err := a.store.SetWatermarks(ctx, a.watermarks, time.Now()); err != nil {
+			a.logger.Warn("write watermarks", "err", err)
+		} else {
+			clear(a.watermarks)
+		}
 	}
 	if len(a.late) > 0 && a.out.DLQ != nil {
 		if err := a.out.DLQ.WriteMessages(ctx, a.late...); err != nil {
@@ -442,6 +568,11 @@ func (a *Aggregator) evict(now time.Time) {
 	for k, e := range a.state {
 		if !e.dirty && !e.unsnap && now.Sub(e.touched) > a.cfg.IdleEvict {
 			delete(a.state, k)
+		}
+	}
+	for k, e := range a.breakdowns {
+		if !e.dirty && now.Sub(e.touched) > a.cfg.IdleEvict {
+			delete(a.breakdowns, k)
 		}
 	}
 	a.m.activeState.Set(float64(len(a.state)))

@@ -22,6 +22,7 @@ func newTestAggregator(t *testing.T, store *hllstore.Store) *Aggregator {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.LateHorizon = 100 * 365 * 24 * time.Hour // the test's events are in the past
+	cfg.MaxBreakdownValues = 4                   // six countries: "other" is exercised
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, store, Outputs{})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,8 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 		if rng.IntN(5) == 0 {
 			ev.CampaignId = "spring"
 		}
+		ev.Country = []string{"DE", "FR", "US", "NL", "SE", ""}[rng.IntN(6)]
+		ev.DeviceType = []string{"desktop", "mobile"}[rng.IntN(2)]
 		if rng.IntN(7) == 0 {
 			ev.Bot, ev.BotReasons = true, []string{"headless"}
 		}
@@ -118,6 +121,26 @@ func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
 	return ref
 }
 
+// referenceBreakdowns counts human events per breakdown value exactly once,
+// with the same bound on values (first come, first kept).
+func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.BreakdownKey]*hllstore.Breakdown {
+	ref := map[hllstore.BreakdownKey]*hllstore.Breakdown{}
+	for _, ev := range events {
+		if classOf(ev) != hllstore.Human {
+			continue
+		}
+		for _, dim := range hllstore.Dims() {
+			k := breakdownKey(ev, dim)
+			if ref[k] == nil {
+				b := hllstore.NewBreakdown()
+				ref[k] = &b
+			}
+			ref[k].Add(breakdownValue(ev, dim), ev.GetVisitorKey(), maxValues)
+		}
+	}
+	return ref
+}
+
 // TestPropertyReplaysCountOnce: any interleaving of the source partitions,
 // with any replays injected, applied in batches of any size with flushes at
 // any points and restarts of the aggregator (state rebuilt from Redis) in
@@ -158,6 +181,38 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 			}
 			if a.stale {
 				t.Fatal("a single owner had a write refused")
+			}
+
+			// Breakdowns: the bound keeps the first values seen, and the
+			// order of first sight differs between the stream and the
+			// reference, so compare the sums and the values both keep.
+			bref := referenceBreakdowns(events, 4)
+			var bkeys []hllstore.BreakdownKey
+			for k := range bref {
+				bkeys = append(bkeys, k)
+			}
+			bgot, err := store.LoadBreakdowns(ctx, bkeys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, k := range bkeys {
+				var sumGot, sumWant uint64
+				for _, sc := range bgot[i].Values {
+					sumGot += sc.Total
+				}
+				for _, sc := range bref[k].Values {
+					sumWant += sc.Total
+				}
+				if sumGot != sumWant || len(bgot[i].Values) > 5 {
+					t.Fatalf("breakdown %+v: %d events in %d values, want %d events in at most 5", k, sumGot, len(bgot[i].Values), sumWant)
+				}
+				if k.Dim == hllstore.DimDevice { // two values: under the bound, exact per value
+					for v, sc := range bref[k].Values {
+						if g := bgot[i].Values[v]; g == nil || g.Total != sc.Total || g.Sketch.Estimate() != sc.Sketch.Estimate() {
+							t.Fatalf("breakdown %+v value %s: got %+v, want total %d", k, v, g, sc.Total)
+						}
+					}
+				}
 			}
 
 			ref := reference(events)

@@ -30,6 +30,10 @@ type Config struct {
 	// 2 s), so events Redis lost in a crash are still uncommitted and get
 	// replayed. Default 5 s.
 	CommitDelay time.Duration
+	// MaxBreakdownValues bounds the distinct values kept per content id, kind,
+	// day and breakdown dimension; further values count under "other".
+	// Default 50.
+	MaxBreakdownValues int
 	// SnapshotInterval is how often changed counts are published to the
 	// compacted counts topic. Default 10 s; 0 disables snapshots.
 	SnapshotInterval time.Duration
@@ -44,9 +48,10 @@ func DefaultConfig() Config {
 		MaxBatch:      5000,
 		IdleEvict:     10 * time.Minute,
 
-		CommitDelay:      5 * time.Second,
-		LateHorizon:      7 * 24 * time.Hour,
-		SnapshotInterval: 10 * time.Second,
+		CommitDelay:        5 * time.Second,
+		MaxBreakdownValues: 50,
+		LateHorizon:        7 * 24 * time.Hour,
+		SnapshotInterval:   10 * time.Second,
 	}
 }
 
@@ -61,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))
+	}
+	if c.MaxBreakdownValues < 1 {
+		errs = append(errs, errors.New("aggregator.maxBreakdownValues must be at least 1"))
 	}
 	if c.CommitDelay < 0 {
 		errs = append(errs, errors.New("aggregator.commitDelay must not be negative"))

@@ -126,3 +126,76 @@ func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 		t.Fatalf("campaign index %v %v", ids, err)
 	}
 }
+
+func TestBreakdownBoundTopAndWatermark(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli())
+	k := BreakdownKey{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Dim: DimCountry, DayStart: day}
+
+	b := NewBreakdown()
+	for i, c := range []string{"DE", "FR", "DE", "", "US", "NL", "DE"} {
+		b.Add(c, uint64(i+1)*0x9e3779b97f4a7c15, 3) // at most 3 values, then "other"
+	}
+	b.Pos[0] = 7
+	if w, err := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &b}}); err != nil || !w[0] {
+		t.Fatalf("save: %v %v", w, err)
+	}
+	got, err := s.LoadBreakdowns(ctx, []BreakdownKey{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"DE": 3, "FR": 1, Unknown: 1, Other: 2}
+	if len(got[0].Values) != len(want) || got[0].Version != 1 {
+		t.Fatalf("values %v version %d", got[0].Values, got[0].Version)
+	}
+	for v, n := range want {
+		if sc := got[0].Values[v]; sc == nil || sc.Total != n || sc.Sketch.Estimate() != n {
+			t.Fatalf("%s: %+v, want %d", v, sc, n)
+		}
+	}
+	// A stale copy of the breakdown is refused.
+	stale := NewBreakdown()
+	stale.Add("SE", 1, 3)
+	stale.Pos[0] = 9
+	if w, _ := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &stale}}); w[0] {
+		t.Fatal("stale breakdown accepted")
+	}
+
+	// Top index: scores only move up.
+	rk := func(cid string) Key {
+		return Key{ContentID: cid, Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+	}
+	v := func(i uint64) uint64 { return i * 0x9e3779b97f4a7c15 }
+	big, small := record(50, []uint64{v(1), v(2)}, Positions{0: 1}), record(5, []uint64{v(1), v(2), v(3)}, Positions{0: 1})
+	if _, err := s.Save(ctx, []Write{{rk("big"), big}, {rk("small"), small}}); err != nil {
+		t.Fatal(err)
+	}
+	lower := record(1, nil, Positions{0: 2})
+	lower.Version = 1
+	if _, err := s.Save(ctx, []Write{{rk("big"), lower}}); err != nil {
+		t.Fatal(err)
+	}
+	top, err := s.Top(ctx, pixelpb.Kind_KIND_VIEW, day, TopByTotal, 10)
+	if err != nil || len(top) != 2 || top[0] != (TopEntry{"big", 50}) || top[1] != (TopEntry{"small", 5}) {
+		t.Fatalf("top by total %v %v", top, err)
+	}
+	top, _ = s.Top(ctx, pixelpb.Kind_KIND_VIEW, day, TopByUniques, 1)
+	if len(top) != 1 || top[0] != (TopEntry{"small", 3}) {
+		t.Fatalf("top by uniques %v", top)
+	}
+
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	if err := s.SetWatermarks(ctx, map[int]int64{0: now.Add(-3 * time.Second).UnixMilli(), 1: now.Add(-time.Second).UnixMilli()}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWatermarks(ctx, map[int]int64{2: now.Add(-time.Hour).UnixMilli()}, now.Add(-10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	wm, err := s.ReadWatermark(ctx, now, time.Minute)
+	if err != nil || wm.Partitions != 2 || !wm.EventTime.Equal(now.Add(-3*time.Second)) || wm.Lag != 3*time.Second {
+		t.Fatalf("watermark %+v %v (partition 2 is idle and must not count)", wm, err)
+	}
+}

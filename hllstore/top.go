@@ -1,0 +1,61 @@
+package hllstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// Top-N index: per kind and UTC day, one sorted set of content ids by total
+// and one by unique visitors, of human traffic. Each content id's scores are
+// written by its one owner with ZADD GT, so the index only moves up, and a
+// stale owner cannot lower it.
+const (
+	TopByTotal   = "total"
+	TopByUniques = "uniques"
+)
+
+func (s *Store) topKey(kind pixelpb.Kind, dayStart int64, by string) string {
+	return s.prefix + ":top:" + strconv.Itoa(int(kind)) + ":" + time.UnixMilli(dayStart).UTC().Format("20060102") + ":" + by
+}
+
+// addTop queues the index updates of a written day record.
+func (s *Store) addTop(ctx context.Context, p redis.Pipeliner, k Key, total, uniques uint64) {
+	for _, t := range []struct {
+		by    string
+		score uint64
+	}{{TopByTotal, total}, {TopByUniques, uniques}} {
+		key := s.topKey(k.Kind, k.Start, t.by)
+		p.ZAddGT(ctx, key, redis.Z{Score: float64(t.score), Member: k.ContentID})
+		p.Expire(ctx, key, s.dayDur)
+	}
+}
+
+// TopEntry is one content id of a top-N list.
+type TopEntry struct {
+	ContentID string
+	Score     uint64
+}
+
+// Top returns the n content ids with the highest score (TopByTotal or
+// TopByUniques) for kind on the UTC day starting at dayStart.
+func (s *Store) Top(ctx context.Context, kind pixelpb.Kind, dayStart int64, by string, n int) ([]TopEntry, error) {
+	if by != TopByTotal && by != TopByUniques {
+		return nil, fmt.Errorf("top by %q: use %q or %q", by, TopByTotal, TopByUniques)
+	}
+	zs, err := s.rdb.ZRevRangeWithScores(ctx, s.topKey(kind, dayStart, by), 0, int64(n)-1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read top %s: %w", by, err)
+	}
+	out := make([]TopEntry, len(zs))
+	for i, z := range zs {
+		out[i] = TopEntry{ContentID: fmt.Sprint(z.Member), Score: uint64(z.Score)}
+	}
+	return out, nil
+}
