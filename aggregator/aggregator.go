@@ -359,8 +359,8 @@ func breakdownValue(ev *pixelpb.Event, dim string) string {
 	return ""
 }
 
-func breakdownKey(ev *pixelpb.Event, dim string) hllstore.BreakdownKey {
-	return hllstore.BreakdownKey{ContentID: ev.GetContentId(), Kind: ev.GetKind(), Dim: dim, DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
+func breakdownKey(ev *pixelpb.Event) hllstore.BreakdownKey {
+	return hllstore.BreakdownKey{ContentID: ev.GetContentId(), Kind: ev.GetKind(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
 }
 
 // loadBreakdowns loads the breakdowns the human events of a batch need.
@@ -371,12 +371,10 @@ func (a *Aggregator) loadBreakdowns(ctx context.Context, events []*pixelpb.Event
 		if classOf(ev) != hllstore.Human {
 			continue
 		}
-		for _, dim := range hllstore.Dims() {
-			k := breakdownKey(ev, dim)
-			if _, ok := a.breakdowns[k]; !ok && !seen[k] {
-				seen[k] = true
-				missing = append(missing, k)
-			}
+		k := breakdownKey(ev)
+		if _, ok := a.breakdowns[k]; !ok && !seen[k] {
+			seen[k] = true
+			missing = append(missing, k)
 		}
 	}
 	if len(missing) == 0 {
@@ -404,22 +402,22 @@ func (a *Aggregator) loadBreakdowns(ctx context.Context, events []*pixelpb.Event
 	}
 }
 
-// applyBreakdowns counts a human event in its day's breakdowns, each guarded
-// by its own positions like a record.
+// applyBreakdowns counts a human event in its day's breakdowns, guarded by
+// their own positions like a record.
 func (a *Aggregator) applyBreakdowns(ev *pixelpb.Event, now time.Time) {
 	if classOf(ev) != hllstore.Human {
 		return
 	}
 	src := ev.GetSource()
-	for _, dim := range hllstore.Dims() {
-		e := a.breakdowns[breakdownKey(ev, dim)]
-		if e.b.Pos.Covers(src.GetPartition(), src.GetOffset()) {
-			continue
-		}
-		e.b.Add(breakdownValue(ev, dim), ev.GetVisitorKey(), a.cfg.MaxBreakdownValues)
-		e.b.Pos[src.GetPartition()] = src.GetOffset()
-		e.dirty, e.touched = true, now
+	e := a.breakdowns[breakdownKey(ev)]
+	if e.b.Pos.Covers(src.GetPartition(), src.GetOffset()) {
+		return
 	}
+	for _, dim := range hllstore.Dims() {
+		e.b.Add(dim, breakdownValue(ev, dim), ev.GetVisitorKey(), a.cfg.MaxBreakdownValues)
+	}
+	e.b.Pos[src.GetPartition()] = src.GetOffset()
+	e.dirty, e.touched = true, now
 }
 
 // load reads records from Redis, retrying until ctx ends: without them no

@@ -129,13 +129,13 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 		if classOf(ev) != hllstore.Human {
 			continue
 		}
+		k := breakdownKey(ev)
+		if ref[k] == nil {
+			b := hllstore.NewBreakdown()
+			ref[k] = &b
+		}
 		for _, dim := range hllstore.Dims() {
-			k := breakdownKey(ev, dim)
-			if ref[k] == nil {
-				b := hllstore.NewBreakdown()
-				ref[k] = &b
-			}
-			ref[k].Add(breakdownValue(ev, dim), ev.GetVisitorKey(), maxValues)
+			ref[k].Add(dim, breakdownValue(ev, dim), ev.GetVisitorKey(), maxValues)
 		}
 	}
 	return ref
@@ -196,21 +196,22 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, k := range bkeys {
-				var sumGot, sumWant uint64
-				for _, sc := range bgot[i].Values {
-					sumGot += sc.Total
+				for _, dim := range hllstore.Dims() {
+					var sumGot, sumWant uint64
+					for _, sc := range bgot[i].Dims[dim] {
+						sumGot += sc.Total
+					}
+					for _, sc := range bref[k].Dims[dim] {
+						sumWant += sc.Total
+					}
+					if sumGot != sumWant || len(bgot[i].Dims[dim]) > 5 {
+						t.Fatalf("breakdown %+v %s: %d events in %d values, want %d events in at most 5", k, dim, sumGot, len(bgot[i].Dims[dim]), sumWant)
+					}
 				}
-				for _, sc := range bref[k].Values {
-					sumWant += sc.Total
-				}
-				if sumGot != sumWant || len(bgot[i].Values) > 5 {
-					t.Fatalf("breakdown %+v: %d events in %d values, want %d events in at most 5", k, sumGot, len(bgot[i].Values), sumWant)
-				}
-				if k.Dim == hllstore.DimDevice { // two values: under the bound, exact per value
-					for v, sc := range bref[k].Values {
-						if g := bgot[i].Values[v]; g == nil || g.Total != sc.Total || g.Sketch.Estimate() != sc.Sketch.Estimate() {
-							t.Fatalf("breakdown %+v value %s: got %+v, want total %d", k, v, g, sc.Total)
-						}
+				// Two device types: under the bound, so exact per value.
+				for v, sc := range bref[k].Dims[hllstore.DimDevice] {
+					if g := bgot[i].Dims[hllstore.DimDevice][v]; g == nil || g.Total != sc.Total || g.Sketch.Estimate() != sc.Sketch.Estimate() {
+						t.Fatalf("breakdown %+v device %s: got %+v, want total %d", k, v, g, sc.Total)
 					}
 				}
 			}

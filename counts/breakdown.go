@@ -35,7 +35,7 @@ func (r *Reader) Breakdown(ctx context.Context, contentID string, kind pixelpb.K
 	}
 	var keys []hllstore.BreakdownKey
 	for d := fromDay; d < toDay; d += hllstore.DayMs {
-		keys = append(keys, hllstore.BreakdownKey{ContentID: contentID, Kind: kind, Dim: dim, DayStart: d})
+		keys = append(keys, hllstore.BreakdownKey{ContentID: contentID, Kind: kind, DayStart: d})
 	}
 	bs, err := r.store.LoadBreakdowns(ctx, keys)
 	if err != nil {
@@ -43,7 +43,7 @@ func (r *Reader) Breakdown(ctx context.Context, contentID string, kind pixelpb.K
 	}
 	merged := map[string]*hllstore.SubCount{}
 	for _, b := range bs {
-		for v, sc := range b.Values {
+		for v, sc := range b.Dims[dim] {
 			m := merged[v]
 			if m == nil {
 				m = &hllstore.SubCount{Sketch: hllstore.NewSketch()}

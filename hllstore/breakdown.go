@@ -34,12 +34,11 @@ const (
 	Unknown = "unknown"
 )
 
-// BreakdownKey names the breakdown of one content id, kind and dimension on
-// one UTC day. Only human traffic is broken down.
+// BreakdownKey names the breakdowns of one content id and kind on one UTC
+// day, in every dimension. Only human traffic is broken down.
 type BreakdownKey struct {
 	ContentID string
 	Kind      pixelpb.Kind
-	Dim       string
 	DayStart  int64
 }
 
@@ -49,49 +48,61 @@ type SubCount struct {
 	Sketch *hyperloglog.Sketch
 }
 
-// Breakdown is the stored state of one BreakdownKey: a total and a sketch per
-// value, in one Redis hash written like a Record (version and positions).
+// Breakdown is the stored state of one BreakdownKey: per dimension, a total
+// and a sketch per value, all in one Redis hash written like a Record
+// (version and positions), so one write per content id, kind and day carries
+// every dimension.
 type Breakdown struct {
-	Values  map[string]*SubCount
+	Dims    map[string]map[string]*SubCount
 	Pos     Positions
 	Version uint64
-	dirty   map[string]bool
+	dirty   map[dimValue]bool
 }
+
+type dimValue struct{ dim, value string }
 
 // NewBreakdown returns an empty breakdown.
 func NewBreakdown() Breakdown {
-	return Breakdown{Values: map[string]*SubCount{}, Pos: Positions{}, dirty: map[string]bool{}}
+	return Breakdown{Dims: map[string]map[string]*SubCount{}, Pos: Positions{}, dirty: map[dimValue]bool{}}
 }
 
-// Add counts one event of visitor under value. Past maxValues distinct
-// values, new values are counted under Other.
-func (b *Breakdown) Add(value string, visitor uint64, maxValues int) {
+func (b *Breakdown) sub(dim, value string) *SubCount {
+	vals := b.Dims[dim]
+	if vals == nil {
+		vals = map[string]*SubCount{}
+		b.Dims[dim] = vals
+	}
+	sc := vals[value]
+	if sc == nil {
+		sc = &SubCount{Sketch: NewSketch()}
+		vals[value] = sc
+	}
+	return sc
+}
+
+// Add counts one event of visitor under value of dim. Past maxValues
+// distinct values of a dimension, new values are counted under Other.
+func (b *Breakdown) Add(dim, value string, visitor uint64, maxValues int) {
 	if value == "" {
 		value = Unknown
 	}
-	sc := b.Values[value]
-	if sc == nil {
-		if len(b.Values) >= maxValues {
-			value = Other
-			sc = b.Values[Other]
-		}
-		if sc == nil {
-			sc = &SubCount{Sketch: NewSketch()}
-			b.Values[value] = sc
-		}
+	if _, ok := b.Dims[dim][value]; !ok && len(b.Dims[dim]) >= maxValues {
+		value = Other
 	}
+	sc := b.sub(dim, value)
 	sc.Total++
 	sc.Sketch.InsertHash(visitor)
 	if b.dirty == nil {
-		b.dirty = map[string]bool{}
+		b.dirty = map[dimValue]bool{}
 	}
-	b.dirty[value] = true
+	b.dirty[dimValue{dim, value}] = true
 }
 
-// BreakdownRedisKey returns "<prefix>:c:<content>:<kind>:human:b:<dim>:d:<yyyymmdd>".
+// BreakdownRedisKey returns "<prefix>:c:<content>:<kind>:human:b:d:<yyyymmdd>";
+// its fields are "n:<dim>:<value>" and "h:<dim>:<value>".
 func (s *Store) BreakdownRedisKey(k BreakdownKey) string {
-	return s.prefix + ":c:" + k.ContentID + ":" + strconv.Itoa(int(k.Kind)) + ":human:b:" + k.Dim +
-		":d:" + time.UnixMilli(k.DayStart).UTC().Format("20060102")
+	return s.prefix + ":c:" + k.ContentID + ":" + strconv.Itoa(int(k.Kind)) + ":human:b:d:" +
+		time.UnixMilli(k.DayStart).UTC().Format("20060102")
 }
 
 // LoadBreakdowns reads breakdowns in one round trip.
@@ -119,13 +130,12 @@ func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Brea
 
 func decodeBreakdown(fields map[string]string) (Breakdown, error) {
 	b := NewBreakdown()
-	sub := func(v string) *SubCount {
-		sc := b.Values[v]
-		if sc == nil {
-			sc = &SubCount{Sketch: NewSketch()}
-			b.Values[v] = sc
+	sub := func(f string) (*SubCount, error) {
+		dim, value, ok := strings.Cut(f, ":")
+		if !ok {
+			return nil, fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
 		}
-		return sc
+		return b.sub(dim, value), nil
 	}
 	for f, v := range fields {
 		switch {
@@ -146,9 +156,17 @@ func decodeBreakdown(fields map[string]string) (Breakdown, error) {
 			if err != nil {
 				return b, fmt.Errorf("%w: total %s=%q", ErrCorrupt, f, v)
 			}
-			sub(f[2:]).Total = n
+			sc, err := sub(f[2:])
+			if err != nil {
+				return b, err
+			}
+			sc.Total = n
 		case strings.HasPrefix(f, "h:"):
-			if err := sub(f[2:]).Sketch.UnmarshalBinary([]byte(v)); err != nil {
+			sc, err := sub(f[2:])
+			if err != nil {
+				return b, err
+			}
+			if err := sc.Sketch.UnmarshalBinary([]byte(v)); err != nil {
 				return b, fmt.Errorf("%w: sketch %s: %v", ErrCorrupt, f, err)
 			}
 		}
@@ -177,13 +195,14 @@ func (s *Store) SaveBreakdowns(ctx context.Context, writes []BreakdownWrite) ([]
 			b := w.Breakdown
 			args := make([]any, 0, 3+4*len(b.dirty))
 			args = append(args, b.Version, s.dayTTL, b.Pos.encode())
-			for v := range b.dirty {
-				sc := b.Values[v]
+			for dv := range b.dirty {
+				sc := b.Dims[dv.dim][dv.value]
 				sk, err := sc.Sketch.MarshalBinary()
 				if err != nil {
-					return fmt.Errorf("marshal sketch of %s/%s: %w", s.BreakdownRedisKey(w.Key), v, err)
+					return fmt.Errorf("marshal sketch of %s/%s/%s: %w", s.BreakdownRedisKey(w.Key), dv.dim, dv.value, err)
 				}
-				args = append(args, "n:"+v, sc.Total, "h:"+v, sk)
+				f := dv.dim + ":" + dv.value
+				args = append(args, "n:"+f, sc.Total, "h:"+f, sk)
 			}
 			cmds[i] = saveScript.EvalSha(ctx, p, []string{s.BreakdownRedisKey(w.Key)}, args...)
 		}

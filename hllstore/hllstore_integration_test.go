@@ -133,11 +133,12 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 	s := New(rdb, Config{Prefix: prefix})
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli())
-	k := BreakdownKey{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Dim: DimCountry, DayStart: day}
+	k := BreakdownKey{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, DayStart: day}
 
 	b := NewBreakdown()
 	for i, c := range []string{"DE", "FR", "DE", "", "US", "NL", "DE"} {
-		b.Add(c, uint64(i+1)*0x9e3779b97f4a7c15, 3) // at most 3 values, then "other"
+		b.Add(DimCountry, c, uint64(i+1)*0x9e3779b97f4a7c15, 3) // at most 3 values, then "other"
+		b.Add(DimDevice, "mobile", uint64(i+1)*0x9e3779b97f4a7c15, 3)
 	}
 	b.Pos[0] = 7
 	if w, err := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &b}}); err != nil || !w[0] {
@@ -148,17 +149,21 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{"DE": 3, "FR": 1, Unknown: 1, Other: 2}
-	if len(got[0].Values) != len(want) || got[0].Version != 1 {
-		t.Fatalf("values %v version %d", got[0].Values, got[0].Version)
+	countries := got[0].Dims[DimCountry]
+	if len(countries) != len(want) || got[0].Version != 1 {
+		t.Fatalf("values %v version %d", countries, got[0].Version)
 	}
 	for v, n := range want {
-		if sc := got[0].Values[v]; sc == nil || sc.Total != n || sc.Sketch.Estimate() != n {
+		if sc := countries[v]; sc == nil || sc.Total != n || sc.Sketch.Estimate() != n {
 			t.Fatalf("%s: %+v, want %d", v, sc, n)
 		}
 	}
+	if sc := got[0].Dims[DimDevice]["mobile"]; sc == nil || sc.Total != 7 || len(got[0].Dims[DimDevice]) != 1 {
+		t.Fatalf("devices %v", got[0].Dims[DimDevice])
+	}
 	// A stale copy of the breakdown is refused.
 	stale := NewBreakdown()
-	stale.Add("SE", 1, 3)
+	stale.Add(DimCountry, "SE", 1, 3)
 	stale.Pos[0] = 9
 	if w, _ := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &stale}}); w[0] {
 		t.Fatal("stale breakdown accepted")
