@@ -37,13 +37,14 @@ type Aggregator struct {
 	out    Outputs
 	now    func() time.Time
 
-	state        map[hllstore.Key]*entry
-	breakdowns   map[hllstore.BreakdownKey]*bentry
-	watermarks   map[int]int64   // events partition -> newest event time applied since the last flush
-	late         []kafka.Message // late events to dead-letter before the next commit
-	flushed      []flushedBatch  // offsets flushed but not yet committed (CommitDelay)
-	stale        bool            // a write was refused: state must be rebuilt
-	lastSnapshot time.Time
+	state      map[hllstore.Key]*entry
+	breakdowns map[hllstore.BreakdownKey]*bentry
+	watermarks map[int]int64   // events partition -> newest event time applied since the last flush
+	late       []kafka.Message // late events to dead-letter before the next commit
+	waiting    []kafka.Message // offsets whose counts are flushed, details not yet
+	flushed    []flushedBatch  // offsets wholly flushed, not yet committed (CommitDelay)
+	stale      bool            // a write was refused: state must be rebuilt
+	lastDetail time.Time
 }
 
 // flushedBatch is messages whose events were written to Redis at a time.
@@ -62,6 +63,7 @@ type entry struct {
 	rec     hllstore.Record
 	dirty   bool // changed since the last flush
 	unsnap  bool // changed since the last snapshot
+	untop   bool // changed since the last top-N update
 	touched time.Time
 }
 
@@ -150,15 +152,21 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		if !stopping && time.Now().Before(nextFlush) && len(msgs) < a.cfg.MaxBatch {
 			continue
 		}
+		full := stopping || time.Since(a.lastDetail) >= a.cfg.DetailInterval
 		fctx, cancel := flushContext(ctx, stopping)
-		err := a.flush(fctx)
+		err := a.flush(fctx, full)
 		if err == nil {
-			if len(pending) > 0 {
-				a.flushed = append(a.flushed, flushedBatch{at: time.Now(), msgs: pending})
-				pending = nil
+			a.waiting = append(a.waiting, pending...)
+			pending = nil
+			if full {
+				a.lastDetail = time.Now()
+				if len(a.waiting) > 0 {
+					a.flushed = append(a.flushed, flushedBatch{at: time.Now(), msgs: a.waiting})
+					a.waiting = nil
+				}
+				a.publishSnapshots(fctx)
 			}
 			a.commitDurable(fctx)
-			a.maybeSnapshot(fctx, stopping)
 		}
 		cancel()
 		nextFlush = time.Now().Add(a.cfg.FlushInterval)
@@ -214,6 +222,7 @@ func (a *Aggregator) reset() {
 	clear(a.state)
 	clear(a.breakdowns)
 	clear(a.watermarks)
+	a.waiting = nil
 	a.flushed = a.flushed[:0]
 	a.late = a.late[:0]
 	a.stale = false
@@ -330,6 +339,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
 			}
 			e.dirty, e.unsnap, e.touched = true, true, now
+			e.untop = k.Campaign == "" && k.Class == hllstore.Human && k.Gran == pixelpb.Granularity_GRANULARITY_DAY
 			applied = true
 		}
 		if applied {
@@ -442,9 +452,10 @@ func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.
 	}
 }
 
-// flush writes every dirty record and the late events' dead letters. A
-// refused write marks the aggregator stale (see reset).
-func (a *Aggregator) flush(ctx context.Context) error {
+// flush writes every dirty record, the watermarks and the late events' dead
+// letters; a full flush also writes the details: breakdowns and the top-N
+// index. A refused write marks the aggregator stale (see reset).
+func (a *Aggregator) flush(ctx context.Context, full bool) error {
 	start := time.Now()
 	var writes []hllstore.Write
 	for k, e := range a.state {
@@ -468,25 +479,10 @@ func (a *Aggregator) flush(ctx context.Context) error {
 		}
 		a.m.flushTime.Observe(time.Since(start).Seconds())
 	}
-	var bwrites []hllstore.BreakdownWrite
-	for k, e := range a.breakdowns {
-		if e.dirty {
-			bwrites = append(bwrites, hllstore.BreakdownWrite{Key: k, Breakdown: &e.b})
-		}
-	}
-	if len(bwrites) > 0 {
-		written, err := a.store.SaveBreakdowns(ctx, bwrites)
-		if err != nil {
+	if full {
+		if err := a.flushDetails(ctx); err != nil {
 			a.m.flushErr.Inc()
 			return err
-		}
-		for i, w := range bwrites {
-			if written[i] {
-				a.breakdowns[w.Key].dirty = false
-				continue
-			}
-			a.m.refused.Inc()
-			a.stale = true
 		}
 	}
 	if !a.stale {
@@ -508,18 +504,54 @@ func (a *Aggregator) flush(ctx context.Context) error {
 	return nil
 }
 
-// maybeSnapshot publishes the content-level records changed since the last
-// snapshot to the counts topic, at most once per SnapshotInterval (and always
-// when stopping). Snapshots are derived data: a failure is counted and the
-// next interval publishes the latest counts again.
-func (a *Aggregator) maybeSnapshot(ctx context.Context, force bool) {
-	if a.out.Counts == nil || a.cfg.SnapshotInterval <= 0 {
+// flushDetails writes the dirty breakdowns and raises the top-N index.
+func (a *Aggregator) flushDetails(ctx context.Context) error {
+	var bwrites []hllstore.BreakdownWrite
+	for k, e := range a.breakdowns {
+		if e.dirty {
+			bwrites = append(bwrites, hllstore.BreakdownWrite{Key: k, Breakdown: &e.b})
+		}
+	}
+	if len(bwrites) > 0 {
+		written, err := a.store.SaveBreakdowns(ctx, bwrites)
+		if err != nil {
+			return err
+		}
+		for i, w := range bwrites {
+			if written[i] {
+				a.breakdowns[w.Key].dirty = false
+				continue
+			}
+			a.m.refused.Inc()
+			a.stale = true
+		}
+	}
+	var tops []hllstore.TopUpdate
+	var topped []*entry
+	for k, e := range a.state {
+		if e.untop && !e.dirty { // only what Redis holds
+			tops = append(tops, hllstore.TopUpdate{Key: k, Total: e.rec.Total, Uniques: e.rec.Sketch.Estimate()})
+			topped = append(topped, e)
+		}
+	}
+	if err := a.store.RaiseTop(ctx, tops); err != nil {
+		return err
+	}
+	for _, e := range topped {
+		e.untop = false
+	}
+	return nil
+}
+
+// publishSnapshots publishes the content-level records changed since the
+// last snapshot to the counts topic (every DetailInterval, and when
+// stopping). Snapshots are derived data: a failure is counted and the next
+// interval publishes the latest counts again.
+func (a *Aggregator) publishSnapshots(ctx context.Context) {
+	if a.out.Counts == nil || !a.cfg.Snapshots {
 		return
 	}
 	now := a.now()
-	if !force && now.Sub(a.lastSnapshot) < a.cfg.SnapshotInterval {
-		return
-	}
 	var msgs []kafka.Message
 	var published []*entry
 	for k, e := range a.state {
@@ -547,7 +579,6 @@ func (a *Aggregator) maybeSnapshot(ctx context.Context, force bool) {
 		})
 		published = append(published, e)
 	}
-	a.lastSnapshot = now
 	if len(msgs) == 0 {
 		return
 	}
@@ -564,7 +595,7 @@ func (a *Aggregator) maybeSnapshot(ctx context.Context, force bool) {
 
 func (a *Aggregator) evict(now time.Time) {
 	for k, e := range a.state {
-		if !e.dirty && !e.unsnap && now.Sub(e.touched) > a.cfg.IdleEvict {
+		if !e.dirty && !e.unsnap && !e.untop && now.Sub(e.touched) > a.cfg.IdleEvict {
 			delete(a.state, k)
 		}
 	}

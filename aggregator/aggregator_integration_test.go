@@ -166,17 +166,17 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 				i = end
 				switch rng.IntN(6) {
 				case 0:
-					if err := a.flush(ctx); err != nil {
+					if err := a.flush(ctx, true); err != nil {
 						t.Fatal(err)
 					}
 				case 1: // crash after a flush: a new aggregator reloads from Redis
-					if err := a.flush(ctx); err != nil {
+					if err := a.flush(ctx, true); err != nil {
 						t.Fatal(err)
 					}
 					a = newTestAggregator(t, store)
 				}
 			}
-			if err := a.flush(ctx); err != nil {
+			if err := a.flush(ctx, true); err != nil {
 				t.Fatal(err)
 			}
 			if a.stale {
@@ -260,10 +260,10 @@ func TestStaleOwnerIsRefused(t *testing.T) {
 	if err := owner.apply(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.flush(ctx); err != nil {
+	if err := owner.flush(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := stale.flush(ctx); err != nil {
+	if err := stale.flush(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	if !stale.stale {

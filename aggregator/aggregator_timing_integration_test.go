@@ -151,7 +151,7 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 			}
 			if (i+1)%benchFlushEvery == 0 || i == b.N-1 {
 				t := time.Now()
-				if err := a.flush(ctx); err != nil {
+				if err := a.flush(ctx, (i+1)%(benchFlushEvery*10) == 0 || i == b.N-1); err != nil {
 					b.Fatal(err)
 				}
 				flushes += time.Since(t)

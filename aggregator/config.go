@@ -34,9 +34,13 @@ type Config struct {
 	// day and breakdown dimension; further values count under "other".
 	// Default 50.
 	MaxBreakdownValues int
-	// SnapshotInterval is how often changed counts are published to the
-	// compacted counts topic. Default 10 s; 0 disables snapshots.
-	SnapshotInterval time.Duration
+	// DetailInterval is how often the details are written: breakdowns, the
+	// top-N index and count snapshots on the compacted counts topic (totals
+	// and uniques are flushed every FlushInterval). Offsets are committed
+	// only after the details of their events are written too. Default 10 s.
+	DetailInterval time.Duration
+	// Snapshots turns publishing count snapshots on. Default true.
+	Snapshots bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -51,7 +55,8 @@ func DefaultConfig() Config {
 		CommitDelay:        5 * time.Second,
 		MaxBreakdownValues: 50,
 		LateHorizon:        7 * 24 * time.Hour,
-		SnapshotInterval:   10 * time.Second,
+		DetailInterval:     10 * time.Second,
+		Snapshots:          true,
 	}
 }
 
@@ -76,8 +81,8 @@ func (c Config) Validate() error {
 	if c.LateHorizon <= 0 {
 		errs = append(errs, errors.New("aggregator.lateHorizon must be positive"))
 	}
-	if c.SnapshotInterval < 0 {
-		errs = append(errs, errors.New("aggregator.snapshotInterval must not be negative"))
+	if c.DetailInterval < c.FlushInterval {
+		errs = append(errs, errors.New("aggregator.detailInterval must be at least aggregator.flushInterval"))
 	}
 	if c.IdleEvict <= 0 {
 		errs = append(errs, errors.New("aggregator.idleEvict must be positive"))

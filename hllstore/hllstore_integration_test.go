@@ -175,12 +175,10 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 	}
 	v := func(i uint64) uint64 { return i * 0x9e3779b97f4a7c15 }
 	big, small := record(50, []uint64{v(1), v(2)}, Positions{0: 1}), record(5, []uint64{v(1), v(2), v(3)}, Positions{0: 1})
-	if _, err := s.Save(ctx, []Write{{rk("big"), big}, {rk("small"), small}}); err != nil {
+	if err := s.RaiseTop(ctx, []TopUpdate{{rk("big"), big.Total, big.Sketch.Estimate()}, {rk("small"), small.Total, small.Sketch.Estimate()}}); err != nil {
 		t.Fatal(err)
 	}
-	lower := record(1, nil, Positions{0: 2})
-	lower.Version = 1
-	if _, err := s.Save(ctx, []Write{{rk("big"), lower}}); err != nil {
+	if err := s.RaiseTop(ctx, []TopUpdate{{rk("big"), 1, 0}}); err != nil { // a stale owner's lower score
 		t.Fatal(err)
 	}
 	top, err := s.Top(ctx, pixelpb.Kind_KIND_VIEW, day, TopByTotal, 10)

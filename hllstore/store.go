@@ -127,9 +127,6 @@ func (s *Store) Save(ctx context.Context, writes []Write) (written []bool, err e
 				return err
 			}
 			cmds[i] = saveScript.EvalSha(ctx, p, []string{s.RedisKey(w.Key)}, args...)
-			if w.Key.Campaign == "" && w.Key.Class == Human && w.Key.Gran == pixelpb.Granularity_GRANULARITY_DAY {
-				s.addTop(ctx, p, w.Key, w.Record.Total, w.Record.Sketch.Estimate())
-			}
 			if w.Key.Campaign != "" && w.Key.Gran == pixelpb.Granularity_GRANULARITY_DAY {
 				// Idempotent from any number of writers.
 				ik := s.campaignIndexKey(w.Key.Campaign, w.Key.Start)

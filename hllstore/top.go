@@ -14,7 +14,7 @@ import (
 
 // Top-N index: per kind and UTC day, one sorted set of content ids by total
 // and one by unique visitors, of human traffic. Each content id's scores are
-// written by its one owner with ZADD GT, so the index only moves up, and a
+// raised by its one owner with ZADD GT, so the index only moves up, and a
 // stale owner cannot lower it.
 const (
 	TopByTotal   = "total"
@@ -25,16 +25,40 @@ func (s *Store) topKey(kind pixelpb.Kind, dayStart int64, by string) string {
 	return s.prefix + ":top:" + strconv.Itoa(int(kind)) + ":" + time.UnixMilli(dayStart).UTC().Format("20060102") + ":" + by
 }
 
-// addTop queues the index updates of a written day record.
-func (s *Store) addTop(ctx context.Context, p redis.Pipeliner, k Key, total, uniques uint64) {
-	for _, t := range []struct {
-		by    string
-		score uint64
-	}{{TopByTotal, total}, {TopByUniques, uniques}} {
-		key := s.topKey(k.Kind, k.Start, t.by)
-		p.ZAddGT(ctx, key, redis.Z{Score: float64(t.score), Member: k.ContentID})
-		p.Expire(ctx, key, s.dayDur)
+// TopUpdate is the current total and uniques of one content id's human
+// day record.
+type TopUpdate struct {
+	Key            Key
+	Total, Uniques uint64
+}
+
+// RaiseTop raises the top-N scores of day records in one round trip; a score
+// never goes down.
+func (s *Store) RaiseTop(ctx context.Context, updates []TopUpdate) error {
+	if len(updates) == 0 {
+		return nil
 	}
+	keys := map[string]bool{}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range updates {
+			for _, t := range []struct {
+				by    string
+				score uint64
+			}{{TopByTotal, u.Total}, {TopByUniques, u.Uniques}} {
+				key := s.topKey(u.Key.Kind, u.Key.Start, t.by)
+				p.ZAddGT(ctx, key, redis.Z{Score: float64(t.score), Member: u.Key.ContentID})
+				keys[key] = true
+			}
+		}
+		for key := range keys {
+			p.Expire(ctx, key, s.dayDur)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("raise top-N of %d records: %w", len(updates), err)
+	}
+	return nil
 }
 
 // TopEntry is one content id of a top-N list.

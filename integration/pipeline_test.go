@@ -118,6 +118,7 @@ func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregato
 	cfg.EventsTopic = s.topics.Events
 	cfg.FlushInterval = 200 * time.Millisecond
 	cfg.CommitDelay = time.Second
+	cfg.DetailInterval = time.Second
 	l := s.logger.With("component", "aggregator")
 	a, err := aggregator.New(cfg, l, reg,
 		func() *kafka.Reader { return kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l) },

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -230,18 +231,16 @@ func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
 	return serve(ctx, logger, adm, a)
 }
 
-func bindAggregator(fs interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}, cfg *aggregator.Config) {
+func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.StringVar(&cfg.Group, "aggregator.group", cfg.Group, "Kafka consumer group of the aggregators")
 	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
 	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes")
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
 	fs.DurationVar(&cfg.CommitDelay, "aggregator.commitDelay", cfg.CommitDelay, "how long offsets wait after their flush before they are committed; keep it above the window in which Redis can lose acknowledged writes (appendfsync everysec: ~2s)")
 	fs.DurationVar(&cfg.LateHorizon, "aggregator.lateHorizon", cfg.LateHorizon, "events older than this (by event time) are not counted: they go to the dead-letter topic and pixel_aggregator_events_total{result=\"late\"}")
-	fs.DurationVar(&cfg.SnapshotInterval, "aggregator.snapshotInterval", cfg.SnapshotInterval, "how often changed counts are published to the compacted counts topic; 0 disables")
+	fs.DurationVar(&cfg.DetailInterval, "aggregator.detailInterval", cfg.DetailInterval, "how often breakdowns, the top-N index and count snapshots are written (totals and uniques every aggregator.flushInterval); offsets wait for it before they are committed")
+	fs.BoolVar(&cfg.Snapshots, "aggregator.snapshots", cfg.Snapshots, "publish count snapshots to the compacted counts topic")
+	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
 
 func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, dlqTopic, countsTopic string, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
