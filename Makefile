@@ -8,12 +8,13 @@ TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
 .PHONY: help build run test test-short services-up services-down services-status \
-        generate check-generate check-deps fmt vet bench fuzz check clean
+        generate check-generate check-deps fmt vet bench bench-processor fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -81,8 +82,19 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ | tee build/bench.txt
 	$(GO) tool benchstat build/bench.txt
 
+# One core (-cpu 1), so ns/op and events/s are per core. The cold case reads
+# state from the real Redis, hence services-up.
+bench-processor: services-up
+	@mkdir -p build
+	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) \
+		-cpuprofile build/processor.cpu.pprof -o build/processor.test ./processor/ | tee build/bench-processor.txt
+	$(GO) tool benchstat build/bench-processor.txt
+	@echo "profile: go tool pprof -top -cum build/processor.test build/processor.cpu.pprof"
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactPII$$' -fuzztime $(FUZZTIME) ./processor/privacy/
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionize$$' -fuzztime $(FUZZTIME) ./processor/session/
 
 check: fmt vet check-deps test
 
