@@ -108,7 +108,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 			return nil, err
 		}
 	}
-	bcfg := bots.Config{MaxPerMinute: uint32(cfg.MaxPerMinute)}
+	bcfg := bots.Config{MaxPerMinute: uint32(cfg.MaxPerMinute), UACache: cfg.UACache}
 	if cfg.DatacenterList != "" {
 		f, err := os.Open(cfg.DatacenterList)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go4.org/netipx"
 
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -44,17 +45,29 @@ type Config struct {
 	// MaxPerMinute is the most hits a visitor plausibly makes in one minute
 	// of event time; past it hits get "rate". Default 120.
 	MaxPerMinute uint32
+	// UACache bounds the user agents whose verdicts are cached. Default 10000.
+	UACache int
 }
 
 // Labeler labels hits.
-type Labeler struct{ cfg Config }
+type Labeler struct {
+	cfg   Config
+	cache *lru.Cache[string, uaFlags]
+}
 
 // New returns a labeler.
 func New(cfg Config) *Labeler {
 	if cfg.MaxPerMinute == 0 {
 		cfg.MaxPerMinute = 120
 	}
-	return &Labeler{cfg: cfg}
+	if cfg.UACache <= 0 {
+		cfg.UACache = 10_000
+	}
+	c, err := lru.New[string, uaFlags](cfg.UACache)
+	if err != nil {
+		panic("BUG: lru.New: " + err.Error())
+	}
+	return &Labeler{cfg: cfg, cache: c}
 }
 
 // LoadCIDRs reads one CIDR or address per line ('#' comments allowed).
@@ -96,24 +109,72 @@ type Input struct {
 	RatePerMinute  uint32
 }
 
+// uaFlags is what the user agent alone says; computed once per agent.
+type uaFlags uint8
+
+const (
+	fCrawler uaFlags = 1 << iota
+	fHeadless
+	fScanner
+	fGmail
+	fYahoo
+	fBare
+)
+
+func classifyUA(ua string) uaFlags {
+	lower := strings.ToLower(ua)
+	var f uaFlags
+	if containsAny(lower, crawlerMarkers) {
+		f |= fCrawler
+	}
+	if containsAny(lower, headlessMarkers) {
+		f |= fHeadless
+	}
+	if containsAny(lower, scannerMarkers) {
+		f |= fScanner
+	}
+	if strings.Contains(ua, "GoogleImageProxy") {
+		f |= fGmail
+	}
+	if strings.Contains(ua, "YahooMailProxy") {
+		f |= fYahoo
+	}
+	if ua == "Mozilla/5.0" {
+		f |= fBare
+	}
+	return f
+}
+
+func (l *Labeler) flags(ua string) uaFlags {
+	if len(ua) > 512 {
+		return classifyUA(ua)
+	}
+	if f, ok := l.cache.Get(ua); ok {
+		return f
+	}
+	f := classifyUA(ua)
+	l.cache.Add(strings.Clone(ua), f)
+	return f
+}
+
 // Label appends the reasons that apply to dst and reports whether the hit
 // is a machine open. Machine-open reasons are reasons too: such an open is
 // not a person's.
 func (l *Labeler) Label(in *Input, dst []string) (reasons []string, machineOpen bool) {
 	ua := in.UserAgent
-	lower := strings.ToLower(ua)
-	headless := containsAny(lower, headlessMarkers)
+	f := l.flags(ua)
+	headless := f&fHeadless != 0
 	switch {
 	case ua == "":
 		dst = append(dst, EmptyUA)
-	case in.Device.Crawler && !headless || containsAny(lower, crawlerMarkers):
+	case in.Device.Crawler && !headless || f&fCrawler != 0:
 		// The parser calls headless browsers bots; "headless" says more.
 		dst = append(dst, KnownCrawler)
 	}
 	if headless {
 		dst = append(dst, Headless)
 	}
-	if p := strings.ToLower(in.Purpose); strings.Contains(p, "prefetch") || strings.Contains(p, "prerender") {
+	if p := in.Purpose; p != "" && (containsFold(p, "prefetch") || containsFold(p, "prerender")) {
 		dst = append(dst, Prefetch)
 	}
 	if missingHeaders(in) {
@@ -126,12 +187,21 @@ func (l *Labeler) Label(in *Input, dst []string) (reasons []string, machineOpen 
 		dst = append(dst, Rate)
 	}
 	if in.Kind == pixelpb.Kind_KIND_OPEN {
-		if r := machineOpenReason(ua, lower, in.IP); r != "" {
+		if r := machineOpenReason(f, in.IP); r != "" {
 			dst = append(dst, r)
 			machineOpen = true
 		}
 	}
 	return dst, machineOpen
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // missingHeaders: a browser always sends Accept, Accept-Language and
@@ -155,17 +225,17 @@ func missingHeaders(in *Input) bool {
 	return false
 }
 
-func machineOpenReason(ua, lower string, ip netip.Addr) string {
+func machineOpenReason(f uaFlags, ip netip.Addr) string {
 	switch {
-	case strings.Contains(ua, "GoogleImageProxy"):
+	case f&fGmail != 0:
 		return GmailProxy
-	case strings.Contains(ua, "YahooMailProxy"):
+	case f&fYahoo != 0:
 		return YahooProxy
-	case containsAny(lower, scannerMarkers):
+	case f&fScanner != 0:
 		return LinkScanner
 	// Apple Mail Privacy Protection fetches through Apple's relays with a bare
 	// "Mozilla/5.0" user agent, from Apple's 17.0.0.0/8 among others.
-	case ua == "Mozilla/5.0" || ip.IsValid() && appleNet.Contains(ip.Unmap()):
+	case f&fBare != 0 || ip.IsValid() && appleNet.Contains(ip.Unmap()):
 		return AppleMPP
 	}
 	return ""

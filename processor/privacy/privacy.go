@@ -27,7 +27,7 @@ func HasEmail(s string) bool {
 // between separators (/ ? # & = ; , and space) that hold an address are
 // rewritten, decoded and re-escaped.
 func RedactPII(s string) string {
-	if strings.IndexByte(s, '@') < 0 && strings.IndexByte(s, '%') < 0 || !HasEmail(s) {
+	if !mayHoldAt(s) || !HasEmail(s) {
 		return s
 	}
 	var b strings.Builder
@@ -52,6 +52,26 @@ func RedactPII(s string) string {
 		start = i + 1
 	}
 	return b.String()
+}
+
+// mayHoldAt reports whether decoding s can give an '@': only a literal '@',
+// "%40", or a "%25" (which decodes to a '%' that may start another escape)
+// can. Most URLs have none and skip the decoding.
+func mayHoldAt(s string) bool {
+	if strings.IndexByte(s, '@') >= 0 {
+		return true
+	}
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		if a, b := s[i+1], s[i+2]; a == '4' && b == '0' || a == '2' && b == '5' {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 func isSep(c byte) bool {

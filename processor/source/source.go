@@ -98,31 +98,39 @@ var clickIDs = [...]struct{ param, network string }{
 }
 
 // Classify derives the source of a hit on pageURL reached from referrer.
+// It reads only the host and the query, without url.Parse: it runs for
+// every hit.
 func (l *List) Classify(pageURL, referrer string) Source {
 	var s Source
-	pageHost := ""
-	if pageURL != "" {
-		if u, err := url.Parse(pageURL); err == nil {
-			pageHost = strings.ToLower(u.Hostname())
-			if u.RawQuery != "" {
-				q := u.Query()
-				s.UTMSource, s.UTMMedium, s.UTMCampaign = q.Get("utm_source"), q.Get("utm_medium"), q.Get("utm_campaign")
-				s.UTMTerm, s.UTMContent = q.Get("utm_term"), q.Get("utm_content")
-				for _, c := range clickIDs {
-					if v := q.Get(c.param); v != "" {
-						s.ClickID, s.ClickNetwork = v, c.network
+	pageHost := hostOf(pageURL)
+	if q := queryOf(pageURL); q != "" {
+		clickRank := len(clickIDs)
+		for q != "" {
+			var kv string
+			kv, q, _ = strings.Cut(q, "&")
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "utm_source":
+				s.UTMSource = first(s.UTMSource, v)
+			case "utm_medium":
+				s.UTMMedium = first(s.UTMMedium, v)
+			case "utm_campaign":
+				s.UTMCampaign = first(s.UTMCampaign, v)
+			case "utm_term":
+				s.UTMTerm = first(s.UTMTerm, v)
+			case "utm_content":
+				s.UTMContent = first(s.UTMContent, v)
+			default:
+				for i := range clickRank {
+					if k == clickIDs[i].param && v != "" {
+						s.ClickID, s.ClickNetwork, clickRank = unescape(v), clickIDs[i].network, i
 						break
 					}
 				}
 			}
 		}
 	}
-	refHost := ""
-	if referrer != "" {
-		if u, err := url.Parse(referrer); err == nil {
-			refHost = strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
-		}
-	}
+	refHost := strings.TrimSuffix(hostOf(referrer), ".")
 	if refHost != "" {
 		s.ReferrerDomain = registrable(refHost)
 	}
@@ -142,6 +150,68 @@ func (l *List) Classify(pageURL, referrer string) Source {
 		s.Medium = l.lookup(refHost, s.ReferrerDomain)
 	}
 	return s
+}
+
+// hostOf returns the lower-case host of an absolute http(s) URL without
+// port or user info, or "".
+func hostOf(u string) string {
+	i := strings.Index(u, "://")
+	if i <= 0 {
+		return ""
+	}
+	rest := u[i+3:]
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	if j := strings.LastIndexByte(rest, '@'); j >= 0 {
+		rest = rest[j+1:]
+	}
+	if strings.HasPrefix(rest, "[") {
+		if j := strings.IndexByte(rest, ']'); j >= 0 {
+			return strings.ToLower(rest[1:j])
+		}
+		return ""
+	}
+	if j := strings.LastIndexByte(rest, ':'); j >= 0 {
+		rest = rest[:j]
+	}
+	for k := 0; k < len(rest); k++ {
+		if c := rest[k]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(rest)
+		}
+	}
+	return rest
+}
+
+// queryOf returns the query of u, without the fragment.
+func queryOf(u string) string {
+	i := strings.IndexByte(u, '?')
+	if i < 0 {
+		return ""
+	}
+	q := u[i+1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	return q
+}
+
+// first keeps the first value of a repeated parameter.
+func first(cur, v string) string {
+	if cur != "" {
+		return cur
+	}
+	return unescape(v)
+}
+
+func unescape(v string) string {
+	if strings.IndexByte(v, '%') < 0 && strings.IndexByte(v, '+') < 0 {
+		return v
+	}
+	if d, err := url.QueryUnescape(v); err == nil {
+		return d
+	}
+	return v
 }
 
 func (l *List) lookup(host, reg string) string {

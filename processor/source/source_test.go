@@ -31,6 +31,10 @@ func TestClassify(t *testing.T) {
 		{"dclid", "https://shop.example/?dclid=d1", "", Source{Medium: Paid, ClickID: "d1", ClickNetwork: "doubleclick"}},
 		{"newsletter", "https://shop.example/?utm_source=nl&utm_medium=email", "", Source{Medium: Email, UTMSource: "nl", UTMMedium: "email"}},
 		{"garbage", "%%%", "::::", Source{Medium: Direct}},
+		{"port, case, user info", "https://Shop.Example:8443/x", "https://u:p@WWW.Google.COM:443/?q=1", Source{ReferrerDomain: "google.com", Medium: Search}},
+		{"ipv6 referrer", "https://shop.example/", "http://[2001:db8::1]:8080/", Source{ReferrerDomain: "2001:db8::1", Medium: Other}},
+		{"escaped and repeated utm, fragment", "https://shop.example/?utm_source=a%20b&utm_source=c&utm_campaign=x+y#utm_term=no", "",
+			Source{Medium: Other, UTMSource: "a b", UTMCampaign: "x y"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
