@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -250,5 +253,89 @@ func BenchmarkSessionMemory(b *testing.B) {
 		runtime.KeepAlive(states)
 		runtime.KeepAlive(open)
 		_ = p
+	}
+}
+
+// BenchmarkLag measures the lag the processor adds on real Kafka and Redis:
+// hits are produced at 2000/s with their receive time set when produced,
+// and the processor's pixel_processor_event_lag_seconds (receive time to
+// Kafka acknowledging the event) is read back: mean and the upper bound of
+// the 99th-percentile bucket. Each iteration is 1000 hits.
+func BenchmarkLag(b *testing.B) {
+	kc, topics := pipetest.Kafka(b)
+	rdb, prefix := pipetest.Redis(b)
+	cfg := DefaultConfig()
+	cfg.VisitorSecret = "s"
+	cfg.HitsTopic, cfg.EventsTopic, cfg.SessionsTopic, cfg.DLQTopic = topics.Hits, topics.Events, topics.Sessions, topics.DLQ
+	reg := prometheus.NewRegistry()
+	p, err := New(cfg, nil, reg, Deps{
+		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, nil),
+		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, nil),
+		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, nil),
+		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, nil),
+		State:    state.New(rdb, prefix, time.Hour),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, w := range []*kafka.Writer{p.d.Events, p.d.Sessions, p.d.DLQ} {
+		w.BatchSize = cfg.MaxBatch // as cmd/pixelpipe wires it
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	w := kafkaconn.NewWriter(kc, topics.Hits, nil)
+	w.BatchTimeout = 2 * time.Millisecond
+	w.BatchSize = 10
+	defer w.Close()
+	keyer := visitor.NewKeyer("s")
+	rng := rand.New(rand.NewPCG(3, 4))
+	sent := 0
+	for b.Loop() {
+		tick := time.NewTicker(5 * time.Millisecond) // 10 hits per tick: 2000/s
+		for range 100 {
+			<-tick.C
+			msgs := make([]kafka.Message, 10)
+			for i := range msgs {
+				now := time.Now().UnixMilli()
+				v := rng.IntN(5000)
+				h := &pixelpb.RawHit{
+					SchemaVersion: schemas.RawHitVersion,
+					Origin:        &pixelpb.Origin{EventId: make([]byte, 16), ReceivedAtMs: now, NodeId: "lag"},
+					Kind:          pixelpb.Kind_KIND_VIEW, ContentId: fmt.Sprintf("a-%d", v%50), SiteId: "news",
+					ClientIp: []byte{81, 2, byte(v >> 8), byte(v)}, UserAgent: benchUAs[v%len(benchUAs)], UserId: fmt.Sprint(v),
+				}
+				binary.BigEndian.PutUint64(h.Origin.EventId, rng.Uint64())
+				binary.BigEndian.PutUint64(h.Origin.EventId[8:], rng.Uint64())
+				val, _ := proto.Marshal(h)
+				key, _ := keyer.Key(now, []byte("news"), []byte(h.UserId), nil, h.ClientIp, []byte(h.UserAgent))
+				msgs[i] = kafka.Message{Key: schemas.AppendVisitorPartitionKey(nil, key), Value: val}
+			}
+			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tick.Stop()
+		sent += 1000
+		pipetest.Eventually(b, time.Minute, func() string {
+			if n := testutil.ToFloat64(p.m.events); int(n) < sent {
+				return fmt.Sprintf("%v of %d events", n, sent)
+			}
+			return ""
+		})
+	}
+	var m dto.Metric
+	if err := p.m.lag.Write(&m); err != nil {
+		b.Fatal(err)
+	}
+	h := m.GetHistogram()
+	b.ReportMetric(1000*h.GetSampleSum()/float64(h.GetSampleCount()), "ms-mean")
+	for _, bk := range h.GetBucket() {
+		if float64(bk.GetCumulativeCount()) >= 0.99*float64(h.GetSampleCount()) {
+			b.ReportMetric(1000*bk.GetUpperBound(), "ms-p99≤")
+			break
+		}
 	}
 }

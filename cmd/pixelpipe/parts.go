@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
 	"github.com/pixelpipe/pixelpipe/edge"
@@ -138,13 +139,20 @@ func bindProcessor(fs interface {
 // Redis under PREFIX:proc.
 func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.UniversalClient, redisPrefix string, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
 	l := logger.With("component", "processor")
-	return processor.New(cfg, l, reg, processor.Deps{
+	d := processor.Deps{
 		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
 		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
 		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, l),
 		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
 		State:    state.New(rdb, redisPrefix+":proc", cfg.StateTTL),
-	})
+	}
+	// kafka-go allocates a BatchSize-long slice for every partition of every
+	// write (1.4 MB at the default 10000); a processor write never holds more
+	// than one batch of hits (BenchmarkLag's memory profile).
+	for _, w := range []*kafka.Writer{d.Events, d.Sessions, d.DLQ} {
+		w.BatchSize = cfg.MaxBatch
+	}
+	return processor.New(cfg, l, reg, d)
 }
 
 func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
