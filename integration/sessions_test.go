@@ -334,6 +334,8 @@ func TestSessionsSurviveKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-p.done
+		n, _ := got.counts()
+		t.Logf("round %d: killed with %d events written of the %d distinct hits produced so far", round, n, w.hits*min(round+1, 3)/3)
 	}
 	last := start(t, bin, "processor-last", "", env, "processor")
 	defer last.stop(t, 30*time.Second)
