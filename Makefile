@@ -88,6 +88,7 @@ bench-processor: services-up
 	@mkdir -p build
 	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) \
 		-cpuprofile build/processor.cpu.pprof -o build/processor.test ./processor/ | tee build/bench-processor.txt
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) ./processor/device/ | tee -a build/bench-processor.txt
 	$(GO) tool benchstat build/bench-processor.txt
 	@echo "profile: go tool pprof -top -cum build/processor.test build/processor.cpu.pprof"
 
