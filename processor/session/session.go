@@ -12,7 +12,9 @@ package session
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -54,24 +56,42 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ID16 is a 16-byte id, stored as hex text (a [16]byte would be a JSON
+// array of 16 numbers, three times larger).
+type ID16 [16]byte
+
+// MarshalText encodes id as 32 hex digits.
+func (id ID16) MarshalText() ([]byte, error) {
+	return hex.AppendEncode(nil, id[:]), nil
+}
+
+// UnmarshalText decodes 32 hex digits.
+func (id *ID16) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(id) {
+		return fmt.Errorf("session id: %d hex digits, want 32", len(b))
+	}
+	_, err := hex.Decode(id[:], b)
+	return err
+}
+
 // Seen is an event id remembered for duplicate detection.
 type Seen struct {
-	ID   [16]byte `json:"i"`
-	AtMs int64    `json:"t"`
+	ID   ID16  `json:"i"`
+	AtMs int64 `json:"t"`
 }
 
 // Open is a visitor's session in progress.
 type Open struct {
-	ID       [16]byte `json:"id"`
-	Site     string   `json:"s,omitempty"`
-	Campaign string   `json:"c,omitempty"`
-	StartMs  int64    `json:"b"`
-	LastMs   int64    `json:"e"`
-	Seq      uint32   `json:"n"`
-	Pages    uint32   `json:"p"`
-	Landing  string   `json:"l,omitempty"`
-	Exit     string   `json:"x,omitempty"`
-	Referrer string   `json:"r,omitempty"`
+	ID       ID16   `json:"id"`
+	Site     string `json:"s,omitempty"`
+	Campaign string `json:"c,omitempty"`
+	StartMs  int64  `json:"b"`
+	LastMs   int64  `json:"e"`
+	Seq      uint32 `json:"n"`
+	Pages    uint32 `json:"p"`
+	Landing  string `json:"l,omitempty"`
+	Exit     string `json:"x,omitempty"`
+	Referrer string `json:"r,omitempty"`
 }
 
 // State is everything remembered about one visitor.
@@ -116,7 +136,7 @@ type Result struct {
 // Apply records h in s and returns its session.
 func (c *Config) Apply(s *State, h *Hit) Result {
 	for i := range s.Seen {
-		if s.Seen[i].ID == h.EventID {
+		if s.Seen[i].ID == ID16(h.EventID) {
 			return Result{Duplicate: true}
 		}
 	}
@@ -142,7 +162,7 @@ func (c *Config) Apply(s *State, h *Hit) Result {
 		// A late hit from before the open session: a session of its own,
 		// closed at once; the open one is left alone.
 		one := newOpen(s.Visitor, h)
-		r.SessionID, r.Seq = one.ID, one.Seq
+		r.SessionID, r.Seq = [16]byte(one.ID), one.Seq
 		r.Closed = Summary(s.Visitor, one)
 		return r
 	case o != nil && h.AtMs <= o.LastMs+timeout &&
@@ -165,7 +185,7 @@ func (c *Config) Apply(s *State, h *Hit) Result {
 		o = newOpen(s.Visitor, h)
 		s.Open = o
 	}
-	r.SessionID, r.Seq = o.ID, o.Seq
+	r.SessionID, r.Seq = [16]byte(o.ID), o.Seq
 	return r
 }
 
@@ -196,12 +216,12 @@ func (c *Config) remember(s *State, h *Hit) {
 		n := copy(keep, keep[len(keep)-c.MaxIDs+1:])
 		keep = keep[:n]
 	}
-	s.Seen = append(keep, Seen{ID: h.EventID, AtMs: h.AtMs})
+	s.Seen = append(keep, Seen{ID: ID16(h.EventID), AtMs: h.AtMs})
 }
 
 func newOpen(visitor uint64, h *Hit) *Open {
 	o := &Open{
-		ID: ID(visitor, h.EventID), Site: h.Site, Campaign: h.Campaign,
+		ID: ID16(ID(visitor, h.EventID)), Site: h.Site, Campaign: h.Campaign,
 		StartMs: h.AtMs, LastMs: h.AtMs, Seq: 1,
 		Landing: h.Page, Exit: h.Page, Referrer: h.Referrer,
 	}
