@@ -74,6 +74,9 @@ type part struct {
 	saved int64
 	open  map[uint64]int64
 	dirty map[uint64]*session.State
+	// held are the states read during the current batch, so that a visitor
+	// read twice in it (its hit, and a sweep) is one object.
+	held map[uint64]*session.State
 }
 
 type cached struct {
@@ -271,6 +274,7 @@ func (p *Processor) deliver(ctx context.Context) error {
 		}
 		open += len(pt.open)
 		if len(pt.dirty) == 0 && pt.clock.Next == pt.saved {
+			clear(pt.held)
 			continue
 		}
 		changed = changed[:0]
@@ -288,10 +292,14 @@ func (p *Processor) deliver(ctx context.Context) error {
 			pt.loaded = false
 			continue
 		}
+		for v, st := range pt.held {
+			p.cache.Add(v, cached{part: pt.id, epoch: pt.epoch, st: st})
+		}
 		for v, st := range pt.dirty {
 			p.cache.Add(v, cached{part: pt.id, epoch: pt.epoch, st: st})
 		}
 		clear(pt.dirty)
+		clear(pt.held)
 		pt.saved = pt.clock.Next
 	}
 	p.m.openSessions.Set(float64(open))
@@ -320,7 +328,8 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 		clock.Next = first
 	}
 	p.epochs++
-	pt = &part{id: id, loaded: true, epoch: p.epochs, clock: clock, saved: clock.Next, open: open, dirty: map[uint64]*session.State{}}
+	pt = &part{id: id, loaded: true, epoch: p.epochs, clock: clock, saved: clock.Next, open: open,
+		dirty: map[uint64]*session.State{}, held: map[uint64]*session.State{}}
 	p.parts[id] = pt
 	return pt, nil
 }
@@ -335,6 +344,10 @@ func (p *Processor) states(ctx context.Context, pt *part, visitors []uint64) (ma
 			continue
 		}
 		if st := pt.dirty[v]; st != nil {
+			out[v] = st
+			continue
+		}
+		if st := pt.held[v]; st != nil {
 			out[v] = st
 			continue
 		}
@@ -356,6 +369,7 @@ func (p *Processor) states(ctx context.Context, pt *part, visitors []uint64) (ma
 				sts[i] = &session.State{Visitor: v}
 			}
 			out[v] = sts[i]
+			pt.held[v] = sts[i]
 		}
 	}
 	return out, nil

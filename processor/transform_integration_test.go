@@ -16,6 +16,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
+	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -149,4 +150,52 @@ func header(m kafka.Message, k string) string {
 		}
 	}
 	return ""
+}
+
+// TestSweepAndHitOfOneVisitorInOneBatch: a batch in which another visitor's
+// hit moves event time past visitor V's open session (so a sweep closes it)
+// and then V's own hit arrives, with V's state only in Redis. The session is
+// closed once, and V's hit starts the next one.
+func TestSweepAndHitOfOneVisitorInOneBatch(t *testing.T) {
+	t.Parallel()
+	p := newTestProcessor(t)
+	ctx := context.Background()
+	t0 := int64(1_764_331_200_000)
+	keyer := visitor.NewKeyer("s")
+	vKey, _ := keyer.Key(t0, []byte("news"), []byte("v"), nil, []byte{8, 8, 8, 8}, []byte(chromeUA))
+	cfg := DefaultConfig().Session
+	st := &session.State{Visitor: vKey}
+	cfg.Apply(st, &session.Hit{EventID: [16]byte{1}, AtMs: t0, Site: "news", IsPage: true})
+	ok, err := p.d.State.Checkpoint(ctx, p.statePart(0), state.Clock{Next: 100, WatermarkMs: t0, NextSweepMs: t0 + 60_000}, []*session.State{st})
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	at := func(uid string, ms int64, id byte) []byte {
+		return fullHit(t, func(h *pixelpb.RawHit) {
+			h.UserId, h.Purpose, h.PageUrl, h.Referrer = uid, "", "", ""
+			h.Origin.EventId = bytes.Repeat([]byte{id}, 16)
+			h.Origin.ReceivedAtMs = ms
+		})
+	}
+	in := []kafka.Message{
+		{Partition: 0, Offset: 100, Value: at("w", t0+40*60_000, 2)},
+		{Partition: 0, Offset: 101, Value: at("v", t0+41*60_000, 3)},
+	}
+	if err := p.transform(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.closed) != 1 {
+		t.Fatalf("%d session summaries, want V's one", len(p.closed))
+	}
+	var sum pixelpb.Session
+	if err := proto.Unmarshal(p.closed[0].Value, &sum); err != nil {
+		t.Fatal(err)
+	}
+	var ev pixelpb.Event
+	if err := proto.Unmarshal(p.events[1].Value, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if sum.GetVisitorKey() != vKey || bytes.Equal(sum.GetSessionId(), ev.GetSessionId()) || ev.GetSessionSeq() != 1 {
+		t.Fatalf("summary %v; V's new event in session %x seq %d", &sum, ev.GetSessionId(), ev.GetSessionSeq())
+	}
 }
