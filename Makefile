@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-processor services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
+	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -98,12 +99,24 @@ bench-aggregator:
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
 
+# One core (-cpu 1), so ns/op and events/s are per core. The cold case reads
+# state from the real Redis, hence services-up.
+bench-processor: services-up
+	@mkdir -p build
+	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) \
+		-cpuprofile build/processor.cpu.pprof -o build/processor.test ./processor/ | tee build/bench-processor.txt
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) ./processor/device/ | tee -a build/bench-processor.txt
+	$(GO) tool benchstat build/bench-processor.txt
+	@echo "profile: go tool pprof -top -cum build/processor.test build/processor.cpu.pprof"
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHit$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClick$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRedirectLocation$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedactPII$$' -fuzztime $(FUZZTIME) ./processor/privacy/
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionize$$' -fuzztime $(FUZZTIME) ./processor/session/
 
 check: fmt vet check-deps test
 

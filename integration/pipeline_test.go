@@ -25,6 +25,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/processor"
+	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/query"
 )
 
@@ -96,20 +97,37 @@ func (s *stack) startEdge() {
 	s.run("edge", e)
 }
 
-func (s *stack) startProcessor(group string) {
+func (s *stack) startProcessor(group string) *prometheus.Registry {
+	s.t.Helper()
+	p, reg := s.newProcessor(group, nil)
+	s.run("processor", p)
+	return reg
+}
+
+// newProcessor returns a processor of group on the stack's topics, its
+// session state under the stack's Redis prefix; edit changes its config.
+func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*processor.Processor, *prometheus.Registry) {
+	s.t.Helper()
 	cfg := processor.DefaultConfig()
 	cfg.Group = group
-	cfg.HitsTopic, cfg.EventsTopic, cfg.DLQTopic = s.topics.Hits, s.topics.Events, s.topics.DLQ
+	cfg.HitsTopic, cfg.EventsTopic, cfg.SessionsTopic, cfg.DLQTopic = s.topics.Hits, s.topics.Events, s.topics.Sessions, s.topics.DLQ
 	cfg.VisitorSecret = secret
+	if edit != nil {
+		edit(&cfg)
+	}
 	l := s.logger.With("component", "processor")
-	p, err := processor.New(cfg, l, prometheus.NewRegistry(),
-		kafkaconn.NewGroupReader(s.kc, cfg.HitsTopic, cfg.Group, l),
-		kafkaconn.NewWriter(s.kc, cfg.EventsTopic, l),
-		kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l))
+	reg := prometheus.NewRegistry()
+	p, err := processor.New(cfg, l, reg, processor.Deps{
+		Reader:   kafkaconn.NewGroupReader(s.kc, cfg.HitsTopic, cfg.Group, l),
+		Events:   kafkaconn.NewWriter(s.kc, cfg.EventsTopic, l),
+		Sessions: kafkaconn.NewWriter(s.kc, cfg.SessionsTopic, l),
+		DLQ:      kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l),
+		State:    state.New(s.rdb, s.prefix+":proc", cfg.StateTTL),
+	})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.run("processor", p)
+	return p, reg
 }
 
 func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregator.Aggregator {

@@ -4,41 +4,85 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pixelpipe/pixelpipe/processor/geo"
+	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // Config configures the processor.
 type Config struct {
-	// Group is the Kafka consumer group. Default "pixelpipe-processor".
+	// Group is the Kafka consumer group. Default "pixelpipe-processor". The
+	// session and duplicate state is kept per group: a new group processes
+	// the hits afresh.
 	Group string
-	// HitsTopic, EventsTopic and DLQTopic name the topics. Defaults are the
-	// schemas package's names.
-	HitsTopic, EventsTopic, DLQTopic string
+	// HitsTopic, EventsTopic, SessionsTopic and DLQTopic name the topics.
+	// Defaults are the schemas package's names.
+	HitsTopic, EventsTopic, SessionsTopic, DLQTopic string
 	// VisitorSecret keys the visitor hashes; the same secret as the edges'.
 	// Required.
 	VisitorSecret string
-	// MaxBatch is the most hits handled per write and commit. Default 1000.
+	// MaxBatch is the most hits handled per write, checkpoint and commit.
+	// Default 1000.
 	MaxBatch int
 	// MaxWait is how long a batch waits to fill. Default 20 ms.
 	MaxWait time.Duration
+
+	// Session holds the session and duplicate rules (30 min inactivity,
+	// 24 h cap, 1 h duplicate window by default).
+	Session session.Config
+	// StateTTL is how long a visitor's state is kept in Redis after its
+	// last hit (wall time). It must exceed Session.Timeout and
+	// Session.DedupeWindow by the longest processing outage to ride out.
+	// Default 48 h.
+	StateTTL time.Duration
+	// VisitorCache bounds the visitor states held in memory; the others are
+	// read back from Redis. Default 200000.
+	VisitorCache int
+
+	// IPv4Bits and IPv6Bits are the prefix lengths kept of client IPs.
+	// Defaults 24 and 48.
+	IPv4Bits, IPv6Bits int
+	// Geo names the MaxMind-format databases; none uses the built-in
+	// country table.
+	Geo geo.Config
+	// UACache bounds the parsed user agents cached. Default 10000.
+	UACache int
+	// ReferrerList is a file of "domain medium" lines extending the
+	// built-in referrer list; empty = built-in only.
+	ReferrerList string
+	// DatacenterList is a file of CIDRs (one per line) of datacenter and
+	// cloud networks; hits from them are labelled "datacenter". Empty = none.
+	DatacenterList string
+	// MaxPerMinute is the most hits a visitor plausibly sends in one minute
+	// of event time; more are labelled "rate". Default 120.
+	MaxPerMinute int
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Group:       "pixelpipe-processor",
-		HitsTopic:   schemas.TopicHits,
-		EventsTopic: schemas.TopicEvents,
-		DLQTopic:    schemas.TopicDLQ,
-		MaxBatch:    1000,
-		MaxWait:     20 * time.Millisecond,
+		Group:         "pixelpipe-processor",
+		HitsTopic:     schemas.TopicHits,
+		EventsTopic:   schemas.TopicEvents,
+		SessionsTopic: schemas.TopicSessions,
+		DLQTopic:      schemas.TopicDLQ,
+		MaxBatch:      1000,
+		MaxWait:       20 * time.Millisecond,
+		Session:       session.DefaultConfig(),
+		StateTTL:      48 * time.Hour,
+		VisitorCache:  200_000,
+		IPv4Bits:      24,
+		IPv6Bits:      48,
+		Geo:           geo.Config{ReloadInterval: time.Minute},
+		UACache:       10_000,
+		MaxPerMinute:  120,
 	}
 }
 
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Group == "" || c.HitsTopic == "" || c.EventsTopic == "" || c.DLQTopic == "" {
+	if c.Group == "" || c.HitsTopic == "" || c.EventsTopic == "" || c.SessionsTopic == "" || c.DLQTopic == "" {
 		errs = append(errs, errors.New("processor group and topics must be set"))
 	}
 	if c.VisitorSecret == "" {
@@ -49,6 +93,21 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWait <= 0 {
 		errs = append(errs, errors.New("processor.maxWait must be positive"))
+	}
+	if err := c.Session.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StateTTL < c.Session.Timeout || c.StateTTL < c.Session.DedupeWindow {
+		errs = append(errs, errors.New("processor.stateTTL must be at least the session timeout and the dedupe window"))
+	}
+	if c.VisitorCache < 1 || c.UACache < 1 {
+		errs = append(errs, errors.New("processor.visitorCache and processor.uaCache must be at least 1"))
+	}
+	if c.IPv4Bits < 0 || c.IPv4Bits > 32 || c.IPv6Bits < 0 || c.IPv6Bits > 128 {
+		errs = append(errs, errors.New("processor.ipv4Bits must be 0-32 and processor.ipv6Bits 0-128"))
+	}
+	if c.MaxPerMinute < 1 {
+		errs = append(errs, errors.New("processor.maxPerMinute must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,11 +1,22 @@
-// Package processor consumes raw hits from pixel.hits.v1 in a consumer group,
-// validates them, derives the visitor key, drops the raw IP (only a truncated
-// form leaves), and writes enriched events to pixel.events.v1 keyed by content
-// id, each carrying the Kafka position of its source hit. Records that cannot
-// be decoded, and hits the edge marked invalid, go to pixel.dlq.v1 with the
-// reason; they never stop the stream.
+// Package processor consumes raw hits from pixel.hits.v1 in a consumer group
+// and turns them into the enriched, sessionized events of pixel.events.v1
+// (keyed by content id, each carrying the Kafka position of its source hit)
+// and the closed sessions of pixel.sessions.v1. Per hit it validates, derives
+// the visitor key, drops duplicates of an event id, assigns the session
+// (processor/session), looks up geo (processor/geo) and device
+// (processor/device), classifies the traffic source (processor/source),
+// labels bots and machine opens (processor/bots, never dropping them),
+// redacts e-mail addresses (processor/privacy) and truncates the IP: the raw
+// IP never leaves it. Records that cannot be decoded, and hits the edge marked
+// invalid, go to pixel.dlq.v1 with the reason; they never stop the stream.
 //
-// Offsets are committed only after Kafka acknowledged every record derived
-// from them, so a crash replays hits and never skips one; the position each
-// event carries lets the aggregator count a replayed hit once.
+// Per batch: write every derived record and wait for Kafka's
+// acknowledgement, then checkpoint the session and duplicate state of each
+// partition to Redis together with the offset it reflects (processor/state),
+// then commit the offsets. A crash replays hits and never skips one; hits
+// below the checkpoint are skipped, and processing is deterministic given
+// the state, so a replay writes the same session ids and sequence numbers.
+//
+// A Processor is used by one goroutine, Run's; Run owns the geo reloader
+// goroutine and waits for it.
 package processor

@@ -92,7 +92,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	proc, err := newProcessor(kc, pcfg, logger, reg)
+	proc, err := newProcessor(kc, pcfg, rdb, "pp", logger, reg)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 // Command pixelpipe runs the parts of the pipeline: each part alone against
 // real Kafka and Redis (edge, processor, aggregator, query), all of them in one
-// process on embedded services (dev), plus tools (topics, loadgen).
+// process on embedded services (dev), plus tools (topics, loadgen, tail).
 //
 // Every flag can also be set by an environment variable: flag a.bCd is
 // PIXEL_A_BCD. A flag on the command line wins over the variable.
@@ -32,6 +32,7 @@ func commands() []command {
 		{"query", "the HTTP API over the counts", cmdQuery},
 		{"topics", "create the pipeline's topics (idempotent)", cmdTopics},
 		{"loadgen", "send pixel hits over HTTP at a fixed rate, for demos and load tests", cmdLoadgen},
+		{"tail", "print a pipeline topic as JSON lines (protojson), e.g. pixelpipe tail events", cmdTail},
 	}
 }
 

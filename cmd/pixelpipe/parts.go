@@ -25,6 +25,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/processor"
+	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
@@ -149,17 +150,18 @@ func parseClickKeys(v string, cfg *edge.Config) error {
 func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	cfg := processor.DefaultConfig()
-	fs := newFlagSet("processor", "pixelpipe processor -kafka.brokers=kafka-1:9092 -visitor.secret=$SECRET")
+	fs := newFlagSet("processor", "pixelpipe processor -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379 -visitor.secret=$SECRET -processor.geoCityDB=/data/GeoLite2-City.mmdb")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9102")
 	c.bindKafka(fs)
+	c.bindRedis(fs)
 	c.bindVisitor(fs)
 	bindProcessor(fs, &cfg)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
-	cfg.HitsTopic, cfg.EventsTopic, cfg.DLQTopic = c.topic(schemas.TopicHits), c.topic(schemas.TopicEvents), c.topic(schemas.TopicDLQ)
+	cfg.HitsTopic, cfg.EventsTopic, cfg.SessionsTopic, cfg.DLQTopic = c.topic(schemas.TopicHits), c.topic(schemas.TopicEvents), c.topic(schemas.TopicSessions), c.topic(schemas.TopicDLQ)
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -167,8 +169,10 @@ func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.kafka().Validate(); err != nil {
 		return err
 	}
+	rdb := newRedis(c.redisAddr)
+	defer rdb.Close()
 	reg := newRegistry()
-	p, err := newProcessor(c.kafka(), cfg, logger, reg)
+	p, err := newProcessor(c.kafka(), cfg, rdb, c.redisPrefix, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -183,18 +187,47 @@ func bindProcessor(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	BoolVar(*bool, string, bool, string)
 }, cfg *processor.Config) {
-	fs.StringVar(&cfg.Group, "processor.group", cfg.Group, "Kafka consumer group of the processors")
-	fs.IntVar(&cfg.MaxBatch, "processor.maxBatch", cfg.MaxBatch, "most hits per write and commit")
+	fs.StringVar(&cfg.Group, "processor.group", cfg.Group, "Kafka consumer group of the processors; session and duplicate state in Redis is kept per group, so a new group reprocesses the hits afresh")
+	fs.IntVar(&cfg.MaxBatch, "processor.maxBatch", cfg.MaxBatch, "most hits per write, state checkpoint and commit")
 	fs.DurationVar(&cfg.MaxWait, "processor.maxWait", cfg.MaxWait, "how long a batch waits to fill")
+	fs.DurationVar(&cfg.Session.Timeout, "processor.sessionTimeout", cfg.Session.Timeout, "inactivity (event time) that ends a session; closed sessions go to pixel.sessions.v1 (pixel_processor_sessions_closed_total)")
+	fs.DurationVar(&cfg.Session.MaxDuration, "processor.sessionMax", cfg.Session.MaxDuration, "longest session; the first hit past it starts a new one")
+	fs.DurationVar(&cfg.Session.DedupeWindow, "processor.dedupeWindow", cfg.Session.DedupeWindow, "event-time window, back from a visitor's newest hit, in which a repeated event id is dropped as a duplicate (pixel_processor_hits_total{result=\"duplicate\"}); see also -processor.dedupeMaxIDs")
+	fs.IntVar(&cfg.Session.MaxIDs, "processor.dedupeMaxIDs", cfg.Session.MaxIDs, "most event ids remembered per visitor for duplicate detection; bounds memory against a visitor flooding hits")
+	fs.DurationVar(&cfg.StateTTL, "processor.stateTTL", cfg.StateTTL, "how long a visitor's session and duplicate state stays in Redis after its last hit; must exceed -processor.sessionTimeout and -processor.dedupeWindow by the longest processor outage to ride out")
+	fs.IntVar(&cfg.VisitorCache, "processor.visitorCache", cfg.VisitorCache, "visitor states held in memory (about 0.5 KB each); others are read back from Redis")
+	fs.IntVar(&cfg.IPv4Bits, "processor.ipv4Bits", cfg.IPv4Bits, "leading bits kept of client IPv4 addresses in events; the raw IP never leaves the processor")
+	fs.IntVar(&cfg.IPv6Bits, "processor.ipv6Bits", cfg.IPv6Bits, "leading bits kept of client IPv6 addresses in events")
+	fs.StringVar(&cfg.Geo.CityDB, "processor.geoCityDB", cfg.Geo.CityDB, "MaxMind-format City or Country database (GeoLite2, GeoIP2, DB-IP lite); reloaded when the file changes; empty = the built-in country table (IP2Location LITE)")
+	fs.StringVar(&cfg.Geo.ASNDB, "processor.geoASNDB", cfg.Geo.ASNDB, "MaxMind-format ASN database; empty = no asn")
+	fs.DurationVar(&cfg.Geo.ReloadInterval, "processor.geoReload", cfg.Geo.ReloadInterval, "how often the geo database files are checked for changes (pixel_processor_geo_reloads_total)")
+	fs.BoolVar(&cfg.Geo.NoDefault, "processor.geoNoDefault", cfg.Geo.NoDefault, "leave country empty when no -processor.geoCityDB is given, instead of using the built-in table")
+	fs.IntVar(&cfg.UACache, "processor.uaCache", cfg.UACache, "parsed user agents cached (pixel_processor_ua_cache_total shows hits and misses)")
+	fs.StringVar(&cfg.ReferrerList, "processor.referrerList", cfg.ReferrerList, "file of \"domain medium\" lines (medium: search, social, email, paid, internal, direct, other) extending the built-in referrer list")
+	fs.StringVar(&cfg.DatacenterList, "processor.datacenterList", cfg.DatacenterList, "file of datacenter/cloud CIDRs, one per line; hits from them are labelled bot with reason \"datacenter\"")
+	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
 }
 
-func newProcessor(kc kafkaconn.Config, cfg processor.Config, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
+// newProcessor wires a processor to Kafka and to its session state in
+// Redis under PREFIX:proc.
+func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.UniversalClient, redisPrefix string, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
 	l := logger.With("component", "processor")
-	return processor.New(cfg, l, reg,
-		kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
-		kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
-		kafkaconn.NewWriter(kc, cfg.DLQTopic, l))
+	d := processor.Deps{
+		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
+		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
+		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, l),
+		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
+		State:    state.New(rdb, redisPrefix+":proc", cfg.StateTTL),
+	}
+	// kafka-go allocates a BatchSize-long slice for every partition of every
+	// write (1.4 MB at the default 10000); a processor write never holds more
+	// than one batch of hits (BenchmarkLag's memory profile).
+	for _, w := range []*kafka.Writer{d.Events, d.Sessions, d.DLQ} {
+		w.BatchSize = cfg.MaxBatch
+	}
+	return processor.New(cfg, l, reg, d)
 }
 
 func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {

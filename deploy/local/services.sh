@@ -364,6 +364,14 @@ ensure_redis() {
   fi
 }
 
+# ensure_test_tools: the downstream-contract test reads a real topic with
+# kcat and decodes it with protoc --decode (integration/contract_test.go).
+ensure_test_tools() {
+  if ! command -v kcat >/dev/null 2>&1 || ! command -v protoc >/dev/null 2>&1; then
+    apt_install kcat protobuf-compiler
+  fi
+}
+
 redis_ping() {
   [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]
 }
@@ -424,6 +432,7 @@ with_lock() {
 cmd_up() {
   local t0=$SECONDS
   with_lock
+  ensure_test_tools
   redis_up
   kafka_up
   log "up in $((SECONDS - t0))s: kafka 127.0.0.1:$KAFKA_PORT, redis 127.0.0.1:$REDIS_PORT"

@@ -208,7 +208,16 @@ func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 	if cfg.Tag {
 		u += "&url=" + url.QueryEscape(cfg.TagURL+strconv.Itoa(seq))
 	}
-	resp, err := client.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	// The headers a browser sends with an image request, so the hits count
+	// as people, not as bots (the processor labels clients that lack them).
+	for k, v := range browserHeaders {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -221,6 +230,17 @@ func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 		return fmt.Errorf("unexpected answer: status %d, %d bytes, %s", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
 	}
 	return nil
+}
+
+var browserHeaders = map[string]string{
+	"User-Agent":      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+	"Accept":          "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+	"Accept-Language": "en-US,en;q=0.9",
+	"Accept-Encoding": "gzip, deflate, br",
+	"Sec-Fetch-Site":  "cross-site",
+	"Sec-Fetch-Mode":  "no-cors",
+	"Sec-Fetch-Dest":  "image",
+	"Sec-Ch-Ua":       `"Chromium";v="131", "Not_A Brand";v="24"`,
 }
 
 // zipfGen draws ranks 0..n-1 with P(k) proportional to 1/(k+1)^s.
