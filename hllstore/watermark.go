@@ -1,0 +1,64 @@
+package hllstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Watermark is the completeness of one partition of pixel.events.v1, as its
+// aggregator last wrote it.
+//
+// Layout: one Redis hash "<prefix>:wm"; field = the partition number in
+// decimal; value = "<complete_until_ms>:<written_at_ms>" (Unix milliseconds
+// UTC). complete_until_ms is the event time before which every event of the
+// partition that the aggregator has read is flushed to Redis: the event time
+// of the last flushed event, or the flush time when the partition is caught
+// up (no unread messages). written_at_ms is when the aggregator wrote it.
+// The owner of a partition writes its field after each flush; readers take
+// the minimum over partitions.
+type Watermark struct {
+	CompleteUntilMs int64
+	WrittenAtMs     int64
+}
+
+// WatermarkKey returns the Redis key of the watermarks.
+func (s *Store) WatermarkKey() string { return s.prefix + ":wm" }
+
+// Watermarks reads every partition's watermark in one round trip. A field
+// that does not parse is reported as ErrCorrupt.
+func (s *Store) Watermarks(ctx context.Context) (map[int32]Watermark, error) {
+	fields, err := s.rdb.HGetAll(ctx, s.WatermarkKey()).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read watermarks %s: %w", s.WatermarkKey(), err)
+	}
+	out := make(map[int32]Watermark, len(fields))
+	for f, v := range fields {
+		p, err := strconv.ParseInt(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: watermark partition %q", ErrCorrupt, f)
+		}
+		a, b, ok := strings.Cut(v, ":")
+		cu, err1 := strconv.ParseInt(a, 10, 64)
+		wa, err2 := strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: watermark of partition %d: %q", ErrCorrupt, p, v)
+		}
+		out[int32(p)] = Watermark{CompleteUntilMs: cu, WrittenAtMs: wa}
+	}
+	return out, nil
+}
+
+// WriteWatermark sets the watermark of one partition (the format Watermarks
+// reads). It is for the aggregator, after a flush, and for tests.
+func (s *Store) WriteWatermark(ctx context.Context, partition int32, w Watermark) error {
+	v := strconv.FormatInt(w.CompleteUntilMs, 10) + ":" + strconv.FormatInt(w.WrittenAtMs, 10)
+	if err := s.rdb.HSet(ctx, s.WatermarkKey(), strconv.Itoa(int(partition)), v).Err(); err != nil {
+		return fmt.Errorf("write watermark of partition %d: %w", partition, err)
+	}
+	return nil
+}
