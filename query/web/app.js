@@ -161,7 +161,8 @@ function drawChart(points, gran) {
   const n = Math.max(points.length, 1);
   const max = Math.max(1, ...points.map((p) => Math.max(p.views, p.uniques)));
   const step = Math.pow(10, Math.floor(Math.log10(max)));
-  const top = Math.ceil(max / step) * step;
+  let top = Math.ceil(max / step) * step;
+  if (top % 4) top = Math.ceil(top / 4) * 4;
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const bw = (W - L - R) / n;
   const kids = [];
