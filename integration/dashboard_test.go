@@ -85,7 +85,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer cancel()
 
 	text := func(id string) string {
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById(` + strconv.Quote(id) + `)||{}).textContent||""`))
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById(`+strconv.Quote(id)+`)||{}).textContent||""`))
 		if err != nil {
 			t.Fatalf("read #%s: %v", id, err)
 		}
