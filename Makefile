@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-query browser services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -35,7 +35,11 @@ services-down:
 services-status:
 	$(SERVICES) status
 
-test: services-up check-generate check-deps
+# Debian's chromium for the dashboard's browser test (TestDashboardInBrowser).
+browser:
+	deploy/local/browser.sh
+
+test: services-up browser check-generate check-deps
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
@@ -97,6 +101,12 @@ bench-aggregator:
 	$(GO) test -tags integration -run '^$$' -bench 'AggregatorVsNaive' -benchtime 200x -count $(BENCHCOUNT) ./aggregator/ | tee build/bench-aggregator.txt
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
+
+# GET /v1/stats over 90 days for one content id against the real Redis, next
+# to the same query over 1 day in the same run; p50/p99 in ms (BENCHMARKS.md).
+bench-query:
+	@mkdir -p build
+	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench 'StatsRange' -benchtime 200x -count 3 ./query/ | tee build/bench-query.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
