@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-processor services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-processor bench-query browser services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -36,7 +36,11 @@ services-down:
 services-status:
 	$(SERVICES) status
 
-test: services-up check-generate check-deps
+# Debian's chromium for the dashboard's browser test (TestDashboardInBrowser).
+browser:
+	deploy/local/browser.sh
+
+test: services-up browser check-generate check-deps
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
@@ -108,6 +112,12 @@ bench-processor: services-up
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 -count $(BENCHCOUNT) ./processor/device/ | tee -a build/bench-processor.txt
 	$(GO) tool benchstat build/bench-processor.txt
 	@echo "profile: go tool pprof -top -cum build/processor.test build/processor.cpu.pprof"
+
+# GET /v1/stats over 90 days for one content id against the real Redis, next
+# to the same query over 1 day in the same run; p50/p99 in ms (BENCHMARKS.md).
+bench-query:
+	@mkdir -p build
+	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench 'StatsRange' -benchtime 200x -count 3 ./query/ | tee build/bench-query.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/

@@ -39,7 +39,8 @@ type Aggregator struct {
 
 	state      map[hllstore.Key]*entry
 	breakdowns map[hllstore.BreakdownKey]*bentry
-	watermarks map[int]int64   // events partition -> newest event time applied since the last flush
+	watermarks map[int32]int64 // events partition -> newest event time applied
+	caughtUp   bool            // the last fetch found no unread message
 	late       []kafka.Message // late events to dead-letter before the next commit
 	waiting    []kafka.Message // offsets whose counts are flushed, details not yet
 	flushed    []flushedBatch  // offsets wholly flushed, not yet committed (CommitDelay)
@@ -85,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func()
 	return &Aggregator{
 		cfg: cfg, logger: logger, m: newMetrics(reg), open: open, store: store, out: out,
 		now: time.Now, state: map[hllstore.Key]*entry{},
-		breakdowns: map[hllstore.BreakdownKey]*bentry{}, watermarks: map[int]int64{},
+		breakdowns: map[hllstore.BreakdownKey]*bentry{}, watermarks: map[int32]int64{},
 	}, nil
 }
 
@@ -104,6 +105,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	for {
 		// Fetch until the batch is full or the flush is due.
 		msgs, batch = msgs[:0], batch[:0]
+		a.caughtUp = false
 		for len(msgs) < a.cfg.MaxBatch {
 			wait := time.Until(nextFlush)
 			if wait <= 0 {
@@ -114,6 +116,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+					a.caughtUp = ctx.Err() == nil
 					break
 				}
 				return fmt.Errorf("fetch from %s: %w", a.cfg.EventsTopic, err)
@@ -135,8 +138,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				continue
 			}
 			batch = append(batch, ev)
-			if t := ev.GetOrigin().GetReceivedAtMs(); t > a.watermarks[msgs[i].Partition] {
-				a.watermarks[msgs[i].Partition] = t
+			if p := int32(msgs[i].Partition); ev.GetOrigin().GetReceivedAtMs() > a.watermarks[p] {
+				a.watermarks[p] = ev.GetOrigin().GetReceivedAtMs()
 			}
 		}
 		if err := a.apply(ctx, batch); err != nil {
@@ -309,7 +312,10 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			return err
 		}
 		for i, k := range missing {
-			a.state[k] = &entry{rec: recs[i]}
+			// A loaded record is raised in the top-N at the next detail
+			// flush even if replayed events all skip: the raise may be
+			// what a crash or reset lost.
+			a.state[k] = &entry{rec: recs[i], untop: recs[i].Total > 0 && isTopKey(k)}
 		}
 	}
 	if err := a.loadBreakdowns(ctx, events); err != nil {
@@ -339,7 +345,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
 			}
 			e.dirty, e.unsnap, e.touched = true, true, now
-			e.untop = k.Campaign == "" && k.Class == hllstore.Human && k.Gran == pixelpb.Granularity_GRANULARITY_DAY
+			e.untop = isTopKey(k)
 			applied = true
 		}
 		if applied {
@@ -430,6 +436,11 @@ func (a *Aggregator) applyBreakdowns(ev *pixelpb.Event, now time.Time) {
 	e.dirty, e.touched = true, now
 }
 
+// isTopKey reports whether k's record is ranked in the top-N index.
+func isTopKey(k hllstore.Key) bool {
+	return k.Campaign == "" && k.Class == hllstore.Human && k.Gran == pixelpb.Granularity_GRANULARITY_DAY
+}
+
 // load reads records from Redis, retrying until ctx ends: without them no
 // event of those keys can be applied.
 func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.Record, error) {
@@ -486,10 +497,17 @@ func (a *Aggregator) flush(ctx context.Context, full bool) error {
 		}
 	}
 	if !a.stale {
-		if err := a.store.SetWatermarks(ctx, a.watermarks, time.Now()); err != nil {
+		// Per partition this aggregator has read: counts are complete up to
+		// the newest event time flushed, or up to now when it is caught up.
+		wms := make(map[int32]hllstore.Watermark, len(a.watermarks))
+		for p, t := range a.watermarks {
+			if a.caughtUp {
+				t = max(t, start.UnixMilli())
+			}
+			wms[p] = hllstore.Watermark{CompleteUntilMs: t, WrittenAtMs: start.UnixMilli()}
+		}
+		if err := a.store.WriteWatermarks(ctx, wms); err != nil {
 			a.logger.Warn("write watermarks", "err", err)
-		} else {
-			clear(a.watermarks)
 		}
 	}
 	if len(a.late) > 0 && a.out.DLQ != nil {

@@ -10,32 +10,24 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// BreakdownValue is the human count of one value of a breakdown dimension.
-type BreakdownValue struct {
-	Value        string
-	Total        uint64
-	Uniques      uint64
-	UniquesBound uint64
-}
-
-// Breakdown returns the human counts of contentID and kind split by dim
-// (hllstore.DimCountry, ...) over the UTC days that start in [from, to),
-// largest total first. Values past the aggregator's bound are under "other".
-func (r *Reader) Breakdown(ctx context.Context, contentID string, kind pixelpb.Kind, dim string, from, to time.Time) ([]BreakdownValue, error) {
-	if !slices.Contains(hllstore.Dims(), dim) {
-		return nil, fmt.Errorf("%w: unknown dimension %q: use one of %v", ErrBadQuery, dim, hllstore.Dims())
+// Breakdown splits the human views of a content id over the UTC days that
+// overlap [sc.From, sc.To) by dimension (one of Dimensions), largest total
+// first, at most limit entries. Breakdowns are kept per content id and day
+// (hllstore.Breakdown); a campaign scope is a bad query. Values past the
+// aggregator's bound are under "other", missing ones under "unknown".
+func (r *Reader) Breakdown(ctx context.Context, sc Scope, dimension string, limit int) ([]Share, error) {
+	if _, _, err := r.validate(sc); err != nil {
+		return nil, err
 	}
-	fromDay := hllstore.DayStart(from.UnixMilli())
-	toDay := to.UnixMilli()
-	if toDay <= fromDay {
-		return nil, fmt.Errorf("%w: empty range: to must be after from", ErrBadQuery)
+	if sc.ContentID == "" || sc.Campaign != "" {
+		return nil, fmt.Errorf("%w: breakdowns are kept per content id, not per campaign", ErrBadQuery)
 	}
-	if time.Duration(toDay-fromDay)*time.Millisecond > r.MaxRange {
-		return nil, fmt.Errorf("%w: range longer than the limit of %.0f days", ErrBadQuery, r.MaxRange.Hours()/24)
+	if !slices.Contains(Dimensions, dimension) {
+		return nil, fmt.Errorf("%w: unknown dimension %q: use one of %v", ErrBadQuery, dimension, Dimensions)
 	}
 	var keys []hllstore.BreakdownKey
-	for d := fromDay; d < toDay; d += hllstore.DayMs {
-		keys = append(keys, hllstore.BreakdownKey{ContentID: contentID, Kind: kind, DayStart: d})
+	for d := hllstore.DayStart(sc.From.UnixMilli()); d < sc.To.UnixMilli(); d += hllstore.DayMs {
+		keys = append(keys, hllstore.BreakdownKey{ContentID: sc.ContentID, Kind: pixelpb.Kind_KIND_VIEW, DayStart: d})
 	}
 	bs, err := r.store.LoadBreakdowns(ctx, keys)
 	if err != nil {
@@ -43,7 +35,7 @@ func (r *Reader) Breakdown(ctx context.Context, contentID string, kind pixelpb.K
 	}
 	merged := map[string]*hllstore.SubCount{}
 	for _, b := range bs {
-		for v, sc := range b.Dims[dim] {
+		for v, sc := range b.Dims[dimension] {
 			m := merged[v]
 			if m == nil {
 				m = &hllstore.SubCount{Sketch: hllstore.NewSketch()}
@@ -55,45 +47,92 @@ func (r *Reader) Breakdown(ctx context.Context, contentID string, kind pixelpb.K
 			}
 		}
 	}
-	out := make([]BreakdownValue, 0, len(merged))
+	out := make([]Share, 0, len(merged))
 	for v, m := range merged {
-		out = append(out, BreakdownValue{Value: v, Total: m.Total, Uniques: m.Sketch.Estimate(), UniquesBound: Bound(m.Sketch)})
+		out = append(out, Share{Key: v, Total: m.Total, Uniques: m.Sketch.Estimate()})
 	}
-	slices.SortFunc(out, func(a, b BreakdownValue) int {
-		if a.Total != b.Total {
-			if a.Total > b.Total {
-				return -1
-			}
-			return 1
-		}
-		if a.Value < b.Value {
-			return -1
-		}
-		return 1
-	})
+	sortShares(out, "views")
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
 }
 
-// Top returns the n content ids with the most human events of kind (by
-// hllstore.TopByTotal) or the most unique visitors (hllstore.TopByUniques)
-// on the UTC day that holds day.
-func (r *Reader) Top(ctx context.Context, kind pixelpb.Kind, day time.Time, by string, n int) ([]hllstore.TopEntry, error) {
-	if n < 1 || n > 1000 {
-		return nil, fmt.Errorf("%w: n must be 1-1000", ErrBadQuery)
+// Top lists the content ids with the most human views or unique visitors
+// ("views" or "uniques") over the UTC days that overlap [from, to), those
+// accepted by allow only (nil accepts all), at most limit (1-100).
+//
+// Candidates come from the aggregator's daily top-N index (their daily scores
+// summed); the best 3×limit of them are then counted exactly over the whole
+// range, so uniques are visitors over the range, not a sum of daily uniques.
+func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit int, allow func(string) bool) ([]Share, error) {
+	if _, _, err := r.validate(Scope{ContentID: "top", From: from, To: to}); err != nil {
+		return nil, err
 	}
-	if by != hllstore.TopByTotal && by != hllstore.TopByUniques {
-		return nil, fmt.Errorf("%w: by must be %q or %q", ErrBadQuery, hllstore.TopByTotal, hllstore.TopByUniques)
+	if limit < 1 || limit > 100 {
+		return nil, fmt.Errorf("%w: limit must be 1-100", ErrBadQuery)
 	}
-	return r.store.Top(ctx, kind, hllstore.DayStart(day.UnixMilli()), by, n)
+	index := hllstore.TopByTotal
+	switch by {
+	case "views":
+	case "uniques":
+		index = hllstore.TopByUniques
+	default:
+		return nil, fmt.Errorf("%w: by must be views or uniques", ErrBadQuery)
+	}
+	summed := map[string]uint64{}
+	for d := hllstore.DayStart(from.UnixMilli()); d < to.UnixMilli(); d += hllstore.DayMs {
+		// Read deeper than limit: allow may filter out other tenants' ids.
+		day, err := r.store.Top(ctx, pixelpb.Kind_KIND_VIEW, d, index, 10*limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range day {
+			if allow == nil || allow(e.ContentID) {
+				summed[e.ContentID] += e.Score
+			}
+		}
+	}
+	cands := make([]Share, 0, len(summed))
+	for id, s := range summed {
+		cands = append(cands, Share{Key: id, Total: s, Uniques: s})
+	}
+	sortShares(cands, by)
+	if len(cands) > 3*limit {
+		cands = cands[:3*limit]
+	}
+	out := make([]Share, 0, len(cands))
+	for _, c := range cands {
+		res, err := r.Stats(ctx, Query{ContentID: c.Key, Kind: pixelpb.Kind_KIND_VIEW, Class: hllstore.Human, From: from, To: to})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Share{Key: c.Key, Total: res.Total, Uniques: res.Uniques})
+	}
+	sortShares(out, by)
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
-// ActiveWindow is how recently an events partition must have been flushed
-// to count in the watermark.
-const ActiveWindow = time.Minute
-
-// Freshness returns the watermark of the counts at now: every event up to
-// its EventTime that reached the aggregators is counted (see
-// hllstore.ReadWatermark for what it covers).
-func (r *Reader) Freshness(ctx context.Context, now time.Time) (hllstore.Watermark, error) {
-	return r.store.ReadWatermark(ctx, now, ActiveWindow)
+// sortShares orders by total ("views") or uniques, largest first, then by key.
+func sortShares(s []Share, by string) {
+	slices.SortFunc(s, func(a, b Share) int {
+		x, y := a.Total, b.Total
+		if by == "uniques" {
+			x, y = a.Uniques, b.Uniques
+		}
+		switch {
+		case x > y:
+			return -1
+		case x < y:
+			return 1
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
 }

@@ -6,72 +6,74 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// The watermark hash holds, per partition of the events topic, the event
-// time of the newest event an aggregator has flushed to Redis and when it did:
-// field "<partition>", value "<event time ms>:<written at ms>".
-func (s *Store) watermarkKey() string { return s.prefix + ":wm" }
+// Watermark is the completeness of one partition of pixel.events.v1, as its
+// aggregator last wrote it.
+//
+// Layout: one Redis hash "<prefix>:wm"; field = the partition number in
+// decimal; value = "<complete_until_ms>:<written_at_ms>" (Unix milliseconds
+// UTC). complete_until_ms is the event time before which every event of the
+// partition that the aggregator has read is flushed to Redis: the event time
+// of the last flushed event, or the flush time when the partition is caught
+// up (no unread messages). written_at_ms is when the aggregator wrote it.
+// The owner of a partition writes its field after each flush; readers take
+// the minimum over partitions.
+type Watermark struct {
+	CompleteUntilMs int64
+	WrittenAtMs     int64
+}
 
-// SetWatermarks records, per events partition, the newest event time flushed.
-func (s *Store) SetWatermarks(ctx context.Context, eventTimes map[int]int64, now time.Time) error {
-	if len(eventTimes) == 0 {
-		return nil
+// WatermarkKey returns the Redis key of the watermarks.
+func (s *Store) WatermarkKey() string { return s.prefix + ":wm" }
+
+// Watermarks reads every partition's watermark in one round trip. A field
+// that does not parse is reported as ErrCorrupt.
+func (s *Store) Watermarks(ctx context.Context) (map[int32]Watermark, error) {
+	fields, err := s.rdb.HGetAll(ctx, s.WatermarkKey()).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read watermarks %s: %w", s.WatermarkKey(), err)
 	}
-	args := make([]any, 0, 2*len(eventTimes))
-	for p, t := range eventTimes {
-		args = append(args, strconv.Itoa(p), strconv.FormatInt(t, 10)+":"+strconv.FormatInt(now.UnixMilli(), 10))
+	out := make(map[int32]Watermark, len(fields))
+	for f, v := range fields {
+		p, err := strconv.ParseInt(f, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: watermark partition %q", ErrCorrupt, f)
+		}
+		a, b, ok := strings.Cut(v, ":")
+		cu, err1 := strconv.ParseInt(a, 10, 64)
+		wa, err2 := strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: watermark of partition %d: %q", ErrCorrupt, p, v)
+		}
+		out[int32(p)] = Watermark{CompleteUntilMs: cu, WrittenAtMs: wa}
 	}
-	if err := s.rdb.HSet(ctx, s.watermarkKey(), args...).Err(); err != nil {
-		return fmt.Errorf("write watermarks: %w", err)
+	return out, nil
+}
+
+// WriteWatermark sets the watermark of one partition (the format Watermarks
+// reads). It is for the aggregator, after a flush, and for tests.
+func (s *Store) WriteWatermark(ctx context.Context, partition int32, w Watermark) error {
+	v := strconv.FormatInt(w.CompleteUntilMs, 10) + ":" + strconv.FormatInt(w.WrittenAtMs, 10)
+	if err := s.rdb.HSet(ctx, s.WatermarkKey(), strconv.Itoa(int(partition)), v).Err(); err != nil {
+		return fmt.Errorf("write watermark of partition %d: %w", partition, err)
 	}
 	return nil
 }
 
-// Watermark says how fresh the counts are.
-type Watermark struct {
-	// EventTime: every event up to this event time that reached the
-	// aggregators is counted. Zero when no partition is active.
-	EventTime time.Time
-	// Lag is now minus EventTime.
-	Lag time.Duration
-	// Partitions is the number of events partitions it covers: those an
-	// aggregator flushed within the active window.
-	Partitions int
-}
-
-// ReadWatermark returns the oldest of the newest flushed event times of the
-// partitions flushed within active of now. A partition that received no
-// event for longer than active (idle, or its aggregator is down) is not
-// counted; the lag alert on the aggregators' group covers the latter.
-func (s *Store) ReadWatermark(ctx context.Context, now time.Time, active time.Duration) (Watermark, error) {
-	m, err := s.rdb.HGetAll(ctx, s.watermarkKey()).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return Watermark{}, fmt.Errorf("read watermarks: %w", err)
+// WriteWatermarks sets the watermarks of several partitions in one command.
+func (s *Store) WriteWatermarks(ctx context.Context, wms map[int32]Watermark) error {
+	if len(wms) == 0 {
+		return nil
 	}
-	var wm Watermark
-	oldest := int64(0)
-	for _, v := range m {
-		ev, at, ok := strings.Cut(v, ":")
-		evMs, err1 := strconv.ParseInt(ev, 10, 64)
-		atMs, err2 := strconv.ParseInt(at, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return Watermark{}, fmt.Errorf("%w: watermark %q", ErrCorrupt, v)
-		}
-		if now.Sub(time.UnixMilli(atMs)) > active {
-			continue
-		}
-		wm.Partitions++
-		if oldest == 0 || evMs < oldest {
-			oldest = evMs
-		}
+	args := make([]any, 0, 2*len(wms))
+	for p, w := range wms {
+		args = append(args, strconv.Itoa(int(p)), strconv.FormatInt(w.CompleteUntilMs, 10)+":"+strconv.FormatInt(w.WrittenAtMs, 10))
 	}
-	if oldest > 0 {
-		wm.EventTime = time.UnixMilli(oldest).UTC()
-		wm.Lag = max(0, now.Sub(wm.EventTime))
+	if err := s.rdb.HSet(ctx, s.WatermarkKey(), args...).Err(); err != nil {
+		return fmt.Errorf("write watermarks %s: %w", s.WatermarkKey(), err)
 	}
-	return wm, nil
+	return nil
 }

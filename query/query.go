@@ -1,22 +1,29 @@
-// Package query is the HTTP API over the counts in Redis:
+// Package query is the HTTP API and the live dashboard over the counts in
+// Redis. Routes (all GET, JSON unless noted; openapi.yaml is the contract and
+// is served at /v1/openapi.yaml):
 //
-//	GET /v1/stats/{cid}?from=...&to=...&kind=view&class=human
-//	GET /v1/campaigns/{campaign}/stats?from=...&to=...&kind=impression
+//	/v1/stats/{cid}                    every kind and class of a content id over [from, to)
+//	/v1/campaigns/{campaign}/stats     the same for a campaign (the caller's content ids only)
+//	/v1/series/{cid}                   per hour or day buckets (granularity=hour|day)
+//	/v1/campaigns/{campaign}/series    the same for a campaign
+//	/v1/live?cid=a&cid=b               Server-Sent Events: today's counts, every second
+//	/v1/top, /v1/breakdowns/{cid}      501 until the aggregator writes them
+//	/v1/freshness                      the watermark alone
+//	/                                  the dashboard (embedded HTML, CSS and JS)
 //
-// answer the exact total and the estimated unique visitors (with its error
-// bound) of one content id or campaign and event kind over [from, to), at
-// hour resolution. from and to are UTC dates (YYYY-MM-DD) or RFC 3339 times;
-// from defaults to the start of today and to to one day after from. class is
-// human (default), bot or machine: machine traffic is never mixed into human
-// counts. When a token is configured, requests must carry
-// "Authorization: Bearer <token>".
+// Every answer carries a freshness watermark: the event time up to which the
+// counts are complete, and the lag behind now (counts.Freshness).
+//
+// Authentication: bearer tokens, each scoped to a tenant (see Config.Tokens
+// and Config.TenantSeparator): 401 without a known token, 403 for a content
+// id of another tenant. The dashboard's static files are public; the data
+// they show is not.
 //
 // The package reads through package counts and never writes.
 package query
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +34,6 @@ import (
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/counts"
-	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -35,15 +41,34 @@ import (
 type Config struct {
 	// ListenAddr is the API address, host:port. Default ":8081".
 	ListenAddr string
-	// Token, when set, is the bearer token every request must carry.
+	// Token, when set, is a bearer token that may read every tenant's
+	// counts (an operator's token). Same as Tokens[Token] = "*".
 	Token string
+	// Tokens maps a bearer token to the tenant it may read; tenant "*"
+	// reads all. With no Token and no Tokens, the API is open (private
+	// networks only).
+	Tokens map[string]string
+	// TenantSeparator splits a content id into tenant and name: content id
+	// "acme:article-7" belongs to tenant "acme" with the default ":". A
+	// content id without the separator belongs to no tenant and only "*"
+	// tokens read it. Default ":".
+	TenantSeparator string
 	// MaxRangeDays bounds a query's range. Default 400.
 	MaxRangeDays int
+	// LiveInterval is how often /v1/live sends counts. Default 1 s.
+	LiveInterval time.Duration
+	// MaxLiveStreams bounds concurrent /v1/live streams (each reads Redis
+	// every LiveInterval). Default 256.
+	MaxLiveStreams int
+	// EventsPartitions is the partition count of pixel.events.v1: the
+	// freshness watermark is "complete" only when every partition reported.
+	// Default 6 (schemas.Topics); 0 disables the check.
+	EventsPartitions int
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{ListenAddr: ":8081", MaxRangeDays: 400}
+	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6}
 }
 
 // Server is the query API.
@@ -54,12 +79,32 @@ type Server struct {
 	ln     net.Listener
 	srv    *http.Server
 	now    func() time.Time
+	// routes lists "METHOD /pattern" of every API route, for the OpenAPI check.
+	routes []string
+	live   chan struct{}
 }
 
 // New binds cfg.ListenAddr; Run serves.
 func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error) {
 	if cfg.MaxRangeDays < 1 {
 		return nil, errors.New("query.maxRangeDays must be at least 1")
+	}
+	if cfg.TenantSeparator == "" {
+		cfg.TenantSeparator = ":"
+	}
+	if cfg.LiveInterval <= 0 || cfg.LiveInterval > time.Second {
+		return nil, fmt.Errorf("query.liveInterval %s: use a duration above 0 and at most 1s", cfg.LiveInterval)
+	}
+	if cfg.MaxLiveStreams < 1 {
+		cfg.MaxLiveStreams = 256
+	}
+	for tok, tenant := range cfg.Tokens {
+		if tok == "" || tenant == "" {
+			return nil, errors.New("query.tokens: every entry needs a token and a tenant (TOKEN=TENANT, tenant * for all)")
+		}
+		if tenant != "*" && (!validID(tenant) || strings.Contains(tenant, cfg.TenantSeparator)) {
+			return nil, fmt.Errorf("query.tokens: tenant %q: use characters of A-Z a-z 0-9 . _ - without the separator %q", tenant, cfg.TenantSeparator)
+		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -69,20 +114,35 @@ func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error
 		return nil, fmt.Errorf("listen on query address %s: %w", cfg.ListenAddr, err)
 	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
-	s := &Server{cfg: cfg, logger: logger, reader: reader, ln: ln, now: time.Now}
+	s := &Server{cfg: cfg, logger: logger, reader: reader, ln: ln, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/stats/{cid}", s.stats)
-	mux.HandleFunc("GET /v1/campaigns/{campaign}/stats", s.stats)
+	api := func(pattern string, h http.HandlerFunc) {
+		s.routes = append(s.routes, pattern)
+		mux.Handle(pattern, s.auth(h))
+	}
+	api("GET /v1/stats/{cid}", s.stats)
+	api("GET /v1/campaigns/{campaign}/stats", s.stats)
+	api("GET /v1/series/{cid}", s.series)
+	api("GET /v1/campaigns/{campaign}/series", s.series)
+	api("GET /v1/live", s.liveStream)
+	api("GET /v1/top", s.top)
+	api("GET /v1/breakdowns/{cid}", s.breakdown)
+	api("GET /v1/freshness", s.freshnessOnly)
+	s.routes = append(s.routes, "GET /v1/openapi.yaml")
+	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
+	mux.Handle("GET /{$}", dashboard())
+	mux.Handle("GET /assets/", dashboard())
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "not found: use GET /v1/stats/{cid}?from=YYYY-MM-DD&to=YYYY-MM-DD&kind=view")
+		writeError(w, http.StatusNotFound, "not found: the API is under /v1 (GET /v1/stats/{cid}?from=YYYY-MM-DD&to=YYYY-MM-DD; all routes in /v1/openapi.yaml), the dashboard at /")
 	})
 	s.srv = &http.Server{
-		Handler:           s.auth(mux),
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		// No WriteTimeout: /v1/live streams for as long as the client
+		// listens; every other handler answers within its Redis timeouts.
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: 16 << 10,
 	}
 	return s, nil
 }
@@ -91,8 +151,10 @@ func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Run serves until ctx is done, then lets in-flight requests finish (10 s at most).
+// Live streams end when ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
+	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	s.logger.Info("query API serving", "addr", s.Addr())
 	select {
@@ -107,114 +169,31 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) auth(next http.Handler) http.Handler {
-	if s.cfg.Token == "" {
-		return next
-	}
-	want := []byte("Bearer " + s.cfg.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pixelpipe"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// StatsResponse is the answer of the stats routes.
-type StatsResponse struct {
-	ContentID string `json:"content_id,omitempty"`
-	Campaign  string `json:"campaign,omitempty"`
-	Kind      string `json:"kind"`
-	Class     string `json:"class"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	// Total is the exact number of events of the kind (views for kind=view).
-	Total uint64 `json:"total"`
-	// Uniques is the estimated number of distinct visitors over the range;
-	// the true number lies within ±UniquesBound (four standard errors).
-	Uniques      uint64 `json:"uniques"`
-	UniquesBound uint64 `json:"uniques_bound"`
-	Exact        bool   `json:"uniques_exact"`
-	// Reasons: bot and machine events per reason (class bot or machine).
-	Reasons map[string]uint64 `json:"reasons,omitempty"`
-	// Orders and Value: distinct orders and value per currency, in currency
-	// units (kind=conversion).
-	Orders uint64             `json:"orders,omitempty"`
-	Value  map[string]float64 `json:"value,omitempty"`
-}
-
 const dayLayout = "2006-01-02"
 
-func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	q := counts.Query{ContentID: r.PathValue("cid"), Campaign: r.PathValue("campaign")}
-	for _, id := range []string{q.ContentID, q.Campaign} {
-		if id != "" && !validID(id) {
-			writeError(w, http.StatusBadRequest, "bad id: use 1-128 characters of A-Z a-z 0-9 . _ : -")
-			return
-		}
-	}
+// rangeParams reads from and to: UTC dates or RFC 3339 times; from defaults
+// to the start of today, to to one day after from.
+func (s *Server) rangeParams(w http.ResponseWriter, r *http.Request) (from, to time.Time, ok bool) {
 	params := r.URL.Query()
-	kindName := params.Get("kind")
-	if kindName == "" {
-		kindName = "view"
-	}
-	kind, ok := kinds[kindName]
-	if !ok {
-		writeError(w, http.StatusBadRequest, "bad kind "+quote(kindName)+": use one of impression, view, click, conversion, open, custom")
-		return
-	}
-	q.Kind = kind
-	className := params.Get("class")
-	if className == "" {
-		className = "human"
-	}
-	if q.Class, ok = hllstore.ParseClass(className); !ok {
-		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot or machine")
-		return
-	}
-	q.From = s.now().UTC().Truncate(24 * time.Hour)
+	from = s.now().UTC().Truncate(24 * time.Hour)
 	if v := params.Get("from"); v != "" {
 		t, err := parseTime(v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad from "+quote(v)+": use a UTC date (YYYY-MM-DD) or an RFC 3339 time")
-			return
+			return from, to, false
 		}
-		q.From = t
+		from = t
 	}
-	q.To = q.From.Add(24 * time.Hour)
+	to = from.Add(24 * time.Hour)
 	if v := params.Get("to"); v != "" {
 		t, err := parseTime(v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad to "+quote(v)+": use a UTC date (YYYY-MM-DD) or an RFC 3339 time (exclusive)")
-			return
+			return from, to, false
 		}
-		q.To = t
+		to = t
 	}
-	res, err := s.reader.Stats(r.Context(), q)
-	switch {
-	case errors.Is(err, counts.ErrBadQuery):
-		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), counts.ErrBadQuery.Error()+": "))
-		return
-	case err != nil:
-		s.logger.Error("query counts", "content_id", q.ContentID, "campaign", q.Campaign, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
-		return
-	}
-	out := StatsResponse{
-		ContentID: q.ContentID, Campaign: q.Campaign, Kind: kindName, Class: className,
-		From: q.From.UTC().Truncate(time.Hour).Format(time.RFC3339), To: q.To.UTC().Truncate(time.Hour).Format(time.RFC3339),
-		Total: res.Total, Uniques: res.Uniques, UniquesBound: res.UniquesBound, Exact: res.UniquesBound == 0,
-		Reasons: res.Reasons, Orders: res.Orders,
-	}
-	for cur, micros := range res.Value {
-		if out.Value == nil {
-			out.Value = map[string]float64{}
-		}
-		out.Value[cur] = float64(micros) / 1e6
-	}
-	writeJSON(w, http.StatusOK, out)
+	return from, to, true
 }
 
 func parseTime(v string) (time.Time, error) {
@@ -224,6 +203,20 @@ func parseTime(v string) (time.Time, error) {
 	return time.Parse(time.RFC3339, v)
 }
 
+// readErr answers a reader error: 400 for a bad query, 501 for counts not
+// written yet, 503 otherwise.
+func (s *Server) readErr(w http.ResponseWriter, err error, what string) {
+	switch {
+	case errors.Is(err, counts.ErrBadQuery):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), counts.ErrBadQuery.Error()+": "))
+	case errors.Is(err, counts.ErrNotAvailable):
+		writeError(w, http.StatusNotImplemented, what+" are not available yet: the aggregator does not write them in this version; stats, series and live counts are")
+	default:
+		s.logger.Error("query counts", "what", what, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
+	}
+}
+
 var kinds = map[string]pixelpb.Kind{
 	"impression": pixelpb.Kind_KIND_IMPRESSION,
 	"view":       pixelpb.Kind_KIND_VIEW,
@@ -231,6 +224,16 @@ var kinds = map[string]pixelpb.Kind{
 	"conversion": pixelpb.Kind_KIND_CONVERSION,
 	"open":       pixelpb.Kind_KIND_OPEN,
 	"custom":     pixelpb.Kind_KIND_CUSTOM,
+}
+
+// kindPlural names a kind in answers ("views", "clicks", ...).
+var kindPlural = map[pixelpb.Kind]string{
+	pixelpb.Kind_KIND_IMPRESSION: "impressions",
+	pixelpb.Kind_KIND_VIEW:       "views",
+	pixelpb.Kind_KIND_CLICK:      "clicks",
+	pixelpb.Kind_KIND_CONVERSION: "conversions",
+	pixelpb.Kind_KIND_OPEN:       "opens",
+	pixelpb.Kind_KIND_CUSTOM:     "custom",
 }
 
 func validID(s string) bool {
@@ -248,6 +251,8 @@ func validID(s string) bool {
 	}
 	return true
 }
+
+const badIDMsg = "bad id: use 1-128 characters of A-Z a-z 0-9 . _ : -"
 
 func quote(s string) string {
 	if len(s) > 64 {

@@ -17,6 +17,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "tok"
+	cfg.Tokens = map[string]string{"acme-tok": "acme"}
 	cfg.MaxRangeDays = 31
 	s, err := New(cfg, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
 	if err != nil {
@@ -40,6 +41,27 @@ func TestBadRequestsAndAuth(t *testing.T) {
 		{"range too long", "/v1/stats/a?from=2026-01-01&to=2026-11-01", "Bearer tok", 400, "limit of 31"},
 		{"bad id", "/v1/stats/a%3Cb%3E", "Bearer tok", 400, "bad id"},
 		{"unknown path", "/v2/whatever", "Bearer tok", 404, "GET /v1/stats"},
+		{"basic auth", "/v1/stats/a", "Basic dG9rOg==", 401, "bearer token"},
+		{"token prefix", "/v1/stats/a", "Bearer to", 401, "bearer token"},
+		{"other tenant", "/v1/stats/globex:a", "Bearer acme-tok", 403, "outside this token's tenant"},
+		{"no tenant", "/v1/stats/a", "Bearer acme-tok", 403, "outside this token's tenant"},
+		{"tenant as suffix", "/v1/stats/x-acme:a", "Bearer acme-tok", 403, "outside"},
+		{"other tenant series", "/v1/series/globex:a", "Bearer acme-tok", 403, "outside"},
+		{"other tenant live", "/v1/live?cid=acme:a&cid=globex:b", "Bearer acme-tok", 403, "outside"},
+		{"other tenant breakdown", "/v1/breakdowns/globex:a?dimension=country", "Bearer acme-tok", 403, "outside"},
+		{"series no token", "/v1/series/acme:a", "", 401, "bearer token"},
+		{"live no token", "/v1/live?cid=acme:a", "", 401, "bearer token"},
+		{"top no token", "/v1/top", "", 401, "bearer token"},
+		{"bad granularity", "/v1/series/acme:a?granularity=week", "Bearer acme-tok", 400, "use hour or day"},
+		{"series bad kind", "/v1/series/acme:a?kind=likes", "Bearer acme-tok", 400, "bad kind"},
+		{"live no cid", "/v1/live", "Bearer acme-tok", 400, "content ids"},
+		{"live bad cid", "/v1/live?cid=a%20b", "Bearer tok", 400, "bad id"},
+		{"live too many", "/v1/live?cid=" + strings.Repeat("acme:x,", 21), "Bearer acme-tok", 400, "1 to 20"},
+		{"top bad by", "/v1/top?by=likes", "Bearer acme-tok", 400, "uniques or views"},
+		{"top bad limit", "/v1/top?limit=1000", "Bearer acme-tok", 400, "1 to 100"},
+		{"top bad range", "/v1/top?from=2026-11-02&to=2026-11-01", "Bearer acme-tok", 400, "to must be after from"},
+		{"breakdown no dimension", "/v1/breakdowns/acme:a", "Bearer acme-tok", 400, "use country, device"},
+		{"breakdown bad limit", "/v1/breakdowns/acme:a?dimension=os&limit=x", "Bearer acme-tok", 400, "whole number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -60,5 +82,38 @@ func TestBadRequestsAndAuth(t *testing.T) {
 				t.Fatal("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// The dashboard and the contract are public; the data is not.
+func TestPublicFiles(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Token = "tok"
+	s, err := New(cfg, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.ln.Close() })
+	for _, tc := range []struct{ path, ctype, contains string }{
+		{"/", "text/html", `id="live-uniques"`},
+		{"/assets/app.js", "javascript", "/v1/live?"},
+		{"/assets/style.css", "text/css", "--views"},
+		{"/v1/openapi.yaml", "application/yaml", "openapi: 3"},
+	} {
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Header().Get("Content-Type"), tc.ctype) || !strings.Contains(rec.Body.String(), tc.contains) {
+			t.Errorf("GET %s: %d %q, want 200 %s containing %q", tc.path, rec.Code, rec.Header().Get("Content-Type"), tc.ctype, tc.contains)
+		}
+	}
+	// No page loads anything from another origin.
+	rec := httptest.NewRecorder()
+	s.srv.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	for _, bad := range []string{"http://", "https://", "//cdn"} {
+		if strings.Contains(rec.Body.String(), bad) {
+			t.Errorf("index.html references %q: assets must be embedded", bad)
+		}
 	}
 }

@@ -112,15 +112,16 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	pixelURL := "http://" + ed.Addr() + "/p.gif?cid=content-0&uid=alice"
 	fmt.Fprintf(stdout, `pixelpipe dev: every part in one process, on an embedded Kafka broker (%s) and Redis (%s)
 
-  pixel:    %s
-  stats:    http://%s/v1/stats/content-0
-  metrics:  http://%s/metrics
+  pixel:     %s
+  dashboard: http://%s/?cid=content-0,content-1,content-2&range=24h
+  stats:     http://%s/v1/stats/content-0
+  metrics:   http://%s/metrics
 
   Sending %.0f demo hits/s over %d content ids and %d visitors; watch the stats move:
     curl -s http://%s/v1/stats/content-0
   Ctrl-C stops.
 
-`, kc.Brokers[0], mr.Addr(), pixelURL, qs.Addr(), adm.Addr(), *demoRate, *demoContents, *demoVisitors, qs.Addr())
+`, kc.Brokers[0], mr.Addr(), pixelURL, qs.Addr(), qs.Addr(), adm.Addr(), *demoRate, *demoContents, *demoVisitors, qs.Addr())
 
 	parts := []runner{ed, proc, agg, qs, retentionLoop{cluster}}
 	if *demoRate > 0 {

@@ -32,7 +32,10 @@ func commands() []command {
 		{"query", "the HTTP API over the counts", cmdQuery},
 		{"topics", "create the pipeline's topics (idempotent)", cmdTopics},
 		{"loadgen", "send pixel hits over HTTP at a fixed rate, for demos and load tests", cmdLoadgen},
+		{"stats", "print the counts of a content id or campaign from the query API", cmdStats},
 		{"tail", "print a pipeline topic as JSON lines (protojson), e.g. pixelpipe tail events", cmdTail},
+		{"sign", "make a signed click URL", cmdSign},
+		{"snippet", "print the <img>, script, noscript, email and AMP snippets of a content id", cmdSnippet},
 	}
 }
 

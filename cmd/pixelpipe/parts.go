@@ -302,17 +302,27 @@ func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	cfg := query.DefaultConfig()
 	token := flagenv.NewSecret("")
-	fs := newFlagSet("query", "pixelpipe query -redis.addr=redis:6379 -query.token=$TOKEN; curl -H 'Authorization: Bearer $TOKEN' localhost:8081/v1/stats/article-7?from=2026-11-01&to=2026-12-01")
+	tokens := flagenv.NewSecret("")
+	fs := newFlagSet("query", "pixelpipe query -redis.addr=redis:6379 -query.tokens=$ACME_TOKEN=acme,$OPS_TOKEN=*; curl -H \"Authorization: Bearer $ACME_TOKEN\" 'localhost:8081/v1/stats/acme:article-7?from=2026-11-01&to=2026-12-01'; dashboard at http://localhost:8081/")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9104")
 	c.bindRedis(fs)
 	fs.StringVar(&cfg.ListenAddr, "query.listenAddr", cfg.ListenAddr, "API address, host:port")
-	fs.Var(token, "query.token", "bearer token required on every request; empty = no authentication (only for private networks)")
+	fs.Var(token, "query.token", "a bearer token that reads every tenant (same as -query.tokens=TOKEN=*); with neither flag the API is open (only for private networks)")
+	fs.Var(tokens, "query.tokens", "bearer tokens and the tenant each may read: TOKEN=TENANT[,TOKEN=TENANT...]; tenant * reads all; a tenant reads the content ids \"<tenant><separator><name>\" (see -query.tenantSeparator); 401 without a known token, 403 outside its tenant")
+	fs.StringVar(&cfg.TenantSeparator, "query.tenantSeparator", cfg.TenantSeparator, "separator after the tenant in content ids: with \":\", content id acme:article-7 belongs to tenant acme")
+	fs.DurationVar(&cfg.LiveInterval, "query.liveInterval", cfg.LiveInterval, "how often /v1/live and the dashboard's counters update; at most 1s")
+	fs.IntVar(&cfg.MaxLiveStreams, "query.maxLiveStreams", cfg.MaxLiveStreams, "concurrent /v1/live streams (each reads Redis every -query.liveInterval); more get 503")
+	fs.IntVar(&cfg.EventsPartitions, "query.eventsPartitions", cfg.EventsPartitions, "partitions of pixel.events.v1: the freshness watermark is complete only when each reported; 0 = do not check")
 	fs.IntVar(&cfg.MaxRangeDays, "query.maxRangeDays", cfg.MaxRangeDays, "longest range a query may ask for, in days")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	cfg.Token = token.Value()
+	var err error
+	if cfg.Tokens, err = parseTokens(tokens.Value()); err != nil {
+		return err
+	}
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -350,4 +360,20 @@ func cmdTopics(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "topic %s ready (%d partitions)\n", t.Name, t.Partitions)
 	}
 	return nil
+}
+
+// parseTokens reads -query.tokens: TOKEN=TENANT[,TOKEN=TENANT...].
+func parseTokens(v string) (map[string]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for i, part := range strings.Split(v, ",") {
+		tok, tenant, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || tok == "" || tenant == "" {
+			return nil, fmt.Errorf("query.tokens entry %d: use TOKEN=TENANT (tenant * reads all)", i+1)
+		}
+		out[tok] = tenant
+	}
+	return out, nil
 }

@@ -1,0 +1,239 @@
+//go:build integration
+
+package query
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/pixelpipe/pixelpipe/counts"
+	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+func loadSpec(t *testing.T) *openapi3.T {
+	t.Helper()
+	ctx := context.Background()
+	doc, err := openapi3.NewLoader().LoadFromData(openapiYAML)
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	// Examples in the file must validate against their schemas.
+	if err := doc.Validate(ctx, openapi3.EnableExamplesValidation()); err != nil {
+		t.Fatalf("openapi.yaml is not valid: %v", err)
+	}
+	return doc
+}
+
+// seed writes counts for content "acme:a" today: human impressions, views,
+// clicks and conversions (with orders), bot views with a reason; and a
+// watermark on every partition.
+func seed(t *testing.T) (*counts.Reader, time.Time) {
+	t.Helper()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	hour := now.Truncate(time.Hour).UnixMilli()
+	var writes []hllstore.Write
+	add := func(kind pixelpb.Kind, class hllstore.Class, n int) *hllstore.Record {
+		var last *hllstore.Record
+		for _, g := range []pixelpb.Granularity{pixelpb.Granularity_GRANULARITY_HOUR, pixelpb.Granularity_GRANULARITY_DAY} {
+			r := hllstore.NewRecord()
+			for i := range n {
+				r.Total++
+				r.Sketch.InsertHash(uint64(i)*0x9e3779b97f4a7c15 + uint64(kind))
+			}
+			r.Pos[0] = int64(n)
+			if class == hllstore.Bot {
+				for range n {
+					r.AddReason("ua_bot")
+				}
+			}
+			if kind == pixelpb.Kind_KIND_CONVERSION {
+				r.AddOrder("o1", "EUR", 12_500_000)
+				r.AddOrder("o2", "EUR", 7_000_000)
+			}
+			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "acme:a", Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}, Record: &r})
+			last = &r
+		}
+		return last
+	}
+	add(pixelpb.Kind_KIND_IMPRESSION, hllstore.Human, 200)
+	add(pixelpb.Kind_KIND_VIEW, hllstore.Human, 50)
+	add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 10)
+	add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 2)
+	add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 3)
+	if _, err := store.Save(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(6) {
+		if err := store.WriteWatermark(ctx, p, hllstore.Watermark{CompleteUntilMs: now.Add(-time.Duration(p+2) * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return counts.NewReader(store), now
+}
+
+// Every documented path and method is served, every served route is
+// documented, and real answers (from counts in a real Redis) validate against
+// the schemas, errors included.
+func TestOpenAPIMatchesHandlers(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	reader, now := seed(t)
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Tokens = map[string]string{"acme-tok": "acme"}
+	s, err := New(cfg, nil, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.ln.Close() })
+
+	var documented []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented = append(documented, method+" "+path)
+		}
+	}
+	slices.Sort(documented)
+	served := slices.Clone(s.routes)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Fatalf("openapi.yaml documents\n  %v\nthe server serves\n  %v", documented, served)
+	}
+
+	day := now.Format(dayLayout)
+	next := now.Add(24 * time.Hour).Format(dayLayout)
+	calls := []struct {
+		path, target string
+		code         int
+	}{
+		{"/v1/stats/{cid}", "/v1/stats/acme:a?from=" + day + "&to=" + next, 200},
+		{"/v1/stats/{cid}", "/v1/stats/acme:a?class=bot", 200},
+		{"/v1/stats/{cid}", "/v1/stats/acme:a?kind=conversion", 200},
+		{"/v1/stats/{cid}", "/v1/stats/globex:a", 403},
+		{"/v1/stats/{cid}", "/v1/stats/acme:a?from=x", 400},
+		{"/v1/campaigns/{campaign}/stats", "/v1/campaigns/spring/stats", 200},
+		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=hour", 200},
+		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=day&from=" + now.Add(-90*24*time.Hour).Format(dayLayout) + "&to=" + next, 200},
+		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=week", 400},
+		{"/v1/campaigns/{campaign}/series", "/v1/campaigns/spring/series?granularity=day", 200},
+		{"/v1/top", "/v1/top", 200},
+		{"/v1/top", "/v1/top?by=x", 400},
+		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=country", 200},
+		{"/v1/freshness", "/v1/freshness", 200},
+	}
+	for _, c := range calls {
+		req := httptest.NewRequest("GET", c.target, nil)
+		req.Header.Set("Authorization", "Bearer acme-tok")
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != c.code {
+			t.Errorf("GET %s: %d %s, want %d", c.target, rec.Code, rec.Body, c.code)
+			continue
+		}
+		item := doc.Paths.Find(c.path)
+		params := map[string]string{}
+		for _, name := range []string{"cid", "campaign"} {
+			if v := req.PathValue(name); v != "" {
+				params[name] = v
+			}
+		}
+		// PathValue is set by the mux on its own copy; derive from the target.
+		if strings.Contains(c.path, "{cid}") {
+			params["cid"] = strings.SplitN(strings.Split(c.target, "?")[0], "/", 4)[3]
+		}
+		if strings.Contains(c.path, "{campaign}") {
+			params["campaign"] = strings.Split(c.target, "/")[3]
+		}
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{
+				Request: req, PathParams: params,
+				Route: &routers.Route{Spec: doc, Path: c.path, PathItem: item, Method: "GET", Operation: item.Get},
+			},
+			Status: rec.Code, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true},
+		}
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			t.Errorf("GET %s: answer does not match openapi.yaml: %v\n%s", c.target, err, rec.Body)
+		}
+	}
+
+	// The numbers are the seeded ones, not just well-formed.
+	var st StatsResponse
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/v1/stats/acme:a", nil)
+	req.Header.Set("Authorization", "Bearer acme-tok")
+	s.srv.Handler.ServeHTTP(rec, req)
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	h := st.Human
+	if h.Impressions.Total != 200 || h.Views.Total != 50 || h.Views.Uniques != 50 || h.Clicks.Total != 10 || h.Conversions.Total != 2 ||
+		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != 19.5 || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Freshness.Status != "complete" || st.Freshness.LagSeconds == nil || *st.Freshness.LagSeconds < 7 || *st.Freshness.LagSeconds > 60 {
+		t.Errorf("freshness %+v: want complete, lag about 7 s (the slowest of 6 partitions)", st.Freshness)
+	}
+
+	// /v1/live: each data line validates against LiveEvent.
+	srv := httptest.NewServer(s.srv.Handler)
+	defer srv.Close()
+	lreq, _ := http.NewRequest("GET", srv.URL+"/v1/live?cid=acme:a", nil)
+	lreq.Header.Set("Authorization", "Bearer acme-tok")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(lreq.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("live: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var times []time.Time
+	for len(times) < 3 && sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := doc.Components.Schemas["LiveEvent"].Value.VisitJSON(v); err != nil {
+			t.Fatalf("live event does not match LiveEvent: %v\n%s", err, line)
+		}
+		var ev LiveEvent
+		_ = json.Unmarshal([]byte(line), &ev)
+		if ev.Contents[0].Views != 50 || ev.Contents[0].Uniques != 50 || ev.Contents[0].NonHuman != 3 {
+			t.Fatalf("live event %s", line)
+		}
+		times = append(times, time.Now())
+	}
+	if len(times) < 3 {
+		t.Fatalf("got %d live events: %v", len(times), sc.Err())
+	}
+	if gap := times[2].Sub(times[1]); gap > 1500*time.Millisecond {
+		t.Errorf("live events %s apart, want about 1 s", gap)
+	}
+}
