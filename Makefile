@@ -42,7 +42,7 @@ browser:
 
 test: services-up browser check-generate check-deps
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
-		$(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
+		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
 
