@@ -47,6 +47,12 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line plus headers; larger requests
 	// get 431. Default 8192.
 	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body (batch POSTs); larger bodies get
+	// 413 and the connection is closed. Default 65536.
+	MaxBodyBytes int
+	// MaxConns bounds the connections served at once; past it new
+	// connections get 503 and are closed. Default 65536.
+	MaxConns int
 	// MaxConnsPerIP bounds concurrent connections from one client IP; 0 means
 	// no limit. Default 0 (the edge usually sits behind a load balancer).
 	MaxConnsPerIP int
@@ -89,6 +95,8 @@ func DefaultConfig() Config {
 		WriteTimeout:   5 * time.Second,
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: 8192,
+		MaxBodyBytes:   64 << 10,
+		MaxConns:       64 << 10,
 		OptOutCookie:   "ppoptout",
 		HonourGPC:      true,
 	}
@@ -114,6 +122,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("edge.maxHeaderBytes must be at least 1024, got %d", c.MaxHeaderBytes))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("edge.maxBodyBytes must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("edge.maxConns must be at least 1, got %d", c.MaxConns))
 	}
 	if !validID([]byte(c.OptOutCookie)) || c.OptOutCookie == "" {
 		errs = append(errs, fmt.Errorf("edge.optOutCookie %q is not a valid cookie name", c.OptOutCookie))

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -26,6 +27,10 @@ var transparentGIF = []byte{
 const (
 	maxIDLen   = 128
 	maxTextLen = 2048
+	// maxParams bounds the query parameters of one hit; more make it
+	// invalid (too_many_params). The request line bound (MaxHeaderBytes)
+	// bounds the parsing work before that.
+	maxParams = 100
 )
 
 // Invalid reasons recorded in RawHit.invalid_reason.
@@ -38,6 +43,8 @@ const (
 	reasonBadClick = "bad_click"
 	// A conversion with a malformed order id, value or currency.
 	reasonBadConversion = "bad_conversion"
+	// More than maxParams query parameters.
+	reasonTooManyParams = "too_many_params"
 )
 
 // The visitor cookie the edge reads (setting it is consent-dependent).
@@ -52,6 +59,15 @@ const (
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if ambiguousFraming(&ctx.Request.Header) {
+		// A proxy in front may have framed this request differently, so
+		// what follows on the connection cannot be trusted: 400 and close.
+		s.m.malformed.Inc()
+		ctx.Error("malformed request: ambiguous framing\n", fasthttp.StatusBadRequest)
+		noCache(&ctx.Response.Header)
+		ctx.SetConnectionClose()
+		return
+	}
 	switch string(ctx.Path()) {
 	case "/p.gif":
 		s.pixel(ctx)
@@ -67,6 +83,55 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.Error("not found: the pixel is at /p.gif?cid=CONTENT_ID", fasthttp.StatusNotFound)
 	}
+}
+
+// ambiguousFraming reports a request whose length a proxy in front of the
+// edge could read differently than fasthttp does (request smuggling,
+// RELIABILITY.md §4.5), which fasthttp itself tolerates: a header line ended
+// by a bare LF, a folded header line (obs-fold), both Transfer-Encoding and
+// Content-Length, and a GET or HEAD with a body (fasthttp does not read it,
+// so a proxy that forwarded it would have smuggled it as the next request).
+// It scans the raw header block once and does not allocate.
+func ambiguousFraming(h *fasthttp.RequestHeader) bool {
+	raw := h.RawHeaders()
+	var cl, te bool
+	for line := 0; line < len(raw); {
+		i := bytes.IndexByte(raw[line:], '\n')
+		if i < 0 {
+			break
+		}
+		end := line + i
+		if end == 0 || raw[end-1] != '\r' {
+			return true // bare LF
+		}
+		if end+1 < len(raw) && (raw[end+1] == ' ' || raw[end+1] == '\t') {
+			return true // obs-fold
+		}
+		l := raw[line:end]
+		cl = cl || hasPrefixFold(l, "content-length:")
+		te = te || hasPrefixFold(l, "transfer-encoding:")
+		line = end + 1
+	}
+	if cl && te {
+		return true
+	}
+	return (h.IsGet() || h.IsHead()) && (te || h.ContentLength() > 0)
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	if len(b) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func noCache(h *fasthttp.ResponseHeader) {
@@ -256,6 +321,9 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	}
 	if !ok {
 		f.InvalidReason = reasonBadKind
+	}
+	if args.Len() > maxParams {
+		f.InvalidReason = reasonTooManyParams
 	}
 	if invalid != "" {
 		f.InvalidReason = invalid

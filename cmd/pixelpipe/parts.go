@@ -92,7 +92,12 @@ func bindEdge(fs interface {
 	fs.DurationVar(&cfg.ShutdownDelay, "edge.shutdownDelay", cfg.ShutdownDelay, "keep answering this long after SIGTERM with /readyz failing, so load balancers stop sending first; set above the readiness probe period")
 	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on delivering the spool to Kafka at shutdown; what is left stays in the spool for the next start")
 	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
-	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
+	fs.IntVar(&cfg.MaxBodyBytes, "edge.maxBodyBytes", cfg.MaxBodyBytes, "bound on a request body (batch POSTs to /e); larger bodies get 413 and the connection is closed")
+	fs.IntVar(&cfg.MaxConns, "edge.maxConns", cfg.MaxConns, "connections served at once; past it new connections get 503 and are closed")
+	fs.DurationVar(&cfg.ReadTimeout, "edge.readTimeout", cfg.ReadTimeout, "a request (line, headers and body) must arrive within this after the connection opened or went active; slower ones get 408 and are closed (slowloris)")
+	fs.DurationVar(&cfg.WriteTimeout, "edge.writeTimeout", cfg.WriteTimeout, "bound on writing an answer")
+	fs.DurationVar(&cfg.IdleTimeout, "edge.idleTimeout", cfg.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP (the TCP peer: the load balancer when there is one); past it 429 and close; 0 = no limit")
 	fs.Func("edge.trustedProxies", "comma-separated CIDRs of the load balancers in front of the edge; when the TCP peer is one, the client IP is the rightmost X-Forwarded-For hop outside them, else X-Forwarded-For is ignored", func(v string) error {
 		cfg.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
