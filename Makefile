@@ -104,6 +104,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClick$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRedirectLocation$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(FUZZTIME) ./edge/
 
 check: fmt vet check-deps test
 

@@ -73,6 +73,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.pixel(ctx)
 	case "/b":
 		s.beacon(ctx)
+	case "/e":
+		s.batch(ctx)
 	case "/c":
 		s.click(ctx)
 	case "/optout":
@@ -228,24 +230,63 @@ var (
 	valueExpires       = []byte("0")
 )
 
-// record encodes the hit and appends it to the spool before the handler
-// returns, so the hit is safe (as the spool's sync mode says) before the
-// answer is written.
+// hitParams are a hit's parameters: from the query string of a pixel,
+// beacon or click, or from one event of a batch. The slices are borrowed.
+type hitParams struct {
+	cid, site, cmp, ad, cr, pl, uid, url, ref, kind []byte
+	oid, val, cur, gdpr, gdprConsent                []byte
+	// n is the number of parameters given, for the maxParams bound.
+	n int
+}
+
+// fromArgs reads the parameters from a query string; it does not allocate.
+func (p *hitParams) fromArgs(args *fasthttp.Args) {
+	*p = hitParams{
+		cid: args.Peek("cid"), site: args.Peek("site"), cmp: args.Peek("cmp"),
+		ad: args.Peek("ad"), cr: args.Peek("cr"), pl: args.Peek("pl"),
+		uid: args.Peek("uid"), url: args.Peek("url"), ref: args.Peek("ref"), kind: args.Peek("k"),
+		oid: args.Peek("oid"), val: args.Peek("val"), cur: args.Peek("cur"),
+		gdpr: args.Peek("gdpr"), gdprConsent: args.Peek("gdpr_consent"),
+		n: args.Len(),
+	}
+}
+
+// recordResult says what record did with a hit.
+type recordResult int
+
+const (
+	recordedValid recordResult = iota
+	recordedInvalid
+	notRecorded // opted out, or dropped (spool full or failing, shutting down)
+)
+
+// record takes the hit's parameters from the query string.
 func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string) {
 	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
 		s.m.optedOut.Inc()
 		return
 	}
+	rec := s.pool.Get().(*record)
+	defer s.pool.Put(rec)
+	rec.params.fromArgs(ctx.QueryArgs())
+	s.recordParams(ctx, rec, route, clickDest, invalid)
+	rec.params = hitParams{}
+}
+
+// recordParams encodes the hit of rec.params and appends it to the spool
+// before the handler returns, so the hit is safe (as the spool's sync mode
+// says) before the answer is written. The request supplies what parameters
+// do not: headers, cookies, client IP.
+func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route string, clickDest []byte, invalid string) (invalidReason string, res recordResult) {
 	if !s.pub.enter() {
 		s.m.dropped.Inc()
-		return
+		return "", notRecorded
 	}
 	defer s.pub.leave()
 
 	now := s.now()
 	seq := s.seq.Add(1)
-	rec := s.pool.Get().(*record)
-	defer s.pool.Put(rec)
+	p := &rec.params
 	f := &rec.fields
 	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
 	binary.BigEndian.PutUint64(f.EventID[8:], seq)
@@ -254,24 +295,23 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	f.BootMs = s.bootMs
 	f.Seq = seq
 
-	args := ctx.QueryArgs()
-	f.ContentID = args.Peek("cid")
-	f.SiteID = args.Peek("site")
-	f.CampaignID = args.Peek("cmp")
-	f.AdID = args.Peek("ad")
-	f.CreativeID = args.Peek("cr")
-	f.PlacementID = args.Peek("pl")
-	f.UserID = args.Peek("uid")
+	f.ContentID = p.cid
+	f.SiteID = p.site
+	f.CampaignID = p.cmp
+	f.AdID = p.ad
+	f.CreativeID = p.cr
+	f.PlacementID = p.pl
+	f.UserID = p.uid
 	f.Route = route
 	f.ClickDestination = clickDest
-	ref := args.Peek("ref")
+	ref := p.ref
 	if len(ref) == 0 {
 		ref = ctx.Request.Header.Referer()
 	}
 	// Free text goes into protobuf string fields, which must be UTF-8:
 	// invalid bytes become U+FFFD (in the record's scratch space).
 	rec.scratch = rec.scratch[:0]
-	f.PageURL, rec.scratch = text(args.Peek("url"), rec.scratch)
+	f.PageURL, rec.scratch = text(p.url, rec.scratch)
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
 	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
 	f.CookieID = ctx.Request.Header.Cookie(visitorCookie)
@@ -287,14 +327,14 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	// counts, under the cookieless key the processor derives.
 	f.GPC = string(ctx.Request.Header.Peek("Sec-GPC")) == "1"
 	f.DNT = string(ctx.Request.Header.Peek("DNT")) == "1"
-	f.GDPRApplies = string(args.Peek("gdpr")) == "1"
-	f.ConsentGiven = len(args.Peek("gdpr_consent")) > 0
+	f.GDPRApplies = string(p.gdpr) == "1"
+	f.ConsentGiven = len(p.gdprConsent) > 0
 	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
 		f.UserID, f.CookieID = nil, nil
 	}
 
 	var ok bool
-	f.Kind, ok = parseKind(args.Peek("k"))
+	f.Kind, ok = parseKind(p.kind)
 	if route == routeClick {
 		f.Kind, ok = pixelpb.Kind_KIND_CLICK, true
 	}
@@ -302,10 +342,10 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 		if route == routePixel {
 			f.Route = routeConversion
 		}
-		f.OrderID = args.Peek("oid")
-		f.Currency = args.Peek("cur")
+		f.OrderID = p.oid
+		f.Currency = p.cur
 		var vok bool
-		f.ValueMicros, vok = parseMicros(args.Peek("val"))
+		f.ValueMicros, vok = parseMicros(p.val)
 		if !vok || !validID(f.OrderID) || !validCurrency(f.Currency) {
 			f.InvalidReason = reasonBadConversion
 			f.OrderID, f.Currency, f.ValueMicros = nil, nil, 0
@@ -322,7 +362,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	if !ok {
 		f.InvalidReason = reasonBadKind
 	}
-	if args.Len() > maxParams {
+	if p.n > maxParams {
 		f.InvalidReason = reasonTooManyParams
 	}
 	if invalid != "" {
@@ -340,7 +380,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
 	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
-	isInvalid := f.InvalidReason != ""
+	invalidReason = f.InvalidReason
 	rec.fields = schemas.HitFields{} // drop references to the request's memory
 
 	if err := s.spool.Append(rec.buf); err != nil {
@@ -349,13 +389,14 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 			s.m.spoolErrors.Inc()
 			s.logSpoolError(err)
 		}
-		return
+		return invalidReason, notRecorded
 	}
-	if isInvalid {
+	if invalidReason != "" {
 		s.m.invalid.Inc()
-	} else {
-		s.m.accepted.Inc()
+		return invalidReason, recordedInvalid
 	}
+	s.m.accepted.Inc()
+	return "", recordedValid
 }
 
 func (s *Server) now() time.Time {

@@ -18,7 +18,7 @@ type metrics struct {
 	batchErr     prometheus.Counter
 	publishDelay prometheus.Histogram
 	// Requests refused before any route, by reason.
-	malformed, headerTooLarge, bodyTooLarge, timedOut prometheus.Counter
+	malformed, headerTooLarge, bodyTooLarge, timedOut, batchRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
@@ -32,13 +32,14 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 	}, []string{"result"})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_edge_refused_requests_total",
-		Help: "Requests refused before reaching a route, by reason: malformed (400: unparsable, or ambiguous framing such as Transfer-Encoding with Content-Length, bare LF, folded headers), header_too_large (431: request line and headers over edge.maxHeaderBytes), body_too_large (413: body over edge.maxBodyBytes), timeout (408: not read within edge.readTimeout). Nothing is recorded for them.",
+		Help: "Requests refused before reaching a route, by reason: malformed (400: unparsable, or ambiguous framing such as Transfer-Encoding with Content-Length, bare LF, folded headers), header_too_large (431: request line and headers over edge.maxHeaderBytes), body_too_large (413: body over edge.maxBodyBytes), timeout (408: not read within edge.readTimeout), batch (a POST to /e that is not a JSON array, 400, or holds more than 100 events, 413). Nothing is recorded for them.",
 	}, []string{"reason"})
 	m := &metrics{
 		malformed:      refused.WithLabelValues("malformed"),
 		headerTooLarge: refused.WithLabelValues("header_too_large"),
 		bodyTooLarge:   refused.WithLabelValues("body_too_large"),
 		timedOut:       refused.WithLabelValues("timeout"),
+		batchRefused:   refused.WithLabelValues("batch"),
 		accepted:       hits.WithLabelValues("accepted"),
 		invalid:        hits.WithLabelValues("invalid"),
 		dropped:        hits.WithLabelValues("dropped"),

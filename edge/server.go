@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,13 +206,18 @@ func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error("request line and headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.m.bodyTooLarge.Inc()
-		ctx.Error("request body too large\n", fasthttp.StatusRequestEntityTooLarge)
+		ctx.Error(fmt.Sprintf("request body too large: at most %d bytes\n", s.cfg.MaxBodyBytes), fasthttp.StatusRequestEntityTooLarge)
 	case errors.As(err, &netErr) && netErr.Timeout():
 		s.m.timedOut.Inc()
 		ctx.Error("request timeout\n", fasthttp.StatusRequestTimeout)
 	default:
 		s.m.malformed.Inc()
 		ctx.Error("malformed request\n", fasthttp.StatusBadRequest)
+	}
+	if string(ctx.Path()) == "/e" { // batch clients read JSON
+		msg := bytes.TrimSpace(ctx.Response.Body())
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"error":` + strconv.Quote(string(msg)) + "}\n")
 	}
 	noCache(&ctx.Response.Header)
 	ctx.SetConnectionClose()
