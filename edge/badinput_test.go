@@ -531,11 +531,12 @@ func TestCacheHeaders(t *testing.T) {
 }
 
 // TestConsent is T-S11: without consent no Set-Cookie goes out and no
-// visitor id is recorded.
+// visitor id is recorded; with consent and cookie issuance on, a browser
+// without a cookie gets one, Secure, HttpOnly and SameSite=None.
 func TestConsent(t *testing.T) {
 	t.Parallel()
-	s := socketServer(t, nil)
-	cookie := "Cookie: " + visitorCookie + "=v-123\r\n"
+	s := socketServer(t, func(c *Config) { c.IssueVisitorCookie = true })
+	cookie := "Cookie: ppuid=v-123\r\n"
 	for _, tc := range []struct {
 		name, target string
 		headers      []string
@@ -556,6 +557,19 @@ func TestConsent(t *testing.T) {
 			h := oneHit(t, s)
 			if got := h.GetUserId() != "" || h.GetCookieId() != ""; got != tc.wantID {
 				t.Fatalf("identifiers recorded = %v, want %v (uid %q cookie %q)", got, tc.wantID, h.GetUserId(), h.GetCookieId())
+			}
+			// The same request from a browser without a visitor cookie.
+			resp = get(t, s, tc.target, tc.headers[1:]...)
+			sc := string(resp.Header.Peek("Set-Cookie"))
+			if !tc.wantID {
+				if sc != "" {
+					t.Fatalf("Set-Cookie without consent: %q", sc)
+				}
+			} else if !strings.HasPrefix(sc, "ppuid=") || !strings.Contains(sc, "; secure") || !strings.Contains(sc, "; HttpOnly") || !strings.Contains(sc, "; SameSite=None") {
+				t.Fatalf("want a visitor cookie with Secure, HttpOnly, SameSite=None; got %q", sc)
+			}
+			if h := oneHit(t, s); tc.wantID != (h.GetCookieId() != "" && strings.Contains(sc, h.GetCookieId())) {
+				t.Fatalf("recorded cookie id %q, Set-Cookie %q", h.GetCookieId(), sc)
 			}
 		})
 	}

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // maxBatchEvents bounds the events of one batch POST; the body itself is
@@ -34,6 +38,8 @@ type batchEvent struct {
 	Currency    string      `json:"cur"`
 	GDPR        string      `json:"gdpr"`
 	GDPRConsent string      `json:"gdpr_consent"`
+	// Props are custom properties; they are recorded sorted by key.
+	Props map[string]string `json:"props"`
 }
 
 // batchIssue reports one event of a batch that is not counted: recorded as
@@ -144,6 +150,7 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) {
 	}
 	rec := s.pool.Get().(*record)
 	defer s.pool.Put(rec)
+	rec.issued = rec.issued[:0]
 	for i := range events {
 		e := &events[i]
 		rec.params = hitParams{
@@ -151,6 +158,10 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) {
 			ad: []byte(e.Ad), cr: []byte(e.Creative), pl: []byte(e.Placement), uid: []byte(e.UserID),
 			url: []byte(e.URL), ref: []byte(e.Ref), oid: []byte(e.OrderID), val: []byte(e.Value),
 			cur: []byte(e.Currency), gdpr: []byte(e.GDPR), gdprConsent: []byte(e.GDPRConsent),
+		}
+		rec.props = rec.props[:0]
+		for _, k := range slices.Sorted(maps.Keys(e.Props)) {
+			rec.props = append(rec.props, schemas.Prop{Key: []byte(k), Value: []byte(e.Props[k])})
 		}
 		reason, res := s.recordParams(ctx, rec, routeBatch, nil, "")
 		switch res {
@@ -163,6 +174,7 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	rec.params = hitParams{}
+	clear(rec.props)
 	batchJSON(ctx, fasthttp.StatusOK, &ans)
 }
 

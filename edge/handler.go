@@ -47,9 +47,6 @@ const (
 	reasonTooManyParams = "too_many_params"
 )
 
-// The visitor cookie the edge reads (setting it is consent-dependent).
-const visitorCookie = "ppuid"
-
 // Routes and the RawHit.route value of each.
 const (
 	routePixel      = "pixel"
@@ -237,6 +234,8 @@ type hitParams struct {
 	oid, val, cur, gdpr, gdprConsent                []byte
 	// n is the number of parameters given, for the maxParams bound.
 	n int
+	// verified: a signed pixel whose signature checked.
+	verified bool
 }
 
 // fromArgs reads the parameters from a query string; it does not allocate.
@@ -268,9 +267,17 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	}
 	rec := s.pool.Get().(*record)
 	defer s.pool.Put(rec)
-	rec.params.fromArgs(ctx.QueryArgs())
+	args := ctx.QueryArgs()
+	rec.params.fromArgs(args)
+	qs := ctx.URI().QueryString()
+	if route != routeClick && len(args.Peek("sig")) > 0 {
+		rec.params.verified = verifyPixel(s.cfg.ClickKeys, args, qs, s.now())
+	}
+	rec.props = appendQueryProps(rec.props[:0], args, qs)
+	rec.issued = rec.issued[:0]
 	s.recordParams(ctx, rec, route, clickDest, invalid)
 	rec.params = hitParams{}
+	clear(rec.props)
 }
 
 // recordParams encodes the hit of rec.params and appends it to the spool
@@ -314,7 +321,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	f.PageURL, rec.scratch = text(p.url, rec.scratch)
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
 	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
-	f.CookieID = ctx.Request.Header.Cookie(visitorCookie)
+	f.CookieID = ctx.Request.Header.Cookie(s.cfg.VisitorCookie)
 	peer := peerAddr(ctx.RemoteIP())
 	if len(s.cfg.TrustedProxies) > 0 {
 		peer = clientAddr(peer, ctx.Request.Header.PeekAll("X-Forwarded-For"), s.cfg.TrustedProxies)
@@ -331,7 +338,26 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	f.ConsentGiven = len(p.gdprConsent) > 0
 	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
 		f.UserID, f.CookieID = nil, nil
+	} else if s.cfg.IssueVisitorCookie && len(f.CookieID) == 0 {
+		// Consent allows, and the browser has no visitor cookie: issue one
+		// (once per request, whatever the number of events), and count
+		// this hit under it already.
+		if len(rec.issued) == 0 {
+			rec.issued = newVisitorID(rec.issued)
+			s.setVisitorCookie(ctx, rec.issued)
+		}
+		f.CookieID = rec.issued
 	}
+	f.Verified = p.verified
+	f.Purpose = ctx.Request.Header.Peek("Sec-Purpose")
+	if len(f.Purpose) == 0 {
+		f.Purpose = ctx.Request.Header.Peek("Purpose")
+	}
+	f.Purpose, rec.scratch = text(cut(f.Purpose, maxPurposeLen), rec.scratch)
+	f.AcceptLanguage, rec.scratch = text(cut(ctx.Request.Header.Peek("Accept-Language"), maxLanguageLen), rec.scratch)
+	f.PresentHeaders = presentHeaders(&ctx.Request.Header)
+	var propsOK bool
+	f.Props, rec.scratch, propsOK = checkProps(rec.props, rec.scratch)
 
 	var ok bool
 	f.Kind, ok = parseKind(p.kind)
@@ -361,6 +387,9 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	}
 	if !ok {
 		f.InvalidReason = reasonBadKind
+	}
+	if !propsOK {
+		f.InvalidReason = reasonBadProps
 	}
 	if p.n > maxParams {
 		f.InvalidReason = reasonTooManyParams
@@ -440,6 +469,13 @@ func validID(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func cut(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // text cuts b to maxTextLen bytes and returns it as valid UTF-8: b itself

@@ -38,7 +38,7 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	c.bindVisitor(fs)
 	bindEdge(fs, &cfg)
 	clickKeys := flagenv.NewSecret("")
-	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
+	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs and signed pixels: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -129,6 +129,9 @@ func bindEdge(fs interface {
 	fs.BoolVar(&cfg.HonourGPC, "edge.honourGPC", cfg.HonourGPC, "drop a hit's explicit id and cookie when it carries Sec-GPC: 1 (it is still counted, cookieless)")
 	fs.BoolVar(&cfg.HonourDNT, "edge.honourDNT", cfg.HonourDNT, "the same for DNT: 1")
 	fs.StringVar(&cfg.OptOutCookie, "edge.optOutCookie", cfg.OptOutCookie, "name of the cookie /optout sets; hits carrying it are answered and not recorded (pixel_edge_hits_total{result=\"opted_out\"})")
+	fs.BoolVar(&cfg.IssueVisitorCookie, "edge.issueVisitorCookie", cfg.IssueVisitorCookie, "set a visitor cookie (random 128-bit id; Secure; HttpOnly; SameSite=None) on answers to browsers without one, only when consent allows: not with gdpr=1 and no gdpr_consent, not with Sec-GPC/DNT when honoured, not when opted out; off = cookieless visitors")
+	fs.StringVar(&cfg.VisitorCookie, "edge.visitorCookie", cfg.VisitorCookie, "name of the visitor cookie the edge reads (and sets with edge.issueVisitorCookie)")
+	fs.DurationVar(&cfg.VisitorCookieTTL, "edge.visitorCookieTTL", cfg.VisitorCookieTTL, "Max-Age of the visitor cookie")
 	fs.StringVar(&cfg.CookieDomain, "edge.cookieDomain", cfg.CookieDomain, "Domain attribute of the cookies the edge sets; empty = the requested host")
 }
 
