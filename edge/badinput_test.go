@@ -661,3 +661,38 @@ func (c *rawConn) RemoteAddr() net.Addr {
 func (c *rawConn) SetDeadline(time.Time) error      { return nil }
 func (c *rawConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *rawConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestOpenRedirectOverSocket is T-S7 end to end (TestClick covers the full
+// corpus in memory): over a real socket, only a signed or allow-listed
+// destination gets 302 with exactly that Location; everything else gets 400
+// without a Location, and is recorded as an invalid click.
+func TestOpenRedirectOverSocket(t *testing.T) {
+	t.Parallel()
+	s := socketServer(t, func(c *Config) {
+		c.ClickKeys = map[string][]byte{"k1": clickKey}
+		c.ClickAllowHosts = map[string][]string{"news": {"shop.example"}}
+	})
+	good := "https://advertiser.example/landing?x=1"
+	for _, tc := range []struct{ target, loc string }{
+		{signedClick("ad-1", good, "k1", testNow.Unix()+3600, clickKey), good},
+		{"/c?cid=a&site=news&u=https%3A%2F%2Fshop.example%2Fp", "https://shop.example/p"},
+		{"/c?cid=a&u=" + strings.ReplaceAll(good, "?", "%3F"), ""},
+		{"/c?cid=a&site=news&u=%2F%2Fevil.example", ""},
+		{"/c?cid=a&site=news&u=https%3A%2F%2Fshop.example%40evil.example%2F", ""},
+		{"/c?cid=a&site=news&u=https://shop.example/%0d%0aSet-Cookie:%20x=1", ""},
+		{"/c?cid=a&site=news&u=javascript:alert(1)", ""},
+	} {
+		r := get(t, s, tc.target, "X-Forwarded-Host: evil.example\r\n")
+		loc := string(r.Header.Peek("Location"))
+		h := oneHit(t, s)
+		if tc.loc == "" {
+			if r.StatusCode() != 400 || loc != "" || len(r.Header.PeekAll("Set-Cookie")) != 0 || h.GetInvalidReason() != reasonBadClick {
+				t.Fatalf("%s: got %d, Location %q, hit %v", tc.target, r.StatusCode(), loc, h)
+			}
+			continue
+		}
+		if r.StatusCode() != 302 || loc != tc.loc || h.GetClickDestination() != tc.loc {
+			t.Fatalf("%s: got %d, Location %q", tc.target, r.StatusCode(), loc)
+		}
+	}
+}
