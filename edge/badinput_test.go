@@ -279,7 +279,7 @@ func TestBodyAbuse(t *testing.T) {
 		}()
 		resps, closed := readResponses(t, c, 4*testReadTimeout, false)
 		took := time.Since(start)
-		if !closed || took > testReadTimeout+time.Second {
+		if !closed || took > testReadTimeout+2*time.Second {
 			t.Fatalf("want the connection closed within ReadTimeout (%v), closed %v after %v", testReadTimeout, closed, took)
 		}
 		if len(resps) > 1 || (len(resps) == 1 && resps[0].StatusCode() != fasthttp.StatusRequestTimeout) {
@@ -364,11 +364,13 @@ func TestSlowloris(t *testing.T) {
 	wg.Wait()
 	close(closedIn)
 	for d := range closedIn {
-		if d < 0 || d > testReadTimeout+time.Second {
+		// The bound leaves room for a loaded CI machine; without the
+		// timeouts these connections are never closed.
+		if d < 0 || d > testReadTimeout+2*time.Second {
 			t.Fatalf("a slow connection was closed after %v, want within ReadTimeout %v (-1: never)", d, testReadTimeout)
 		}
 	}
-	if worst > 500*time.Millisecond {
+	if worst > time.Second {
 		t.Fatalf("normal client's slowest answer took %v during the attack", worst)
 	}
 	hits := allSpooled(t, s)
