@@ -7,13 +7,14 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-processor bench-query browser services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-processor bench-query bench-edge browser services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
@@ -52,6 +53,16 @@ test: services-up browser check-generate check-deps
 test-faults: services-up
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) PIXEL_FAULT_FULL=1 \
 		$(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestFault' -v ./integration/
+
+# HTTP-level benchmark (BENCHMARKS.md): installs wrk and nginx-light from
+# Debian when missing, then runs internal/bench/edgebench against the edge
+# publishing to the Kafka at $(TEST_KAFKA) on a fresh topic prefix.
+EDGE_BENCH_FLAGS ?= -rounds=3 -duration=8s -conns=64
+bench-edge:
+	deploy/local/bench-deps.sh
+	@mkdir -p build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/pixelpipe ./internal/bench/baregif
+	$(GO) run ./internal/bench/edgebench -pixelpipe=bin/pixelpipe -baregif=bin/baregif -kafka=$(TEST_KAFKA) $(EDGE_BENCH_FLAGS) | tee build/bench-edge.txt
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -127,6 +138,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactPII$$' -fuzztime $(FUZZTIME) ./processor/privacy/
 	$(GO) test -run '^$$' -fuzz '^FuzzSessionize$$' -fuzztime $(FUZZTIME) ./processor/session/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeRaw$$' -fuzztime $(FUZZTIME) ./edge/
 
 check: fmt vet check-deps test
 

@@ -47,6 +47,12 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line plus headers; larger requests
 	// get 431. Default 8192.
 	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body (batch POSTs); larger bodies get
+	// 413 and the connection is closed. Default 65536.
+	MaxBodyBytes int
+	// MaxConns bounds the connections served at once; past it new
+	// connections get 503 and are closed. Default 65536.
+	MaxConns int
 	// MaxConnsPerIP bounds concurrent connections from one client IP; 0 means
 	// no limit. Default 0 (the edge usually sits behind a load balancer).
 	MaxConnsPerIP int
@@ -55,7 +61,8 @@ type Config struct {
 	// X-Forwarded-For hop that is not; otherwise it is the peer and
 	// X-Forwarded-For is ignored. Default none.
 	TrustedProxies []netip.Prefix
-	// ClickKeys are the HMAC-SHA256 keys of signed click URLs by key id, so
+	// ClickKeys are the HMAC-SHA256 keys of signed click URLs and signed
+	// pixels by key id, so
 	// keys can be rotated: sign with the new id, keep the old until its links
 	// expire. Default none.
 	ClickKeys map[string][]byte
@@ -66,6 +73,17 @@ type Config struct {
 	// OptOutCookie is the name of the opt-out cookie /optout sets. Default
 	// "ppoptout".
 	OptOutCookie string
+	// VisitorCookie names the visitor cookie the edge reads and, with
+	// IssueVisitorCookie, sets. Default "ppuid".
+	VisitorCookie string
+	// IssueVisitorCookie sets a visitor cookie (a random 128-bit id,
+	// Secure; HttpOnly; SameSite=None; VisitorCookieTTL) on answers to
+	// browsers that have none, only when consent allows: never with gdpr=1
+	// and no gdpr_consent, nor with Sec-GPC: 1 or DNT: 1 when honoured, nor
+	// to an opted-out browser. Default false (cookieless visitors).
+	IssueVisitorCookie bool
+	// VisitorCookieTTL is the visitor cookie's Max-Age. Default 365 days.
+	VisitorCookieTTL time.Duration
 	// CookieDomain is the Domain attribute of cookies the edge sets; empty
 	// means the host the request went to. Default empty.
 	CookieDomain string
@@ -80,17 +98,21 @@ func DefaultConfig() Config {
 	sp := spool.DefaultConfig()
 	sp.Dir = filepath.Join(os.TempDir(), "pixelpipe-edge-spool")
 	return Config{
-		ListenAddr:     ":8080",
-		Spool:          sp,
-		BatchSize:      2000,
-		BatchWait:      5 * time.Millisecond,
-		DrainTimeout:   20 * time.Second,
-		ReadTimeout:    5 * time.Second,
-		WriteTimeout:   5 * time.Second,
-		IdleTimeout:    60 * time.Second,
-		MaxHeaderBytes: 8192,
-		OptOutCookie:   "ppoptout",
-		HonourGPC:      true,
+		ListenAddr:       ":8080",
+		Spool:            sp,
+		BatchSize:        2000,
+		BatchWait:        5 * time.Millisecond,
+		DrainTimeout:     20 * time.Second,
+		ReadTimeout:      5 * time.Second,
+		WriteTimeout:     5 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		MaxHeaderBytes:   8192,
+		MaxBodyBytes:     64 << 10,
+		MaxConns:         64 << 10,
+		OptOutCookie:     "ppoptout",
+		VisitorCookie:    "ppuid",
+		VisitorCookieTTL: 365 * 24 * time.Hour,
+		HonourGPC:        true,
 	}
 }
 
@@ -115,8 +137,20 @@ func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 1024 {
 		errs = append(errs, fmt.Errorf("edge.maxHeaderBytes must be at least 1024, got %d", c.MaxHeaderBytes))
 	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("edge.maxBodyBytes must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("edge.maxConns must be at least 1, got %d", c.MaxConns))
+	}
 	if !validID([]byte(c.OptOutCookie)) || c.OptOutCookie == "" {
 		errs = append(errs, fmt.Errorf("edge.optOutCookie %q is not a valid cookie name", c.OptOutCookie))
+	}
+	if !validID([]byte(c.VisitorCookie)) || c.VisitorCookie == "" || c.VisitorCookie == c.OptOutCookie {
+		errs = append(errs, fmt.Errorf("edge.visitorCookie %q is not a valid cookie name distinct from the opt-out cookie", c.VisitorCookie))
+	}
+	if c.IssueVisitorCookie && c.VisitorCookieTTL < time.Second {
+		errs = append(errs, fmt.Errorf("edge.visitorCookieTTL must be at least 1s, got %v", c.VisitorCookieTTL))
 	}
 	for kid, key := range c.ClickKeys {
 		if len(key) < 16 {

@@ -15,6 +15,13 @@
 // (a retry after an ambiguous error, or a replay after a crash); the
 // processor drops duplicates by event id.
 //
+// Routes: the pixel (/p.gif), the beacon (/b), batches of JSON events (/e,
+// one hit per event), signed or allow-listed click redirects (/c) and the
+// opt-out (/optout). Requests fasthttp cannot read get 400, 408, 413 or 431
+// and a closed connection (Server.requestError); requests whose framing a
+// proxy could read differently get 400 and a closed connection before any
+// route (ambiguousFraming). badinput_test.go checks these over a socket.
+//
 // The edge never talks to Redis and keeps no state across requests besides the
 // per-node sequence number and the spool. Buffers borrowed from fasthttp are
 // copied into the encoded hit before the handler returns and never kept.

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -26,6 +27,10 @@ var transparentGIF = []byte{
 const (
 	maxIDLen   = 128
 	maxTextLen = 2048
+	// maxParams bounds the query parameters of one hit; more make it
+	// invalid (too_many_params). The request line bound (MaxHeaderBytes)
+	// bounds the parsing work before that.
+	maxParams = 100
 )
 
 // Invalid reasons recorded in RawHit.invalid_reason.
@@ -38,10 +43,9 @@ const (
 	reasonBadClick = "bad_click"
 	// A conversion with a malformed order id, value or currency.
 	reasonBadConversion = "bad_conversion"
+	// More than maxParams query parameters.
+	reasonTooManyParams = "too_many_params"
 )
-
-// The visitor cookie the edge reads (setting it is consent-dependent).
-const visitorCookie = "ppuid"
 
 // Routes and the RawHit.route value of each.
 const (
@@ -52,11 +56,22 @@ const (
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	if ambiguousFraming(&ctx.Request.Header) {
+		// A proxy in front may have framed this request differently, so
+		// what follows on the connection cannot be trusted: 400 and close.
+		s.m.malformed.Inc()
+		ctx.Error("malformed request: ambiguous framing\n", fasthttp.StatusBadRequest)
+		noCache(&ctx.Response.Header)
+		ctx.SetConnectionClose()
+		return
+	}
 	switch string(ctx.Path()) {
 	case "/p.gif":
 		s.pixel(ctx)
 	case "/b":
 		s.beacon(ctx)
+	case "/e":
+		s.batch(ctx)
 	case "/c":
 		s.click(ctx)
 	case "/optout":
@@ -67,6 +82,55 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		ctx.Error("not found: the pixel is at /p.gif?cid=CONTENT_ID", fasthttp.StatusNotFound)
 	}
+}
+
+// ambiguousFraming reports a request whose length a proxy in front of the
+// edge could read differently than fasthttp does (request smuggling,
+// RELIABILITY.md §4.5), which fasthttp itself tolerates: a header line ended
+// by a bare LF, a folded header line (obs-fold), both Transfer-Encoding and
+// Content-Length, and a GET or HEAD with a body (fasthttp does not read it,
+// so a proxy that forwarded it would have smuggled it as the next request).
+// It scans the raw header block once and does not allocate.
+func ambiguousFraming(h *fasthttp.RequestHeader) bool {
+	raw := h.RawHeaders()
+	var cl, te bool
+	for line := 0; line < len(raw); {
+		i := bytes.IndexByte(raw[line:], '\n')
+		if i < 0 {
+			break
+		}
+		end := line + i
+		if end == 0 || raw[end-1] != '\r' {
+			return true // bare LF
+		}
+		if end+1 < len(raw) && (raw[end+1] == ' ' || raw[end+1] == '\t') {
+			return true // obs-fold
+		}
+		l := raw[line:end]
+		cl = cl || hasPrefixFold(l, "content-length:")
+		te = te || hasPrefixFold(l, "transfer-encoding:")
+		line = end + 1
+	}
+	if cl && te {
+		return true
+	}
+	return (h.IsGet() || h.IsHead()) && (te || h.ContentLength() > 0)
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	if len(b) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func noCache(h *fasthttp.ResponseHeader) {
@@ -163,24 +227,73 @@ var (
 	valueExpires       = []byte("0")
 )
 
-// record encodes the hit and appends it to the spool before the handler
-// returns, so the hit is safe (as the spool's sync mode says) before the
-// answer is written.
+// hitParams are a hit's parameters: from the query string of a pixel,
+// beacon or click, or from one event of a batch. The slices are borrowed.
+type hitParams struct {
+	cid, site, cmp, ad, cr, pl, uid, url, ref, kind []byte
+	oid, val, cur, gdpr, gdprConsent                []byte
+	// n is the number of parameters given, for the maxParams bound.
+	n int
+	// verified: a signed pixel whose signature checked.
+	verified bool
+}
+
+// fromArgs reads the parameters from a query string; it does not allocate.
+func (p *hitParams) fromArgs(args *fasthttp.Args) {
+	*p = hitParams{
+		cid: args.Peek("cid"), site: args.Peek("site"), cmp: args.Peek("cmp"),
+		ad: args.Peek("ad"), cr: args.Peek("cr"), pl: args.Peek("pl"),
+		uid: args.Peek("uid"), url: args.Peek("url"), ref: args.Peek("ref"), kind: args.Peek("k"),
+		oid: args.Peek("oid"), val: args.Peek("val"), cur: args.Peek("cur"),
+		gdpr: args.Peek("gdpr"), gdprConsent: args.Peek("gdpr_consent"),
+		n: args.Len(),
+	}
+}
+
+// recordResult says what record did with a hit.
+type recordResult int
+
+const (
+	recordedValid recordResult = iota
+	recordedInvalid
+	notRecorded // opted out, or dropped (spool full or failing, shutting down)
+)
+
+// record takes the hit's parameters from the query string.
 func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string) {
 	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
 		s.m.optedOut.Inc()
 		return
 	}
+	rec := s.pool.Get().(*record)
+	defer s.pool.Put(rec)
+	args := ctx.QueryArgs()
+	rec.params.fromArgs(args)
+	qs := ctx.URI().QueryString()
+	if route != routeClick && len(args.Peek("sig")) > 0 {
+		rec.params.verified = verifyPixel(s.cfg.ClickKeys, args, qs, s.now())
+	}
+	rec.props = appendQueryProps(rec.props[:0], args, qs)
+	rec.issued = rec.issued[:0]
+	s.recordParams(ctx, rec, route, clickDest, invalid)
+	rec.params = hitParams{}
+	clear(rec.props)
+}
+
+// recordParams encodes the hit of rec.params and appends it to the spool
+// before the handler returns, so the hit is safe (as the spool's sync mode
+// says) before the answer is written. The request supplies what parameters
+// do not: headers, cookies, client IP.
+func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route string, clickDest []byte, invalid string) (invalidReason string, res recordResult) {
 	if !s.pub.enter() {
 		s.m.dropped.Inc()
-		return
+		return "", notRecorded
 	}
 	defer s.pub.leave()
 
 	now := s.now()
 	seq := s.seq.Add(1)
-	rec := s.pool.Get().(*record)
-	defer s.pool.Put(rec)
+	p := &rec.params
 	f := &rec.fields
 	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
 	binary.BigEndian.PutUint64(f.EventID[8:], seq)
@@ -189,27 +302,26 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	f.BootMs = s.bootMs
 	f.Seq = seq
 
-	args := ctx.QueryArgs()
-	f.ContentID = args.Peek("cid")
-	f.SiteID = args.Peek("site")
-	f.CampaignID = args.Peek("cmp")
-	f.AdID = args.Peek("ad")
-	f.CreativeID = args.Peek("cr")
-	f.PlacementID = args.Peek("pl")
-	f.UserID = args.Peek("uid")
+	f.ContentID = p.cid
+	f.SiteID = p.site
+	f.CampaignID = p.cmp
+	f.AdID = p.ad
+	f.CreativeID = p.cr
+	f.PlacementID = p.pl
+	f.UserID = p.uid
 	f.Route = route
 	f.ClickDestination = clickDest
-	ref := args.Peek("ref")
+	ref := p.ref
 	if len(ref) == 0 {
 		ref = ctx.Request.Header.Referer()
 	}
 	// Free text goes into protobuf string fields, which must be UTF-8:
 	// invalid bytes become U+FFFD (in the record's scratch space).
 	rec.scratch = rec.scratch[:0]
-	f.PageURL, rec.scratch = text(args.Peek("url"), rec.scratch)
+	f.PageURL, rec.scratch = text(p.url, rec.scratch)
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
 	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
-	f.CookieID = ctx.Request.Header.Cookie(visitorCookie)
+	f.CookieID = ctx.Request.Header.Cookie(s.cfg.VisitorCookie)
 	peer := peerAddr(ctx.RemoteIP())
 	if len(s.cfg.TrustedProxies) > 0 {
 		peer = clientAddr(peer, ctx.Request.Header.PeekAll("X-Forwarded-For"), s.cfg.TrustedProxies)
@@ -222,14 +334,33 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	// counts, under the cookieless key the processor derives.
 	f.GPC = string(ctx.Request.Header.Peek("Sec-GPC")) == "1"
 	f.DNT = string(ctx.Request.Header.Peek("DNT")) == "1"
-	f.GDPRApplies = string(args.Peek("gdpr")) == "1"
-	f.ConsentGiven = len(args.Peek("gdpr_consent")) > 0
+	f.GDPRApplies = string(p.gdpr) == "1"
+	f.ConsentGiven = len(p.gdprConsent) > 0
 	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
 		f.UserID, f.CookieID = nil, nil
+	} else if s.cfg.IssueVisitorCookie && len(f.CookieID) == 0 {
+		// Consent allows, and the browser has no visitor cookie: issue one
+		// (once per request, whatever the number of events), and count
+		// this hit under it already.
+		if len(rec.issued) == 0 {
+			rec.issued = newVisitorID(rec.issued)
+			s.setVisitorCookie(ctx, rec.issued)
+		}
+		f.CookieID = rec.issued
 	}
+	f.Verified = p.verified
+	f.Purpose = ctx.Request.Header.Peek("Sec-Purpose")
+	if len(f.Purpose) == 0 {
+		f.Purpose = ctx.Request.Header.Peek("Purpose")
+	}
+	f.Purpose, rec.scratch = text(cut(f.Purpose, maxPurposeLen), rec.scratch)
+	f.AcceptLanguage, rec.scratch = text(cut(ctx.Request.Header.Peek("Accept-Language"), maxLanguageLen), rec.scratch)
+	f.PresentHeaders = presentHeaders(&ctx.Request.Header)
+	var propsOK bool
+	f.Props, rec.scratch, propsOK = checkProps(rec.props, rec.scratch)
 
 	var ok bool
-	f.Kind, ok = parseKind(args.Peek("k"))
+	f.Kind, ok = parseKind(p.kind)
 	if route == routeClick {
 		f.Kind, ok = pixelpb.Kind_KIND_CLICK, true
 	}
@@ -237,10 +368,10 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 		if route == routePixel {
 			f.Route = routeConversion
 		}
-		f.OrderID = args.Peek("oid")
-		f.Currency = args.Peek("cur")
+		f.OrderID = p.oid
+		f.Currency = p.cur
 		var vok bool
-		f.ValueMicros, vok = parseMicros(args.Peek("val"))
+		f.ValueMicros, vok = parseMicros(p.val)
 		if !vok || !validID(f.OrderID) || !validCurrency(f.Currency) {
 			f.InvalidReason = reasonBadConversion
 			f.OrderID, f.Currency, f.ValueMicros = nil, nil, 0
@@ -257,6 +388,12 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	if !ok {
 		f.InvalidReason = reasonBadKind
 	}
+	if !propsOK {
+		f.InvalidReason = reasonBadProps
+	}
+	if p.n > maxParams {
+		f.InvalidReason = reasonTooManyParams
+	}
 	if invalid != "" {
 		f.InvalidReason = invalid
 	}
@@ -272,7 +409,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
 	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
-	isInvalid := f.InvalidReason != ""
+	invalidReason = f.InvalidReason
 	rec.fields = schemas.HitFields{} // drop references to the request's memory
 
 	if err := s.spool.Append(rec.buf); err != nil {
@@ -281,13 +418,14 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 			s.m.spoolErrors.Inc()
 			s.logSpoolError(err)
 		}
-		return
+		return invalidReason, notRecorded
 	}
-	if isInvalid {
+	if invalidReason != "" {
 		s.m.invalid.Inc()
-	} else {
-		s.m.accepted.Inc()
+		return invalidReason, recordedInvalid
 	}
+	s.m.accepted.Inc()
+	return "", recordedValid
 }
 
 func (s *Server) now() time.Time {
@@ -331,6 +469,13 @@ func validID(b []byte) bool {
 		}
 	}
 	return true
+}
+
+func cut(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }
 
 // text cuts b to maxTextLen bytes and returns it as valid UTF-8: b itself

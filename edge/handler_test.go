@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
+	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -124,7 +125,7 @@ func TestPixel(t *testing.T) {
 				want := &pixelpb.RawHit{
 					ContentId: "ad-1", SiteId: "news", Kind: pixelpb.Kind_KIND_IMPRESSION, CampaignId: "spring",
 					UserId: "u1", PageUrl: "https://x.example/a", Referrer: "https://s.example/", UserAgent: "UA/1", CookieId: "c-9",
-					AdId: "a1", CreativeId: "c2", PlacementId: "p3", Route: "pixel",
+					AdId: "a1", CreativeId: "c2", PlacementId: "p3", Route: "pixel", PresentHeaders: schemas.HeaderCookie,
 				}
 				h.Origin, h.ClientIp, h.SchemaVersion = nil, nil, 0
 				if !proto.Equal(h, want) {

@@ -17,6 +17,8 @@ type metrics struct {
 	batchOK      prometheus.Counter
 	batchErr     prometheus.Counter
 	publishDelay prometheus.Histogram
+	// Requests refused before any route, by reason.
+	malformed, headerTooLarge, bodyTooLarge, timedOut, batchRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
@@ -28,11 +30,20 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 		Name: "pixel_edge_publish_batches_total",
 		Help: "Batch writes to Kafka by result; failed batches stay in the spool and are retried.",
 	}, []string{"result"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_edge_refused_requests_total",
+		Help: "Requests refused before reaching a route, by reason: malformed (400: unparsable, or ambiguous framing such as Transfer-Encoding with Content-Length, bare LF, folded headers), header_too_large (431: request line and headers over edge.maxHeaderBytes), body_too_large (413: body over edge.maxBodyBytes), timeout (408: not read within edge.readTimeout), batch (a POST to /e that is not a JSON array, 400, or holds more than 100 events, 413). Nothing is recorded for them.",
+	}, []string{"reason"})
 	m := &metrics{
-		accepted: hits.WithLabelValues("accepted"),
-		invalid:  hits.WithLabelValues("invalid"),
-		dropped:  hits.WithLabelValues("dropped"),
-		optedOut: hits.WithLabelValues("opted_out"),
+		malformed:      refused.WithLabelValues("malformed"),
+		headerTooLarge: refused.WithLabelValues("header_too_large"),
+		bodyTooLarge:   refused.WithLabelValues("body_too_large"),
+		timedOut:       refused.WithLabelValues("timeout"),
+		batchRefused:   refused.WithLabelValues("batch"),
+		accepted:       hits.WithLabelValues("accepted"),
+		invalid:        hits.WithLabelValues("invalid"),
+		dropped:        hits.WithLabelValues("dropped"),
+		optedOut:       hits.WithLabelValues("opted_out"),
 		invalidClick: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_edge_invalid_clicks_total",
 			Help: "Click requests refused with 400 and no redirect: destination malformed, or neither signed (edge.click.keys) nor on the site's allow-list (edge.click.allowHosts). Each is also recorded as an invalid hit.",
@@ -56,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(hits, batches, m.invalidClick, m.spoolErrors, m.published, m.publishDelay)
+	reg.MustRegister(hits, batches, refused, m.invalidClick, m.spoolErrors, m.published, m.publishDelay)
 	stat := func(f func(spool.Stats) float64) func() float64 {
 		return func() float64 { return f(sp.Stats()) }
 	}

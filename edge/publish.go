@@ -28,6 +28,9 @@ type record struct {
 	fields  schemas.HitFields // scratch space of the handler, emptied after encoding
 	scratch []byte            // the handler's copies of text made valid UTF-8
 	ip      []byte            // the client IP in its 4- or 16-byte form
+	params  hitParams         // the hit's parameters, borrowed from the request
+	props   []schemas.Prop    // the hit's custom properties, borrowed
+	issued  []byte            // the visitor id issued to this request, if any
 }
 
 // publisher moves spooled hits to Kafka: one goroutine reads the spool in

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,11 +96,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
-		MaxRequestBodySize:            64 << 10,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
+		Concurrency:                   cfg.MaxConns,
 		DisablePreParseMultipartForm:  true,
 		CloseOnShutdown:               true,
 		DisableHeaderNamesNormalizing: false,
+		SecureErrorLogMessage:         true,
+		ErrorHandler:                  s.requestError,
 		Logger:                        fasthttpLogger{logger},
 	}
 	return s, nil
@@ -184,6 +189,38 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond),
 		"spooled_hits_left", left.Records, "spool_bytes", left.Bytes)
 	return err
+}
+
+// requestError answers requests fasthttp could not read: 431 when the
+// request line and headers exceed MaxHeaderBytes, 413 when the body exceeds
+// MaxBodyBytes, 408 when the request did not arrive within ReadTimeout, 400
+// for anything malformed (smuggling attempts included). fasthttp closes the
+// connection after each of these, so nothing after a malformed request is
+// read as a second request.
+func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.As(err, &small):
+		s.m.headerTooLarge.Inc()
+		ctx.Error("request line and headers too large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.m.bodyTooLarge.Inc()
+		ctx.Error(fmt.Sprintf("request body too large: at most %d bytes\n", s.cfg.MaxBodyBytes), fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.m.timedOut.Inc()
+		ctx.Error("request timeout\n", fasthttp.StatusRequestTimeout)
+	default:
+		s.m.malformed.Inc()
+		ctx.Error("malformed request\n", fasthttp.StatusBadRequest)
+	}
+	if string(ctx.Path()) == "/e" { // batch clients read JSON
+		msg := bytes.TrimSpace(ctx.Response.Body())
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"error":` + strconv.Quote(string(msg)) + "}\n")
+	}
+	noCache(&ctx.Response.Header)
+	ctx.SetConnectionClose()
 }
 
 type fasthttpLogger struct{ l *slog.Logger }

@@ -32,11 +32,18 @@ const (
 	rawHitValueMicros   = 19
 	rawHitCurrency      = 20
 	rawHitClickDest     = 21
+	rawHitProps         = 22
 	rawHitVerified      = 23
 	rawHitGPC           = 24
 	rawHitDNT           = 25
 	rawHitGDPRApplies   = 26
 	rawHitConsentGiven  = 27
+	rawHitPurpose       = 28
+	rawHitAcceptLang    = 29
+	rawHitPresentHdrs   = 30
+
+	propKey   = 1
+	propValue = 2
 
 	originEventID    = 1
 	originReceivedAt = 2
@@ -68,7 +75,7 @@ type HitFields struct {
 
 	AdID, CreativeID, PlacementID []byte
 	// Route is the endpoint that received the hit: "pixel", "beacon",
-	// "click", "conversion".
+	// "batch", "click", "conversion".
 	Route string
 	// Conversions: order id, value in millionths of the currency unit, ISO
 	// 4217 currency.
@@ -81,6 +88,18 @@ type HitFields struct {
 	GPC, DNT         bool
 	GDPRApplies      bool
 	ConsentGiven     bool
+	// Props are the hit's custom properties, in the order given.
+	Props []Prop
+	// Purpose is the Sec-Purpose (or Purpose) header, AcceptLanguage the
+	// Accept-Language header, PresentHeaders a set of Header* bits.
+	Purpose        []byte
+	AcceptLanguage []byte
+	PresentHeaders uint32
+}
+
+// Prop is one custom property, borrowed like the rest of HitFields.
+type Prop struct {
+	Key, Value []byte
 }
 
 // AppendRawHit appends the protobuf encoding of h as a pixelpb.RawHit to dst
@@ -116,11 +135,20 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendVarintField(dst, rawHitValueMicros, uint64(h.ValueMicros))
 	dst = appendBytesField(dst, rawHitCurrency, h.Currency)
 	dst = appendBytesField(dst, rawHitClickDest, h.ClickDestination)
+	for _, p := range h.Props {
+		dst = protowire.AppendTag(dst, rawHitProps, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(bytesFieldSize(propKey, len(p.Key))+bytesFieldSize(propValue, len(p.Value))))
+		dst = appendBytesField(dst, propKey, p.Key)
+		dst = appendBytesField(dst, propValue, p.Value)
+	}
 	dst = appendBoolField(dst, rawHitVerified, h.Verified)
 	dst = appendBoolField(dst, rawHitGPC, h.GPC)
 	dst = appendBoolField(dst, rawHitDNT, h.DNT)
 	dst = appendBoolField(dst, rawHitGDPRApplies, h.GDPRApplies)
 	dst = appendBoolField(dst, rawHitConsentGiven, h.ConsentGiven)
+	dst = appendBytesField(dst, rawHitPurpose, h.Purpose)
+	dst = appendBytesField(dst, rawHitAcceptLang, h.AcceptLanguage)
+	dst = appendVarintField(dst, rawHitPresentHdrs, uint64(h.PresentHeaders))
 	return dst
 }
 

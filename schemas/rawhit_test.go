@@ -48,6 +48,11 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 			h.ClickDestination = []byte("https://shop.example/x?y=1")
 			h.Verified, h.GPC, h.DNT, h.GDPRApplies, h.ConsentGiven = true, true, true, true, true
 		}},
+		{"props and request headers", func(h *HitFields) {
+			h.Props = []Prop{{[]byte("color"), []byte("red")}, {[]byte("empty"), nil}, {[]byte("size"), []byte("XL ✓")}}
+			h.Purpose, h.AcceptLanguage = []byte("prefetch"), []byte("de-CH,de;q=0.9")
+			h.PresentHeaders = HeaderAccept | HeaderCookie | HeaderSecChUA
+		}},
 		{"negative value", func(h *HitFields) { h.ValueMicros = -5; h.Route = "conversion" }},
 		{"ipv6 and large seq", func(h *HitFields) {
 			h.ClientIP = bytes.Repeat([]byte{0xfe}, 16)
@@ -93,6 +98,12 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 				Dnt:              h.DNT,
 				GdprApplies:      h.GDPRApplies,
 				ConsentGiven:     h.ConsentGiven,
+				Purpose:          string(h.Purpose),
+				AcceptLanguage:   string(h.AcceptLanguage),
+				PresentHeaders:   h.PresentHeaders,
+			}
+			for _, p := range h.Props {
+				want.Props = append(want.Props, &pixelpb.Prop{Key: string(p.Key), Value: string(p.Value)})
 			}
 			wantBytes, err := proto.MarshalOptions{Deterministic: true}.Marshal(want)
 			if err != nil {

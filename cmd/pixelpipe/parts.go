@@ -40,7 +40,7 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	c.bindVisitor(fs)
 	bindEdge(fs, &cfg)
 	clickKeys := flagenv.NewSecret("")
-	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
+	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs and signed pixels: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +94,12 @@ func bindEdge(fs interface {
 	fs.DurationVar(&cfg.ShutdownDelay, "edge.shutdownDelay", cfg.ShutdownDelay, "keep answering this long after SIGTERM with /readyz failing, so load balancers stop sending first; set above the readiness probe period")
 	fs.DurationVar(&cfg.DrainTimeout, "edge.drainTimeout", cfg.DrainTimeout, "bound on finishing in-flight requests and on delivering the spool to Kafka at shutdown; what is left stays in the spool for the next start")
 	fs.IntVar(&cfg.MaxHeaderBytes, "edge.maxHeaderBytes", cfg.MaxHeaderBytes, "bound on request line plus headers; larger requests get 431")
-	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP; 0 = no limit")
+	fs.IntVar(&cfg.MaxBodyBytes, "edge.maxBodyBytes", cfg.MaxBodyBytes, "bound on a request body (batch POSTs to /e); larger bodies get 413 and the connection is closed")
+	fs.IntVar(&cfg.MaxConns, "edge.maxConns", cfg.MaxConns, "connections served at once; past it new connections get 503 and are closed")
+	fs.DurationVar(&cfg.ReadTimeout, "edge.readTimeout", cfg.ReadTimeout, "a request (line, headers and body) must arrive within this after the connection opened or went active; slower ones get 408 and are closed (slowloris)")
+	fs.DurationVar(&cfg.WriteTimeout, "edge.writeTimeout", cfg.WriteTimeout, "bound on writing an answer")
+	fs.DurationVar(&cfg.IdleTimeout, "edge.idleTimeout", cfg.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&cfg.MaxConnsPerIP, "edge.maxConnsPerIP", cfg.MaxConnsPerIP, "concurrent connections per client IP (the TCP peer: the load balancer when there is one); past it 429 and close; 0 = no limit")
 	fs.Func("edge.trustedProxies", "comma-separated CIDRs of the load balancers in front of the edge; when the TCP peer is one, the client IP is the rightmost X-Forwarded-For hop outside them, else X-Forwarded-For is ignored", func(v string) error {
 		cfg.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -126,6 +131,9 @@ func bindEdge(fs interface {
 	fs.BoolVar(&cfg.HonourGPC, "edge.honourGPC", cfg.HonourGPC, "drop a hit's explicit id and cookie when it carries Sec-GPC: 1 (it is still counted, cookieless)")
 	fs.BoolVar(&cfg.HonourDNT, "edge.honourDNT", cfg.HonourDNT, "the same for DNT: 1")
 	fs.StringVar(&cfg.OptOutCookie, "edge.optOutCookie", cfg.OptOutCookie, "name of the cookie /optout sets; hits carrying it are answered and not recorded (pixel_edge_hits_total{result=\"opted_out\"})")
+	fs.BoolVar(&cfg.IssueVisitorCookie, "edge.issueVisitorCookie", cfg.IssueVisitorCookie, "set a visitor cookie (random 128-bit id; Secure; HttpOnly; SameSite=None) on answers to browsers without one, only when consent allows: not with gdpr=1 and no gdpr_consent, not with Sec-GPC/DNT when honoured, not when opted out; off = cookieless visitors")
+	fs.StringVar(&cfg.VisitorCookie, "edge.visitorCookie", cfg.VisitorCookie, "name of the visitor cookie the edge reads (and sets with edge.issueVisitorCookie)")
+	fs.DurationVar(&cfg.VisitorCookieTTL, "edge.visitorCookieTTL", cfg.VisitorCookieTTL, "Max-Age of the visitor cookie")
 	fs.StringVar(&cfg.CookieDomain, "edge.cookieDomain", cfg.CookieDomain, "Domain attribute of the cookies the edge sets; empty = the requested host")
 }
 

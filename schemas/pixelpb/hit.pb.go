@@ -54,7 +54,7 @@ type RawHit struct {
 	AdId        string `protobuf:"bytes,14,opt,name=ad_id,json=adId,proto3" json:"ad_id,omitempty"`
 	CreativeId  string `protobuf:"bytes,15,opt,name=creative_id,json=creativeId,proto3" json:"creative_id,omitempty"`
 	PlacementId string `protobuf:"bytes,16,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
-	// Which route received the hit: "pixel", "beacon", "click", "conversion".
+	// Which route received the hit: "pixel", "beacon", "batch", "click", "conversion".
 	Route string `protobuf:"bytes,17,opt,name=route,proto3" json:"route,omitempty"`
 	// Conversions: the order id (lets downstream count an order once), the
 	// value in millionths of the currency unit, and the ISO 4217 currency.

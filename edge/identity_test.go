@@ -1,0 +1,170 @@
+package edge
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
+
+func TestSignedPixel(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *Config) { c.ClickKeys = map[string][]byte{"k1": clickKey} })
+	sign := func(q string, key []byte) string { return q + "&sig=" + SignPixel(key, q) }
+	future, past := strconv.FormatInt(testNow.Unix()+60, 10), strconv.FormatInt(testNow.Unix()-1, 10)
+	base := "cid=ad-1&k=impression&cmp=spring&kid=k1"
+	for _, tc := range []struct {
+		name, query string
+		verified    bool
+	}{
+		{"signed", sign(base, clickKey), true},
+		{"signed with expiry", sign(base+"&exp="+future, clickKey), true},
+		{"signed, cache-buster after", sign(base, clickKey) + "&cb=98765", true},
+		{"expired", sign(base+"&exp="+past, clickKey), false},
+		{"wrong key", sign(base, []byte("another-key-of-32-bytes-00000000")), false},
+		{"unknown key id", sign("cid=ad-1&kid=k2", clickKey), false},
+		{"tampered campaign", strings.Replace(sign(base, clickKey), "spring", "summer", 1), false},
+		{"parameter appended after sig", sign(base, clickKey) + "&uid=forged", false},
+		{"two parameters after sig", sign(base, clickKey) + "&cb=1&cb=2", false},
+		{"unsigned", base, false},
+		{"garbage sig", base + "&sig=%%%", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, hit, _ := do(t, s, "GET", "/p.gif?"+tc.query, nil, "198.51.100.7:1")
+			assertGIF(t, resp)
+			if hit.GetVerified() != tc.verified || hit.GetContentId() != "ad-1" {
+				t.Fatalf("verified %v, want %v: %v", hit.GetVerified(), tc.verified, hit)
+			}
+		})
+	}
+}
+
+func TestProps(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	long := strings.Repeat("v", maxPropValue+10)
+	many := ""
+	for i := range maxProps + 1 {
+		many += "&p.k" + strconv.Itoa(i) + "=v"
+	}
+	for _, tc := range []struct {
+		name, query string
+		want        []string // key=value, in order
+		invalid     string
+	}{
+		{"none", "cid=a", nil, ""},
+		{"in order", "p.color=red&cid=a&p.size=XL%20%E2%9C%93&p.empty=", []string{"color=red", "size=XL ✓", "empty="}, ""},
+		{"value cut", "cid=a&p.long=" + long, []string{"long=" + long[:maxPropValue]}, ""},
+		{"invalid UTF-8 value", "cid=a&p.x=%ff", []string{"x=\uFFFD"}, ""},
+		{"bad key", "cid=a&p.b%20d=1", nil, reasonBadProps},
+		{"empty key", "cid=a&p.=1", nil, reasonBadProps},
+		{"too many", "cid=a" + many, nil, reasonBadProps},
+		{"not a prop", "cid=a&px=1&cmp.x=2", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, hit, _ := do(t, s, "GET", "/p.gif?"+tc.query, nil, "198.51.100.7:1")
+			var got []string
+			for _, p := range hit.GetProps() {
+				got = append(got, p.GetKey()+"="+p.GetValue())
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") || hit.GetInvalidReason() != tc.invalid {
+				t.Fatalf("props %q invalid %q, want %q %q", got, hit.GetInvalidReason(), tc.want, tc.invalid)
+			}
+		})
+	}
+	_, ans, hits := postBatch(t, s, `[{"cid":"a","props":{"b":"2","a":"1"}},{"cid":"b","props":{"bad key":"x"}},{"cid":"c","props":{"a":1}}]`, nil)
+	if ans.Accepted != 1 || len(ans.Invalid) != 1 || ans.Invalid[0].Reason != reasonBadProps || len(ans.Rejected) != 1 || len(hits) != 2 {
+		t.Fatalf("batch props: %+v", ans)
+	}
+	if p := hits[0].GetProps(); len(p) != 2 || p[0].GetKey() != "a" || p[1].GetValue() != "2" {
+		t.Fatalf("batch props %v", p)
+	}
+}
+
+func TestRequestHeaders(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	_, hit, _ := do(t, s, "GET", "/p.gif?cid=a", map[string]string{
+		"Sec-Purpose": "prefetch;prerender", "Accept-Language": "de-CH,de;q=0.9", "Accept": "image/*",
+		"Sec-Fetch-Site": "cross-site", "Sec-Ch-Ua": `"Chromium";v="120"`,
+	}, "198.51.100.7:1")
+	want := schemas.HeaderAccept | schemas.HeaderAcceptLanguage | schemas.HeaderSecFetchSite | schemas.HeaderSecChUA
+	if hit.GetPurpose() != "prefetch;prerender" || hit.GetAcceptLanguage() != "de-CH,de;q=0.9" || hit.GetPresentHeaders() != want {
+		t.Fatalf("got purpose %q lang %q headers %b, want headers %b", hit.GetPurpose(), hit.GetAcceptLanguage(), hit.GetPresentHeaders(), want)
+	}
+	_, hit, _ = do(t, s, "GET", "/p.gif?cid=a", map[string]string{"Purpose": "prefetch", "Accept-Language": strings.Repeat("x", 1000) + "\xff"}, "198.51.100.7:1")
+	if hit.GetPurpose() != "prefetch" || len(hit.GetAcceptLanguage()) != maxLanguageLen || hit.GetPresentHeaders() != schemas.HeaderAcceptLanguage {
+		t.Fatalf("got %v", hit)
+	}
+}
+
+var visitorIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// TestVisitorCookie is T-S11 for cookie issuance: set only when consent
+// allows and the browser has none; Secure, HttpOnly, SameSite=None; the
+// hit is recorded under the new id.
+func TestVisitorCookie(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *Config) {
+		c.IssueVisitorCookie = true
+		c.HonourDNT = true
+		c.VisitorCookie = "vid"
+		c.VisitorCookieTTL = 30 * 24 * time.Hour
+		c.CookieDomain = "px.example"
+	})
+	seen := map[string]bool{}
+	for _, tc := range []struct {
+		name, uri string
+		headers   map[string]string
+		issue     bool
+	}{
+		{"first visit", "/p.gif?cid=a", nil, true},
+		{"beacon", "/b?cid=a", nil, true},
+		{"gdpr=0", "/p.gif?cid=a&gdpr=0", nil, true},
+		{"gdpr=1 with consent", "/p.gif?cid=a&gdpr=1&gdpr_consent=CP", nil, true},
+		{"gdpr=1 without consent", "/p.gif?cid=a&gdpr=1", nil, false},
+		{"gdpr=1 with empty consent", "/p.gif?cid=a&gdpr=1&gdpr_consent=", nil, false},
+		{"GPC", "/p.gif?cid=a", map[string]string{"Sec-GPC": "1"}, false},
+		{"DNT honoured", "/p.gif?cid=a", map[string]string{"DNT": "1"}, false},
+		{"opted out", "/p.gif?cid=a", map[string]string{"Cookie": "ppoptout=1"}, false},
+		{"has one", "/p.gif?cid=a", map[string]string{"Cookie": "vid=0123456789abcdef0123456789abcdef"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, hit, _ := do(t, s, "GET", tc.uri, tc.headers, "198.51.100.7:1")
+			sc := string(resp.Header.Peek("Set-Cookie"))
+			if !tc.issue {
+				if sc != "" {
+					t.Fatalf("Set-Cookie %q", sc)
+				}
+				if tc.name == "has one" && hit.GetCookieId() != "0123456789abcdef0123456789abcdef" {
+					t.Fatalf("existing cookie not recorded: %v", hit)
+				}
+				return
+			}
+			first, _, _ := strings.Cut(sc, ";")
+			name, value, _ := strings.Cut(first, "=")
+			for _, want := range []string{"secure", "httponly", "samesite=none", "max-age=2592000", "domain=px.example", "path=/"} {
+				if !strings.Contains(strings.ToLower(sc), want) {
+					t.Fatalf("Set-Cookie %q lacks %q", sc, want)
+				}
+			}
+			if name != "vid" || !visitorIDPattern.MatchString(value) || seen[value] || hit.GetCookieId() != value {
+				t.Fatalf("cookie %s=%s, recorded %q", name, value, hit.GetCookieId())
+			}
+			seen[value] = true
+		})
+	}
+	// A batch gets one cookie for all its events.
+	_, ans, hits := postBatch(t, s, `[{"cid":"a"},{"cid":"b"}]`, nil)
+	if ans.Accepted != 2 || hits[0].GetCookieId() == "" || hits[0].GetCookieId() != hits[1].GetCookieId() {
+		t.Fatalf("batch: %+v %v", ans, hits)
+	}
+	// Without issuance configured nothing is ever set.
+	plain := newTestServer(t, nil)
+	if resp, _, _ := do(t, plain, "GET", "/p.gif?cid=a", nil, "198.51.100.7:1"); len(resp.Header.Peek("Set-Cookie")) != 0 {
+		t.Fatal("cookie set without edge.issueVisitorCookie")
+	}
+}
