@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -134,7 +134,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			}
 			if a.isLate(ev) {
 				a.m.late.Inc()
-				a.late = append(a.late, deadLetter(&msgs[i], "late: event time older than the late horizon"))
+				a.late = append(a.late, kafkaconn.DeadLetter(&msgs[i], "late: event time older than the late horizon"))
 				continue
 			}
 			batch = append(batch, ev)
@@ -396,26 +396,18 @@ func (a *Aggregator) loadBreakdowns(ctx context.Context, events []*pixelpb.Event
 	if len(missing) == 0 {
 		return nil
 	}
-	backoff := 100 * time.Millisecond
-	for {
-		bs, err := a.store.LoadBreakdowns(ctx, missing)
-		if err == nil {
-			for i, k := range missing {
-				a.breakdowns[k] = &bentry{b: bs[i]}
-			}
-			return nil
-		}
-		if errors.Is(err, hllstore.ErrCorrupt) {
-			return err
-		}
-		a.logger.Warn("load breakdowns failed, retrying", "keys", len(missing), "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	var bs []hllstore.Breakdown
+	err := a.retryLoad(ctx, "breakdowns", len(missing), func() (err error) {
+		bs, err = a.store.LoadBreakdowns(ctx, missing)
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	for i, k := range missing {
+		a.breakdowns[k] = &bentry{b: bs[i]}
+	}
+	return nil
 }
 
 // applyBreakdowns counts a human event in its day's breakdowns, guarded by
@@ -444,19 +436,27 @@ func isTopKey(k hllstore.Key) bool {
 // load reads records from Redis, retrying until ctx ends: without them no
 // event of those keys can be applied.
 func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.Record, error) {
+	var recs []hllstore.Record
+	err := a.retryLoad(ctx, "count records", len(keys), func() (err error) {
+		recs, err = a.store.Load(ctx, keys)
+		return err
+	})
+	return recs, err
+}
+
+// retryLoad calls load until it succeeds, finds corrupt data, or ctx ends,
+// with a growing pause: without the records no event of theirs can count.
+func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		recs, err := a.store.Load(ctx, keys)
-		if err == nil {
-			return recs, nil
+		err := load()
+		if err == nil || errors.Is(err, hllstore.ErrCorrupt) {
+			return err
 		}
-		if errors.Is(err, hllstore.ErrCorrupt) {
-			return nil, err
-		}
-		a.logger.Warn("load count records failed, retrying", "keys", len(keys), "err", err)
+		a.logger.Warn("load failed, retrying", "what", what, "keys", keys, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -623,16 +623,4 @@ func (a *Aggregator) evict(now time.Time) {
 		}
 	}
 	a.m.activeState.Set(float64(len(a.state)))
-}
-
-// deadLetter wraps an event for pixel.dlq.v1 with the reason and its source.
-func deadLetter(src *kafka.Message, reason string) kafka.Message {
-	return kafka.Message{
-		Key:   src.Key,
-		Value: src.Value,
-		Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(reason)},
-			{Key: "source", Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))},
-		},
-	}
 }

@@ -81,6 +81,20 @@ func checkExact(t *testing.T, s *stack, res *loadgen.Result, timeout time.Durati
 	})
 }
 
+// aggregatorEnv configures an aggregator process for the stack's topics and
+// key prefix, on the Redis at redisAddr.
+func aggregatorEnv(s *stack, redisAddr string, commitDelay time.Duration) []string {
+	return []string{
+		"PIXEL_KAFKA_BROKERS=" + s.kc.Brokers[0],
+		"PIXEL_KAFKA_TOPICPREFIX=" + strings.TrimSuffix(s.topics.Hits, schemas.TopicHits),
+		"PIXEL_REDIS_ADDR=" + redisAddr,
+		"PIXEL_REDIS_KEYPREFIX=" + s.prefix,
+		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
+		"PIXEL_AGGREGATOR_FLUSHINTERVAL=100ms",
+		"PIXEL_AGGREGATOR_COMMITDELAY=" + commitDelay.String(),
+	}
+}
+
 // TestFaultAggregatorKillLoop kills the aggregator process with SIGKILL at random
 // moments (mid-flush among them) while hits flow, restarts it each time, and
 // requires exact totals at the end.
@@ -91,15 +105,7 @@ func TestFaultAggregatorKillLoop(t *testing.T) {
 	s.startEdge()
 	s.startProcessor("kill-proc")
 	s.startQuery()
-	env := []string{
-		"PIXEL_KAFKA_BROKERS=" + s.kc.Brokers[0],
-		"PIXEL_KAFKA_TOPICPREFIX=" + strings.TrimSuffix(s.topics.Hits, schemas.TopicHits),
-		"PIXEL_REDIS_ADDR=" + pipetest.RedisAddr(),
-		"PIXEL_REDIS_KEYPREFIX=" + s.prefix,
-		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
-		"PIXEL_AGGREGATOR_FLUSHINTERVAL=100ms",
-		"PIXEL_AGGREGATOR_COMMITDELAY=1s",
-	}
+	env := aggregatorEnv(s, pipetest.RedisAddr(), time.Second)
 	wait := backgroundLoad(t, s, total, float64(total)/8, 11)
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := range rounds {
@@ -131,15 +137,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	s.startEdge()
 	s.startProcessor("redis-proc")
 	s.startQuery()
-	env := []string{
-		"PIXEL_KAFKA_BROKERS=" + s.kc.Brokers[0],
-		"PIXEL_KAFKA_TOPICPREFIX=" + strings.TrimSuffix(s.topics.Hits, schemas.TopicHits),
-		"PIXEL_REDIS_ADDR=" + pr.Addr(),
-		"PIXEL_REDIS_KEYPREFIX=" + s.prefix,
-		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
-		"PIXEL_AGGREGATOR_FLUSHINTERVAL=100ms",
-		"PIXEL_AGGREGATOR_COMMITDELAY=3s",
-	}
+	env := aggregatorEnv(s, pr.Addr(), 3*time.Second)
 	agg := start(t, bin, "aggregator-0", "", env, "aggregator")
 	wait := backgroundLoad(t, s, total, float64(total)/8, 12)
 	for i := range rounds {

@@ -155,7 +155,7 @@ func TestFaultKafkaDown(t *testing.T) {
 		return ""
 	})
 	t.Logf("spool drained %s after the load ended", time.Since(start).Round(time.Millisecond))
-	if n := labelled(t, reg, "pixel_edge_hits_total", "dropped"); n != 0 {
+	if n := counter(t, reg, "pixel_edge_hits_total", "dropped"); n != 0 {
 		t.Errorf("%v hits dropped", n)
 	}
 	verifyNoLoss(t, broker.Addr, topics.Hits, res)
@@ -247,27 +247,6 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string) float64 {
 				return m.GetGauge().GetValue()
 			}
 			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
-func labelled(t *testing.T, g prometheus.Gatherer, name, result string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
 		}
 	}
 	return 0

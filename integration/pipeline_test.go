@@ -183,7 +183,7 @@ func (s *stack) stats(cid string) (query.StatsResponse, error) {
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
-func counter(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+func counter(t *testing.T, reg prometheus.Gatherer, name, result string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

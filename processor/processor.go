@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -438,7 +439,7 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 			} else {
 				p.m.dlqInvalid.Inc()
 			}
-			p.dlq = append(p.dlq, deadLetter(src, d.err))
+			p.dlq = append(p.dlq, kafkaconn.DeadLetter(src, d.err))
 			continue
 		}
 		st := states[src.Partition][d.visitor]
@@ -622,19 +623,6 @@ func validate(h *pixelpb.RawHit) string {
 		return "bad_kind"
 	}
 	return ""
-}
-
-// deadLetter wraps an unusable record for pixel.dlq.v1: the original key and
-// bytes, the reason, and where it came from.
-func deadLetter(src *kafka.Message, reason string) kafka.Message {
-	return kafka.Message{
-		Key:   src.Key,
-		Value: src.Value,
-		Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(reason)},
-			{Key: "source", Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))},
-		},
-	}
 }
 
 // TruncateIP keeps the network part of an address: /24 of IPv4, /48 of IPv6.

@@ -176,3 +176,17 @@ func topicsReady(md *kafka.MetadataResponse, specs []schemas.TopicSpec) bool {
 	}
 	return true
 }
+
+// DeadLetter wraps a record that cannot be used for the dead-letter topic
+// (schemas.TopicDLQ): the original key and bytes, the reason in the "reason"
+// header and "<topic>/<partition>/<offset>" in the "source" header.
+func DeadLetter(src *kafka.Message, reason string) kafka.Message {
+	return kafka.Message{
+		Key:   src.Key,
+		Value: src.Value,
+		Headers: []kafka.Header{
+			{Key: "reason", Value: []byte(reason)},
+			{Key: "source", Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))},
+		},
+	}
+}
