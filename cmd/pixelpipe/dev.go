@@ -88,7 +88,9 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	rdb := newRedis(mr.Addr())
 	defer rdb.Close()
 	store := hllstore.New(rdb, hllstore.Config{})
-	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(kc, schemas.TopicHits, logger))
+	hitsWriter := kafkaconn.NewWriter(kc, schemas.TopicHits, logger)
+	hitsWriter.BatchSize = ecfg.BatchSize
+	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, hitsWriter)
 	if err != nil {
 		return err
 	}

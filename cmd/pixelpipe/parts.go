@@ -56,7 +56,10 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	reg := newRegistry()
-	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, kafkaconn.NewWriter(c.kafka(), c.topic(schemas.TopicHits), logger.With("component", "edge.kafka")))
+	// The publisher hands over at most edge.batchSize hits per write.
+	hitsWriter := kafkaconn.NewWriter(c.kafka(), c.topic(schemas.TopicHits), logger.With("component", "edge.kafka"))
+	hitsWriter.BatchSize = cfg.BatchSize
+	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, hitsWriter)
 	if err != nil {
 		return err
 	}

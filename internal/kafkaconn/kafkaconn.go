@@ -59,11 +59,14 @@ func (c Config) Validate() error {
 // to WriteMessages.
 func NewWriter(c Config, topic string, logger *slog.Logger) *kafka.Writer {
 	return &kafka.Writer{
-		Addr:                   kafka.TCP(c.Brokers...),
-		Topic:                  topic,
-		Balancer:               &kafka.Hash{},
-		RequiredAcks:           kafka.RequireAll,
-		BatchSize:              10_000,
+		Addr:         kafka.TCP(c.Brokers...),
+		Topic:        topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		// kafka-go allocates a BatchSize-long slice for every partition of
+		// every write, so this stays small; callers that hand over larger
+		// batches size it to them.
+		BatchSize:              1_000,
 		BatchBytes:             16 << 20,
 		BatchTimeout:           time.Millisecond,
 		WriteTimeout:           10 * time.Second,
