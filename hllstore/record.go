@@ -119,7 +119,6 @@ func (r *Record) AddReason(reason string) {
 const (
 	fieldTotal     = "n"
 	fieldSketch    = "h"
-	fieldEstimate  = "u"
 	fieldPositions = "pos"
 	fieldVersion   = "ver"
 )

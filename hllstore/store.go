@@ -17,7 +17,8 @@ type Config struct {
 	// Prefix starts every key. Default "pp".
 	Prefix string
 	// HourRetention and DayRetention are how long hour and day records live
-	// after their last write. Defaults 35 days and 400 days.
+	// after their first write (their writes end within the aggregator's late
+	// horizon). Defaults 35 days and 400 days.
 	HourRetention, DayRetention time.Duration
 }
 
@@ -96,7 +97,12 @@ for p, o in pairs(stored) do
   if new[p] == nil or new[p] < o then return 0 end
 end
 redis.call('HSET', KEYS[1], 'ver', ver + 1, 'pos', ARGV[3], unpack(ARGV, 4))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ver == 0 then
+  -- Retention runs from the first write: a bucket's writes end within the
+  -- late horizon, so this differs from the last write by days at most, and
+  -- saves an EXPIRE on every write.
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
 return 1
 `)
 
@@ -166,7 +172,7 @@ func (s *Store) saveArgs(w Write) ([]any, error) {
 	}
 	args := make([]any, 0, 8+2*(len(r.Reasons)+len(r.Value)+len(r.newOrders)))
 	args = append(args, r.Version, ttl, r.Pos.encode(),
-		fieldTotal, r.Total, fieldSketch, sk, fieldEstimate, r.Sketch.Estimate())
+		fieldTotal, r.Total, fieldSketch, sk)
 	for reason, n := range r.Reasons {
 		args = append(args, "r:"+reason, n)
 	}
