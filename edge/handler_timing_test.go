@@ -33,10 +33,8 @@ func BenchmarkPixelHandler(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx
-		req := fasthttp.AcquireRequest()
+		req := benchRequest()
 		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI("/p.gif?cid=article-7&site=news&k=impression&cmp=spring&url=https%3A%2F%2Fx.example%2Fa&cb=123")
-		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
 		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 4000}, nil)
 		for pb.Next() {
 			ctx.Response.Reset()
@@ -60,14 +58,21 @@ func BenchmarkBareGIFHandler(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx
-		req := fasthttp.AcquireRequest()
+		req := benchRequest()
 		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI("/p.gif?cid=article-7&site=news&k=impression&cmp=spring&url=https%3A%2F%2Fx.example%2Fa&cb=123")
-		req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
 		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 4000}, nil)
 		for pb.Next() {
 			ctx.Response.Reset()
 			bare(&ctx)
 		}
 	})
+}
+
+// benchRequest is the pixel request both handler benchmarks serve; release
+// it with fasthttp.ReleaseRequest.
+func benchRequest() *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.SetRequestURI("/p.gif?cid=article-7&site=news&k=impression&cmp=spring&url=https%3A%2F%2Fx.example%2Fa&cb=123")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+	return req
 }

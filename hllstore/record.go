@@ -158,7 +158,9 @@ func decodeRecord(fields map[string]string) (Record, error) {
 			if err != nil {
 				return r, fmt.Errorf("%w: reason %s=%q", ErrCorrupt, f, v)
 			}
-			r.AddReason(f[2:])
+			if r.Reasons == nil {
+				r.Reasons = map[string]uint64{}
+			}
 			r.Reasons[f[2:]] = n
 		case strings.HasPrefix(f, "o:"):
 			if r.Orders == nil {

@@ -41,7 +41,6 @@ type stack struct {
 	logger *slog.Logger
 
 	edgeURL, queryURL string
-	aggReg            *prometheus.Registry
 	wg                sync.WaitGroup
 	cancels           []context.CancelFunc
 }

@@ -226,16 +226,6 @@ var kinds = map[string]pixelpb.Kind{
 	"custom":     pixelpb.Kind_KIND_CUSTOM,
 }
 
-// kindPlural names a kind in answers ("views", "clicks", ...).
-var kindPlural = map[pixelpb.Kind]string{
-	pixelpb.Kind_KIND_IMPRESSION: "impressions",
-	pixelpb.Kind_KIND_VIEW:       "views",
-	pixelpb.Kind_KIND_CLICK:      "clicks",
-	pixelpb.Kind_KIND_CONVERSION: "conversions",
-	pixelpb.Kind_KIND_OPEN:       "opens",
-	pixelpb.Kind_KIND_CUSTOM:     "custom",
-}
-
 func validID(s string) bool {
 	if s == "" || len(s) > 128 {
 		return false

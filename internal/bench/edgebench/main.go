@@ -547,6 +547,4 @@ func median(ss []sample, f func(sample) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func abs(x float64) float64 { return max(x, -x) }
-
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
