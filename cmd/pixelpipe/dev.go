@@ -29,14 +29,14 @@ import (
 // broker (franz-go's kfake) and an in-process Redis (miniredis). It is for
 // trying pixelpipe out; nothing it holds survives the process, and tests use
 // real Kafka and Redis instead.
-func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	ecfg := edge.DefaultConfig()
 	ecfg.ListenAddr = "127.0.0.1:8080"
 	ecfg.DrainTimeout = 5 * time.Second
 	ecfg.Spool.Dir = filepath.Join(os.TempDir(), "pixelpipe-dev-spool")
 	qcfg := query.DefaultConfig()
-	fs := newFlagSet("dev", "pixelpipe dev -demo.rate=20")
+	fs := newFlagSet("dev", "", "pixelpipe dev -demo.rate=20")
 	c.bindLog(fs)
 	fs.StringVar(&ecfg.ListenAddr, "edge.listenAddr", ecfg.ListenAddr, "pixel address")
 	fs.StringVar(&qcfg.ListenAddr, "query.listenAddr", "127.0.0.1:8081", "stats API address")
@@ -48,7 +48,7 @@ func cmdDev(ctx context.Context, args []string, stdout io.Writer) error {
 	demoVisitors := fs.Int("demo.visitors", 300, "demo visitors")
 	c.logLevel = "warn"
 	fs.Lookup("log.level").DefValue = "warn"
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	logger, err := newLogger(stdout, c.logLevel)

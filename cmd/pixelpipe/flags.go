@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
-	"os"
+	"io"
 
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
@@ -22,11 +24,16 @@ type common struct {
 	visitorSecret *flagenv.Secret
 }
 
-func newFlagSet(name, example string) *flag.FlagSet {
+// newFlagSet returns the flag set of a command whose usage line is
+// "pixelpipe NAME [flags] ARGS" and whose help shows example.
+func newFlagSet(name, args, example string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if args != "" {
+		args = " " + args
+	}
 	fs.Usage = func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "usage: pixelpipe %s [flags]\n\nexample:\n  %s\n\nflags (each also read from PIXEL_<NAME>, e.g. -kafka.brokers is PIXEL_KAFKA_BROKERS):\n", name, example)
+		fmt.Fprintf(out, "usage: pixelpipe %s [flags]%s\n\nexample:\n  %s\n\nflags (each also read from PIXEL_<NAME>, e.g. -kafka.brokers is PIXEL_KAFKA_BROKERS):\n", name, args, example)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -72,7 +79,18 @@ func (c *common) topicSpecs() []schemas.TopicSpec {
 	return specs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(os.Stderr)
-	return flagenv.Parse(fs, args, nil)
+// parse parses args (and PIXEL_* variables) into fs. Help asked for with
+// -h or --help goes to stdout, so it can be paged; the usage shown for a
+// wrong flag, and any later fs.Usage call, go to stderr.
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := flagenv.Parse(fs, args, nil)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = stdout.Write(buf.Bytes())
+	} else {
+		_, _ = stderr.Write(buf.Bytes())
+	}
+	return err
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 )
 
-func cmdLoadgen(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg loadgen.Config
-	fs := newFlagSet("loadgen", "pixelpipe loadgen -url=http://127.0.0.1:8080 -rate=200 -duration=30s -contents=20 -visitors=500")
+	fs := newFlagSet("loadgen", "", "pixelpipe loadgen -url=http://127.0.0.1:8080 -rate=200 -duration=30s -contents=20 -visitors=500")
 	fs.StringVar(&cfg.BaseURL, "url", "http://127.0.0.1:8080", "edge base URL; only send load to addresses you run")
 	fs.Float64Var(&cfg.Rate, "rate", 100, "hits per second; 0 = as fast as possible")
 	fs.IntVar(&cfg.Total, "total", 0, "stop after this many hits (0 = no count limit)")
@@ -22,7 +22,7 @@ func cmdLoadgen(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Visitors, "visitors", 1000, "number of distinct visitors (sent as uid)")
 	fs.StringVar(&cfg.Kind, "kind", "", "hit kind (k parameter); empty = view")
 	seed := fs.Uint64("seed", 1, "random seed")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg.Seed = *seed

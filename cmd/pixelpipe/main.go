@@ -20,7 +20,7 @@ import (
 
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, args []string, stdout io.Writer) error
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func commands() []command {
@@ -34,7 +34,7 @@ func commands() []command {
 		{"loadgen", "send pixel hits over HTTP at a fixed rate, for demos and load tests", cmdLoadgen},
 		{"stats", "print the counts of a content id or campaign from the query API", cmdStats},
 		{"tail", "print a pipeline topic as JSON lines (protojson), e.g. pixelpipe tail events", cmdTail},
-		{"sign", "make a signed click URL", cmdSign},
+		{"sign", "make a signed click URL, or a signed pixel URL", cmdSign},
 		{"snippet", "print the <img>, script, noscript, email and AMP snippets of a content id", cmdSnippet},
 	}
 }
@@ -44,11 +44,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
 		return 0
 	}
 	for _, c := range commands() {
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		go forceExitOnSecondSignal(ctx, stderr)
-		err := c.run(ctx, args[1:], stdout)
+		err := c.run(ctx, args[1:], stdout, stderr)
 		switch {
 		case err == nil:
 			return 0

@@ -30,10 +30,10 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
-func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	cfg := edge.DefaultConfig()
-	fs := newFlagSet("edge", "pixelpipe edge -kafka.brokers=kafka-1:9092 -visitor.secret=$SECRET -edge.listenAddr=:8080")
+	fs := newFlagSet("edge", "", "pixelpipe edge -kafka.brokers=kafka-1:9092 -visitor.secret=$SECRET -edge.listenAddr=:8080")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9101")
 	c.bindKafka(fs)
@@ -41,7 +41,7 @@ func cmdEdge(ctx context.Context, args []string, stdout io.Writer) error {
 	bindEdge(fs, &cfg)
 	clickKeys := flagenv.NewSecret("")
 	fs.Var(clickKeys, "edge.click.keys", "HMAC-SHA256 keys of signed click URLs and signed pixels: KEY_ID:BASE64_KEY[,KEY_ID:BASE64_KEY...] (rotate by adding a new id, sign with it, drop the old one once its links expire); keys of at least 16 bytes")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
@@ -158,17 +158,17 @@ func parseClickKeys(v string, cfg *edge.Config) error {
 	return nil
 }
 
-func cmdProcessor(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdProcessor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	cfg := processor.DefaultConfig()
-	fs := newFlagSet("processor", "pixelpipe processor -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379 -visitor.secret=$SECRET -processor.geoCityDB=/data/GeoLite2-City.mmdb")
+	fs := newFlagSet("processor", "", "pixelpipe processor -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379 -visitor.secret=$SECRET -processor.geoCityDB=/data/GeoLite2-City.mmdb")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9102")
 	c.bindKafka(fs)
 	c.bindRedis(fs)
 	c.bindVisitor(fs)
 	bindProcessor(fs, &cfg)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg.VisitorSecret = c.visitorSecret.Value()
@@ -241,16 +241,16 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 	return processor.New(cfg, l, reg, d)
 }
 
-func cmdAggregator(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	cfg := aggregator.DefaultConfig()
-	fs := newFlagSet("aggregator", "pixelpipe aggregator -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379")
+	fs := newFlagSet("aggregator", "", "pixelpipe aggregator -kafka.brokers=kafka-1:9092 -redis.addr=redis:6379")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9103")
 	c.bindKafka(fs)
 	c.bindRedis(fs)
 	bindAggregator(fs, &cfg)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg.EventsTopic = c.topic(schemas.TopicEvents)
@@ -309,12 +309,12 @@ func newRedis(addr string) *redis.Client {
 	})
 }
 
-func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	cfg := query.DefaultConfig()
 	token := flagenv.NewSecret("")
 	tokens := flagenv.NewSecret("")
-	fs := newFlagSet("query", "pixelpipe query -redis.addr=redis:6379 -query.tokens=$ACME_TOKEN=acme,$OPS_TOKEN=*; curl -H \"Authorization: Bearer $ACME_TOKEN\" 'localhost:8081/v1/stats/acme:article-7?from=2026-11-01&to=2026-12-01'; dashboard at http://localhost:8081/")
+	fs := newFlagSet("query", "", "pixelpipe query -redis.addr=redis:6379 -query.tokens=$ACME_TOKEN=acme,$OPS_TOKEN=*; curl -H \"Authorization: Bearer $ACME_TOKEN\" 'localhost:8081/v1/stats/acme:article-7?from=2026-11-01&to=2026-12-01'; dashboard at http://localhost:8081/")
 	c.bindLog(fs)
 	c.bindAdmin(fs, ":9104")
 	c.bindRedis(fs)
@@ -326,7 +326,7 @@ func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.MaxLiveStreams, "query.maxLiveStreams", cfg.MaxLiveStreams, "concurrent /v1/live streams (each reads Redis every -query.liveInterval); more get 503")
 	fs.IntVar(&cfg.EventsPartitions, "query.eventsPartitions", cfg.EventsPartitions, "partitions of pixel.events.v1: the freshness watermark is complete only when each reported; 0 = do not check")
 	fs.IntVar(&cfg.MaxRangeDays, "query.maxRangeDays", cfg.MaxRangeDays, "longest range a query may ask for, in days")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	cfg.Token = token.Value()
@@ -351,12 +351,12 @@ func cmdQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	return serve(ctx, logger, adm, srv)
 }
 
-func cmdTopics(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdTopics(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := newFlagSet("topics", "pixelpipe topics -kafka.brokers=127.0.0.1:19092")
+	fs := newFlagSet("topics", "", "pixelpipe topics -kafka.brokers=127.0.0.1:19092")
 	c.bindKafka(fs)
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if err := c.kafka().Validate(); err != nil {

@@ -24,36 +24,43 @@ import (
 // its schema and printed with protojson (field names as in the .proto
 // files), so a downstream reader sees exactly the contract. It reads every
 // partition directly, without a consumer group, and commits nothing.
-func cmdTail(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := newFlagSet("tail", "pixelpipe tail -kafka.brokers=127.0.0.1:19092 -n=10 events   (TOPIC: hits, events, sessions, counts, dlq, or a full topic name)")
+	fs := newFlagSet("tail", "TOPIC", "pixelpipe tail -kafka.brokers=127.0.0.1:19092 -n=10 events\n\n  TOPIC: "+tailTopicsHelp+".\n  Each record is one JSON line: the protojson form of its schema (schemas/proto, field names\n  as in the .proto files; 64-bit integers as strings); a dead letter is\n  {\"value_base64\":...,\"headers\":{\"reason\":...,\"source\":\"TOPIC/PARTITION/OFFSET\"}}.")
 	c.bindKafka(fs)
 	from := fs.String("from", "start", "where to start in each partition: start (oldest kept record) or end (only new records)")
 	limit := fs.Int("n", 0, "stop after this many records; 0 = no limit")
 	follow := fs.Bool("follow", false, "keep waiting for new records instead of stopping at the end of every partition")
 	meta := fs.Bool("meta", false, "wrap each record as {\"partition\",\"offset\",\"key\",\"time\",\"value\"} (key base64)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("tail: give exactly one TOPIC (hits, events, sessions, counts, dlq, or a full topic name)")
+		fs.Usage()
+		return errors.New("give exactly one TOPIC: " + tailTopicsHelp)
 	}
 	if *from != "start" && *from != "end" {
-		return fmt.Errorf("tail: -from=%q: use start or end", *from)
+		return fmt.Errorf("-from=%q: use start or end", *from)
 	}
 	if err := c.kafka().Validate(); err != nil {
 		return err
 	}
-	topic, newMsg := resolveTopic(fs.Arg(0))
-	topic = c.topic(topic)
+	topic, newMsg, err := resolveTopic(fs.Arg(0), c.topicPrefix)
+	if err != nil {
+		return err
+	}
 
 	client := &kafka.Client{Addr: kafka.TCP(c.kafka().Brokers...), Timeout: 15 * time.Second}
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return fmt.Errorf("tail: metadata of %s: %w", topic, err)
+		return fmt.Errorf("metadata of %s from %s: %w", topic, c.brokers, err)
 	}
 	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return fmt.Errorf("tail: topic %s: %v", topic, md.Topics[0].Error)
+		var reason error = errors.New("not in the broker's metadata")
+		if len(md.Topics) == 1 {
+			reason = md.Topics[0].Error
+		}
+		return fmt.Errorf("topic %s on %s: %w (create the topics with pixelpipe topics, or check -kafka.topicPrefix)", topic, c.brokers, reason)
 	}
 	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
 	for _, p := range md.Topics[0].Partitions {
@@ -61,7 +68,7 @@ func cmdTail(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	offs, err := client.ListOffsets(ctx, req)
 	if err != nil {
-		return fmt.Errorf("tail: offsets of %s: %w", topic, err)
+		return fmt.Errorf("offsets of %s: %w", topic, err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -70,7 +77,7 @@ func cmdTail(ctx context.Context, args []string, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	for _, po := range offs.Topics[topic] {
 		if po.Error != nil {
-			return fmt.Errorf("tail: offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			return fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		start, end := po.FirstOffset, po.LastOffset // end: the next offset to be written
 		if *from == "end" {
@@ -115,7 +122,7 @@ func cmdTail(ctx context.Context, args []string, stdout io.Writer) error {
 	for m := range out {
 		line, err := encodeRecord(opts, newMsg, m, *meta)
 		if err != nil {
-			return fmt.Errorf("tail: %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+			return fmt.Errorf("%s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
 		}
 		w.Write(line)
 		w.WriteByte('\n')
@@ -130,27 +137,33 @@ func cmdTail(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// resolveTopic maps a short name to the topic and its record type; a dead
-// letter (or an unknown topic) has no type and is printed as its raw bytes.
-func resolveTopic(name string) (string, func() proto.Message) {
-	for short, t := range map[string]struct {
-		topic string
-		msg   func() proto.Message
-	}{
-		"hits":     {schemas.TopicHits, func() proto.Message { return new(pixelpb.RawHit) }},
-		"events":   {schemas.TopicEvents, func() proto.Message { return new(pixelpb.Event) }},
-		"sessions": {schemas.TopicSessions, func() proto.Message { return new(pixelpb.Session) }},
-		"counts":   {schemas.TopicCounts, func() proto.Message { return new(pixelpb.CountSnapshot) }},
-		"dlq":      {schemas.TopicDLQ, nil},
-	} {
-		if name == short || name == t.topic || strings.HasSuffix(name, "."+t.topic) {
-			if name == short {
-				return t.topic, t.msg
-			}
-			return name, t.msg
+// tailTopics are the topics tail decodes: short name, topic, record type
+// (nil: a dead letter, printed as its bytes and headers).
+var tailTopics = []struct {
+	short, topic string
+	msg          func() proto.Message
+}{
+	{"hits", schemas.TopicHits, func() proto.Message { return new(pixelpb.RawHit) }},
+	{"events", schemas.TopicEvents, func() proto.Message { return new(pixelpb.Event) }},
+	{"sessions", schemas.TopicSessions, func() proto.Message { return new(pixelpb.Session) }},
+	{"counts", schemas.TopicCounts, func() proto.Message { return new(pixelpb.CountSnapshot) }},
+	{"dlq", schemas.TopicDLQ, nil},
+}
+
+const tailTopicsHelp = "hits, events, sessions, counts, dlq (with -kafka.topicPrefix), or a full topic name ending in pixel.hits.v1, pixel.events.v1, pixel.sessions.v1, pixel.counts.v1 or pixel.dlq.v1"
+
+// resolveTopic maps TOPIC to the topic to read and its record type: a short
+// name gets the topic prefix; a full topic name is taken as it is.
+func resolveTopic(name, prefix string) (string, func() proto.Message, error) {
+	for _, t := range tailTopics {
+		switch {
+		case name == t.short:
+			return prefix + t.topic, t.msg, nil
+		case name == t.topic || strings.HasSuffix(name, "."+t.topic):
+			return name, t.msg, nil
 		}
 	}
-	return name, nil
+	return "", nil, fmt.Errorf("unknown topic %q: use %s", name, tailTopicsHelp)
 }
 
 func encodeRecord(opts protojson.MarshalOptions, newMsg func() proto.Message, m kafka.Message, meta bool) ([]byte, error) {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -23,23 +24,42 @@ import (
 )
 
 // cmdStats prints the counts of a content id or campaign from the query API.
-func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("stats", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -campaign spring-sale")
+func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("stats", "CONTENT_ID | -campaign CAMPAIGN", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale")
 	apiURL := fs.String("url", "http://127.0.0.1:8081", "query API base URL")
 	token := flagenv.NewSecret("")
 	fs.Var(token, "token", "bearer token of the query API (PIXEL_TOKEN)")
-	from := fs.String("from", "", "start, inclusive: YYYY-MM-DD or RFC 3339; default the start of today (UTC)")
-	to := fs.String("to", "", "end, exclusive; default one day after -from")
+	from := fs.String("from", "", "start, inclusive: YYYY-MM-DD or RFC 3339 (UTC, hour resolution); default the start of today (UTC)")
+	to := fs.String("to", "", "end, exclusive: YYYY-MM-DD or RFC 3339; default one day after -from")
 	campaign := fs.Bool("campaign", false, "the argument is a campaign, not a content id")
-	asJSON := fs.Bool("json", false, "print the API's JSON answer as is")
-	if err := parse(fs, args); err != nil {
+	asJSON := fs.Bool("json", false, "print the query API's JSON answer (/v1/stats/{cid}, see query/openapi.yaml) as is, on one line")
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return errors.New("give one content id (or campaign with -campaign)")
+		return errors.New("give one content id (or a campaign with -campaign)")
 	}
 	id := fs.Arg(0)
+	if id == "" {
+		return errors.New("the content id is empty")
+	}
+	// Checked here too, so a typo is named before anything is asked.
+	for _, r := range []struct{ name, v string }{{"from", *from}, {"to", *to}} {
+		if r.v == "" {
+			continue
+		}
+		if _, err := time.Parse("2006-01-02", r.v); err == nil {
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339, r.v); err != nil {
+			return fmt.Errorf("-%s=%q: use a UTC date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T13:00:00Z)", r.name, r.v)
+		}
+	}
+	base, err := url.Parse(strings.TrimRight(*apiURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *apiURL)
+	}
 	path := "/v1/stats/" + url.PathEscape(id)
 	if *campaign {
 		path = "/v1/campaigns/" + url.PathEscape(id) + "/stats"
@@ -53,7 +73,7 @@ func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, "GET", strings.TrimRight(*apiURL, "/")+path+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(rctx, "GET", base.String()+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
@@ -67,15 +87,22 @@ func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return err
+		return fmt.Errorf("read the query API's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
-		_ = json.Unmarshal(body, &e)
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
 		return fmt.Errorf("query API answered %d: %s", resp.StatusCode, e.Error)
 	}
 	if *asJSON {
-		_, err := stdout.Write(body)
+		if _, err := stdout.Write(body); err != nil {
+			return err
+		}
+		if len(body) > 0 && body[len(body)-1] != '\n' {
+			_, err = io.WriteString(stdout, "\n")
+		}
 		return err
 	}
 	var st query.StatsResponse
@@ -86,18 +113,21 @@ func cmdStats(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// printStats prints a stats answer as a table: per kind, the human total,
+// human unique visitors and their error bound, and the bot and machine
+// totals; then the human funnel rates and revenue.
 func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	fmt.Fprintf(w, "%s  [%s, %s)\n", id, st.From, st.To)
 	f := st.Freshness
-	if f.CompleteUntil != nil {
+	if f.CompleteUntil != nil && f.LagSeconds != nil {
 		fmt.Fprintf(w, "complete until %s (lag %.1f s, %s)\n\n", *f.CompleteUntil, *f.LagSeconds, f.Status)
 	} else {
 		fmt.Fprintf(w, "freshness: unknown (no watermark)\n\n")
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tkind\thuman\tuniques\t± bound\tbot\tmachine\t")
+	fmt.Fprintln(tw, "kind\thuman\tuniques\t±bound\tbot\tmachine\t")
 	row := func(name string, h, b, m query.KindStats) {
-		fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%d\t\n", name, h.Total, h.Uniques, h.UniquesBound, b.Total, m.Total)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", name, h.Total, h.Uniques, h.UniquesBound, b.Total, m.Total)
 	}
 	H, B, M := st.Human, st.Bot, st.Machine
 	row("impressions", H.Impressions, B.Impressions, M.Impressions)
@@ -108,27 +138,46 @@ func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	row("custom", H.Custom, B.Custom, M.Custom)
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nCTR %.2f%%   conversion rate %.2f%%   orders %d", 100*H.CTR, 100*H.ConversionRate, H.Orders)
-	for cur, v := range H.Revenue {
-		fmt.Fprintf(w, "   %s %.2f", cur, v)
+	curs := make([]string, 0, len(H.Revenue))
+	for cur := range H.Revenue {
+		curs = append(curs, cur)
+	}
+	sort.Strings(curs)
+	for _, cur := range curs {
+		fmt.Fprintf(w, "   %s %.2f", cur, H.Revenue[cur])
 	}
 	fmt.Fprintln(w)
 }
 
-// cmdSign prints a signed click URL (edge.SignClick's format).
-func cmdSign(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("sign", "pixelpipe sign -base=https://px.example.com -key=k1:$(head -c32 /dev/urandom | base64) -ttl=720h acme:ad-7 https://shop.example.com/sale")
+// cmdSign prints a signed click URL (edge.SignClick) or, without a
+// destination, a signed pixel URL (edge.SignPixel).
+func cmdSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sign", "CONTENT_ID [DESTINATION_URL]", `pixelpipe sign -base=https://px.example.com -key=k1:$(head -c32 /dev/urandom | base64) -ttl=720h acme:ad-7 https://shop.example.com/sale
+  pixelpipe sign -base=https://px.example.com -key=k1:$KEY -kind=impression acme:ad-7
+
+  With a destination: a click URL (/c) that redirects there. Without one: a
+  pixel URL (/p.gif) whose hits the edge marks verified; append &cb=ANY as a
+  cache-buster, nothing else.`)
 	base := fs.String("base", "http://127.0.0.1:8080", "public base URL of the edge")
 	key := flagenv.NewSecret("")
 	fs.Var(key, "key", "signing key KEY_ID:BASE64_KEY, one of the edge's -edge.click.keys (PIXEL_KEY)")
-	ttl := fs.Duration("ttl", 0, "how long the link stays valid; 0 = no expiry")
-	if err := parse(fs, args); err != nil {
+	ttl := fs.Duration("ttl", 0, "how long the URL stays valid; 0 = no expiry")
+	kind := fs.String("kind", "", "pixel only: event kind (k): view (default), impression, click, conversion, open, custom")
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() != 2 {
+	if fs.NArg() != 1 && fs.NArg() != 2 {
 		fs.Usage()
-		return errors.New("give a content id and a destination URL")
+		return errors.New("give a content id, and a destination URL for a click URL")
 	}
-	cid, dest := fs.Arg(0), fs.Arg(1)
+	cid := fs.Arg(0)
+	if err := checkID(cid); err != nil {
+		return err
+	}
+	b, err := parseBase(*base)
+	if err != nil {
+		return err
+	}
 	kid, b64, ok := strings.Cut(key.Value(), ":")
 	if !ok || kid == "" {
 		return errors.New("-key: use KEY_ID:BASE64_KEY, as in -edge.click.keys")
@@ -137,28 +186,88 @@ func cmdSign(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-key: the key is not standard base64: %w", err)
 	}
-	if u, err := url.Parse(dest); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("destination %q: use an absolute http(s) URL", dest)
+	if len(k) < 16 {
+		return fmt.Errorf("-key: the key has %d bytes; the edge wants at least 16", len(k))
+	}
+	if *ttl < 0 {
+		return fmt.Errorf("-ttl=%s: use a positive duration, or 0 for no expiry", *ttl)
 	}
 	var exp int64
 	if *ttl > 0 {
 		exp = time.Now().Add(*ttl).Unix()
 	}
+	if fs.NArg() == 1 {
+		q := url.Values{"cid": {cid}, "kid": {kid}}
+		if *kind != "" {
+			if !validKind(*kind) {
+				return fmt.Errorf("-kind=%q: use view, impression, click, conversion, open or custom", *kind)
+			}
+			q.Set("k", *kind)
+		}
+		if exp != 0 {
+			q.Set("exp", strconv.FormatInt(exp, 10))
+		}
+		signed := q.Encode()
+		fmt.Fprintln(stdout, b+"/p.gif?"+signed+"&sig="+edge.SignPixel(k, signed))
+		return nil
+	}
+	if *kind != "" {
+		return errors.New("-kind is for signed pixels; a click URL always records a click")
+	}
+	dest := fs.Arg(1)
+	if u, err := url.Parse(dest); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("destination %q: use an absolute http(s) URL", dest)
+	}
 	q := url.Values{"cid": {cid}, "u": {dest}, "kid": {kid}, "sig": {edge.SignClick(k, cid, dest, exp)}}
 	if exp != 0 {
 		q.Set("exp", strconv.FormatInt(exp, 10))
 	}
-	fmt.Fprintln(stdout, strings.TrimRight(*base, "/")+"/c?"+q.Encode())
+	fmt.Fprintln(stdout, b+"/c?"+q.Encode())
 	return nil
 }
 
+// parseBase checks the -base flag: an absolute http(s) URL without query
+// or fragment. It returns it rebuilt from the parse (so quotes and angle
+// brackets come out percent-encoded) without a trailing slash.
+func parseBase(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return "", fmt.Errorf("-base=%q: use the edge's public base URL, e.g. https://px.example.com", base)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkID refuses content ids the edge would record as invalid (bad_cid).
+func checkID(id string) error {
+	ok := id != "" && len(id) <= 128
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("content id %q: use 1-128 characters of A-Z a-z 0-9 . _ : - (the edge records anything else as invalid)", id)
+	}
+	return nil
+}
+
+func validKind(k string) bool {
+	switch k {
+	case "view", "impression", "click", "conversion", "open", "custom":
+		return true
+	}
+	return false
+}
+
 // cmdSnippet prints the tracking snippets of a content id.
-func cmdSnippet(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("snippet", "pixelpipe snippet -base=https://px.example.com acme:article-7\n  pixelpipe snippet -kind=open -uid='{{recipient_hash}}' acme:newsletter-42")
+func cmdSnippet(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("snippet", "CONTENT_ID", "pixelpipe snippet -base=https://px.example.com acme:article-7\n  pixelpipe snippet -kind=open -uid='{{recipient_hash}}' acme:newsletter-42")
 	base := fs.String("base", "http://127.0.0.1:8080", "public base URL of the edge")
-	kind := fs.String("kind", "", "event kind parameter (k): view (default), impression, open, ...")
-	uid := fs.String("uid", "", "explicit visitor id to put in the URL, e.g. your mail tool's hashed-recipient merge tag")
-	if err := parse(fs, args); err != nil {
+	kind := fs.String("kind", "", "event kind parameter (k): view (default), impression, click, conversion, open, custom")
+	uid := fs.String("uid", "", "explicit visitor id to put in the URL, e.g. your mail tool's hashed-recipient merge tag (put in as is, not URL-encoded)")
+	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -166,11 +275,21 @@ func cmdSnippet(_ context.Context, args []string, stdout io.Writer) error {
 		return errors.New("give one content id")
 	}
 	cid := fs.Arg(0)
+	if err := checkID(cid); err != nil {
+		return err
+	}
+	b, err := parseBase(*base)
+	if err != nil {
+		return err
+	}
 	q := url.Values{"cid": {cid}}
 	if *kind != "" {
+		if !validKind(*kind) {
+			return fmt.Errorf("-kind=%q: use view, impression, click, conversion, open or custom", *kind)
+		}
 		q.Set("k", *kind)
 	}
-	raw := strings.TrimRight(*base, "/") + "/p.gif?" + q.Encode()
+	raw := b + "/p.gif?" + q.Encode()
 	if *uid != "" {
 		raw += "&uid=" + *uid // merge tags stay unescaped for the mail tool
 	}
@@ -179,7 +298,7 @@ func cmdSnippet(_ context.Context, args []string, stdout io.Writer) error {
 	static := raw + "&cb=" + hex.EncodeToString(nonce[:])
 	esc := html.EscapeString
 	fmt.Fprintf(stdout, `<!-- page: a fresh cache-buster on every load -->
-<script>(function(){var i=new Image(1,1);i.referrerPolicy="no-referrer-when-downgrade";i.src=%q+"&cb="+Date.now().toString(36)+Math.random().toString(36).slice(2)+"&ref="+encodeURIComponent(document.referrer);})();</script>
+<script>(function(){var i=new Image(1,1);i.referrerPolicy="no-referrer-when-downgrade";i.src=%s+"&cb="+Date.now().toString(36)+Math.random().toString(36).slice(2)+"&ref="+encodeURIComponent(document.referrer);})();</script>
 <noscript><img src="%s" width="1" height="1" alt="" style="position:absolute;border:0"></noscript>
 
 <!-- plain <img> (server-rendered pages: the server should render a new cb per response) -->
@@ -189,7 +308,26 @@ func cmdSnippet(_ context.Context, args []string, stdout io.Writer) error {
 <img src="%s" width="1" height="1" alt="" border="0" style="display:block;height:1px;width:1px;border:0">
 
 <!-- AMP: RANDOM is replaced on every render -->
-<amp-pixel src="%s&cb=RANDOM" layout="nodisplay"></amp-pixel>
-`, raw, esc(static), esc(static), esc(static), esc(raw))
+<amp-pixel src="%s" layout="nodisplay"></amp-pixel>
+`, jsString(raw), esc(static), esc(static), esc(static), esc(raw+"&cb=RANDOM"))
 	return nil
+}
+
+// jsString quotes s as a JavaScript string literal that is safe inside an
+// HTML <script> element: quotes, backslashes, angle brackets (so no
+// "</script>" or "<!--"), control characters and the JS line separators
+// are escaped; the rest, & and = of a URL included, stays readable.
+func jsString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '\'' || r == '<' || r == '>' || r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+
+	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/query"
+)
+
+// runCLI runs the binary's entry function in-process.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+var exampleFlag = regexp.MustCompile(`(?:^|\s)-([a-zA-Z][a-zA-Z.]*)(?:=|\s|$)`)
+
+// TestHelp: every command's -h and --help exit 0 and print, on stdout, its
+// usage line, an example of it, and every flag the example uses.
+func TestHelp(t *testing.T) {
+	for _, c := range commands() {
+		for _, h := range []string{"-h", "--help"} {
+			t.Run(c.name+h, func(t *testing.T) {
+				code, out, errOut := runCLI(t, c.name, h)
+				if code != 0 {
+					t.Fatalf("exit %d, want 0; stderr:\n%s", code, errOut)
+				}
+				if !strings.HasPrefix(out, "usage: pixelpipe "+c.name+" [flags]") {
+					t.Errorf("no usage line first:\n%s", out)
+				}
+				_, rest, ok := strings.Cut(out, "\nexample:\n")
+				if !ok {
+					t.Fatalf("no example:\n%s", out)
+				}
+				example, _, _ := strings.Cut(rest, "\n\n")
+				if !strings.HasPrefix(example, "  pixelpipe "+c.name) {
+					t.Errorf("example does not run pixelpipe %s: %q", c.name, example)
+				}
+				// Every flag in the example is one of the command's flags.
+				for _, line := range strings.Split(example, "\n") {
+					if !strings.HasPrefix(strings.TrimSpace(line), "pixelpipe "+c.name) {
+						continue
+					}
+					line, _, _ = strings.Cut(line, ";") // what follows is another program
+					for _, m := range exampleFlag.FindAllStringSubmatch(line, -1) {
+						if !strings.Contains(out, "\n  -"+m[1]+" ") && !strings.Contains(out, "\n  -"+m[1]+"\n") {
+							t.Errorf("example uses -%s, which is not among the flags:\n%s", m[1], out)
+						}
+					}
+				}
+				if errOut != "" {
+					t.Errorf("help wrote to stderr: %q", errOut)
+				}
+			})
+		}
+	}
+	t.Run("top level", func(t *testing.T) {
+		for _, h := range []string{"-h", "--help", "help"} {
+			code, out, _ := runCLI(t, h)
+			if code != 0 || !strings.HasPrefix(out, "usage: pixelpipe COMMAND") || !strings.Contains(out, "example: pixelpipe") {
+				t.Errorf("%s: exit %d:\n%s", h, code, out)
+			}
+			for _, c := range commands() {
+				if !strings.Contains(out, "\n  "+c.name+" ") {
+					t.Errorf("%s: command %s not listed", h, c.name)
+				}
+			}
+		}
+		if code, _, errOut := runCLI(t); code != 2 || !strings.Contains(errOut, "usage:") {
+			t.Errorf("no command: exit %d, want 2 and usage on stderr", code)
+		}
+		if code, _, errOut := runCLI(t, "nope"); code != 2 || !strings.Contains(errOut, `unknown command "nope"`) {
+			t.Errorf("unknown command: exit %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+// TestBadArguments: each tool refuses what it cannot use with exit 1 and
+// a message naming the problem, before touching the network.
+func TestBadArguments(t *testing.T) {
+	key := "k1:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stats"}, "give one content id"},
+		{[]string{"stats", "a", "b"}, "give one content id"},
+		{[]string{"stats", "-from=yesterday", "acme:a"}, `-from="yesterday": use a UTC date`},
+		{[]string{"stats", "-to=2026-13-01", "acme:a"}, `-to="2026-13-01": use a UTC date`},
+		{[]string{"stats", "-url=127.0.0.1:8081", "acme:a"}, "-url=\"127.0.0.1:8081\": use the query API's base URL"},
+		{[]string{"stats", "-url=http://127.0.0.1:1", "acme:a"}, "ask the query API at http://127.0.0.1:1"},
+		{[]string{"stats", "-nope", "acme:a"}, "flag provided but not defined: -nope"},
+		{[]string{"tail", "nope"}, `unknown topic "nope": use hits, events, sessions, counts, dlq`},
+		{[]string{"tail", "pixel.nope.v1"}, `unknown topic "pixel.nope.v1"`},
+		{[]string{"tail"}, "give exactly one TOPIC"},
+		{[]string{"tail", "-from=middle", "events"}, `-from="middle": use start or end`},
+		{[]string{"sign", "-key=" + key}, "give a content id"},
+		{[]string{"sign", "acme:a"}, "-key: use KEY_ID:BASE64_KEY"},
+		{[]string{"sign", "-key=k1:***", "acme:a"}, "-key: the key is not standard base64"},
+		{[]string{"sign", "-key=k1:c2hvcnQ=", "acme:a"}, "-key: the key has 5 bytes; the edge wants at least 16"},
+		{[]string{"sign", "-key=" + key, "acme:a", "javascript:alert(1)"}, "use an absolute http(s) URL"},
+		{[]string{"sign", "-key=" + key, "acme:a", "//evil.example/"}, "use an absolute http(s) URL"},
+		{[]string{"sign", "-key=" + key, "-kind=bogus", "acme:a"}, `-kind="bogus"`},
+		{[]string{"sign", "-key=" + key, "-kind=view", "acme:a", "https://shop.example/"}, "-kind is for signed pixels"},
+		{[]string{"sign", "-key=" + key, "-ttl=-1h", "acme:a"}, "-ttl=-1h0m0s: use a positive duration"},
+		{[]string{"sign", "-key=" + key, "acme a"}, `content id "acme a"`},
+		{[]string{"snippet"}, "give one content id"},
+		{[]string{"snippet", `x"><script>alert(1)</script>`}, `content id "x\"><script>alert(1)</script>": use 1-128 characters`},
+		{[]string{"snippet", strings.Repeat("a", 129)}, "use 1-128 characters"},
+		{[]string{"snippet", "-base=javascript:alert(1)", "acme:a"}, `-base="javascript:alert(1)": use the edge's public base URL`},
+		{[]string{"snippet", "-base=https://px.example.com/?a=b", "acme:a"}, "use the edge's public base URL"},
+		{[]string{"snippet", "-kind=visit", "acme:a"}, `-kind="visit": use view, impression`},
+	} {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 1 and %q", tc.args, code, errOut, tc.want)
+		}
+		if out != "" {
+			t.Errorf("%q: wrote to stdout: %q", tc.args, out)
+		}
+	}
+}
+
+func TestSign(t *testing.T) {
+	raw := []byte("0123456789abcdef0123")
+	key := "k1:" + base64.StdEncoding.EncodeToString(raw)
+
+	code, out, errOut := runCLI(t, "sign", "-base=https://px.example.com/", "-key="+key, "-ttl=1h", "acme:ad-7", "https://shop.example.com/sale?a=1&b=2")
+	if code != 0 {
+		t.Fatalf("click: exit %d: %s", code, errOut)
+	}
+	u, err := url.Parse(strings.TrimSpace(out))
+	if err != nil || u.Scheme != "https" || u.Host != "px.example.com" || u.Path != "/c" {
+		t.Fatalf("click URL %q: %v", out, err)
+	}
+	q := u.Query()
+	if q.Get("cid") != "acme:ad-7" || q.Get("u") != "https://shop.example.com/sale?a=1&b=2" || q.Get("kid") != "k1" || q.Get("exp") == "" {
+		t.Fatalf("click URL parameters: %v", q)
+	}
+	var exp int64
+	_ = json.Unmarshal([]byte(q.Get("exp")), &exp)
+	if want := edge.SignClick(raw, "acme:ad-7", q.Get("u"), exp); q.Get("sig") != want {
+		t.Errorf("sig %q, want %q", q.Get("sig"), want)
+	}
+
+	code, out, errOut = runCLI(t, "sign", "-base=https://px.example.com", "-key="+key, "-kind=impression", "acme:ad-7")
+	if code != 0 {
+		t.Fatalf("pixel: exit %d: %s", code, errOut)
+	}
+	pixel := strings.TrimSpace(out)
+	signed, sig, ok := strings.Cut(strings.TrimPrefix(pixel, "https://px.example.com/p.gif?"), "&sig=")
+	if !ok || !strings.HasPrefix(pixel, "https://px.example.com/p.gif?") {
+		t.Fatalf("pixel URL %q", pixel)
+	}
+	if want := edge.SignPixel(raw, signed); sig != want {
+		t.Errorf("pixel sig %q, want %q over %q", sig, want, signed)
+	}
+	pq, _ := url.ParseQuery(signed)
+	if pq.Get("cid") != "acme:ad-7" || pq.Get("k") != "impression" || pq.Get("kid") != "k1" || pq.Has("exp") {
+		t.Errorf("pixel parameters: %v", pq)
+	}
+}
+
+// snippetTag is one element of the snippet output.
+type snippetTag struct {
+	name  string
+	attrs map[string]string
+	text  string // a script's body
+}
+
+func parseSnippet(t *testing.T, out string) []snippetTag {
+	t.Helper()
+	var tags []snippetTag
+	z := html.NewTokenizer(strings.NewReader(out))
+	inScript, inNoscript := false, false
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return tags
+		case html.StartTagToken, html.SelfClosingTagToken:
+			tok := z.Token()
+			tag := snippetTag{name: tok.Data, attrs: map[string]string{}}
+			for _, a := range tok.Attr {
+				if _, dup := tag.attrs[a.Key]; dup {
+					t.Errorf("<%s> has attribute %s twice", tok.Data, a.Key)
+				}
+				tag.attrs[a.Key] = a.Val
+			}
+			tags = append(tags, tag)
+			inScript, inNoscript = tok.Data == "script", tok.Data == "noscript"
+		case html.TextToken:
+			switch {
+			case inScript:
+				tags[len(tags)-1].text += string(z.Text())
+			case inNoscript:
+				// With scripting off (mail clients, crawlers) a browser
+				// parses noscript's content as markup.
+				tags = append(tags, parseSnippet(t, string(z.Text()))...)
+			}
+		case html.EndTagToken:
+			inScript, inNoscript = false, false
+		}
+	}
+}
+
+// TestSnippet reads the snippets as a browser would and checks that each
+// pixel URL carries the content id, the visitor id and a cache-buster, even
+// when the base URL and visitor id try to break out of their attribute.
+func TestSnippet(t *testing.T) {
+	for _, tc := range []struct {
+		name, base, uid, cid, kind string
+		wantPath                   string
+	}{
+		{name: "plain", base: "https://px.example.com", cid: "acme:article-7", wantPath: "/p.gif"},
+		{name: "email merge tag", base: "https://px.example.com/", uid: "{{recipient_hash}}", cid: "acme:newsletter-42", kind: "open", wantPath: "/p.gif"},
+		{name: "hostile uid", base: "https://px.example.com", uid: `"><script>alert(1)</script><img src=x onerror=alert(2) x="`, cid: "acme:a", wantPath: "/p.gif"},
+		{name: "hostile base", base: `https://px.example.com/t/"onerror="alert(1)'<!--</script>`, cid: "acme:a", wantPath: `/t/"onerror="alert(1)'<!--</script>/p.gif`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"snippet", "-base=" + tc.base}
+			if tc.uid != "" {
+				args = append(args, "-uid="+tc.uid)
+			}
+			if tc.kind != "" {
+				args = append(args, "-kind="+tc.kind)
+			}
+			code, out, errOut := runCLI(t, append(args, tc.cid)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !strings.Contains(out, "cid="+url.QueryEscape(tc.cid)) {
+				t.Errorf("content id not URL-escaped as %q", "cid="+url.QueryEscape(tc.cid))
+			}
+			wantAttrs := map[string][]string{
+				"script":    {},
+				"noscript":  {},
+				"img":       {"src", "width", "height", "alt", "style", "loading", "referrerpolicy", "border"},
+				"amp-pixel": {"src", "layout"},
+			}
+			var srcs []string
+			seen := map[string]int{}
+			for _, tag := range parseSnippet(t, out) {
+				seen[tag.name]++
+				allowed, ok := wantAttrs[tag.name]
+				if !ok {
+					t.Errorf("unexpected element <%s> %v", tag.name, tag.attrs)
+					continue
+				}
+				for k := range tag.attrs {
+					if !contains(allowed, k) {
+						t.Errorf("<%s> has injected attribute %s=%q", tag.name, k, tag.attrs[k])
+					}
+				}
+				switch tag.name {
+				case "img", "amp-pixel":
+					srcs = append(srcs, tag.attrs["src"])
+				case "script":
+					// The script builds the URL from one string literal.
+					m := regexp.MustCompile(`i\.src=("(?:[^"\\]|\\.)*")\+"&cb="`).FindStringSubmatch(tag.text)
+					if m == nil {
+						t.Fatalf("script has no i.src literal: %s", tag.text)
+					}
+					var lit string
+					if err := json.Unmarshal([]byte(m[1]), &lit); err != nil {
+						t.Fatalf("script literal %s: %v", m[1], err)
+					}
+					srcs = append(srcs, lit+"&cb=fromscript")
+				}
+			}
+			if seen["script"] != 1 || seen["noscript"] != 1 || seen["img"] != 3 || seen["amp-pixel"] != 1 {
+				t.Errorf("elements %v, want 1 script, 1 noscript, 3 img, 1 amp-pixel", seen)
+			}
+			if !strings.Contains(out, `layout="nodisplay"`) || !strings.Contains(out, "<noscript><img ") {
+				t.Error("no AMP nodisplay layout or noscript image")
+			}
+			cbs := map[string]bool{}
+			for _, src := range srcs {
+				u, err := url.Parse(src)
+				if err != nil {
+					t.Errorf("src %q: %v", src, err)
+					continue
+				}
+				q := u.Query()
+				if u.Scheme != "https" || u.Host != "px.example.com" || u.Path != tc.wantPath {
+					t.Errorf("src %q: want https://px.example.com%s", src, tc.wantPath)
+				}
+				if q.Get("cid") != tc.cid || q.Get("uid") != tc.uid || q.Get("k") != tc.kind {
+					t.Errorf("src %q: cid %q uid %q k %q, want %q %q %q", src, q.Get("cid"), q.Get("uid"), q.Get("k"), tc.cid, tc.uid, tc.kind)
+				}
+				if len(q["cb"]) != 1 || q.Get("cb") == "" {
+					t.Errorf("src %q: want one cache-buster cb", src)
+				}
+				cbs[q.Get("cb")] = true
+			}
+			if !cbs["RANDOM"] || !cbs["fromscript"] || len(cbs) != 3 {
+				t.Errorf("cache-busters %v: want AMP's RANDOM, the script's own and one static per snippet", cbs)
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStatsAnswers: the API's errors reach the terminal with their message,
+// and the table is printed in a stable order.
+func TestStatsAnswers(t *testing.T) {
+	var gotPath, gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotAuth = r.URL.RequestURI(), r.Header.Get("Authorization")
+		switch r.URL.Query().Get("from") {
+		case "2020-01-01":
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"range of 2557 days is longer than 400"}`))
+		case "2021-01-01":
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte("<html>bad gateway</html>"))
+		default:
+			_ = json.NewEncoder(w).Encode(query.StatsResponse{
+				From: "2026-11-01T00:00:00Z", To: "2026-12-01T00:00:00Z",
+				Human: query.ClassStats{
+					Impressions: query.KindStats{Total: 400, Uniques: 300, UniquesBound: 3},
+					Clicks:      query.KindStats{Total: 10, Uniques: 9},
+					Conversions: query.KindStats{Total: 2, Uniques: 2},
+					CTR:         0.025, ConversionRate: 0.2, Orders: 2,
+					Revenue: map[string]float64{"USD": 5, "EUR": 12.5, "CHF": 1},
+				},
+				Bot: query.ClassStats{Impressions: query.KindStats{Total: 7}},
+			})
+		}
+	}))
+	defer srv.Close()
+
+	code, _, errOut := runCLI(t, "stats", "-url="+srv.URL, "-from=2020-01-01", "-to=2027-01-01", "acme:a")
+	if code != 1 || !strings.Contains(errOut, "query API answered 400: range of 2557 days is longer than 400") {
+		t.Errorf("400: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "stats", "-url="+srv.URL, "-from=2021-01-01", "acme:a")
+	if code != 1 || !strings.Contains(errOut, "query API answered 502: <html>bad gateway</html>") {
+		t.Errorf("502 without JSON: exit %d, %q", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "stats", "-url="+srv.URL+"/", "-token=tok", "-campaign", "spring/sale")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if gotPath != "/v1/campaigns/spring%2Fsale/stats?" || gotAuth != "Bearer tok" {
+		t.Errorf("asked %q with %q", gotPath, gotAuth)
+	}
+	for _, want := range []string{
+		"impressions    400      300       3    7        0",
+		"CTR 2.50%   conversion rate 20.00%   orders 2   CHF 1.00   EUR 12.50   USD 5.00\n",
+		"freshness: unknown",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
