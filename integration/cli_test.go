@@ -1,0 +1,477 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/query"
+	"github.com/pixelpipe/pixelpipe/schemas"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// runBin runs the binary to completion and returns its exit code and output.
+func runBin(t *testing.T, bin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("run pixelpipe %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// mustBin runs the binary and fails the test unless it exits 0.
+func mustBin(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	code, out, errOut := runBin(t, bin, args...)
+	if code != 0 {
+		t.Fatalf("pixelpipe %v: exit %d\n%s", args, code, errOut)
+	}
+	return out
+}
+
+// startEdgeWith is startEdge with a changed config.
+func (s *stack) startEdgeWith(edit func(*edge.Config)) {
+	cfg := edge.DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.NodeID = "it-edge"
+	cfg.Spool.Dir = s.t.TempDir()
+	cfg.VisitorSecret = secret
+	edit(&cfg)
+	e, err := edge.New(cfg, s.logger.With("component", "edge"), prometheus.NewRegistry(),
+		kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.edgeURL = "http://" + e.Addr()
+	s.run("edge", e)
+}
+
+// browserGet requests u as a browser would, without following redirects.
+func browserGet(t *testing.T, u string) *http.Response {
+	t.Helper()
+	return getAs(t, u, "")
+}
+
+// getAs requests u with a browser's headers, and userAgent when set.
+func getAs(t *testing.T, u, userAgent string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"User-Agent":      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Accept":          "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+		"Accept-Language": "en-US,en;q=0.9",
+		"Accept-Encoding": "gzip, deflate, br",
+		"Sec-Fetch-Site":  "cross-site",
+		"Sec-Fetch-Mode":  "no-cors",
+		"Sec-Fetch-Dest":  "image",
+		"Sec-Ch-Ua":       `"Chromium";v="131", "Not_A Brand";v="24"`,
+	} {
+		req.Header.Set(k, v)
+	}
+	if userAgent != "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestCLI runs the binary's tools against a running pipeline: the URLs sign
+// makes go through the real edge (a signed click redirects, a tampered one
+// does not, a signed pixel is marked verified in the raw topic, as tail
+// shows), and stats prints the numbers the query API answers.
+func TestCLI(t *testing.T) {
+	bin := buildBinary(t)
+	s := newStack(t)
+	key := []byte("cli-test-key-0123456789")
+	keyFlag := "-key=k1:" + base64.StdEncoding.EncodeToString(key)
+	s.startEdgeWith(func(c *edge.Config) { c.ClickKeys = map[string][]byte{"k1": key} })
+	s.startProcessor("cli-proc")
+	s.startAggregator("cli-agg")
+	s.startQuery()
+
+	const cid, dest = "cli:ad-1", "https://shop.example.com/sale?x=1&y=%C3%A9"
+	click := strings.TrimSpace(mustBin(t, bin, "sign", "-base="+s.edgeURL, keyFlag, "-ttl=1h", cid, dest))
+	pixel := strings.TrimSpace(mustBin(t, bin, "sign", "-base="+s.edgeURL+"/", keyFlag, "-kind=impression", cid))
+
+	// Known traffic: 6 views by 3 visitors, 4 impressions by 4 visitors
+	// plus the signed one (cookieless), 2 clicks by 2 visitors.
+	for i := range 6 {
+		if r := browserGet(t, s.edgeURL+"/p.gif?cid="+cid+"&uid=v"+strconv.Itoa(i%3)); r.StatusCode != 200 {
+			t.Fatalf("view: %d", r.StatusCode)
+		}
+	}
+	for i := range 4 {
+		browserGet(t, s.edgeURL+"/p.gif?cid="+cid+"&k=impression&uid=v"+strconv.Itoa(i))
+	}
+	// And 3 views by a crawler, counted as bot.
+	for range 3 {
+		getAs(t, s.edgeURL+"/p.gif?cid="+cid+"&uid=crawler", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+	}
+	if r := browserGet(t, pixel+"&cb=123"); r.StatusCode != 200 || r.Header.Get("Content-Type") != "image/gif" {
+		t.Fatalf("signed pixel: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	for i := range 2 {
+		r := browserGet(t, click+"&uid=v"+strconv.Itoa(i))
+		if r.StatusCode != http.StatusFound || r.Header.Get("Location") != dest {
+			t.Fatalf("signed click: %d, Location %q; want 302 to %q", r.StatusCode, r.Header.Get("Location"), dest)
+		}
+	}
+	// Tampered: every change to a signed part is refused (clicks) or left
+	// unverified (pixels), and counts nothing for cid.
+	cu, _ := url.Parse(click)
+	for name, edit := range map[string]func(url.Values){
+		"destination": func(q url.Values) { q.Set("u", "https://evil.example/") },
+		"content id":  func(q url.Values) { q.Set("cid", "cli:ad-2") },
+		"signature":   func(q url.Values) { q.Set("sig", strings.Repeat("A", len(q.Get("sig")))) },
+		"key id":      func(q url.Values) { q.Set("kid", "k2") },
+		"expiry":      func(q url.Values) { q.Set("exp", strconv.FormatInt(time.Now().Add(48*time.Hour).Unix(), 10)) },
+	} {
+		q := cu.Query()
+		edit(q)
+		t2 := *cu
+		t2.RawQuery = q.Encode()
+		r := browserGet(t, t2.String())
+		if r.StatusCode < 400 || r.StatusCode > 499 || r.Header.Get("Location") != "" {
+			t.Errorf("click with tampered %s: %d, Location %q; want 4xx and none", name, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
+	tampered := strings.Replace(pixel, "cid="+url.QueryEscape(cid), "cid=cli%3Aad-2", 1)
+	if tampered == pixel {
+		t.Fatalf("pixel URL %q has no cid=%s", pixel, url.QueryEscape(cid))
+	}
+	browserGet(t, tampered)
+
+	var api query.StatsResponse
+	pipetest.Eventually(t, 60*time.Second, func() string {
+		var err error
+		if api, err = s.stats(cid); err != nil {
+			return err.Error()
+		}
+		h := api.Human
+		got := [6]uint64{h.Views.Total, h.Views.Uniques, h.Impressions.Total, h.Impressions.Uniques, h.Clicks.Total, h.Clicks.Uniques}
+		if want := [6]uint64{6, 3, 5, 5, 2, 2}; got != want || api.Bot.Views.Total != 3 {
+			return fmt.Sprintf("human views, uniques, impressions, uniques, clicks, uniques: %v, want %v; bot views %d, want 3", got, want, api.Bot.Views.Total)
+		}
+		return ""
+	})
+
+	t.Run("stats", func(t *testing.T) {
+		day := time.Now().UTC().Format("2006-01-02")
+		next := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
+		args := []string{"stats", "-url=" + s.queryURL, "-token=it-token", "-from=" + day, "-to=" + next}
+		out := mustBin(t, bin, append(args, cid)...)
+		checkStatsTable(t, out, &api)
+
+		raw := mustBin(t, bin, append(args, "-json", cid)...)
+		if strings.Count(raw, "\n") != 1 {
+			t.Errorf("-json: want one line, got %q", raw)
+		}
+		var got query.StatsResponse
+		if err := json.Unmarshal([]byte(raw), &got); err != nil {
+			t.Fatalf("-json: %v: %s", err, raw)
+		}
+		got.Freshness, api.Freshness = query.FreshnessBody{}, query.FreshnessBody{}
+		if !reflect.DeepEqual(got, api) {
+			t.Errorf("-json:\n%+v\nAPI:\n%+v", got, api)
+		}
+
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"stats", "-url=" + s.queryURL, "-token=it-token", "-from=2020-01-01", "-to=2026-01-01", cid}, "query API answered 400: "},
+			{[]string{"stats", "-url=" + s.queryURL, "-token=wrong", cid}, "query API answered 401: "},
+			{[]string{"stats", "-url=" + s.queryURL, "-token=it-token", "-from=01/11/2026", cid}, `-from="01/11/2026": use a UTC date (YYYY-MM-DD)`},
+			{[]string{"stats", "-url=" + s.queryURL, "-token=it-token"}, "give one content id"},
+		} {
+			code, out, errOut := runBin(t, bin, tc.args...)
+			if code != 1 || !strings.Contains(errOut, tc.want) || out != "" {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 1 and %q", tc.args, code, out, errOut, tc.want)
+			}
+		}
+	})
+
+	t.Run("signed pixel verified in the raw topic", func(t *testing.T) {
+		out := mustBin(t, bin, "tail", "-kafka.brokers="+s.kc.Brokers[0], s.topics.Hits)
+		var signed, forged, plain int
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var h pixelpb.RawHit
+			if err := protojson.Unmarshal([]byte(line), &h); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			switch {
+			case h.Route == "pixel" && h.Kind == pixelpb.Kind_KIND_IMPRESSION && h.UserId == "" && h.ContentId == cid:
+				signed++
+				if !h.Verified {
+					t.Errorf("signed pixel not verified: %s", line)
+				}
+			case h.ContentId == "cli:ad-2" && h.Route == "pixel":
+				forged++
+				if h.Verified {
+					t.Errorf("tampered pixel verified: %s", line)
+				}
+			case h.Verified:
+				t.Errorf("unsigned hit verified: %s", line)
+			default:
+				plain++
+			}
+		}
+		// 6 views, 4 impressions, 3 bot views, 2 clicks, 5 refused clicks.
+		if signed != 1 || forged != 1 || plain != 20 {
+			t.Errorf("signed %d, tampered %d, other %d hits; want 1, 1 and 20", signed, forged, plain)
+		}
+	})
+}
+
+// checkStatsTable checks that the terminal table shows every number of api.
+func checkStatsTable(t *testing.T, out string, api *query.StatsResponse) {
+	t.Helper()
+	rows := map[string][]uint64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 6 {
+			continue
+		}
+		var nums []uint64
+		for _, v := range f[1:] {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				break
+			}
+			nums = append(nums, n)
+		}
+		if len(nums) == 5 {
+			rows[f[0]] = nums
+		}
+	}
+	H, B, M := api.Human, api.Bot, api.Machine
+	for name, k := range map[string][3]query.KindStats{
+		"impressions": {H.Impressions, B.Impressions, M.Impressions},
+		"views":       {H.Views, B.Views, M.Views},
+		"clicks":      {H.Clicks, B.Clicks, M.Clicks},
+		"conversions": {H.Conversions, B.Conversions, M.Conversions},
+		"opens":       {H.Opens, B.Opens, M.Opens},
+		"custom":      {H.Custom, B.Custom, M.Custom},
+	} {
+		want := []uint64{k[0].Total, k[0].Uniques, k[0].UniquesBound, k[1].Total, k[2].Total}
+		if !reflect.DeepEqual(rows[name], want) {
+			t.Errorf("row %s: %v, want human total, uniques, bound, bot, machine %v\n%s", name, rows[name], want, out)
+		}
+	}
+	if want := fmt.Sprintf("CTR %.2f%%   conversion rate %.2f%%   orders %d", 100*H.CTR, 100*H.ConversionRate, H.Orders); !strings.Contains(out, want) {
+		t.Errorf("no %q in\n%s", want, out)
+	}
+	if !strings.Contains(out, "CTR 40.00%") {
+		t.Errorf("CTR of 2 clicks over 5 impressions is not 40.00%%:\n%s", out)
+	}
+	if !strings.HasPrefix(out, api.ContentID+"  ["+api.From+", "+api.To+")\n") {
+		t.Errorf("no content id and range on the first line:\n%s", out)
+	}
+}
+
+// TestCLITail produces known records on every pipeline topic and checks that
+// tail prints each as a JSON line that decodes back to the same record.
+func TestCLITail(t *testing.T) {
+	bin := buildBinary(t)
+	kc, topics := pipetest.Kafka(t)
+	broker := kc.Brokers[0]
+	prefix := strings.TrimSuffix(topics.Hits, schemas.TopicHits)
+	now := time.Now().UnixMilli()
+	origin := func(i byte) *pixelpb.Origin {
+		return &pixelpb.Origin{EventId: bytes.Repeat([]byte{i}, 16), ReceivedAtMs: now, NodeId: "edge-é", BootMs: now - 1000}
+	}
+	records := map[string][]proto.Message{
+		topics.Hits: {
+			&pixelpb.RawHit{SchemaVersion: 1, Origin: origin(1), Kind: pixelpb.Kind_KIND_CONVERSION, ContentId: "acme:a", ClientIp: []byte{203, 0, 113, 9},
+				UserAgent: "Mozilla/5.0 \"quoted\" \u2028", OrderId: "o-1", ValueMicros: 1<<62 + 1, Currency: "EUR", Verified: true,
+				Props: []*pixelpb.Prop{{Key: "plan", Value: "pro"}}, PresentHeaders: 0xff},
+			&pixelpb.RawHit{SchemaVersion: 1, Origin: origin(2), ContentId: "acme:b", InvalidReason: "bad_cid"},
+		},
+		topics.Events: {
+			&pixelpb.Event{SchemaVersion: 1, Origin: origin(3), Source: &pixelpb.SourcePosition{Partition: 5, Offset: 1 << 40}, Kind: pixelpb.Kind_KIND_VIEW,
+				ContentId: "acme:a", VisitorKey: 1<<64 - 1, Country: "NL", Bot: true, BotReasons: []string{"datacenter", "rate"}, SessionId: []byte{0, 1, 2}},
+			&pixelpb.Event{SchemaVersion: 1, Origin: origin(4), ContentId: "acme:c", IpTruncated: []byte{10, 0, 0, 0}},
+		},
+		topics.Sessions: {
+			&pixelpb.Session{SchemaVersion: 1, SessionId: []byte{9, 9}, VisitorKey: 42, StartMs: now - 60000, EndMs: now, Events: 3, Pages: 2, LandingPage: "https://x.example/?a=<b>", Bounce: false},
+			&pixelpb.Session{SchemaVersion: 1, SessionId: []byte{8}, VisitorKey: 1<<63 + 7, Bounce: true},
+		},
+		topics.Counts: {
+			&pixelpb.CountSnapshot{SchemaVersion: 1, ContentId: "acme:a", Kind: pixelpb.Kind_KIND_CLICK, Granularity: pixelpb.Granularity_GRANULARITY_DAY, BucketStartMs: now, Total: 1<<63 + 3, Uniques: 17, TrafficClass: "human"},
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for topic, msgs := range records {
+		w := kafkaconn.NewWriter(kc, topic, nil)
+		for i, m := range msgs {
+			b, err := proto.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("key-" + strconv.Itoa(i)), Value: b}); err != nil {
+				t.Fatalf("write %s: %v", topic, err)
+			}
+		}
+		_ = w.Close()
+	}
+	type deadLetter struct {
+		Value   []byte            `json:"value_base64"`
+		Headers map[string]string `json:"headers"`
+	}
+	dead := []deadLetter{
+		{Value: []byte{0xff, 0x00, '"', '<'}, Headers: map[string]string{"reason": "decode: unexpected EOF", "source": topics.Hits + "/3/17"}},
+		{Value: []byte("late"), Headers: map[string]string{"reason": "late", "source": topics.Events + "/0/1"}},
+	}
+	w := kafkaconn.NewWriter(kc, topics.DLQ, nil)
+	for _, d := range dead {
+		m := kafka.Message{Key: []byte("k"), Value: d.Value}
+		for _, k := range []string{"reason", "source"} {
+			m.Headers = append(m.Headers, kafka.Header{Key: k, Value: []byte(d.Headers[k])})
+		}
+		if err := w.WriteMessages(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = w.Close()
+
+	lines := func(out string) []string {
+		var l []string
+		sc := bufio.NewScanner(strings.NewReader(out))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			l = append(l, sc.Text())
+		}
+		return l
+	}
+	for _, tc := range []struct {
+		short, topic string
+		msg          func() proto.Message
+	}{
+		{"hits", topics.Hits, func() proto.Message { return new(pixelpb.RawHit) }},
+		{"events", topics.Events, func() proto.Message { return new(pixelpb.Event) }},
+		{"sessions", topics.Sessions, func() proto.Message { return new(pixelpb.Session) }},
+		{"counts", topics.Counts, func() proto.Message { return new(pixelpb.CountSnapshot) }},
+	} {
+		// By short name with the prefix, and by full name.
+		for _, args := range [][]string{{"-kafka.topicPrefix=" + prefix, tc.short}, {tc.topic}} {
+			out := mustBin(t, bin, append([]string{"tail", "-kafka.brokers=" + broker}, args...)...)
+			got := lines(out)
+			want := records[tc.topic]
+			if len(got) != len(want) {
+				t.Fatalf("tail %v: %d lines, want %d:\n%s", args, len(got), len(want), out)
+			}
+			used := make([]bool, len(want))
+			for _, line := range got {
+				m := tc.msg()
+				if err := protojson.Unmarshal([]byte(line), m); err != nil {
+					t.Fatalf("tail %v: %q: %v", args, line, err)
+				}
+				found := false
+				for i, w := range want {
+					if !used[i] && proto.Equal(m, w) {
+						used[i], found = true, true
+						break
+					}
+				}
+				if !found {
+					t.Errorf("tail %v: %s decodes to no record written", args, line)
+				}
+			}
+		}
+	}
+
+	out := mustBin(t, bin, "tail", "-kafka.brokers="+broker, "-kafka.topicPrefix="+prefix, "dlq")
+	got := lines(out)
+	if len(got) != len(dead) {
+		t.Fatalf("tail dlq: %d lines, want %d:\n%s", len(got), len(dead), out)
+	}
+	for _, line := range got {
+		var d deadLetter
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("dlq line %q: %v", line, err)
+		}
+		if !reflect.DeepEqual(d, dead[0]) && !reflect.DeepEqual(d, dead[1]) {
+			t.Errorf("dlq line %s decodes to %+v, not a record written", line, d)
+		}
+	}
+
+	// -meta wraps each record with its position and key; -n stops early.
+	out = mustBin(t, bin, "tail", "-kafka.brokers="+broker, "-meta", "-n=1", topics.Sessions)
+	got = lines(out)
+	if len(got) != 1 {
+		t.Fatalf("-n=1: %d lines:\n%s", len(got), out)
+	}
+	var meta struct {
+		Partition int             `json:"partition"`
+		Offset    int64           `json:"offset"`
+		Key       []byte          `json:"key"`
+		Time      time.Time       `json:"time"`
+		Value     json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal([]byte(got[0]), &meta); err != nil {
+		t.Fatalf("-meta line %q: %v", got[0], err)
+	}
+	var sess pixelpb.Session
+	if err := protojson.Unmarshal(meta.Value, &sess); err != nil {
+		t.Fatalf("-meta value: %v", err)
+	}
+	if k := string(meta.Key); (k != "key-0" || !proto.Equal(&sess, records[topics.Sessions][0])) && (k != "key-1" || !proto.Equal(&sess, records[topics.Sessions][1])) {
+		t.Errorf("-meta: key %q does not go with value %v", k, &sess)
+	}
+	if meta.Offset != 0 || meta.Partition < 0 || time.Since(meta.Time) > 10*time.Minute {
+		t.Errorf("-meta: partition %d offset %d time %s", meta.Partition, meta.Offset, meta.Time)
+	}
+
+	// From the end without -follow there is nothing to print.
+	if out := mustBin(t, bin, "tail", "-kafka.brokers="+broker, "-from=end", topics.Events); out != "" {
+		t.Errorf("-from=end: %q", out)
+	}
+	// A pipeline topic that does not exist is named, and not created.
+	missing := "nosuch" + prefix + schemas.TopicEvents
+	code, out, errOut := runBin(t, bin, "tail", "-kafka.brokers="+broker, missing)
+	if code != 1 || !strings.Contains(errOut, "topic "+missing+" on "+broker) || out != "" {
+		t.Errorf("missing topic: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
