@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -371,6 +373,74 @@ func TestStatsAnswers(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestREADMECommandLine reruns the README's command-line examples that need
+// no running services (sign, snippet, input errors) and requires the output
+// shown there, cache-busters aside. A "..." line stands for lines left out.
+func TestREADMECommandLine(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n### Command line\n")
+	if !ok {
+		t.Fatal("README has no ### Command line section")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	cb := regexp.MustCompile(`cb=[0-9a-f]{12}`)
+	type example struct {
+		cmd  string
+		want []string
+	}
+	var examples []*example
+	inBlock := false
+	for _, line := range strings.Split(section, "\n") {
+		switch {
+		case strings.HasPrefix(line, "```"):
+			inBlock = !inBlock
+		case inBlock && strings.HasPrefix(line, "$ pixelpipe "):
+			examples = append(examples, &example{cmd: strings.TrimPrefix(line, "$ pixelpipe ")})
+		case inBlock && len(examples) > 0:
+			e := examples[len(examples)-1]
+			e.want = append(e.want, line)
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range examples {
+		args := strings.Fields(e.cmd)
+		if args[0] != "sign" && args[0] != "snippet" && !strings.HasPrefix(strings.Join(e.want, ""), "pixelpipe ") {
+			continue // needs a running pipeline: TestCLI checks these
+		}
+		seen[args[0]] = true
+		code, out, errOut := runCLI(t, args...)
+		got := strings.Split(strings.TrimSuffix(cb.ReplaceAllString(out+errOut, "cb=X"), "\n"), "\n")
+		want := strings.Split(cb.ReplaceAllString(strings.Join(e.want, "\n"), "cb=X"), "\n")
+		if strings.HasPrefix(want[0], "pixelpipe ") != (code != 0) {
+			t.Errorf("pixelpipe %s: exit %d", e.cmd, code)
+		}
+		if !slices.Contains(want, "...") {
+			if !slices.Equal(got, want) {
+				t.Errorf("pixelpipe %s:\n%s\nREADME shows:\n%s", e.cmd, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			continue
+		}
+		for _, w := range want {
+			if w != "..." && !slices.Contains(got, w) {
+				t.Errorf("pixelpipe %s: no line\n%s\nin\n%s", e.cmd, w, strings.Join(got, "\n"))
+			}
+		}
+	}
+	for _, c := range []string{"sign", "snippet", "stats"} {
+		if !seen[c] {
+			t.Errorf("README shows no checked example of %s", c)
+		}
+	}
+	for _, c := range []string{"stats", "tail", "sign", "snippet"} {
+		if !strings.Contains(section, "$ pixelpipe "+c+" ") {
+			t.Errorf("README's command-line section has no example of %s", c)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -177,7 +178,13 @@ func encodeRecord(opts protojson.MarshalOptions, newMsg func() proto.Message, m 
 		if err != nil {
 			return nil, err
 		}
-		value = b
+		// protojson varies its whitespace on purpose; compact output is
+		// the same on every run.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, b); err != nil {
+			return nil, err
+		}
+		value = buf.Bytes()
 	} else {
 		headers := map[string]string{}
 		for _, h := range m.Headers {

@@ -25,7 +25,7 @@ import (
 
 // cmdStats prints the counts of a content id or campaign from the query API.
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("stats", "CONTENT_ID | -campaign CAMPAIGN", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale")
+	fs := newFlagSet("stats", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale")
 	apiURL := fs.String("url", "http://127.0.0.1:8081", "query API base URL")
 	token := flagenv.NewSecret("")
 	fs.Var(token, "token", "bearer token of the query API (PIXEL_TOKEN)")
