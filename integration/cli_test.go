@@ -302,6 +302,24 @@ func checkStatsTable(t *testing.T, out string, api *query.StatsResponse) {
 	if want := fmt.Sprintf("CTR %.2f%%   conversion rate %.2f%%   orders %d", 100*H.CTR, 100*H.ConversionRate, H.Orders); !strings.Contains(out, want) {
 		t.Errorf("no %q in\n%s", want, out)
 	}
+	for class, reasons := range map[string]map[string]uint64{"bot": B.Reasons, "machine": M.Reasons} {
+		if len(reasons) == 0 {
+			continue
+		}
+		_, line, ok := strings.Cut(out, "\n"+class+" reasons:")
+		line, _, _ = strings.Cut(line, "\n")
+		got := map[string]uint64{}
+		f := strings.Fields(line)
+		for i := 0; ok && i+1 < len(f); i += 2 {
+			got[f[i]], _ = strconv.ParseUint(f[i+1], 10, 64)
+		}
+		if !reflect.DeepEqual(got, reasons) {
+			t.Errorf("%s reasons: terminal %v, API %v\n%s", class, got, reasons, out)
+		}
+	}
+	if len(B.Reasons) == 0 {
+		t.Errorf("the crawler's views have no bot reason in the API answer")
+	}
 	if !strings.Contains(out, "CTR 40.00%") {
 		t.Errorf("CTR of 2 clicks over 5 impressions is not 40.00%%:\n%s", out)
 	}

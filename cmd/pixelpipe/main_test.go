@@ -345,7 +345,8 @@ func TestStatsAnswers(t *testing.T) {
 					CTR:         0.025, ConversionRate: 0.2, Orders: 2,
 					Revenue: map[string]float64{"USD": 5, "EUR": 12.5, "CHF": 1},
 				},
-				Bot: query.ClassStats{Impressions: query.KindStats{Total: 7}},
+				Bot:     query.ClassStats{Impressions: query.KindStats{Total: 7}, Reasons: map[string]uint64{"ua": 5, "datacenter": 2}},
+				Machine: query.ClassStats{Reasons: map[string]uint64{"apple_mpp": 1}},
 			})
 		}
 	}))
@@ -370,6 +371,7 @@ func TestStatsAnswers(t *testing.T) {
 		"impressions    400      300       3    7        0",
 		"CTR 2.50%   conversion rate 20.00%   orders 2   CHF 1.00   EUR 12.50   USD 5.00\n",
 		"freshness: unknown",
+		"\nbot reasons:  datacenter 2  ua 5\nmachine reasons:  apple_mpp 1\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -115,7 +115,8 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // printStats prints a stats answer as a table: per kind, the human total,
 // human unique visitors and their error bound, and the bot and machine
-// totals; then the human funnel rates and revenue.
+// totals; then the human funnel rates and revenue, and the bot and machine
+// events per reason.
 func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	fmt.Fprintf(w, "%s  [%s, %s)\n", id, st.From, st.To)
 	f := st.Freshness
@@ -147,6 +148,24 @@ func printStats(w io.Writer, id string, st *query.StatsResponse) {
 		fmt.Fprintf(w, "   %s %.2f", cur, H.Revenue[cur])
 	}
 	fmt.Fprintln(w)
+	for _, c := range []struct {
+		name    string
+		reasons map[string]uint64
+	}{{"bot", B.Reasons}, {"machine", M.Reasons}} {
+		if len(c.reasons) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(c.reasons))
+		for r := range c.reasons {
+			names = append(names, r)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "%s reasons:", c.name)
+		for _, r := range names {
+			fmt.Fprintf(w, "  %s %d", r, c.reasons[r])
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // cmdSign prints a signed click URL (edge.SignClick) or, without a
