@@ -1,6 +1,7 @@
 // Command pixelpipe runs the parts of the pipeline: each part alone against
 // real Kafka and Redis (edge, processor, aggregator, query), all of them in one
-// process on embedded services (dev), plus tools (topics, loadgen, tail).
+// process on embedded services (dev), plus tools (topics, loadgen, and
+// stats, tail, sign and snippet for people at a terminal).
 //
 // Every flag can also be set by an environment variable: flag a.bCd is
 // PIXEL_A_BCD. A flag on the command line wins over the variable.
