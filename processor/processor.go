@@ -16,11 +16,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
 	"github.com/pixelpipe/pixelpipe/processor/geo"
-	"github.com/pixelpipe/pixelpipe/processor/privacy"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/processor/state"
@@ -454,7 +454,7 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 func (p *Processor) apply(ctx context.Context, pt *part, st *session.State, src *kafka.Message, d *decoded, now int64) error {
 	hit := &d.hit
 	at := hit.GetOrigin().GetReceivedAtMs()
-	pageURL, referrer := privacy.RedactPII(hit.GetPageUrl()), privacy.RedactPII(hit.GetReferrer())
+	pageURL, referrer := pii.RedactPII(hit.GetPageUrl()), pii.RedactPII(hit.GetReferrer())
 	srcInfo := p.sources.Classify(pageURL, referrer)
 	campaign := hit.GetCampaignId()
 	if campaign == "" {
@@ -592,7 +592,7 @@ func (p *Processor) emitSession(s *pixelpb.Session) {
 
 func redactProps(in []*pixelpb.Prop) []*pixelpb.Prop {
 	for i, pr := range in {
-		k, v := privacy.RedactPII(pr.GetKey()), privacy.RedactPII(pr.GetValue())
+		k, v := pii.RedactPII(pr.GetKey()), pii.RedactPII(pr.GetValue())
 		if k != pr.GetKey() || v != pr.GetValue() {
 			in[i] = &pixelpb.Prop{Key: k, Value: v}
 		}

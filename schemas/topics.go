@@ -63,3 +63,13 @@ const (
 	HeaderReferer
 	HeaderCookie
 )
+
+// Bits 16 and up of RawHit.present_headers are the edge's own verdicts on a
+// hit, not headers; the processor turns them into bot reasons.
+const (
+	// EdgeFlagRate: the hit's client IP was above the edge's flag rate
+	// (edge.rate.flag hits/s); the processor labels it bot, reason "rate".
+	EdgeFlagRate uint32 = 1 << 16
+	// EdgeFlags masks every edge verdict bit.
+	EdgeFlags uint32 = 0xffff0000
+)
