@@ -413,7 +413,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		f.ContentID = nil
 	}
 
-	key, _ := s.keyer.Key(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
+	key := s.keyer.PartitionKey(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
 	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)

@@ -172,3 +172,25 @@ func TestConfigRateValidation(t *testing.T) {
 		t.Fatalf("shed below flag accepted: %v", err)
 	}
 }
+
+// TestPartitionKeyAcrossMidnight runs the edge on a fake clock: a
+// cookieless visitor's hits at 23:55 and 00:05 UTC go to Kafka under one
+// key, so one processor sees both days' keys of the visit and links them;
+// an explicit id's key is its visitor key, unchanged.
+func TestPartitionKeyAcrossMidnight(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	midnight := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	var keys []string
+	for _, at := range []time.Time{midnight.Add(-5 * time.Minute), midnight.Add(5 * time.Minute)} {
+		s.clock = func() time.Time { return at }
+		_, hit, key := do(t, s, "GET", "/p.gif?cid=a&site=news", map[string]string{"User-Agent": "UA"}, "198.51.100.7:4000")
+		if hit == nil || hit.GetOrigin().GetReceivedAtMs() != at.UnixMilli() {
+			t.Fatalf("hit %v", hit)
+		}
+		keys = append(keys, string(key))
+	}
+	if keys[0] != keys[1] {
+		t.Fatalf("a cookieless visitor's partition key changed at midnight: %x %x", keys[0], keys[1])
+	}
+}

@@ -180,7 +180,7 @@ func nextKey[T string | []byte](sc *scratch, s T, i int) {
 
 func holds(d, key []byte) Kind {
 	var k Kind
-	if emailRE.Match(d) {
+	if bytes.IndexByte(d, '@') >= 0 && emailRE.Match(d) {
 		k |= Email
 	}
 	if _, _, ok := nextPhone(d, 0, phoneName(key)); ok {
@@ -218,15 +218,28 @@ func redactDecoded(d, key string) string {
 	return d
 }
 
-// mayHold reports whether decoding s can give an '@' or a phone number:
-// only with a literal '@', a '%' (any escape), or 9 digits in one run of
-// digits and phone separators. Most URLs and user agents have none.
+// mayHold reports whether decoding s can give an e-mail address or a phone
+// number. It decodes single escapes on the fly and answers true only for an
+// '@', a '%' that decoding may turn into the start of a new escape (an
+// escaped '%', double encoding, or a bare '%': decode fully to know), or 9
+// digits in one run of digits and phone separators. Most URLs and user agents have
+// none, and cost this one scan.
 func mayHold[T string | []byte](s T) bool {
 	digits := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return true // a bare '%' may start an escape after decoding
+			}
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			i += 2
+			if c == '%' {
+				return true
+			}
+		}
 		switch {
-		case c == '@' || c == '%':
+		case c == '@':
 			return true
 		case '0' <= c && c <= '9':
 			if digits++; digits >= 9 {

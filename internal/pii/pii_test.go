@@ -11,6 +11,7 @@ func TestRedact(t *testing.T) {
 		{"plain", "https://x.example/?e=jane.doe@mail.example&a=1", "https://x.example/?e=[redacted-email]&a=1"},
 		{"percent", "https://x.example/?e=jane%40mail.example", "https://x.example/?e=[redacted-email]"},
 		{"double", "https://x.example/?e=jane%2540mail.example&b=2", "https://x.example/?e=[redacted-email]&b=2"},
+		{"escape formed by decoding", "https://x.example/?e=jane%%340mail.example", "https://x.example/?e=[redacted-email]"},
 		{"in path", "https://x.example/u/bob+tag@corp.example.co.uk/inbox", "https://x.example/u/[redacted-email]/inbox"},
 		{"encoded separator kept encoded", "https://x.example/?q=a%26b%20jane@x.example", "https://x.example/?q=a%26b%20[redacted-email]"},
 		{"at without address", "https://x.example/@user", "https://x.example/@user"},
@@ -77,7 +78,7 @@ func FuzzRedactPII(f *testing.F) {
 		"https://x.example/?e=jane%40mail.example", "a%2540b.cc", "%%40%4", "x@y.zz@w.vv",
 		"a@b.c%6fm", "%25%34%30", "q=a%26b%20jane@x.example", "@@@..", "a@b.cc%2F%40d.ee",
 		"tel=%2B14155552671", "c=(415) 555-2671", "phone=4155552671&x=0612345678", "+44+20+7946+0958",
-		"a1234567890b", "x=0%36%31%32345678%39", "1-2-3-4-5-6-7-8-9",
+		"a1234567890b", "x=0%36%31%32345678%39", "1-2-3-4-5-6-7-8-9", "jane%%340mail.example", "j%4%30x.example",
 	} {
 		f.Add(s)
 	}
@@ -96,4 +97,21 @@ func FuzzRedactPII(f *testing.F) {
 			t.Fatalf("Find(%q) disagrees with RedactPII: %q", s, out)
 		}
 	})
+}
+
+func BenchmarkFind(b *testing.B) {
+	for _, bc := range []struct{ name, s string }{
+		{"clean", "https://news.example/2026/11/28/a-story-about-things?utm_source=newsletter&utm_medium=email"},
+		{"escaped and digits", "https://news.example/a%20b?q=%E2%82%AC&cb=1732800000123&id=98765432101"},
+		{"email", "https://news.example/?e=jane.doe%40mail.example&x=1"},
+	} {
+		s := []byte(bc.s)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				Find(nil, s)
+			}
+		})
+	}
 }
