@@ -61,7 +61,7 @@ func procStatus(t *testing.T, field string) uint64 {
 // tests' memory does not blur the figures.
 func TestRSSBoundedAfterAttacks(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sends about 150 MB of attack traffic")
+		t.Skip("sends about 60 MB of attack traffic")
 	}
 	s := socketServer(t, func(c *Config) { c.Spool.MaxBytes = 256 << 20 })
 	before := sampleMem(t)

@@ -228,30 +228,55 @@ func mayHold[T string | []byte](s T) bool {
 	digits := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '%' {
+		switch class[c] {
+		case cOther:
+			digits = 0
+		case cDigit:
+			if digits++; digits >= 9 {
+				return true
+			}
+		case cAt:
+			return true
+		case cPercent:
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
 				return true // a bare '%' may start an escape after decoding
 			}
 			c = unhex(s[i+1])<<4 | unhex(s[i+2])
 			i += 2
-			if c == '%' {
+			switch class[c] {
+			case cOther:
+				digits = 0
+			case cDigit:
+				if digits++; digits >= 9 {
+					return true
+				}
+			case cAt, cPercent: // an address, or double encoding
 				return true
 			}
-		}
-		switch {
-		case c == '@':
-			return true
-		case '0' <= c && c <= '9':
-			if digits++; digits >= 9 {
-				return true
-			}
-		case isPhoneSep(c):
-		default:
-			digits = 0
 		}
 	}
 	return false
 }
+
+// Byte classes of mayHold.
+const (
+	cOther uint8 = iota
+	cDigit
+	cSep // a phone separator
+	cAt
+	cPercent
+)
+
+var class = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cDigit
+	}
+	for _, c := range []byte(" -.()+") {
+		t[c] = cSep
+	}
+	t['@'], t['%'] = cAt, cPercent
+	return t
+}()
 
 func isPhoneSep(c byte) bool {
 	switch c {
