@@ -107,7 +107,9 @@ func TestPIIRedactedBeforeRecording(t *testing.T) {
 // 500 in that second is not judged at all.
 func TestRatePolicy(t *testing.T) {
 	t.Parallel()
-	const flag, shed, flood = 100, 1000, 2000 // 1/25 of 50k hits/s, same ratios
+	// 50k hits/s scaled down 25 times, with thresholds low enough that all
+	// three outcomes occur within the frozen second.
+	const flag, shed, flood = 100, 1000, 2000
 	s := socketServer(t, func(c *Config) {
 		c.RateFlag, c.RateShed = flag, shed
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
