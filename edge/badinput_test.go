@@ -537,7 +537,7 @@ func TestCacheHeaders(t *testing.T) {
 // without a cookie gets one, Secure, HttpOnly and SameSite=None.
 func TestConsent(t *testing.T) {
 	t.Parallel()
-	s := socketServer(t, func(c *Config) { c.IssueVisitorCookie = true })
+	s := socketServer(t, func(c *Config) { c.IssueVisitorCookie = true; c.ConsentVendorID = 755 })
 	cookie := "Cookie: ppuid=v-123\r\n"
 	for _, tc := range []struct {
 		name, target string
@@ -546,7 +546,11 @@ func TestConsent(t *testing.T) {
 	}{
 		{"gdpr=1 without consent", "/p.gif?cid=a&gdpr=1&uid=u-1", []string{cookie}, false},
 		{"gdpr=1 with an empty consent string", "/p.gif?cid=a&gdpr=1&gdpr_consent=&uid=u-1", []string{cookie}, false},
-		{"gdpr=1 with consent", "/p.gif?cid=a&gdpr=1&gdpr_consent=CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA&uid=u-1", []string{cookie}, true},
+		{"gdpr=1 with consent", "/p.gif?cid=a&gdpr=1&gdpr_consent=" + consentGiven + "&uid=u-1", []string{cookie}, true},
+		{"gdpr=1 with a malformed consent string", "/p.gif?cid=a&gdpr=1&gdpr_consent=CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA&uid=u-1", []string{cookie}, false},
+		{"gdpr=1 with consent cut short", "/p.gif?cid=a&gdpr=1&gdpr_consent=" + consentGiven[:30] + "&uid=u-1", []string{cookie}, false},
+		{"gdpr=1 without consent to purpose 1", "/p.gif?cid=a&gdpr=1&gdpr_consent=" + consentNoStorage + "&uid=u-1", []string{cookie}, false},
+		{"gdpr=1 without consent for the configured vendor", "/p.gif?cid=a&gdpr=1&gdpr_consent=" + consentOtherVendor + "&uid=u-1", []string{cookie}, false},
 		{"gdpr=0", "/p.gif?cid=a&gdpr=0&uid=u-1", []string{cookie}, true},
 		{"GPC", "/p.gif?cid=a&uid=u-1", []string{cookie, "Sec-GPC: 1\r\n"}, false},
 	} {

@@ -169,6 +169,8 @@ func (s *Server) batch(ctx *fasthttp.RequestCtx) {
 			ans.Accepted++
 		case recordedInvalid:
 			ans.Invalid = append(ans.Invalid, batchIssue{Index: index[i], Reason: reason})
+		case shedRate:
+			ans.Rejected = append(ans.Rejected, batchIssue{Index: index[i], Error: "not recorded: over the edge's rate limit for one client"})
 		case notRecorded:
 			ans.Rejected = append(ans.Rejected, batchIssue{Index: index[i], Error: "not recorded: the edge is shutting down or its spool is full"})
 		}

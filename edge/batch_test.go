@@ -128,8 +128,8 @@ func TestBatch(t *testing.T) {
 	}
 
 	t.Run("consent and opt-out apply per request", func(t *testing.T) {
-		_, ans, hits := postBatch(t, s, `[{"cid":"a","uid":"u","gdpr":"1"},{"cid":"b","uid":"u","gdpr":"1","gdpr_consent":"C"}]`, nil)
-		if ans.Accepted != 2 || hits[0].GetUserId() != "" || hits[1].GetUserId() != "u" {
+		_, ans, hits := postBatch(t, s, `[{"cid":"a","uid":"u","gdpr":"1"},{"cid":"b","uid":"u","gdpr":"1","gdpr_consent":"`+consentGiven+`"},{"cid":"c","uid":"u","gdpr":"1","gdpr_consent":"C"}]`, nil)
+		if ans.Accepted != 3 || hits[0].GetUserId() != "" || hits[1].GetUserId() != "u" || hits[2].GetUserId() != "" {
 			t.Fatalf("%+v %v", ans, hits)
 		}
 		_, ans, hits = postBatch(t, s, `[{"cid":"a"}]`, map[string]string{"Cookie": "ppoptout=1"})

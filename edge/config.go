@@ -91,6 +91,27 @@ type Config struct {
 	// cookie) when the request carries Sec-GPC: 1 or DNT: 1; the hit is
 	// still counted, cookieless. Default true and false.
 	HonourGPC, HonourDNT bool
+	// ConsentVendorID is this deployment's vendor id in the IAB Global
+	// Vendor List. With gdpr=1, a hit has consent only when gdpr_consent is
+	// a valid TCF v2 string consenting to purpose 1 (store and/or access
+	// information on a device) and, when ConsentVendorID is above 0, to
+	// this vendor. Default 0 (purpose 1 only).
+	ConsentVendorID int
+	// RateFlag is the hits per second from one client IP above which hits
+	// are recorded flagged (schemas.EdgeFlagRate; the processor counts them
+	// as bot traffic, reason "rate"); 0 turns flagging off. Default 200: far
+	// above a browser, below a scripted flood; a carrier-grade NAT can
+	// exceed it. Only public client addresses are judged: loopback, private
+	// and link-local clients are proxies or internal. Behind a load
+	// balancer with a public address set TrustedProxies, or every hit
+	// counts against the balancer's address.
+	RateFlag int
+	// RateShed is the hits per second from one client IP above which hits
+	// are answered as usual but not recorded
+	// (pixel_edge_rate_limited_total{action="shed"}); 0 never sheds.
+	// Default 10000. The estimate (edge/ratelimit) is a sliding one-second
+	// window in a fixed 1 MiB table, whatever the number of clients.
+	RateShed int
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -113,6 +134,8 @@ func DefaultConfig() Config {
 		VisitorCookie:    "ppuid",
 		VisitorCookieTTL: 365 * 24 * time.Hour,
 		HonourGPC:        true,
+		RateFlag:         200,
+		RateShed:         10_000,
 	}
 }
 
@@ -151,6 +174,12 @@ func (c Config) Validate() error {
 	}
 	if c.IssueVisitorCookie && c.VisitorCookieTTL < time.Second {
 		errs = append(errs, fmt.Errorf("edge.visitorCookieTTL must be at least 1s, got %v", c.VisitorCookieTTL))
+	}
+	if c.RateFlag < 0 || c.RateShed < 0 || c.RateFlag > 0 && c.RateShed > 0 && c.RateShed < c.RateFlag {
+		errs = append(errs, fmt.Errorf("edge.rate.flag (%d) and edge.rate.shed (%d) must be 0 (off) or positive, shed at or above flag", c.RateFlag, c.RateShed))
+	}
+	if c.ConsentVendorID < 0 || c.ConsentVendorID > 65535 {
+		errs = append(errs, fmt.Errorf("edge.consent.vendorID must be 0-65535, got %d", c.ConsentVendorID))
 	}
 	for kid, key := range c.ClickKeys {
 		if len(key) < 16 {

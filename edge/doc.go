@@ -22,6 +22,12 @@
 // proxy could read differently get 400 and a closed connection before any
 // route (ambiguousFraming). badinput_test.go checks these over a socket.
 //
+// Before a hit is encoded the edge removes e-mail addresses and phone
+// numbers from its text (internal/pii), decodes the TCF v2 consent string
+// (edge/tcf) and applies the per-client-IP rate policy (edge/ratelimit):
+// above edge.rate.flag hits are flagged as bot traffic, above
+// edge.rate.shed answered and not recorded (safety.go).
+//
 // The edge never talks to Redis and keeps no state across requests besides the
 // per-node sequence number and the spool. Buffers borrowed from fasthttp are
 // copied into the encoded hit before the handler returns and never kept.

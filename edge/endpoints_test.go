@@ -141,7 +141,7 @@ func TestPrivacySignals(t *testing.T) {
 	}{
 		{"no signal", "", nil, true},
 		{"gdpr without consent", "&gdpr=1", nil, false},
-		{"gdpr with consent", "&gdpr=1&gdpr_consent=CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", nil, true},
+		{"gdpr with consent", "&gdpr=1&gdpr_consent=" + consentGiven, nil, true},
 		{"gdpr=0", "&gdpr=0", nil, true},
 		{"GPC honoured", "", map[string]string{"Sec-GPC": "1"}, false},
 		{"DNT recorded, not honoured by default", "", map[string]string{"DNT": "1"}, true},

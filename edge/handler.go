@@ -328,14 +328,18 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	}
 	rec.ip = appendIP(rec.ip[:0], peer)
 	f.ClientIP = rec.ip
+	rate := s.safe.rateOf(rec.ip, now)
+	if rate == rateShed {
+		rec.fields = schemas.HitFields{}
+		return "", shedRate
+	}
 
 	// Privacy signals. Without consent where GDPR applies, or with GPC/DNT
 	// when the operator honours them, no identifier is recorded: the hit
 	// counts, under the cookieless key the processor derives.
 	f.GPC = string(ctx.Request.Header.Peek("Sec-GPC")) == "1"
 	f.DNT = string(ctx.Request.Header.Peek("DNT")) == "1"
-	f.GDPRApplies = string(p.gdpr) == "1"
-	f.ConsentGiven = len(p.gdprConsent) > 0
+	f.GDPRApplies, f.ConsentGiven = s.safe.consent(p.gdpr, p.gdprConsent)
 	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
 		f.UserID, f.CookieID = nil, nil
 	} else if s.cfg.IssueVisitorCookie && len(f.CookieID) == 0 {
@@ -356,8 +360,12 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	f.Purpose, rec.scratch = text(cut(f.Purpose, maxPurposeLen), rec.scratch)
 	f.AcceptLanguage, rec.scratch = text(cut(ctx.Request.Header.Peek("Accept-Language"), maxLanguageLen), rec.scratch)
 	f.PresentHeaders = presentHeaders(&ctx.Request.Header)
+	if rate == rateFlag {
+		f.PresentHeaders |= schemas.EdgeFlagRate
+	}
 	var propsOK bool
 	f.Props, rec.scratch, propsOK = checkProps(rec.props, rec.scratch)
+	rec.scratch = s.safe.redact(f, rec.scratch)
 
 	var ok bool
 	f.Kind, ok = parseKind(p.kind)
@@ -405,7 +413,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		f.ContentID = nil
 	}
 
-	key, _ := s.keyer.Key(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
+	key := s.keyer.PartitionKey(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
 	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)

@@ -34,6 +34,7 @@ type Server struct {
 	spool  *spool.Spool
 	pool   sync.Pool // *record
 	keyer  *visitor.Keyer
+	safe   *safety // redaction, rate policy, consent (safety.go)
 	clock  func() time.Time
 
 	bootMs   int64
@@ -86,6 +87,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
 	s.m = newMetrics(reg, sp)
+	s.safe = newSafety(cfg, reg)
 	s.pub = &publisher{cfg: cfg, w: w, sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,

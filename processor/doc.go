@@ -2,11 +2,13 @@
 // and turns them into the enriched, sessionized events of pixel.events.v1
 // (keyed by content id, each carrying the Kafka position of its source hit)
 // and the closed sessions of pixel.sessions.v1. Per hit it validates, derives
-// the visitor key, drops duplicates of an event id, assigns the session
+// the visitor key (linking a cookieless visit open at midnight to the
+// previous day's key), drops duplicates of an event id, assigns the session
 // (processor/session), looks up geo (processor/geo) and device
 // (processor/device), classifies the traffic source (processor/source),
 // labels bots and machine opens (processor/bots, never dropping them),
-// redacts e-mail addresses (processor/privacy) and truncates the IP: the raw
+// redacts e-mail addresses and phone numbers again (internal/pii; the edge
+// already did for hits of current edges) and truncates the IP: the raw
 // IP never leaves it. Records that cannot be decoded, and hits the edge marked
 // invalid, go to pixel.dlq.v1 with the reason; they never stop the stream.
 //

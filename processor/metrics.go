@@ -7,6 +7,7 @@ type metrics struct {
 	bot, machineOpen                                   prometheus.Counter
 	sessionsClosed                                     prometheus.Counter
 	writeErr, stateErr, stateStale                     prometheus.Counter
+	midnightLinks                                      prometheus.Counter
 	lag                                                prometheus.Histogram
 	openSessions                                       prometheus.Gauge
 }
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pixel_processor_state_stale_total",
 			Help: "Checkpoints refused because another processor had checkpointed the partition further (after a rebalance); the state is reloaded.",
 		}),
+		midnightLinks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_midnight_links_total",
+			Help: "Cookieless visitors whose first hit under a new day's key continued a visit open at midnight, and who are counted under the previous day's key for the new day (one visit, one visitor).",
+		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pixel_processor_event_lag_seconds",
 			Help:    "Time from the edge receiving a hit to its event being acknowledged by Kafka.",
@@ -55,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.lag, m.openSessions)
+		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.midnightLinks, m.lag, m.openSessions)
 	}
 	return m
 }

@@ -16,11 +16,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
 	"github.com/pixelpipe/pixelpipe/processor/geo"
-	"github.com/pixelpipe/pixelpipe/processor/privacy"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/processor/state"
@@ -91,6 +91,9 @@ type decoded struct {
 	err     string // dead-letter reason, "" when valid
 	visitor uint64
 	idSrc   pixelpb.IdentitySource
+	// prev is the cookieless key of the same visitor under the previous
+	// day's salt, for a hit shortly after midnight (see linkMidnight).
+	prev uint64
 }
 
 // New returns a processor. The processor closes the reader and writers when
@@ -408,6 +411,14 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 		d.visitor, d.idSrc = p.keyer.Key(h.GetOrigin().GetReceivedAtMs(), []byte(h.GetSiteId()),
 			[]byte(h.GetUserId()), []byte(h.GetCookieId()), h.GetClientIp(), []byte(h.GetUserAgent()))
 		byPart[src.Partition] = append(byPart[src.Partition], d.visitor)
+		d.prev = 0
+		if d.idSrc == pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS {
+			d.prev = p.keyer.PreviousDayKey(h.GetOrigin().GetReceivedAtMs(), p.cfg.Session.Timeout,
+				[]byte(h.GetSiteId()), h.GetClientIp(), []byte(h.GetUserAgent()))
+			if d.prev != 0 {
+				byPart[src.Partition] = append(byPart[src.Partition], d.prev)
+			}
+		}
 	}
 	parts := make(map[int]*part, len(firsts))
 	states := make(map[int]map[uint64]*session.State, len(firsts))
@@ -419,6 +430,23 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 		parts[id] = pt
 		if states[id], err = p.states(ctx, pt, byPart[id]); err != nil {
 			return err
+		}
+		// The keys linked visitors are counted under (Alias), in a second
+		// round trip, needed only after midnight.
+		var aliases []uint64
+		for _, st := range states[id] {
+			if _, ok := states[id][st.Alias]; st.Alias != 0 && !ok {
+				aliases = append(aliases, st.Alias)
+			}
+		}
+		if len(aliases) > 0 {
+			more, err := p.states(ctx, pt, aliases)
+			if err != nil {
+				return err
+			}
+			for v, st := range more {
+				states[id][v] = st
+			}
 		}
 	}
 
@@ -443,6 +471,9 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 			continue
 		}
 		st := states[src.Partition][d.visitor]
+		if d.idSrc == pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS {
+			st = p.linkMidnight(pt, states[src.Partition], d, st)
+		}
 		if err := p.apply(ctx, pt, st, src, d, now); err != nil {
 			return err
 		}
@@ -450,11 +481,48 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 	return nil
 }
 
+// linkMidnight keeps a cookieless visit that spans midnight one visitor.
+// The cookieless key rotates with the day's salt; a visitor's first hit
+// under a new day's key (st fresh) that continues a session open under the
+// previous day's key d.prev (its last hit within the session timeout) is
+// counted under that key, and the new key is linked to it (Alias) for the
+// rest of the day, so the visit is one session, and the visitor one unique,
+// on both days and across them. Hits of a linked key are counted under its
+// alias. It returns the state to apply the hit to and sets d.visitor to its
+// key. The edge partitions cookieless hits by a key without the salt, so
+// both keys' states are in this partition; hits from edges that partition
+// by the day's key are simply not linked.
+func (p *Processor) linkMidnight(pt *part, sts map[uint64]*session.State, d *decoded, st *session.State) *session.State {
+	if st.Alias != 0 {
+		if t := sts[st.Alias]; t != nil {
+			d.visitor = st.Alias
+			return t
+		}
+		return st
+	}
+	if d.prev == 0 || st.NewestMs != 0 || st.Open != nil || len(st.Seen) > 0 {
+		return st
+	}
+	key, prev := d.prev, sts[d.prev]
+	if prev != nil && prev.Alias != 0 { // linked itself the midnight before
+		key, prev = prev.Alias, sts[prev.Alias]
+	}
+	at := d.hit.GetOrigin().GetReceivedAtMs()
+	if prev == nil || prev.Open == nil || at > prev.Open.LastMs+p.cfg.Session.Timeout.Milliseconds() {
+		return st
+	}
+	st.Alias = key
+	pt.dirty[st.Visitor] = st
+	p.m.midnightLinks.Inc()
+	d.visitor = key
+	return prev
+}
+
 // apply runs one valid hit through sessions, enrichment and labelling.
 func (p *Processor) apply(ctx context.Context, pt *part, st *session.State, src *kafka.Message, d *decoded, now int64) error {
 	hit := &d.hit
 	at := hit.GetOrigin().GetReceivedAtMs()
-	pageURL, referrer := privacy.RedactPII(hit.GetPageUrl()), privacy.RedactPII(hit.GetReferrer())
+	pageURL, referrer := pii.RedactPII(hit.GetPageUrl()), pii.RedactPII(hit.GetReferrer())
 	srcInfo := p.sources.Classify(pageURL, referrer)
 	campaign := hit.GetCampaignId()
 	if campaign == "" {
@@ -592,7 +660,7 @@ func (p *Processor) emitSession(s *pixelpb.Session) {
 
 func redactProps(in []*pixelpb.Prop) []*pixelpb.Prop {
 	for i, pr := range in {
-		k, v := privacy.RedactPII(pr.GetKey()), privacy.RedactPII(pr.GetValue())
+		k, v := pii.RedactPII(pr.GetKey()), pii.RedactParam(pr.GetKey(), pr.GetValue())
 		if k != pr.GetKey() || v != pr.GetValue() {
 			in[i] = &pixelpb.Prop{Key: k, Value: v}
 		}

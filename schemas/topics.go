@@ -3,8 +3,11 @@ package schemas
 // Topic names. The version suffix changes only with an incompatible schema
 // change (see schemas/proto/pixelpipe/v1/common.proto for the policy).
 const (
-	// TopicHits carries RawHit records, keyed by visitor key (8 bytes, big
-	// endian), so one processor sees all of a visitor's hits.
+	// TopicHits carries RawHit records, keyed by the visitor's partition key
+	// (8 bytes, big endian: the visitor key of an explicit id or cookie; for
+	// a cookieless visitor a keyed hash without the daily salt, see
+	// visitor.Keyer.PartitionKey), so one processor sees all of a visitor's
+	// hits, also of a visit that spans midnight.
 	TopicHits = "pixel.hits.v1"
 	// TopicEvents carries Event records, keyed by content id, so one
 	// aggregator owns a content id's counts.
@@ -62,4 +65,14 @@ const (
 	HeaderSecChUA
 	HeaderReferer
 	HeaderCookie
+)
+
+// Bits 16 and up of RawHit.present_headers are the edge's own verdicts on a
+// hit, not headers; the processor turns them into bot reasons.
+const (
+	// EdgeFlagRate: the hit's client IP was above the edge's flag rate
+	// (edge.rate.flag hits/s); the processor labels it bot, reason "rate".
+	EdgeFlagRate uint32 = 1 << 16
+	// EdgeFlags masks every edge verdict bit.
+	EdgeFlags uint32 = 0xffff0000
 )

@@ -6,7 +6,11 @@
 // cookie, else a cookieless key: a keyed hash of IP, user agent and site with
 // a salt that rotates every UTC day. The salt of a day is derived from the
 // operator's secret and the date, so every node agrees on it without talking
-// to the others, and a key cannot be linked to the next day's.
+// to the others, and a key cannot be linked to the next day's, except by
+// the processor for a visit in progress at midnight: the previous day's salt
+// is kept (PreviousDayKey), and a visitor whose session was open at
+// midnight keeps the previous day's key for the new day (processor,
+// linkMidnight), so the visit is neither two sessions nor two visitors.
 //
 // Keyer is safe for concurrent use and does not allocate per call.
 package visitor
@@ -76,6 +80,45 @@ func (k *Keyer) Key(unixMs int64, siteID, userID, cookieID, ip, userAgent []byte
 	key := binary.BigEndian.Uint64(m.sum)
 	k.daily.Put(m)
 	return key, pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS
+}
+
+// PartitionKey returns the Kafka key a raw hit is partitioned by: the
+// visitor key of an explicit id or cookie, and for a cookieless visitor a
+// keyed hash of site, IP and user agent without the day's salt. So the hits
+// of a visit that spans midnight, whose cookieless key changes with the
+// salt, still reach the one processor that holds both keys' state, which
+// links them (see PreviousDayKey). It adds nothing to what the raw topic
+// holds already (the full IP and user agent); events carry only Key.
+func (k *Keyer) PartitionKey(unixMs int64, siteID, userID, cookieID, ip, userAgent []byte) uint64 {
+	if len(userID) > 0 || len(cookieID) > 0 {
+		key, _ := k.Key(unixMs, siteID, userID, cookieID, ip, userAgent)
+		return key
+	}
+	m, _ := k.stable.Get().(*mac)
+	if m == nil {
+		m = &mac{h: hmac.New(sha256.New, k.secret), sum: make([]byte, 0, sha256.Size)}
+	}
+	m.in = append(m.in[:0], 'p')
+	m.in = appendField(m.in, siteID)
+	m.in = appendField(m.in, ip)
+	m.in = appendField(m.in, userAgent)
+	m.sum = m.digest()
+	key := binary.BigEndian.Uint64(m.sum)
+	k.stable.Put(m)
+	return key
+}
+
+// PreviousDayKey returns the cookieless key the same visitor had under the
+// previous UTC day's salt, for a hit received at unixMs within window after
+// midnight (the session timeout: a visit still open from before midnight
+// must have had a hit that recently); otherwise 0. The processor uses it to
+// keep a visit that spans midnight one visitor.
+func (k *Keyer) PreviousDayKey(unixMs int64, window time.Duration, siteID, ip, userAgent []byte) uint64 {
+	if unixMs-floorDiv(unixMs, dayMs)*dayMs > window.Milliseconds() {
+		return 0
+	}
+	key, _ := k.Key(unixMs-dayMs, siteID, nil, nil, ip, userAgent)
+	return key
 }
 
 func (k *Keyer) stableKey(tag byte, scope, id []byte) uint64 {

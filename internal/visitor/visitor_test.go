@@ -2,6 +2,7 @@ package visitor
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -52,5 +53,36 @@ func TestFieldBoundaries(t *testing.T) {
 	b, _ := k.Key(0, []byte("a"), nil, nil, []byte("bc"), nil)
 	if a == b {
 		t.Fatal("shifting bytes between fields gives the same key")
+	}
+}
+
+// TestMidnight uses hit times as the clock: the cookieless key rotates at
+// UTC midnight, the partition key does not, and PreviousDayKey gives the
+// key of the day before only within the window after midnight.
+func TestMidnight(t *testing.T) {
+	t.Parallel()
+	k := NewKeyer("s3cret")
+	midnight := int64(1_764_374_400_000) // 2025-11-29T00:00:00Z
+	ip, ua, site := []byte{198, 51, 100, 7}, []byte("UA"), []byte("site")
+	before, after := midnight-10*60_000, midnight+10*60_000
+	kb, _ := k.Key(before, site, nil, nil, ip, ua)
+	ka, _ := k.Key(after, site, nil, nil, ip, ua)
+	if kb == ka {
+		t.Fatal("cookieless key did not rotate at midnight")
+	}
+	if k.PartitionKey(before, site, nil, nil, ip, ua) != k.PartitionKey(after, site, nil, nil, ip, ua) {
+		t.Fatal("partition key of a cookieless visitor changes at midnight")
+	}
+	if k.PartitionKey(before, site, nil, nil, ip, ua) == k.PartitionKey(before, site, nil, nil, []byte{1, 2, 3, 4}, ua) {
+		t.Fatal("partition key ignores the IP")
+	}
+	if pk := k.PartitionKey(before, site, []byte("u"), nil, ip, ua); pk != func() uint64 { v, _ := k.Key(before, site, []byte("u"), nil, ip, ua); return v }() {
+		t.Fatal("partition key of an explicit id is not its visitor key")
+	}
+	if got := k.PreviousDayKey(after, 30*time.Minute, site, ip, ua); got != kb {
+		t.Fatalf("PreviousDayKey 10 min after midnight = %x, want yesterday's %x", got, kb)
+	}
+	if got := k.PreviousDayKey(midnight+31*60_000, 30*time.Minute, site, ip, ua); got != 0 {
+		t.Fatalf("PreviousDayKey 31 min after midnight = %x, want 0", got)
 	}
 }

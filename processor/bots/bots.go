@@ -27,7 +27,9 @@ const (
 	Prefetch       = "prefetch"
 	MissingHeaders = "missing_headers"
 	Datacenter     = "datacenter"
-	Rate           = "rate"
+	// Rate: over the processor's per-visitor rate (MaxPerMinute), or over
+	// the edge's per-client-IP rate (schemas.EdgeFlagRate).
+	Rate = "rate"
 )
 
 // Reason codes of machine opens (kind open only).
@@ -183,7 +185,7 @@ func (l *Labeler) Label(in *Input, dst []string) (reasons []string, machineOpen 
 	if l.cfg.Datacenter != nil && in.IP.IsValid() && l.cfg.Datacenter.Contains(in.IP.Unmap()) {
 		dst = append(dst, Datacenter)
 	}
-	if in.RatePerMinute > l.cfg.MaxPerMinute {
+	if in.RatePerMinute > l.cfg.MaxPerMinute || in.PresentHeaders&schemas.EdgeFlagRate != 0 {
 		dst = append(dst, Rate)
 	}
 	if in.Kind == pixelpb.Kind_KIND_OPEN {
@@ -209,7 +211,7 @@ func containsFold(s, sub string) bool {
 // Sec-Fetch-Mode. A present_headers of 0 means the edge did not record
 // headers (older edges); it is not judged.
 func missingHeaders(in *Input) bool {
-	h := in.PresentHeaders
+	h := in.PresentHeaders &^ schemas.EdgeFlags
 	if h == 0 || in.Device.Crawler || in.Kind == pixelpb.Kind_KIND_OPEN {
 		// Mail clients and their proxies send few headers; crawlers are
 		// labelled already.

@@ -104,6 +104,12 @@ type State struct {
 	RateMinute int64  `json:"rm,omitempty"`
 	RateCount  uint32 `json:"rc,omitempty"`
 	Open       *Open  `json:"o,omitempty"`
+	// Alias is set on a cookieless visitor key whose first hit continued a
+	// visit open at midnight under the previous day's key: the visitor is
+	// counted under Alias, that key, for the rest of the day, so the visit
+	// stays one session and one visitor. A key with an alias has no
+	// session of its own.
+	Alias uint64 `json:"a,omitempty"`
 }
 
 // Hit is what sessions need to know of a hit.

@@ -69,14 +69,18 @@ type RawHit struct {
 	Verified bool `protobuf:"varint,23,opt,name=verified,proto3" json:"verified,omitempty"`
 	// Privacy signals of the request: Global Privacy Control (Sec-GPC: 1),
 	// Do-Not-Track (DNT: 1), whether GDPR applies (gdpr=1) and whether the
-	// gdpr_consent string grants consent.
+	// gdpr_consent string grants consent (a valid IAB TCF v2 string with
+	// consent to purpose 1 and, when the edge is configured with one, to its
+	// vendor id).
 	Gpc          bool `protobuf:"varint,24,opt,name=gpc,proto3" json:"gpc,omitempty"`
 	Dnt          bool `protobuf:"varint,25,opt,name=dnt,proto3" json:"dnt,omitempty"`
 	GdprApplies  bool `protobuf:"varint,26,opt,name=gdpr_applies,json=gdprApplies,proto3" json:"gdpr_applies,omitempty"`
 	ConsentGiven bool `protobuf:"varint,27,opt,name=consent_given,json=consentGiven,proto3" json:"consent_given,omitempty"`
 	// Request headers that bot and prefetch labelling use: Sec-Purpose or
 	// Purpose (prefetch/prerender), Accept-Language, and a bit set of headers
-	// that were present (see schemas.Header* constants).
+	// that were present (see schemas.Header* constants); bits 16 and up are
+	// the edge's own verdicts (schemas.EdgeFlagRate: the client IP was above
+	// the edge's flag rate).
 	Purpose        string `protobuf:"bytes,28,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	AcceptLanguage string `protobuf:"bytes,29,opt,name=accept_language,json=acceptLanguage,proto3" json:"accept_language,omitempty"`
 	PresentHeaders uint32 `protobuf:"varint,30,opt,name=present_headers,json=presentHeaders,proto3" json:"present_headers,omitempty"`
