@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -60,23 +59,6 @@ func mustBin(t *testing.T, bin string, args ...string) string {
 		t.Fatalf("pixelpipe %v: exit %d\n%s", args, code, errOut)
 	}
 	return out
-}
-
-// startEdgeWith is startEdge with a changed config.
-func (s *stack) startEdgeWith(edit func(*edge.Config)) {
-	cfg := edge.DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
-	cfg.NodeID = "it-edge"
-	cfg.Spool.Dir = s.t.TempDir()
-	cfg.VisitorSecret = secret
-	edit(&cfg)
-	e, err := edge.New(cfg, s.logger.With("component", "edge"), prometheus.NewRegistry(),
-		kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.edgeURL = "http://" + e.Addr()
-	s.run("edge", e)
 }
 
 // browserGet requests u as a browser would, without following redirects.

@@ -16,31 +16,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/edge"
-	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
-
-// startEdgeWith starts an edge on the stack's hits topic with edit applied
-// to its config and returns its address and metrics registry.
-func (s *stack) startEdgeWith(edit func(*edge.Config)) (string, *prometheus.Registry) {
-	s.t.Helper()
-	cfg := edge.DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
-	cfg.NodeID = "it-edge"
-	cfg.Spool.Dir = s.t.TempDir()
-	cfg.VisitorSecret = secret
-	edit(&cfg)
-	reg := prometheus.NewRegistry()
-	e, err := edge.New(cfg, s.logger.With("component", "edge"), reg, kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.run("edge", e)
-	return e.Addr(), reg
-}
 
 // pipeline writes every request on one connection at once (HTTP/1.1
 // pipelining, as a flooding client does) and returns the status codes.

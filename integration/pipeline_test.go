@@ -81,19 +81,27 @@ func (s *stack) stop() {
 	s.wg.Wait()
 }
 
-func (s *stack) startEdge() {
+func (s *stack) startEdge() { s.startEdgeWith(func(*edge.Config) {}) }
+
+// startEdgeWith starts an edge on the stack's hits topic with edit applied
+// to its config, sets the stack's edge URL, and returns the edge's address
+// and metrics registry.
+func (s *stack) startEdgeWith(edit func(*edge.Config)) (string, *prometheus.Registry) {
+	s.t.Helper()
 	cfg := edge.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.NodeID = "it-edge"
 	cfg.Spool.Dir = s.t.TempDir()
 	cfg.VisitorSecret = secret
-	e, err := edge.New(cfg, s.logger.With("component", "edge"), prometheus.NewRegistry(),
-		kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
+	edit(&cfg)
+	reg := prometheus.NewRegistry()
+	e, err := edge.New(cfg, s.logger.With("component", "edge"), reg, kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.edgeURL = "http://" + e.Addr()
 	s.run("edge", e)
+	return e.Addr(), reg
 }
 
 func (s *stack) startProcessor(group string) *prometheus.Registry {
