@@ -140,7 +140,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.pub.run(stop, writeCtx)
 	}()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	go func() { serveErr <- s.srv.Serve(lazyDeadlineListener{s.ln}) }()
 	s.logger.Info("edge serving", "addr", s.Addr(), "node", s.cfg.NodeID)
 
 	var err error
