@@ -46,8 +46,9 @@ type Server struct {
 
 // New opens and recovers the spool, binds cfg.ListenAddr and prepares the
 // server; Run serves. The writer must be a synchronous kafka-go writer for
-// pixel.hits.v1 (kafkaconn.NewWriter); the edge closes it, and the spool,
-// when Run returns.
+// pixel.hits.v1 (kafkaconn.NewWriter); New sets its BatchSize (hits per
+// partition per produce request) to at most partitionBatch, the edge closes
+// it, and the spool, when Run returns.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
@@ -85,6 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
+	w.BatchSize = min(cfg.BatchSize, partitionBatch)
 	s.m = newMetrics(reg, sp)
 	s.pub = &publisher{cfg: cfg, w: w, sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
