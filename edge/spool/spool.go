@@ -32,7 +32,8 @@
 //     cache, which belongs to the file and not to the process. A kernel crash
 //     or power loss can lose what was appended since the last fsync, which
 //     runs every Config.FsyncInterval (default 1 s) and when a segment is
-//     sealed.
+//     sealed. (On Linux an fsync of a file also writes back the pages
+//     stored through a mapping of it.)
 //   - SyncAlways: Append returns only after an fsync covering the record
 //     completed (group commit: one fsync covers every record appended while
 //     the previous one ran). The record survives power loss too, at the cost
@@ -181,7 +182,7 @@ type Pos struct {
 
 // Stats are the spool's counters and levels.
 type Stats struct {
-	Bytes        int64  // size of all segment files
+	Bytes        int64  // bytes of the records in all segment files (the active file is allocated whole)
 	Records      int64  // records appended and not yet acknowledged
 	Segments     int    // segment files
 	CorruptTails uint64 // segments whose tail was cut at recovery or read
