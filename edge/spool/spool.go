@@ -55,10 +55,10 @@
 // # Bounds
 //
 // The records not yet acknowledged never exceed Config.MaxBytes (the files
-// hold at most one segment more, the active one being allocated whole): an Append that would pass it fails with
-// ErrFull and changes nothing. Ready reports false
-// from Config.HighWater on, so a load balancer can send traffic elsewhere
-// before that happens.
+// hold at most one segment more, the active one being allocated whole): an
+// Append that would pass it fails with ErrFull and changes nothing. Ready
+// reports false from Config.HighWater on, so a load balancer can send
+// traffic elsewhere before that happens.
 package spool
 
 import (
@@ -480,8 +480,8 @@ func (s *Spool) Append(payload []byte) error {
 		return ErrFull
 	}
 	act := s.segs[len(s.segs)-1]
-	if act.mm == nil || act.size+n > int64(len(act.mm)) {
-		// Full, or its successor could not be created before.
+	if act.size+n > int64(len(act.mm)) {
+		// Full: seal it and map the next, large enough for this record.
 		if err := s.roll(n); err != nil {
 			s.mu.Unlock()
 			return err
