@@ -28,7 +28,10 @@ type Config struct {
 	// default size 1 GiB, segments of 64 MiB, readiness failing at 80 %,
 	// sync mode "write" with an fsync every second.
 	Spool spool.Config
-	// BatchSize is the most hits written to Kafka in one call. Default 2000.
+	// BatchSize is the most hits written to Kafka in one call; they spread
+	// over the topic's partitions, at most 2000 per produce request
+	// (BenchmarkPublish: 8000 per call cost the edge ≈20 % less CPU per hit
+	// and the broker ≈30 % less than 2000). Default 8000.
 	BatchSize int
 	// BatchWait is how long the publisher waits to fill a batch after new
 	// hits arrived. Default 5 ms.
@@ -121,7 +124,7 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddr:       ":8080",
 		Spool:            sp,
-		BatchSize:        2000,
+		BatchSize:        8000,
 		BatchWait:        5 * time.Millisecond,
 		DrainTimeout:     20 * time.Second,
 		ReadTimeout:      5 * time.Second,

@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkPixelHandler measures the handler alone: parse, key, encode,
-// append to the spool (one write(2)); the spool is drained as the publisher
+// append to the spool (a copy into its mapped segment); the spool is drained as the publisher
 // would, without Kafka.
 func BenchmarkPixelHandler(b *testing.B) {
 	s := newTestServer(b, nil)

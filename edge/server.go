@@ -47,8 +47,9 @@ type Server struct {
 
 // New opens and recovers the spool, binds cfg.ListenAddr and prepares the
 // server; Run serves. The writer must be a synchronous kafka-go writer for
-// pixel.hits.v1 (kafkaconn.NewWriter); the edge closes it, and the spool,
-// when Run returns.
+// pixel.hits.v1 (kafkaconn.NewWriter); New sets its BatchSize (hits per
+// partition per produce request) to at most partitionBatch, the edge closes
+// it, and the spool, when Run returns.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
@@ -86,6 +87,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
+	w.BatchSize = min(cfg.BatchSize, partitionBatch)
 	s.m = newMetrics(reg, sp)
 	s.safe = newSafety(cfg, reg)
 	s.pub = &publisher{cfg: cfg, w: w, sp: sp, m: s.m, logger: logger}
@@ -142,7 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.pub.run(stop, writeCtx)
 	}()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	go func() { serveErr <- s.srv.Serve(lazyDeadlineListener{s.ln}) }()
 	s.logger.Info("edge serving", "addr", s.Addr(), "node", s.cfg.NodeID)
 
 	var err error

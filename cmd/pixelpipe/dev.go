@@ -89,7 +89,6 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer rdb.Close()
 	store := hllstore.New(rdb, hllstore.Config{})
 	hitsWriter := kafkaconn.NewWriter(kc, schemas.TopicHits, logger)
-	hitsWriter.BatchSize = ecfg.BatchSize
 	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, hitsWriter)
 	if err != nil {
 		return err

@@ -56,9 +56,8 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	reg := newRegistry()
-	// The publisher hands over at most edge.batchSize hits per write.
+	// edge.New sizes the writer's batches to the publisher's.
 	hitsWriter := kafkaconn.NewWriter(c.kafka(), c.topic(schemas.TopicHits), logger.With("component", "edge.kafka"))
-	hitsWriter.BatchSize = cfg.BatchSize
 	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, hitsWriter)
 	if err != nil {
 		return err

@@ -18,15 +18,22 @@
 //
 // # Durability
 //
-// Append returns after the record was handed to the kernel with one write(2)
-// on the active segment. What that guarantees depends on Config.Sync:
+// The active segment is created at its full size (Config.SegmentBytes, its
+// blocks allocated up front so a full disk fails the segment's creation, not
+// a store into it) and mapped into memory shared with the file (mmap
+// MAP_SHARED). Append copies the record into the mapping under a short lock:
+// no system call per record. A byte stored into a shared file mapping is in
+// the kernel's page cache at once, exactly as if write(2) had put it there,
+// so it survives the process as a write(2) would. What that guarantees
+// depends on Config.Sync:
 //
 //   - SyncWrite (default): the record survives the process dying in any way
 //     (SIGTERM, SIGKILL, panic, OOM kill), because it is in the kernel's page
 //     cache, which belongs to the file and not to the process. A kernel crash
 //     or power loss can lose what was appended since the last fsync, which
 //     runs every Config.FsyncInterval (default 1 s) and when a segment is
-//     sealed.
+//     sealed. (On Linux an fsync of a file also writes back the pages
+//     stored through a mapping of it.)
 //   - SyncAlways: Append returns only after an fsync covering the record
 //     completed (group commit: one fsync covers every record appended while
 //     the previous one ran). The record survives power loss too, at the cost
@@ -34,21 +41,24 @@
 //
 // # Recovery
 //
-// Open scans every segment from the acknowledged position on. The first
-// record whose length is impossible, which runs past the end of its file, or
-// whose checksum does not match ends that segment: the file is truncated
-// there, and the bytes dropped are counted (Stats.CorruptTails,
-// Stats.CorruptBytes). A torn tail after a crash is the normal case of this;
-// recovery never fails because of what it finds in a segment, so a corrupt
-// spool cannot make the edge crash-loop.
+// Open scans every segment from the acknowledged position on. A zero length
+// followed only by zeros to the end of the file is the segment's unused,
+// preallocated space: the file is cut there and nothing is counted. Any
+// other record whose length is impossible, which runs past the end of its
+// file, or whose checksum does not match ends that segment: the file is
+// truncated there, and the bytes dropped are counted (Stats.CorruptTails,
+// Stats.CorruptBytes). Records are copied in order under one lock, so a torn
+// record (the process died during its copy, before its Append returned) is
+// always the last one written. Recovery never fails because of what it finds
+// in a segment, so a corrupt spool cannot make the edge crash-loop.
 //
 // # Bounds
 //
 // The records not yet acknowledged never exceed Config.MaxBytes (the files
-// hold at most one segment more): an Append that would pass it fails with
-// ErrFull and changes nothing. Ready reports false
-// from Config.HighWater on, so a load balancer can send traffic elsewhere
-// before that happens.
+// hold at most one segment more, the active one being allocated whole): an
+// Append that would pass it fails with ErrFull and changes nothing. Ready
+// reports false from Config.HighWater on, so a load balancer can send
+// traffic elsewhere before that happens.
 package spool
 
 import (
@@ -56,7 +66,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,7 +182,7 @@ type Pos struct {
 
 // Stats are the spool's counters and levels.
 type Stats struct {
-	Bytes        int64  // size of all segment files
+	Bytes        int64  // bytes of the records in all segment files (the active file is allocated whole)
 	Records      int64  // records appended and not yet acknowledged
 	Segments     int    // segment files
 	CorruptTails uint64 // segments whose tail was cut at recovery or read
@@ -185,7 +194,17 @@ type segment struct {
 	id   uint64
 	size int64 // bytes of whole records
 	f    *os.File
+	// The active segment only: the file mapped shared, its whole
+	// preallocated length, and how much of its start was released from the
+	// process's memory (madvise) after being written.
+	mm       []byte
+	released int64
 }
+
+// releaseChunk is how much of a written mapping is released from the
+// process's resident memory at once; the bytes stay in the page cache, so
+// RSS stays bounded while Kafka is down and the spool grows.
+const releaseChunk = 4 << 20
 
 // Spool is an open spool. Append may be called from many goroutines; Read
 // and Ack from one consumer at a time.
@@ -196,9 +215,8 @@ type Spool struct {
 	mu       sync.Mutex
 	cond     *sync.Cond // signalled when synced advances
 	segs     []*segment // oldest first; the last is the active one
-	wbuf     []byte
-	written  uint64 // bytes appended since Open (a logical clock for SyncAlways)
-	synced   uint64 // written value covered by the last completed fsync
+	written  uint64     // bytes appended since Open (a logical clock for SyncAlways)
+	synced   uint64     // written value covered by the last completed fsync
 	unsynced []*os.File
 	closed   bool
 	syncing  bool
@@ -250,7 +268,6 @@ func Open(cfg Config) (*Spool, error) {
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 		rbuf:   make([]byte, MaxRecord+headerLen),
-		wbuf:   make([]byte, 0, 4096),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.recover(); err != nil {
@@ -320,11 +337,11 @@ func (s *Spool) recover() error {
 	if ack.Seg >= next {
 		next = ack.Seg + 1
 	}
-	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, segName(next)), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	act, err := s.createSegment(next, s.cfg.SegmentBytes)
 	if err != nil {
-		return fmt.Errorf("create spool segment %s: %w", segName(next), err)
+		return err
 	}
-	s.segs = append(s.segs, &segment{id: next, f: f})
+	s.segs = append(s.segs, act)
 	if len(s.segs) == 1 {
 		s.read = Pos{Seg: next}
 	}
@@ -372,8 +389,10 @@ func (s *Spool) scan(path string, from int64) (int64, int64, error) {
 		off += headerLen + l
 	}
 	if off < fileSize {
-		s.corrupt.Add(1)
-		s.cbytes.Add(uint64(fileSize - off))
+		if !zeroFrom(f, off, fileSize) {
+			s.corrupt.Add(1)
+			s.cbytes.Add(uint64(fileSize - off))
+		}
 		if err := f.Truncate(off); err != nil {
 			return 0, 0, fmt.Errorf("truncate corrupt tail of spool segment %s at %d: %w", path, off, err)
 		}
@@ -384,13 +403,73 @@ func (s *Spool) scan(path string, from int64) (int64, int64, error) {
 	return off, n, nil
 }
 
+// zeroFrom reports whether f holds only zero bytes from off to size: the
+// unused rest of a preallocated segment.
+func zeroFrom(f *os.File, off, size int64) bool {
+	buf := make([]byte, 1<<20)
+	for off < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false
+			}
+		}
+		if err != nil {
+			return false
+		}
+		off += int64(n)
+	}
+	return true
+}
+
+// createSegment creates segment id with size bytes allocated on disk and
+// maps it shared into memory.
+func (s *Spool) createSegment(id uint64, size int64) (*segment, error) {
+	path := filepath.Join(s.cfg.Dir, segName(id))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create spool segment %s: %w", segName(id), err)
+	}
+	fail := func(err error) (*segment, error) {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	// Allocate the blocks now: a store into a mapped page whose block the
+	// file system cannot allocate (disk full) would kill the process with
+	// SIGBUS; here it is an error the caller counts.
+	if err := preallocate(f, size); err != nil {
+		return fail(fmt.Errorf("allocate %d bytes for spool segment %s: %w", size, segName(id), err))
+	}
+	mm, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return fail(fmt.Errorf("map spool segment %s: %w", segName(id), err))
+	}
+	return &segment{id: id, f: f, mm: mm}, nil
+}
+
+// unmap ends the active segment's mapping and cuts its file to the records
+// it holds; s.mu is held.
+func (seg *segment) unmap() {
+	if seg.mm == nil {
+		return
+	}
+	_ = syscall.Munmap(seg.mm)
+	seg.mm = nil
+	// A failed truncate leaves zeros after the records, which recovery
+	// reads as unused space.
+	_ = seg.f.Truncate(seg.size)
+}
+
 // Append adds one record. It is safe for concurrent use and does not
-// allocate. When it returns nil the record is durable as Config.Sync says.
+// allocate or make a system call, except when a segment is full. When it
+// returns nil the record is durable as Config.Sync says.
 func (s *Spool) Append(payload []byte) error {
 	if len(payload) == 0 || len(payload) > MaxRecord {
 		return fmt.Errorf("spool record of %d bytes: want 1..%d", len(payload), MaxRecord)
 	}
 	n := int64(headerLen + len(payload))
+	sum := crc32.Checksum(payload, castagnoli)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -401,27 +480,24 @@ func (s *Spool) Append(payload []byte) error {
 		return ErrFull
 	}
 	act := s.segs[len(s.segs)-1]
-	if act.size > 0 && act.size+n > s.cfg.SegmentBytes {
-		if err := s.roll(); err != nil {
+	if act.size+n > int64(len(act.mm)) {
+		// Full: seal it and map the next, large enough for this record.
+		if err := s.roll(n); err != nil {
 			s.mu.Unlock()
 			return err
 		}
 		act = s.segs[len(s.segs)-1]
 	}
-	w := s.wbuf[:0]
-	w = binary.LittleEndian.AppendUint32(w, uint32(len(payload)))
-	w = binary.LittleEndian.AppendUint32(w, crc32.Checksum(payload, castagnoli))
-	w = append(w, payload...)
-	s.wbuf = w
-	if _, err := act.f.Write(w); err != nil {
-		// A short write (disk full) leaves part of a record: cut it off so
-		// the next append starts at a record boundary.
-		_ = act.f.Truncate(act.size)
-		_, _ = act.f.Seek(act.size, io.SeekStart)
-		s.mu.Unlock()
-		return fmt.Errorf("append to spool segment %s: %w", segName(act.id), err)
-	}
+	w := act.mm[act.size : act.size+n]
+	binary.LittleEndian.PutUint32(w, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(w[4:], sum)
+	copy(w[headerLen:], payload)
 	act.size += n
+	if act.size-act.released >= releaseChunk {
+		end := act.size &^ (releaseChunk - 1)
+		_ = madviseDontNeed(act.mm[act.released:end])
+		act.released = end
+	}
 	s.bytes.Add(n)
 	s.records.Add(1)
 	s.written += uint64(n)
@@ -444,17 +520,21 @@ func (s *Spool) Append(payload []byte) error {
 	return nil
 }
 
-// roll seals the active segment and starts the next; s.mu is held.
-func (s *Spool) roll() error {
+// roll seals the active segment and starts the next, large enough for a
+// record of n bytes; s.mu is held. An empty active segment is replaced.
+func (s *Spool) roll(n int64) error {
 	act := s.segs[len(s.segs)-1]
 	id := act.id + 1
-	f, err := os.OpenFile(filepath.Join(s.cfg.Dir, segName(id)), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	next, err := s.createSegment(id, max(s.cfg.SegmentBytes, n))
 	if err != nil {
-		return fmt.Errorf("create spool segment %s: %w", segName(id), err)
+		return err
 	}
-	s.unsynced = append(s.unsynced, act.f) // the sync loop fsyncs and closes it
-	act.f = nil
-	s.segs = append(s.segs, &segment{id: id, f: f})
+	act.unmap()
+	if act.f != nil {
+		s.unsynced = append(s.unsynced, act.f) // the sync loop fsyncs and closes it
+		act.f = nil
+	}
+	s.segs = append(s.segs, next)
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -743,6 +823,7 @@ func (s *Spool) Close() error {
 	}
 	s.closed = true // no append starts from here
 	act := s.segs[len(s.segs)-1]
+	act.unmap()
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done // a last fsync, which also wakes SyncAlways appenders
@@ -780,6 +861,8 @@ func (s *Spool) abandon() {
 	s.synced = s.written // appenders waiting would have died with the process
 	s.cond.Broadcast()
 	act := s.segs[len(s.segs)-1]
+	_ = syscall.Munmap(act.mm) // no truncate: the process would not have had the time
+	act.mm = nil
 	sealed := s.unsynced
 	s.unsynced = nil
 	s.mu.Unlock()
@@ -793,4 +876,18 @@ func (s *Spool) abandon() {
 		_ = s.rf.Close()
 	}
 	_ = s.lock.Close()
+}
+
+// writeZeros allocates size bytes of f by writing them, where the file
+// system cannot preallocate.
+func writeZeros(f *os.File, size int64) error {
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		n, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
 }

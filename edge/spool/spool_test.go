@@ -159,9 +159,15 @@ func TestCorruptTails(t *testing.T) {
 		{"flipped byte in the last record", func(t *testing.T, path string, size int64) {
 			flip(t, path, size-2)
 		}, 9, 1},
-		{"zeroed tail (preallocated block)", func(t *testing.T, path string, _ int64) {
+		{"zeroed tail (preallocated space)", func(t *testing.T, path string, _ int64) {
 			appendFile(t, path, make([]byte, 512))
+		}, 10, 0},
+		{"zeroes then garbage", func(t *testing.T, path string, _ int64) {
+			appendFile(t, path, append(make([]byte, 512), 'g'))
 		}, 10, 1},
+		{"zeroed bytes in the last record", func(t *testing.T, path string, size int64) {
+			zero(t, path, size-20, 4)
+		}, 9, 1},
 		{"nothing wrong", func(*testing.T, string, int64) {}, 10, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,6 +226,16 @@ func appendFile(t *testing.T, path string, b []byte) {
 	_ = f.Close()
 }
 
+func zero(t *testing.T, path string, at int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteAt(make([]byte, n), at)
+	_ = f.Close()
+}
+
 func flip(t *testing.T, path string, at int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -231,6 +247,64 @@ func flip(t *testing.T, path string, at int64) {
 	b[0] ^= 0x55
 	_, _ = f.WriteAt(b, at)
 	_ = f.Close()
+}
+
+// TestKilledWithLargeSegment appends more than releaseChunk into one
+// mapped segment, so written pages are released from the process while it
+// appends, then dies without a last sync or truncate: every record comes
+// back in order, and the unused preallocated rest is not counted as damage.
+func TestKilledWithLargeSegment(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.SegmentBytes = 2*releaseChunk + 4096
+	cfg.MaxBytes = 4 * cfg.SegmentBytes
+	s := mustOpen(t, cfg)
+	const n = 6000 // ≈6.2 MiB of records
+	rec := func(i int) []byte {
+		b := bytes.Repeat([]byte{byte(i)}, 1000+i%100)
+		binary.BigEndian.PutUint32(b, uint32(i))
+		return b
+	}
+	for i := range n {
+		if err := s.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seg := s.segs[len(s.segs)-1]; seg.released < releaseChunk {
+		t.Fatalf("released %d bytes of the mapping, want at least %d", seg.released, releaseChunk)
+	}
+	s.abandon()
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	if st := s.Stats(); st.CorruptTails != 0 || st.Records != n {
+		t.Fatalf("after the kill: %+v, want %d records and no corrupt tail", st, n)
+	}
+	got := drain(t, s)
+	for i := range n {
+		if !bytes.Equal(got[i], rec(i)) {
+			t.Fatalf("record %d differs after the kill", i)
+		}
+	}
+}
+
+// TestRecordLargerThanSegment gets a segment of its own.
+func TestRecordLargerThanSegment(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	s := mustOpen(t, cfg)
+	big := bytes.Repeat([]byte{'b'}, 3*int(cfg.SegmentBytes))
+	for _, p := range [][]byte{[]byte("before"), big, []byte("after")} {
+		if err := s.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.abandon()
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	got := drain(t, s)
+	if len(got) != 3 || string(got[0]) != "before" || !bytes.Equal(got[1], big) || string(got[2]) != "after" {
+		t.Fatalf("read %d records, want before, the large one, after", len(got))
+	}
 }
 
 func TestFullAndHighWater(t *testing.T) {

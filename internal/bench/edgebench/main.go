@@ -5,7 +5,10 @@
 // interleaved rounds. It reports requests/s, latency p50/p99 and server CPU
 // per request (from /proc/PID/stat) as medians over the rounds, the ratios
 // edge/bare and edge/nginx, the edge's p99 at about half of its peak
-// throughput, and the edge's RSS while Kafka is unreachable.
+// throughput, and the edge's RSS while Kafka is unreachable. The Kafka
+// broker's CPU per request is reported on its own when the broker runs on
+// this machine (it shares the cores but is not the edge's CPU). -baseline
+// adds a second edge binary to the same rounds, for a before/after.
 package main
 
 import (
@@ -44,6 +47,7 @@ var (
 	threads   = flag.Int("threads", 2, "wrk threads")
 	outageFor = flag.Duration("outage", 10*time.Second, "how long the edge is loaded with Kafka unreachable")
 	edgeFlags = flag.String("edgeflags", "", "extra space-separated flags for the edge, e.g. -edge.batchWait=20ms")
+	baseline  = flag.String("baseline", "", "a second pixelpipe binary (e.g. built from an earlier commit) loaded as \"edge (baseline)\" in the same interleaved rounds, for a before/after in one run")
 )
 
 const target = "/p.gif?cid=bench-article-1&site=news&k=view&cmp=spring&url=https%3A%2F%2Fnews.example%2Fa%2F1&cb=12345"
@@ -57,8 +61,13 @@ type server struct {
 
 type sample struct {
 	rps, p50, p99, cpuUs float64 // cpuUs: server CPU-µs per request
+	brokerUs             float64 // the Kafka broker's CPU-µs per request, when it runs here
 	errors               int
 }
+
+// brokerPID is the process listening on the Kafka address, when it runs on
+// this machine (it shares the cores with the servers), else 0.
+var brokerPID int
 
 func main() {
 	log.SetFlags(0)
@@ -88,10 +97,18 @@ func main() {
 		fail("create topics: %v\n%s", err, out)
 	}
 	edgeAdmin := freeAddr()
+	brokerPID = listenerPID(*brokers)
 	edge := start(tmp, "edge", *pixelpipe, append([]string{"edge", "-kafka.brokers=" + *brokers, "-kafka.topicPrefix=" + prefix,
 		"-visitor.secret=bench-secret", "-edge.listenAddr=" + freeAddr(), "-admin.listenAddr=" + edgeAdmin,
 		"-edge.spool.dir=" + filepath.Join(tmp, "spool"), "-log.level=warn"}, strings.Fields(*edgeFlags)...)...)
 	started = append(started, edge)
+	var base *server
+	if *baseline != "" {
+		base = start(tmp, "edge (baseline)", *baseline, "edge", "-kafka.brokers="+*brokers, "-kafka.topicPrefix="+prefix,
+			"-visitor.secret=bench-secret", "-edge.listenAddr="+freeAddr(), "-admin.listenAddr="+freeAddr(),
+			"-edge.spool.dir="+filepath.Join(tmp, "spool-baseline"), "-log.level=warn")
+		started = append(started, base)
+	}
 	bare := start(tmp, "bare fasthttp", *baregif, "-addr="+freeAddr())
 	started = append(started, bare)
 	ngx := startNginx(tmp)
@@ -102,6 +119,9 @@ func main() {
 		}
 	}
 	targets := []*server{edge, bare, ngx}
+	if base != nil {
+		targets = append(targets, base)
+	}
 	for _, s := range targets { // warm up
 		if _, _, err := wrk(s.addr, *conns, 2*time.Second); err != nil {
 			fail("warm-up of %s: %v", s.name, err)
@@ -116,19 +136,21 @@ func main() {
 			if err != nil {
 				fail("%s: %v", s.name, err)
 			}
-			log.Printf("round %d %-14s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  %5.2f CPU-µs/req  errors %d", r+1, s.name, res.rps, res.p50, res.p99, res.cpuUs, res.errors)
+			log.Printf("round %d %-15s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  %5.2f CPU-µs/req  broker %5.2f CPU-µs/req  errors %d", r+1, s.name, res.rps, res.p50, res.p99, res.cpuUs, res.brokerUs, res.errors)
 			results[s.name] = append(results[s.name], res)
 		}
 	}
 	med := map[string]sample{}
 	for name, ss := range results {
-		med[name] = sample{
+		m := sample{
 			rps: median(ss, func(s sample) float64 { return s.rps }), p50: median(ss, func(s sample) float64 { return s.p50 }),
 			p99: median(ss, func(s sample) float64 { return s.p99 }), cpuUs: median(ss, func(s sample) float64 { return s.cpuUs }),
+			brokerUs: median(ss, func(s sample) float64 { return s.brokerUs }),
 		}
 		for _, s := range ss {
-			med[name] = sample{med[name].rps, med[name].p50, med[name].p99, med[name].cpuUs, med[name].errors + s.errors}
+			m.errors += s.errors
 		}
+		med[name] = m
 	}
 
 	// p99 at half of peak, open loop: requests sent on a fixed schedule at
@@ -160,6 +182,9 @@ func main() {
 	}
 	stop(edge)
 	stop(bare)
+	if base != nil {
+		stop(base)
+	}
 
 	// RSS while Kafka is unreachable: an edge pointed at a closed port,
 	// loaded at peak for -outage, RSS sampled every 250 ms.
@@ -197,15 +222,23 @@ func main() {
 		downRPS, *outageFor, mib(rssBefore), mib(rssAtHalf), mib(rssEnd), mib(rssMax), mib(spoolBytes))
 
 	// The report, as Markdown.
-	fmt.Printf("\n| server | requests/s | p50 | p99 | server CPU per request | wrk errors |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| server | requests/s | p50 | p99 | server CPU per request | Kafka broker CPU per request | wrk errors |\n|---|---|---|---|---|---|---|\n")
 	for _, s := range targets {
 		m := med[s.name]
-		fmt.Printf("| %s | %.0f | %.3f ms | %.3f ms | %.2f µs | %d |\n", s.name, m.rps, m.p50, m.p99, m.cpuUs, m.errors)
+		fmt.Printf("| %s | %.0f | %.3f ms | %.3f ms | %.2f µs | %.2f µs | %d |\n", s.name, m.rps, m.p50, m.p99, m.cpuUs, m.brokerUs, m.errors)
 	}
 	e, b, n := med["edge"], med["bare fasthttp"], med["nginx"]
 	fmt.Printf("\n| ratio | requests/s | CPU per request |\n|---|---|---|\n")
 	fmt.Printf("| edge / bare fasthttp | %.2f | %.2f |\n", e.rps/b.rps, e.cpuUs/b.cpuUs)
 	fmt.Printf("| edge / nginx | %.2f | %.2f |\n", e.rps/n.rps, e.cpuUs/n.cpuUs)
+	if base != nil {
+		bl := med[base.name]
+		fmt.Printf("| edge (baseline) / bare fasthttp | %.2f | %.2f |\n", bl.rps/b.rps, bl.cpuUs/b.cpuUs)
+		fmt.Printf("| edge / edge (baseline) | %.2f | %.2f |\n", e.rps/bl.rps, e.cpuUs/bl.cpuUs)
+	}
+	if brokerPID == 0 {
+		fmt.Printf("\nThe Kafka broker does not run on this machine (no local process listens on %s): its CPU is not measured.\n", *brokers)
+	}
 	fmt.Printf("\nEdge at half of peak, open loop (fixed schedule, latency from when each request was due): %.0f req/s of %.0f peak, p50 %.3f ms, p99 %.3f ms, %.2f CPU-µs per request (median of %d).\n",
 		halfMed.rps, e.rps, halfMed.p50, halfMed.p99, halfMed.cpuUs, *rounds)
 	fmt.Printf("Delivery: the edge accepted %.0f hits and Kafka acknowledged %.0f.\n", accepted, published)
@@ -269,17 +302,60 @@ func openLoop(s *server, rate float64, d time.Duration) (sample, error) {
 
 func measure(s *server, c int, d time.Duration) (sample, error) {
 	pids := pidsOf(s)
-	cpu0 := cpuTicks(pids)
+	cpu0, bcpu0 := cpuTicks(pids), brokerTicks()
 	t0 := time.Now()
 	rps, lat, err := wrk(s.addr, c, d)
 	if err != nil {
 		return sample{}, err
 	}
-	cpu1 := cpuTicks(pidsOf(s))
+	cpu1, bcpu1 := cpuTicks(pidsOf(s)), brokerTicks()
 	el := time.Since(t0).Seconds()
 	reqs := rps * el
 	const clkTck = 100 // USER_HZ on Linux
-	return sample{rps: rps, p50: lat.p50, p99: lat.p99, cpuUs: float64(cpu1-cpu0) / clkTck * 1e6 / reqs, errors: lat.errors}, nil
+	return sample{rps: rps, p50: lat.p50, p99: lat.p99, cpuUs: float64(cpu1-cpu0) / clkTck * 1e6 / reqs,
+		brokerUs: float64(bcpu1-bcpu0) / clkTck * 1e6 / reqs, errors: lat.errors}, nil
+}
+
+func brokerTicks() int64 {
+	if brokerPID == 0 {
+		return 0
+	}
+	return cpuTicks([]int{brokerPID})
+}
+
+// listenerPID finds the local process listening on addr's port, or 0.
+func listenerPID(addr string) int {
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || fs[3] != "0A" { // LISTEN
+				continue
+			}
+			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 {
+				if v, _ := strconv.ParseInt(fs[1][i+1:], 16, 32); int(v) == p {
+					inodes["socket:["+fs[9]+"]"] = true
+				}
+			}
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, e := range procs {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); inodes[l] {
+				pid, _ := strconv.Atoi(e.Name())
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 type latency struct {
