@@ -39,6 +39,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dev", "", "pixelpipe dev -demo.rate=20")
 	c.bindLog(fs)
 	fs.StringVar(&ecfg.ListenAddr, "edge.listenAddr", ecfg.ListenAddr, "pixel address")
+	fs.StringVar(&ecfg.Spool.Dir, "edge.spool.dir", ecfg.Spool.Dir, "disk spool folder of the edge (one running edge per folder)")
 	fs.StringVar(&qcfg.ListenAddr, "query.listenAddr", "127.0.0.1:8081", "stats API address")
 	fs.StringVar(&c.adminAddr, "admin.listenAddr", "127.0.0.1:9100", "metrics and health address")
 	kafkaPort := fs.Int("dev.kafkaPort", 0, "port of the embedded Kafka broker; 0 picks a free one")
@@ -72,7 +73,16 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	kc := kafkaconn.Config{Brokers: cluster.ListenAddrs()}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafkaconn.EnsureTopics(tctx, kc, schemas.Topics())
+	// One process reads everything: one partition per topic, so each topic's
+	// one partition reports a freshness watermark as soon as a hit flows
+	// (with six, a partition no demo content id hashes to would keep the
+	// watermark "partial").
+	topics := schemas.Topics()
+	for i := range topics {
+		topics[i].Partitions = 1
+	}
+	qcfg.EventsPartitions = 1
+	err = kafkaconn.EnsureTopics(tctx, kc, topics)
 	cancel()
 	if err != nil {
 		return err
