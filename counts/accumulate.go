@@ -32,7 +32,7 @@ func (a *accumulator) add(rec *hllstore.Record) error {
 		}
 		a.res.Reasons[reason] += n
 	}
-	a.res.Orders += uint64(len(rec.Orders))
+	a.res.Orders += rec.NOrders
 	for cur, v := range rec.Value {
 		if a.res.Value == nil {
 			a.res.Value = map[string]int64{}

@@ -118,7 +118,7 @@ func (r *Reader) Stats(ctx context.Context, q Query) (Result, error) {
 			}
 			res.Reasons[reason] += n
 		}
-		res.Orders += uint64(len(rec.Orders))
+		res.Orders += rec.NOrders
 		for cur, v := range rec.Value {
 			if res.Value == nil {
 				res.Value = map[string]int64{}

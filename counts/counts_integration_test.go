@@ -59,7 +59,7 @@ func TestStatsRanges(t *testing.T) {
 		r.Pos[0] = 1
 		writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: cid, Campaign: "spring", Kind: pixelpb.Kind_KIND_CLICK, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: d0.UnixMilli()}, Record: &r})
 	}
-	if _, err := store.Save(ctx, writes); err != nil {
+	if err := store.Put(ctx, writes); err != nil {
 		t.Fatal(err)
 	}
 

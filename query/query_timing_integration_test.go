@@ -43,7 +43,7 @@ func BenchmarkStatsRange(b *testing.B) {
 		add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 200)
 		add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 20)
 		add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 300)
-		if _, err := store.Save(ctx, writes); err != nil {
+		if err := store.Put(ctx, writes); err != nil {
 			b.Fatal(err)
 		}
 	}
