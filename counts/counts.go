@@ -10,16 +10,13 @@
 package counts
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Reader reads counts.
@@ -32,18 +29,6 @@ type Reader struct {
 // NewReader returns a Reader on store.
 func NewReader(store *hllstore.Store) *Reader {
 	return &Reader{store: store, MaxRange: 400 * 24 * time.Hour}
-}
-
-// Query selects what to count.
-type Query struct {
-	// ContentID, or Campaign, or both (a campaign on one content id). At
-	// least one is required.
-	ContentID string
-	Campaign  string
-	Kind      pixelpb.Kind
-	Class     hllstore.Class
-	// From and To bound the range [From, To); both are truncated to the hour.
-	From, To time.Time
 }
 
 // Result is a count.
@@ -67,77 +52,6 @@ type Result struct {
 
 // ErrBadQuery wraps every problem with a Query.
 var ErrBadQuery = errors.New("bad query")
-
-// Stats counts q.
-func (r *Reader) Stats(ctx context.Context, q Query) (Result, error) {
-	from, to := q.From.UTC().Truncate(time.Hour), q.To.UTC().Truncate(time.Hour)
-	switch {
-	case q.ContentID == "" && q.Campaign == "":
-		return Result{}, fmt.Errorf("%w: a content id or a campaign is required", ErrBadQuery)
-	case !to.After(from):
-		return Result{}, fmt.Errorf("%w: empty range: to must be after from (to is exclusive, hour resolution)", ErrBadQuery)
-	case to.Sub(from) > r.MaxRange:
-		return Result{}, fmt.Errorf("%w: range of %.1f days is longer than the limit of %.0f days", ErrBadQuery, to.Sub(from).Hours()/24, r.MaxRange.Hours()/24)
-	}
-	hours, days := Cover(from.UnixMilli(), to.UnixMilli())
-	var keys []hllstore.Key
-	add := func(contents []string, g pixelpb.Granularity, start int64) {
-		for _, c := range contents {
-			keys = append(keys, hllstore.Key{ContentID: c, Campaign: q.Campaign, Kind: q.Kind, Class: q.Class, Gran: g, Start: start})
-		}
-	}
-	for _, start := range days {
-		contents, err := r.contents(ctx, q, start)
-		if err != nil {
-			return Result{}, err
-		}
-		add(contents, pixelpb.Granularity_GRANULARITY_DAY, start)
-	}
-	for _, start := range hours {
-		contents, err := r.contents(ctx, q, hllstore.DayStart(start))
-		if err != nil {
-			return Result{}, err
-		}
-		add(contents, pixelpb.Granularity_GRANULARITY_HOUR, start)
-	}
-	recs, err := r.store.Load(ctx, keys)
-	if err != nil {
-		return Result{}, err
-	}
-	merged := hllstore.NewSketch()
-	var res Result
-	for i := range recs {
-		rec := &recs[i]
-		res.Total += rec.Total
-		if err := merged.Merge(rec.Sketch); err != nil {
-			return Result{}, fmt.Errorf("merge sketches: %w", err)
-		}
-		for reason, n := range rec.Reasons {
-			if res.Reasons == nil {
-				res.Reasons = map[string]uint64{}
-			}
-			res.Reasons[reason] += n
-		}
-		res.Orders += rec.NOrders
-		for cur, v := range rec.Value {
-			if res.Value == nil {
-				res.Value = map[string]int64{}
-			}
-			res.Value[cur] += v
-		}
-	}
-	res.Uniques = merged.Estimate()
-	res.UniquesBound = Bound(merged)
-	return res, nil
-}
-
-// contents lists the content ids whose records hold q's counts on a day.
-func (r *Reader) contents(ctx context.Context, q Query, dayStart int64) ([]string, error) {
-	if q.ContentID != "" {
-		return []string{q.ContentID}, nil
-	}
-	return r.store.CampaignContents(ctx, q.Campaign, dayStart)
-}
 
 // Cover splits [from, to) (hour-aligned, Unix ms) into whole UTC days and the
 // hours at both ends that do not fill a day.

@@ -64,30 +64,32 @@ func TestStatsRanges(t *testing.T) {
 	}
 
 	r := NewReader(store)
-	f := func(q Query, wantTotal, wantUniques uint64) {
+	f := func(q Scope, wantTotal, wantUniques uint64) {
 		t.Helper()
-		q.Kind = pixelpb.Kind_KIND_VIEW
+		kind := pixelpb.Kind_KIND_VIEW
 		if q.Campaign != "" {
-			q.Kind = pixelpb.Kind_KIND_CLICK
+			kind = pixelpb.Kind_KIND_CLICK
 		}
-		res, err := r.Stats(ctx, q)
+		q.Kinds = []pixelpb.Kind{kind}
+		sum, err := r.Summary(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
+		res := sum.Get(hllstore.Human, kind)
 		if res.Total != wantTotal || res.Uniques != wantUniques || res.UniquesBound != 0 {
 			t.Errorf("%s..%s %q/%q: total %d uniques %d±%d, want %d and %d exactly", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339),
 				q.ContentID, q.Campaign, res.Total, res.Uniques, res.UniquesBound, wantTotal, wantUniques)
 		}
 	}
 	at := func(h int) time.Time { return d0.Add(time.Duration(h) * time.Hour) }
-	f(Query{ContentID: "a", From: at(0), To: at(48)}, 480, 240)                     // two whole days
-	f(Query{ContentID: "a", From: at(22), To: at(26)}, 40, 20)                      // hours across midnight
-	f(Query{ContentID: "a", From: at(3), To: at(27)}, 240, 120)                     // a day's worth, not aligned
-	f(Query{ContentID: "a", From: at(47).Add(30 * time.Minute), To: at(60)}, 10, 5) // truncated to the hour; empty hours count 0
-	f(Query{Campaign: "spring", From: at(0), To: at(24)}, 11, 7)                    // merged over content ids
-	f(Query{Campaign: "spring", ContentID: "b", From: at(0), To: at(24)}, 4, 4)     // one content id of a campaign
+	f(Scope{ContentID: "a", From: at(0), To: at(48)}, 480, 240)                     // two whole days
+	f(Scope{ContentID: "a", From: at(22), To: at(26)}, 40, 20)                      // hours across midnight
+	f(Scope{ContentID: "a", From: at(3), To: at(27)}, 240, 120)                     // a day's worth, not aligned
+	f(Scope{ContentID: "a", From: at(47).Add(30 * time.Minute), To: at(60)}, 10, 5) // truncated to the hour; empty hours count 0
+	f(Scope{Campaign: "spring", From: at(0), To: at(24)}, 11, 7)                    // merged over content ids
+	f(Scope{Campaign: "spring", ContentID: "b", From: at(0), To: at(24)}, 4, 4)     // one content id of a campaign
 
-	if _, err := r.Stats(ctx, Query{ContentID: "a", From: at(5), To: at(5)}); !errors.Is(err, ErrBadQuery) {
+	if _, err := r.Summary(ctx, Scope{ContentID: "a", From: at(5), To: at(5)}); !errors.Is(err, ErrBadQuery) {
 		t.Fatalf("empty range: %v", err)
 	}
 }

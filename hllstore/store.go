@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -99,18 +101,21 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	for i := range out {
 		out[i] = NewRecord()
 	}
-	for i, hk := range order {
+	// Decode in parallel: over a long range, unmarshaling dense sketches is
+	// most of a read's time. Each group fills its own records.
+	decode := func(i int) error {
+		hk := order[i]
 		g := groups[hk]
 		vals := cmds[i].Val()
-		var ver uint64
 		if len(vals) != len(g.fields) {
-			return nil, fmt.Errorf("load %s: %d values for %d fields", hk, len(vals), len(g.fields))
+			return fmt.Errorf("load %s: %d values for %d fields", hk, len(vals), len(g.fields))
 		}
+		var ver uint64
 		if g.guard {
 			if v, ok := vals[0].(string); ok {
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
-					return nil, fmt.Errorf("load %s: %w: version %q", hk, ErrCorrupt, v)
+					return fmt.Errorf("load %s: %w: version %q", hk, ErrCorrupt, v)
 				}
 				ver = n
 			}
@@ -126,13 +131,31 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 				}
 				found = true
 				if err := r.decodeField(name, v); err != nil {
-					return nil, fmt.Errorf("load %s: %w", hk, err)
+					return fmt.Errorf("load %s: %w", hk, err)
 				}
 			}
 			if found {
 				r.Version = max(ver, 1)
 			}
 		}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(order)+7)/8)
+	errs := make([]error, max(workers, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(order); i += workers {
+				if err := decode(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
