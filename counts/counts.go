@@ -12,6 +12,7 @@ package counts
 import (
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -24,11 +25,19 @@ type Reader struct {
 	store *hllstore.Store
 	// MaxRange bounds a query's range. Default 400 days.
 	MaxRange time.Duration
+	// Final is how long after its end a day no longer changes: the
+	// aggregator's late horizon (-aggregator.lateHorizon, 7 days) plus a
+	// margin. A content id's whole weeks older than that are read from week
+	// rollups (hllstore.GranularityWeek), built on first read. 0 turns
+	// rollups off. Default 8 days.
+	Final time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
 }
 
 // NewReader returns a Reader on store.
 func NewReader(store *hllstore.Store) *Reader {
-	return &Reader{store: store, MaxRange: 400 * 24 * time.Hour}
+	return &Reader{store: store, MaxRange: 400 * 24 * time.Hour, Final: 8 * 24 * time.Hour, Now: time.Now}
 }
 
 // Result is a count.
@@ -80,11 +89,21 @@ const (
 // sparse sketch the linear-counting error over 2^25 buckets (0 for small
 // counts, where the estimate is exact), for a dense one 0.81% of the estimate.
 func Bound(sk *hyperloglog.Sketch) uint64 {
-	est := float64(sk.Estimate())
+	_, b := estimate(sk)
+	return b
+}
+
+// estimate returns sk's estimate and its Bound, estimating once.
+func estimate(sk *hyperloglog.Sketch) (uint64, uint64) {
+	n := sk.Estimate()
+	return n, bound(float64(n), isSparse(sk))
+}
+
+func bound(est float64, sparse bool) uint64 {
 	if est == 0 {
 		return 0
 	}
-	if isSparse(sk) {
+	if sparse {
 		// Var of linear counting: m(e^t - t - 1), t = n/m (Whang et al. 1990).
 		t := est / sparseBuckets
 		sd := math.Sqrt(sparseBuckets * (math.Expm1(t) - t))
@@ -98,11 +117,17 @@ func Bound(sk *hyperloglog.Sketch) uint64 {
 }
 
 // isSparse reads the representation flag of the sketch's encoding (byte 3).
+// A dense sketch's encoding is 16 KiB: encode into a pooled buffer.
 func isSparse(sk *hyperloglog.Sketch) bool {
-	var buf [8]byte
-	b, err := sk.AppendBinary(buf[:0])
-	return err == nil && len(b) > 3 && b[3] == 1
+	bp := encodeBufs.Get().(*[]byte)
+	b, err := sk.AppendBinary((*bp)[:0])
+	sparse := err == nil && len(b) > 3 && b[3] == 1
+	*bp = b
+	encodeBufs.Put(bp)
+	return sparse
 }
+
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<14+64); return &b }}
 
 // Ratio returns num/den, or 0 when den is 0.
 func Ratio(num, den uint64) float64 {

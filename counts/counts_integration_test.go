@@ -5,6 +5,7 @@ package counts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -100,4 +101,82 @@ func mix(x uint64) uint64 {
 	x ^= x >> 33
 	x *= 0xc4ceb9fe1a85ec53
 	return x ^ x>>33
+}
+
+// Week rollups give the same counts as the days they replace, when built
+// (cold) and when read back (warm), and are used only for final days.
+func TestWeekRollups(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	d0 := time.Date(2026, 9, 2, 0, 0, 0, 0, time.UTC) // a Wednesday
+	var writes []hllstore.Write
+	for day := range 24 {
+		start := d0.Add(time.Duration(day) * 24 * time.Hour).UnixMilli()
+		for _, kc := range []struct {
+			kind  pixelpb.Kind
+			class hllstore.Class
+			n     int
+		}{{pixelpb.Kind_KIND_VIEW, hllstore.Human, 300 + 40*day}, {pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 3}, {pixelpb.Kind_KIND_VIEW, hllstore.Bot, 5}} {
+			r := hllstore.NewRecord()
+			for i := range kc.n {
+				r.Total++
+				r.Sketch.InsertHash(mix(uint64(i + 17*day))) // visitors overlap between days
+			}
+			if kc.kind == pixelpb.Kind_KIND_CONVERSION {
+				r.AddOrder(fmt.Sprint("o", day), "EUR", 1_000_000)
+			}
+			if kc.class == hllstore.Bot {
+				r.AddReason("headless")
+			}
+			r.Pos[0] = int64(day)
+			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "w", Kind: kc.kind, Class: kc.class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: start}, Record: &r})
+		}
+	}
+	if err := store.Put(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	sc := Scope{ContentID: "w", From: d0.Add(5 * time.Hour), To: d0.Add(23*24*time.Hour + 3*time.Hour)}
+	days := NewReader(store)
+	days.Final = 0
+	want, err := days.Summary(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weeks := NewReader(store)
+	for _, phase := range []string{"cold", "warm"} {
+		got, err := weeks.Summary(ctx, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range Classes {
+			for _, k := range Kinds {
+				g, w := got.Get(cl, k), want.Get(cl, k)
+				if g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders || g.Value["EUR"] != w.Value["EUR"] || g.Reasons["headless"] != w.Reasons["headless"] {
+					t.Fatalf("%s %v %v: weeks %+v, days %+v", phase, cl, k, g, w)
+				}
+			}
+		}
+	}
+	if w := want.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW); w.Total == 0 || w.Orders != 0 {
+		t.Fatalf("nothing counted: %+v", w)
+	}
+	// Two whole weeks lie in the range (Mondays 7 and 14 September).
+	n, err := rdb.Keys(ctx, prefix+":c:{w:w*").Result()
+	if err != nil || len(n) != 2 {
+		t.Fatalf("week rollups %v %v, want 2", n, err)
+	}
+	// Days that may still change are not rolled up.
+	recent := NewReader(store)
+	recent.Now = func() time.Time { return d0.Add(20 * 24 * time.Hour) }
+	if _, err := rdb.Del(ctx, n...).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recent.Summary(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Keys(ctx, prefix+":c:{w:w*").Result(); len(n) != 1 {
+		t.Fatalf("week rollups %v with only the first week final, want 1", n)
+	}
 }

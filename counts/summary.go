@@ -92,11 +92,19 @@ type bucket struct {
 }
 
 // cover returns the buckets of [from, to): whole days where they fit, hours
-// at the ends (the same cover as Stats).
-func cover(from, to time.Time) []bucket {
+// at the ends; with weeks, whole Monday-to-Sunday weeks of final days
+// (ended before finalBefore) replace their seven days.
+func cover(from, to time.Time, weeks bool, finalBefore int64) []bucket {
 	hours, days := Cover(from.UnixMilli(), to.UnixMilli())
 	out := make([]bucket, 0, len(hours)+len(days))
-	for _, d := range days {
+	for i := 0; i < len(days); i++ {
+		d := days[i]
+		if weeks && d == hllstore.WeekStart(d) && i+6 < len(days) && days[i+6] == d+6*hllstore.DayMs &&
+			d+hllstore.WeekMs <= finalBefore {
+			out = append(out, bucket{hllstore.GranularityWeek, d})
+			i += 6
+			continue
+		}
 		out = append(out, bucket{pixelpb.Granularity_GRANULARITY_DAY, d})
 	}
 	for _, h := range hours {
@@ -133,7 +141,14 @@ func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	var keys []hllstore.Key
 	var slots []slot
 	cache := map[int64][]string{}
-	for _, b := range cover(from, to) {
+	// Week rollups for a content id's own counts (a campaign's content ids
+	// change from day to day: its days are read one by one).
+	weeks := sc.Campaign == "" && r.Final > 0
+	var finalBefore int64
+	if weeks {
+		finalBefore = r.Now().Add(-r.Final).UnixMilli()
+	}
+	for _, b := range cover(from, to, weeks, finalBefore) {
 		contents, err := r.scopeContents(ctx, sc, hllstore.DayStart(b.start), cache)
 		if err != nil {
 			return Summary{}, err
@@ -167,11 +182,9 @@ func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	for j, s := range order {
 		wg.Go(func() {
 			a := newAccumulator()
-			for _, i := range bySlot[s] {
-				if err := a.add(&recs[i]); err != nil {
-					errs[j] = err
-					return
-				}
+			if err := a.addAll(recs, bySlot[s]); err != nil {
+				errs[j] = err
+				return
 			}
 			results[j] = a.result()
 		})

@@ -309,6 +309,7 @@ func (r *Record) decodeField(kind, v string) error {
 		if err := r.Sketch.UnmarshalBinary([]byte(v)); err != nil {
 			return fmt.Errorf("%w: sketch: %v", ErrCorrupt, err)
 		}
+		r.dense = len(v) > 3 && v[3] == 0
 	case "oc":
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

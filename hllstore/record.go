@@ -94,7 +94,12 @@ type Record struct {
 	savedTotal                 uint64
 	savedSketch, pendingSketch uint64
 	rid                        string // field name suffix, cached
+	dense                      bool   // the sketch was loaded dense
 }
+
+// DenseSketch reports whether the sketch was loaded in its dense form
+// (readers merge those first).
+func (r *Record) DenseSketch() bool { return r.dense }
 
 // NewRecord returns an empty record.
 func NewRecord() Record {

@@ -61,20 +61,32 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	type group struct {
 		fields []string
 		slots  []int // key index per record in fields order
-		guard  bool  // a day hash: ver comes first
+		guard  bool  // a day or week hash: ver comes first
+		week   bool  // a week rollup
+		cid    string
+		start  int64
 	}
 	groups := map[string]*group{}
 	var order []string
 	for i, k := range keys {
-		dk, id := k.Split()
-		d, h, _ := s.DayRedisKeys(dk)
-		hk := d
-		if id.Hour != DayRecord {
-			hk = h
+		var hk string
+		var id RecordID
+		week := k.Gran == GranularityWeek
+		if week {
+			hk = s.weekKey(k.ContentID, k.Start)
+			id = RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
+		} else {
+			var dk DayKey
+			dk, id = k.Split()
+			d, h, _ := s.DayRedisKeys(dk)
+			hk = d
+			if id.Hour != DayRecord {
+				hk = h
+			}
 		}
 		g := groups[hk]
 		if g == nil {
-			g = &group{guard: hk == d}
+			g = &group{guard: week || id.Hour == DayRecord, week: week, cid: k.ContentID, start: k.Start}
 			if g.guard {
 				g.fields = append(g.fields, fieldVersion)
 			}
@@ -101,12 +113,42 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	for i := range out {
 		out[i] = NewRecord()
 	}
+	// Week rollups not built yet are built now from their days.
+	toBuild := map[string][]*group{} // by content id
+	for i, hk := range order {
+		g := groups[hk]
+		if vals := cmds[i].Val(); g.week && len(vals) > 0 && vals[0] == nil {
+			toBuild[g.cid] = append(toBuild[g.cid], g)
+		}
+	}
+	for cid, gs := range toBuild {
+		weeks := make([]int64, len(gs))
+		for j, g := range gs {
+			weeks[j] = g.start
+		}
+		built, err := s.BuildWeeks(ctx, cid, weeks)
+		if err != nil {
+			return nil, err
+		}
+		for j, g := range gs {
+			for _, ki := range g.slots {
+				k := keys[ki]
+				id := RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
+				if r := built[j][id]; r != nil {
+					out[ki] = *r
+				}
+			}
+		}
+	}
 	// Decode in parallel: over a long range, unmarshaling dense sketches is
 	// most of a read's time. Each group fills its own records.
 	decode := func(i int) error {
 		hk := order[i]
 		g := groups[hk]
 		vals := cmds[i].Val()
+		if g.week && len(vals) > 0 && vals[0] == nil {
+			return nil // built above
+		}
 		if len(vals) != len(g.fields) {
 			return fmt.Errorf("load %s: %d values for %d fields", hk, len(vals), len(g.fields))
 		}
