@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -450,7 +449,25 @@ type argBuf struct {
 	args  []any
 }
 
-var argBufs = sync.Pool{New: func() any { return &argBuf{} }}
+// argBufs keeps a few buffers between flushes (a sync.Pool would drop them
+// at every GC, and a flush's buffer is megabytes).
+var argBufs = make(chan *argBuf, 4)
+
+func getArgBuf() *argBuf {
+	select {
+	case b := <-argBufs:
+		return b
+	default:
+		return &argBuf{}
+	}
+}
+
+func putArgBuf(b *argBuf) {
+	select {
+	case argBufs <- b:
+	default:
+	}
+}
 
 var sketchSeed = maphash.MakeSeed()
 
@@ -469,8 +486,8 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	if err := saveDayScript.Load(ctx, s.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("load save script: %w", err)
 	}
-	buf := argBufs.Get().(*argBuf)
-	defer argBufs.Put(buf)
+	buf := getArgBuf()
+	defer putArgBuf(buf)
 	buf.bytes, buf.args = buf.bytes[:0], buf.args[:0]
 	cmds := make([]*redis.Cmd, len(writes))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
