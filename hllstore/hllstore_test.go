@@ -7,18 +7,17 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-func TestPositionsRoundTrip(t *testing.T) {
+func TestWeekStart(t *testing.T) {
 	t.Parallel()
-	ps := Positions{0: 10, 5: 1 << 40, 11: 0}
-	if got := ps.encode(); got != "0:10,5:1099511627776,11:0" {
-		t.Fatalf("encoding %q is not sorted by partition", got)
-	}
-	got, err := decodePositions(ps.encode())
-	if err != nil || len(got) != 3 || got[0] != 10 || got[5] != 1<<40 || got[11] != 0 {
-		t.Fatalf("got %v %v", got, err)
-	}
-	if _, err := decodePositions("1:x"); err == nil {
-		t.Fatal("bad position accepted")
+	for _, d := range []time.Time{
+		time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), // Monday
+		time.Date(2026, 11, 29, 23, 59, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC),
+	} {
+		w := time.UnixMilli(WeekStart(d.UnixMilli())).UTC()
+		if w.Weekday() != time.Monday || w.After(d) || d.Sub(w) >= 7*24*time.Hour || w != w.Truncate(24*time.Hour) {
+			t.Errorf("WeekStart(%v) = %v", d, w)
+		}
 	}
 }
 

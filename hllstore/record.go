@@ -2,10 +2,6 @@ package hllstore
 
 import (
 	"errors"
-	"fmt"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/axiomhq/hyperloglog"
 )
@@ -21,41 +17,6 @@ type Positions map[int32]int64
 func (ps Positions) Covers(p int32, o int64) bool {
 	last, ok := ps[p]
 	return ok && o <= last
-}
-
-func (ps Positions) encode() string {
-	parts := make([]int32, 0, len(ps))
-	for p := range ps {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	var b strings.Builder
-	for _, p := range parts {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(int64(p), 10))
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatInt(ps[p], 10))
-	}
-	return b.String()
-}
-
-func decodePositions(s string) (Positions, error) {
-	ps := Positions{}
-	if s == "" {
-		return ps, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		ps1, os1, ok := strings.Cut(part, ":")
-		p, err1 := strconv.ParseInt(ps1, 10, 32)
-		o, err2 := strconv.ParseInt(os1, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%w: bad position %q", ErrCorrupt, part)
-		}
-		ps[int32(p)] = o
-	}
-	return ps, nil
 }
 
 // Record is the stored state of one Key.
