@@ -167,6 +167,15 @@ func TestWeekRollups(t *testing.T) {
 	if err != nil || len(n) != 2 {
 		t.Fatalf("week rollups %v %v, want 2", n, err)
 	}
+	// A content id nobody hit gets no rollups (reads create no keys).
+	nobody := sc
+	nobody.ContentID = "nobody"
+	if _, err := weeks.Summary(ctx, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Keys(ctx, prefix+":c:{nobody:*").Result(); len(n) != 0 {
+		t.Fatalf("a read of an unhit content id wrote %v", n)
+	}
 	// Days that may still change are not rolled up.
 	recent := NewReader(store)
 	recent.Now = func() time.Time { return d0.Add(20 * 24 * time.Hour) }

@@ -82,6 +82,11 @@ func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []i
 				}
 			}
 			out[i] = week
+			if len(week) == 0 {
+				// Nothing counted that week: store nothing, so reads of
+				// content ids nobody hit create no keys.
+				continue
+			}
 			args := []any{fieldVersion, 1}
 			for id, r := range week {
 				rid := rid(id)
