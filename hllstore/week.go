@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,28 +62,55 @@ func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []i
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read the days of %d weeks of %s: %w", len(weekStarts), contentID, err)
 	}
+	// Merge the weeks in parallel, each record's dense sketches first (a
+	// sparse one then merges register by register; same result).
 	out := make([]map[RecordID]*Record, len(weekStarts))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range weekStarts {
-			week := map[RecordID]*Record{}
+	errs := make([]error, len(weekStarts))
+	var wg sync.WaitGroup
+	for i, w := range weekStarts {
+		wg.Go(func() {
+			days := map[RecordID][]*Record{}
 			for d := range 7 {
 				day, err := decodeDay(cmds[7*i+d].Val(), nil, nil)
 				if err != nil {
-					return fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
+					errs[i] = fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
+					return
 				}
 				for id, r := range day.Records {
-					wr := week[id]
-					if wr == nil {
-						nr := NewRecord()
-						wr = &nr
-						week[id] = wr
-					}
-					if err := wr.merge(r); err != nil {
-						return fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
-					}
+					days[id] = append(days[id], r)
 				}
 			}
+			week := make(map[RecordID]*Record, len(days))
+			for id, rs := range days {
+				slices.SortStableFunc(rs, func(a, b *Record) int {
+					switch {
+					case a.dense == b.dense:
+						return 0
+					case a.dense:
+						return -1
+					}
+					return 1
+				})
+				wr := NewRecord()
+				for _, r := range rs {
+					if err := wr.merge(r); err != nil {
+						errs[i] = fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
+						return
+					}
+				}
+				wr.dense = rs[0].dense // a merge with a dense sketch is dense
+				week[id] = &wr
+			}
 			out[i] = week
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, w := range weekStarts {
+			week := out[i]
 			if len(week) == 0 {
 				// Nothing counted that week: store nothing, so reads of
 				// content ids nobody hit create no keys.

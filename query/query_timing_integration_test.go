@@ -55,16 +55,31 @@ func BenchmarkStatsRange(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.ln.Close() })
+	// The reference without rollups: every day read.
+	daysOnly := counts.NewReader(store)
+	daysOnly.Final = 0
+	sd, err := New(cfg, nil, daysOnly)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sd.ln.Close() })
 	// cold: the week rollups of the range are deleted before every query,
 	// so each one builds them from the days (the first query of a week
 	// after its days became final); warm: they are read.
 	for _, c := range []struct {
-		days int
-		cold bool
-	}{{1, false}, {90, true}, {90, false}} {
+		days          int
+		cold, noWeeks bool
+	}{{1, false, false}, {90, false, true}, {90, true, false}, {90, false, false}} {
 		name := fmt.Sprintf("days=%d", c.days)
-		if c.cold {
+		switch {
+		case c.cold:
 			name += "/cold"
+		case c.noWeeks:
+			name += "/days-only"
+		}
+		srv := s
+		if c.noWeeks {
+			srv = sd
 		}
 		b.Run(name, func(b *testing.B) {
 			target := "/v1/stats/bench:a?from=" + end.Add(-time.Duration(c.days)*24*time.Hour).Format(dayLayout) + "&to=" + end.Format(dayLayout)
@@ -84,7 +99,7 @@ func BenchmarkStatsRange(b *testing.B) {
 				req.Header.Set("Authorization", "Bearer bench")
 				rec := httptest.NewRecorder()
 				t0 := time.Now()
-				s.srv.Handler.ServeHTTP(rec, req)
+				srv.srv.Handler.ServeHTTP(rec, req)
 				lat = append(lat, time.Since(t0))
 				if rec.Code != 200 {
 					b.Fatalf("%d %s", rec.Code, rec.Body)
