@@ -4,9 +4,12 @@
 // conversion rate. It reads through hllstore and is what the query API, and
 // any other Go service, uses to read counts.
 //
-// A range is covered by whole UTC days where it can and by hours at its
-// ragged ends; their sketches are merged (unique visitors over the range,
-// not a sum of daily uniques) and their totals added.
+// One query model, Summary over a Scope (narrowed by Kinds and Classes when
+// fewer are wanted), answers every count; Series, Breakdown and Top build on
+// the same records. A range is covered by whole weeks of final days (week
+// rollups), whole UTC days and hours at its ragged ends; their sketches are
+// merged (unique visitors over the range, not a sum of daily uniques) and
+// their totals added.
 package counts
 
 import (
