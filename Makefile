@@ -110,7 +110,7 @@ bench:
 # memory of one sketch. Needs redis-server (make services-up installs it).
 bench-aggregator:
 	@mkdir -p build
-	$(GO) test -tags integration -run '^$$' -bench 'AggregatorVsNaive' -benchtime 200x -count $(BENCHCOUNT) ./aggregator/ | tee build/bench-aggregator.txt
+	$(GO) test -tags integration -run '^$$' -bench 'AggregatorVsNaive' -benchtime 500x -count $(BENCHCOUNT) ./aggregator/ | tee build/bench-aggregator.txt
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
 

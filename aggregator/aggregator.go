@@ -37,8 +37,9 @@ type Aggregator struct {
 	out    Outputs
 	now    func() time.Time
 
-	state      map[hllstore.Key]*entry
-	breakdowns map[hllstore.BreakdownKey]*bentry
+	days       map[hllstore.DayKey]*dayEntry
+	records    int // records held in days
+	missing    []hllstore.DayKey
 	watermarks map[int32]int64 // events partition -> newest event time applied
 	caughtUp   bool            // the last fetch found no unread message
 	late       []kafka.Message // late events to dead-letter before the next commit
@@ -54,19 +55,19 @@ type flushedBatch struct {
 	msgs []kafka.Message
 }
 
-type bentry struct {
-	b       hllstore.Breakdown
-	dirty   bool
+// dayEntry is a content id's day held in memory.
+type dayEntry struct {
+	d       *hllstore.Day
+	dirty   bool // records changed since the last flush
+	bdirty  bool // breakdowns changed since the last detail flush
 	touched time.Time
 }
 
-type entry struct {
-	rec     hllstore.Record
-	dirty   bool // changed since the last flush
-	unsnap  bool // changed since the last snapshot
-	untop   bool // changed since the last top-N update
-	touched time.Time
-}
+// Bits of hllstore.Record.Mark.
+const (
+	unsnap uint8 = 1 << iota // changed since the last snapshot
+	untop                    // changed since the last top-N update
+)
 
 // New returns an aggregator reading with readers that open returns
 // (consumer-group readers of the events topic, kafkaconn.NewGroupReader) and
@@ -85,8 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func()
 	}
 	return &Aggregator{
 		cfg: cfg, logger: logger, m: newMetrics(reg), open: open, store: store, out: out,
-		now: time.Now, state: map[hllstore.Key]*entry{},
-		breakdowns: map[hllstore.BreakdownKey]*bentry{}, watermarks: map[int32]int64{},
+		now: time.Now, days: map[hllstore.DayKey]*dayEntry{}, watermarks: map[int32]int64{},
 	}, nil
 }
 
@@ -217,13 +217,13 @@ func (a *Aggregator) commitDurable(ctx context.Context) {
 // are replayed and already in Redis are skipped by position.
 func (a *Aggregator) reset() {
 	a.logger.Warn("count records went stale (another owner wrote them, or Redis lost writes); rebuilding from Redis and the committed offsets",
-		"records_dropped", len(a.state))
+		"records_dropped", a.records)
 	a.m.resets.Inc()
 	if err := a.reader.Close(); err != nil {
 		a.logger.Warn("close events reader", "err", err)
 	}
-	clear(a.state)
-	clear(a.breakdowns)
+	clear(a.days)
+	a.records = 0
 	clear(a.watermarks)
 	a.waiting = nil
 	a.flushed = a.flushed[:0]
@@ -272,71 +272,110 @@ func classOf(ev *pixelpb.Event) hllstore.Class {
 	return hllstore.Human
 }
 
-var grans = [2]pixelpb.Granularity{pixelpb.Granularity_GRANULARITY_HOUR, pixelpb.Granularity_GRANULARITY_DAY}
+// dayKey is the content id and UTC day an event counts in.
+func dayKey(ev *pixelpb.Event) hllstore.DayKey {
+	return hllstore.DayKey{ContentID: ev.GetContentId(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
+}
 
-// keysOf returns the records an event counts in: its content id, and its
-// campaign on that content id, each per hour and per day.
-func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
-	t := ev.GetOrigin().GetReceivedAtMs()
+// recordsOf returns the records of its day an event counts in: its content
+// id's, and its campaign's on that content id, each for its hour and the day.
+func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, dayStart int64) []hllstore.RecordID {
 	class := classOf(ev)
-	for _, g := range grans {
-		k := hllstore.Key{ContentID: ev.GetContentId(), Kind: ev.GetKind(), Class: class, Gran: g, Start: hllstore.BucketStart(g, t)}
-		dst = append(dst, k)
-		if c := ev.GetCampaignId(); c != "" {
-			k.Campaign = c
-			dst = append(dst, k)
-		}
+	hour := int8((ev.GetOrigin().GetReceivedAtMs() - dayStart) / hllstore.HourMs)
+	id := hllstore.RecordID{Kind: ev.GetKind(), Class: class, Hour: hllstore.DayRecord}
+	dst = append(dst, id)
+	id.Hour = hour
+	dst = append(dst, id)
+	if c := ev.GetCampaignId(); c != "" {
+		id.Campaign = c
+		dst = append(dst, id)
+		id.Hour = hllstore.DayRecord
+		dst = append(dst, id)
 	}
 	return dst
 }
 
-// apply adds the events to the in-memory records, loading records it does
-// not hold yet from Redis first. An event counts in a record only if the
-// record has not seen its source position.
+// keysOf returns the Keys of the records an event counts in.
+func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
+	dk := dayKey(ev)
+	var ids [4]hllstore.RecordID
+	for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
+		dst = append(dst, dk.Key(id))
+	}
+	return dst
+}
+
+// apply adds the events to the in-memory days, loading days it does not
+// hold yet from Redis first. An event counts in a day's records only if the
+// day has not seen its source position, and in its breakdowns only if their
+// positions have not.
 func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
-	var missing []hllstore.Key
-	var keys []hllstore.Key
-	seen := map[hllstore.Key]bool{}
+	missing := a.missing[:0]
 	for _, ev := range events {
-		keys = keysOf(keys[:0], ev)
-		for _, k := range keys {
-			if _, ok := a.state[k]; !ok && !seen[k] {
-				seen[k] = true
-				missing = append(missing, k)
-			}
+		dk := dayKey(ev)
+		if _, ok := a.days[dk]; !ok {
+			a.days[dk] = nil // placeholder: listed once
+			missing = append(missing, dk)
 		}
 	}
+	a.missing = missing[:0]
 	if len(missing) > 0 {
-		recs, err := a.load(ctx, missing)
+		var days []*hllstore.Day
+		err := a.retryLoad(ctx, "count days", len(missing), func() (err error) {
+			days, err = a.store.LoadDays(ctx, missing)
+			return err
+		})
 		if err != nil {
+			for _, dk := range missing {
+				delete(a.days, dk)
+			}
 			return err
 		}
-		for i, k := range missing {
-			// A loaded record is raised in the top-N at the next detail
-			// flush even if replayed events all skip: the raise may be
-			// what a crash or reset lost.
-			a.state[k] = &entry{rec: recs[i], untop: recs[i].Total > 0 && isTopKey(k)}
+		for i, dk := range missing {
+			d := days[i]
+			for id, r := range d.Records {
+				// A loaded record is raised in the top-N at the next detail
+				// flush even if replayed events all skip: the raise may be
+				// what a crash or reset lost.
+				if r.Total > 0 && isTopRecord(id) {
+					r.Mark |= untop
+				}
+			}
+			a.records += len(d.Records)
+			a.days[dk] = &dayEntry{d: d}
 		}
 	}
-	if err := a.loadBreakdowns(ctx, events); err != nil {
-		return err
-	}
 	now := time.Now()
+	var ids [4]hllstore.RecordID
+	var values [5]string
 	for _, ev := range events {
+		dk := dayKey(ev)
+		e := a.days[dk]
+		d := e.d
 		src := ev.GetSource()
-		a.applyBreakdowns(ev, now)
-		keys = keysOf(keys[:0], ev)
-		applied := false
-		for _, k := range keys {
-			e := a.state[k]
-			if e.rec.Pos.Covers(src.GetPartition(), src.GetOffset()) {
-				continue
+		p, o := src.GetPartition(), src.GetOffset()
+		vk := ev.GetVisitorKey()
+		human := classOf(ev) == hllstore.Human
+		e.touched = now
+		if human && !d.BPos.Covers(p, o) {
+			d.BPos[p] = o
+			values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
+			d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
+			e.bdirty = true
+		}
+		if d.Pos.Covers(p, o) {
+			a.m.skipped.Inc()
+			continue
+		}
+		d.Pos[p] = o
+		for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
+			r := d.Records[id]
+			if r == nil {
+				r = d.Record(id)
+				a.records++
 			}
-			r := &e.rec
-			r.Total++
-			r.Sketch.InsertHash(ev.GetVisitorKey())
-			r.Pos[src.GetPartition()] = src.GetOffset()
-			if k.Class != hllstore.Human {
+			r.Add(vk)
+			if !human {
 				for _, reason := range ev.GetBotReasons() {
 					r.AddReason(reason)
 				}
@@ -344,17 +383,15 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" {
 				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
 			}
-			e.dirty, e.unsnap, e.touched = true, true, now
-			e.untop = isTopKey(k)
-			applied = true
+			r.Mark |= unsnap
+			if isTopRecord(id) {
+				r.Mark |= untop
+			}
 		}
-		if applied {
-			a.m.applied.Inc()
-		} else {
-			a.m.skipped.Inc()
-		}
+		e.dirty = true
+		a.m.applied.Inc()
 	}
-	a.m.activeState.Set(float64(len(a.state)))
+	a.m.activeState.Set(float64(a.records))
 	return nil
 }
 
@@ -379,69 +416,9 @@ func breakdownKey(ev *pixelpb.Event) hllstore.BreakdownKey {
 	return hllstore.BreakdownKey{ContentID: ev.GetContentId(), Kind: ev.GetKind(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
 }
 
-// loadBreakdowns loads the breakdowns the human events of a batch need.
-func (a *Aggregator) loadBreakdowns(ctx context.Context, events []*pixelpb.Event) error {
-	var missing []hllstore.BreakdownKey
-	seen := map[hllstore.BreakdownKey]bool{}
-	for _, ev := range events {
-		if classOf(ev) != hllstore.Human {
-			continue
-		}
-		k := breakdownKey(ev)
-		if _, ok := a.breakdowns[k]; !ok && !seen[k] {
-			seen[k] = true
-			missing = append(missing, k)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	var bs []hllstore.Breakdown
-	err := a.retryLoad(ctx, "breakdowns", len(missing), func() (err error) {
-		bs, err = a.store.LoadBreakdowns(ctx, missing)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for i, k := range missing {
-		a.breakdowns[k] = &bentry{b: bs[i]}
-	}
-	return nil
-}
-
-// applyBreakdowns counts a human event in its day's breakdowns, guarded by
-// their own positions like a record.
-func (a *Aggregator) applyBreakdowns(ev *pixelpb.Event, now time.Time) {
-	if classOf(ev) != hllstore.Human {
-		return
-	}
-	src := ev.GetSource()
-	e := a.breakdowns[breakdownKey(ev)]
-	if e.b.Pos.Covers(src.GetPartition(), src.GetOffset()) {
-		return
-	}
-	for _, dim := range hllstore.Dims() {
-		e.b.Add(dim, breakdownValue(ev, dim), ev.GetVisitorKey(), a.cfg.MaxBreakdownValues)
-	}
-	e.b.Pos[src.GetPartition()] = src.GetOffset()
-	e.dirty, e.touched = true, now
-}
-
-// isTopKey reports whether k's record is ranked in the top-N index.
-func isTopKey(k hllstore.Key) bool {
-	return k.Campaign == "" && k.Class == hllstore.Human && k.Gran == pixelpb.Granularity_GRANULARITY_DAY
-}
-
-// load reads records from Redis, retrying until ctx ends: without them no
-// event of those keys can be applied.
-func (a *Aggregator) load(ctx context.Context, keys []hllstore.Key) ([]hllstore.Record, error) {
-	var recs []hllstore.Record
-	err := a.retryLoad(ctx, "count records", len(keys), func() (err error) {
-		recs, err = a.store.Load(ctx, keys)
-		return err
-	})
-	return recs, err
+// isTopRecord reports whether a record is ranked in the top-N index.
+func isTopRecord(id hllstore.RecordID) bool {
+	return id.Campaign == "" && id.Class == hllstore.Human && id.Hour == hllstore.DayRecord
 }
 
 // retryLoad calls load until it succeeds, finds corrupt data, or ctx ends,
@@ -463,26 +440,32 @@ func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load 
 	}
 }
 
-// flush writes every dirty record, the watermarks and the late events' dead
-// letters; a full flush also writes the details: breakdowns and the top-N
+// flush writes every day whose records changed, in one script call per
+// day, the watermarks and the late events' dead letters; a full flush also
+// writes the changed breakdowns (in the same calls) and raises the top-N
 // index. A refused write marks the aggregator stale (see reset).
 func (a *Aggregator) flush(ctx context.Context, full bool) error {
 	start := time.Now()
-	var writes []hllstore.Write
-	for k, e := range a.state {
-		if e.dirty {
-			writes = append(writes, hllstore.Write{Key: k, Record: &e.rec})
+	var writes []hllstore.DayWrite
+	var entries []*dayEntry
+	for dk, e := range a.days {
+		if e.dirty || (full && e.bdirty) {
+			writes = append(writes, hllstore.DayWrite{Key: dk, Day: e.d, Details: full})
+			entries = append(entries, e)
 		}
 	}
 	if len(writes) > 0 {
-		written, err := a.store.Save(ctx, writes)
+		written, err := a.store.SaveDays(ctx, writes)
 		if err != nil {
 			a.m.flushErr.Inc()
 			return err
 		}
-		for i, w := range writes {
+		for i, e := range entries {
 			if written[i] {
-				a.state[w.Key].dirty = false
+				e.dirty = false
+				if full {
+					e.bdirty = false
+				}
 				continue
 			}
 			a.m.refused.Inc()
@@ -491,7 +474,7 @@ func (a *Aggregator) flush(ctx context.Context, full bool) error {
 		a.m.flushTime.Observe(time.Since(start).Seconds())
 	}
 	if full {
-		if err := a.flushDetails(ctx); err != nil {
+		if err := a.raiseTop(ctx); err != nil {
 			a.m.flushErr.Inc()
 			return err
 		}
@@ -522,41 +505,27 @@ func (a *Aggregator) flush(ctx context.Context, full bool) error {
 	return nil
 }
 
-// flushDetails writes the dirty breakdowns and raises the top-N index.
-func (a *Aggregator) flushDetails(ctx context.Context) error {
-	var bwrites []hllstore.BreakdownWrite
-	for k, e := range a.breakdowns {
-		if e.dirty {
-			bwrites = append(bwrites, hllstore.BreakdownWrite{Key: k, Breakdown: &e.b})
-		}
-	}
-	if len(bwrites) > 0 {
-		written, err := a.store.SaveBreakdowns(ctx, bwrites)
-		if err != nil {
-			return err
-		}
-		for i, w := range bwrites {
-			if written[i] {
-				a.breakdowns[w.Key].dirty = false
-				continue
-			}
-			a.m.refused.Inc()
-			a.stale = true
-		}
-	}
+// raiseTop raises the top-N index with the day records changed since the
+// last raise that Redis holds.
+func (a *Aggregator) raiseTop(ctx context.Context) error {
 	var tops []hllstore.TopUpdate
-	var topped []*entry
-	for k, e := range a.state {
-		if e.untop && !e.dirty { // only what Redis holds
-			tops = append(tops, hllstore.TopUpdate{Key: k, Total: e.rec.Total, Uniques: e.rec.Sketch.Estimate()})
-			topped = append(topped, e)
+	var topped []*hllstore.Record
+	for dk, e := range a.days {
+		if e.dirty { // only what Redis holds
+			continue
+		}
+		for id, r := range e.d.Records {
+			if r.Mark&untop != 0 {
+				tops = append(tops, hllstore.TopUpdate{Key: dk.Key(id), Total: r.Total, Uniques: r.Sketch.Estimate()})
+				topped = append(topped, r)
+			}
 		}
 	}
 	if err := a.store.RaiseTop(ctx, tops); err != nil {
 		return err
 	}
-	for _, e := range topped {
-		e.untop = false
+	for _, r := range topped {
+		r.Mark &^= untop
 	}
 	return nil
 }
@@ -571,31 +540,34 @@ func (a *Aggregator) publishSnapshots(ctx context.Context) {
 	}
 	now := a.now()
 	var msgs []kafka.Message
-	var published []*entry
-	for k, e := range a.state {
-		if !e.unsnap || k.Campaign != "" {
-			continue
+	var published []*hllstore.Record
+	for dk, e := range a.days {
+		for id, r := range e.d.Records {
+			if r.Mark&unsnap == 0 || id.Campaign != "" {
+				continue
+			}
+			k := dk.Key(id)
+			snap := &pixelpb.CountSnapshot{
+				SchemaVersion: schemas.CountSnapshotVersion,
+				ContentId:     k.ContentID,
+				Kind:          k.Kind,
+				Granularity:   k.Gran,
+				BucketStartMs: k.Start,
+				Total:         r.Total,
+				Uniques:       r.Sketch.Estimate(),
+				UpdatedAtMs:   now.UnixMilli(),
+				TrafficClass:  k.Class.String(),
+			}
+			b, err := proto.Marshal(snap)
+			if err != nil {
+				panic("BUG: marshal count snapshot: " + err.Error())
+			}
+			msgs = append(msgs, kafka.Message{
+				Key:   schemas.AppendCountKey(nil, k.ContentID, k.Kind, k.Class.String(), k.Gran, k.Start),
+				Value: b,
+			})
+			published = append(published, r)
 		}
-		snap := &pixelpb.CountSnapshot{
-			SchemaVersion: schemas.CountSnapshotVersion,
-			ContentId:     k.ContentID,
-			Kind:          k.Kind,
-			Granularity:   k.Gran,
-			BucketStartMs: k.Start,
-			Total:         e.rec.Total,
-			Uniques:       e.rec.Sketch.Estimate(),
-			UpdatedAtMs:   now.UnixMilli(),
-			TrafficClass:  k.Class.String(),
-		}
-		b, err := proto.Marshal(snap)
-		if err != nil {
-			panic("BUG: marshal count snapshot: " + err.Error())
-		}
-		msgs = append(msgs, kafka.Message{
-			Key:   schemas.AppendCountKey(nil, k.ContentID, k.Kind, k.Class.String(), k.Gran, k.Start),
-			Value: b,
-		})
-		published = append(published, e)
 	}
 	if len(msgs) == 0 {
 		return
@@ -605,22 +577,28 @@ func (a *Aggregator) publishSnapshots(ctx context.Context) {
 		a.logger.Warn("publish count snapshots", "records", len(msgs), "err", err)
 		return
 	}
-	for _, e := range published {
-		e.unsnap = false
+	for _, r := range published {
+		r.Mark &^= unsnap
 	}
 	a.m.snapshots.Add(float64(len(msgs)))
 }
 
 func (a *Aggregator) evict(now time.Time) {
-	for k, e := range a.state {
-		if !e.dirty && !e.unsnap && !e.untop && now.Sub(e.touched) > a.cfg.IdleEvict {
-			delete(a.state, k)
+	for dk, e := range a.days {
+		if e.dirty || e.bdirty || now.Sub(e.touched) <= a.cfg.IdleEvict {
+			continue
+		}
+		marked := false
+		for _, r := range e.d.Records {
+			if r.Mark != 0 {
+				marked = true
+				break
+			}
+		}
+		if !marked {
+			a.records -= len(e.d.Records)
+			delete(a.days, dk)
 		}
 	}
-	for k, e := range a.breakdowns {
-		if !e.dirty && now.Sub(e.touched) > a.cfg.IdleEvict {
-			delete(a.breakdowns, k)
-		}
-	}
-	a.m.activeState.Set(float64(len(a.state)))
+	a.m.activeState.Set(float64(a.records))
 }

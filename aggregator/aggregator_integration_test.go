@@ -228,10 +228,10 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 			for i, k := range keys {
 				want, g := ref[k], got[i]
 				if g.Total != want.Total || g.Sketch.Estimate() != want.Sketch.Estimate() ||
-					len(g.Orders) != len(want.Orders) || g.Value["EUR"] != want.Value["EUR"] ||
+					g.NOrders != uint64(len(want.Orders)) || g.Value["EUR"] != want.Value["EUR"] ||
 					g.Reasons["headless"] != want.Reasons["headless"] {
 					t.Fatalf("%+v: got total %d est %d orders %d value %d reasons %v; want %d %d %d %d %v", k,
-						g.Total, g.Sketch.Estimate(), len(g.Orders), g.Value["EUR"], g.Reasons,
+						g.Total, g.Sketch.Estimate(), g.NOrders, g.Value["EUR"], g.Reasons,
 						want.Total, want.Sketch.Estimate(), len(want.Orders), want.Value["EUR"], want.Reasons)
 				}
 			}

@@ -27,10 +27,11 @@ import (
 // events/s flushes every 50,000 events; both designs keep the same counts:
 // totals and uniques per content id, per hour and per day.
 const (
-	benchContents   = 10_000
-	benchVisitors   = 200_000
-	benchChunk      = 1_000 // events per benchmark iteration
-	benchFlushEvery = 50    // iterations (50,000 events) per flush
+	benchContents    = 10_000
+	benchVisitors    = 200_000
+	benchChunk       = 1_000 // events per benchmark iteration
+	benchFlushEvery  = 50    // iterations (50,000 events) per flush
+	benchDetailEvery = 10    // flushes per detail flush (DetailInterval / FlushInterval)
 )
 
 func benchEvents(n int) []*pixelpb.Event {
@@ -151,7 +152,10 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 			}
 			if (i+1)%benchFlushEvery == 0 || i == b.N-1 {
 				t := time.Now()
-				if err := a.flush(ctx, (i+1)%(benchFlushEvery*10) == 0 || i == b.N-1); err != nil {
+				// The default cadences: records every second, details
+				// every 10 s. Run with -benchtime 500x so the stream is
+				// 10 flushes long and its last flush is the one detail flush.
+				if err := a.flush(ctx, (i+1)%(benchFlushEvery*benchDetailEvery) == 0 || i == b.N-1); err != nil {
 					b.Fatal(err)
 				}
 				flushes += time.Since(t)
@@ -160,8 +164,9 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 		}
 		b.StopTimer()
 		reportUsage(b, before, readUsage(b, rdb, cc), b.N*benchChunk)
+		logCommandStats(b, rdb)
 		b.ReportMetric(float64(flushes.Milliseconds())/float64(nflush), "ms/flush")
-		b.ReportMetric(float64(len(a.state)), "records")
+		b.ReportMetric(float64(a.records), "records")
 	})
 
 	b.Run("naive", func(b *testing.B) {
@@ -188,7 +193,21 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 		}
 		b.StopTimer()
 		reportUsage(b, before, readUsage(b, rdb, cc), b.N*benchChunk)
+		logCommandStats(b, rdb)
 	})
+}
+
+// logCommandStats logs where the Redis time went (INFO commandstats), then
+// resets the statistics for the next run.
+func logCommandStats(b *testing.B, rdb *redis.Client) {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("redis commandstats:\n%s", strings.TrimSpace(info))
+	if err := rdb.ConfigResetStat(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func putUint64(b []byte, v uint64) {

@@ -20,19 +20,25 @@ func (a *accumulator) add(rec *hllstore.Record) error {
 	a.res.Total += rec.Total
 	if rec.Total > 0 || rec.Version > 0 {
 		if a.sketch == nil {
-			a.sketch = hllstore.NewSketch()
+			// Take the record's sketch over: records are read per query.
+			a.sketch = rec.Sketch
+			return a.addRest(rec)
 		}
 		if err := a.sketch.Merge(rec.Sketch); err != nil {
 			return fmt.Errorf("merge sketches: %w", err)
 		}
 	}
+	return a.addRest(rec)
+}
+
+func (a *accumulator) addRest(rec *hllstore.Record) error {
 	for reason, n := range rec.Reasons {
 		if a.res.Reasons == nil {
 			a.res.Reasons = map[string]uint64{}
 		}
 		a.res.Reasons[reason] += n
 	}
-	a.res.Orders += uint64(len(rec.Orders))
+	a.res.Orders += rec.NOrders
 	for cur, v := range rec.Value {
 		if a.res.Value == nil {
 			a.res.Value = map[string]int64{}
@@ -42,11 +48,26 @@ func (a *accumulator) add(rec *hllstore.Record) error {
 	return nil
 }
 
+// addAll adds recs, dense sketches first: once the merged sketch is dense,
+// sparse ones merge register by register instead of through the sparse
+// list, and the result is the same (a union with a dense sketch is dense).
+func (a *accumulator) addAll(recs []hllstore.Record, idx []int) error {
+	for pass := range 2 {
+		for _, i := range idx {
+			if recs[i].DenseSketch() == (pass == 0) {
+				if err := a.add(&recs[i]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func (a *accumulator) result() Result {
 	res := a.res
 	if a.sketch != nil {
-		res.Uniques = a.sketch.Estimate()
-		res.UniquesBound = Bound(a.sketch)
+		res.Uniques, res.UniquesBound = estimate(a.sketch)
 	}
 	return res
 }

@@ -103,10 +103,11 @@ func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit i
 	}
 	out := make([]Share, 0, len(cands))
 	for _, c := range cands {
-		res, err := r.Stats(ctx, Query{ContentID: c.Key, Kind: pixelpb.Kind_KIND_VIEW, Class: hllstore.Human, From: from, To: to})
+		sum, err := r.Summary(ctx, Scope{ContentID: c.Key, From: from, To: to, Kinds: []pixelpb.Kind{pixelpb.Kind_KIND_VIEW}, Classes: []hllstore.Class{hllstore.Human}})
 		if err != nil {
 			return nil, err
 		}
+		res := sum.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW)
 		out = append(out, Share{Key: c.Key, Total: res.Total, Uniques: res.Uniques})
 	}
 	sortShares(out, by)

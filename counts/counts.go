@@ -4,22 +4,23 @@
 // conversion rate. It reads through hllstore and is what the query API, and
 // any other Go service, uses to read counts.
 //
-// A range is covered by whole UTC days where it can and by hours at its
-// ragged ends; their sketches are merged (unique visitors over the range,
-// not a sum of daily uniques) and their totals added.
+// One query model, Summary over a Scope (narrowed by Kinds and Classes when
+// fewer are wanted), answers every count; Series, Breakdown and Top build on
+// the same records. A range is covered by whole weeks of final days (week
+// rollups), whole UTC days and hours at its ragged ends; their sketches are
+// merged (unique visitors over the range, not a sum of daily uniques) and
+// their totals added.
 package counts
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Reader reads counts.
@@ -27,23 +28,19 @@ type Reader struct {
 	store *hllstore.Store
 	// MaxRange bounds a query's range. Default 400 days.
 	MaxRange time.Duration
+	// Final is how long after its end a day no longer changes: the
+	// aggregator's late horizon (-aggregator.lateHorizon, 7 days) plus a
+	// margin. A content id's whole weeks older than that are read from week
+	// rollups (hllstore.GranularityWeek), built on first read. 0 turns
+	// rollups off. Default 8 days.
+	Final time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
 }
 
 // NewReader returns a Reader on store.
 func NewReader(store *hllstore.Store) *Reader {
-	return &Reader{store: store, MaxRange: 400 * 24 * time.Hour}
-}
-
-// Query selects what to count.
-type Query struct {
-	// ContentID, or Campaign, or both (a campaign on one content id). At
-	// least one is required.
-	ContentID string
-	Campaign  string
-	Kind      pixelpb.Kind
-	Class     hllstore.Class
-	// From and To bound the range [From, To); both are truncated to the hour.
-	From, To time.Time
+	return &Reader{store: store, MaxRange: 400 * 24 * time.Hour, Final: 8 * 24 * time.Hour, Now: time.Now}
 }
 
 // Result is a count.
@@ -67,77 +64,6 @@ type Result struct {
 
 // ErrBadQuery wraps every problem with a Query.
 var ErrBadQuery = errors.New("bad query")
-
-// Stats counts q.
-func (r *Reader) Stats(ctx context.Context, q Query) (Result, error) {
-	from, to := q.From.UTC().Truncate(time.Hour), q.To.UTC().Truncate(time.Hour)
-	switch {
-	case q.ContentID == "" && q.Campaign == "":
-		return Result{}, fmt.Errorf("%w: a content id or a campaign is required", ErrBadQuery)
-	case !to.After(from):
-		return Result{}, fmt.Errorf("%w: empty range: to must be after from (to is exclusive, hour resolution)", ErrBadQuery)
-	case to.Sub(from) > r.MaxRange:
-		return Result{}, fmt.Errorf("%w: range of %.1f days is longer than the limit of %.0f days", ErrBadQuery, to.Sub(from).Hours()/24, r.MaxRange.Hours()/24)
-	}
-	hours, days := Cover(from.UnixMilli(), to.UnixMilli())
-	var keys []hllstore.Key
-	add := func(contents []string, g pixelpb.Granularity, start int64) {
-		for _, c := range contents {
-			keys = append(keys, hllstore.Key{ContentID: c, Campaign: q.Campaign, Kind: q.Kind, Class: q.Class, Gran: g, Start: start})
-		}
-	}
-	for _, start := range days {
-		contents, err := r.contents(ctx, q, start)
-		if err != nil {
-			return Result{}, err
-		}
-		add(contents, pixelpb.Granularity_GRANULARITY_DAY, start)
-	}
-	for _, start := range hours {
-		contents, err := r.contents(ctx, q, hllstore.DayStart(start))
-		if err != nil {
-			return Result{}, err
-		}
-		add(contents, pixelpb.Granularity_GRANULARITY_HOUR, start)
-	}
-	recs, err := r.store.Load(ctx, keys)
-	if err != nil {
-		return Result{}, err
-	}
-	merged := hllstore.NewSketch()
-	var res Result
-	for i := range recs {
-		rec := &recs[i]
-		res.Total += rec.Total
-		if err := merged.Merge(rec.Sketch); err != nil {
-			return Result{}, fmt.Errorf("merge sketches: %w", err)
-		}
-		for reason, n := range rec.Reasons {
-			if res.Reasons == nil {
-				res.Reasons = map[string]uint64{}
-			}
-			res.Reasons[reason] += n
-		}
-		res.Orders += uint64(len(rec.Orders))
-		for cur, v := range rec.Value {
-			if res.Value == nil {
-				res.Value = map[string]int64{}
-			}
-			res.Value[cur] += v
-		}
-	}
-	res.Uniques = merged.Estimate()
-	res.UniquesBound = Bound(merged)
-	return res, nil
-}
-
-// contents lists the content ids whose records hold q's counts on a day.
-func (r *Reader) contents(ctx context.Context, q Query, dayStart int64) ([]string, error) {
-	if q.ContentID != "" {
-		return []string{q.ContentID}, nil
-	}
-	return r.store.CampaignContents(ctx, q.Campaign, dayStart)
-}
 
 // Cover splits [from, to) (hour-aligned, Unix ms) into whole UTC days and the
 // hours at both ends that do not fill a day.
@@ -166,11 +92,21 @@ const (
 // sparse sketch the linear-counting error over 2^25 buckets (0 for small
 // counts, where the estimate is exact), for a dense one 0.81% of the estimate.
 func Bound(sk *hyperloglog.Sketch) uint64 {
-	est := float64(sk.Estimate())
+	_, b := estimate(sk)
+	return b
+}
+
+// estimate returns sk's estimate and its Bound, estimating once.
+func estimate(sk *hyperloglog.Sketch) (uint64, uint64) {
+	n := sk.Estimate()
+	return n, bound(float64(n), isSparse(sk))
+}
+
+func bound(est float64, sparse bool) uint64 {
 	if est == 0 {
 		return 0
 	}
-	if isSparse(sk) {
+	if sparse {
 		// Var of linear counting: m(e^t - t - 1), t = n/m (Whang et al. 1990).
 		t := est / sparseBuckets
 		sd := math.Sqrt(sparseBuckets * (math.Expm1(t) - t))
@@ -184,11 +120,17 @@ func Bound(sk *hyperloglog.Sketch) uint64 {
 }
 
 // isSparse reads the representation flag of the sketch's encoding (byte 3).
+// A dense sketch's encoding is 16 KiB: encode into a pooled buffer.
 func isSparse(sk *hyperloglog.Sketch) bool {
-	var buf [8]byte
-	b, err := sk.AppendBinary(buf[:0])
-	return err == nil && len(b) > 3 && b[3] == 1
+	bp := encodeBufs.Get().(*[]byte)
+	b, err := sk.AppendBinary((*bp)[:0])
+	sparse := err == nil && len(b) > 3 && b[3] == 1
+	*bp = b
+	encodeBufs.Put(bp)
+	return sparse
 }
+
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<14+64); return &b }}
 
 // Ratio returns num/den, or 0 when den is 0.
 func Ratio(num, den uint64) float64 {

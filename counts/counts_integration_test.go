@@ -5,6 +5,7 @@ package counts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -59,35 +60,37 @@ func TestStatsRanges(t *testing.T) {
 		r.Pos[0] = 1
 		writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: cid, Campaign: "spring", Kind: pixelpb.Kind_KIND_CLICK, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: d0.UnixMilli()}, Record: &r})
 	}
-	if _, err := store.Save(ctx, writes); err != nil {
+	if err := store.Put(ctx, writes); err != nil {
 		t.Fatal(err)
 	}
 
 	r := NewReader(store)
-	f := func(q Query, wantTotal, wantUniques uint64) {
+	f := func(q Scope, wantTotal, wantUniques uint64) {
 		t.Helper()
-		q.Kind = pixelpb.Kind_KIND_VIEW
+		kind := pixelpb.Kind_KIND_VIEW
 		if q.Campaign != "" {
-			q.Kind = pixelpb.Kind_KIND_CLICK
+			kind = pixelpb.Kind_KIND_CLICK
 		}
-		res, err := r.Stats(ctx, q)
+		q.Kinds = []pixelpb.Kind{kind}
+		sum, err := r.Summary(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
+		res := sum.Get(hllstore.Human, kind)
 		if res.Total != wantTotal || res.Uniques != wantUniques || res.UniquesBound != 0 {
 			t.Errorf("%s..%s %q/%q: total %d uniques %d±%d, want %d and %d exactly", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339),
 				q.ContentID, q.Campaign, res.Total, res.Uniques, res.UniquesBound, wantTotal, wantUniques)
 		}
 	}
 	at := func(h int) time.Time { return d0.Add(time.Duration(h) * time.Hour) }
-	f(Query{ContentID: "a", From: at(0), To: at(48)}, 480, 240)                     // two whole days
-	f(Query{ContentID: "a", From: at(22), To: at(26)}, 40, 20)                      // hours across midnight
-	f(Query{ContentID: "a", From: at(3), To: at(27)}, 240, 120)                     // a day's worth, not aligned
-	f(Query{ContentID: "a", From: at(47).Add(30 * time.Minute), To: at(60)}, 10, 5) // truncated to the hour; empty hours count 0
-	f(Query{Campaign: "spring", From: at(0), To: at(24)}, 11, 7)                    // merged over content ids
-	f(Query{Campaign: "spring", ContentID: "b", From: at(0), To: at(24)}, 4, 4)     // one content id of a campaign
+	f(Scope{ContentID: "a", From: at(0), To: at(48)}, 480, 240)                     // two whole days
+	f(Scope{ContentID: "a", From: at(22), To: at(26)}, 40, 20)                      // hours across midnight
+	f(Scope{ContentID: "a", From: at(3), To: at(27)}, 240, 120)                     // a day's worth, not aligned
+	f(Scope{ContentID: "a", From: at(47).Add(30 * time.Minute), To: at(60)}, 10, 5) // truncated to the hour; empty hours count 0
+	f(Scope{Campaign: "spring", From: at(0), To: at(24)}, 11, 7)                    // merged over content ids
+	f(Scope{Campaign: "spring", ContentID: "b", From: at(0), To: at(24)}, 4, 4)     // one content id of a campaign
 
-	if _, err := r.Stats(ctx, Query{ContentID: "a", From: at(5), To: at(5)}); !errors.Is(err, ErrBadQuery) {
+	if _, err := r.Summary(ctx, Scope{ContentID: "a", From: at(5), To: at(5)}); !errors.Is(err, ErrBadQuery) {
 		t.Fatalf("empty range: %v", err)
 	}
 }
@@ -98,4 +101,91 @@ func mix(x uint64) uint64 {
 	x ^= x >> 33
 	x *= 0xc4ceb9fe1a85ec53
 	return x ^ x>>33
+}
+
+// Week rollups give the same counts as the days they replace, when built
+// (cold) and when read back (warm), and are used only for final days.
+func TestWeekRollups(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	d0 := time.Date(2026, 9, 2, 0, 0, 0, 0, time.UTC) // a Wednesday
+	var writes []hllstore.Write
+	for day := range 24 {
+		start := d0.Add(time.Duration(day) * 24 * time.Hour).UnixMilli()
+		for _, kc := range []struct {
+			kind  pixelpb.Kind
+			class hllstore.Class
+			n     int
+		}{{pixelpb.Kind_KIND_VIEW, hllstore.Human, 300 + 40*day}, {pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 3}, {pixelpb.Kind_KIND_VIEW, hllstore.Bot, 5}} {
+			r := hllstore.NewRecord()
+			for i := range kc.n {
+				r.Total++
+				r.Sketch.InsertHash(mix(uint64(i + 17*day))) // visitors overlap between days
+			}
+			if kc.kind == pixelpb.Kind_KIND_CONVERSION {
+				r.AddOrder(fmt.Sprint("o", day), "EUR", 1_000_000)
+			}
+			if kc.class == hllstore.Bot {
+				r.AddReason("headless")
+			}
+			r.Pos[0] = int64(day)
+			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "w", Kind: kc.kind, Class: kc.class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: start}, Record: &r})
+		}
+	}
+	if err := store.Put(ctx, writes); err != nil {
+		t.Fatal(err)
+	}
+	sc := Scope{ContentID: "w", From: d0.Add(5 * time.Hour), To: d0.Add(23*24*time.Hour + 3*time.Hour)}
+	days := NewReader(store)
+	days.Final = 0
+	want, err := days.Summary(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weeks := NewReader(store)
+	for _, phase := range []string{"cold", "warm"} {
+		got, err := weeks.Summary(ctx, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range Classes {
+			for _, k := range Kinds {
+				g, w := got.Get(cl, k), want.Get(cl, k)
+				if g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders || g.Value["EUR"] != w.Value["EUR"] || g.Reasons["headless"] != w.Reasons["headless"] {
+					t.Fatalf("%s %v %v: weeks %+v, days %+v", phase, cl, k, g, w)
+				}
+			}
+		}
+	}
+	if w := want.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW); w.Total == 0 || w.Orders != 0 {
+		t.Fatalf("nothing counted: %+v", w)
+	}
+	// Two whole weeks lie in the range (Mondays 7 and 14 September).
+	n, err := rdb.Keys(ctx, prefix+":c:{w:w*").Result()
+	if err != nil || len(n) != 2 {
+		t.Fatalf("week rollups %v %v, want 2", n, err)
+	}
+	// A content id nobody hit gets no rollups (reads create no keys).
+	nobody := sc
+	nobody.ContentID = "nobody"
+	if _, err := weeks.Summary(ctx, nobody); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Keys(ctx, prefix+":c:{nobody:*").Result(); len(n) != 0 {
+		t.Fatalf("a read of an unhit content id wrote %v", n)
+	}
+	// Days that may still change are not rolled up.
+	recent := NewReader(store)
+	recent.Now = func() time.Time { return d0.Add(20 * 24 * time.Hour) }
+	if _, err := rdb.Del(ctx, n...).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recent.Summary(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Keys(ctx, prefix+":c:{w:w*").Result(); len(n) != 1 {
+		t.Fatalf("week rollups %v with only the first week final, want 1", n)
+	}
 }

@@ -2,7 +2,9 @@ package counts
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -29,6 +31,10 @@ type Scope struct {
 	// that other tenants' pages also carry. It is not consulted for an
 	// explicit ContentID (the caller checks that one).
 	Allow func(contentID string) bool
+	// Kinds and Classes narrow what a Summary reads and answers (nil: every
+	// one of Kinds and Classes). Series ignores them.
+	Kinds   []pixelpb.Kind
+	Classes []hllstore.Class
 }
 
 // Summary holds every kind and class of a Scope, each as a Result.
@@ -86,11 +92,19 @@ type bucket struct {
 }
 
 // cover returns the buckets of [from, to): whole days where they fit, hours
-// at the ends (the same cover as Stats).
-func cover(from, to time.Time) []bucket {
+// at the ends; with weeks, whole Monday-to-Sunday weeks of final days
+// (ended before finalBefore) replace their seven days.
+func cover(from, to time.Time, weeks bool, finalBefore int64) []bucket {
 	hours, days := Cover(from.UnixMilli(), to.UnixMilli())
 	out := make([]bucket, 0, len(hours)+len(days))
-	for _, d := range days {
+	for i := 0; i < len(days); i++ {
+		d := days[i]
+		if weeks && d == hllstore.WeekStart(d) && i+6 < len(days) && days[i+6] == d+6*hllstore.DayMs &&
+			d+hllstore.WeekMs <= finalBefore {
+			out = append(out, bucket{hllstore.GranularityWeek, d})
+			i += 6
+			continue
+		}
 		out = append(out, bucket{pixelpb.Granularity_GRANULARITY_DAY, d})
 	}
 	for _, h := range hours {
@@ -99,9 +113,15 @@ func cover(from, to time.Time) []bucket {
 	return out
 }
 
-// Summary counts every kind and class of sc in one Redis round trip (plus
-// one per day for a campaign's index): per (class, kind) the exact total, the
-// merged unique estimate with its bound, reasons, orders and value.
+// Summary counts sc in one Redis round trip (plus one per day for a
+// campaign's index): per (class, kind) of sc.Classes and sc.Kinds (default
+// all) the exact total, the merged unique estimate over the range with its
+// bound, reasons, orders and value. It is the one query model of the
+// package: a single count is a Summary narrowed to one kind and class.
+//
+// A range is covered by whole UTC days where it can and by hours at its
+// ragged ends (Cover); each day's or hour's records of every kind and class
+// are one HMGET of the fields needed.
 func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	from, to, err := r.validate(sc)
 	if err != nil {
@@ -111,17 +131,31 @@ func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 		class hllstore.Class
 		kind  pixelpb.Kind
 	}
+	kinds, classes := sc.Kinds, sc.Classes
+	if kinds == nil {
+		kinds = Kinds
+	}
+	if classes == nil {
+		classes = Classes
+	}
 	var keys []hllstore.Key
 	var slots []slot
 	cache := map[int64][]string{}
-	for _, b := range cover(from, to) {
+	// Week rollups for a content id's own counts (a campaign's content ids
+	// change from day to day: its days are read one by one).
+	weeks := sc.Campaign == "" && r.Final > 0
+	var finalBefore int64
+	if weeks {
+		finalBefore = r.Now().Add(-r.Final).UnixMilli()
+	}
+	for _, b := range cover(from, to, weeks, finalBefore) {
 		contents, err := r.scopeContents(ctx, sc, hllstore.DayStart(b.start), cache)
 		if err != nil {
 			return Summary{}, err
 		}
 		for _, c := range contents {
-			for _, cl := range Classes {
-				for _, k := range Kinds {
+			for _, cl := range classes {
+				for _, k := range kinds {
 					keys = append(keys, hllstore.Key{ContentID: c, Campaign: sc.Campaign, Kind: k, Class: cl, Gran: b.gran, Start: b.start})
 					slots = append(slots, slot{cl, k})
 				}
@@ -132,25 +166,39 @@ func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	acc := map[slot]*accumulator{}
-	for i := range recs {
-		a := acc[slots[i]]
-		if a == nil {
-			a = newAccumulator()
-			acc[slots[i]] = a
+	// Merge per (class, kind), the slots in parallel: over a long range
+	// merging dense sketches is most of the work.
+	bySlot := map[slot][]int{}
+	var order []slot
+	for i, s := range slots {
+		if bySlot[s] == nil {
+			order = append(order, s)
 		}
-		if err := a.add(&recs[i]); err != nil {
-			return Summary{}, err
-		}
+		bySlot[s] = append(bySlot[s], i)
+	}
+	results := make([]Result, len(order))
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for j, s := range order {
+		wg.Go(func() {
+			a := newAccumulator()
+			if err := a.addAll(recs, bySlot[s]); err != nil {
+				errs[j] = err
+				return
+			}
+			results[j] = a.result()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Summary{}, err
 	}
 	out := Summary{By: map[hllstore.Class]map[pixelpb.Kind]Result{}}
-	for _, cl := range Classes {
+	for _, cl := range classes {
 		out.By[cl] = map[pixelpb.Kind]Result{}
-		for _, k := range Kinds {
-			if a := acc[slot{cl, k}]; a != nil {
-				out.By[cl][k] = a.result()
-			}
-		}
+	}
+	for j, s := range order {
+		out.By[s.class][s.kind] = results[j]
 	}
 	return out, nil
 }

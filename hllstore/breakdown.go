@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/redis/go-redis/v9"
@@ -46,24 +44,26 @@ type BreakdownKey struct {
 type SubCount struct {
 	Total  uint64
 	Sketch *hyperloglog.Sketch
+	dirty  bool // changed since the last write
 }
 
 // Breakdown is the stored state of one BreakdownKey: per dimension, a total
-// and a sketch per value, all in one Redis hash written like a Record
-// (version and positions), so one write per content id, kind and day carries
-// every dimension.
+// and a sketch per value. The breakdowns of a content id's day live in the
+// day's breakdown hash (see Day), guarded by the day's version and its
+// breakdown positions, and are written at detail flushes only.
 type Breakdown struct {
-	Dims    map[string]map[string]*SubCount
+	Dims map[string]map[string]*SubCount
+	// Pos and Version are the day's breakdown positions and version, filled
+	// by LoadDays (not LoadBreakdowns); in a Day, Day.BPos is authoritative.
 	Pos     Positions
 	Version uint64
-	dirty   map[dimValue]bool
+	changed bool
+	byDim   [5]map[string]*SubCount // Dims by dimension index (Dims order)
 }
-
-type dimValue struct{ dim, value string }
 
 // NewBreakdown returns an empty breakdown.
 func NewBreakdown() Breakdown {
-	return Breakdown{Dims: map[string]map[string]*SubCount{}, Pos: Positions{}, dirty: map[dimValue]bool{}}
+	return Breakdown{Dims: map[string]map[string]*SubCount{}, Pos: Positions{}}
 }
 
 func (b *Breakdown) sub(dim, value string) *SubCount {
@@ -71,6 +71,9 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 	if vals == nil {
 		vals = map[string]*SubCount{}
 		b.Dims[dim] = vals
+		if i := dimIndex(dim); i >= 0 {
+			b.byDim[i] = vals
+		}
 	}
 	sc := vals[value]
 	if sc == nil {
@@ -80,37 +83,56 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 	return sc
 }
 
+var dimNames = [5]string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource}
+
+func dimIndex(dim string) int {
+	for i, d := range dimNames {
+		if d == dim {
+			return i
+		}
+	}
+	return -1
+}
+
 // Add counts one event of visitor under value of dim. Past maxValues
 // distinct values of a dimension, new values are counted under Other.
 func (b *Breakdown) Add(dim, value string, visitor uint64, maxValues int) {
+	b.add(dim, b.Dims[dim], value, visitor, maxValues)
+}
+
+// AddValues counts one event of visitor under its value in each dimension,
+// values in the order of Dims.
+func (b *Breakdown) AddValues(values *[5]string, visitor uint64, maxValues int) {
+	for i, v := range values {
+		b.add(dimNames[i], b.byDim[i], v, visitor, maxValues)
+	}
+}
+
+func (b *Breakdown) add(dim string, vals map[string]*SubCount, value string, visitor uint64, maxValues int) {
 	if value == "" {
 		value = Unknown
 	}
-	if _, ok := b.Dims[dim][value]; !ok && len(b.Dims[dim]) >= maxValues {
-		value = Other
+	sc := vals[value]
+	if sc == nil {
+		if len(vals) >= maxValues {
+			value = Other
+		}
+		sc = b.sub(dim, value)
 	}
-	sc := b.sub(dim, value)
 	sc.Total++
 	sc.Sketch.InsertHash(visitor)
-	if b.dirty == nil {
-		b.dirty = map[dimValue]bool{}
-	}
-	b.dirty[dimValue{dim, value}] = true
+	sc.dirty = true
+	b.changed = true
 }
 
-// BreakdownRedisKey returns "<prefix>:c:<content>:<kind>:human:b:d:<yyyymmdd>";
-// its fields are "n:<dim>:<value>" and "h:<dim>:<value>".
-func (s *Store) BreakdownRedisKey(k BreakdownKey) string {
-	return s.prefix + ":c:" + k.ContentID + ":" + strconv.Itoa(int(k.Kind)) + ":human:b:d:" +
-		time.UnixMilli(k.DayStart).UTC().Format("20060102")
-}
-
-// LoadBreakdowns reads breakdowns in one round trip.
+// LoadBreakdowns reads breakdowns in one round trip (the breakdown hash of
+// each content id and day).
 func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Breakdown, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			cmds[i] = p.HGetAll(ctx, s.BreakdownRedisKey(k))
+			_, _, bk := s.DayRedisKeys(DayKey{ContentID: k.ContentID, DayStart: k.DayStart})
+			cmds[i] = p.HGetAll(ctx, bk)
 		}
 		return nil
 	})
@@ -118,110 +140,20 @@ func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Brea
 		return nil, fmt.Errorf("load %d breakdowns: %w", len(keys), err)
 	}
 	out := make([]Breakdown, len(keys))
-	for i, c := range cmds {
-		b, err := decodeBreakdown(c.Val())
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", s.BreakdownRedisKey(keys[i]), err)
+	prefix := make([]byte, 0, 16)
+	for i, k := range keys {
+		out[i] = NewBreakdown()
+		d := &Day{Breakdowns: map[pixelpb.Kind]*Breakdown{k.Kind: &out[i]}}
+		prefix = append(strconv.AppendInt(append(prefix[:0], 'n', '|'), int64(k.Kind), 10), '|')
+		for f, v := range cmds[i].Val() {
+			// Only this kind's fields: "n|<kind>|..." and "h|<kind>|...".
+			if len(f) < len(prefix) || f[1:len(prefix)] != string(prefix[1:]) {
+				continue
+			}
+			if err := d.decodeBreakdownField(f, v); err != nil {
+				return nil, fmt.Errorf("load breakdowns of %s: %w", k.ContentID, err)
+			}
 		}
-		out[i] = b
 	}
 	return out, nil
-}
-
-func decodeBreakdown(fields map[string]string) (Breakdown, error) {
-	b := NewBreakdown()
-	sub := func(f string) (*SubCount, error) {
-		dim, value, ok := strings.Cut(f, ":")
-		if !ok {
-			return nil, fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
-		}
-		return b.sub(dim, value), nil
-	}
-	for f, v := range fields {
-		switch {
-		case f == fieldVersion:
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return b, fmt.Errorf("%w: version %q", ErrCorrupt, v)
-			}
-			b.Version = n
-		case f == fieldPositions:
-			ps, err := decodePositions(v)
-			if err != nil {
-				return b, err
-			}
-			b.Pos = ps
-		case strings.HasPrefix(f, "n:"):
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return b, fmt.Errorf("%w: total %s=%q", ErrCorrupt, f, v)
-			}
-			sc, err := sub(f[2:])
-			if err != nil {
-				return b, err
-			}
-			sc.Total = n
-		case strings.HasPrefix(f, "h:"):
-			sc, err := sub(f[2:])
-			if err != nil {
-				return b, err
-			}
-			if err := sc.Sketch.UnmarshalBinary([]byte(v)); err != nil {
-				return b, fmt.Errorf("%w: sketch %s: %v", ErrCorrupt, f, err)
-			}
-		}
-	}
-	return b, nil
-}
-
-// BreakdownWrite is one breakdown to save.
-type BreakdownWrite struct {
-	Key       BreakdownKey
-	Breakdown *Breakdown
-}
-
-// SaveBreakdowns writes the changed values of breakdowns in one round trip,
-// with the same version and position guard as Save.
-func (s *Store) SaveBreakdowns(ctx context.Context, writes []BreakdownWrite) ([]bool, error) {
-	if len(writes) == 0 {
-		return nil, nil
-	}
-	if err := saveScript.Load(ctx, s.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("load save script: %w", err)
-	}
-	cmds := make([]*redis.Cmd, len(writes))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range writes {
-			b := w.Breakdown
-			args := make([]any, 0, 3+4*len(b.dirty))
-			args = append(args, b.Version, s.dayTTL, b.Pos.encode())
-			for dv := range b.dirty {
-				sc := b.Dims[dv.dim][dv.value]
-				sk, err := sc.Sketch.MarshalBinary()
-				if err != nil {
-					return fmt.Errorf("marshal sketch of %s/%s/%s: %w", s.BreakdownRedisKey(w.Key), dv.dim, dv.value, err)
-				}
-				f := dv.dim + ":" + dv.value
-				args = append(args, "n:"+f, sc.Total, "h:"+f, sk)
-			}
-			cmds[i] = saveScript.EvalSha(ctx, p, []string{s.BreakdownRedisKey(w.Key)}, args...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("save %d breakdowns: %w", len(writes), err)
-	}
-	written := make([]bool, len(writes))
-	for i, c := range cmds {
-		v, err := c.Int()
-		if err != nil {
-			return nil, fmt.Errorf("save %s: %w", s.BreakdownRedisKey(writes[i].Key), err)
-		}
-		written[i] = v == 1
-		if written[i] {
-			writes[i].Breakdown.Version++
-			clear(writes[i].Breakdown.dirty)
-		}
-	}
-	return written, nil
 }

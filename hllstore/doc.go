@@ -1,18 +1,33 @@
 // Package hllstore is the only package that knows how counts are laid out in
-// Redis. One Redis hash per bucket (content id, optional campaign, event kind,
-// traffic class, hour or day) holds the exact total, the serialized
-// HyperLogLog sketch of visitor keys, its estimate, per-reason totals of
-// bot traffic, the distinct orders and summed value per currency of
-// conversions, and the positions of the last source hits applied to it.
+// Redis. A record (content id, optional campaign, event kind, traffic class,
+// hour or day) holds the exact total, the serialized HyperLogLog sketch of
+// visitor keys, per-reason totals of bot traffic, and the distinct orders and
+// summed value per currency of conversions.
 //
-// Writes are absolute (the new total and sketch, not an increment) and go
-// through a one-key Lua script that writes only over the version the writer
-// loaded and never moves a position backwards. So a replay (skipped by
-// position), a go-redis retry of a write that already happened, a stale owner
-// after a consumer-group rebalance, or a writer that outlived a Redis crash
-// (all refused by version) can never count an event twice or overwrite newer
-// counts; and every write touches one key, which keeps it valid on Redis
-// Cluster.
+// All records of one content id on one UTC day form a Day, stored in three
+// hashes that share a Redis Cluster hash tag:
+//
+//	<prefix>:c:{<content>:<yyyymmdd>}:d  day records, and the guard: version and positions
+//	<prefix>:c:{<content>:<yyyymmdd>}:h  hour records (HourRetention, 35 days)
+//	<prefix>:c:{<content>:<yyyymmdd>}:b  breakdowns (DayRetention, like :d, 400 days)
+//
+// Campaign records are fields of the content id's day; a per-day set lists a
+// campaign's content ids. Week rollups of final days (week.go) serve long
+// ranges; a sorted set per kind and day holds the top-N; "<prefix>:wm" the
+// watermarks.
+//
+// Writes are absolute (the new totals and sketches, not increments) and go
+// through one Lua script call per Day (SaveDays), carrying only the records
+// that changed since the last write. The call writes only over the version
+// the writer loaded and never moves a position backwards (every stored
+// source partition must be among the new positions, none smaller). So a
+// replay (skipped by position), a go-redis retry of a write that already
+// happened, a stale owner after a consumer-group rebalance, or a writer that
+// outlived a Redis crash (all refused by version) can never count an event
+// twice or overwrite newer counts. The call touches the three hashes of one
+// hash tag, so one cluster slot, and is atomic.
+//
+// Readers (Load) ask only for the fields they need with one HMGET per hash.
 //
 // Store is safe for concurrent use.
 package hllstore

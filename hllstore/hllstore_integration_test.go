@@ -27,58 +27,108 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC).UnixMilli())
 	k := Key{ContentID: "a-1", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+	dk, id := k.Split()
+	hk := k
+	hk.Gran, hk.Start = pixelpb.Granularity_GRANULARITY_HOUR, day+15*HourMs
+	_, hid := hk.Split()
 
-	recs, err := s.Load(ctx, []Key{k})
-	if err != nil || recs[0].Total != 0 || recs[0].Sketch.Estimate() != 0 || len(recs[0].Pos) != 0 {
-		t.Fatalf("empty load: %+v %v", recs, err)
+	days, err := s.LoadDays(ctx, []DayKey{dk})
+	if err != nil || days[0].Version != 0 || len(days[0].Records) != 0 || len(days[0].Pos) != 0 {
+		t.Fatalf("empty load: %+v %v", days, err)
 	}
-
-	v1 := record(3, []uint64{0x1111111111111111, 0x2222222222222222, 0x3333333333333333}, Positions{0: 10, 1: 5})
-	retry := *v1 // what a client retry of the same write would send
-	if w, err := s.Save(ctx, []Write{{k, v1}}); err != nil || !w[0] || v1.Version != 1 {
-		t.Fatalf("first save: %v %v, version %d", w, err, v1.Version)
+	// day builds the state a writer holds: version ver, positions pos, and
+	// total events of visitors in the day record and the 15:00 hour record.
+	build := func(ver uint64, pos Positions, total uint64, visitors ...uint64) *Day {
+		d := NewDay()
+		d.Version, d.Pos = ver, pos
+		for _, rid := range []RecordID{id, hid} {
+			r := d.Record(rid)
+			for _, v := range visitors {
+				r.Add(v)
+			}
+			r.Total = total
+		}
+		return d
+	}
+	save := func(d *Day, details bool) bool {
+		t.Helper()
+		w, err := s.SaveDays(ctx, []DayWrite{{Key: dk, Day: d, Details: details}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w[0]
+	}
+	v1 := build(0, Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
+	retry := build(0, Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
+	if !save(v1, false) || v1.Version != 1 || v1.Records[id].Dirty() {
+		t.Fatalf("first save refused, version %d", v1.Version)
 	}
 	// The same write again (a go-redis retry after a lost reply) is refused:
 	// the version it was made over is gone.
-	if w, err := s.Save(ctx, []Write{{k, &retry}}); err != nil || w[0] {
-		t.Fatalf("retried save was accepted: %v %v", w, err)
+	if save(retry, false) {
+		t.Fatal("retried save was accepted")
 	}
-	// A writer that loaded the record earlier (a stale owner) is refused.
-	if w, err := s.Save(ctx, []Write{{k, record(99, nil, Positions{0: 50, 1: 50})}}); err != nil || w[0] {
-		t.Fatalf("stale save was accepted: %v %v", w, err)
+	// A writer that loaded the day earlier (a stale owner) is refused.
+	if save(build(0, Positions{0: 50, 1: 50}, 99), false) {
+		t.Fatal("stale save was accepted")
 	}
-	// So is a write at the right version that would move a position back.
-	back := record(99, nil, Positions{0: 9, 1: 50})
-	back.Version = 1
-	if w, _ := s.Save(ctx, []Write{{k, back}}); w[0] {
+	// So is a write at the right version that would move a position back,
+	// or that lacks a stored partition.
+	if save(build(1, Positions{0: 9, 1: 50}, 99), false) {
 		t.Fatal("save moving a position backwards was accepted")
 	}
-	missing := record(99, nil, Positions{0: 50})
-	missing.Version = 1
-	if w, _ := s.Save(ctx, []Write{{k, missing}}); w[0] {
+	if save(build(1, Positions{0: 50}, 99), false) {
 		t.Fatal("save missing a stored partition was accepted")
 	}
-	recs, err = s.Load(ctx, []Key{k})
+	// Breakdown positions are guarded the same way, at detail writes.
+	b1 := build(1, Positions{0: 10, 1: 5}, 3)
+	b1.BPos = Positions{0: 7}
+	b1.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "DE", 1, 10)
+	if !save(b1, true) || b1.Version != 2 {
+		t.Fatal("breakdown save refused")
+	}
+	b2 := build(2, Positions{0: 10, 1: 5}, 3)
+	b2.BPos = Positions{0: 6}
+	b2.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "FR", 1, 10)
+	if save(b2, true) {
+		t.Fatal("save moving a breakdown position backwards was accepted")
+	}
+	b2.BPos = Positions{3: 6}
+	if save(b2, true) {
+		t.Fatal("save missing a stored breakdown partition was accepted")
+	}
+
+	recs, err := s.Load(ctx, []Key{k, hk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := recs[0]
-	if got.Total != 3 || got.Sketch.Estimate() != 3 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.Pos) != 2 || got.Version != 1 {
-		t.Fatalf("loaded %+v, estimate %d", got, got.Sketch.Estimate())
+	for _, got := range recs {
+		if got.Total != 3 || got.Sketch.Estimate() != 3 || got.Version == 0 {
+			t.Fatalf("loaded %+v, estimate %d", got, got.Sketch.Estimate())
+		}
+	}
+	days, err = s.LoadDays(ctx, []DayKey{dk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := days[0]
+	if got.Version != 2 || len(got.Pos) != 2 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.BPos) != 1 || got.BPos[0] != 7 {
+		t.Fatalf("loaded day version %d pos %v bpos %v", got.Version, got.Pos, got.BPos)
 	}
 	if !got.Pos.Covers(0, 10) || got.Pos.Covers(0, 11) || got.Pos.Covers(7, 0) {
 		t.Fatal("Covers disagrees with the stored positions")
 	}
-	if ttl, err := rdb.TTL(ctx, s.RedisKey(k)).Result(); err != nil || ttl <= time.Minute || ttl > time.Hour {
-		t.Fatalf("day ttl %v %v, want the day retention", ttl, err)
+	if sc := got.Breakdowns[pixelpb.Kind_KIND_VIEW].Dims[DimCountry]["DE"]; sc == nil || sc.Total != 1 {
+		t.Fatalf("breakdown %v", got.Breakdowns)
 	}
-	hk := k
-	hk.Gran, hk.Start = pixelpb.Granularity_GRANULARITY_HOUR, day+15*HourMs
-	if _, err := s.Save(ctx, []Write{{hk, record(1, []uint64{1}, Positions{0: 1})}}); err != nil {
-		t.Fatal(err)
-	}
-	if ttl, err := rdb.TTL(ctx, s.RedisKey(hk)).Result(); err != nil || ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("hour ttl %v %v, want the hour retention", ttl, err)
+	dayKey, hourKey, bdKey := s.DayRedisKeys(dk)
+	for _, c := range []struct {
+		key      string
+		min, max time.Duration
+	}{{dayKey, time.Minute, time.Hour}, {bdKey, time.Minute, time.Hour}, {hourKey, 0, time.Minute}} {
+		if ttl, err := rdb.TTL(ctx, c.key).Result(); err != nil || ttl <= c.min || ttl > c.max {
+			t.Fatalf("%s ttl %v %v, want in (%v, %v]", c.key, ttl, err, c.min, c.max)
+		}
 	}
 }
 
@@ -97,14 +147,14 @@ func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 	if !r.AddOrder("o-1", "EUR", 12_500_000) || r.AddOrder("o-1", "EUR", 12_500_000) || !r.AddOrder("o-2", "USD", 1_000_000) {
 		t.Fatal("AddOrder does not count each order once")
 	}
-	if _, err := s.Save(ctx, []Write{{k, r}}); err != nil {
+	if err := s.Put(ctx, []Write{{k, r}}); err != nil {
 		t.Fatal(err)
 	}
 	// A later state adds an order; earlier orders stay.
 	r.Pos[2] = 31
 	r.AddOrder("o-3", "EUR", 500_000)
-	if w, err := s.Save(ctx, []Write{{k, r}}); err != nil || !w[0] {
-		t.Fatalf("second save: %v %v", w, err)
+	if err := s.Put(ctx, []Write{{k, r}}); err != nil {
+		t.Fatalf("second put: %v", err)
 	}
 	recs, err := s.Load(ctx, []Key{k})
 	if err != nil {
@@ -114,12 +164,17 @@ func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 	if got.Reasons["headless"] != 2 || got.Reasons["datacenter"] != 1 {
 		t.Fatalf("reasons %v", got.Reasons)
 	}
-	if len(got.Orders) != 3 || got.Value["EUR"] != 13_000_000 || got.Value["USD"] != 1_000_000 {
-		t.Fatalf("orders %v value %v", got.Orders, got.Value)
+	if got.NOrders != 3 || got.Value["EUR"] != 13_000_000 || got.Value["USD"] != 1_000_000 {
+		t.Fatalf("orders %d value %v", got.NOrders, got.Value)
 	}
-	// The reloaded record knows its orders: a replayed order is not new.
-	if got.AddOrder("o-2", "USD", 1_000_000) {
-		t.Fatal("an order loaded from Redis counted again")
+	// The reloaded day knows its orders: a replayed order is not new.
+	dk, id := k.Split()
+	days, err := s.LoadDays(ctx, []DayKey{dk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := days[0].Records[id]; lr == nil || len(lr.Orders) != 3 || lr.NOrders != 3 || lr.AddOrder("o-2", "USD", 1_000_000) {
+		t.Fatalf("an order loaded from Redis counted again: %+v", lr)
 	}
 	ids, err := s.CampaignContents(ctx, "spring", day)
 	if err != nil || len(ids) != 1 || ids[0] != "shop" {
@@ -134,14 +189,16 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli())
 	k := BreakdownKey{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, DayStart: day}
+	dk := DayKey{ContentID: "a", DayStart: day}
 
-	b := NewBreakdown()
+	d := NewDay()
+	b := d.Breakdown(pixelpb.Kind_KIND_VIEW)
 	for i, c := range []string{"DE", "FR", "DE", "", "US", "NL", "DE"} {
 		b.Add(DimCountry, c, uint64(i+1)*0x9e3779b97f4a7c15, 3) // at most 3 values, then "other"
 		b.Add(DimDevice, "mobile", uint64(i+1)*0x9e3779b97f4a7c15, 3)
 	}
-	b.Pos[0] = 7
-	if w, err := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &b}}); err != nil || !w[0] {
+	d.BPos[0] = 7
+	if w, err := s.SaveDays(ctx, []DayWrite{{Key: dk, Day: d, Details: true}}); err != nil || !w[0] {
 		t.Fatalf("save: %v %v", w, err)
 	}
 	got, err := s.LoadBreakdowns(ctx, []BreakdownKey{k})
@@ -150,8 +207,8 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 	}
 	want := map[string]uint64{"DE": 3, "FR": 1, Unknown: 1, Other: 2}
 	countries := got[0].Dims[DimCountry]
-	if len(countries) != len(want) || got[0].Version != 1 {
-		t.Fatalf("values %v version %d", countries, got[0].Version)
+	if len(countries) != len(want) {
+		t.Fatalf("values %v", countries)
 	}
 	for v, n := range want {
 		if sc := countries[v]; sc == nil || sc.Total != n || sc.Sketch.Estimate() != n {
@@ -162,10 +219,10 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 		t.Fatalf("devices %v", got[0].Dims[DimDevice])
 	}
 	// A stale copy of the breakdown is refused.
-	stale := NewBreakdown()
-	stale.Add(DimCountry, "SE", 1, 3)
-	stale.Pos[0] = 9
-	if w, _ := s.SaveBreakdowns(ctx, []BreakdownWrite{{k, &stale}}); w[0] {
+	stale := NewDay()
+	stale.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "SE", 1, 3)
+	stale.BPos[0] = 9
+	if w, _ := s.SaveDays(ctx, []DayWrite{{Key: dk, Day: stale, Details: true}}); w[0] {
 		t.Fatal("stale breakdown accepted")
 	}
 

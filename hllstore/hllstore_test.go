@@ -7,18 +7,17 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-func TestPositionsRoundTrip(t *testing.T) {
+func TestWeekStart(t *testing.T) {
 	t.Parallel()
-	ps := Positions{0: 10, 5: 1 << 40, 11: 0}
-	if got := ps.encode(); got != "0:10,5:1099511627776,11:0" {
-		t.Fatalf("encoding %q is not sorted by partition", got)
-	}
-	got, err := decodePositions(ps.encode())
-	if err != nil || len(got) != 3 || got[0] != 10 || got[5] != 1<<40 || got[11] != 0 {
-		t.Fatalf("got %v %v", got, err)
-	}
-	if _, err := decodePositions("1:x"); err == nil {
-		t.Fatal("bad position accepted")
+	for _, d := range []time.Time{
+		time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), // Monday
+		time.Date(2026, 11, 29, 23, 59, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 12, 0, 0, 0, time.UTC),
+	} {
+		w := time.UnixMilli(WeekStart(d.UnixMilli())).UTC()
+		if w.Weekday() != time.Monday || w.After(d) || d.Sub(w) >= 7*24*time.Hour || w != w.Truncate(24*time.Hour) {
+			t.Errorf("WeekStart(%v) = %v", d, w)
+		}
 	}
 }
 
@@ -36,20 +35,35 @@ func TestBucketStart(t *testing.T) {
 	}
 }
 
-func TestRedisKey(t *testing.T) {
+func TestDayKeysAndFields(t *testing.T) {
 	t.Parallel()
 	s := New(nil, Config{Prefix: "x"})
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli()
+	d, h, b := s.DayRedisKeys(DayKey{ContentID: "a-1", DayStart: day})
+	if d != "x:c:{a-1:20261128}:d" || h != "x:c:{a-1:20261128}:h" || b != "x:c:{a-1:20261128}:b" {
+		t.Fatalf("keys %q %q %q", d, h, b)
+	}
 	for _, tc := range []struct {
-		k    Key
-		want string
+		k     Key
+		field string
 	}{
-		{Key{ContentID: "a-1", Kind: 2, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "x:c:a-1:2:human:d:20261128"},
-		{Key{ContentID: "a-1", Kind: 1, Class: Bot, Gran: pixelpb.Granularity_GRANULARITY_HOUR, Start: day + 13*HourMs}, "x:c:a-1:1:bot:h:2026112813"},
-		{Key{ContentID: "a-1", Campaign: "spring", Kind: 4, Class: Machine, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "x:c:a-1:g:spring:4:machine:d:20261128"},
+		{Key{ContentID: "a-1", Kind: 2, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "2|0|"},
+		{Key{ContentID: "a-1", Kind: 1, Class: Bot, Gran: pixelpb.Granularity_GRANULARITY_HOUR, Start: day + 13*HourMs}, "13|1|1|"},
+		{Key{ContentID: "a-1", Campaign: "spring:x", Kind: 4, Class: Machine, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "4|2|spring:x"},
 	} {
-		if got := s.RedisKey(tc.k); got != tc.want {
-			t.Errorf("key %q, want %q", got, tc.want)
+		dk, id := tc.k.Split()
+		if got := rid(id); got != tc.field {
+			t.Errorf("rid %q, want %q", got, tc.field)
 		}
+		if back := dk.Key(id); back != tc.k {
+			t.Errorf("Split/Key round trip %+v -> %+v", tc.k, back)
+		}
+		kind, pid, _, ok := parseField("n|"+rid(id), id.Hour != DayRecord)
+		if !ok || kind != "n" || pid != id {
+			t.Errorf("parseField(%q) = %q %+v %v", "n|"+rid(id), kind, pid, ok)
+		}
+	}
+	if _, id, order, ok := parseField("o|4|0||ord-1", false); !ok || order != "ord-1" || id.Kind != 4 {
+		t.Errorf("order field: %+v %q %v", id, order, ok)
 	}
 }

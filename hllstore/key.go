@@ -1,8 +1,6 @@
 package hllstore
 
 import (
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -91,34 +89,6 @@ func BucketStart(g pixelpb.Granularity, unixMs int64) int64 {
 
 // DayStart returns the start of the UTC day that holds unixMs.
 func DayStart(unixMs int64) int64 { return BucketStart(pixelpb.Granularity_GRANULARITY_DAY, unixMs) }
-
-// RedisKey returns the Redis key of k:
-// "<prefix>:c:<content>[:g:<campaign>]:<kind>:<class>:d:<yyyymmdd>" for days and
-// "...:h:<yyyymmddhh>" for hours.
-func (s *Store) RedisKey(k Key) string {
-	var b strings.Builder
-	b.Grow(len(s.prefix) + len(k.ContentID) + len(k.Campaign) + 40)
-	b.WriteString(s.prefix)
-	b.WriteString(":c:")
-	b.WriteString(k.ContentID)
-	if k.Campaign != "" {
-		b.WriteString(":g:")
-		b.WriteString(k.Campaign)
-	}
-	b.WriteByte(':')
-	b.WriteString(strconv.Itoa(int(k.Kind)))
-	b.WriteByte(':')
-	b.WriteString(k.Class.String())
-	t := time.UnixMilli(k.Start).UTC()
-	if k.Gran == pixelpb.Granularity_GRANULARITY_HOUR {
-		b.WriteString(":h:")
-		b.WriteString(t.Format("2006010215"))
-	} else {
-		b.WriteString(":d:")
-		b.WriteString(t.Format("20060102"))
-	}
-	return b.String()
-}
 
 // campaignIndexKey lists the content ids a campaign had hits on in a day.
 func (s *Store) campaignIndexKey(campaign string, dayStart int64) string {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Config configures a Store.
@@ -50,13 +50,59 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	}
 }
 
-// Load reads the records of keys in one round trip. A key with no record
-// gives an empty Record.
+// recordFields are the fields of one record that readers need.
+var recordFields = [...]string{"n", "h", "r", "v", "oc"}
+
+// Load reads the records of keys in one round trip: one HMGET per Redis
+// hash of the fields those records need (not HGETALL: a day hash also holds
+// the other kinds and classes, and campaigns). A key with no record gives
+// an empty Record. Records carry their day's positions and version.
 func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
-	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	type group struct {
+		fields []string
+		slots  []int // key index per record in fields order
+		guard  bool  // a day or week hash: ver comes first
+		week   bool  // a week rollup
+		cid    string
+		start  int64
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, k := range keys {
+		var hk string
+		var id RecordID
+		week := k.Gran == GranularityWeek
+		if week {
+			hk = s.weekKey(k.ContentID, k.Start)
+			id = RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
+		} else {
+			var dk DayKey
+			dk, id = k.Split()
+			d, h, _ := s.DayRedisKeys(dk)
+			hk = d
+			if id.Hour != DayRecord {
+				hk = h
+			}
+		}
+		g := groups[hk]
+		if g == nil {
+			g = &group{guard: week || id.Hour == DayRecord, week: week, cid: k.ContentID, start: k.Start}
+			if g.guard {
+				g.fields = append(g.fields, fieldVersion)
+			}
+			groups[hk] = g
+			order = append(order, hk)
+		}
+		r := rid(id)
+		for _, f := range recordFields {
+			g.fields = append(g.fields, f+"|"+r)
+		}
+		g.slots = append(g.slots, i)
+	}
+	cmds := make([]*redis.SliceCmd, len(order))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
-			cmds[i] = p.HGetAll(ctx, s.RedisKey(k))
+		for i, hk := range order {
+			cmds[i] = p.HMGet(ctx, hk, groups[hk].fields...)
 		}
 		return nil
 	})
@@ -64,125 +110,159 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 		return nil, fmt.Errorf("load %d count records: %w", len(keys), err)
 	}
 	out := make([]Record, len(keys))
-	for i, c := range cmds {
-		r, err := decodeRecord(c.Val())
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", s.RedisKey(keys[i]), err)
+	for i := range out {
+		out[i] = NewRecord()
+	}
+	// Week rollups not built yet are built now from their days.
+	toBuild := map[string][]*group{} // by content id
+	for i, hk := range order {
+		g := groups[hk]
+		if vals := cmds[i].Val(); g.week && len(vals) > 0 && vals[0] == nil {
+			toBuild[g.cid] = append(toBuild[g.cid], g)
 		}
-		out[i] = r
+	}
+	for cid, gs := range toBuild {
+		weeks := make([]int64, len(gs))
+		for j, g := range gs {
+			weeks[j] = g.start
+		}
+		built, err := s.BuildWeeks(ctx, cid, weeks)
+		if err != nil {
+			return nil, err
+		}
+		for j, g := range gs {
+			for _, ki := range g.slots {
+				k := keys[ki]
+				id := RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
+				if r := built[j][id]; r != nil {
+					out[ki] = *r
+				}
+			}
+		}
+	}
+	// Decode in parallel: over a long range, unmarshaling dense sketches is
+	// most of a read's time. Each group fills its own records.
+	decode := func(i int) error {
+		hk := order[i]
+		g := groups[hk]
+		vals := cmds[i].Val()
+		if g.week && len(vals) > 0 && vals[0] == nil {
+			return nil // built above
+		}
+		if len(vals) != len(g.fields) {
+			return fmt.Errorf("load %s: %d values for %d fields", hk, len(vals), len(g.fields))
+		}
+		var ver uint64
+		if g.guard {
+			if v, ok := vals[0].(string); ok {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return fmt.Errorf("load %s: %w: version %q", hk, ErrCorrupt, v)
+				}
+				ver = n
+			}
+			vals = vals[1:]
+		}
+		for j, ki := range g.slots {
+			r := &out[ki]
+			found := false
+			for f, name := range recordFields {
+				v, ok := vals[j*len(recordFields)+f].(string)
+				if !ok {
+					continue
+				}
+				found = true
+				if err := r.decodeField(name, v); err != nil {
+					return fmt.Errorf("load %s: %w", hk, err)
+				}
+			}
+			if found {
+				r.Version = max(ver, 1)
+			}
+		}
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(order)+7)/8)
+	errs := make([]error, max(workers, 1))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(order); i += workers {
+				if err := decode(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// saveScript writes a record if Redis still holds the version the caller
-// loaded (optimistic concurrency: nobody wrote in between, not even an earlier
-// attempt of the same write that a client retry would repeat) and no stored
-// position is ahead of the new ones.
-// KEYS[1] record; ARGV[1] expected version, ARGV[2] ttl seconds, ARGV[3]
-// positions, then field/value pairs. Returns 1 when written, 0 when refused.
-var saveScript = redis.NewScript(`
-local function parse(s)
-  local t = {}
-  if s then
-    for p, o in string.gmatch(s, "(%-?%d+):(%-?%d+)") do t[p] = tonumber(o) end
-  end
-  return t
-end
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'pos')
-local ver = tonumber(cur[1]) or 0
-if ver ~= tonumber(ARGV[1]) then return 0 end
-local stored = parse(cur[2])
-local new = parse(ARGV[3])
-for p, o in pairs(stored) do
-  if new[p] == nil or new[p] < o then return 0 end
-end
-redis.call('HSET', KEYS[1], 'ver', ver + 1, 'pos', ARGV[3], unpack(ARGV, 4))
-if ver == 0 then
-  -- Retention runs from the first write: a bucket's writes end within the
-  -- late horizon, so this differs from the last write by days at most, and
-  -- saves an EXPIRE on every write.
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-`)
-
-// Write is one record to save.
+// Write is one record to Put.
 type Write struct {
 	Key    Key
 	Record *Record
 }
 
-// Save writes records in one pipelined round trip, and adds campaign records
-// to their campaign's index. written[i] is false when Redis no longer holds
-// the version writes[i] was loaded at (another owner wrote, or Redis lost
-// writes in a crash): the caller's copy is stale and must be dropped. A
-// written record's version moves on and the orders it added are no longer new.
-func (s *Store) Save(ctx context.Context, writes []Write) (written []bool, err error) {
-	if len(writes) == 0 {
-		return nil, nil
-	}
-	// Make sure the script is cached so the pipeline can use EVALSHA.
-	if err := saveScript.Load(ctx, s.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("load save script: %w", err)
-	}
-	cmds := make([]*redis.Cmd, len(writes))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range writes {
-			args, err := s.saveArgs(w)
-			if err != nil {
-				return err
-			}
-			cmds[i] = saveScript.EvalSha(ctx, p, []string{s.RedisKey(w.Key)}, args...)
-			if w.Key.Campaign != "" && w.Key.Gran == pixelpb.Granularity_GRANULARITY_DAY {
-				// Idempotent from any number of writers.
-				ik := s.campaignIndexKey(w.Key.Campaign, w.Key.Start)
-				p.SAdd(ctx, ik, w.Key.ContentID)
-				p.Expire(ctx, ik, s.dayDur)
-			}
+// Put writes whole records over whatever Redis holds for them, through the
+// same guarded script as SaveDays (a read of each day, then one write per
+// day): for tests, tools and seeding, not for the aggregator's flushes. The
+// positions written are the maximum of the day's and the records'.
+func (s *Store) Put(ctx context.Context, writes []Write) error {
+	byDay := map[DayKey][]Write{}
+	var keys []DayKey
+	for _, w := range writes {
+		dk, _ := w.Key.Split()
+		if byDay[dk] == nil {
+			keys = append(keys, dk)
 		}
-		return nil
-	})
+		byDay[dk] = append(byDay[dk], w)
+	}
+	days, err := s.LoadDays(ctx, keys)
 	if err != nil {
-		return nil, fmt.Errorf("save %d count records: %w", len(writes), err)
+		return err
 	}
-	written = make([]bool, len(writes))
-	for i, c := range cmds {
-		v, err := c.Int()
-		if err != nil {
-			return nil, fmt.Errorf("save %s: %w", s.RedisKey(writes[i].Key), err)
+	dws := make([]DayWrite, len(keys))
+	for i, dk := range keys {
+		d := days[i]
+		for _, w := range byDay[dk] {
+			_, id := w.Key.Split()
+			r := *w.Record
+			r.dirty, r.savedSketch, r.savedTotal, r.rid = true, 0, 0, ""
+			r.newOrders = nil
+			for o := range r.Orders {
+				r.newOrders = append(r.newOrders, o)
+			}
+			r.NOrders = max(r.NOrders, uint64(len(r.Orders)))
+			d.Records[id] = &r
+			if id.Campaign != "" {
+				if d.campaigns == nil {
+					d.campaigns = map[string]bool{}
+				}
+				d.campaigns[id.Campaign] = true
+			}
+			for p, o := range w.Record.Pos {
+				if cur, ok := d.Pos[p]; !ok || o > cur {
+					d.Pos[p] = o
+				}
+			}
 		}
-		written[i] = v == 1
-		if written[i] {
-			writes[i].Record.Version++
-			writes[i].Record.newOrders = writes[i].Record.newOrders[:0]
-		}
+		dws[i] = DayWrite{Key: dk, Day: d}
 	}
-	return written, nil
-}
-
-func (s *Store) saveArgs(w Write) ([]any, error) {
-	r := w.Record
-	sk, err := r.Sketch.MarshalBinary()
+	written, err := s.SaveDays(ctx, dws)
 	if err != nil {
-		return nil, fmt.Errorf("marshal sketch of %s: %w", s.RedisKey(w.Key), err)
+		return err
 	}
-	ttl := s.dayTTL
-	if w.Key.Gran == pixelpb.Granularity_GRANULARITY_HOUR {
-		ttl = s.hourTTL
+	for i, ok := range written {
+		if !ok {
+			return fmt.Errorf("put %s: another writer moved the day on", s.dayBase(keys[i]))
+		}
 	}
-	args := make([]any, 0, 8+2*(len(r.Reasons)+len(r.Value)+len(r.newOrders)))
-	args = append(args, r.Version, ttl, r.Pos.encode(),
-		fieldTotal, r.Total, fieldSketch, sk)
-	for reason, n := range r.Reasons {
-		args = append(args, "r:"+reason, n)
-	}
-	for cur, v := range r.Value {
-		args = append(args, "v:"+cur, v)
-	}
-	for _, o := range r.newOrders {
-		args = append(args, "o:"+o, 1)
-	}
-	return args, nil
+	return nil
 }
 
 // CampaignContents returns the content ids that campaign had hits on in the

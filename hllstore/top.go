@@ -32,25 +32,22 @@ type TopUpdate struct {
 	Total, Uniques uint64
 }
 
-// RaiseTop raises the top-N scores of day records in one round trip; a score
-// never goes down.
+// RaiseTop raises the top-N scores of day records in one round trip, one
+// ZADD GT per index with all its members; a score never goes down.
 func (s *Store) RaiseTop(ctx context.Context, updates []TopUpdate) error {
 	if len(updates) == 0 {
 		return nil
 	}
-	keys := map[string]bool{}
+	members := map[string][]redis.Z{}
+	for _, u := range updates {
+		tk := s.topKey(u.Key.Kind, u.Key.Start, TopByTotal)
+		uk := s.topKey(u.Key.Kind, u.Key.Start, TopByUniques)
+		members[tk] = append(members[tk], redis.Z{Score: float64(u.Total), Member: u.Key.ContentID})
+		members[uk] = append(members[uk], redis.Z{Score: float64(u.Uniques), Member: u.Key.ContentID})
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, u := range updates {
-			for _, t := range []struct {
-				by    string
-				score uint64
-			}{{TopByTotal, u.Total}, {TopByUniques, u.Uniques}} {
-				key := s.topKey(u.Key.Kind, u.Key.Start, t.by)
-				p.ZAddGT(ctx, key, redis.Z{Score: float64(t.score), Member: u.Key.ContentID})
-				keys[key] = true
-			}
-		}
-		for key := range keys {
+		for key, zs := range members {
+			p.ZAddGT(ctx, key, zs...)
 			p.Expire(ctx, key, s.dayDur)
 		}
 		return nil

@@ -78,7 +78,7 @@ func seed(t *testing.T) (*counts.Reader, time.Time) {
 	add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 10)
 	add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 2)
 	add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 3)
-	if _, err := store.Save(ctx, writes); err != nil {
+	if err := store.Put(ctx, writes); err != nil {
 		t.Fatal(err)
 	}
 	for p := range int32(6) {

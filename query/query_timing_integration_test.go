@@ -43,7 +43,7 @@ func BenchmarkStatsRange(b *testing.B) {
 		add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 200)
 		add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 20)
 		add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 300)
-		if _, err := store.Save(ctx, writes); err != nil {
+		if err := store.Put(ctx, writes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -55,17 +55,51 @@ func BenchmarkStatsRange(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.ln.Close() })
-	for _, days := range []int{1, 90} {
-		b.Run(fmt.Sprintf("days=%d", days), func(b *testing.B) {
-			target := "/v1/stats/bench:a?from=" + end.Add(-time.Duration(days)*24*time.Hour).Format(dayLayout) + "&to=" + end.Format(dayLayout)
+	// The reference without rollups: every day read.
+	daysOnly := counts.NewReader(store)
+	daysOnly.Final = 0
+	sd, err := New(cfg, nil, daysOnly)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sd.ln.Close() })
+	// cold: the week rollups of the range are deleted before every query,
+	// so each one builds them from the days (the first query of a week
+	// after its days became final); warm: they are read.
+	for _, c := range []struct {
+		days          int
+		cold, noWeeks bool
+	}{{1, false, false}, {90, false, true}, {90, true, false}, {90, false, false}} {
+		name := fmt.Sprintf("days=%d", c.days)
+		switch {
+		case c.cold:
+			name += "/cold"
+		case c.noWeeks:
+			name += "/days-only"
+		}
+		srv := s
+		if c.noWeeks {
+			srv = sd
+		}
+		b.Run(name, func(b *testing.B) {
+			target := "/v1/stats/bench:a?from=" + end.Add(-time.Duration(c.days)*24*time.Hour).Format(dayLayout) + "&to=" + end.Format(dayLayout)
 			lat := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
 			for b.Loop() {
+				if c.cold {
+					b.StopTimer()
+					if keys, err := rdb.Keys(ctx, prefix+":c:{bench:a:w*").Result(); err != nil {
+						b.Fatal(err)
+					} else if len(keys) > 0 {
+						rdb.Del(ctx, keys...)
+					}
+					b.StartTimer()
+				}
 				req := httptest.NewRequest("GET", target, nil)
 				req.Header.Set("Authorization", "Bearer bench")
 				rec := httptest.NewRecorder()
 				t0 := time.Now()
-				s.srv.Handler.ServeHTTP(rec, req)
+				srv.srv.Handler.ServeHTTP(rec, req)
 				lat = append(lat, time.Since(t0))
 				if rec.Code != 200 {
 					b.Fatalf("%d %s", rec.Code, rec.Body)

@@ -1,0 +1,696 @@
+package hllstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// DayKey names the records of one content id on one UTC day: every kind,
+// traffic class, campaign, hour and the day itself, and the day's breakdowns.
+type DayKey struct {
+	ContentID string
+	DayStart  int64
+}
+
+// DayRecord is the Hour of a RecordID that names the whole day.
+const DayRecord int8 = -1
+
+// RecordID names one record inside a Day.
+type RecordID struct {
+	// Campaign, when set, scopes the record to the hits of this campaign on
+	// the day's content id.
+	Campaign string
+	Kind     pixelpb.Kind
+	Class    Class
+	// Hour is the UTC hour (0-23) of an hour record, DayRecord for the day.
+	Hour int8
+}
+
+// Split returns the Day and the record inside it that k names.
+func (k Key) Split() (DayKey, RecordID) {
+	d := DayStart(k.Start)
+	id := RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
+	if k.Gran == pixelpb.Granularity_GRANULARITY_HOUR {
+		id.Hour = int8((k.Start - d) / HourMs)
+	}
+	return DayKey{ContentID: k.ContentID, DayStart: d}, id
+}
+
+// Key returns the Key of record id of day dk.
+func (dk DayKey) Key(id RecordID) Key {
+	k := Key{ContentID: dk.ContentID, Campaign: id.Campaign, Kind: id.Kind, Class: id.Class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: dk.DayStart}
+	if id.Hour != DayRecord {
+		k.Gran, k.Start = pixelpb.Granularity_GRANULARITY_HOUR, dk.DayStart+int64(id.Hour)*HourMs
+	}
+	return k
+}
+
+// Day is the stored state of one DayKey. One version and one set of
+// positions guard all of it: a write of a Day (one script call, see
+// SaveDays) carries every record of the day that changed since the last
+// write, and at detail flushes its breakdowns.
+type Day struct {
+	// Version counts the writes of the day; a write succeeds only over the
+	// version it was loaded at.
+	Version uint64
+	// Pos holds the last source position applied to the records, BPos the
+	// last applied to the breakdowns (written at detail flushes only).
+	Pos, BPos Positions
+	// Records holds the day's hour and day records.
+	Records map[RecordID]*Record
+	// Breakdowns holds the human breakdowns per kind.
+	Breakdowns map[pixelpb.Kind]*Breakdown
+	// campaigns lists campaigns whose index entry must still be written.
+	campaigns map[string]bool
+	// hoursStored and breakdownsStored: the hour and breakdown hashes
+	// exist (their retention is set at their first write).
+	hoursStored, breakdownsStored bool
+}
+
+// NewDay returns an empty Day.
+func NewDay() *Day {
+	return &Day{Pos: Positions{}, BPos: Positions{}, Records: map[RecordID]*Record{}, Breakdowns: map[pixelpb.Kind]*Breakdown{}}
+}
+
+// Record returns the record id, creating an empty one when absent.
+func (d *Day) Record(id RecordID) *Record {
+	r := d.Records[id]
+	if r == nil {
+		nr := NewRecord()
+		r = &nr
+		d.Records[id] = r
+		if id.Campaign != "" {
+			if d.campaigns == nil {
+				d.campaigns = map[string]bool{}
+			}
+			d.campaigns[id.Campaign] = true
+		}
+	}
+	return r
+}
+
+// Breakdown returns the breakdown of kind, creating an empty one.
+func (d *Day) Breakdown(kind pixelpb.Kind) *Breakdown {
+	b := d.Breakdowns[kind]
+	if b == nil {
+		nb := NewBreakdown()
+		b = &nb
+		d.Breakdowns[kind] = b
+	}
+	return b
+}
+
+// Dirty reports whether a record changed since the last write.
+func (d *Day) Dirty() bool {
+	for _, r := range d.Records {
+		if r.dirty {
+			return true
+		}
+	}
+	return false
+}
+
+// DetailsDirty reports whether a breakdown changed since the last write.
+func (d *Day) DetailsDirty() bool {
+	for _, b := range d.Breakdowns {
+		if b.changed {
+			return true
+		}
+	}
+	return false
+}
+
+// Layout: three hashes per content id and UTC day, which share a Redis
+// Cluster hash tag (the braces), so the one script call that writes them is
+// valid on a cluster:
+//
+//	<prefix>:c:{<content>:<yyyymmdd>}:d  day records, and the guard: ver, pos, bpos
+//	<prefix>:c:{<content>:<yyyymmdd>}:h  hour records (kept HourRetention)
+//	<prefix>:c:{<content>:<yyyymmdd>}:b  breakdowns
+//
+// A record's fields are "<f>|<rid>", rid = "<kind>|<class>|<campaign>" (the
+// campaign empty for the content id's own records), prefixed "<hh>|" in the
+// hour hash; f is n (total), h (sketch), r (reasons, "code=n" lines), v
+// (value per currency, "cur=micros" lines), oc (distinct orders), and
+// "o|<rid>|<order id>" marks one order. Breakdown fields are
+// "n|<kind>|<dim>|<value>" and "h|<kind>|<dim>|<value>". Ids never hold "|".
+func (s *Store) dayBase(dk DayKey) string {
+	return s.prefix + ":c:{" + dk.ContentID + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
+}
+
+// DayRedisKeys returns the day, hour and breakdown hashes of dk.
+func (s *Store) DayRedisKeys(dk DayKey) (day, hour, breakdown string) {
+	b := s.dayBase(dk)
+	return b + "d", b + "h", b + "b"
+}
+
+// rid returns the record part of a field name.
+func rid(id RecordID) string {
+	s := strconv.Itoa(int(id.Kind)) + "|" + strconv.Itoa(int(id.Class)) + "|" + id.Campaign
+	if id.Hour != DayRecord {
+		s = twoDigits(int(id.Hour)) + "|" + s
+	}
+	return s
+}
+
+func twoDigits(h int) string { return string([]byte{byte('0' + h/10), byte('0' + h%10)}) }
+
+// parseField splits a record field name of the day (hour=false) or hour hash.
+func parseField(f string, hour bool) (kind string, id RecordID, order string, ok bool) {
+	parts := strings.Split(f, "|")
+	id.Hour = DayRecord
+	if hour {
+		if len(parts) < 2 || len(parts[1]) != 2 {
+			return "", id, "", false
+		}
+		h, err := strconv.Atoi(parts[1])
+		if err != nil || h < 0 || h > 23 {
+			return "", id, "", false
+		}
+		id.Hour = int8(h)
+		parts = append(parts[:1], parts[2:]...)
+	}
+	if len(parts) < 4 {
+		return "", id, "", false
+	}
+	k, err1 := strconv.Atoi(parts[1])
+	c, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || c < 0 || c > int(Machine) {
+		return "", id, "", false
+	}
+	id.Kind, id.Class, id.Campaign = pixelpb.Kind(k), Class(c), parts[3]
+	switch {
+	case parts[0] == "o" && len(parts) == 5:
+		return "o", id, parts[4], true
+	case len(parts) == 4:
+		return parts[0], id, "", true
+	}
+	return "", id, "", false
+}
+
+// LoadDays reads whole days in one round trip (three HGETALLs each). A day
+// with nothing stored gives an empty Day.
+func (s *Store) LoadDays(ctx context.Context, keys []DayKey) ([]*Day, error) {
+	cmds := make([]*redis.MapStringStringCmd, 3*len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			d, h, b := s.DayRedisKeys(k)
+			cmds[3*i] = p.HGetAll(ctx, d)
+			cmds[3*i+1] = p.HGetAll(ctx, h)
+			cmds[3*i+2] = p.HGetAll(ctx, b)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("load %d count days: %w", len(keys), err)
+	}
+	out := make([]*Day, len(keys))
+	for i, k := range keys {
+		d, err := decodeDay(cmds[3*i].Val(), cmds[3*i+1].Val(), cmds[3*i+2].Val())
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+func decodeDay(day, hour, bd map[string]string) (*Day, error) {
+	d := NewDay()
+	for f, v := range day {
+		switch f {
+		case fieldVersion:
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%w: version %q", ErrCorrupt, v)
+			}
+			d.Version = n
+		case "np", "nbp":
+		default:
+			if len(f) > 2 && (f[:2] == "p:" || f[:2] == "b:") {
+				p, err1 := strconv.ParseInt(f[2:], 10, 32)
+				o, err2 := strconv.ParseInt(v, 10, 64)
+				if err1 != nil || err2 != nil {
+					return nil, fmt.Errorf("%w: position %s=%q", ErrCorrupt, f, v)
+				}
+				if f[0] == 'p' {
+					d.Pos[int32(p)] = o
+				} else {
+					d.BPos[int32(p)] = o
+				}
+				continue
+			}
+			if err := d.decodeField(f, v, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	d.hoursStored, d.breakdownsStored = len(hour) > 0, len(bd) > 0
+	for f, v := range hour {
+		if err := d.decodeField(f, v, true); err != nil {
+			return nil, err
+		}
+	}
+	for f, v := range bd {
+		if err := d.decodeBreakdownField(f, v); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range d.Records {
+		r.Version, r.savedTotal = d.Version, r.Total
+	}
+	for _, b := range d.Breakdowns {
+		b.Version, b.Pos = d.Version, d.BPos
+	}
+	clear(d.campaigns) // loaded campaigns are indexed already
+	return d, nil
+}
+
+func (d *Day) decodeField(f, v string, hour bool) error {
+	kind, id, order, ok := parseField(f, hour)
+	if !ok {
+		return fmt.Errorf("%w: field %q", ErrCorrupt, f)
+	}
+	r := d.Record(id)
+	if kind == "o" {
+		if r.Orders == nil {
+			r.Orders = map[string]struct{}{}
+		}
+		r.Orders[order] = struct{}{}
+		return nil
+	}
+	return r.decodeField(kind, v)
+}
+
+// decodeField sets one field (n, h, r, v, oc) of r.
+func (r *Record) decodeField(kind, v string) error {
+	switch kind {
+	case "n":
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: total %q", ErrCorrupt, v)
+		}
+		r.Total = n
+	case "h":
+		if v == "" {
+			return nil
+		}
+		if err := r.Sketch.UnmarshalBinary([]byte(v)); err != nil {
+			return fmt.Errorf("%w: sketch: %v", ErrCorrupt, err)
+		}
+		r.dense = len(v) > 3 && v[3] == 0
+	case "oc":
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: orders %q", ErrCorrupt, v)
+		}
+		r.NOrders = n
+	case "r", "v":
+		for line := range strings.SplitSeq(v, "\n") {
+			if line == "" {
+				continue
+			}
+			name, num, ok := strings.Cut(line, "=")
+			n, err := strconv.ParseInt(num, 10, 64)
+			if !ok || err != nil {
+				return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
+			}
+			if kind == "r" {
+				if r.Reasons == nil {
+					r.Reasons = map[string]uint64{}
+				}
+				r.Reasons[name] = uint64(n)
+			} else {
+				if r.Value == nil {
+					r.Value = map[string]int64{}
+				}
+				r.Value[name] = n
+			}
+		}
+	default:
+		return fmt.Errorf("%w: field kind %q", ErrCorrupt, kind)
+	}
+	return nil
+}
+
+func (d *Day) decodeBreakdownField(f, v string) error {
+	parts := strings.SplitN(f, "|", 4)
+	if len(parts) != 4 || (parts[0] != "n" && parts[0] != "h") {
+		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
+	}
+	k, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
+	}
+	sc := d.Breakdown(pixelpb.Kind(k)).sub(parts[2], parts[3])
+	if parts[0] == "n" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: breakdown total %s=%q", ErrCorrupt, f, v)
+		}
+		sc.Total = n
+		return nil
+	}
+	if err := sc.Sketch.UnmarshalBinary([]byte(v)); err != nil {
+		return fmt.Errorf("%w: breakdown sketch %s: %v", ErrCorrupt, f, err)
+	}
+	return nil
+}
+
+// saveDayScript writes a Day if Redis still holds the version the caller
+// loaded (optimistic concurrency: nobody wrote in between, not even an earlier
+// attempt of the same write that a client retry would repeat) and no stored
+// position is ahead of the new ones, records' and breakdowns' alike (every
+// stored partition must be among the new ones, none may move back).
+//
+// Positions are one field per source partition ("p:<partition>", and
+// "b:<partition>" for the breakdowns) with their counts in "np" and "nbp",
+// so the check is an HMGET and a few comparisons, not a parse.
+//
+// KEYS: the day, hour and breakdown hashes of one content id and day (one
+// hash tag, so one cluster slot). ARGV[1] expected version, ARGV[2] day ttl,
+// ARGV[3] hour ttl or "" (set it: the first write of the hour hash), ARGV[4]
+// "1" to set the breakdown hash's ttl (its first write) or "", ARGV[5] P and
+// ARGV[6] B, the number of record and breakdown positions, ARGV[7..9] the
+// number of field/value arguments for each hash; from ARGV[10]: P pairs
+// "p:<partition>", offset, B pairs "b:<partition>", offset, then the fields
+// of the day, hour and breakdown hashes. Returns 1 when written, 0 when
+// refused.
+var saveDayScript = redis.NewScript(`
+local P, B = tonumber(ARGV[5]), tonumber(ARGV[6])
+local nd, nh, nb = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local f = {'ver', 'np', 'nbp'}
+for j = 0, P + B - 1 do f[4 + j] = ARGV[10 + 2 * j] end
+local cur = redis.call('HMGET', KEYS[1], unpack(f))
+local ver = tonumber(cur[1]) or 0
+if ver ~= tonumber(ARGV[1]) then return 0 end
+local function behind(first, n, stored)
+  local seen = 0
+  for j = first, first + n - 1 do
+    local s = cur[4 + j]
+    if s then
+      seen = seen + 1
+      if tonumber(ARGV[11 + 2 * j]) < tonumber(s) then return true end
+    end
+  end
+  return seen < (tonumber(stored) or 0)
+end
+if behind(0, P, cur[2]) then return 0 end
+local nbp = cur[3] or 0
+if B > 0 then
+  if behind(P, B, cur[3]) then return 0 end
+  nbp = B
+end
+local last = 9 + 2 * (P + B)
+redis.call('HSET', KEYS[1], 'ver', ver + 1, 'np', P, 'nbp', nbp, unpack(ARGV, 10, last + nd))
+if nh > 0 then
+  redis.call('HSET', KEYS[2], unpack(ARGV, last + nd + 1, last + nd + nh))
+end
+if nb > 0 then
+  redis.call('HSET', KEYS[3], unpack(ARGV, last + nd + nh + 1, last + nd + nh + nb))
+end
+-- Retention runs from a hash's first write: a day's writes end within the
+-- late horizon, so this differs from the last write by days at most, and
+-- saves an EXPIRE on every write.
+if ver == 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+if ARGV[3] ~= '' then
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+`)
+
+// DayWrite is one Day to save.
+type DayWrite struct {
+	Key DayKey
+	Day *Day
+	// Details adds the changed breakdowns and their positions.
+	Details bool
+}
+
+// argBuf is reused across saves: sketches are appended to one buffer and
+// the arguments slice into it, so a flush does not allocate per sketch.
+type argBuf struct {
+	bytes []byte
+	args  []any
+}
+
+// argBufs keeps a few buffers between flushes (a sync.Pool would drop them
+// at every GC, and a flush's buffer is megabytes).
+var argBufs = make(chan *argBuf, 4)
+
+func getArgBuf() *argBuf {
+	select {
+	case b := <-argBufs:
+		return b
+	default:
+		return &argBuf{}
+	}
+}
+
+func putArgBuf(b *argBuf) {
+	select {
+	case argBufs <- b:
+	default:
+	}
+}
+
+var sketchSeed = maphash.MakeSeed()
+
+// SaveDays writes days in one pipelined round trip: per day one script call
+// with the records changed since the last write (and, with Details, the
+// changed breakdowns), and the campaign index of new campaigns. written[i]
+// is false when Redis no longer holds the version writes[i] was loaded at
+// (another owner wrote, or Redis lost writes in a crash): the caller's copy
+// is stale and must be dropped. A written day's version moves on and its
+// records are clean.
+func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool, err error) {
+	if len(writes) == 0 {
+		return nil, nil
+	}
+	// Make sure the script is cached so the pipeline can use EVALSHA.
+	if err := saveDayScript.Load(ctx, s.rdb).Err(); err != nil {
+		return nil, fmt.Errorf("load save script: %w", err)
+	}
+	buf := getArgBuf()
+	defer putArgBuf(buf)
+	buf.bytes, buf.args = buf.bytes[:0], buf.args[:0]
+	cmds := make([]*redis.Cmd, len(writes))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, w := range writes {
+			args := s.dayArgs(buf, w)
+			d, h, b := s.DayRedisKeys(w.Key)
+			cmds[i] = saveDayScript.EvalSha(ctx, p, []string{d, h, b}, args...)
+			for c := range w.Day.campaigns {
+				// Idempotent from any number of writers.
+				ik := s.campaignIndexKey(c, w.Key.DayStart)
+				p.SAdd(ctx, ik, w.Key.ContentID)
+				p.Expire(ctx, ik, s.dayDur)
+			}
+		}
+		return nil
+	})
+	clear(buf.args[:cap(buf.args)])
+	if err != nil {
+		return nil, fmt.Errorf("save %d count days: %w", len(writes), err)
+	}
+	written = make([]bool, len(writes))
+	for i, c := range cmds {
+		v, err := c.Int()
+		if err != nil {
+			return nil, fmt.Errorf("save %s: %w", s.dayBase(writes[i].Key), err)
+		}
+		written[i] = v == 1
+		if written[i] {
+			writes[i].Day.saved(writes[i].Details)
+		}
+	}
+	return written, nil
+}
+
+// dayArgs builds the script arguments of one DayWrite into buf.
+func (s *Store) dayArgs(buf *argBuf, w DayWrite) []any {
+	d := w.Day
+	start := len(buf.args)
+	buf.args = append(buf.args, d.Version, s.dayTTL, "", "", len(d.Pos), 0, 0, 0, 0)
+	buf.args = appendPositions(buf.args, "p:", d.Pos)
+	if w.Details {
+		buf.args[start+5] = len(d.BPos)
+		buf.args = appendPositions(buf.args, "b:", d.BPos)
+	}
+	counts := [2]int{}
+	hours := false
+	for pass := range 2 { // day fields first, then hour fields
+		n0 := len(buf.args)
+		for id, r := range d.Records {
+			if !r.dirty || (id.Hour == DayRecord) != (pass == 0) {
+				continue
+			}
+			buf.args = s.recordArgs(buf, buf.args, id, r)
+			hours = hours || pass == 1
+		}
+		counts[pass] = len(buf.args) - n0
+	}
+	if hours && !d.hoursStored {
+		buf.args[start+2] = s.hourTTL
+	}
+	nb := 0
+	if w.Details {
+		n0 := len(buf.args)
+		for kind, b := range d.Breakdowns {
+			if !b.changed {
+				continue
+			}
+			ks := strconv.Itoa(int(kind))
+			for dim, vals := range b.Dims {
+				for value, sc := range vals {
+					if !sc.dirty {
+						continue
+					}
+					f := ks + "|" + dim + "|" + value
+					buf.args = append(buf.args, "n|"+f, sc.Total, "h|"+f, appendSketch(buf, sc.Sketch))
+				}
+			}
+		}
+		nb = len(buf.args) - n0
+		if nb > 0 && !d.breakdownsStored {
+			buf.args[start+3] = "1"
+		}
+	}
+	buf.args[start+6], buf.args[start+7], buf.args[start+8] = counts[0], counts[1], nb
+	return buf.args[start:len(buf.args):len(buf.args)]
+}
+
+// positionFields caches "p:<n>" and "b:<n>" for small partition numbers.
+var positionFields = func() (f [2][64]string) {
+	for i := range 64 {
+		f[0][i], f[1][i] = "p:"+strconv.Itoa(i), "b:"+strconv.Itoa(i)
+	}
+	return f
+}()
+
+func appendPositions(args []any, prefix string, ps Positions) []any {
+	for p, o := range ps {
+		var f string
+		switch {
+		case p >= 0 && p < 64 && prefix == "p:":
+			f = positionFields[0][p]
+		case p >= 0 && p < 64:
+			f = positionFields[1][p]
+		default:
+			f = prefix + strconv.Itoa(int(p))
+		}
+		args = append(args, f, o)
+	}
+	return args
+}
+
+func appendSketch(buf *argBuf, sk interface {
+	AppendBinary([]byte) ([]byte, error)
+}) []byte {
+	n := len(buf.bytes)
+	b, err := sk.AppendBinary(buf.bytes)
+	if err != nil {
+		panic("BUG: marshal sketch: " + err.Error())
+	}
+	// When append moved to a larger array, the arguments built so far keep
+	// the old one, whose bytes are never written again.
+	buf.bytes = b
+	return b[n:len(b):len(b)]
+}
+
+// recordArgs appends the changed fields of one record: its total, its
+// sketch when its bytes changed, reasons, values and new orders.
+func (s *Store) recordArgs(buf *argBuf, args []any, id RecordID, r *Record) []any {
+	if r.rid == "" {
+		r.rid = rid(id)
+	}
+	if r.Total != r.savedTotal {
+		args = append(args, "n|"+r.rid, r.Total)
+	}
+	sk := appendSketch(buf, r.Sketch)
+	if sum := maphash.Bytes(sketchSeed, sk); sum != r.savedSketch {
+		args = append(args, "h|"+r.rid, sk)
+		r.pendingSketch = sum
+	} else {
+		buf.bytes = buf.bytes[:len(buf.bytes)-len(sk)]
+	}
+	if len(r.Reasons) > 0 {
+		args = append(args, "r|"+r.rid, encodeCounts(r.Reasons))
+	}
+	if len(r.Value) > 0 {
+		args = append(args, "v|"+r.rid, encodeCounts(r.Value))
+	}
+	if len(r.newOrders) > 0 {
+		args = append(args, "oc|"+r.rid, r.NOrders)
+		for _, o := range r.newOrders {
+			args = append(args, "o|"+r.rid+"|"+o, 1)
+		}
+	}
+	return args
+}
+
+func encodeCounts[N uint64 | int64](m map[string]N) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatInt(int64(m[k]), 10))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// saved marks d written.
+func (d *Day) saved(details bool) {
+	d.Version++
+	for id, r := range d.Records {
+		if r.dirty && id.Hour != DayRecord {
+			d.hoursStored = true
+			break
+		}
+	}
+	for _, r := range d.Records {
+		r.Version = d.Version
+		if r.dirty {
+			r.dirty = false
+			r.savedTotal = r.Total
+			r.savedSketch = r.pendingSketch
+			r.newOrders = r.newOrders[:0]
+		}
+	}
+	clear(d.campaigns)
+	if details {
+		for _, b := range d.Breakdowns {
+			b.Version = d.Version
+			if b.changed {
+				d.breakdownsStored = true
+				b.changed = false
+				for _, vals := range b.Dims {
+					for _, sc := range vals {
+						sc.dirty = false
+					}
+				}
+			}
+		}
+	}
+}
