@@ -3,12 +3,9 @@
 package edge
 
 import (
-	"bytes"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/internal/procstat"
 )
 
 // BenchmarkPublish measures what delivering spooled hits to the real Kafka
@@ -52,13 +50,13 @@ func benchPublish(b *testing.B, batch, writerBatch int, codec kafka.Compression)
 		servePixel(s, req, i)
 	}
 	req.Reset()
-	broker := brokerPID(kc.Brokers[0])
+	broker := procstat.ListenerPID(kc.Brokers[0])
 	b.ResetTimer()
-	cpu0, bcpu0 := selfCPU(), procCPU(broker)
+	cpu0, bcpu0 := selfCPU(), procstat.CPU(broker)
 	stop := make(chan struct{})
 	close(stop) // drain what is there, then return
 	s.pub.run(stop, b.Context())
-	cpu1, bcpu1 := selfCPU(), procCPU(broker)
+	cpu1, bcpu1 := selfCPU(), procstat.CPU(broker)
 	b.StopTimer()
 	if got := s.spool.Stats().Records; got != 0 {
 		b.Fatalf("%d hits left in the spool", got)
@@ -79,56 +77,6 @@ func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// brokerPID finds the process listening on the broker's port, or 0.
-func brokerPID(addr string) int {
-	_, port, _ := strings.Cut(addr, ":")
-	p, _ := strconv.Atoi(port)
-	inodes := map[string]bool{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 10 || fs[3] != "0A" { // LISTEN
-				continue
-			}
-			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 {
-				if v, _ := strconv.ParseInt(fs[1][i+1:], 16, 32); int(v) == p {
-					inodes["socket:["+fs[9]+"]"] = true
-				}
-			}
-		}
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, e := range procs {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
-		for _, fd := range fds {
-			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); inodes[l] {
-				return pid
-			}
-		}
-	}
-	return 0
-}
-
-// procCPU is the utime+stime of pid from /proc/PID/stat.
-func procCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	rest := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	u, _ := strconv.ParseInt(rest[11], 10, 64)
-	st, _ := strconv.ParseInt(rest[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ 100
 }
 
 // benchBatches are the publisher's batch (hits per WriteMessages call) and

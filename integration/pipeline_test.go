@@ -190,25 +190,10 @@ func (s *stack) stats(cid string) (query.StatsResponse, error) {
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
+// counter returns the value of counter name with label result = result.
 func counter(t *testing.T, reg prometheus.Gatherer, name, result string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "result" && lp.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return labelled(t, reg, name, "result", result)
 }
 
 // uniquesBound is how far a HyperLogLog estimate of n may be from n: four

@@ -12,8 +12,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -32,6 +30,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pixelpipe/pixelpipe/internal/procstat"
 
 	"github.com/valyala/fasthttp"
 )
@@ -97,7 +97,7 @@ func main() {
 		fail("create topics: %v\n%s", err, out)
 	}
 	edgeAdmin := freeAddr()
-	brokerPID = listenerPID(*brokers)
+	brokerPID = procstat.ListenerPID(*brokers)
 	edge := start(tmp, "edge", *pixelpipe, append([]string{"edge", "-kafka.brokers=" + *brokers, "-kafka.topicPrefix=" + prefix,
 		"-visitor.secret=bench-secret", "-edge.listenAddr=" + freeAddr(), "-admin.listenAddr=" + edgeAdmin,
 		"-edge.spool.dir=" + filepath.Join(tmp, "spool"), "-log.level=warn"}, strings.Fields(*edgeFlags)...)...)
@@ -195,7 +195,7 @@ func main() {
 	if err := waitHTTP(down.addr); err != nil {
 		fail("edge (Kafka down) did not come up: %v", err)
 	}
-	rssBefore := rss(down.cmd.Process.Pid)
+	rssBefore := procstat.RSS(down.cmd.Process.Pid)
 	var rssMax, rssAtHalf int64
 	done := make(chan struct{})
 	var downRPS float64
@@ -209,14 +209,14 @@ func main() {
 		case <-done:
 			waiting = false
 		case <-time.After(250 * time.Millisecond):
-			v := rss(down.cmd.Process.Pid)
+			v := procstat.RSS(down.cmd.Process.Pid)
 			rssMax = max(rssMax, v)
 			if rssAtHalf == 0 && time.Since(begin) > *outageFor/2 {
 				rssAtHalf = v
 			}
 		}
 	}
-	rssEnd := rss(down.cmd.Process.Pid)
+	rssEnd := procstat.RSS(down.cmd.Process.Pid)
 	spoolBytes := dirSize(filepath.Join(tmp, "spool-down"))
 	log.Printf("Kafka down: %.0f req/s for %v; RSS %.1f MiB idle, %.1f MiB half-way, %.1f MiB at the end, %.1f MiB max; spool %.1f MiB",
 		downRPS, *outageFor, mib(rssBefore), mib(rssAtHalf), mib(rssEnd), mib(rssMax), mib(spoolBytes))
@@ -323,39 +323,13 @@ func brokerTicks() int64 {
 	return cpuTicks([]int{brokerPID})
 }
 
-// listenerPID finds the local process listening on addr's port, or 0.
-func listenerPID(addr string) int {
-	_, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	inodes := map[string]bool{}
-	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 10 || fs[3] != "0A" { // LISTEN
-				continue
-			}
-			if i := strings.LastIndexByte(fs[1], ':'); i >= 0 {
-				if v, _ := strconv.ParseInt(fs[1][i+1:], 16, 32); int(v) == p {
-					inodes["socket:["+fs[9]+"]"] = true
-				}
-			}
-		}
+// cpuTicks is the CPU time of pids, in clock ticks.
+func cpuTicks(pids []int) int64 {
+	var t int64
+	for _, p := range pids {
+		t += procstat.CPUTicks(p)
 	}
-	procs, _ := os.ReadDir("/proc")
-	for _, e := range procs {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		fds, _ := os.ReadDir("/proc/" + e.Name() + "/fd")
-		for _, fd := range fds {
-			if l, _ := os.Readlink("/proc/" + e.Name() + "/fd/" + fd.Name()); inodes[l] {
-				pid, _ := strconv.Atoi(e.Name())
-				return pid
-			}
-		}
-	}
-	return 0
+	return t
 }
 
 type latency struct {
@@ -497,55 +471,11 @@ func pidsOf(s *server) []int {
 		if err != nil || p == pid {
 			continue
 		}
-		if procStat(p, 4) == strconv.Itoa(pid) {
+		if procstat.Field(p, 4) == strconv.Itoa(pid) {
 			pids = append(pids, p)
 		}
 	}
 	return pids
-}
-
-// procStat returns field n (numbered from 1 as in proc(5): 4 ppid, 14
-// utime, 15 stime) of /proc/PID/stat, or "" when there is none.
-func procStat(pid, n int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(b, ')') // the command name may hold spaces
-	if i < 0 {
-		return ""
-	}
-	rest := strings.Fields(string(b[i+1:])) // rest[0] is field 3, the state
-	if n-3 < 0 || n-3 >= len(rest) {
-		return ""
-	}
-	return rest[n-3]
-}
-
-func cpuTicks(pids []int) int64 {
-	var t int64
-	for _, p := range pids {
-		u, _ := strconv.ParseInt(procStat(p, 14), 10, 64)
-		s, _ := strconv.ParseInt(procStat(p, 15), 10, 64)
-		t += u + s
-	}
-	return t
-}
-
-func rss(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func metrics(addr string) map[string]float64 {
