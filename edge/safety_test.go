@@ -196,3 +196,49 @@ func TestPartitionKeyAcrossMidnight(t *testing.T) {
 		t.Fatalf("a cookieless visitor's partition key changed at midnight: %x %x", keys[0], keys[1])
 	}
 }
+
+// TestMayHoldPII checks the quick pre-test against pii.Find: whatever
+// pii.Find finds, mayHoldPII lets through.
+func TestMayHoldPII(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"", "a@b", "x%40y", "%", "123456789", "a123456789", "ab123456789", "abc123456789", "abcd123456789",
+		"abcde123456789z", "+44 20 7946 0958", "tel=4155552671", "https://x.example/?e=jo%2540x.example",
+		"0612345678", "(415) 555 2671", "415-555-2671", "x 415-555-2671", "1-2-3-4-5-6-7-8-9", "12345678.9",
+	} {
+		if pii.Find(nil, []byte(s)) != 0 && !mayHoldPII([]byte(s)) {
+			t.Errorf("mayHoldPII(%q) = false, but pii.Find finds something", s)
+		}
+	}
+	for _, s := range []string{
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+		"https://x.example/a", "de-CH,de;q=0.9",
+	} {
+		if mayHoldPII([]byte(s)) {
+			t.Errorf("mayHoldPII(%q) = true: the quick path is not taken for common text", s)
+		}
+	}
+	// Runs of 8 and 9 digits, plain and grouped, at every offset.
+	for pre := range 16 {
+		for _, run := range []string{"123456789", "1 2 3 4 5 6 7 8 9", "(12)345-67.89", "+123456789"} {
+			if b := []byte(strings.Repeat("x", pre) + run + "y"); !mayHoldPII(b) {
+				t.Errorf("mayHoldPII(%q) = false", b)
+			}
+		}
+		for _, run := range []string{"12345678", "1234x56789", "1 2 3 4 5 6 7 8"} {
+			if b := []byte(strings.Repeat("x", pre) + run + "y"); mayHoldPII(b) {
+				t.Errorf("mayHoldPII(%q) = true: not 9 digits", b)
+			}
+		}
+	}
+}
+
+func FuzzMayHoldPII(f *testing.F) {
+	f.Add([]byte("a@b.example"))
+	f.Add([]byte("x 415-555-2671"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if pii.Find([]byte("phone"), b) != 0 && !mayHoldPII(b) {
+			t.Fatalf("mayHoldPII(%q) = false, but pii.Find finds something", b)
+		}
+	})
+}
