@@ -133,10 +133,13 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return true
 }
 
+// noCache sets the cache headers. SetCanonical skips fasthttp's
+// normalizing of each name (the names are canonical already), which was
+// ≈0.3 µs a request.
 func noCache(h *fasthttp.ResponseHeader) {
-	h.SetBytesKV(headerCacheControl, valueNoCache)
-	h.SetBytesKV(headerPragma, valuePragma)
-	h.SetBytesKV(headerExpires, valueExpires)
+	h.SetCanonical(headerCacheControl, valueNoCache)
+	h.SetCanonical(headerPragma, valuePragma)
+	h.SetCanonical(headerExpires, valueExpires)
 }
 
 // pixel answers the GIF first, then records the hit; nothing in the request
@@ -232,22 +235,75 @@ var (
 type hitParams struct {
 	cid, site, cmp, ad, cr, pl, uid, url, ref, kind []byte
 	oid, val, cur, gdpr, gdprConsent                []byte
+	// A signed pixel's key id, expiry and signature (query strings only).
+	kid, exp, sig []byte
 	// n is the number of parameters given, for the maxParams bound.
 	n int
 	// verified: a signed pixel whose signature checked.
 	verified bool
 }
 
-// fromArgs reads the parameters from a query string; it does not allocate.
-func (p *hitParams) fromArgs(args *fasthttp.Args) {
-	*p = hitParams{
-		cid: args.Peek("cid"), site: args.Peek("site"), cmp: args.Peek("cmp"),
-		ad: args.Peek("ad"), cr: args.Peek("cr"), pl: args.Peek("pl"),
-		uid: args.Peek("uid"), url: args.Peek("url"), ref: args.Peek("ref"), kind: args.Peek("k"),
-		oid: args.Peek("oid"), val: args.Peek("val"), cur: args.Peek("cur"),
-		gdpr: args.Peek("gdpr"), gdprConsent: args.Peek("gdpr_consent"),
-		n: args.Len(),
+// fromArgs reads the parameters, and the p.* properties (appended to
+// props, which it returns), in one pass over the query arguments; as with
+// Args.Peek, the first occurrence of a name is the one that counts. It does
+// not allocate beyond props' capacity. (It replaces 18 Args.Peek, each a
+// scan of the arguments, and a scan of the raw query string for "p.".)
+func (p *hitParams) fromArgs(args *fasthttp.Args, props []schemas.Prop) []schemas.Prop {
+	*p = hitParams{}
+	var seen uint32
+	for k, v := range args.All() {
+		p.n++
+		var dst *[]byte
+		var bit uint32
+		switch string(k) {
+		case "cid":
+			dst, bit = &p.cid, 1<<0
+		case "site":
+			dst, bit = &p.site, 1<<1
+		case "cmp":
+			dst, bit = &p.cmp, 1<<2
+		case "ad":
+			dst, bit = &p.ad, 1<<3
+		case "cr":
+			dst, bit = &p.cr, 1<<4
+		case "pl":
+			dst, bit = &p.pl, 1<<5
+		case "uid":
+			dst, bit = &p.uid, 1<<6
+		case "url":
+			dst, bit = &p.url, 1<<7
+		case "ref":
+			dst, bit = &p.ref, 1<<8
+		case "k":
+			dst, bit = &p.kind, 1<<9
+		case "oid":
+			dst, bit = &p.oid, 1<<10
+		case "val":
+			dst, bit = &p.val, 1<<11
+		case "cur":
+			dst, bit = &p.cur, 1<<12
+		case "gdpr":
+			dst, bit = &p.gdpr, 1<<13
+		case "gdpr_consent":
+			dst, bit = &p.gdprConsent, 1<<14
+		case "kid":
+			dst, bit = &p.kid, 1<<15
+		case "exp":
+			dst, bit = &p.exp, 1<<16
+		case "sig":
+			dst, bit = &p.sig, 1<<17
+		default:
+			if bytes.HasPrefix(k, propPrefix) {
+				props = append(props, schemas.Prop{Key: k[len(propPrefix):], Value: v})
+			}
+			continue
+		}
+		if seen&bit == 0 {
+			seen |= bit
+			*dst = v
+		}
 	}
+	return props
 }
 
 // recordResult says what record did with a hit.
@@ -267,13 +323,10 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	}
 	rec := s.pool.Get().(*record)
 	defer s.pool.Put(rec)
-	args := ctx.QueryArgs()
-	rec.params.fromArgs(args)
-	qs := ctx.URI().QueryString()
-	if route != routeClick && len(args.Peek("sig")) > 0 {
-		rec.params.verified = verifyPixel(s.cfg.ClickKeys, args, qs, s.now())
+	rec.props = rec.params.fromArgs(ctx.QueryArgs(), rec.props[:0])
+	if p := &rec.params; route != routeClick && len(p.sig) > 0 {
+		p.verified = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
 	}
-	rec.props = appendQueryProps(rec.props[:0], args, qs)
 	rec.issued = rec.issued[:0]
 	s.recordParams(ctx, rec, route, clickDest, invalid)
 	rec.params = hitParams{}
@@ -311,16 +364,18 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	f.UserID = p.uid
 	f.Route = route
 	f.ClickDestination = clickDest
+	hdr := &rec.hdr
+	hdr.read(&ctx.Request.Header)
 	ref := p.ref
 	if len(ref) == 0 {
-		ref = ctx.Request.Header.Referer()
+		ref = hdr.referer
 	}
 	// Free text goes into protobuf string fields, which must be UTF-8:
 	// invalid bytes become U+FFFD (in the record's scratch space).
 	rec.scratch = rec.scratch[:0]
 	f.PageURL, rec.scratch = text(p.url, rec.scratch)
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
-	f.UserAgent, rec.scratch = text(ctx.Request.Header.UserAgent(), rec.scratch)
+	f.UserAgent, rec.scratch = text(hdr.userAgent, rec.scratch)
 	f.CookieID = ctx.Request.Header.Cookie(s.cfg.VisitorCookie)
 	peer := peerAddr(ctx.RemoteIP())
 	if len(s.cfg.TrustedProxies) > 0 {
@@ -331,14 +386,15 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	rate := s.safe.rateOf(rec.ip, now)
 	if rate == rateShed {
 		rec.fields = schemas.HitFields{}
+		rec.hdr = reqHeaders{}
 		return "", shedRate
 	}
 
 	// Privacy signals. Without consent where GDPR applies, or with GPC/DNT
 	// when the operator honours them, no identifier is recorded: the hit
 	// counts, under the cookieless key the processor derives.
-	f.GPC = string(ctx.Request.Header.Peek("Sec-GPC")) == "1"
-	f.DNT = string(ctx.Request.Header.Peek("DNT")) == "1"
+	f.GPC = string(hdr.gpc) == "1"
+	f.DNT = string(hdr.dnt) == "1"
 	f.GDPRApplies, f.ConsentGiven = s.safe.consent(p.gdpr, p.gdprConsent)
 	if (f.GDPRApplies && !f.ConsentGiven) || (s.cfg.HonourGPC && f.GPC) || (s.cfg.HonourDNT && f.DNT) {
 		f.UserID, f.CookieID = nil, nil
@@ -353,13 +409,13 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		f.CookieID = rec.issued
 	}
 	f.Verified = p.verified
-	f.Purpose = ctx.Request.Header.Peek("Sec-Purpose")
+	f.Purpose = hdr.secPurpose
 	if len(f.Purpose) == 0 {
-		f.Purpose = ctx.Request.Header.Peek("Purpose")
+		f.Purpose = hdr.purpose
 	}
 	f.Purpose, rec.scratch = text(cut(f.Purpose, maxPurposeLen), rec.scratch)
-	f.AcceptLanguage, rec.scratch = text(cut(ctx.Request.Header.Peek("Accept-Language"), maxLanguageLen), rec.scratch)
-	f.PresentHeaders = presentHeaders(&ctx.Request.Header)
+	f.AcceptLanguage, rec.scratch = text(cut(hdr.acceptLanguage, maxLanguageLen), rec.scratch)
+	f.PresentHeaders = hdr.present
 	if rate == rateFlag {
 		f.PresentHeaders |= schemas.EdgeFlagRate
 	}
@@ -419,6 +475,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
 	invalidReason = f.InvalidReason
 	rec.fields = schemas.HitFields{} // drop references to the request's memory
+	rec.hdr = reqHeaders{}
 
 	if err := s.spool.Append(rec.buf); err != nil {
 		s.m.dropped.Inc()

@@ -43,7 +43,8 @@ func pixelMAC(key, signed []byte) []byte {
 var sigParam = []byte("&sig=")
 
 // verifyPixel checks the signature of a pixel's raw query string qs.
-func verifyPixel(keys map[string][]byte, args *fasthttp.Args, qs []byte, now time.Time) bool {
+// kid and exp are the query's kid and exp parameters.
+func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) bool {
 	i := bytes.LastIndex(qs, sigParam)
 	if i < 0 || len(keys) == 0 {
 		return false
@@ -56,11 +57,11 @@ func verifyPixel(keys map[string][]byte, args *fasthttp.Args, qs []byte, now tim
 			return false
 		}
 	}
-	key, ok := keys[string(args.Peek("kid"))]
+	key, ok := keys[string(kid)]
 	if !ok || len(sig) == 0 || len(sig) > 64 {
 		return false
 	}
-	if exp := args.Peek("exp"); len(exp) > 0 {
+	if len(exp) > 0 {
 		e, err := strconv.ParseInt(string(exp), 10, 64)
 		if err != nil || e <= 0 || now.Unix() > e {
 			return false
@@ -88,20 +89,6 @@ const (
 
 var propPrefix = []byte("p.")
 
-// appendQueryProps appends the p.* parameters of args to dst; a plain
-// pixel without any costs one scan of the query string and no allocation.
-func appendQueryProps(dst []schemas.Prop, args *fasthttp.Args, qs []byte) []schemas.Prop {
-	if !bytes.HasPrefix(qs, propPrefix) && !bytes.Contains(qs, []byte("&p.")) {
-		return dst
-	}
-	for k, v := range args.All() {
-		if bytes.HasPrefix(k, propPrefix) {
-			dst = append(dst, schemas.Prop{Key: k[len(propPrefix):], Value: v})
-		}
-	}
-	return dst
-}
-
 // checkProps validates props in place (values cut and made UTF-8 in
 // scratch) and reports whether they are acceptable.
 func checkProps(props []schemas.Prop, scratch []byte) ([]schemas.Prop, []byte, bool) {
@@ -128,26 +115,65 @@ const (
 	maxLanguageLen = 256
 )
 
-func presentHeaders(h *fasthttp.RequestHeader) uint32 {
-	var bits uint32
-	for _, c := range []struct {
-		name string
-		bit  uint32
-	}{
-		{"Accept", schemas.HeaderAccept},
-		{"Accept-Language", schemas.HeaderAcceptLanguage},
-		{"Accept-Encoding", schemas.HeaderAcceptEncoding},
-		{"Sec-Fetch-Site", schemas.HeaderSecFetchSite},
-		{"Sec-Fetch-Mode", schemas.HeaderSecFetchMode},
-		{"Sec-Ch-Ua", schemas.HeaderSecChUA},
-		{"Referer", schemas.HeaderReferer},
-		{"Cookie", schemas.HeaderCookie},
-	} {
-		if len(h.Peek(c.name)) > 0 {
-			bits |= c.bit
+// reqHeaders are the request headers a hit records, read by one pass over
+// the request's headers (they were 14 RequestHeader.Peek, each normalizing
+// its name and scanning the headers). The slices are borrowed.
+type reqHeaders struct {
+	userAgent, referer  []byte
+	gpc, dnt            []byte // Sec-GPC, DNT
+	secPurpose, purpose []byte
+	acceptLanguage      []byte
+	present             uint32 // schemas.Header* bits of the headers present and not empty
+}
+
+// read fills r from h. As with Peek, the first occurrence of a header
+// counts (User-Agent is fasthttp's own, the last one); header names are in
+// fasthttp's canonical form (the server normalizes them: "Sec-Gpc", "Dnt").
+func (r *reqHeaders) read(h *fasthttp.RequestHeader) {
+	*r = reqHeaders{userAgent: h.UserAgent()}
+	var seen uint32
+	for k, v := range h.All() {
+		var dst *[]byte
+		var bit uint32 // its present bit; bits 28-31 for headers without one
+		switch string(k) {
+		case "Accept":
+			bit = schemas.HeaderAccept
+		case "Accept-Language":
+			dst, bit = &r.acceptLanguage, schemas.HeaderAcceptLanguage
+		case "Accept-Encoding":
+			bit = schemas.HeaderAcceptEncoding
+		case "Sec-Fetch-Site":
+			bit = schemas.HeaderSecFetchSite
+		case "Sec-Fetch-Mode":
+			bit = schemas.HeaderSecFetchMode
+		case "Sec-Ch-Ua":
+			bit = schemas.HeaderSecChUA
+		case "Referer":
+			dst, bit = &r.referer, schemas.HeaderReferer
+		case "Cookie":
+			bit = schemas.HeaderCookie
+		case "Sec-Gpc":
+			dst, bit = &r.gpc, 1<<28
+		case "Dnt":
+			dst, bit = &r.dnt, 1<<29
+		case "Sec-Purpose":
+			dst, bit = &r.secPurpose, 1<<30
+		case "Purpose":
+			dst, bit = &r.purpose, 1<<31
+		default:
+			continue
+		}
+		if seen&bit != 0 {
+			continue
+		}
+		seen |= bit
+		if dst != nil {
+			*dst = v
+		}
+		if len(v) > 0 && bit < 1<<28 {
+			r.present |= bit
 		}
 	}
-	return bits
 }
 
 // newVisitorID appends a random 128-bit visitor id, as 32 hex digits, to dst.

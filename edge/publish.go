@@ -37,6 +37,7 @@ type record struct {
 	scratch []byte            // the handler's copies of text made valid UTF-8
 	ip      []byte            // the client IP in its 4- or 16-byte form
 	params  hitParams         // the hit's parameters, borrowed from the request
+	hdr     reqHeaders        // the request headers recorded, borrowed
 	props   []schemas.Prop    // the hit's custom properties, borrowed
 	issued  []byte            // the visitor id issued to this request, if any
 }

@@ -4,8 +4,8 @@ package schemas
 // change (see schemas/proto/pixelpipe/v1/common.proto for the policy).
 const (
 	// TopicHits carries RawHit records, keyed by the visitor's partition key
-	// (8 bytes, big endian: the visitor key of an explicit id or cookie; for
-	// a cookieless visitor a keyed hash without the daily salt, see
+	// (8 bytes, big endian: a hash, not secret, of the explicit id, else the
+	// cookie, else site, IP and user agent, without the daily salt, see
 	// visitor.Keyer.PartitionKey), so one processor sees all of a visitor's
 	// hits, also of a visit that spans midnight.
 	TopicHits = "pixel.hits.v1"

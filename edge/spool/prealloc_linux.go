@@ -19,3 +19,14 @@ func preallocate(f *os.File, size int64) error {
 // madviseDontNeed drops written pages of a shared file mapping from the
 // process's resident set; their contents stay in the file's page cache.
 func madviseDontNeed(b []byte) error { return syscall.Madvise(b, syscall.MADV_DONTNEED) }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault the pages
+// of a range in, writable, as a store into each would, without storing.
+const madvPopulateWrite = 23
+
+// populateWrite faults the pages of b in, writable; it reports false when
+// the kernel does not support it.
+func populateWrite(b []byte) bool {
+	err := syscall.Madvise(b, madvPopulateWrite)
+	return !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOSYS)
+}

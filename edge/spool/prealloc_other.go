@@ -7,3 +7,5 @@ import "os"
 func preallocate(f *os.File, size int64) error { return writeZeros(f, size) }
 
 func madviseDontNeed([]byte) error { return nil }
+
+func populateWrite([]byte) bool { return false }

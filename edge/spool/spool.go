@@ -22,7 +22,8 @@
 // blocks allocated up front so a full disk fails the segment's creation, not
 // a store into it) and mapped into memory shared with the file (mmap
 // MAP_SHARED). Append copies the record into the mapping under a short lock:
-// no system call per record. A byte stored into a shared file mapping is in
+// no system call per record, and (ahead.go) neither a page fault nor the
+// creation of the next segment on its path, both done ahead by a goroutine. A byte stored into a shared file mapping is in
 // the kernel's page cache at once, exactly as if write(2) had put it there,
 // so it survives the process as a write(2) would. What that guarantees
 // depends on Config.Sync:
@@ -55,7 +56,8 @@
 // # Bounds
 //
 // The records not yet acknowledged never exceed Config.MaxBytes (the files
-// hold at most one segment more, the active one being allocated whole): an
+// hold at most two segments more: the active one, allocated whole, and the
+// next, created ahead of need): an
 // Append that would pass it fails with ErrFull and changes nothing. Ready
 // reports false from Config.HighWater on, so a load balancer can send
 // traffic elsewhere before that happens.
@@ -132,8 +134,9 @@ type Config struct {
 	// new one started. Default 64 MiB.
 	SegmentBytes int64
 	// MaxBytes bounds the bytes not yet acknowledged; the files on disk
-	// hold at most one segment more (the acknowledged start of the oldest
-	// segment is freed when the whole segment is). Default 1 GiB.
+	// hold at most two segments more (the active one and the next, both
+	// allocated whole; the acknowledged start of the oldest segment is
+	// freed when the whole segment is). Default 1 GiB.
 	MaxBytes int64
 	// HighWater is the fraction of MaxBytes from which Ready reports false.
 	// Default 0.8.
@@ -199,6 +202,9 @@ type segment struct {
 	// process's memory (madvise) after being written.
 	mm       []byte
 	released int64
+	// populated: how much of the mapping's start was faulted in ahead of
+	// the writer (ahead.go).
+	populated int64
 }
 
 // releaseChunk is how much of a written mapping is released from the
@@ -220,6 +226,15 @@ type Spool struct {
 	unsynced []*os.File
 	closed   bool
 	syncing  bool
+
+	// Ahead of the writer (ahead.go).
+	next      *segment   // the segment after the active one, created ahead
+	creating  bool       // aheadLoop is creating next
+	sealed    []*segment // sealed segments whose mapping aheadLoop ends
+	populate  bool       // MADV_POPULATE_WRITE works here
+	aheadKick chan struct{}
+	aheadStop chan struct{}
+	aheadDone chan struct{}
 
 	bytes   atomic.Int64 // size of the segment files
 	dead    atomic.Int64 // acknowledged bytes at the start of the oldest one
@@ -268,6 +283,11 @@ func Open(cfg Config) (*Spool, error) {
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 		rbuf:   make([]byte, MaxRecord+headerLen),
+
+		populate:  true,
+		aheadKick: make(chan struct{}, 1),
+		aheadStop: make(chan struct{}),
+		aheadDone: make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.recover(); err != nil {
@@ -275,6 +295,8 @@ func Open(cfg Config) (*Spool, error) {
 		return nil, err
 	}
 	go s.syncLoop()
+	go s.aheadLoop()
+	s.kickAhead()
 	return s, nil
 }
 
@@ -471,22 +493,31 @@ func (s *Spool) Append(payload []byte) error {
 	n := int64(headerLen + len(payload))
 	sum := crc32.Checksum(payload, castagnoli)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	if s.bytes.Load()-s.dead.Load()+n > s.cfg.MaxBytes {
-		s.mu.Unlock()
-		return ErrFull
-	}
-	act := s.segs[len(s.segs)-1]
-	if act.size+n > int64(len(act.mm)) {
-		// Full: seal it and map the next, large enough for this record.
+	var act *segment
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if s.bytes.Load()-s.dead.Load()+n > s.cfg.MaxBytes {
+			s.mu.Unlock()
+			return ErrFull
+		}
+		act = s.segs[len(s.segs)-1]
+		if act.size+n <= int64(len(act.mm)) {
+			break
+		}
+		if s.creating {
+			// The next segment is being created ahead: wait for it
+			// rather than create the same file.
+			s.cond.Wait()
+			continue
+		}
+		// Full: seal it and start the next, large enough for this record.
 		if err := s.roll(n); err != nil {
 			s.mu.Unlock()
 			return err
 		}
-		act = s.segs[len(s.segs)-1]
 	}
 	w := act.mm[act.size : act.size+n]
 	binary.LittleEndian.PutUint32(w, uint32(len(payload)))
@@ -497,6 +528,9 @@ func (s *Spool) Append(payload []byte) error {
 		end := act.size &^ (releaseChunk - 1)
 		_ = madviseDontNeed(act.mm[act.released:end])
 		act.released = end
+	}
+	if s.needAhead(act) {
+		s.kickAhead()
 	}
 	s.bytes.Add(n)
 	s.records.Add(1)
@@ -521,20 +555,32 @@ func (s *Spool) Append(payload []byte) error {
 }
 
 // roll seals the active segment and starts the next, large enough for a
-// record of n bytes; s.mu is held. An empty active segment is replaced.
+// record of n bytes: the one created ahead when there is one and it is
+// large enough; s.mu is held and no creation ahead is under way.
 func (s *Spool) roll(n int64) error {
 	act := s.segs[len(s.segs)-1]
-	id := act.id + 1
-	next, err := s.createSegment(id, max(s.cfg.SegmentBytes, n))
-	if err != nil {
-		return err
+	next := s.next
+	s.next = nil
+	if next != nil && int64(len(next.mm)) < n {
+		next.discard(s.cfg.Dir)
+		next = nil
 	}
-	act.unmap()
+	if next == nil {
+		var err error
+		if next, err = s.createSegment(act.id+1, max(s.cfg.SegmentBytes, n)); err != nil {
+			return err
+		}
+	}
+	// aheadLoop ends the mapping and cuts the file; the sync loop fsyncs
+	// and closes it (an fsync also writes back pages stored through a
+	// mapping that is still there).
+	s.sealed = append(s.sealed, act)
 	if act.f != nil {
-		s.unsynced = append(s.unsynced, act.f) // the sync loop fsyncs and closes it
+		s.unsynced = append(s.unsynced, act.f)
 		act.f = nil
 	}
 	s.segs = append(s.segs, next)
+	s.kickAhead()
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -822,6 +868,10 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true // no append starts from here
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.stopAhead(true)
+	s.mu.Lock()
 	act := s.segs[len(s.segs)-1]
 	act.unmap()
 	s.mu.Unlock()
@@ -860,6 +910,9 @@ func (s *Spool) abandon() {
 	s.closed = true
 	s.synced = s.written // appenders waiting would have died with the process
 	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.stopAhead(false)
+	s.mu.Lock()
 	act := s.segs[len(s.segs)-1]
 	_ = syscall.Munmap(act.mm) // no truncate: the process would not have had the time
 	act.mm = nil

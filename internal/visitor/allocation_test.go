@@ -15,3 +15,12 @@ func TestKeyAllocations(t *testing.T) {
 		t.Fatalf("Key allocates %.2f per call", n)
 	}
 }
+
+func TestPartitionKeyAllocations(t *testing.T) {
+	k := NewKeyer("s")
+	ip, ua, site := []byte{1, 2, 3, 4}, []byte("UA"), []byte("site")
+	n := testing.AllocsPerRun(200, func() { k.PartitionKey(1000, site, nil, nil, ip, ua) })
+	if n > 0 {
+		t.Fatalf("PartitionKey allocates %.2f per call", n)
+	}
+}

@@ -1,6 +1,7 @@
 // Package visitor derives the 64-bit visitor key that "unique" counts are made
-// of, and that raw hits are partitioned by. The edge and the processor both
-// call it, so a visitor's hits land on one partition and count as one visitor.
+// of (Key, which the processor calls), and the key raw hits are partitioned
+// by (PartitionKey, which the edge calls), so a visitor's hits land on one
+// partition and count as one visitor.
 //
 // In order of preference: an explicit id the page passes, the edge's visitor
 // cookie, else a cookieless key: a keyed hash of IP, user agent and site with
@@ -23,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -31,8 +34,11 @@ const dayMs = int64(24 * time.Hour / time.Millisecond)
 // Keyer derives visitor keys from one secret.
 type Keyer struct {
 	secret []byte
-	stable sync.Pool // *mac keyed by the secret (explicit ids and cookies)
-	daily  sync.Pool // *mac keyed by a day's salt
+	// partitionSeed seeds PartitionKey: derived from the secret, so the
+	// same on every node.
+	partitionSeed uint64
+	stable        sync.Pool // *mac keyed by the secret (explicit ids and cookies)
+	daily         sync.Pool // *mac keyed by a day's salt
 }
 
 type mac struct {
@@ -45,7 +51,9 @@ type mac struct {
 // NewKeyer returns a Keyer for secret. Every edge and processor of one
 // deployment must use the same secret.
 func NewKeyer(secret string) *Keyer {
-	return &Keyer{secret: []byte(secret)}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("pixelpipe/partition-seed/v1"))
+	return &Keyer{secret: []byte(secret), partitionSeed: binary.BigEndian.Uint64(m.Sum(nil))}
 }
 
 // Salt returns the cookieless salt of the UTC day that contains unixMs.
@@ -82,30 +90,53 @@ func (k *Keyer) Key(unixMs int64, siteID, userID, cookieID, ip, userAgent []byte
 	return key, pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS
 }
 
-// PartitionKey returns the Kafka key a raw hit is partitioned by: the
-// visitor key of an explicit id or cookie, and for a cookieless visitor a
-// keyed hash of site, IP and user agent without the day's salt. So the hits
-// of a visit that spans midnight, whose cookieless key changes with the
-// salt, still reach the one processor that holds both keys' state, which
-// links them (see PreviousDayKey). It adds nothing to what the raw topic
-// holds already (the full IP and user agent); events carry only Key.
+// PartitionKey returns the Kafka key a raw hit is partitioned by: a
+// deterministic 64-bit hash (xxHash64) of how the hit identifies its
+// visitor, without the day: the explicit id and site, else the cookie, else
+// site, IP and user agent. So every hit of one visitor, and the hits of a
+// cookieless visit that spans midnight, whose visitor key changes with the
+// salt, reach the one processor that holds that visitor's state (which
+// links the two days' keys, see PreviousDayKey).
+//
+// It is not a secret and needs no cryptographic hash: the raw topic it
+// keys holds the IP, user agent, cookie and id in the clear already, and
+// events carry only Key. The hash is seeded from the secret only so that
+// one deployment's partitioning is its own; every node with the same
+// secret computes the same key, on any day and any version of Go
+// (hash/maphash is not used: its seeds are per process). It costs tens of
+// nanoseconds where the keyed SHA-256 of Key costs ≈0.4 µs, and the edge
+// computes it for every hit. unixMs is not used (the key must not change
+// with the day); it keeps the signature of Key.
 func (k *Keyer) PartitionKey(unixMs int64, siteID, userID, cookieID, ip, userAgent []byte) uint64 {
-	if len(userID) > 0 || len(cookieID) > 0 {
-		key, _ := k.Key(unixMs, siteID, userID, cookieID, ip, userAgent)
-		return key
+	var d xxhash.Digest
+	d.ResetWithSeed(k.partitionSeed)
+	var tag [1]byte
+	switch {
+	case len(userID) > 0:
+		tag[0] = 'u'
+		_, _ = d.Write(tag[:])
+		writeField(&d, siteID)
+		writeField(&d, userID)
+	case len(cookieID) > 0:
+		tag[0] = 'c'
+		_, _ = d.Write(tag[:])
+		writeField(&d, cookieID)
+	default:
+		tag[0] = 'p'
+		_, _ = d.Write(tag[:])
+		writeField(&d, siteID)
+		writeField(&d, ip)
+		writeField(&d, userAgent)
 	}
-	m, _ := k.stable.Get().(*mac)
-	if m == nil {
-		m = &mac{h: hmac.New(sha256.New, k.secret), sum: make([]byte, 0, sha256.Size)}
-	}
-	m.in = append(m.in[:0], 'p')
-	m.in = appendField(m.in, siteID)
-	m.in = appendField(m.in, ip)
-	m.in = appendField(m.in, userAgent)
-	m.sum = m.digest()
-	key := binary.BigEndian.Uint64(m.sum)
-	k.stable.Put(m)
-	return key
+	return d.Sum64()
+}
+
+// writeField hashes b with its length first, as appendField does.
+func writeField(d *xxhash.Digest, b []byte) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	_, _ = d.Write(n[:])
+	_, _ = d.Write(b)
 }
 
 // PreviousDayKey returns the cookieless key the same visitor had under the

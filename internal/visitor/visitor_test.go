@@ -76,13 +76,42 @@ func TestMidnight(t *testing.T) {
 	if k.PartitionKey(before, site, nil, nil, ip, ua) == k.PartitionKey(before, site, nil, nil, []byte{1, 2, 3, 4}, ua) {
 		t.Fatal("partition key ignores the IP")
 	}
-	if pk := k.PartitionKey(before, site, []byte("u"), nil, ip, ua); pk != func() uint64 { v, _ := k.Key(before, site, []byte("u"), nil, ip, ua); return v }() {
-		t.Fatal("partition key of an explicit id is not its visitor key")
+	if k.PartitionKey(before, site, []byte("u"), nil, ip, ua) != k.PartitionKey(before+5*day, site, []byte("u"), []byte("c"), []byte{1, 2, 3, 4}, []byte("other")) {
+		t.Fatal("partition key of an explicit id changes with day, cookie, IP or user agent")
+	}
+	if k.PartitionKey(before, site, nil, []byte("c"), ip, ua) != k.PartitionKey(before+5*day, nil, nil, []byte("c"), []byte{1, 2, 3, 4}, []byte("other")) {
+		t.Fatal("partition key of a cookie changes with day, site, IP or user agent")
+	}
+	if k.PartitionKey(before, site, nil, nil, ip, ua) == NewKeyer("other").PartitionKey(before, site, nil, nil, ip, ua) {
+		t.Fatal("partition key does not depend on the secret")
 	}
 	if got := k.PreviousDayKey(after, 30*time.Minute, site, ip, ua); got != kb {
 		t.Fatalf("PreviousDayKey 10 min after midnight = %x, want yesterday's %x", got, kb)
 	}
 	if got := k.PreviousDayKey(midnight+31*60_000, 30*time.Minute, site, ip, ua); got != 0 {
 		t.Fatalf("PreviousDayKey 31 min after midnight = %x, want 0", got)
+	}
+}
+
+// TestPartitionKeyGolden pins PartitionKey's values: every edge of a
+// deployment must compute the same key for a visitor, whatever its version,
+// or a visitor's hits would be split across processors during a rollout.
+// Change these only with a note in README (Decisions).
+func TestPartitionKeyGolden(t *testing.T) {
+	t.Parallel()
+	k := NewKeyer("s3cret")
+	ip, ua, site := []byte{198, 51, 100, 7}, []byte("UA"), []byte("site")
+	for _, c := range []struct {
+		name        string
+		uid, cookie []byte
+		want        uint64
+	}{
+		{"cookieless", nil, nil, 0xd3b7492db7adef0e},
+		{"cookie", nil, []byte("c-9"), 0x55e5ad3bd59a6576},
+		{"explicit", []byte("u1"), []byte("c-9"), 0x59fa6c83d242aa03},
+	} {
+		if got := k.PartitionKey(0, site, c.uid, c.cookie, ip, ua); got != c.want {
+			t.Errorf("%s: PartitionKey = %#x, want %#x", c.name, got, c.want)
+		}
 	}
 }

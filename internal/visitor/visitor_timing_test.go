@@ -35,3 +35,16 @@ func BenchmarkKeyNaiveHMAC(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPartitionKeyCookieless is what the edge computes for every
+// cookieless hit (the processor computes Key).
+func BenchmarkPartitionKeyCookieless(b *testing.B) {
+	k := NewKeyer("secret")
+	ip, ua, site := []byte{198, 51, 100, 7}, []byte("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"), []byte("news")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sinkKey = k.PartitionKey(1_764_331_200_000, site, nil, nil, ip, ua)
+		}
+	})
+}
