@@ -46,9 +46,10 @@ type Config struct {
 	// the week rollups of weeks that became final. 0 turns the job off
 	// (readers then build rollups on first read). Default 10 min.
 	RollupInterval time.Duration
-	// RollupRate bounds the content ids per second the job checks and
-	// builds rollups for (each build reads the content id's seven day
-	// hashes), so it never crowds out flushes. Default 200.
+	// RollupRate bounds the week rollups per second the job builds (each
+	// reads a content id's seven day hashes; checking a content id whose
+	// rollup is already valid counts as an eighth), so it never crowds out
+	// flushes. Default 200.
 	RollupRate int
 	// RollupMargin is how long after the end of a week plus LateHorizon,
 	// by this process's clock, a week may be final (see Rollups). Default
