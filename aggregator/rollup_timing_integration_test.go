@@ -30,7 +30,7 @@ func BenchmarkFlushDuringRollup(b *testing.B) {
 	b.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
 	store := hllstore.New(rdb, hllstore.Config{Prefix: "roll"})
-	week := hllstore.WeekStart(time.Now().Add(-30*24*time.Hour).UnixMilli())
+	week := hllstore.WeekStart(time.Now().Add(-30 * 24 * time.Hour).UnixMilli())
 	const contents = 300
 	for c := range contents {
 		var writes []hllstore.Write
