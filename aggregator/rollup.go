@@ -53,7 +53,8 @@ import (
 // every content id with a day hash that day), skips content ids whose
 // rollup of the week is valid (a content id listed on several days), and
 // builds the others, RollupRate per second at most (a check of a valid one
-// counts as an eighth), then marks the week done. It looks back
+// counts as an eighth) and resting at least as long as it worked, then marks
+// the week done. It looks back
 // rollupLookback weeks, so a job that was off catches up.
 type Rollups struct {
 	cfg    Config
@@ -275,8 +276,12 @@ func (j *Rollups) buildWeek(ctx context.Context, week int64) (checked, built int
 				// Pace: at most RollupRate rollups built per second, a check
 				// of a valid one counting as an eighth (8 one-field HMGETs
 				// against 7 HGETALLs of whole days, a merge and an HSET).
+				// And it rests at least as long as it worked, so it takes
+				// at most half a core and half of Redis's attention from
+				// the flushes, whatever a build costs on this machine.
 				cost := time.Duration(len(need))*perID + time.Duration(len(ids)-len(need))*perID/8
-				if pause := cost - time.Since(t0); pause > 0 {
+				worked := time.Since(t0)
+				if pause := max(cost-worked, worked); pause > 0 {
 					t := time.NewTimer(pause)
 					select {
 					case <-ctx.Done():

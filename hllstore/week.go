@@ -100,19 +100,20 @@ func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []i
 	for i, w := range weekStarts {
 		refs[i] = weekRef{contentID, w}
 	}
-	return s.buildWeeks(ctx, refs)
+	return s.buildWeeks(ctx, refs, runtime.GOMAXPROCS(0))
 }
 
 // BuildWeek builds the week rollups of contentIDs for the week starting at
 // weekStart (BuildWeeks for many content ids, in two round trips), and
 // returns how many it stored (a content id with nothing counted that week
-// gets none).
+// gets none). It merges on one goroutine: it is for background work, which
+// should leave the other cores to the aggregator's flushes.
 func (s *Store) BuildWeek(ctx context.Context, contentIDs []string, weekStart int64) (int, error) {
 	refs := make([]weekRef, len(contentIDs))
 	for i, c := range contentIDs {
 		refs[i] = weekRef{c, weekStart}
 	}
-	built, err := s.buildWeeks(ctx, refs)
+	built, err := s.buildWeeks(ctx, refs, 1)
 	n := 0
 	for _, w := range built {
 		if len(w) > 0 {
@@ -148,8 +149,8 @@ func (s *Store) WeeksValid(ctx context.Context, contentIDs []string, weekStart i
 
 // buildWeeks reads the days of refs in one round trip, merges each week's
 // records, and stores the rollups (with the versions of the days read) in a
-// second round trip.
-func (s *Store) buildWeeks(ctx context.Context, refs []weekRef) ([]map[RecordID]*Record, error) {
+// second round trip. It merges on up to workers goroutines.
+func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]map[RecordID]*Record, error) {
 	cmds := make([]*redis.MapStringStringCmd, 7*len(refs))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, w := range refs {
@@ -168,7 +169,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef) ([]map[RecordID]
 	out := make([]map[RecordID]*Record, len(refs))
 	versions := make([]string, len(refs))
 	errs := make([]error, len(refs))
-	workers := min(runtime.GOMAXPROCS(0), len(refs))
+	workers = max(min(workers, len(refs)), 1)
 	var wg sync.WaitGroup
 	for k := range workers {
 		wg.Go(func() {
