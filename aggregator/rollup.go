@@ -70,8 +70,11 @@ const (
 	// lasts without being extended (it is extended after every batch).
 	rollupLease    = "rollup"
 	rollupLeaseTTL = time.Minute
-	// rollupBatch is the content ids checked and built per round trip.
-	rollupBatch = 50
+	// rollupBatch is the content ids checked and built per round trip:
+	// small, because Redis serves a pipeline's commands back to back and a
+	// flush's script calls wait behind them (20 builds read 140 days, a few
+	// milliseconds of Redis time).
+	rollupBatch = 20
 	// rollupLookback is how many weeks back the job looks for weeks not
 	// rolled up yet.
 	rollupLookback = 4

@@ -22,8 +22,9 @@ import (
 // events of the benchmark workload per flush, ≈ 2,000 changed content id
 // days) on a private redis-server, alone and while the rollup job rebuilds,
 // over and over, the rollups of a final week of 300 content ids (7 days
-// each with a dense 5,000-visitor view record) at its default rate. It
-// reports the flush p50 and p99 and the rollups the job built per second.
+// each with a dense 5,000-visitor view record), at its default rate and at
+// a quarter of it. It reports the flush p50 and p99 and the rollups the job
+// built per second.
 func BenchmarkFlushDuringRollup(b *testing.B) {
 	pr := pipetest.StartPrivateRedis(b)
 	rdb := redis.NewClient(&redis.Options{Addr: pr.Addr()})
@@ -52,10 +53,11 @@ func BenchmarkFlushDuringRollup(b *testing.B) {
 		b.Fatal(err)
 	}
 	const perFlush = 5000
-	for _, withJob := range []bool{false, true} {
+	for _, rate := range []int{0, cfg.RollupRate, cfg.RollupRate / 4} {
+		withJob := rate > 0
 		name := "alone"
 		if withJob {
-			name = "with-job"
+			name = "with-job/rate=" + strconv.Itoa(rate)
 		}
 		b.Run(name, func(b *testing.B) {
 			events := benchEvents(b.N * perFlush)
@@ -67,7 +69,9 @@ func BenchmarkFlushDuringRollup(b *testing.B) {
 			var wg sync.WaitGroup
 			var job *Rollups
 			if withJob {
-				job, err = NewRollups(cfg, nil, nil, store)
+				jcfg := cfg
+				jcfg.RollupRate = rate
+				job, err = NewRollups(jcfg, nil, nil, store)
 				if err != nil {
 					b.Fatal(err)
 				}
