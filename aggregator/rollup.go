@@ -236,9 +236,9 @@ func (j *Rollups) RunOnce(ctx context.Context) (err error) {
 }
 
 // buildWeek builds the missing and stale rollups of the week of every
-// content id in its days' indexes, at RollupRate content ids per second at
-// most. A content id listed on several days is built once: when it comes
-// again its rollup is valid.
+// content id in its days' indexes, at most RollupRate builds per second. A
+// content id listed on several days is built once: when it comes again its
+// rollup is valid.
 func (j *Rollups) buildWeek(ctx context.Context, week int64) (checked, built int, err error) {
 	perID := time.Second / time.Duration(j.cfg.RollupRate)
 	for d := range 7 {

@@ -56,7 +56,10 @@ var recordFields = [...]string{"n", "h", "r", "v", "oc"}
 // Load reads the records of keys in one round trip: one HMGET per Redis
 // hash of the fields those records need (not HGETALL: a day hash also holds
 // the other kinds and classes, and campaigns). A key with no record gives
-// an empty Record. Records carry their day's positions and version.
+// an empty Record. Records carry their day's positions and version. A week
+// rollup (GranularityWeek) comes with the versions of its seven days, in
+// the same round trip; one that is missing or stale (a day written since
+// it was built) is built from the days (BuildWeeks) and stored.
 func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	type group struct {
 		fields []string
