@@ -41,6 +41,26 @@ type Config struct {
 	DetailInterval time.Duration
 	// Snapshots turns publishing count snapshots on. Default true.
 	Snapshots bool
+
+	// RollupInterval is how often the rollup job (Rollups) wakes to build
+	// the week rollups of weeks that became final. 0 turns the job off
+	// (readers then build rollups on first read). Default 10 min.
+	RollupInterval time.Duration
+	// RollupRate bounds the week rollups per second the job builds (each
+	// reads a content id's seven day hashes; checking a content id whose
+	// rollup is already valid counts as an eighth), so it never crowds out
+	// flushes. Default 200.
+	RollupRate int
+	// RollupMargin is how long after the end of a week plus LateHorizon,
+	// by this process's clock, a week may be final (see Rollups). Default
+	// 1 h.
+	RollupMargin time.Duration
+	// RollupMaxWait is how long after the end of a week plus LateHorizon
+	// the job waits for every partition's freshness watermark to pass it
+	// before it builds the week anyway (a partition without traffic keeps
+	// an old watermark; pixel_aggregator_rollup_weeks_total{result="forced"}).
+	// Default 24 h.
+	RollupMaxWait time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -57,6 +77,10 @@ func DefaultConfig() Config {
 		LateHorizon:        7 * 24 * time.Hour,
 		DetailInterval:     10 * time.Second,
 		Snapshots:          true,
+		RollupInterval:     10 * time.Minute,
+		RollupRate:         200,
+		RollupMargin:       time.Hour,
+		RollupMaxWait:      24 * time.Hour,
 	}
 }
 
@@ -86,6 +110,15 @@ func (c Config) Validate() error {
 	}
 	if c.IdleEvict <= 0 {
 		errs = append(errs, errors.New("aggregator.idleEvict must be positive"))
+	}
+	if c.RollupInterval < 0 {
+		errs = append(errs, errors.New("aggregator.rollup.interval must not be negative (0 turns the rollup job off)"))
+	}
+	if c.RollupInterval > 0 && c.RollupRate < 1 {
+		errs = append(errs, errors.New("aggregator.rollup.rate must be at least 1"))
+	}
+	if c.RollupMargin < 0 || c.RollupMaxWait < 0 {
+		errs = append(errs, errors.New("aggregator.rollup.margin and aggregator.rollup.maxWait must not be negative"))
 	}
 	return errors.Join(errs...)
 }

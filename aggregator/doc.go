@@ -13,5 +13,12 @@
 // hit counts once. Kafka offsets are committed only after the flush that
 // holds their events succeeded.
 //
+// Rollups, the rollup job, runs in the aggregator process next to it: once
+// a week is final (rollup.go: past the late horizon by the clock the
+// aggregator judges lateness by, and past every partition's freshness
+// watermark), it builds the week rollups of every content id in the week's
+// day indexes, rate-limited, one process at a time (a Redis lease), so no
+// query has to.
+//
 // The aggregator never reads pixel.hits.v1 and never serves queries.
 package aggregator

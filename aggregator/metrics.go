@@ -64,3 +64,49 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+type rollupMetrics struct {
+	built       prometheus.Counter
+	weeksFinal  prometheus.Counter
+	weeksForced prometheus.Counter
+	runOK       prometheus.Counter
+	runErr      prometheus.Counter
+	runHeld     prometheus.Counter
+	runTime     prometheus.Histogram
+	waiting     prometheus.Gauge
+}
+
+func newRollupMetrics(reg prometheus.Registerer) *rollupMetrics {
+	weeks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_rollup_weeks_total",
+		Help: "Weeks the rollup job rolled up, by result: final (past the late horizon and every partition's watermark), forced (past -aggregator.rollup.maxWait with a watermark behind).",
+	}, []string{"result"})
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_rollup_runs_total",
+		Help: "Runs of the rollup job by result: ok, error (retried at the next -aggregator.rollup.interval), lease_held (another aggregator process ran it).",
+	}, []string{"result"})
+	m := &rollupMetrics{
+		built: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_rollups_built_total",
+			Help: "Week rollups built by the rollup job (one per content id and week).",
+		}),
+		weeksFinal:  weeks.WithLabelValues("final"),
+		weeksForced: weeks.WithLabelValues("forced"),
+		runOK:       runs.WithLabelValues("ok"),
+		runErr:      runs.WithLabelValues("error"),
+		runHeld:     runs.WithLabelValues("lease_held"),
+		runTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pixel_aggregator_rollup_run_duration_seconds",
+			Help:    "Duration of a run of the rollup job that held the lease.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_aggregator_rollup_weeks_waiting",
+			Help: "Weeks past the late horizon whose rollups wait for a partition's freshness watermark (built anyway after -aggregator.rollup.maxWait).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.built, weeks, runs, m.runTime, m.waiting)
+	}
+	return m
+}

@@ -7,7 +7,7 @@
 // One query model, Summary over a Scope (narrowed by Kinds and Classes when
 // fewer are wanted), answers every count; Series, Breakdown and Top build on
 // the same records. A range is covered by whole weeks of final days (week
-// rollups), whole UTC days and hours at its ragged ends; their sketches are
+// rollups, see Reader.Final), whole UTC days and hours at its ragged ends; their sketches are
 // merged (unique visitors over the range, not a sum of daily uniques) and
 // their totals added.
 package counts
@@ -28,10 +28,14 @@ type Reader struct {
 	store *hllstore.Store
 	// MaxRange bounds a query's range. Default 400 days.
 	MaxRange time.Duration
-	// Final is how long after its end a day no longer changes: the
-	// aggregator's late horizon (-aggregator.lateHorizon, 7 days) plus a
-	// margin. A content id's whole weeks older than that are read from week
-	// rollups (hllstore.GranularityWeek), built on first read. 0 turns
+	// Final is how long after its end a week is read from week rollups
+	// (hllstore.GranularityWeek) instead of its days: the aggregator's late
+	// horizon (-aggregator.lateHorizon, 7 days) plus a margin, by which the
+	// aggregator's rollup job has built them. Correctness does not depend
+	// on it: a rollup names the versions of the days it was built from, and
+	// one that is missing or stale (a day written since) is built again from
+	// the days by the read (hllstore.Store.Load). Whole weeks of a content
+	// id, and of a campaign's content ids, are read from rollups. 0 turns
 	// rollups off. Default 8 days.
 	Final time.Duration
 	// Now is the clock (tests). Default time.Now.

@@ -85,6 +85,29 @@ func (r *Reader) scopeContents(ctx context.Context, sc Scope, dayStart int64, ca
 	return ids, nil
 }
 
+// weekContents lists the content ids holding sc's counts on any day of the
+// week starting at weekStart.
+func (r *Reader) weekContents(ctx context.Context, sc Scope, weekStart int64, cache map[int64][]string) ([]string, error) {
+	if sc.ContentID != "" {
+		return []string{sc.ContentID}, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for d := range 7 {
+		ids, err := r.scopeContents(ctx, sc, weekStart+int64(d)*hllstore.DayMs, cache)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out, nil
+}
+
 // bucket is one covering bucket of a range.
 type bucket struct {
 	gran  pixelpb.Granularity
@@ -141,15 +164,21 @@ func (r *Reader) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	var keys []hllstore.Key
 	var slots []slot
 	cache := map[int64][]string{}
-	// Week rollups for a content id's own counts (a campaign's content ids
-	// change from day to day: its days are read one by one).
-	weeks := sc.Campaign == "" && r.Final > 0
+	// Week rollups hold every record of a content id's days, its campaigns'
+	// too: a campaign's week is read from the rollups of the content ids
+	// its index lists on any day of the week.
+	weeks := r.Final > 0
 	var finalBefore int64
 	if weeks {
 		finalBefore = r.Now().Add(-r.Final).UnixMilli()
 	}
 	for _, b := range cover(from, to, weeks, finalBefore) {
-		contents, err := r.scopeContents(ctx, sc, hllstore.DayStart(b.start), cache)
+		var contents []string
+		if b.gran == hllstore.GranularityWeek {
+			contents, err = r.weekContents(ctx, sc, b.start, cache)
+		} else {
+			contents, err = r.scopeContents(ctx, sc, hllstore.DayStart(b.start), cache)
+		}
 		if err != nil {
 			return Summary{}, err
 		}

@@ -473,7 +473,9 @@ var sketchSeed = maphash.MakeSeed()
 
 // SaveDays writes days in one pipelined round trip: per day one script call
 // with the records changed since the last write (and, with Details, the
-// changed breakdowns), and the campaign index of new campaigns. written[i]
+// changed breakdowns), and the campaign index of new campaigns; before
+// that, in a round trip of its own, the day index of days written for the
+// first time (version 0; see index.go). written[i]
 // is false when Redis no longer holds the version writes[i] was loaded at
 // (another owner wrote, or Redis lost writes in a crash): the caller's copy
 // is stale and must be dropped. A written day's version moves on and its
@@ -481,6 +483,11 @@ var sketchSeed = maphash.MakeSeed()
 func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool, err error) {
 	if len(writes) == 0 {
 		return nil, nil
+	}
+	// New days go into their day index first, in a round trip of their own
+	// (index.go): data without an index entry must never exist.
+	if err := s.indexNewDays(ctx, writes); err != nil {
+		return nil, err
 	}
 	// Make sure the script is cached so the pipeline can use EVALSHA.
 	if err := saveDayScript.Load(ctx, s.rdb).Err(); err != nil {

@@ -12,9 +12,12 @@
 //	<prefix>:c:{<content>:<yyyymmdd>}:b  breakdowns (DayRetention, like :d, 400 days)
 //
 // Campaign records are fields of the content id's day; a per-day set lists a
-// campaign's content ids. Week rollups of final days (week.go) serve long
-// ranges; a sorted set per kind and day holds the top-N; "<prefix>:wm" the
-// watermarks.
+// campaign's content ids, and "<prefix>:ci:<yyyymmdd>" every content id with
+// a day hash that day (the day index, written before a day's first write:
+// index.go). Week rollups (week.go) serve long ranges; each names the
+// versions of the days it was built from, so readers rebuild one whose days
+// were written since. A sorted set per kind and day holds the top-N;
+// "<prefix>:wm" the watermarks; "<prefix>:lease:<name>" a job's lease.
 //
 // Writes are absolute (the new totals and sketches, not increments) and go
 // through one Lua script call per Day (SaveDays), carrying only the records

@@ -56,7 +56,10 @@ var recordFields = [...]string{"n", "h", "r", "v", "oc"}
 // Load reads the records of keys in one round trip: one HMGET per Redis
 // hash of the fields those records need (not HGETALL: a day hash also holds
 // the other kinds and classes, and campaigns). A key with no record gives
-// an empty Record. Records carry their day's positions and version.
+// an empty Record. Records carry their day's positions and version. A week
+// rollup (GranularityWeek) comes with the versions of its seven days, in
+// the same round trip; one that is missing or stale (a day written since
+// it was built) is built from the days (BuildWeeks) and stored.
 func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	type group struct {
 		fields []string
@@ -90,6 +93,9 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 			if g.guard {
 				g.fields = append(g.fields, fieldVersion)
 			}
+			if week {
+				g.fields = append(g.fields, fieldDayVersions)
+			}
 			groups[hk] = g
 			order = append(order, hk)
 		}
@@ -100,9 +106,14 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 		g.slots = append(g.slots, i)
 	}
 	cmds := make([]*redis.SliceCmd, len(order))
+	dayVers := make([][7]*redis.SliceCmd, len(order)) // of week rollups
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, hk := range order {
-			cmds[i] = p.HMGet(ctx, hk, groups[hk].fields...)
+			g := groups[hk]
+			cmds[i] = p.HMGet(ctx, hk, g.fields...)
+			if g.week {
+				dayVers[i] = s.dayVersions(ctx, p, weekRef{g.cid, g.start})
+			}
 		}
 		return nil
 	})
@@ -113,11 +124,18 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	for i := range out {
 		out[i] = NewRecord()
 	}
-	// Week rollups not built yet are built now from their days.
+	// Week rollups not built yet, or built before one of their days was
+	// written again (stale: their "dv" is not the days' versions now), are
+	// built now from their days.
+	rebuild := make([]bool, len(order))
 	toBuild := map[string][]*group{} // by content id
 	for i, hk := range order {
 		g := groups[hk]
-		if vals := cmds[i].Val(); g.week && len(vals) > 0 && vals[0] == nil {
+		if !g.week {
+			continue
+		}
+		if vals := cmds[i].Val(); len(vals) < 2 || vals[0] == nil || vals[1] != versionsOf(&dayVers[i]) {
+			rebuild[i] = true
 			toBuild[g.cid] = append(toBuild[g.cid], g)
 		}
 	}
@@ -146,7 +164,7 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 		hk := order[i]
 		g := groups[hk]
 		vals := cmds[i].Val()
-		if g.week && len(vals) > 0 && vals[0] == nil {
+		if rebuild[i] {
 			return nil // built above
 		}
 		if len(vals) != len(g.fields) {
@@ -162,6 +180,9 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 				ver = n
 			}
 			vals = vals[1:]
+		}
+		if g.week {
+			vals = vals[1:] // dv, checked above
 		}
 		for j, ki := range g.slots {
 			r := &out[ki]

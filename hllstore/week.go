@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,12 +17,23 @@ import (
 
 // Week rollups: the day records of a content id over one Monday-to-Sunday
 // UTC week, merged (totals and value summed, sketches merged, orders counted
-// per day as in the day records). Readers build them on first read of a
-// week whose days are final (older than the aggregator's late horizon: no
-// write reaches them any more), so a long range reads one hash per week
+// per day as in the day records), so a long range reads one hash per week
 // instead of seven. Layout: "<prefix>:c:{<content>:w<yyyymmdd>}:w", the date
-// being the Monday; fields as in a day hash ("n|<rid>", "h|<rid>", ...) and
-// "ver" = 1 once built. A rollup expires with its last day.
+// being the Monday; fields as in a day hash ("n|<rid>", "h|<rid>", ...),
+// "ver" = 1 once built, and "dv": the versions of the seven day hashes it
+// was built from ("3,0,7,..."; 0 for a day with no hash). A rollup expires
+// with its last day.
+//
+// A rollup is valid only while its days still hold the versions in "dv":
+// every write of a day moves its version on, so a day written after the
+// rollup was built (an event accepted late, by an aggregator whose clock or
+// -aggregator.lateHorizon differs, or a flush delayed by a Redis outage)
+// makes the rollup stale, and readers (Load) then build it again from the
+// days instead of reading it. Readers check this with one HMGET of "ver"
+// per day of the week, in the same round trip as the rollup. Rollups are
+// built ahead of reads by the aggregator's rollup job (BuildWeek, once a
+// week is final) and, as the fallback, by the first reader that finds one
+// missing or stale (BuildWeeks).
 
 // GranularityWeek is the Key granularity of a week rollup (Start: the
 // Monday), for Load only.
@@ -28,6 +41,9 @@ const GranularityWeek = pixelpb.Granularity(100)
 
 // WeekMs is the length of a week rollup.
 const WeekMs = 7 * DayMs
+
+// fieldDayVersions holds the versions of the days a rollup was built from.
+const fieldDayVersions = "dv"
 
 // WeekStart returns the start of the UTC Monday-to-Sunday week that holds
 // unixMs (1970-01-05 was a Monday).
@@ -45,63 +61,121 @@ func (s *Store) weekKey(contentID string, weekStart int64) string {
 	return s.prefix + ":c:{" + contentID + ":w" + time.UnixMilli(weekStart).UTC().Format("20060102") + "}:w"
 }
 
+// weekRef names one week rollup.
+type weekRef struct {
+	contentID string
+	start     int64
+}
+
+// dayVersions queues, on p, an HMGET of the version of each day of w.
+func (s *Store) dayVersions(ctx context.Context, p redis.Pipeliner, w weekRef) (cmds [7]*redis.SliceCmd) {
+	for d := range 7 {
+		dk, _, _ := s.DayRedisKeys(DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs})
+		cmds[d] = p.HMGet(ctx, dk, fieldVersion)
+	}
+	return cmds
+}
+
+// versionsOf returns the "dv" value of the day versions read by dayVersions.
+func versionsOf(cmds *[7]*redis.SliceCmd) string {
+	var b []byte
+	for d, c := range cmds {
+		if d > 0 {
+			b = append(b, ',')
+		}
+		v, _ := c.Val()[0].(string)
+		if v == "" {
+			v = "0"
+		}
+		b = append(b, v...)
+	}
+	return string(b)
+}
+
 // BuildWeeks builds the rollups of the given weeks of contentID from their
-// day hashes and stores them (idempotent: a rollup of final days is the same
-// whoever builds it). It returns the built records by week.
+// day hashes and stores them (idempotent: what it stores names the day
+// versions it was built from). It returns the built records by week.
 func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []int64) ([]map[RecordID]*Record, error) {
-	cmds := make([]*redis.MapStringStringCmd, 7*len(weekStarts))
+	refs := make([]weekRef, len(weekStarts))
+	for i, w := range weekStarts {
+		refs[i] = weekRef{contentID, w}
+	}
+	return s.buildWeeks(ctx, refs, runtime.GOMAXPROCS(0))
+}
+
+// BuildWeek builds the week rollups of contentIDs for the week starting at
+// weekStart (BuildWeeks for many content ids, in two round trips), and
+// returns how many it stored (a content id with nothing counted that week
+// gets none). It merges on one goroutine: it is for background work, which
+// should leave the other cores to the aggregator's flushes.
+func (s *Store) BuildWeek(ctx context.Context, contentIDs []string, weekStart int64) (int, error) {
+	refs := make([]weekRef, len(contentIDs))
+	for i, c := range contentIDs {
+		refs[i] = weekRef{c, weekStart}
+	}
+	built, err := s.buildWeeks(ctx, refs, 1)
+	n := 0
+	for _, w := range built {
+		if len(w) > 0 {
+			n++
+		}
+	}
+	return n, err
+}
+
+// WeeksValid reports, per content id, whether its rollup of the week
+// starting at weekStart exists and its days still hold the versions it was
+// built from: one round trip, eight small commands per content id.
+func (s *Store) WeeksValid(ctx context.Context, contentIDs []string, weekStart int64) ([]bool, error) {
+	wk := make([]*redis.SliceCmd, len(contentIDs))
+	days := make([][7]*redis.SliceCmd, len(contentIDs))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range weekStarts {
+		for i, c := range contentIDs {
+			wk[i] = p.HMGet(ctx, s.weekKey(c, weekStart), fieldDayVersions)
+			days[i] = s.dayVersions(ctx, p, weekRef{c, weekStart})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("check %d week rollups: %w", len(contentIDs), err)
+	}
+	out := make([]bool, len(contentIDs))
+	for i := range contentIDs {
+		dv, ok := wk[i].Val()[0].(string)
+		out[i] = ok && dv == versionsOf(&days[i])
+	}
+	return out, nil
+}
+
+// buildWeeks reads the days of refs in one round trip, merges each week's
+// records, and stores the rollups (with the versions of the days read) in a
+// second round trip. It merges on up to workers goroutines.
+func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]map[RecordID]*Record, error) {
+	cmds := make([]*redis.MapStringStringCmd, 7*len(refs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, w := range refs {
 			for d := range 7 {
-				dk, _, _ := s.DayRedisKeys(DayKey{ContentID: contentID, DayStart: w + int64(d)*DayMs})
+				dk, _, _ := s.DayRedisKeys(DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs})
 				cmds[7*i+d] = p.HGetAll(ctx, dk)
 			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read the days of %d weeks of %s: %w", len(weekStarts), contentID, err)
+		return nil, fmt.Errorf("read the days of %d week rollups: %w", len(refs), err)
 	}
 	// Merge the weeks in parallel, each record's dense sketches first (a
 	// sparse one then merges register by register; same result).
-	out := make([]map[RecordID]*Record, len(weekStarts))
-	errs := make([]error, len(weekStarts))
+	out := make([]map[RecordID]*Record, len(refs))
+	versions := make([]string, len(refs))
+	errs := make([]error, len(refs))
+	workers = max(min(workers, len(refs)), 1)
 	var wg sync.WaitGroup
-	for i, w := range weekStarts {
+	for k := range workers {
 		wg.Go(func() {
-			days := map[RecordID][]*Record{}
-			for d := range 7 {
-				day, err := decodeDay(cmds[7*i+d].Val(), nil, nil)
-				if err != nil {
-					errs[i] = fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
-					return
-				}
-				for id, r := range day.Records {
-					days[id] = append(days[id], r)
-				}
+			for i := k; i < len(refs); i += workers {
+				out[i], versions[i], errs[i] = s.mergeWeek(refs[i], cmds[7*i:7*i+7])
 			}
-			week := make(map[RecordID]*Record, len(days))
-			for id, rs := range days {
-				slices.SortStableFunc(rs, func(a, b *Record) int {
-					switch {
-					case a.dense == b.dense:
-						return 0
-					case a.dense:
-						return -1
-					}
-					return 1
-				})
-				wr := NewRecord()
-				for _, r := range rs {
-					if err := wr.merge(r); err != nil {
-						errs[i] = fmt.Errorf("build week %s: %w", s.weekKey(contentID, w), err)
-						return
-					}
-				}
-				wr.dense = rs[0].dense // a merge with a dense sketch is dense
-				week[id] = &wr
-			}
-			out[i] = week
 		})
 	}
 	wg.Wait()
@@ -109,14 +183,14 @@ func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []i
 		return nil, err
 	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range weekStarts {
+		for i, w := range refs {
 			week := out[i]
 			if len(week) == 0 {
 				// Nothing counted that week: store nothing, so reads of
 				// content ids nobody hit create no keys.
 				continue
 			}
-			args := []any{fieldVersion, 1}
+			args := []any{fieldVersion, 1, fieldDayVersions, versions[i]}
 			for id, r := range week {
 				rid := rid(id)
 				sk, err := r.Sketch.MarshalBinary()
@@ -132,16 +206,57 @@ func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []i
 				}
 				r.Version = 1
 			}
-			key := s.weekKey(contentID, w)
+			key := s.weekKey(w.contentID, w.start)
 			p.HSet(ctx, key, args...)
-			p.ExpireAt(ctx, key, time.UnixMilli(w+WeekMs).Add(s.dayDur))
+			p.ExpireAt(ctx, key, time.UnixMilli(w.start+WeekMs).Add(s.dayDur))
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store %d week rollups of %s: %w", len(weekStarts), contentID, err)
+		return nil, fmt.Errorf("store %d week rollups: %w", len(refs), err)
 	}
 	return out, nil
+}
+
+// mergeWeek merges the seven days read for w, and returns the rollup's
+// records and the day versions ("dv").
+func (s *Store) mergeWeek(w weekRef, days []*redis.MapStringStringCmd) (map[RecordID]*Record, string, error) {
+	byID := map[RecordID][]*Record{}
+	var dv []byte
+	for d := range 7 {
+		day, err := decodeDay(days[d].Val(), nil, nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("build week %s: %w", s.weekKey(w.contentID, w.start), err)
+		}
+		if d > 0 {
+			dv = append(dv, ',')
+		}
+		dv = strconv.AppendUint(dv, day.Version, 10)
+		for id, r := range day.Records {
+			byID[id] = append(byID[id], r)
+		}
+	}
+	week := make(map[RecordID]*Record, len(byID))
+	for id, rs := range byID {
+		slices.SortStableFunc(rs, func(a, b *Record) int {
+			switch {
+			case a.dense == b.dense:
+				return 0
+			case a.dense:
+				return -1
+			}
+			return 1
+		})
+		wr := NewRecord()
+		for _, r := range rs {
+			if err := wr.merge(r); err != nil {
+				return nil, "", fmt.Errorf("build week %s: %w", s.weekKey(w.contentID, w.start), err)
+			}
+		}
+		wr.dense = rs[0].dense // a merge with a dense sketch is dense
+		week[id] = &wr
+	}
+	return week, string(dv), nil
 }
 
 // merge adds o into r: totals, orders and values summed, sketches merged.

@@ -111,6 +111,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	rollups, err := aggregator.NewRollups(acfg, logger.With("component", "rollup"), reg, store)
+	if err != nil {
+		return err
+	}
 	qs, err := query.New(qcfg, logger.With("component", "query"), counts.NewReader(store))
 	if err != nil {
 		return err
@@ -134,7 +138,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 `, kc.Brokers[0], mr.Addr(), pixelURL, qs.Addr(), qs.Addr(), adm.Addr(), *demoRate, *demoContents, *demoVisitors, qs.Addr())
 
-	parts := []runner{ed, proc, agg, qs, retentionLoop{cluster}}
+	parts := []runner{ed, proc, agg, rollups, qs, retentionLoop{cluster}}
 	if *demoRate > 0 {
 		parts = append(parts, demo{
 			cfg: loadgen.Config{

@@ -266,7 +266,12 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
 	reg := newRegistry()
-	a, err := newAggregator(c.kafka(), cfg, hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix}), c.topic(schemas.TopicDLQ), c.topic(schemas.TopicCounts), logger, reg)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})
+	a, err := newAggregator(c.kafka(), cfg, store, c.topic(schemas.TopicDLQ), c.topic(schemas.TopicCounts), logger, reg)
+	if err != nil {
+		return err
+	}
+	rollups, err := aggregator.NewRollups(cfg, logger.With("component", "rollup"), reg, store)
 	if err != nil {
 		return err
 	}
@@ -274,7 +279,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, logger, adm, a)
+	return serve(ctx, logger, adm, a, rollups)
 }
 
 func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
@@ -286,6 +291,10 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.DurationVar(&cfg.LateHorizon, "aggregator.lateHorizon", cfg.LateHorizon, "events older than this (by event time) are not counted: they go to the dead-letter topic and pixel_aggregator_events_total{result=\"late\"}")
 	fs.DurationVar(&cfg.DetailInterval, "aggregator.detailInterval", cfg.DetailInterval, "how often breakdowns, the top-N index and count snapshots are written (totals and uniques every aggregator.flushInterval); offsets wait for it before they are committed")
 	fs.BoolVar(&cfg.Snapshots, "aggregator.snapshots", cfg.Snapshots, "publish count snapshots to the compacted counts topic")
+	fs.DurationVar(&cfg.RollupInterval, "aggregator.rollup.interval", cfg.RollupInterval, "how often the rollup job wakes to build the week rollups of weeks that became final (past -aggregator.lateHorizon plus -aggregator.rollup.margin and every partition's freshness watermark), so no query builds them; one aggregator process at a time runs it (a Redis lease); 0 = off (queries then build rollups on first read); metrics pixel_aggregator_rollup_*")
+	fs.IntVar(&cfg.RollupRate, "aggregator.rollup.rate", cfg.RollupRate, "most week rollups per second the rollup job builds (each reads a content id's 7 day hashes; checking one already valid counts as an eighth); bounds its load on Redis next to the flushes")
+	fs.DurationVar(&cfg.RollupMargin, "aggregator.rollup.margin", cfg.RollupMargin, "a week is rolled up no earlier than its end plus -aggregator.lateHorizon plus this, by this process's clock")
+	fs.DurationVar(&cfg.RollupMaxWait, "aggregator.rollup.maxWait", cfg.RollupMaxWait, "how long past its end plus -aggregator.lateHorizon a week waits for every partition's freshness watermark before it is rolled up anyway (pixel_aggregator_rollup_weeks_total{result=\"forced\"}; a rollup whose days change later is rebuilt by readers)")
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
 

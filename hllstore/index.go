@@ -1,0 +1,134 @@
+package hllstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The day index: "<prefix>:ci:<yyyymmdd>" is a set of the content ids that
+// have a day hash on that UTC day. The aggregator adds a content id when it
+// first writes the content id's day (SaveDays, a Day at version 0), in a
+// round trip of its own that must succeed before the day's script call is
+// sent: an index entry without data (the script then failed or was refused)
+// is harmless, data without an index entry never happens, also on Redis
+// Cluster where the set and the day hash are in different slots and a
+// pipeline's order across nodes is not kept, and also when the aggregator
+// crashes between the two. The set lives as long as a day (DayRetention).
+// The rollup job (package aggregator) scans it to build the week rollups of
+// every content id of a final week.
+
+func (s *Store) dayIndexKey(dayStart int64) string {
+	return s.prefix + ":ci:" + time.UnixMilli(dayStart).UTC().Format("20060102")
+}
+
+// indexNewDays adds the content ids of the days first written by writes
+// (version 0) to their days' index sets, in one round trip.
+func (s *Store) indexNewDays(ctx context.Context, writes []DayWrite) error {
+	byDay := map[int64][]any{}
+	for _, w := range writes {
+		if w.Day.Version == 0 {
+			byDay[w.Key.DayStart] = append(byDay[w.Key.DayStart], w.Key.ContentID)
+		}
+	}
+	if len(byDay) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for day, ids := range byDay {
+			k := s.dayIndexKey(day)
+			p.SAdd(ctx, k, ids...)
+			p.Expire(ctx, k, s.dayDur)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("index %d new count days: %w", len(writes), err)
+	}
+	return nil
+}
+
+// DayContents scans the content ids of the UTC day at dayStart (SSCAN from
+// cursor, about count at a time). next is 0 when the scan is complete; a
+// content id may be returned more than once (SSCAN's guarantee).
+func (s *Store) DayContents(ctx context.Context, dayStart int64, cursor uint64, count int64) (ids []string, next uint64, err error) {
+	ids, next, err = s.rdb.SScan(ctx, s.dayIndexKey(dayStart), cursor, "", count).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, fmt.Errorf("scan day index %s: %w", s.dayIndexKey(dayStart), err)
+	}
+	return ids, next, nil
+}
+
+// Leases: "<prefix>:lease:<name>" holds the owner's id while its lease runs
+// (SET NX PX). Only the owner extends or releases it (compare first).
+
+var extendLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+func (s *Store) leaseKey(name string) string { return s.prefix + ":lease:" + name }
+
+// AcquireLease takes the lease name for owner for ttl, unless someone holds
+// it; it reports whether owner holds it now.
+func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.leaseKey(name), owner, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", s.leaseKey(name), err)
+	}
+	return ok, nil
+}
+
+// ExtendLease sets the lease's remaining time to ttl if owner still holds
+// it, and reports whether it does.
+func (s *Store) ExtendLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	n, err := extendLeaseScript.Run(ctx, s.rdb, []string{s.leaseKey(name)}, owner, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("extend lease %s: %w", s.leaseKey(name), err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseLease ends owner's lease (nothing when another holds it).
+func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
+	if err := releaseLeaseScript.Run(ctx, s.rdb, []string{s.leaseKey(name)}, owner).Err(); err != nil {
+		return fmt.Errorf("release lease %s: %w", s.leaseKey(name), err)
+	}
+	return nil
+}
+
+// Rollup progress: "<prefix>:rolled:<yyyymmdd>" (the Monday) marks a week
+// whose rollups the job built for every content id of its days' indexes.
+
+func (s *Store) rolledKey(weekStart int64) string {
+	return s.prefix + ":rolled:" + time.UnixMilli(weekStart).UTC().Format("20060102")
+}
+
+// WeekRolled reports whether MarkWeekRolled marked the week.
+func (s *Store) WeekRolled(ctx context.Context, weekStart int64) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.rolledKey(weekStart)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read rollup mark %s: %w", s.rolledKey(weekStart), err)
+	}
+	return n == 1, nil
+}
+
+// MarkWeekRolled marks the week rolled up, for ttl.
+func (s *Store) MarkWeekRolled(ctx context.Context, weekStart int64, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, s.rolledKey(weekStart), time.Now().UTC().Format(time.RFC3339), ttl).Err(); err != nil {
+		return fmt.Errorf("write rollup mark %s: %w", s.rolledKey(weekStart), err)
+	}
+	return nil
+}

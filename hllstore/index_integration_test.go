@@ -1,0 +1,118 @@
+//go:build integration
+
+package hllstore
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// A day's first write puts its content id in the day index, before the
+// day's data and only then: a failed index write leaves no data behind.
+func TestDayIndex(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix, DayRetention: time.Hour})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC).UnixMilli())
+	id := RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}
+	write := func(dk DayKey, d *Day) ([]bool, error) {
+		d.Record(id).Add(uint64(len(d.Pos)) + 1)
+		d.Pos[0]++
+		return s.SaveDays(ctx, []DayWrite{{Key: dk, Day: d}})
+	}
+	members := func(dayStart int64) []string {
+		t.Helper()
+		ids, _, err := s.DayContents(ctx, dayStart, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+
+	a, b := DayKey{ContentID: "a", DayStart: day}, DayKey{ContentID: "b", DayStart: day}
+	da, db := NewDay(), NewDay()
+	for _, w := range []struct {
+		k DayKey
+		d *Day
+	}{{a, da}, {b, db}} {
+		if ok, err := write(w.k, w.d); err != nil || !ok[0] {
+			t.Fatalf("write %v: %v %v", w.k, ok, err)
+		}
+	}
+	if got := members(day); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("day index %v, want [a b]", got)
+	}
+	if ttl := rdb.TTL(ctx, s.dayIndexKey(day)).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("day index ttl %v, want the day retention (1h)", ttl)
+	}
+	// Later writes of a day do not index it again (once per content id and
+	// day, not per flush).
+	rdb.Del(ctx, s.dayIndexKey(day))
+	if ok, err := write(a, da); err != nil || !ok[0] {
+		t.Fatalf("second write: %v %v", ok, err)
+	}
+	if got := members(day); len(got) != 0 {
+		t.Fatalf("a later write indexed the day again: %v", got)
+	}
+	// The index write comes first and must succeed: when it fails (here the
+	// index key holds a string), the day is not written.
+	next := day + DayMs
+	if err := rdb.Set(ctx, s.dayIndexKey(next), "not a set", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := DayKey{ContentID: "c", DayStart: next}
+	if _, err := write(c, NewDay()); err == nil {
+		t.Fatal("a day was saved although its index write failed")
+	}
+	dk, _, _ := s.DayRedisKeys(c)
+	if n := rdb.Exists(ctx, dk).Val(); n != 0 {
+		t.Fatal("data without an index entry: the day was written although its index write failed")
+	}
+}
+
+// A lease is held by one owner at a time; only the owner extends or
+// releases it.
+func TestLease(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix})
+	ctx := context.Background()
+	must := func(ok bool, err error) bool {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !must(s.AcquireLease(ctx, "job", "one", time.Minute)) {
+		t.Fatal("a free lease was not acquired")
+	}
+	if must(s.AcquireLease(ctx, "job", "two", time.Minute)) {
+		t.Fatal("a held lease was acquired by another owner")
+	}
+	if must(s.ExtendLease(ctx, "job", "two", time.Minute)) {
+		t.Fatal("another owner extended the lease")
+	}
+	if !must(s.ExtendLease(ctx, "job", "one", time.Minute)) {
+		t.Fatal("the owner could not extend its lease")
+	}
+	if err := s.ReleaseLease(ctx, "job", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if must(s.AcquireLease(ctx, "job", "two", time.Minute)) {
+		t.Fatal("another owner released the lease")
+	}
+	if err := s.ReleaseLease(ctx, "job", "one"); err != nil {
+		t.Fatal(err)
+	}
+	if !must(s.AcquireLease(ctx, "job", "two", time.Minute)) {
+		t.Fatal("a released lease was not acquired")
+	}
+}
