@@ -243,69 +243,6 @@ type hitParams struct {
 	verified bool
 }
 
-// fromArgs reads the parameters, and the p.* properties (appended to
-// props, which it returns), in one pass over the query arguments; as with
-// Args.Peek, the first occurrence of a name is the one that counts. It does
-// not allocate beyond props' capacity. (It replaces 18 Args.Peek, each a
-// scan of the arguments, and a scan of the raw query string for "p.".)
-func (p *hitParams) fromArgs(args *fasthttp.Args, props []schemas.Prop) []schemas.Prop {
-	*p = hitParams{}
-	var seen uint32
-	for k, v := range args.All() {
-		p.n++
-		var dst *[]byte
-		var bit uint32
-		switch string(k) {
-		case "cid":
-			dst, bit = &p.cid, 1<<0
-		case "site":
-			dst, bit = &p.site, 1<<1
-		case "cmp":
-			dst, bit = &p.cmp, 1<<2
-		case "ad":
-			dst, bit = &p.ad, 1<<3
-		case "cr":
-			dst, bit = &p.cr, 1<<4
-		case "pl":
-			dst, bit = &p.pl, 1<<5
-		case "uid":
-			dst, bit = &p.uid, 1<<6
-		case "url":
-			dst, bit = &p.url, 1<<7
-		case "ref":
-			dst, bit = &p.ref, 1<<8
-		case "k":
-			dst, bit = &p.kind, 1<<9
-		case "oid":
-			dst, bit = &p.oid, 1<<10
-		case "val":
-			dst, bit = &p.val, 1<<11
-		case "cur":
-			dst, bit = &p.cur, 1<<12
-		case "gdpr":
-			dst, bit = &p.gdpr, 1<<13
-		case "gdpr_consent":
-			dst, bit = &p.gdprConsent, 1<<14
-		case "kid":
-			dst, bit = &p.kid, 1<<15
-		case "exp":
-			dst, bit = &p.exp, 1<<16
-		case "sig":
-			dst, bit = &p.sig, 1<<17
-		default:
-			if bytes.HasPrefix(k, propPrefix) {
-				props = append(props, schemas.Prop{Key: k[len(propPrefix):], Value: v})
-			}
-			continue
-		}
-		if seen&bit == 0 {
-			seen |= bit
-			*dst = v
-		}
-	}
-	return props
-}
-
 // recordResult says what record did with a hit.
 type recordResult int
 
@@ -323,7 +260,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	}
 	rec := s.pool.Get().(*record)
 	defer s.pool.Put(rec)
-	rec.props = rec.params.fromArgs(ctx.QueryArgs(), rec.props[:0])
+	rec.query, rec.props = rec.params.fromQuery(ctx.URI().QueryString(), rec.query[:0], rec.props[:0])
 	if p := &rec.params; route != routeClick && len(p.sig) > 0 {
 		p.verified = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
@@ -259,7 +261,7 @@ func TestSpoolFullDropsAndCounts(t *testing.T) {
 }
 
 func FuzzParseHit(f *testing.F) {
-	for _, s := range []string{"cid=a", "cid=%zz&k=view", "cid=a&&&=x", "cid=%00", "cid=%C0%AF&site=%ff", "k=click&cid=" + strings.Repeat("z", 300)} {
+	for _, s := range []string{"cid=a", "cid=%zz&k=view", "c%69d=a%2&p.x=1+2%&p.%79=%41&cid=b", "=&==&k&cid&cid=c&p.=&%", "url=%E2%82%AC%e2&ref=%%41+%4g", "cid=a&&&=x", "cid=%00", "cid=%C0%AF&site=%ff", "k=click&cid=" + strings.Repeat("z", 300)} {
 		f.Add(s)
 	}
 	s := newTestServer(f, nil)
@@ -279,5 +281,100 @@ func FuzzParseHit(f *testing.F) {
 		if hit.GetInvalidReason() == "" && (hit.GetContentId() == "" || len(hit.GetContentId()) > maxIDLen) {
 			t.Fatalf("a valid hit with content id %q", hit.GetContentId())
 		}
+
+		checkFromQuery(t, query)
 	})
+}
+
+// fromArgs is what fromQuery must agree with: the parameters and p.*
+// properties read from fasthttp's Args of the query string (the handler's
+// parser before fromQuery), the first occurrence of a name counting.
+func (p *hitParams) fromArgs(args *fasthttp.Args, props []schemas.Prop) []schemas.Prop {
+	*p = hitParams{}
+	var seen uint32
+	for k, v := range args.All() {
+		p.n++
+		var dst *[]byte
+		var bit uint32
+		switch string(k) {
+		case "cid":
+			dst, bit = &p.cid, 1<<0
+		case "site":
+			dst, bit = &p.site, 1<<1
+		case "cmp":
+			dst, bit = &p.cmp, 1<<2
+		case "ad":
+			dst, bit = &p.ad, 1<<3
+		case "cr":
+			dst, bit = &p.cr, 1<<4
+		case "pl":
+			dst, bit = &p.pl, 1<<5
+		case "uid":
+			dst, bit = &p.uid, 1<<6
+		case "url":
+			dst, bit = &p.url, 1<<7
+		case "ref":
+			dst, bit = &p.ref, 1<<8
+		case "k":
+			dst, bit = &p.kind, 1<<9
+		case "oid":
+			dst, bit = &p.oid, 1<<10
+		case "val":
+			dst, bit = &p.val, 1<<11
+		case "cur":
+			dst, bit = &p.cur, 1<<12
+		case "gdpr":
+			dst, bit = &p.gdpr, 1<<13
+		case "gdpr_consent":
+			dst, bit = &p.gdprConsent, 1<<14
+		case "kid":
+			dst, bit = &p.kid, 1<<15
+		case "exp":
+			dst, bit = &p.exp, 1<<16
+		case "sig":
+			dst, bit = &p.sig, 1<<17
+		default:
+			if bytes.HasPrefix(k, propPrefix) {
+				props = append(props, schemas.Prop{Key: k[len(propPrefix):], Value: v})
+			}
+			continue
+		}
+		if seen&bit == 0 {
+			seen |= bit
+			*dst = v
+		}
+	}
+	return props
+}
+
+// FuzzFromQuery is FuzzParseHit's differential check alone, on any bytes
+// (a query string that reached the handler may hold more than a request
+// line would), and fast enough to explore the escapes.
+func FuzzFromQuery(f *testing.F) {
+	for _, s := range []string{"cid=a&cid=b", "c%69d=a%2&p.x=1+2%&p.%79=%41&cid=b", "=&==&k&cid&cid=c&p.=&%", "url=%E2%82%AC%e2&ref=%%41+%4g", "p.a=%&p.b=%4&p.c=%+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, query string) {
+		if len(query) > 4096 {
+			return
+		}
+		checkFromQuery(t, query)
+	})
+}
+
+// checkFromQuery fails t unless fromQuery reads from query what fromArgs
+// reads from fasthttp's Args of it.
+func checkFromQuery(t *testing.T, query string) {
+	t.Helper()
+	var args fasthttp.Args
+	args.Parse(query)
+	var want, got hitParams
+	wantProps := want.fromArgs(&args, nil)
+	_, gotProps := got.fromQuery([]byte(query), nil, nil)
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(hitParams{}), cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("fromQuery(%q) differs from Args (-Args +fromQuery):\n%s", query, diff)
+	}
+	if diff := cmp.Diff(wantProps, gotProps, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("fromQuery(%q) properties differ from Args (-Args +fromQuery):\n%s", query, diff)
+	}
 }

@@ -39,6 +39,7 @@ type record struct {
 	params  hitParams         // the hit's parameters, borrowed from the request
 	hdr     reqHeaders        // the request headers recorded, borrowed
 	props   []schemas.Prop    // the hit's custom properties, borrowed
+	query   []byte            // the parameters percent-decoded by fromQuery
 	issued  []byte            // the visitor id issued to this request, if any
 }
 

@@ -105,10 +105,10 @@ type Prop struct {
 // AppendRawHit appends the protobuf encoding of h as a pixelpb.RawHit to dst
 // and returns the extended slice. It does not allocate when dst has room.
 func AppendRawHit(dst []byte, h *HitFields) []byte {
-	dst = protowire.AppendTag(dst, rawHitSchemaVersion, protowire.VarintType)
+	dst = appendTag(dst, rawHitSchemaVersion, protowire.VarintType)
 	dst = protowire.AppendVarint(dst, RawHitVersion)
 
-	dst = protowire.AppendTag(dst, rawHitOrigin, protowire.BytesType)
+	dst = appendTag(dst, rawHitOrigin, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(originSize(h)))
 	dst = appendBytesField(dst, originEventID, h.EventID[:])
 	dst = appendVarintField(dst, originReceivedAt, uint64(h.ReceivedAtMs))
@@ -136,7 +136,7 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendBytesField(dst, rawHitCurrency, h.Currency)
 	dst = appendBytesField(dst, rawHitClickDest, h.ClickDestination)
 	for _, p := range h.Props {
-		dst = protowire.AppendTag(dst, rawHitProps, protowire.BytesType)
+		dst = appendTag(dst, rawHitProps, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(bytesFieldSize(propKey, len(p.Key))+bytesFieldSize(propValue, len(p.Value))))
 		dst = appendBytesField(dst, propKey, p.Key)
 		dst = appendBytesField(dst, propValue, p.Value)
@@ -175,7 +175,10 @@ func appendVarintField(dst []byte, num protowire.Number, v uint64) []byte {
 	if v == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.VarintType)
+	dst = appendTag(dst, num, protowire.VarintType)
+	if v < 0x80 {
+		return append(dst, byte(v))
+	}
 	return protowire.AppendVarint(dst, v)
 }
 
@@ -183,16 +186,37 @@ func appendBytesField(dst []byte, num protowire.Number, b []byte) []byte {
 	if len(b) == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendBytes(dst, b)
+	dst = appendTag(dst, num, protowire.BytesType)
+	if len(b) < 0x80 {
+		dst = append(dst, byte(len(b)))
+	} else {
+		dst = protowire.AppendVarint(dst, uint64(len(b)))
+	}
+	return append(dst, b...)
 }
 
 func appendStringField(dst []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendString(dst, s)
+	dst = appendTag(dst, num, protowire.BytesType)
+	if len(s) < 0x80 {
+		dst = append(dst, byte(len(s)))
+	} else {
+		dst = protowire.AppendVarint(dst, uint64(len(s)))
+	}
+	return append(dst, s...)
+}
+
+// appendTag is protowire.AppendTag for the field numbers of this file
+// (below 2048, so at most 2 bytes), small enough to inline: the encoder
+// writes about 20 tags a hit.
+func appendTag(dst []byte, num protowire.Number, typ protowire.Type) []byte {
+	x := uint64(num)<<3 | uint64(typ&7)
+	if x < 0x80 {
+		return append(dst, byte(x))
+	}
+	return append(dst, byte(x)|0x80, byte(x>>7))
 }
 
 func varintFieldSize(num protowire.Number, v uint64) int {

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -54,6 +55,13 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 			h.PresentHeaders = HeaderAccept | HeaderCookie | HeaderSecChUA
 		}},
 		{"negative value", func(h *HitFields) { h.ValueMicros = -5; h.Route = "conversion" }},
+		{"long fields (multi-byte lengths)", func(h *HitFields) {
+			h.UserAgent = bytes.Repeat([]byte("u"), 128)
+			h.PageURL = bytes.Repeat([]byte("p"), 20000)
+			h.InvalidReason = strings.Repeat("r", 200)
+			h.Props = []Prop{{bytes.Repeat([]byte("k"), 127), bytes.Repeat([]byte("v"), 300)}}
+			h.AcceptLanguage = bytes.Repeat([]byte("l"), 16384)
+		}},
 		{"ipv6 and large seq", func(h *HitFields) {
 			h.ClientIP = bytes.Repeat([]byte{0xfe}, 16)
 			h.Seq = 1<<63 + 5
