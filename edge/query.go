@@ -8,17 +8,19 @@ import (
 
 // fromQuery reads the parameters, and the p.* properties (appended to
 // props), in one pass over the raw query string q, with the semantics of
-// fasthttp's Args (which it replaces on the request path, where it was
-// ≈0.45 µs a request): '&' separates parameters, the first '=' a name from
-// its value, names and values are percent-decoded with '+' as a space and
-// a malformed escape kept as is, a parameter that is empty or only "=" is
-// not one, and the first occurrence of a name is the one that counts.
-// FuzzParseHit checks it against Args.
+// fasthttp's Args, which it replaces on the request path: '&' separates
+// parameters, the first '=' a name from its value, names and values are
+// percent-decoded with '+' as a space and a malformed escape kept as is, a
+// parameter that is empty or only "=" is not one, and the first occurrence
+// of a name is the one that counts. FuzzParseHit and FuzzFromQuery check
+// it against Args.
 //
-// Unlike Args it decodes only the names and values the edge keeps, and
-// only when they hold an escape: the others are slices of q. Decoded bytes
-// go to buf, which it returns (extended); the results borrow q and buf.
-// It does not allocate once buf has len(q) bytes of capacity to spare.
+// Unlike Args it decodes a name only when it holds an escape, and a value
+// only when the edge keeps it and it holds one: everything else is a slice
+// of q. Decoded bytes go to buf, which it returns (extended); the results
+// borrow q and buf. It does not allocate once buf has len(q) bytes of
+// capacity to spare (the record's buffer grows to the longest query string
+// seen, which the request line bound limits).
 func (p *hitParams) fromQuery(q, buf []byte, props []schemas.Prop) ([]byte, []schemas.Prop) {
 	*p = hitParams{}
 	if cap(buf)-len(buf) < len(q) {
