@@ -294,46 +294,8 @@ func (p *hitParams) fromArgs(args *fasthttp.Args, props []schemas.Prop) []schema
 	var seen uint32
 	for k, v := range args.All() {
 		p.n++
-		var dst *[]byte
-		var bit uint32
-		switch string(k) {
-		case "cid":
-			dst, bit = &p.cid, 1<<0
-		case "site":
-			dst, bit = &p.site, 1<<1
-		case "cmp":
-			dst, bit = &p.cmp, 1<<2
-		case "ad":
-			dst, bit = &p.ad, 1<<3
-		case "cr":
-			dst, bit = &p.cr, 1<<4
-		case "pl":
-			dst, bit = &p.pl, 1<<5
-		case "uid":
-			dst, bit = &p.uid, 1<<6
-		case "url":
-			dst, bit = &p.url, 1<<7
-		case "ref":
-			dst, bit = &p.ref, 1<<8
-		case "k":
-			dst, bit = &p.kind, 1<<9
-		case "oid":
-			dst, bit = &p.oid, 1<<10
-		case "val":
-			dst, bit = &p.val, 1<<11
-		case "cur":
-			dst, bit = &p.cur, 1<<12
-		case "gdpr":
-			dst, bit = &p.gdpr, 1<<13
-		case "gdpr_consent":
-			dst, bit = &p.gdprConsent, 1<<14
-		case "kid":
-			dst, bit = &p.kid, 1<<15
-		case "exp":
-			dst, bit = &p.exp, 1<<16
-		case "sig":
-			dst, bit = &p.sig, 1<<17
-		default:
+		dst, bit := p.field(k)
+		if dst == nil {
 			if bytes.HasPrefix(k, propPrefix) {
 				props = append(props, schemas.Prop{Key: k[len(propPrefix):], Value: v})
 			}

@@ -70,46 +70,8 @@ func (p *hitParams) fromQuery(q, buf []byte, props []schemas.Prop) ([]byte, []sc
 			buf = decodeArg(buf, k)
 			k = buf[start:]
 		}
-		var dst *[]byte
-		var bit uint32
-		switch string(k) {
-		case "cid":
-			dst, bit = &p.cid, 1<<0
-		case "site":
-			dst, bit = &p.site, 1<<1
-		case "cmp":
-			dst, bit = &p.cmp, 1<<2
-		case "ad":
-			dst, bit = &p.ad, 1<<3
-		case "cr":
-			dst, bit = &p.cr, 1<<4
-		case "pl":
-			dst, bit = &p.pl, 1<<5
-		case "uid":
-			dst, bit = &p.uid, 1<<6
-		case "url":
-			dst, bit = &p.url, 1<<7
-		case "ref":
-			dst, bit = &p.ref, 1<<8
-		case "k":
-			dst, bit = &p.kind, 1<<9
-		case "oid":
-			dst, bit = &p.oid, 1<<10
-		case "val":
-			dst, bit = &p.val, 1<<11
-		case "cur":
-			dst, bit = &p.cur, 1<<12
-		case "gdpr":
-			dst, bit = &p.gdpr, 1<<13
-		case "gdpr_consent":
-			dst, bit = &p.gdprConsent, 1<<14
-		case "kid":
-			dst, bit = &p.kid, 1<<15
-		case "exp":
-			dst, bit = &p.exp, 1<<16
-		case "sig":
-			dst, bit = &p.sig, 1<<17
-		default:
+		dst, bit := p.field(k)
+		if dst == nil {
 			if !bytes.HasPrefix(k, propPrefix) {
 				buf = buf[:mark] // a name the edge does not keep
 				continue
@@ -186,3 +148,48 @@ var unhexTable = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// field returns where the value of the pixel parameter named k goes and its
+// bit in a first-occurrence mask, or nil for a name the edge does not read
+// as a parameter (a p.* property or anything else).
+func (p *hitParams) field(k []byte) (dst *[]byte, bit uint32) {
+	switch string(k) {
+	case "cid":
+		return &p.cid, 1 << 0
+	case "site":
+		return &p.site, 1 << 1
+	case "cmp":
+		return &p.cmp, 1 << 2
+	case "ad":
+		return &p.ad, 1 << 3
+	case "cr":
+		return &p.cr, 1 << 4
+	case "pl":
+		return &p.pl, 1 << 5
+	case "uid":
+		return &p.uid, 1 << 6
+	case "url":
+		return &p.url, 1 << 7
+	case "ref":
+		return &p.ref, 1 << 8
+	case "k":
+		return &p.kind, 1 << 9
+	case "oid":
+		return &p.oid, 1 << 10
+	case "val":
+		return &p.val, 1 << 11
+	case "cur":
+		return &p.cur, 1 << 12
+	case "gdpr":
+		return &p.gdpr, 1 << 13
+	case "gdpr_consent":
+		return &p.gdprConsent, 1 << 14
+	case "kid":
+		return &p.kid, 1 << 15
+	case "exp":
+		return &p.exp, 1 << 16
+	case "sig":
+		return &p.sig, 1 << 17
+	}
+	return nil, 0
+}
