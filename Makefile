@@ -133,6 +133,7 @@ bench-query:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHit$$' -fuzztime $(FUZZTIME) ./edge/
+	$(GO) test -run '^$$' -fuzz '^FuzzFromQuery$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyClick$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRedirectLocation$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
