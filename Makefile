@@ -112,6 +112,7 @@ bench-aggregator:
 	@mkdir -p build
 	$(GO) test -tags integration -run '^$$' -bench 'AggregatorVsNaive' -benchtime 500x -count $(BENCHCOUNT) ./aggregator/ | tee build/bench-aggregator.txt
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
+	$(GO) test -tags integration -run '^$$' -bench 'FlushDuringRollup' -benchtime 60x -count 3 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
 
 # One core (-cpu 1), so ns/op and events/s are per core. The cold case reads
