@@ -473,9 +473,9 @@ var sketchSeed = maphash.MakeSeed()
 
 // SaveDays writes days in one pipelined round trip: per day one script call
 // with the records changed since the last write (and, with Details, the
-// changed breakdowns), and the campaign index of new campaigns; before
-// that, in a round trip of its own, the day index of days written for the
-// first time (version 0; see index.go). written[i]
+// changed breakdowns); before that, in a round trip of its own, the day
+// index of days written for the first time (version 0) and the campaign
+// index of campaigns new to a day (see index.go). written[i]
 // is false when Redis no longer holds the version writes[i] was loaded at
 // (another owner wrote, or Redis lost writes in a crash): the caller's copy
 // is stale and must be dropped. A written day's version moves on and its
@@ -484,9 +484,9 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	if len(writes) == 0 {
 		return nil, nil
 	}
-	// New days go into their day index first, in a round trip of their own
-	// (index.go): data without an index entry must never exist.
-	if err := s.indexNewDays(ctx, writes); err != nil {
+	// New days and campaigns go into their indexes first, in a round trip
+	// of their own (index.go): data without an index entry must never exist.
+	if err := s.indexNew(ctx, writes); err != nil {
 		return nil, err
 	}
 	// Make sure the script is cached so the pipeline can use EVALSHA.
@@ -502,12 +502,6 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 			args := s.dayArgs(buf, w)
 			d, h, b := s.DayRedisKeys(w.Key)
 			cmds[i] = saveDayScript.EvalSha(ctx, p, []string{d, h, b}, args...)
-			for c := range w.Day.campaigns {
-				// Idempotent from any number of writers.
-				ik := s.campaignIndexKey(c, w.Key.DayStart)
-				p.SAdd(ctx, ik, w.Key.ContentID)
-				p.Expire(ctx, ik, s.dayDur)
-			}
 		}
 		return nil
 	})

@@ -25,16 +25,22 @@ func (s *Store) dayIndexKey(dayStart int64) string {
 	return s.prefix + ":ci:" + time.UnixMilli(dayStart).UTC().Format("20060102")
 }
 
-// indexNewDays adds the content ids of the days first written by writes
-// (version 0) to their days' index sets, in one round trip.
-func (s *Store) indexNewDays(ctx context.Context, writes []DayWrite) error {
+// indexNew adds, in one round trip, the content ids of the days first
+// written by writes (version 0) to their days' index sets, and the content
+// ids of campaigns new to a day to those campaigns' index sets
+// (CampaignContents): both before the data, for the reason above. Adding is
+// idempotent from any number of writers.
+func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 	byDay := map[int64][]any{}
+	n := 0
 	for _, w := range writes {
 		if w.Day.Version == 0 {
 			byDay[w.Key.DayStart] = append(byDay[w.Key.DayStart], w.Key.ContentID)
+			n++
 		}
+		n += len(w.Day.campaigns)
 	}
-	if len(byDay) == 0 {
+	if n == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -43,10 +49,17 @@ func (s *Store) indexNewDays(ctx context.Context, writes []DayWrite) error {
 			p.SAdd(ctx, k, ids...)
 			p.Expire(ctx, k, s.dayDur)
 		}
+		for _, w := range writes {
+			for c := range w.Day.campaigns {
+				k := s.campaignIndexKey(c, w.Key.DayStart)
+				p.SAdd(ctx, k, w.Key.ContentID)
+				p.Expire(ctx, k, s.dayDur)
+			}
+		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("index %d new count days: %w", len(writes), err)
+		return fmt.Errorf("index %d new count days and campaigns: %w", n, err)
 	}
 	return nil
 }

@@ -75,6 +75,29 @@ func TestDayIndex(t *testing.T) {
 	if n := rdb.Exists(ctx, dk).Val(); n != 0 {
 		t.Fatal("data without an index entry: the day was written although its index write failed")
 	}
+
+	// The same for a campaign new to a day: its index entry is written
+	// before the data, and a failed index write leaves no data behind.
+	dd := NewDay()
+	dd.Record(RecordID{Campaign: "spring", Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}).Add(7)
+	if ok, err := write(DayKey{ContentID: "d", DayStart: day}, dd); err != nil || !ok[0] {
+		t.Fatalf("write with a campaign: %v %v", ok, err)
+	}
+	if ids, err := s.CampaignContents(ctx, "spring", day); err != nil || !slices.Equal(ids, []string{"d"}) {
+		t.Fatalf("campaign index %v %v, want [d]", ids, err)
+	}
+	if err := rdb.Set(ctx, s.campaignIndexKey("autumn", day), "not a set", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	de := NewDay()
+	de.Record(RecordID{Campaign: "autumn", Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}).Add(8)
+	e := DayKey{ContentID: "e", DayStart: day}
+	if _, err := write(e, de); err == nil {
+		t.Fatal("a day was saved although its campaign index write failed")
+	}
+	if dk, _, _ := s.DayRedisKeys(e); rdb.Exists(ctx, dk).Val() != 0 {
+		t.Fatal("campaign data without an index entry: the day was written although its campaign index write failed")
+	}
 }
 
 // A lease is held by one owner at a time; only the owner extends or
