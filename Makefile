@@ -102,7 +102,7 @@ vet:
 BENCHCOUNT ?= 6
 bench:
 	@mkdir -p build
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ | tee build/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ ./edge/spool/ | tee build/bench.txt
 	$(GO) tool benchstat build/bench.txt
 
 # The aggregator against the naive design (a PFADD and an INCR per event and
