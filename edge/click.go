@@ -54,6 +54,13 @@ func clickMAC(key, cid, exp, dest []byte) []byte {
 // verifyClick reports whether sig proves dest for cid under the key kid,
 // and that exp (if any) has not passed at now.
 func verifyClick(keys map[string][]byte, kid, cid, dest, exp, sig []byte, now time.Time) bool {
+	return verifySig(keys, kid, exp, sig, now, func(key []byte) []byte { return clickMAC(key, cid, exp, dest) })
+}
+
+// verifySig is the check signed clicks and pixels share: the key kid
+// exists, exp (if any) has not passed at now, and sig (unpadded base64url)
+// equals mac(key).
+func verifySig(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac func(key []byte) []byte) bool {
 	key, ok := keys[string(kid)]
 	if !ok || len(sig) == 0 || len(sig) > 64 {
 		return false
@@ -64,12 +71,12 @@ func verifyClick(keys map[string][]byte, kid, cid, dest, exp, sig []byte, now ti
 			return false
 		}
 	}
-	got := make([]byte, base64.RawURLEncoding.DecodedLen(len(sig)))
-	n, err := base64.RawURLEncoding.Decode(got, sig)
+	var got [48]byte // 64 base64 characters at most
+	n, err := base64.RawURLEncoding.Decode(got[:], sig)
 	if err != nil {
 		return false
 	}
-	return hmac.Equal(got[:n], clickMAC(key, cid, exp, dest))
+	return hmac.Equal(got[:n], mac(key))
 }
 
 // redirectLocation parses dest and returns the Location to send, built from

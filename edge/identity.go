@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -57,22 +56,7 @@ func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) boo
 			return false
 		}
 	}
-	key, ok := keys[string(kid)]
-	if !ok || len(sig) == 0 || len(sig) > 64 {
-		return false
-	}
-	if len(exp) > 0 {
-		e, err := strconv.ParseInt(string(exp), 10, 64)
-		if err != nil || e <= 0 || now.Unix() > e {
-			return false
-		}
-	}
-	var got [64]byte
-	n, err := base64.RawURLEncoding.Decode(got[:], sig)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(got[:n], pixelMAC(key, signed))
+	return verifySig(keys, kid, exp, sig, now, func(key []byte) []byte { return pixelMAC(key, signed) })
 }
 
 // Custom properties: query parameters "p.KEY=VALUE" of a pixel or beacon,
