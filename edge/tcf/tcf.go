@@ -135,14 +135,8 @@ func Parse(s []byte) (Consent, error) {
 		c.entries = int(r.read(offVendorData, 12))
 		pos := offVendorData + 12
 		for range c.entries {
-			isRange := r.read(pos, 1) == 1
-			start := int(r.read(pos+1, 16))
-			pos += 17
-			end := start
-			if isRange {
-				end = int(r.read(pos, 16))
-				pos += 16
-			}
+			var start, end int
+			start, end, pos = r.entry(pos)
 			if r.err != nil {
 				return Consent{}, r.err
 			}
@@ -175,14 +169,8 @@ func (c *Consent) Vendor(id int) bool {
 	}
 	pos := offVendorData + 12
 	for range c.entries {
-		isRange := r.read(pos, 1) == 1
-		start := int(r.read(pos+1, 16))
-		pos += 17
-		end := start
-		if isRange {
-			end = int(r.read(pos, 16))
-			pos += 16
-		}
+		var start, end int
+		start, end, pos = r.entry(pos)
 		if start <= id && id <= end {
 			return true
 		}
@@ -225,6 +213,20 @@ func (r *bits) read(pos, n int) uint64 {
 		v = v<<1 | uint64(d>>(5-i%6)&1)
 	}
 	return v
+}
+
+// entry reads the vendor range entry at pos (an IsRange bit, a start
+// vendor id and, for a range, an end id) and returns its bounds and the
+// position after it.
+func (r *bits) entry(pos int) (start, end, next int) {
+	isRange := r.read(pos, 1) == 1
+	start = int(r.read(pos+1, 16))
+	next, end = pos+17, start
+	if isRange {
+		end = int(r.read(next, 16))
+		next += 16
+	}
+	return start, end, next
 }
 
 func (r *bits) letters(pos int) [2]byte {
