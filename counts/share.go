@@ -1,13 +1,6 @@
 package counts
 
-import (
-	"errors"
-
-	"github.com/pixelpipe/pixelpipe/hllstore"
-)
-
-// ErrNotAvailable means the counts a method would read are not kept.
-var ErrNotAvailable = errors.New("not available yet")
+import "github.com/pixelpipe/pixelpipe/hllstore"
 
 // Dimensions a Breakdown splits counts by.
 var Dimensions = hllstore.Dims()

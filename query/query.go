@@ -7,7 +7,8 @@
 //	/v1/series/{cid}                   per hour or day buckets (granularity=hour|day)
 //	/v1/campaigns/{campaign}/series    the same for a campaign
 //	/v1/live?cid=a&cid=b               Server-Sent Events: today's counts, every second
-//	/v1/top, /v1/breakdowns/{cid}      501 until the aggregator writes them
+//	/v1/top                            top content by uniques or views over a range
+//	/v1/breakdowns/{cid}               by country, device, browser, OS or source
 //	/v1/freshness                      the watermark alone
 //	/                                  the dashboard (embedded HTML, CSS and JS)
 //
@@ -203,14 +204,12 @@ func parseTime(v string) (time.Time, error) {
 	return time.Parse(time.RFC3339, v)
 }
 
-// readErr answers a reader error: 400 for a bad query, 501 for counts not
-// written yet, 503 otherwise.
+// readErr answers a reader error: 400 for a bad query, 503 otherwise (Redis
+// cannot be read; the message does not leak the cause, the log has it).
 func (s *Server) readErr(w http.ResponseWriter, err error, what string) {
 	switch {
 	case errors.Is(err, counts.ErrBadQuery):
 		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), counts.ErrBadQuery.Error()+": "))
-	case errors.Is(err, counts.ErrNotAvailable):
-		writeError(w, http.StatusNotImplemented, what+" are not available yet: the aggregator does not write them in this version; stats, series and live counts are")
 	default:
 		s.logger.Error("query counts", "what", what, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")

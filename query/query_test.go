@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -114,6 +117,42 @@ func TestPublicFiles(t *testing.T) {
 	for _, bad := range []string{"http://", "https://", "//cdn"} {
 		if strings.Contains(rec.Body.String(), bad) {
 			t.Errorf("index.html references %q: assets must be embedded", bad)
+		}
+	}
+}
+
+// With Redis unreachable every data route answers 503 with a message that
+// says to retry, and never the cause (an address, a Redis error).
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Token = "tok"
+	// Port 1 on loopback: nothing listens there, so every read is refused.
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s, err := New(cfg, nil, counts.NewReader(hllstore.New(rdb, hllstore.Config{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.ln.Close() })
+	for _, path := range []string{
+		"/v1/stats/a", "/v1/campaigns/spring/stats", "/v1/series/a", "/v1/top",
+		"/v1/breakdowns/a?dimension=country", "/v1/freshness",
+	} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		var body errorBody
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("GET %s: body %q is not JSON: %v", path, rec.Body.String(), err)
+		}
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(body.Error, "retry") {
+			t.Errorf("GET %s: %d %q, want 503 saying to retry", path, rec.Code, body.Error)
+		}
+		if strings.Contains(body.Error, "127.0.0.1") || strings.Contains(body.Error, "refused") {
+			t.Errorf("GET %s: the answer leaks the cause: %q", path, body.Error)
 		}
 	}
 }
