@@ -265,6 +265,19 @@ format_kafka_storage() {
   printf '%s\n' "$KAFKA_VERSION" >"$stamp_file"
 }
 
+# wait_exec PID PATTERN: a child just started with `cmd &` runs as a copy of
+# this shell until it execs; until then its command line is this script's,
+# and pid_matches would call it gone. Waits (10 s at most) until the command
+# line shows PATTERN or the process ended.
+wait_exec() {
+  local pid=$1 pattern=$2 i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    pid_matches "$pid" "$pattern" && return 0
+    sleep 0.1
+  done
+}
+
 # wait_kafka PID: 0 when ready, 1 when the process died or the timeout passed.
 wait_kafka() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
@@ -293,6 +306,7 @@ start_kafka_once() {
   # 9>&-: the broker must not inherit (and so keep) the services.lock lock.
   setsid "${KAFKA_CMD[@]}" </dev/null >>"$KAFKA_LOG" 2>&1 9>&- &
   pid=$!
+  wait_exec "$pid" "$KAFKA_MAIN"
   printf '%s\n' "$pid" >"$KAFKA_PID"
   printf '%s\n' "$KAFKA_VERSION" >"$RUN_DIR/kafka.version"
   if wait_kafka "$pid"; then

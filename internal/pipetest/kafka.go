@@ -27,10 +27,11 @@ import (
 // killed on cleanup. Only the process this Broker started is ever signalled,
 // by the PID the script recorded.
 type Broker struct {
-	Addr   string
-	script string
-	runDir string
-	env    []string
+	Addr    string
+	script  string
+	runDir  string
+	env     []string
+	started bool // Start succeeded once: later starts are restarts
 }
 
 // PrivateKafka starts a private broker and creates the pipeline's topics on
@@ -60,6 +61,15 @@ func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
 			b.waitGone(pid, 30*time.Second)
 		}
 	})
+	// Registered after the kill above, so it runs first: a failed test
+	// shows what the broker said (recovery, stray logs, errors) before
+	// its folder is removed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(b.runDir, "kafka.log"))
+			t.Logf("private Kafka %s failed the test; its log's notable lines:\n%s", b.Addr, notable(log, 60))
+		}
+	})
 	b.Start(t)
 	id := "t" + randomID() + "."
 	tp := Topics{Hits: id + schemas.TopicHits, Events: id + schemas.TopicEvents, Sessions: id + schemas.TopicSessions, Counts: id + schemas.TopicCounts, DLQ: id + schemas.TopicDLQ}
@@ -83,10 +93,17 @@ func (b *Broker) Start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(b.script, "kafka-up")
 	cmd.Env = b.env
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(b.runDir, "kafka.log"))
 		t.Fatalf("start private Kafka on %s: %v\n%s\n--- broker log tail:\n%s", b.Addr, err, out, tail(log, 3000))
 	}
+	// A restart must keep the topics: the script's fallback of a fresh data
+	// dir would make a fault test fail for a reason that is not the edge's.
+	if b.started && strings.Contains(string(out), "wiping Kafka data dir") {
+		t.Fatalf("private Kafka on %s restarted on a wiped data dir:\n%s", b.Addr, out)
+	}
+	b.started = true
 }
 
 // Kill stops the broker with SIGKILL and waits until it is gone.
@@ -225,6 +242,19 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// notable returns the last n lines of a broker log that report a warning,
+// an error or a log found stray or recovered.
+func notable(log []byte, n int) string {
+	var keep []string
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "WARN") || strings.Contains(line, "ERROR") ||
+			strings.Contains(line, "stray") || strings.Contains(line, "ecover") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }
 
 func tail(b []byte, n int) []byte {
