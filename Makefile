@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-processor bench-query bench-edge browser services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-publish bench-processor bench-query bench-edge browser services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
 	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
+	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
@@ -114,6 +115,14 @@ bench-aggregator:
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) test -tags integration -run '^$$' -bench 'FlushDuringRollup' -benchtime 60x -count 3 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
+
+# The edge's publisher (kafka-go's Client.Produce over the spooled bytes)
+# next to the kafka-go Writer it replaced, draining the same spooled hits into
+# the real Kafka: edge and broker CPU per hit (BENCHMARKS.md).
+bench-publish: services-up
+	@mkdir -p build
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) $(GO) test -tags integration -run '^$$' -bench 'Publish' -benchtime 300000x -count 3 ./edge/ | tee build/bench-publish.txt
+	$(GO) tool benchstat build/bench-publish.txt
 
 # One core (-cpu 1), so ns/op and events/s are per core. The cold case reads
 # state from the real Redis, hence services-up.

@@ -7,8 +7,11 @@
 // it returns, so a hit that got its answer is on disk: it survives the edge
 // being killed, even with SIGKILL (and, with edge.spool.sync=always, power
 // loss). A publisher goroutine reads the spool in order, writes batches to
-// Kafka, waits for every in-sync replica to acknowledge them, retries what
-// failed, and only then marks them delivered in the spool. While Kafka is
+// Kafka (one produce request per partition, records read from the spooled
+// bytes through kafka-go's Client.Produce; partitions chosen as kafka-go's
+// Hash balancer chooses them), waits for every in-sync replica to
+// acknowledge them, retries what failed, and only then marks them delivered
+// in the spool. While Kafka is
 // slow or down the spool grows; /readyz fails from its high-water mark, and
 // only past its size bound are hits dropped, each counted in
 // pixel_edge_hits_total{result="dropped"}. Kafka may receive a hit twice

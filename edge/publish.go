@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -13,14 +12,6 @@ import (
 	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
-
-// partitionBatch bounds the kafka-go Writer's BatchSize: the hits of one
-// partition in one produce request. kafka-go allocates a slice of BatchSize
-// messages for every partition a call writes to, so a Writer BatchSize as
-// large as the publisher's batch costs more than the larger batch saves
-// (BenchmarkPublish: 8000 per call with 8000 per partition, 3.2 edge
-// CPU-µs per hit; with 2000 per partition, 2.4).
-const partitionBatch = 2000
 
 // A spooled hit is [8-byte Kafka key][8-byte receive time, Unix ms][RawHit].
 const (
@@ -49,10 +40,13 @@ type record struct {
 // batch to the spool. Kafka being slow or down only makes the spool grow.
 type publisher struct {
 	cfg    Config
-	w      *kafka.Writer
+	w      *kafka.Writer // closed at shutdown; its settings configure prod
+	prod   *producer
 	sp     *spool.Spool
 	m      *metrics
 	logger *slog.Logger
+
+	all, retry []int32 // scratch: indexes of a batch's hits, of those to retry
 
 	closed   atomic.Bool  // no handler may append any more
 	inflight atomic.Int64 // handlers between enter and leave
@@ -74,7 +68,6 @@ func (p *publisher) leave() { p.inflight.Add(-1) }
 // run delivers spooled hits until stop is closed and the spool is empty, or
 // until writeCtx ends; what is undelivered then stays in the spool.
 func (p *publisher) run(stop <-chan struct{}, writeCtx context.Context) {
-	msgs := make([]kafka.Message, 0, p.cfg.BatchSize)
 	idle := time.NewTicker(250 * time.Millisecond)
 	defer idle.Stop()
 	wait := false
@@ -113,7 +106,7 @@ func (p *publisher) run(stop <-chan struct{}, writeCtx context.Context) {
 			continue
 		}
 		wait = len(recs) < p.cfg.BatchSize
-		if !p.write(writeCtx, recs, msgs) {
+		if !p.write(writeCtx, recs) {
 			return // deadline: the batch stays in the spool
 		}
 		if err := p.sp.Ack(pos, len(recs)); err != nil {
@@ -125,21 +118,16 @@ func (p *publisher) run(stop <-chan struct{}, writeCtx context.Context) {
 // write sends recs until Kafka acknowledged every one, retrying only the
 // ones that failed, with a growing pause between attempts. It returns false
 // when ctx ended first.
-func (p *publisher) write(ctx context.Context, recs [][]byte, msgs []kafka.Message) bool {
-	msgs = msgs[:0]
-	for _, r := range recs {
-		msgs = append(msgs, kafka.Message{
-			Key:   r[:keyLen],
-			Value: r[headerLen:],
-			Time:  time.UnixMilli(int64(binary.BigEndian.Uint64(r[keyLen:headerLen]))),
-		})
+func (p *publisher) write(ctx context.Context, recs [][]byte) bool {
+	first := time.UnixMilli(int64(binary.BigEndian.Uint64(recs[0][keyLen:headerLen])))
+	p.all = p.all[:0]
+	for i := range recs {
+		p.all = append(p.all, int32(i))
 	}
-	first := msgs[0].Time
-	total := len(msgs)
-	pending := msgs
+	pending := p.all
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := p.w.WriteMessages(ctx, pending...)
+		failed, err := p.prod.produce(ctx, recs, pending)
 		if err == nil {
 			p.m.batchOK.Inc()
 			p.m.published.Add(float64(len(pending)))
@@ -147,20 +135,13 @@ func (p *publisher) write(ctx context.Context, recs [][]byte, msgs []kafka.Messa
 			return true
 		}
 		p.m.batchErr.Inc()
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			failed := pending[:0:0]
-			for i := range pending {
-				if werrs[i] != nil {
-					failed = append(failed, pending[i])
-				}
-			}
-			p.m.published.Add(float64(len(pending) - len(failed)))
-			pending = failed
-		}
+		p.m.published.Add(float64(len(pending) - len(failed)))
+		// failed is the producer's scratch space: keep a copy.
+		p.retry = append(p.retry[:0], failed...)
+		pending = p.retry
 		if ctx.Err() != nil {
 			p.logger.Warn("drain deadline passed: hits stay in the spool for the next start",
-				"hits", len(pending), "batch", total, "err", err)
+				"hits", len(pending), "batch", len(recs), "err", err)
 			return false
 		}
 		if attempt == 1 || attempt%20 == 0 {

@@ -3,6 +3,7 @@
 package edge
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,29 +21,36 @@ import (
 
 // BenchmarkPublish measures what delivering spooled hits to the real Kafka
 // (PIXEL_TEST_KAFKA) costs per hit: the spool is filled with b.N pixel hits
-// from the handler, then the publisher drains it. It reports the process's
-// CPU per hit (the publisher is all that runs while timing) and, when the
-// broker runs on this machine as a process listening on the broker port,
-// the broker's CPU per hit, by batch sizes and compression. Hits come from
-// many visitors, so they spread over the topic's partitions.
+// from the handler, then drained. It reports the process's CPU per hit (the
+// drain is all that runs while timing) and, when the broker runs on this
+// machine as a process listening on the broker port, the broker's CPU per
+// hit. Hits come from many visitors, so they spread over the topic's
+// partitions. path=produce is the edge's publisher (kafka-go's
+// Client.Produce over the spooled bytes); path=writer, the reference, hands
+// the same batches to a kafka-go Writer as Messages (BatchSize 2000 per
+// partition), as the edge did before.
 func BenchmarkPublish(b *testing.B) {
-	for _, batch := range benchBatches {
+	for _, batch := range []int{2000, 8000} {
 		for _, codec := range benchCodecs {
-			b.Run(fmt.Sprintf("batch=%d/writer=%d/compression=%s", batch.read, batch.writer, codec.name), func(b *testing.B) {
-				benchPublish(b, batch.read, batch.writer, codec.c)
+			b.Run(fmt.Sprintf("path=produce/batch=%d/compression=%s", batch, codec.name), func(b *testing.B) {
+				benchPublish(b, batch, codec.c, false)
 			})
 		}
+		b.Run(fmt.Sprintf("path=writer/batch=%d/compression=none", batch), func(b *testing.B) {
+			benchPublish(b, batch, 0, true)
+		})
 	}
 }
 
-func benchPublish(b *testing.B, batch, writerBatch int, codec kafka.Compression) {
+func benchPublish(b *testing.B, batch int, codec kafka.Compression, viaWriter bool) {
 	kc, topics := pipetest.Kafka(b)
 	w := kafkaconn.NewWriter(kc, topics.Hits, nil)
-	w.BatchSize = writerBatch
+	w.BatchSize = 2000
 	w.Compression = codec
 	s := newTestServer(b, func(c *Config) { c.BatchSize = batch })
-	s.pub.w = w
+	s.pub.w, s.pub.prod = w, newProducer(w)
 	defer w.Close()
+	defer s.pub.prod.close()
 	// Fill the spool with distinct hits (the cache buster and visitor vary).
 	req := benchRequest()
 	for i := range b.N {
@@ -53,9 +61,13 @@ func benchPublish(b *testing.B, batch, writerBatch int, codec kafka.Compression)
 	broker := procstat.ListenerPID(kc.Brokers[0])
 	b.ResetTimer()
 	cpu0, bcpu0 := selfCPU(), procstat.CPU(broker)
-	stop := make(chan struct{})
-	close(stop) // drain what is there, then return
-	s.pub.run(stop, b.Context())
+	if viaWriter {
+		drainWithWriter(b, s, w, batch)
+	} else {
+		stop := make(chan struct{})
+		close(stop) // drain what is there, then return
+		s.pub.run(stop, b.Context())
+	}
 	cpu1, bcpu1 := selfCPU(), procstat.CPU(broker)
 	b.StopTimer()
 	if got := s.spool.Stats().Records; got != 0 {
@@ -64,6 +76,35 @@ func benchPublish(b *testing.B, batch, writerBatch int, codec kafka.Compression)
 	b.ReportMetric(float64(cpu1-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/hit")
 	if broker > 0 {
 		b.ReportMetric(float64(bcpu1-bcpu0)/float64(time.Microsecond)/float64(b.N), "broker-cpu-µs/hit")
+	}
+}
+
+// drainWithWriter is the reference: the spool's batches as kafka.Messages
+// through kafka-go's Writer.
+func drainWithWriter(b *testing.B, s *Server, w *kafka.Writer, batch int) {
+	msgs := make([]kafka.Message, 0, batch)
+	for {
+		recs, pos, err := s.spool.Read(batch, 8<<20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(recs) == 0 {
+			return
+		}
+		msgs = msgs[:0]
+		for _, r := range recs {
+			msgs = append(msgs, kafka.Message{
+				Key:   r[:keyLen],
+				Value: r[headerLen:],
+				Time:  time.UnixMilli(int64(binary.BigEndian.Uint64(r[keyLen:headerLen]))),
+			})
+		}
+		if err := w.WriteMessages(b.Context(), msgs...); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.spool.Ack(pos, len(recs)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -78,11 +119,6 @@ func selfCPU() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-// benchBatches are the publisher's batch (hits per WriteMessages call) and
-// the kafka-go Writer's BatchSize (hits per partition per produce request;
-// kafka-go allocates a slice that long per partition per call).
-var benchBatches = []struct{ read, writer int }{{2000, 2000}, {2000, 500}, {8000, 8000}, {8000, 2000}}
 
 var benchCodecs = []struct {
 	name string

@@ -46,10 +46,11 @@ type Server struct {
 }
 
 // New opens and recovers the spool, binds cfg.ListenAddr and prepares the
-// server; Run serves. The writer must be a synchronous kafka-go writer for
-// pixel.hits.v1 (kafkaconn.NewWriter); New sets its BatchSize (hits per
-// partition per produce request) to at most partitionBatch, the edge closes
-// it, and the spool, when Run returns.
+// server; Run serves. The writer is the kafka-go writer for pixel.hits.v1
+// (kafkaconn.NewWriter): the edge produces with its address, topic,
+// required acknowledgements, compression, transport and write timeout
+// (through kafka-go's Client.Produce, see producer), and closes it, and the
+// spool, when Run returns.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
@@ -87,10 +88,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
-	w.BatchSize = min(cfg.BatchSize, partitionBatch)
 	s.m = newMetrics(reg, sp)
 	s.safe = newSafety(cfg, reg)
-	s.pub = &publisher{cfg: cfg, w: w, sp: sp, m: s.m, logger: logger}
+	s.pub = &publisher{cfg: cfg, w: w, prod: newProducer(w), sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "pixelpipe",
@@ -181,7 +181,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// kafka-go's Close can hang while a broker is unreachable (kafka-go
 	// #1307, #831); everything queued was handled above, so do not wait long.
 	closed := make(chan error, 1)
-	go func() { closed <- s.pub.w.Close() }()
+	go func() { s.pub.prod.close(); closed <- s.pub.w.Close() }()
 	select {
 	case cerr := <-closed:
 		if cerr != nil {

@@ -47,10 +47,69 @@ var (
 	threads   = flag.Int("threads", 2, "wrk threads")
 	outageFor = flag.Duration("outage", 10*time.Second, "how long the edge is loaded with Kafka unreachable")
 	edgeFlags = flag.String("edgeflags", "", "extra space-separated flags for the edge, e.g. -edge.batchWait=20ms")
+	visitors  = flag.Int("visitors", 10000, "distinct visitors (visitor cookies) the requests cycle through, over 100 content ids, so hits spread over the topic's partitions as real traffic does; 1 sends the same request every time")
 	baseline  = flag.String("baseline", "", "a second pixelpipe binary (e.g. built from an earlier commit) loaded as \"edge (baseline)\" in the same interleaved rounds, for a before/after in one run")
 )
 
 const target = "/p.gif?cid=bench-article-1&site=news&k=view&cmp=spring&url=https%3A%2F%2Fnews.example%2Fa%2F1&cb=12345"
+
+// request returns the path and visitor cookie of the i-th request of the
+// cycle: -visitors visitors (cookie ppuid, a 32-hex-digit id as the edge
+// issues), 100 content ids, a cache buster per request.
+func request(i int) (path, cookie string) {
+	if *visitors <= 1 {
+		return target, ""
+	}
+	v := i % *visitors
+	return fmt.Sprintf("/p.gif?cid=bench-article-%d&site=news&k=view&cmp=spring&url=https%%3A%%2F%%2Fnews.example%%2Fa%%2F%d&cb=%d", v%100, v%100, i),
+		fmt.Sprintf("ppuid=%016x%016x", uint64(v)*0x9e3779b97f4a7c15, uint64(v)+1)
+}
+
+// wrkScript writes a wrk Lua script that cycles through the requests of
+// request (built once per wrk thread, so wrk only hands out strings) and
+// returns its path, or "" with -visitors 1.
+func wrkScript(dir string) string {
+	if *visitors <= 1 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("local paths, cookies = {}, {}\n")
+	for i := range *visitors {
+		path, cookie := request(i)
+		fmt.Fprintf(&b, "paths[%d] = %q\ncookies[%d] = %q\n", i+1, path, i+1, cookie)
+	}
+	fmt.Fprintf(&b, `local reqs, n = {}, 0
+init = function(args)
+  for i = 1, %d do
+    reqs[i] = wrk.format("GET", paths[i], {["User-Agent"] = %q, ["Accept"] = "image/avif,image/webp,*/*", ["Referer"] = "https://news.example/a/1", ["Cookie"] = cookies[i]})
+  end
+end
+request = function()
+  n = n %% %d + 1
+  return reqs[n]
+end
+`, *visitors, userAgent, *visitors)
+	p := filepath.Join(dir, "requests.lua")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		log.Fatalf("write wrk script: %v", err)
+	}
+	return p
+}
+
+// luaScript is the wrk script of this run ("" for one fixed request), and
+// cycle the requests of the open-loop load, built once.
+var (
+	luaScript string
+	cycle     []struct{ path, cookie string }
+)
+
+func buildCycle() {
+	cycle = make([]struct{ path, cookie string }, max(*visitors, 1))
+	for i := range cycle {
+		cycle[i].path, cycle[i].cookie = request(i)
+	}
+}
+
 const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
 type server struct {
@@ -79,6 +138,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	luaScript = wrkScript(tmp)
+	buildCycle()
 	defer os.RemoveAll(tmp)
 	var started []*server
 	stopAll := func() {
@@ -270,11 +331,19 @@ func openLoop(s *server, rate float64, d time.Duration) (sample, error) {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI("http://" + s.addr + target)
 			req.Header.Set("User-Agent", userAgent)
 			req.Header.Set("Referer", "https://news.example/a/1")
 			l := make([]float64, 0, perWorker)
 			for i := range perWorker {
+				if c := cycle[(i*workers+w)%len(cycle)]; len(cycle) > 1 {
+					req.SetRequestURI("http://" + s.addr + c.path)
+					// SetCookie replaces the cookie; Set("Cookie") would add
+					// to the cookies already set.
+					name, value, _ := strings.Cut(c.cookie, "=")
+					req.Header.SetCookie(name, value)
+				} else if i == 0 {
+					req.SetRequestURI("http://" + s.addr + c.path)
+				}
 				due := begin.Add(time.Duration(w)*interval/workers + time.Duration(i)*interval)
 				if wait := time.Until(due); wait > 0 {
 					time.Sleep(wait)
@@ -345,9 +414,12 @@ var (
 )
 
 func wrk(addr string, c int, d time.Duration) (float64, latency, error) {
-	out, err := exec.Command("wrk", "-t"+strconv.Itoa(min(*threads, c)), "-c"+strconv.Itoa(c), "-d"+d.String(), "--latency",
-		"-H", "User-Agent: "+userAgent, "-H", "Accept: image/avif,image/webp,*/*", "-H", "Referer: https://news.example/a/1",
-		"http://"+addr+target).CombinedOutput()
+	args := []string{"-t" + strconv.Itoa(min(*threads, c)), "-c" + strconv.Itoa(c), "-d" + d.String(), "--latency",
+		"-H", "User-Agent: " + userAgent, "-H", "Accept: image/avif,image/webp,*/*", "-H", "Referer: https://news.example/a/1"}
+	if luaScript != "" {
+		args = append(args, "-s", luaScript)
+	}
+	out, err := exec.Command("wrk", append(args, "http://"+addr+target)...).CombinedOutput()
 	if err != nil {
 		return 0, latency{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}

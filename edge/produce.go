@@ -1,0 +1,248 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Produce requests carry at most this many hits and bytes of one partition.
+// The broker refuses record batches above its message.max.bytes (1 MiB by
+// default); a chunk stays well below it.
+const (
+	chunkRecords = 4000
+	chunkBytes   = 768 << 10
+)
+
+// partitionsTTL is how long the producer trusts the topic's partition count
+// before asking the cluster again (and at once after a failed request).
+const partitionsTTL = 10 * time.Second
+
+// producer hands spooled hits to Kafka with kafka-go's Client.Produce: the
+// hits of one batch are grouped by partition and each partition's hits go
+// out as produce requests whose records are read straight from the spool's
+// bytes. kafka-go's Writer would copy every hit into a kafka.Message, queue
+// it for a per-partition goroutine, start a timer per batch and allocate a
+// BatchSize-long slice per partition and call; none of that is needed when
+// the caller already holds a whole batch and waits for its answer.
+//
+// Partitions are chosen exactly as kafka-go's Hash balancer chooses them
+// (FNV-1a of the key, Sarama-compatible), so edges of either kind send a
+// visitor to the same partition.
+type producer struct {
+	client *kafka.Client
+	own    *kafka.Transport // nil when the writer brought a transport
+	topic  string
+	acks   kafka.RequiredAcks
+	codec  kafka.Compression
+
+	mu         sync.Mutex
+	partitions int
+	checked    time.Time
+
+	byPart [][]int32 // scratch: indexes of a batch's hits by partition
+	failed []int32   // scratch: indexes of the hits that failed
+	chunks []chunk
+}
+
+// chunk is one produce request's hits and its outcome.
+type chunk struct {
+	part int
+	idx  []int32
+	err  error
+}
+
+// newProducer takes the address, topic, acknowledgements, compression,
+// transport and write timeout of w.
+// Without a transport of w's, the producer has its own (not kafka-go's
+// shared default), and close releases its connections.
+func newProducer(w *kafka.Writer) *producer {
+	p := &producer{
+		client: &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: w.WriteTimeout},
+		topic:  w.Topic,
+		acks:   w.RequiredAcks,
+		codec:  w.Compression,
+	}
+	if w.Transport == nil {
+		p.own = &kafka.Transport{}
+		p.client.Transport = p.own
+	}
+	return p
+}
+
+// close releases the connections of the producer's own transport.
+func (p *producer) close() {
+	if p.own != nil {
+		p.own.CloseIdleConnections()
+	}
+}
+
+// partitionCount returns the topic's partition count, asking the cluster
+// when the cached count is older than partitionsTTL.
+func (p *producer) partitionCount(ctx context.Context) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.partitions > 0 && time.Since(p.checked) < partitionsTTL {
+		return p.partitions, nil
+	}
+	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", p.topic, err)
+	}
+	for _, t := range res.Topics {
+		if t.Name != p.topic {
+			continue
+		}
+		if t.Error != nil {
+			return 0, fmt.Errorf("metadata of %s: %w", p.topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			return 0, fmt.Errorf("metadata of %s: no partitions", p.topic)
+		}
+		p.partitions, p.checked = len(t.Partitions), time.Now()
+		return p.partitions, nil
+	}
+	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
+}
+
+// forget makes the next call ask for the partition count again.
+func (p *producer) forget() {
+	p.mu.Lock()
+	p.partitions = 0
+	p.mu.Unlock()
+}
+
+// partitionOf is kafka-go's Hash balancer for an 8-byte key: FNV-1a, the
+// sum taken as a signed 32-bit number, modulo n, made non-negative.
+func partitionOf(key []byte, n int) int {
+	h := uint32(2166136261)
+	for _, c := range key {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	part := int32(h) % int32(n)
+	if part < 0 {
+		part = -part
+	}
+	return int(part)
+}
+
+// produce writes idx (indexes into recs, spooled hits) and returns the
+// indexes of the hits Kafka did not acknowledge, with the first error. A
+// partition's request is all or nothing: the broker appends a record batch
+// whole or not at all. The returned slice is scratch space, valid until the
+// next call.
+func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]int32, error) {
+	n, err := p.partitionCount(ctx)
+	if err != nil {
+		return idx, err
+	}
+	if cap(p.byPart) < n {
+		p.byPart = make([][]int32, n)
+	}
+	p.byPart = p.byPart[:n]
+	for i := range p.byPart {
+		p.byPart[i] = p.byPart[i][:0]
+	}
+	for _, i := range idx {
+		part := partitionOf(recs[i][:keyLen], n)
+		p.byPart[part] = append(p.byPart[part], i)
+	}
+	p.chunks = p.chunks[:0]
+	for part, ix := range p.byPart {
+		for len(ix) > 0 {
+			end, size := 0, 0
+			for end < len(ix) && end < chunkRecords && (end == 0 || size+len(recs[ix[end]]) <= chunkBytes) {
+				size += len(recs[ix[end]])
+				end++
+			}
+			p.chunks = append(p.chunks, chunk{part: part, idx: ix[:end]})
+			ix = ix[end:]
+		}
+	}
+	if len(p.chunks) == 1 {
+		p.chunks[0].err = p.send(ctx, recs, &p.chunks[0])
+	} else {
+		var wg sync.WaitGroup
+		for i := range p.chunks {
+			wg.Go(func() { p.chunks[i].err = p.send(ctx, recs, &p.chunks[i]) })
+		}
+		wg.Wait()
+	}
+	p.failed = p.failed[:0]
+	var first error
+	for _, c := range p.chunks {
+		if c.err != nil {
+			p.failed = append(p.failed, c.idx...)
+			if first == nil {
+				first = c.err
+			}
+		}
+	}
+	if first != nil {
+		p.forget()
+	}
+	return p.failed, first
+}
+
+// send is one produce request.
+func (p *producer) send(ctx context.Context, recs [][]byte, c *chunk) error {
+	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        p.topic,
+		Partition:    c.part,
+		RequiredAcks: p.acks,
+		Compression:  p.codec,
+		Records:      &hitRecords{recs: recs, idx: c.idx},
+	})
+	switch {
+	case err != nil:
+		return err
+	case res == nil: // RequireNone: nothing to check
+		return nil
+	case res.Error != nil:
+		return res.Error
+	case len(res.RecordErrors) > 0:
+		for _, e := range res.RecordErrors {
+			return fmt.Errorf("kafka refused a record of partition %d: %w", c.part, e)
+		}
+	}
+	return nil
+}
+
+// hitRecords reads spooled hits as Kafka records without copying them: the
+// key is the hit's partition key, the value its RawHit, the time when the
+// edge received it. kafka-go encodes each record before it asks for the
+// next, so one Record and two readers serve them all.
+type hitRecords struct {
+	recs       [][]byte
+	idx        []int32
+	next       int
+	rec        kafka.Record
+	key, value byteReader
+}
+
+func (r *hitRecords) ReadRecord() (*kafka.Record, error) {
+	if r.next >= len(r.idx) {
+		return nil, io.EOF
+	}
+	b := r.recs[r.idx[r.next]]
+	r.next++
+	r.key.Reset(b[:keyLen])
+	r.value.Reset(b[headerLen:])
+	r.rec = kafka.Record{
+		Time:  time.UnixMilli(int64(binary.BigEndian.Uint64(b[keyLen:headerLen]))),
+		Key:   &r.key,
+		Value: &r.value,
+	}
+	return &r.rec, nil
+}
+
+type byteReader struct{ bytes.Reader }
+
+func (*byteReader) Close() error { return nil }

@@ -1,0 +1,57 @@
+package edge
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TestPartitionOfMatchesHashBalancer: the producer sends a key to the
+// partition kafka-go's Hash balancer would, so edges before and after the
+// switch to Client.Produce agree on every visitor's partition.
+func TestPartitionOfMatchesHashBalancer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	parts := make([]int, 64)
+	for i := range parts {
+		parts[i] = i
+	}
+	var key [keyLen]byte
+	for range 20000 {
+		binary.BigEndian.PutUint64(key[:], rng.Uint64())
+		n := 1 + rng.IntN(len(parts))
+		want := (&kafka.Hash{}).Balance(kafka.Message{Key: key[:]}, parts[:n]...)
+		if got := partitionOf(key[:], n); got != want {
+			t.Fatalf("key %x over %d partitions: partitionOf %d, kafka.Hash %d", key, n, got, want)
+		}
+	}
+}
+
+// TestHitRecords: the records read from spooled hits carry the hit's key,
+// value and receive time, in the order of the indexes, then io.EOF.
+func TestHitRecords(t *testing.T) {
+	mk := func(key uint64, ms int64, value string) []byte {
+		b := make([]byte, headerLen, headerLen+len(value))
+		binary.BigEndian.PutUint64(b, key)
+		binary.BigEndian.PutUint64(b[keyLen:], uint64(ms))
+		return append(b, value...)
+	}
+	recs := [][]byte{mk(1, 1000, "a"), mk(2, 2000, "bb"), mk(3, 3000, "ccc")}
+	r := &hitRecords{recs: recs, idx: []int32{2, 0}}
+	for _, want := range []int{2, 0} {
+		rec, err := r.ReadRecord()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := kafka.ReadAll(rec.Key)
+		value, _ := kafka.ReadAll(rec.Value)
+		if string(key) != string(recs[want][:keyLen]) || string(value) != string(recs[want][headerLen:]) ||
+			rec.Time.UnixMilli() != int64(want+1)*1000 {
+			t.Fatalf("record %d: key %x value %q time %v", want, key, value, rec.Time)
+		}
+	}
+	if _, err := r.ReadRecord(); err == nil {
+		t.Fatal("no io.EOF after the last index")
+	}
+}
