@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,6 +470,87 @@ func TestCLITail(t *testing.T) {
 	if out := mustBin(t, bin, "tail", "-kafka.brokers="+broker, "-from=end", topics.Events); out != "" {
 		t.Errorf("-from=end: %q", out)
 	}
+	// -follow -from=end prints what is written after it started, as it
+	// comes, and -n ends it. When it took its end offsets is not visible
+	// from outside, so a new record is written every 300 ms until it exits.
+	follow := exec.Command(bin, "tail", "-kafka.brokers="+broker, "-follow", "-from=end", "-n=2", topics.Events)
+	var followOut, followErr bytes.Buffer
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- follow.Wait() }()
+	ew := kafkaconn.NewWriter(kc, topics.Events, nil)
+	defer ew.Close()
+	var written []proto.Message
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+followLoop:
+	for i := 0; ; i++ {
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("tail -follow -n=2: %v\n%s", err, followErr.String())
+			}
+			break followLoop
+		case <-deadline:
+			_ = follow.Process.Kill()
+			<-exited
+			t.Fatalf("tail -follow -n=2 still running after 30 s and %d new records; printed:\n%s", i, followOut.String())
+		case <-tick.C:
+			m := &pixelpb.Event{SchemaVersion: 1, Origin: origin(byte(100 + i%100)), ContentId: "follow:" + strconv.Itoa(i), Kind: pixelpb.Kind_KIND_CLICK}
+			b, err := proto.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ew.WriteMessages(ctx, kafka.Message{Key: []byte("f"), Value: b}); err != nil {
+				t.Fatal(err)
+			}
+			written = append(written, m)
+		}
+	}
+	got = lines(followOut.String())
+	if len(got) != 2 {
+		t.Fatalf("tail -follow -n=2 printed %d lines:\n%s", len(got), followOut.String())
+	}
+	for _, line := range got {
+		var e pixelpb.Event
+		if err := protojson.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("tail -follow: %q: %v", line, err)
+		}
+		if !slices.ContainsFunc(written, func(w proto.Message) bool { return proto.Equal(w, &e) }) {
+			t.Errorf("tail -follow printed %s: not a record written after it started", line)
+		}
+	}
+
+	// Without -n, -follow runs until it is interrupted, then exits 0.
+	follow = exec.Command(bin, "tail", "-kafka.brokers="+broker, "-follow", topics.Sessions)
+	followOut.Reset()
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := follow.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- follow.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("tail -follow after SIGINT: %v\n%s", err, followErr.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = follow.Process.Kill()
+		t.Fatal("tail -follow did not exit within 10 s of SIGINT")
+	}
+	if n := len(lines(followOut.String())); n != len(records[topics.Sessions]) {
+		t.Errorf("tail -follow of sessions printed %d lines before SIGINT, want the %d written:\n%s", n, len(records[topics.Sessions]), followOut.String())
+	}
+
 	// A pipeline topic that does not exist is named, and not created.
 	missing := "nosuch" + prefix + schemas.TopicEvents
 	code, out, errOut := runBin(t, bin, "tail", "-kafka.brokers="+broker, missing)
