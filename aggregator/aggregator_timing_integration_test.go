@@ -204,22 +204,63 @@ func BenchmarkAggregatorVsNaive(b *testing.B) {
 }
 
 // floorScript is the least a guarded one-key write can do: read the
-// record's version, refuse if it moved, write the version and one small
-// field. No positions, no sketches, no expiry.
+// record's version, refuse if it moved, write the version and the
+// field/value pairs of ARGV[2..]. No positions, no sketches, no expiry.
 var floorScript = redis.NewScript(`
 if (tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'ver', ARGV[1] + 1, 'n', ARGV[2])
+redis.call('HSET', KEYS[1], 'ver', ARGV[1] + 1, unpack(ARGV, 2))
 return 1
 `)
 
 // benchmarkGuardFloor is the floor of every design that writes each record
-// with a guarded one-key script at the default freshness: at every flush,
-// one floorScript call per content id and day that got events since the
-// previous flush, pipelined, and nothing else (no PFADD, no INCR: the
-// counts themselves are not even kept). Its Redis CPU per event bounds from
-// below what any such design costs on this workload; the aggregator's
-// writes carry more (positions, sketches, hours, breakdowns).
+// (a content id's day) with a guarded one-key script at the default
+// freshness: at every flush, one floorScript call per content id and day
+// that got events since the previous flush, pipelined, writing one number,
+// and nothing else (no PFADD, no INCR: the counts themselves are not even
+// kept). Its Redis CPU per event bounds from below what any such design
+// costs on this workload; the aggregator's writes carry more (positions,
+// sketches, hours, breakdowns).
 func benchmarkGuardFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter) {
+	benchmarkFloor(b, rdb, cc,
+		func(prefix, content, day string) string { return "{" + prefix + ":" + content + ":" + day + "}:d" },
+		func(args []any, contents map[string]int) []any {
+			n := 0
+			for _, c := range contents {
+				n += c
+			}
+			return append(args, "n", n)
+		})
+}
+
+// benchmarkPartitionFloor is the floor of a design whose record is one
+// events partition's day (every content id of the partition in one hash,
+// one position guard), with the aggregator's write volume: at every flush,
+// one guarded call per partition and day that got events, carrying for each
+// dirty content id of it a value of the bytes per dirty content id the
+// aggregator sends (≈ 1 KiB: 110 B per event, ≈ 9 events per dirty id).
+// Content ids map to partitions as the events topic's key would.
+func benchmarkPartitionFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter) {
+	const partitions = 6
+	value := strings.Repeat("v", 1000)
+	benchmarkFloor(b, rdb, cc,
+		func(prefix, content, day string) string {
+			return "{" + prefix + ":" + strconv.FormatUint(fnv64(content)%partitions, 10) + ":" + day + "}:p"
+		},
+		func(args []any, contents map[string]int) []any {
+			for c := range contents {
+				args = append(args, c, value)
+			}
+			return args
+		})
+}
+
+// benchmarkFloor runs a floor design over the benchmark's events: recordOf
+// names the record an event's content id and day go to, fields the
+// field/value arguments a flush writes into a record for the content ids
+// (with their events) that changed it. Every flush is one floorScript call
+// per changed record, pipelined.
+func benchmarkFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter,
+	recordOf func(prefix, content, day string) string, fields func(args []any, contents map[string]int) []any) {
 	ctx := context.Background()
 	if err := floorScript.Load(ctx, rdb).Err(); err != nil {
 		b.Fatal(err)
@@ -227,11 +268,11 @@ func benchmarkGuardFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter) {
 	events := benchEvents(b.N * benchChunk)
 	prefix := "floor" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	version := map[string]int{}
-	dirty := map[string]int{}
+	dirty := map[string]map[string]int{} // record -> content id -> events
 	flush := func() {
 		pipe := rdb.Pipeline()
-		for key, n := range dirty {
-			floorScript.EvalSha(ctx, pipe, []string{key}, version[key], n)
+		for key, contents := range dirty {
+			floorScript.EvalSha(ctx, pipe, []string{key}, fields([]any{version[key]}, contents)...)
 			version[key]++
 		}
 		cmds, err := pipe.Exec(ctx)
@@ -249,78 +290,12 @@ func benchmarkGuardFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter) {
 	b.ResetTimer()
 	for i := range b.N {
 		for _, ev := range events[i*benchChunk : (i+1)*benchChunk] {
-			t := time.UnixMilli(ev.GetOrigin().GetReceivedAtMs()).UTC()
-			dirty["{"+prefix+":"+ev.GetContentId()+":"+t.Format("20060102")+"}:d"]++
-		}
-		if (i+1)%benchFlushEvery == 0 || i == b.N-1 {
-			flush()
-		}
-	}
-	b.StopTimer()
-	reportUsage(b, before, readUsage(b, rdb, cc), b.N*benchChunk)
-	b.ReportMetric(float64(len(version)), "records")
-	logCommandStats(b, rdb)
-}
-
-// partitionFloorScript writes one record per events partition and day: the
-// guard of floorScript once, then every field/value pair of ARGV[2..].
-var partitionFloorScript = redis.NewScript(`
-if (tonumber(redis.call('HGET', KEYS[1], 'ver')) or 0) ~= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'ver', ARGV[1] + 1, unpack(ARGV, 2))
-return 1
-`)
-
-// benchmarkPartitionFloor is the floor of a design whose record is one
-// events partition's day (every content id of the partition in one hash,
-// one position guard), with the aggregator's write volume: at every flush,
-// one guarded call per partition and day that got events, carrying for each
-// dirty content id of it a value of the bytes per dirty content id the
-// aggregator sends (≈ 1 KiB: 110 B per event, ≈ 9 events per dirty id).
-// Content ids map to partitions as the events topic's key would.
-func benchmarkPartitionFloor(b *testing.B, rdb *redis.Client, cc *cmdCounter) {
-	ctx := context.Background()
-	if err := partitionFloorScript.Load(ctx, rdb).Err(); err != nil {
-		b.Fatal(err)
-	}
-	const partitions, valueBytes = 6, 1000
-	value := strings.Repeat("v", valueBytes)
-	events := benchEvents(b.N * benchChunk)
-	prefix := "pfloor" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	version := map[string]int{}
-	dirty := map[string]map[string]bool{} // record key -> dirty content ids
-	flush := func() {
-		pipe := rdb.Pipeline()
-		for key, contents := range dirty {
-			args := make([]any, 0, 1+2*len(contents))
-			args = append(args, version[key])
-			for c := range contents {
-				args = append(args, c, value)
-			}
-			partitionFloorScript.EvalSha(ctx, pipe, []string{key}, args...)
-			version[key]++
-		}
-		cmds, err := pipe.Exec(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, c := range cmds {
-			if v, _ := c.(*redis.Cmd).Int(); v != 1 {
-				b.Fatalf("partition floor script refused a write: %v", c)
-			}
-		}
-		clear(dirty)
-	}
-	before := readUsage(b, rdb, cc)
-	b.ResetTimer()
-	for i := range b.N {
-		for _, ev := range events[i*benchChunk : (i+1)*benchChunk] {
-			t := time.UnixMilli(ev.GetOrigin().GetReceivedAtMs()).UTC()
-			part := mixKey(uint64(len(ev.GetContentId()))^fnv64(ev.GetContentId())) % partitions
-			key := "{" + prefix + ":" + strconv.FormatUint(part, 10) + ":" + t.Format("20060102") + "}:p"
+			day := time.UnixMilli(ev.GetOrigin().GetReceivedAtMs()).UTC().Format("20060102")
+			key := recordOf(prefix, ev.GetContentId(), day)
 			if dirty[key] == nil {
-				dirty[key] = map[string]bool{}
+				dirty[key] = map[string]int{}
 			}
-			dirty[key][ev.GetContentId()] = true
+			dirty[key][ev.GetContentId()]++
 		}
 		if (i+1)%benchFlushEvery == 0 || i == b.N-1 {
 			flush()
