@@ -216,6 +216,86 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("series, top and breakdown", func(t *testing.T) {
+		day := time.Now().UTC().Format("2006-01-02")
+		next := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
+		flags := []string{"-url=" + s.queryURL, "-token=it-token", "-from=" + day, "-to=" + next}
+		run := func(cmd string, args ...string) string {
+			return mustBin(t, bin, append(append([]string{cmd}, flags...), args...)...)
+		}
+		// A table row whose last (or first) field is key, as numbers.
+		row := func(out, key string, keyFirst bool) []uint64 {
+			for _, line := range strings.Split(out, "\n") {
+				f := strings.Fields(line)
+				if len(f) < 2 || (keyFirst && f[0] != key) || (!keyFirst && f[len(f)-1] != key) {
+					continue
+				}
+				if keyFirst {
+					f = f[1:]
+				} else {
+					f = f[:len(f)-1]
+				}
+				var nums []uint64
+				for _, v := range f {
+					n, err := strconv.ParseUint(v, 10, 64)
+					if err != nil {
+						return nil
+					}
+					nums = append(nums, n)
+				}
+				return nums
+			}
+			return nil
+		}
+
+		// Today's day bucket: 5 impressions, 6 views, 2 clicks by humans,
+		// 3 unique viewers.
+		out := run("series", "-granularity=day", cid)
+		if got := row(out, day+"T00:00:00Z", true); !slices.Equal(got, []uint64{5, 6, 2, 0, 0, 0, 3, 0}) {
+			t.Errorf("series: today's row %v, want impressions 5, views 6, clicks 2, uniques 3:\n%s", got, out)
+		}
+		// -json is the API's own answer.
+		raw := run("series", "-granularity=day", "-json", cid)
+		req, _ := http.NewRequest("GET", s.queryURL+"/v1/series/"+url.PathEscape(cid)+"?granularity=day&kind=view&class=human&from="+day+"&to="+next, nil)
+		req.Header.Set("Authorization", "Bearer it-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromCLI, fromAPI query.SeriesResponse
+		err = json.NewDecoder(resp.Body).Decode(&fromAPI)
+		_ = resp.Body.Close()
+		if err != nil || json.Unmarshal([]byte(raw), &fromCLI) != nil {
+			t.Fatalf("series -json %q / API: %v", raw, err)
+		}
+		fromCLI.Freshness, fromAPI.Freshness = query.FreshnessBody{}, query.FreshnessBody{}
+		if !reflect.DeepEqual(fromCLI, fromAPI) {
+			t.Errorf("series -json:\n%+v\nAPI:\n%+v", fromCLI, fromAPI)
+		}
+
+		// Top and breakdowns come from the day's detail records, written
+		// every DetailInterval.
+		pipetest.Eventually(t, 30*time.Second, func() string {
+			out := run("top", "-by=views")
+			if got := row(out, cid, false); !slices.Equal(got, []uint64{1, 6, 3}) {
+				return fmt.Sprintf("top -by=views: row of %s %v, want rank 1, views 6, uniques 3:\n%s", cid, got, out)
+			}
+			out = run("breakdown", "-dimension=device", cid)
+			var views uint64
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 3 {
+					if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+						views += n
+					}
+				}
+			}
+			if views != 6 {
+				return fmt.Sprintf("breakdown -dimension=device: views add up to %d, want 6:\n%s", views, out)
+			}
+			return ""
+		})
+	})
+
 	t.Run("signed pixel verified in the raw topic", func(t *testing.T) {
 		out := mustBin(t, bin, "tail", "-kafka.brokers="+s.kc.Brokers[0], s.topics.Hits)
 		var signed, forged, plain int

@@ -104,6 +104,19 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"stats", "-url=127.0.0.1:8081", "acme:a"}, "-url=\"127.0.0.1:8081\": use the query API's base URL"},
 		{[]string{"stats", "-url=http://127.0.0.1:1", "acme:a"}, "ask the query API at http://127.0.0.1:1"},
 		{[]string{"stats", "-nope", "acme:a"}, "flag provided but not defined: -nope"},
+		{[]string{"series"}, "give one content id"},
+		{[]string{"series", "-granularity=week", "acme:a"}, `-granularity="week": use hour, day`},
+		{[]string{"series", "-kind=views", "acme:a"}, `-kind="views": use view, impression, click`},
+		{[]string{"series", "-class=robot", "acme:a"}, `-class="robot": use human, bot, machine`},
+		{[]string{"series", "-from=2026-02-30", "acme:a"}, `-from="2026-02-30": use a UTC date`},
+		{[]string{"top", "acme:a"}, `top takes no argument, got ["acme:a"]`},
+		{[]string{"top", "-by=clicks"}, `-by="clicks": use uniques, views`},
+		{[]string{"top", "-n=0"}, "-n=0: use 1 to 100"},
+		{[]string{"top", "-n=101"}, "-n=101: use 1 to 100"},
+		{[]string{"top", "-url=ftp://x"}, `-url="ftp://x": use the query API's base URL`},
+		{[]string{"breakdown"}, "give one content id"},
+		{[]string{"breakdown", "-dimension=city", "acme:a"}, `-dimension="city": use country, device, browser, os, source`},
+		{[]string{"breakdown", "-n=-3", "acme:a"}, "-n=-3: use 1 to 100"},
 		{[]string{"tail", "nope"}, `unknown topic "nope": use hits, events, sessions, counts, dlq`},
 		{[]string{"tail", "pixel.nope.v1"}, `unknown topic "pixel.nope.v1"`},
 		{[]string{"tail"}, "give exactly one TOPIC"},
@@ -322,6 +335,68 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// TestListAnswers: series, top and breakdown ask the API for what their
+// flags say and print its answer as a table in the API's order.
+func TestListAnswers(t *testing.T) {
+	var gotPath, gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotAuth = r.URL.RequestURI(), r.Header.Get("Authorization")
+		until, lag := "2026-11-28T13:00:00Z", 2.5
+		fresh := query.FreshnessBody{CompleteUntil: &until, LagSeconds: &lag, Status: "complete"}
+		items := []query.ShareItem{{Key: "acme:b", Total: 900, Uniques: 700}, {Key: "acme:a", Total: 1200, Uniques: 650}}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/series/"), strings.HasPrefix(r.URL.Path, "/v1/campaigns/"):
+			_ = json.NewEncoder(w).Encode(query.SeriesResponse{Granularity: "day", Class: "bot", UniquesKind: "click",
+				From: "2026-11-01T00:00:00Z", To: "2026-11-03T00:00:00Z", Freshness: fresh, Points: []query.SeriesPoint{
+					{Start: "2026-11-01T00:00:00Z", Impressions: 40, Views: 15, Clicks: 12, Conversions: 1, Uniques: 9, UniquesBound: 1},
+					{Start: "2026-11-02T00:00:00Z", Opens: 3, Custom: 2}}})
+		case r.URL.Path == "/v1/top":
+			_ = json.NewEncoder(w).Encode(query.TopResponse{By: r.URL.Query().Get("by"), From: "a", To: "b", Items: items, Freshness: fresh})
+		case strings.HasPrefix(r.URL.Path, "/v1/breakdowns/"):
+			_ = json.NewEncoder(w).Encode(query.BreakdownResponse{Dimension: r.URL.Query().Get("dimension"), From: "a", To: "b"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		args     []string
+		wantPath string
+		want     []string
+	}{
+		{[]string{"series", "-granularity=day", "-kind=click", "-class=bot", "-from=2026-11-01", "-to=2026-11-03", "acme:a"},
+			"/v1/series/acme:a?class=bot&from=2026-11-01&granularity=day&kind=click&to=2026-11-03",
+			[]string{"acme:a  [2026-11-01T00:00:00Z, 2026-11-03T00:00:00Z)  bot per day, uniques of click\ncomplete until 2026-11-28T13:00:00Z (lag 2.5 s, complete)\n",
+				"2026-11-01T00:00:00Z           40     15      12            1      0       0        9       1",
+				"2026-11-02T00:00:00Z            0      0       0            0      3       2        0       0"}},
+		{[]string{"series", "-campaign", "spring/sale"}, "/v1/campaigns/spring%2Fsale/series?class=human&granularity=hour&kind=view", nil},
+		{[]string{"top", "-by=views", "-n=2"}, "/v1/top?by=views&limit=2",
+			[]string{"top content ids by human views  [a, b)\n", "  #  views  uniques  content id\n  1    900      700  acme:b\n  2   1200      650  acme:a\n"}},
+		{[]string{"breakdown", "-dimension=os", "acme:a"}, "/v1/breakdowns/acme:a?dimension=os&limit=10",
+			[]string{"acme:a by os, human views  [a, b)\n", "nothing counted in this range\n"}},
+	} {
+		code, out, errOut := runCLI(t, append([]string{tc.args[0], "-url=" + srv.URL, "-token=tok"}, tc.args[1:]...)...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", tc.args, code, errOut)
+		}
+		if gotPath != tc.wantPath || gotAuth != "Bearer tok" {
+			t.Errorf("%q asked %q with %q, want %q", tc.args, gotPath, gotAuth, tc.wantPath)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%q: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+	// -json prints the answer as is.
+	code, out, _ := runCLI(t, "top", "-url="+srv.URL, "-json")
+	var top query.TopResponse
+	if code != 0 || json.Unmarshal([]byte(out), &top) != nil || len(top.Items) != 2 || strings.Count(out, "\n") != 1 {
+		t.Errorf("top -json: exit %d, %q", code, out)
+	}
+}
+
 // TestStatsAnswers: the API's errors reach the terminal with their message,
 // and the table is printed in a stable order.
 func TestStatsAnswers(t *testing.T) {
@@ -440,7 +515,7 @@ func TestREADMECommandLine(t *testing.T) {
 			t.Errorf("README shows no checked example of %s", c)
 		}
 	}
-	for _, c := range []string{"stats", "tail", "sign", "snippet"} {
+	for _, c := range []string{"stats", "series", "top", "breakdown", "tail", "sign", "snippet"} {
 		if !strings.Contains(section, "$ pixelpipe "+c+" ") {
 			t.Errorf("README's command-line section has no example of %s", c)
 		}

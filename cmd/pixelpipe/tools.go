@@ -5,12 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"io"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -26,88 +24,23 @@ import (
 // cmdStats prints the counts of a content id or campaign from the query API.
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("stats", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale")
-	apiURL := fs.String("url", "http://127.0.0.1:8081", "query API base URL")
-	token := flagenv.NewSecret("")
-	fs.Var(token, "token", "bearer token of the query API (PIXEL_TOKEN)")
-	from := fs.String("from", "", "start, inclusive: YYYY-MM-DD or RFC 3339 (UTC, hour resolution); default the start of today (UTC)")
-	to := fs.String("to", "", "end, exclusive: YYYY-MM-DD or RFC 3339; default one day after -from")
+	var api apiFlags
+	api.bind(fs, "/v1/stats/{cid}")
 	campaign := fs.Bool("campaign", false, "the argument is a campaign, not a content id")
-	asJSON := fs.Bool("json", false, "print the query API's JSON answer (/v1/stats/{cid}, see query/openapi.yaml) as is, on one line")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give one content id (or a campaign with -campaign)")
-	}
-	id := fs.Arg(0)
-	if id == "" {
-		return errors.New("the content id is empty")
-	}
-	// Checked here too, so a typo is named before anything is asked.
-	for _, r := range []struct{ name, v string }{{"from", *from}, {"to", *to}} {
-		if r.v == "" {
-			continue
-		}
-		if _, err := time.Parse("2006-01-02", r.v); err == nil {
-			continue
-		}
-		if _, err := time.Parse(time.RFC3339, r.v); err != nil {
-			return fmt.Errorf("-%s=%q: use a UTC date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T13:00:00Z)", r.name, r.v)
-		}
-	}
-	base, err := url.Parse(strings.TrimRight(*apiURL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *apiURL)
+	id, err := oneID(fs, "give one content id (or a campaign with -campaign)")
+	if err != nil {
+		return err
 	}
 	path := "/v1/stats/" + url.PathEscape(id)
 	if *campaign {
 		path = "/v1/campaigns/" + url.PathEscape(id) + "/stats"
 	}
-	q := url.Values{}
-	if *from != "" {
-		q.Set("from", *from)
-	}
-	if *to != "" {
-		q.Set("to", *to)
-	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, "GET", base.String()+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	if t := token.Value(); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("ask the query API at %s: %w", *apiURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("read the query API's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
-		}
-		return fmt.Errorf("query API answered %d: %s", resp.StatusCode, e.Error)
-	}
-	if *asJSON {
-		if _, err := stdout.Write(body); err != nil {
-			return err
-		}
-		if len(body) > 0 && body[len(body)-1] != '\n' {
-			_, err = io.WriteString(stdout, "\n")
-		}
-		return err
-	}
 	var st query.StatsResponse
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("decode the answer: %w", err)
+	if printed, err := api.get(ctx, path, url.Values{}, stdout, &st); err != nil || printed {
+		return err
 	}
 	printStats(stdout, id, &st)
 	return nil
@@ -119,12 +52,7 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // events per reason.
 func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	fmt.Fprintf(w, "%s  [%s, %s)\n", id, st.From, st.To)
-	f := st.Freshness
-	if f.CompleteUntil != nil && f.LagSeconds != nil {
-		fmt.Fprintf(w, "complete until %s (lag %.1f s, %s)\n\n", *f.CompleteUntil, *f.LagSeconds, f.Status)
-	} else {
-		fmt.Fprintf(w, "freshness: unknown (no watermark)\n\n")
-	}
+	printFreshness(w, &st.Freshness)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "kind\thuman\tuniques\t±bound\tbot\tmachine\t")
 	row := func(name string, h, b, m query.KindStats) {
