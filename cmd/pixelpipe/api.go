@@ -27,6 +27,15 @@ type apiFlags struct {
 	asJSON        *bool
 }
 
+// newAPIFlagSet is newFlagSet with the API flags bound; route names the
+// API route whose answer -json prints.
+func newAPIFlagSet(name, args, example, route string) (*flag.FlagSet, *apiFlags) {
+	fs := newFlagSet(name, args, example)
+	a := &apiFlags{}
+	a.bind(fs, route)
+	return fs, a
+}
+
 func (a *apiFlags) bind(fs *flag.FlagSet, route string) {
 	a.url = fs.String("url", "http://127.0.0.1:8081", "query API base URL")
 	a.token = flagenv.NewSecret("")
@@ -135,9 +144,7 @@ func checkLimit(n int) error {
 
 // cmdSeries prints a content id's (or campaign's) counts per hour or day.
 func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("series", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe series -url=http://127.0.0.1:8081 -token=$TOKEN -granularity=day -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe series -kind=click -class=bot acme:article-7")
-	var api apiFlags
-	api.bind(fs, "/v1/series/{cid}")
+	fs, api := newAPIFlagSet("series", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe series -url=http://127.0.0.1:8081 -token=$TOKEN -granularity=day -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe series -kind=click -class=bot acme:article-7", "/v1/series/{cid}")
 	campaign := fs.Bool("campaign", false, "the argument is a campaign, not a content id")
 	granularity := fs.String("granularity", "hour", "bucket length: hour (at most 31 days) or day")
 	kind := fs.String("kind", "view", "the kind whose unique visitors each bucket shows: view, impression, click, conversion, open, custom")
@@ -175,9 +182,7 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // cmdTop prints the content ids with the most human uniques or views.
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("top", "", "pixelpipe top -url=http://127.0.0.1:8081 -token=$TOKEN -by=views -n=20 -from=2026-11-01 -to=2026-12-01")
-	var api apiFlags
-	api.bind(fs, "/v1/top")
+	fs, api := newAPIFlagSet("top", "", "pixelpipe top -url=http://127.0.0.1:8081 -token=$TOKEN -by=views -n=20 -from=2026-11-01 -to=2026-12-01", "/v1/top")
 	by := fs.String("by", "uniques", "order by human unique visitors (uniques) or human views (views)")
 	n := limitFlag(fs, "content ids")
 	if err := parse(fs, args, stdout, stderr); err != nil {
@@ -201,9 +206,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // cmdBreakdown prints a content id's human views by country, device,
 // browser, OS or traffic source.
 func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("breakdown", "CONTENT_ID", "pixelpipe breakdown -url=http://127.0.0.1:8081 -token=$TOKEN -dimension=country -n=20 acme:article-7")
-	var api apiFlags
-	api.bind(fs, "/v1/breakdowns/{cid}")
+	fs, api := newAPIFlagSet("breakdown", "CONTENT_ID", "pixelpipe breakdown -url=http://127.0.0.1:8081 -token=$TOKEN -dimension=country -n=20 acme:article-7", "/v1/breakdowns/{cid}")
 	dimension := fs.String("dimension", "country", "country, device, browser, os or source")
 	n := limitFlag(fs, "values")
 	if err := parse(fs, args, stdout, stderr); err != nil {

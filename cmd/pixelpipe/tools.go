@@ -23,9 +23,7 @@ import (
 
 // cmdStats prints the counts of a content id or campaign from the query API.
 func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("stats", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale")
-	var api apiFlags
-	api.bind(fs, "/v1/stats/{cid}")
+	fs, api := newAPIFlagSet("stats", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe stats -url=http://127.0.0.1:8081 -token=$TOKEN -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe stats -json -campaign spring-sale", "/v1/stats/{cid}")
 	campaign := fs.Bool("campaign", false, "the argument is a campaign, not a content id")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
