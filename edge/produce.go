@@ -34,7 +34,7 @@ const partitionsTTL = 10 * time.Second
 //
 // Partitions are chosen exactly as kafka-go's Hash balancer chooses them
 // (FNV-1a of the key, Sarama-compatible), so edges of either kind send a
-// visitor to the same partition.
+// visitor to the same partition. Only the publisher's goroutine uses it.
 type producer struct {
 	client *kafka.Client
 	own    *kafka.Transport // nil when the writer brought a transport
@@ -42,8 +42,7 @@ type producer struct {
 	acks   kafka.RequiredAcks
 	codec  kafka.Compression
 
-	mu         sync.Mutex
-	partitions int
+	partitions int // cached partition count; 0: ask the cluster
 	checked    time.Time
 
 	byPart [][]int32 // scratch: indexes of a batch's hits by partition
@@ -86,8 +85,6 @@ func (p *producer) close() {
 // partitionCount returns the topic's partition count, asking the cluster
 // when the cached count is older than partitionsTTL.
 func (p *producer) partitionCount(ctx context.Context) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.partitions > 0 && time.Since(p.checked) < partitionsTTL {
 		return p.partitions, nil
 	}
@@ -109,13 +106,6 @@ func (p *producer) partitionCount(ctx context.Context) (int, error) {
 		return p.partitions, nil
 	}
 	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
-}
-
-// forget makes the next call ask for the partition count again.
-func (p *producer) forget() {
-	p.mu.Lock()
-	p.partitions = 0
-	p.mu.Unlock()
 }
 
 // partitionOf is kafka-go's Hash balancer for an 8-byte key: FNV-1a, the
@@ -156,15 +146,7 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 	}
 	p.chunks = p.chunks[:0]
 	for part, ix := range p.byPart {
-		for len(ix) > 0 {
-			end, size := 0, 0
-			for end < len(ix) && end < chunkRecords && (end == 0 || size+len(recs[ix[end]]) <= chunkBytes) {
-				size += len(recs[ix[end]])
-				end++
-			}
-			p.chunks = append(p.chunks, chunk{part: part, idx: ix[:end]})
-			ix = ix[end:]
-		}
+		p.chunks = appendChunks(p.chunks, part, ix, recs, chunkRecords, chunkBytes)
 	}
 	if len(p.chunks) == 1 {
 		p.chunks[0].err = p.send(ctx, recs, &p.chunks[0])
@@ -186,9 +168,25 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 		}
 	}
 	if first != nil {
-		p.forget()
+		p.partitions = 0 // ask the cluster again on the next call
 	}
 	return p.failed, first
+}
+
+// appendChunks cuts ix, the indexes of one partition's hits in recs, into
+// chunks of at most maxRecords hits and maxBytes bytes (a single larger hit
+// makes a chunk of its own), in order, and appends them to dst.
+func appendChunks(dst []chunk, part int, ix []int32, recs [][]byte, maxRecords, maxBytes int) []chunk {
+	for len(ix) > 0 {
+		end, size := 0, 0
+		for end < len(ix) && end < maxRecords && (end == 0 || size+len(recs[ix[end]]) <= maxBytes) {
+			size += len(recs[ix[end]])
+			end++
+		}
+		dst = append(dst, chunk{part: part, idx: ix[:end]})
+		ix = ix[end:]
+	}
+	return dst
 }
 
 // send is one produce request.

@@ -55,3 +55,41 @@ func TestHitRecords(t *testing.T) {
 		t.Fatal("no io.EOF after the last index")
 	}
 }
+
+// TestAppendChunks: a partition's hits are cut into produce requests of at
+// most maxRecords hits and maxBytes bytes, each hit in exactly one, in
+// order; a hit larger than maxBytes goes alone.
+func TestAppendChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		n := rng.IntN(60)
+		recs := make([][]byte, n)
+		ix := make([]int32, n)
+		for i := range recs {
+			recs[i] = make([]byte, 1+rng.IntN(40))
+			ix[i] = int32(i)
+		}
+		maxRecords, maxBytes := 1+rng.IntN(10), 1+rng.IntN(100)
+		chunks := appendChunks([]chunk{{part: 9}}, 3, ix, recs, maxRecords, maxBytes)
+		if chunks[0].part != 9 {
+			t.Fatal("appendChunks overwrote dst")
+		}
+		var next int32
+		for _, c := range chunks[1:] {
+			size := 0
+			for _, i := range c.idx {
+				if i != next {
+					t.Fatalf("hit %d where %d was due (%d hits, %d per chunk, %d bytes)", i, next, n, maxRecords, maxBytes)
+				}
+				next++
+				size += len(recs[i])
+			}
+			if c.part != 3 || len(c.idx) == 0 || len(c.idx) > maxRecords || (size > maxBytes && len(c.idx) > 1) {
+				t.Fatalf("chunk of partition %d: %d hits, %d bytes; limits %d hits, %d bytes", c.part, len(c.idx), size, maxRecords, maxBytes)
+			}
+		}
+		if int(next) != n {
+			t.Fatalf("%d of %d hits in chunks", next, n)
+		}
+	}
+}

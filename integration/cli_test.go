@@ -27,6 +27,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -76,16 +77,7 @@ func getAs(t *testing.T, u, userAgent string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{
-		"User-Agent":      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		"Accept":          "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
-		"Accept-Language": "en-US,en;q=0.9",
-		"Accept-Encoding": "gzip, deflate, br",
-		"Sec-Fetch-Site":  "cross-site",
-		"Sec-Fetch-Mode":  "no-cors",
-		"Sec-Fetch-Dest":  "image",
-		"Sec-Ch-Ua":       `"Chromium";v="131", "Not_A Brand";v="24"`,
-	} {
+	for k, v := range loadgen.BrowserHeaders {
 		req.Header.Set(k, v)
 	}
 	if userAgent != "" {

@@ -214,7 +214,7 @@ func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 	}
 	// The headers a browser sends with an image request, so the hits count
 	// as people, not as bots (the processor labels clients that lack them).
-	for k, v := range browserHeaders {
+	for k, v := range BrowserHeaders {
 		req.Header.Set(k, v)
 	}
 	resp, err := client.Do(req)
@@ -232,7 +232,9 @@ func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 	return nil
 }
 
-var browserHeaders = map[string]string{
+// BrowserHeaders are the headers a desktop Chrome sends with an image
+// request; the load generator and tests that play a browser send them.
+var BrowserHeaders = map[string]string{
 	"User-Agent":      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 	"Accept":          "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
 	"Accept-Language": "en-US,en;q=0.9",
