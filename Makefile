@@ -7,7 +7,7 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-publish bench-processor bench-query bench-edge browser services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
         generate check-generate check-deps fmt vet bench fuzz check clean
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
+	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk and vegeta: end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -43,12 +44,13 @@ browser:
 	deploy/local/browser.sh
 
 test: services-up browser check-generate check-deps
+	deploy/local/bench-deps.sh
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
 
-# Full-length fault tests (RELIABILITY.md §6.3): a private Kafka broker of the
+# Full-length fault tests: a private Kafka broker of the
 # test's own killed for 60 s under load, and a minute of load with five SIGTERM
 # and five kill -9 of the edge binary. `make test` runs shortened versions.
 test-faults: services-up
@@ -64,6 +66,21 @@ bench-edge:
 	@mkdir -p build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/pixelpipe ./internal/bench/baregif
 	$(GO) run ./internal/bench/edgebench -pixelpipe=bin/pixelpipe -baregif=bin/baregif -kafka=$(TEST_KAFKA) $(EDGE_BENCH_FLAGS) | tee build/bench-edge.txt
+
+# End-to-end capacity (internal/bench/e2ebench): the four parts of bin/pixelpipe
+# as separate processes on the real Kafka and Redis (a topic prefix, key prefix
+# and consumer groups of the run's own), loaded by wrk (closed loop) then by
+# vegeta at constant rates; accepted (the edge's counter) against counted (the
+# query API), end-to-end hits/s, hit->visible p50/p99, CPU and Redis commands
+# per hit. Exits non-zero when counted != accepted. E.g.
+# E2E_BENCH_FLAGS="-mode=knee" or "-baseline=/tmp/pixelpipe-old". The output
+# is also written to build/bench-e2e.txt.
+E2E_BENCH_FLAGS ?=
+bench-e2e: services-up
+	deploy/local/bench-deps.sh
+	@mkdir -p build
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/pixelpipe
+	$(GO) run ./internal/bench/e2ebench -pixelpipe=bin/pixelpipe -kafka=$(TEST_KAFKA) -redis=$(TEST_REDIS) -out=build/bench-e2e.txt $(E2E_BENCH_FLAGS)
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -19,7 +19,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// The bad-input suite (RELIABILITY.md §6.4, T-S1 to T-S12) runs the real
+// The bad-input suite (T-S1 to T-S12) runs the real
 // fasthttp server, configured as New configures it, on 127.0.0.1 and talks
 // to it over TCP with raw bytes. The publisher is not started: accepted hits
 // stay in the spool, where the tests read them. Every answer is checked for
@@ -606,7 +606,7 @@ func TestIPForms(t *testing.T) {
 	}
 }
 
-// FuzzServeRaw (RELIABILITY.md §6.5, 7) feeds raw bytes to the edge's
+// FuzzServeRaw feeds raw bytes to the edge's
 // fasthttp server as one connection (fasthttp's ServeConn, with the
 // hardened configuration of New): it never panics, never answers 5xx, and
 // every answer has a status from the documented set.

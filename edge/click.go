@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// Click redirects go only where a signature or the site's allow-list says
-// (RELIABILITY.md §4.1): never an open redirect.
+// Click redirects go only where a signature or the site's allow-list says:
+// never an open redirect.
 //
 // A signed click URL is
 //

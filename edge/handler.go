@@ -85,8 +85,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // ambiguousFraming reports a request whose length a proxy in front of the
-// edge could read differently than fasthttp does (request smuggling,
-// RELIABILITY.md §4.5), which fasthttp itself tolerates: a header line ended
+// edge could read differently than fasthttp does (request smuggling),
+// which fasthttp itself tolerates: a header line ended
 // by a bare LF, a folded header line (obs-fold), both Transfer-Encoding and
 // Content-Length, and a GET or HEAD with a body (fasthttp does not read it,
 // so a proxy that forwarded it would have smuggled it as the next request).

@@ -52,8 +52,8 @@ func procStatus(t *testing.T, field string) uint64 {
 	return 0
 }
 
-// TestRSSBoundedAfterAttacks is the resource bound of RELIABILITY.md §6.1
-// for the edge (T-S2, T-S3, T-S5, T-S13): the process's memory after a
+// TestRSSBoundedAfterAttacks is the edge's resource bound under attack
+// (T-S2, T-S3, T-S5, T-S13): the process's memory after a
 // round of oversized requests (64 KB URLs, 1,000 headers, a 100 KB
 // cookie), slowloris connections and a pipelined flood of pixel hits is
 // back near where it started, and the peak during the attack stays under a

@@ -25,7 +25,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// The fault tests (RELIABILITY.md §6.3 T-K1, T-E1, T-E2) run shortened under
+// The fault tests (Kafka down, edge SIGTERM, edge kill -9) run shortened under
 // `go test -tags integration`; `make test-faults` sets PIXEL_FAULT_FULL=1
 // for the full-length versions (Kafka down 60 s, a minute of load with five
 // kill -9 of the edge).
@@ -34,7 +34,7 @@ func faultFull() bool { return os.Getenv("PIXEL_FAULT_FULL") == "1" }
 const faultRate = 200 // hits per second: modest, the machine is shared
 
 // verifyNoLoss reads the whole raw topic and compares it with what the load
-// generator was told (RELIABILITY.md §6.1): every acknowledged hit must be
+// generator was told: every acknowledged hit must be
 // there, and nothing that was never sent.
 func verifyNoLoss(t *testing.T, broker, topic string, res *loadgen.Result) {
 	t.Helper()

@@ -129,7 +129,8 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 		Events:   kafkaconn.NewWriter(s.kc, cfg.EventsTopic, l),
 		Sessions: kafkaconn.NewWriter(s.kc, cfg.SessionsTopic, l),
 		DLQ:      kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l),
-		State:    state.New(s.rdb, s.prefix+":proc", cfg.StateTTL),
+		State:    state.New(s.rdb, s.prefix+":proc", cfg.SnapshotTTL),
+		Hits:     kafkaconn.NewRanges(s.kc, cfg.HitsTopic, l),
 	})
 	if err != nil {
 		s.t.Fatal(err)

@@ -5,6 +5,7 @@ package integration
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -313,16 +314,22 @@ func TestSessionsSurviveKill9(t *testing.T) {
 		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
 		"PIXEL_PROCESSOR_GROUP=killed",
 		"PIXEL_PROCESSOR_MAXBATCH=100",
-		"PIXEL_LOG_LEVEL=warn",
+		// Snapshots (bases and deltas) several times a round (a round's
+		// hits take a few hundred ms), so kills land between them and
+		// restarts replay the hits since one.
+		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=40ms",
+		"PIXEL_LOG_LEVEL=info",
 	}
 	got := collect(t, s.kc, s.topics.Events, s.topics.Sessions)
 	third := len(w.msgs) / 3
+	var procs []*proc
 	for round := range 3 {
 		produce(t, s.kc, s.topics.Hits, w.msgs[round*third:min((round+1)*third, len(w.msgs))])
 		if round == 2 {
 			produce(t, s.kc, s.topics.Hits, w.msgs[3*third:])
 		}
 		p := start(t, bin, fmt.Sprintf("processor-%d", round), "", env, "processor")
+		procs = append(procs, p)
 		before, _ := got.counts()
 		pipetest.Eventually(t, time.Minute, func() string {
 			if n, _ := got.counts(); n < before+third/4 {
@@ -348,4 +355,25 @@ func TestSessionsSurviveKill9(t *testing.T) {
 		}
 		return got.sameAs(ref)
 	})
+	// The restarts rebuilt state from a snapshot and the hits after it, not
+	// only from hits (which a test without snapshots would pass too).
+	fromSnapshot := 0
+	for _, p := range append(procs, last) {
+		p.mu.Lock()
+		for _, line := range p.logs {
+			var e struct {
+				Msg      string `json:"msg"`
+				Snapshot int64  `json:"snapshot"`
+				Replayed int64  `json:"replayed"`
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "partition state loaded" && e.Snapshot > 0 && e.Replayed > 0 {
+				fromSnapshot++
+			}
+		}
+		p.mu.Unlock()
+	}
+	if fromSnapshot == 0 {
+		t.Fatal("no restart loaded a snapshot and replayed the hits after it")
+	}
+	t.Logf("%d partition loads from a snapshot plus replayed hits", fromSnapshot)
 }

@@ -21,7 +21,7 @@ type Config struct {
 	// VisitorSecret keys the visitor hashes; the same secret as the edges'.
 	// Required.
 	VisitorSecret string
-	// MaxBatch is the most hits handled per write, checkpoint and commit.
+	// MaxBatch is the most hits handled per write and commit.
 	// Default 1000.
 	MaxBatch int
 	// MaxWait is how long a batch waits to fill. Default 20 ms.
@@ -30,14 +30,21 @@ type Config struct {
 	// Session holds the session and duplicate rules (30 min inactivity,
 	// 24 h cap, 1 h duplicate window by default).
 	Session session.Config
-	// StateTTL is how long a visitor's state is kept in Redis after its
-	// last hit (wall time). It must exceed Session.Timeout and
-	// Session.DedupeWindow by the longest processing outage to ride out.
-	// Default 48 h.
+	// StateTTL is how long, in event time (the partition's newest hit), a
+	// visitor's state is kept after its newest hit once its session is
+	// closed; at least Session.Timeout and Session.DedupeWindow. Memory and
+	// snapshot size grow with the visitors seen within it. Default 2 h.
 	StateTTL time.Duration
-	// VisitorCache bounds the visitor states held in memory; the others are
-	// read back from Redis. Default 200000.
-	VisitorCache int
+	// SnapshotInterval is how often each changed partition's state is
+	// written to Redis (wall time). A processor taking a partition over
+	// replays the hits since its snapshot, so this bounds that replay.
+	// Default 10 s.
+	SnapshotInterval time.Duration
+	// SnapshotTTL is how long a snapshot not written again is kept in
+	// Redis (wall time): a group stopped for longer rebuilds its state from
+	// the hits of the last StateTTL.
+	// Default 7 days.
+	SnapshotTTL time.Duration
 
 	// IPv4Bits and IPv6Bits are the prefix lengths kept of client IPs.
 	// Defaults 24 and 48.
@@ -61,21 +68,22 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Group:         "pixelpipe-processor",
-		HitsTopic:     schemas.TopicHits,
-		EventsTopic:   schemas.TopicEvents,
-		SessionsTopic: schemas.TopicSessions,
-		DLQTopic:      schemas.TopicDLQ,
-		MaxBatch:      1000,
-		MaxWait:       20 * time.Millisecond,
-		Session:       session.DefaultConfig(),
-		StateTTL:      48 * time.Hour,
-		VisitorCache:  200_000,
-		IPv4Bits:      24,
-		IPv6Bits:      48,
-		Geo:           geo.Config{ReloadInterval: time.Minute},
-		UACache:       10_000,
-		MaxPerMinute:  120,
+		Group:            "pixelpipe-processor",
+		HitsTopic:        schemas.TopicHits,
+		EventsTopic:      schemas.TopicEvents,
+		SessionsTopic:    schemas.TopicSessions,
+		DLQTopic:         schemas.TopicDLQ,
+		MaxBatch:         1000,
+		MaxWait:          20 * time.Millisecond,
+		Session:          session.DefaultConfig(),
+		StateTTL:         2 * time.Hour,
+		SnapshotInterval: 10 * time.Second,
+		SnapshotTTL:      7 * 24 * time.Hour,
+		IPv4Bits:         24,
+		IPv6Bits:         48,
+		Geo:              geo.Config{ReloadInterval: time.Minute},
+		UACache:          10_000,
+		MaxPerMinute:     120,
 	}
 }
 
@@ -100,8 +108,11 @@ func (c Config) Validate() error {
 	if c.StateTTL < c.Session.Timeout || c.StateTTL < c.Session.DedupeWindow {
 		errs = append(errs, errors.New("processor.stateTTL must be at least the session timeout and the dedupe window"))
 	}
-	if c.VisitorCache < 1 || c.UACache < 1 {
-		errs = append(errs, errors.New("processor.visitorCache and processor.uaCache must be at least 1"))
+	if c.SnapshotInterval <= 0 || c.SnapshotTTL < c.SnapshotInterval {
+		errs = append(errs, errors.New("processor.snapshotInterval must be positive and processor.snapshotTTL at least as long"))
+	}
+	if c.UACache < 1 {
+		errs = append(errs, errors.New("processor.uaCache must be at least 1"))
 	}
 	if c.IPv4Bits < 0 || c.IPv4Bits > 32 || c.IPv6Bits < 0 || c.IPv6Bits > 128 {
 		errs = append(errs, errors.New("processor.ipv4Bits must be 0-32 and processor.ipv6Bits 0-128"))

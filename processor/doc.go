@@ -13,11 +13,15 @@
 // invalid, go to pixel.dlq.v1 with the reason; they never stop the stream.
 //
 // Per batch: write every derived record and wait for Kafka's
-// acknowledgement, then checkpoint the session and duplicate state of each
-// partition to Redis together with the offset it reflects (processor/state),
-// then commit the offsets. A crash replays hits and never skips one; hits
-// below the checkpoint are skipped, and processing is deterministic given
-// the state, so a replay writes the same session ids and sequence numbers.
+// acknowledgement, then commit the offsets. The session and duplicate state
+// of each partition is held in memory and snapshotted to Redis once per
+// Config.SnapshotInterval (processor/state), never per hit; a processor
+// taking a partition over loads the snapshot and replays the hits between it
+// and the committed offset, state only (partition.go). Processing is
+// deterministic given the hits, so the rebuilt state is the uninterrupted
+// one, and a replay writes the same session ids and sequence numbers. Files:
+// processor.go (the batch loop), partition.go (state per partition,
+// snapshots, restore), transform.go (the per-hit work), validate.go.
 //
 // A Processor is used by one goroutine, Run's; Run owns the geo reloader
 // goroutine and waits for it.

@@ -7,15 +7,17 @@ type metrics struct {
 	bot, machineOpen                                   prometheus.Counter
 	sessionsClosed                                     prometheus.Counter
 	writeErr, stateErr, stateStale                     prometheus.Counter
+	restored, stateGap                                 prometheus.Counter
+	snapshots, snapshotBytes                           *prometheus.CounterVec
 	midnightLinks                                      prometheus.Counter
 	lag                                                prometheus.Histogram
-	openSessions                                       prometheus.Gauge
+	openSessions, visitors                             prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_processor_hits_total",
-		Help: "Raw hits by result: event (written to the events topic), dlq_decode (undecodable), dlq_invalid (marked invalid by the edge or failing validation), duplicate (event id seen within -processor.dedupeWindow; dropped), replayed (already reflected in the checkpointed state; its output was written before).",
+		Help: "Raw hits by result: event (written to the events topic), dlq_decode (undecodable), dlq_invalid (marked invalid by the edge or failing validation), duplicate (event id seen within -processor.dedupeWindow; dropped), replayed (already reflected in the partition's state; its output was written before).",
 	}, []string{"result"})
 	labels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_processor_labelled_total",
@@ -39,11 +41,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		stateErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_state_errors_total",
-			Help: "Failed reads or checkpoints of session state in Redis; the batch is retried from the last checkpoint.",
+			Help: "Failed loads, restores or snapshots of partition state (Redis, or reading the hits since a snapshot from Kafka). A failed load is retried with the batch; a failed snapshot at the next interval.",
 		}),
 		stateStale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_state_stale_total",
-			Help: "Checkpoints refused because another processor had checkpointed the partition further (after a rebalance); the state is reloaded.",
+			Help: "Snapshots refused because another processor had snapshotted the partition further (after a rebalance); the state is reloaded.",
+		}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_state_restored_hits_total",
+			Help: "Hits read again from Kafka to bring a loaded snapshot up to the group's committed offset (state only: their records were written before).",
+		}),
+		stateGap: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_state_gap_hits_total",
+			Help: "Hits a restore needed that Kafka's retention had deleted; the state misses them (sessions may split). Should stay 0: keep the hits topic's retention far above -processor.snapshotInterval.",
+		}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pixel_processor_state_snapshots_total",
+			Help: "Partition state snapshots written to Redis, by kind: base (every visitor) or delta (visitors changed since the previous snapshot).",
+		}, []string{"kind"}),
+		snapshotBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pixel_processor_state_snapshot_bytes_total",
+			Help: "Bytes of partition state snapshots written to Redis, by kind.",
+		}, []string{"kind"}),
+		visitors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_processor_state_visitors",
+			Help: "Visitor states held in memory for the partitions this processor holds (seen within -processor.stateTTL of event time, or with an open session).",
 		}),
 		midnightLinks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_midnight_links_total",
@@ -60,7 +82,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.midnightLinks, m.lag, m.openSessions)
+		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap,
+			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors)
 	}
 	return m
 }

@@ -82,7 +82,7 @@ func benchProcessor(b *testing.B, store *state.Store) *Processor {
 	b.Helper()
 	cfg := DefaultConfig()
 	cfg.VisitorSecret = "s"
-	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: store})
+	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: store, Hits: noHistory{}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,10 +93,9 @@ const benchBatch = 1000
 
 // BenchmarkTransform measures the processor's work per hit: decode,
 // validate, visitor key, dedupe, session, geo (built-in country table), user
-// agent, traffic source, PII redaction, bot labels, encode. Warm: the visitor
-// states and user agents are in memory. Cold: a new processor per batch, so
-// every batch loads its partition and visitors from Redis and parses every
-// user agent. Reference: what the processor did before enrichment (decode,
+// agent, traffic source, PII redaction, bot labels, encode. Warm: the visitors
+// have state and the user agents are cached. Cold: a new processor per batch,
+// so every visitor is new to it and every user agent is parsed. Reference: what the processor did before enrichment (decode,
 // validate, key, encode the base event), in the same run.
 func BenchmarkTransform(b *testing.B) {
 	rdb, prefix := pipetest.Redis(b)
@@ -224,7 +223,7 @@ func BenchmarkUserAgent(b *testing.B) {
 var sinkDevice device.Device
 
 // BenchmarkSessionMemory reports the heap held per active visitor with an
-// open session: the in-memory state (cache entry, session, remembered ids)
+// open session: the in-memory state (map entry, session, remembered ids)
 // and the partition's open-session index.
 func BenchmarkSessionMemory(b *testing.B) {
 	const n = 50_000
@@ -274,6 +273,7 @@ func BenchmarkLag(b *testing.B) {
 		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, nil),
 		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, nil),
 		State:    state.New(rdb, prefix, time.Hour),
+		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, nil),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -338,4 +338,75 @@ func BenchmarkLag(b *testing.B) {
 			break
 		}
 	}
+}
+
+// BenchmarkRecovery measures what bounds a processor's start on a
+// partition: restore (a hit replayed to rebuild state: decode, visitor key,
+// dedupe, session; no enrichment, no records), next to the live transform
+// of the same hits in the same run; and a base snapshot of a partition of
+// 20,000 visitors written to the real Redis (bytes per visitor, time).
+func BenchmarkRecovery(b *testing.B) {
+	rdb, prefix := pipetest.Redis(b)
+	const visitors = 20_000
+	batches := benchBatches(64, benchBatch, visitors)
+	run := func(b *testing.B, quiet bool) {
+		p := benchProcessor(b, state.New(rdb, prefix+":rec", time.Hour))
+		pt := p.emptyPart(0)
+		var d decoded
+		next := int64(0)
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			batch := batches[n%len(batches)]
+			for i := range batch {
+				m := batch[i]
+				m.Offset = next
+				next++
+				if n >= len(batches) {
+					// Later laps: fresh event ids, so they are not duplicates.
+					b.StopTimer()
+					m.Value = bumpEventID(m.Value, uint64(n))
+					b.StartTimer()
+				}
+				p.decode(&m, &d)
+				if err := p.step(context.Background(), pt, &m, &d, 0, quiet); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p.events, p.closed = p.events[:0], p.closed[:0]
+			n++
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*benchBatch), "ns/hit")
+	}
+	b.Run("restore", func(b *testing.B) { run(b, true) })
+	b.Run("live", func(b *testing.B) { run(b, false) })
+
+	b.Run("base-snapshot", func(b *testing.B) {
+		p := benchProcessor(b, state.New(rdb, prefix+":snap", time.Hour))
+		pt := p.emptyPart(0)
+		var d decoded
+		for i, batch := range benchBatches(30, benchBatch, visitors) {
+			for j := range batch {
+				batch[j].Offset = int64(i*benchBatch + j)
+				p.decode(&batch[j], &d)
+				if err := p.step(context.Background(), pt, &batch[j], &d, 0, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		p.parts[0] = pt
+		before := testutil.ToFloat64(p.m.snapshotBytes.WithLabelValues("base"))
+		n := 0
+		for b.Loop() {
+			pt.snap.next = -1 // a base every time
+			if err := p.save(context.Background(), pt, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		bytes := (testutil.ToFloat64(p.m.snapshotBytes.WithLabelValues("base")) - before) / float64(n)
+		b.ReportMetric(float64(len(pt.visitors)), "visitors")
+		b.ReportMetric(bytes/float64(len(pt.visitors)), "bytes/visitor")
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(n), "ms/base")
+	})
 }

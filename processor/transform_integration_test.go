@@ -30,7 +30,7 @@ func newTestProcessor(t *testing.T) *Processor {
 	rdb, prefix := pipetest.Redis(t)
 	cfg := DefaultConfig()
 	cfg.VisitorSecret = "s"
-	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: state.New(rdb, prefix, time.Hour)})
+	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: state.New(rdb, prefix, time.Hour), Hits: noHistory{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func header(m kafka.Message, k string) string {
 
 // TestSweepAndHitOfOneVisitorInOneBatch: a batch in which another visitor's
 // hit moves event time past visitor V's open session (so a sweep closes it)
-// and then V's own hit arrives, with V's state only in Redis. The session is
+// and then V's own hit arrives, with V's state only in the stored snapshot. The session is
 // closed once, and V's hit starts the next one.
 func TestSweepAndHitOfOneVisitorInOneBatch(t *testing.T) {
 	t.Parallel()
@@ -166,7 +166,7 @@ func TestSweepAndHitOfOneVisitorInOneBatch(t *testing.T) {
 	cfg := DefaultConfig().Session
 	st := &session.State{Visitor: vKey}
 	cfg.Apply(st, &session.Hit{EventID: [16]byte{1}, AtMs: t0, Site: "news", IsPage: true})
-	ok, err := p.d.State.Checkpoint(ctx, p.statePart(0), state.Clock{Next: 100, WatermarkMs: t0, NextSweepMs: t0 + 60_000}, []*session.State{st})
+	ok, _, err := p.d.State.SaveBase(ctx, p.statePart(0), state.Clock{Next: 100, WatermarkMs: t0, NextSweepMs: t0 + 60_000}, []*session.State{st})
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}

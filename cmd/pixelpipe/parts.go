@@ -203,14 +203,15 @@ func bindProcessor(fs interface {
 	BoolVar(*bool, string, bool, string)
 }, cfg *processor.Config) {
 	fs.StringVar(&cfg.Group, "processor.group", cfg.Group, "Kafka consumer group of the processors; session and duplicate state in Redis is kept per group, so a new group reprocesses the hits afresh")
-	fs.IntVar(&cfg.MaxBatch, "processor.maxBatch", cfg.MaxBatch, "most hits per write, state checkpoint and commit")
+	fs.IntVar(&cfg.MaxBatch, "processor.maxBatch", cfg.MaxBatch, "most hits per write and commit")
 	fs.DurationVar(&cfg.MaxWait, "processor.maxWait", cfg.MaxWait, "how long a batch waits to fill")
 	fs.DurationVar(&cfg.Session.Timeout, "processor.sessionTimeout", cfg.Session.Timeout, "inactivity (event time) that ends a session; closed sessions go to pixel.sessions.v1 (pixel_processor_sessions_closed_total)")
 	fs.DurationVar(&cfg.Session.MaxDuration, "processor.sessionMax", cfg.Session.MaxDuration, "longest session; the first hit past it starts a new one")
 	fs.DurationVar(&cfg.Session.DedupeWindow, "processor.dedupeWindow", cfg.Session.DedupeWindow, "event-time window, back from a visitor's newest hit, in which a repeated event id is dropped as a duplicate (pixel_processor_hits_total{result=\"duplicate\"}); see also -processor.dedupeMaxIDs")
 	fs.IntVar(&cfg.Session.MaxIDs, "processor.dedupeMaxIDs", cfg.Session.MaxIDs, "most event ids remembered per visitor for duplicate detection; bounds memory against a visitor flooding hits")
-	fs.DurationVar(&cfg.StateTTL, "processor.stateTTL", cfg.StateTTL, "how long a visitor's session and duplicate state stays in Redis after its last hit; must exceed -processor.sessionTimeout and -processor.dedupeWindow by the longest processor outage to ride out")
-	fs.IntVar(&cfg.VisitorCache, "processor.visitorCache", cfg.VisitorCache, "visitor states held in memory (about 0.5 KB each); others are read back from Redis")
+	fs.DurationVar(&cfg.StateTTL, "processor.stateTTL", cfg.StateTTL, "event time a visitor's session and duplicate state is kept in memory after its newest hit once its session is closed; at least -processor.sessionTimeout and -processor.dedupeWindow (pixel_processor_state_visitors)")
+	fs.DurationVar(&cfg.SnapshotInterval, "processor.snapshotInterval", cfg.SnapshotInterval, "how often each changed partition's state is snapshotted to Redis; a processor taking a partition over replays the hits since its snapshot from Kafka (pixel_processor_state_restored_hits_total)")
+	fs.DurationVar(&cfg.SnapshotTTL, "processor.snapshotTTL", cfg.SnapshotTTL, "how long a partition's snapshot not written again stays in Redis; a group stopped for longer rebuilds its state from the hits of the last -processor.stateTTL")
 	fs.IntVar(&cfg.IPv4Bits, "processor.ipv4Bits", cfg.IPv4Bits, "leading bits kept of client IPv4 addresses in events; the raw IP never leaves the processor")
 	fs.IntVar(&cfg.IPv6Bits, "processor.ipv6Bits", cfg.IPv6Bits, "leading bits kept of client IPv6 addresses in events")
 	fs.StringVar(&cfg.Geo.CityDB, "processor.geoCityDB", cfg.Geo.CityDB, "MaxMind-format City or Country database (GeoLite2, GeoIP2, DB-IP lite); reloaded when the file changes; empty = the built-in country table (IP2Location LITE)")
@@ -223,8 +224,8 @@ func bindProcessor(fs interface {
 	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
 }
 
-// newProcessor wires a processor to Kafka and to its session state in
-// Redis under PREFIX:proc.
+// newProcessor wires a processor to Kafka and to the snapshots of its
+// session state in Redis under PREFIX:proc.
 func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.UniversalClient, redisPrefix string, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
 	l := logger.With("component", "processor")
 	d := processor.Deps{
@@ -232,7 +233,8 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
 		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, l),
 		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
-		State:    state.New(rdb, redisPrefix+":proc", cfg.StateTTL),
+		State:    state.New(rdb, redisPrefix+":proc", cfg.SnapshotTTL),
+		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, l),
 	}
 	// kafka-go allocates a BatchSize-long slice for every partition of every
 	// write (1.4 MB at the default 10000); a processor write never holds more

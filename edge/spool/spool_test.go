@@ -403,7 +403,7 @@ func TestConcurrentAppendsAreAllRead(t *testing.T) {
 // (with and without a damaged tail) and clean restarts against a model: the
 // list of records appended, and how many of them were delivered. After every
 // reopen, the spool must hold exactly a suffix of the appended records that
-// includes every record not delivered (RELIABILITY.md §6.6), and the damage
+// includes every record not delivered, and the damage
 // must be counted.
 func TestModel(t *testing.T) {
 	t.Parallel()

@@ -64,7 +64,7 @@ type Config struct {
 	// Tag sends each hit's sequence number (0, 1, ...) in its page URL,
 	// TagURL + the number, which the edge records verbatim; Result.Acked
 	// then lists which ones were acknowledged, so a test can look for every
-	// one of them in the raw topic (RELIABILITY.md §6.1). Default
+	// one of them in the raw topic. Default
 	// "https://loadgen.invalid/hit/" when Tag is set.
 	Tag    bool
 	TagURL string

@@ -1,8 +1,9 @@
 // Package session assigns server-side sessions to a visitor's hits and drops
 // duplicate hits by event id. It is pure logic over one visitor's State: no
-// I/O, no clock (event time decides), no goroutines. The processor loads and
-// checkpoints the State of each visitor (processor/state) so that sessions and
-// the duplicate window survive restarts and rebalances.
+// I/O, no clock (event time decides), no goroutines. The processor holds the
+// State of each visitor of its partitions in memory and snapshots it
+// (processor/state) so that sessions and the duplicate window survive
+// restarts and rebalances.
 //
 // Given the same State and the same hits in the same order, Apply gives the
 // same results: that is what makes a replay after a crash write the same
@@ -12,9 +13,7 @@ package session
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -56,60 +55,48 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ID16 is a 16-byte id, stored as hex text (a [16]byte would be a JSON
-// array of 16 numbers, three times larger).
+// ID16 is a 16-byte id.
 type ID16 [16]byte
-
-// MarshalText encodes id as 32 hex digits.
-func (id ID16) MarshalText() ([]byte, error) {
-	return hex.AppendEncode(nil, id[:]), nil
-}
-
-// UnmarshalText decodes 32 hex digits.
-func (id *ID16) UnmarshalText(b []byte) error {
-	if hex.DecodedLen(len(b)) != len(id) {
-		return fmt.Errorf("session id: %d hex digits, want 32", len(b))
-	}
-	_, err := hex.Decode(id[:], b)
-	return err
-}
 
 // Seen is an event id remembered for duplicate detection.
 type Seen struct {
-	ID   ID16  `json:"i"`
-	AtMs int64 `json:"t"`
+	ID   ID16
+	AtMs int64
 }
 
 // Open is a visitor's session in progress.
 type Open struct {
-	ID       ID16   `json:"id"`
-	Site     string `json:"s,omitempty"`
-	Campaign string `json:"c,omitempty"`
-	StartMs  int64  `json:"b"`
-	LastMs   int64  `json:"e"`
-	Seq      uint32 `json:"n"`
-	Pages    uint32 `json:"p"`
-	Landing  string `json:"l,omitempty"`
-	Exit     string `json:"x,omitempty"`
-	Referrer string `json:"r,omitempty"`
+	ID       ID16
+	Site     string
+	Campaign string
+	StartMs  int64
+	LastMs   int64
+	Seq      uint32
+	Pages    uint32
+	Landing  string
+	Exit     string
+	Referrer string
 }
 
 // State is everything remembered about one visitor.
 type State struct {
-	Visitor uint64 `json:"v"`
-	Seen    []Seen `json:"d,omitempty"`
+	Visitor uint64
+	Seen    []Seen
 	// NewestMs is the newest event time seen.
-	NewestMs int64 `json:"m"`
+	NewestMs int64
 	// Rate: hits within the event-time minute RateMinute.
-	RateMinute int64  `json:"rm,omitempty"`
-	RateCount  uint32 `json:"rc,omitempty"`
-	Open       *Open  `json:"o,omitempty"`
+	RateMinute int64
+	RateCount  uint32
+	Open       *Open
 	// Alias is set on a cookieless visitor key whose first hit continued a
 	// visit open at midnight under the previous day's key: the visitor is
 	// counted under Alias, that key, for the rest of the day, so the visit
 	// stays one session and one visitor. A key with an alias has no
 	// session of its own.
-	Alias uint64 `json:"a,omitempty"`
+	Alias uint64
+	// HoldMs is an event time before which the state must be kept even when
+	// idle: the end of the day of a midnight link, for both of its keys.
+	HoldMs int64
 }
 
 // Hit is what sessions need to know of a hit.
@@ -273,4 +260,13 @@ func Summary(visitor uint64, o *Open) *pixelpb.Session {
 		CampaignId:    o.Campaign,
 		Bounce:        o.Pages <= 1,
 	}
+}
+
+// Idle reports whether s may be forgotten at watermarkMs, the newest event
+// time of its partition: it has no open session, and keep (at least the
+// timeout and the duplicate window) has passed since its newest hit and
+// since its hold. A visitor seen again after that starts afresh, which is
+// what its session and duplicate rules would decide anyway.
+func Idle(s *State, watermarkMs int64, keep time.Duration) bool {
+	return s.Open == nil && watermarkMs > max(s.NewestMs, s.HoldMs)+keep.Milliseconds()
 }

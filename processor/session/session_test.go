@@ -140,7 +140,7 @@ func TestDedupeWindowIsBounded(t *testing.T) {
 }
 
 // FuzzSessionize: injecting duplicates never changes the session of any
-// distinct hit (RELIABILITY.md §6.5 #9).
+// distinct hit.
 func FuzzSessionize(f *testing.F) {
 	f.Add([]byte{1, 5, 200, 3, 0, 90, 7}, []byte{0, 1, 0, 1})
 	f.Fuzz(func(t *testing.T, gaps, dupMask []byte) {

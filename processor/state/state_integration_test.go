@@ -8,68 +8,106 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 )
 
-func TestCheckpointRoundTripAndGuard(t *testing.T) {
+func TestSnapshotBaseDeltasAndGuards(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
 	s := New(rdb, prefix, time.Minute)
 	ctx := context.Background()
 	p := Partition{Group: "g", Topic: "hits", ID: 3}
 
-	c, open, err := s.Load(ctx, p)
-	if err != nil || c.Next != -1 || len(open) != 0 {
-		t.Fatalf("empty partition: %+v %v %v", c, open, err)
+	snap, err := s.Load(ctx, p)
+	if err != nil || snap.Clock.Next != -1 || len(snap.Visitors) != 0 {
+		t.Fatalf("empty partition: %+v %v", snap, err)
 	}
-	withSession := &session.State{Visitor: 0xabc, NewestMs: 5000, Seen: []session.Seen{{ID: [16]byte{1}, AtMs: 5000}},
+	a := &session.State{Visitor: 0xa, NewestMs: 5000, Seen: []session.Seen{{ID: [16]byte{1}, AtMs: 5000}},
 		Open: &session.Open{ID: [16]byte{9}, Site: "s", StartMs: 4000, LastMs: 5000, Seq: 2, Pages: 2}}
-	closed := &session.State{Visitor: 0xdef, NewestMs: 100}
-	ok, err := s.Checkpoint(ctx, p, Clock{Next: 10, WatermarkMs: 5000, NextSweepMs: 60000}, []*session.State{withSession, closed})
-	if err != nil || !ok {
-		t.Fatalf("checkpoint: %v %v", ok, err)
+	b := &session.State{Visitor: 0xb, NewestMs: 100}
+	c1 := Clock{Next: 10, WatermarkMs: 5000, NextSweepMs: 60000}
+	if ok, n, err := s.SaveBase(ctx, p, c1, []*session.State{a, b}); err != nil || !ok || n == 0 {
+		t.Fatalf("base: %v %d %v", ok, n, err)
 	}
-	c, open, err = s.Load(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(Clock{Next: 10, WatermarkMs: 5000, NextSweepMs: 60000}, c); diff != "" {
-		t.Fatalf("clock (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(map[uint64]int64{0xabc: 5000}, open); diff != "" {
-		t.Fatalf("open index (-want +got):\n%s", diff)
-	}
-	got, err := s.Visitors(ctx, p, []uint64{0xabc, 0xdef, 0x123})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]*session.State{withSession, closed, nil}, got); diff != "" {
-		t.Fatalf("visitors (-want +got):\n%s", diff)
-	}
-	if ttl := rdb.PTTL(ctx, s.visitorKey(p, 0xabc)).Val(); ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("visitor state TTL %v, want ≤ 1m", ttl)
+	if ttl := rdb.PTTL(ctx, s.key(p)).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("snapshot TTL %v, want ≤ 1m", ttl)
 	}
 
-	// A stale owner (position 8 < 10) cannot overwrite; the same position
-	// again (a replay of the same batch) can.
-	stale := &session.State{Visitor: 0xabc}
-	if ok, err := s.Checkpoint(ctx, p, Clock{Next: 8}, []*session.State{stale}); err != nil || ok {
-		t.Fatalf("backwards checkpoint accepted: %v %v", ok, err)
+	// Two deltas: a changes, b is evicted, c is new; then c changes again.
+	a2 := &session.State{Visitor: 0xa, NewestMs: 7000, Seen: a.Seen}
+	c := &session.State{Visitor: 0xc, NewestMs: 6500, Alias: 0xa, HoldMs: 86_400_000}
+	c2 := Clock{Next: 20, WatermarkMs: 7000, NextSweepMs: 60000}
+	if ok, _, err := s.SaveDelta(ctx, p, 10, c2, 1, []*session.State{a2, c}, []uint64{0xb}); err != nil || !ok {
+		t.Fatalf("delta 1: %v %v", ok, err)
 	}
-	if got, _ := s.Visitors(ctx, p, []uint64{0xabc}); !cmp.Equal(got[0], withSession) {
-		t.Fatalf("refused checkpoint changed the state: %+v", got[0])
+	c3 := Clock{Next: 25, WatermarkMs: 7100, NextSweepMs: 60000}
+	cc := &session.State{Visitor: 0xc, NewestMs: 7100, Alias: 0xa, HoldMs: 86_400_000}
+	if ok, _, err := s.SaveDelta(ctx, p, 20, c3, 2, []*session.State{cc}, nil); err != nil || !ok {
+		t.Fatalf("delta 2: %v %v", ok, err)
 	}
-	withSession.Open = nil
-	if ok, err := s.Checkpoint(ctx, p, Clock{Next: 10, WatermarkMs: 5000, NextSweepMs: 60000}, []*session.State{withSession}); err != nil || !ok {
-		t.Fatalf("same-position checkpoint refused: %v %v", ok, err)
+	snap, err = s.Load(ctx, p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, open, _ := s.Load(ctx, p); len(open) != 0 {
-		t.Fatalf("closed session still in the open index: %v", open)
+	want := map[uint64]*session.State{0xa: a2, 0xc: cc}
+	if diff := cmp.Diff(want, snap.Visitors, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("visitors after base and two deltas (-want +got):\n%s", diff)
+	}
+	if snap.Clock != c3 || snap.Deltas != 2 || snap.BaseBytes == 0 || snap.DeltaBytes == 0 {
+		t.Fatalf("clock %+v, deltas %d, bytes %d/%d", snap.Clock, snap.Deltas, snap.BaseBytes, snap.DeltaBytes)
+	}
+
+	// A delta made on another position (a stale owner's lineage) is
+	// refused, and so is a base behind the stored position.
+	if ok, _, err := s.SaveDelta(ctx, p, 20, Clock{Next: 30}, 2, []*session.State{b}, nil); err != nil || ok {
+		t.Fatalf("delta on a position not stored accepted: %v %v", ok, err)
+	}
+	if ok, _, err := s.SaveBase(ctx, p, Clock{Next: 24}, []*session.State{b}); err != nil || ok {
+		t.Fatalf("base behind the stored position accepted: %v %v", ok, err)
+	}
+	if snap2, _ := s.Load(ctx, p); !cmp.Equal(snap2.Visitors, want, cmpopts.EquateEmpty()) || snap2.Clock != c3 {
+		t.Fatal("a refused write changed the snapshot")
+	}
+	// A base at or past the stored position replaces base and deltas.
+	c4 := Clock{Next: 25, WatermarkMs: 7100, NextSweepMs: 120000}
+	if ok, _, err := s.SaveBase(ctx, p, c4, []*session.State{b}); err != nil || !ok {
+		t.Fatalf("base at the stored position refused: %v %v", ok, err)
+	}
+	snap, err = s.Load(ctx, p)
+	if err != nil || snap.Deltas != 0 || snap.Clock != c4 || !cmp.Equal(snap.Visitors, map[uint64]*session.State{0xb: b}, cmpopts.EquateEmpty()) {
+		t.Fatalf("after a new base: %+v %v", snap, err)
 	}
 	// Another group's state is separate.
-	if c, _, _ := s.Load(ctx, Partition{Group: "other", Topic: "hits", ID: 3}); c.Next != -1 {
-		t.Fatalf("other group sees position %d", c.Next)
+	if other, _ := s.Load(ctx, Partition{Group: "other", Topic: "hits", ID: 3}); other.Clock.Next != -1 {
+		t.Fatalf("other group sees position %d", other.Clock.Next)
+	}
+}
+
+// A hash that lost a delta, or holds a corrupt blob, fails to load rather
+// than giving a state with a hole in it.
+func TestSnapshotLoadRefusesHoles(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, prefix, time.Minute)
+	ctx := context.Background()
+	p := Partition{Group: "g", Topic: "hits", ID: 0}
+	if ok, _, err := s.SaveBase(ctx, p, Clock{Next: 1}, nil); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	for n := 1; n <= 2; n++ {
+		if ok, _, err := s.SaveDelta(ctx, p, int64(n), Clock{Next: int64(n + 1)}, n, nil, nil); !ok || err != nil {
+			t.Fatal(n, ok, err)
+		}
+	}
+	rdb.HDel(ctx, s.key(p), "d:1")
+	if _, err := s.Load(ctx, p); err == nil {
+		t.Fatal("snapshot with a missing delta loaded")
+	}
+	rdb.HSet(ctx, s.key(p), "d:1", "\x01\x05")
+	if _, err := s.Load(ctx, p); err == nil {
+		t.Fatal("snapshot with a corrupt delta loaded")
 	}
 }

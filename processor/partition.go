@@ -1,0 +1,256 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/processor/session"
+	"github.com/pixelpipe/pixelpipe/processor/state"
+)
+
+// part is the state of one partition of the hits topic held by this
+// processor: every visitor of it seen within Config.StateTTL of event time
+// (or with an open session), in memory.
+type part struct {
+	id       int
+	clock    state.Clock
+	visitors map[uint64]*session.State
+	// open is the last event time of each visitor with an open session.
+	open map[uint64]int64
+	// changed and gone are the visitors changed and forgotten since the
+	// last snapshot: the next delta.
+	changed map[uint64]struct{}
+	gone    map[uint64]struct{}
+	snap    snapMark
+	// touched is when a batch last had hits of the partition (wall time).
+	touched time.Time
+}
+
+// snapMark is what the processor knows of the partition's stored snapshot.
+type snapMark struct {
+	// next is the stored snapshot's position, which this state continues;
+	// -1 when there is none.
+	next int64
+	at   time.Time
+	// deltas is the number of deltas on the stored base, items the states
+	// and evictions they hold.
+	deltas, items int
+}
+
+// maxDeltas bounds the deltas on one base; the next snapshot is a base.
+const maxDeltas = 64
+
+// idleDrop is how long a partition with no hits and nothing unsnapshotted
+// is kept in memory. A partition the group gave to another processor stops
+// getting hits, so this frees its memory; a partition that is only quiet is
+// loaded again from its snapshot when hits return.
+const idleDrop = 2 * time.Minute
+
+func (p *Processor) statePart(id int) state.Partition {
+	return state.Partition{Group: p.cfg.Group, Topic: p.cfg.HitsTopic, ID: id}
+}
+
+// emptyPart returns the state of partition id before any hit and without
+// a snapshot.
+func (p *Processor) emptyPart(id int) *part {
+	return &part{
+		id: id, clock: state.Clock{Next: -1}, visitors: map[uint64]*session.State{}, open: map[uint64]int64{},
+		changed: map[uint64]struct{}{}, gone: map[uint64]struct{}{}, snap: snapMark{next: -1},
+	}
+}
+
+// state returns the state of visitor v, a fresh one if it has none.
+func (pt *part) state(v uint64) *session.State {
+	st := pt.visitors[v]
+	if st == nil {
+		st = &session.State{Visitor: v}
+		pt.visitors[v] = st
+	}
+	return st
+}
+
+// touch records that st changed: it goes into the next delta (and is no
+// longer forgotten, if it was forgotten and came back since the last one).
+func (pt *part) touch(st *session.State) {
+	pt.changed[st.Visitor] = struct{}{}
+	delete(pt.gone, st.Visitor)
+	if st.Open != nil {
+		pt.open[st.Visitor] = st.Open.LastMs
+	} else {
+		delete(pt.open, st.Visitor)
+	}
+}
+
+// partition returns the in-memory state of partition id for a batch whose
+// first hit of it is at offset first. It loads the snapshot and replays the
+// hits since it when the partition is not held, or when first does not
+// continue the held state (after a rebalance another processor moved it on).
+func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, error) {
+	pt := p.parts[id]
+	if pt != nil && first <= pt.clock.Next {
+		return pt, nil
+	}
+	delete(p.parts, id)
+	start := time.Now()
+	snap, err := p.d.State.Load(ctx, p.statePart(id))
+	if err != nil {
+		p.m.stateErr.Inc()
+		return nil, err
+	}
+	pt = p.emptyPart(id)
+	pt.clock, pt.visitors = snap.Clock, snap.Visitors
+	pt.snap = snapMark{next: snap.Clock.Next, at: start, deltas: snap.Deltas, items: len(snap.Visitors)}
+	for v, st := range pt.visitors {
+		if st.Open != nil {
+			pt.open[v] = st.Open.LastMs
+		}
+	}
+	if snap.Clock.Next < 0 {
+		// No snapshot (a new group, or one stopped past -snapshotTTL), but
+		// the group may have committed past hits whose state still
+		// matters: rebuild it from the hits of the last StateTTL, by record
+		// time (the edge's receive time).
+		from, err := p.d.Hits.OffsetAt(ctx, id, p.now().Add(-p.cfg.StateTTL))
+		if err != nil {
+			p.m.stateErr.Inc()
+			return nil, err
+		}
+		if from < 0 || from > first {
+			from = first
+		}
+		pt.clock.Next = from
+	}
+	replayed := int64(0)
+	if pt.clock.Next < first {
+		if replayed, err = p.restore(ctx, pt, first); err != nil {
+			return nil, err
+		}
+	}
+	p.parts[id] = pt
+	p.logger.Info("partition state loaded", "partition", id, "snapshot", snap.Clock.Next, "first", first,
+		"visitors", len(pt.visitors), "replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
+	return pt, nil
+}
+
+// restore brings pt from its snapshot's position up to offset to by running
+// the hits in between through the same rules as live hits, writing nothing:
+// their records were written before the group committed past them.
+func (p *Processor) restore(ctx context.Context, pt *part, to int64) (int64, error) {
+	var d decoded
+	var n int64
+	apply := func(m *kafka.Message) error {
+		n++
+		p.decode(m, &d)
+		return p.step(ctx, pt, m, &d, 0, true)
+	}
+	first, err := p.d.Hits.Read(ctx, pt.id, pt.clock.Next, to, apply)
+	if errors.Is(err, kafkaconn.ErrRangeGone) {
+		// Retention deleted hits the snapshot does not reflect: the state
+		// misses them (a session may split, a duplicate pass). Said loudly,
+		// and the rest is replayed.
+		p.m.stateGap.Add(float64(first - pt.clock.Next))
+		p.logger.Error("hits since the partition's snapshot are gone from Kafka; its sessions and duplicate window miss them",
+			"partition", pt.id, "snapshot", pt.clock.Next, "first held", first, "err", err)
+		pt.clock.Next = first
+		_, err = p.d.Hits.Read(ctx, pt.id, first, to, apply)
+	}
+	if err != nil {
+		p.m.stateErr.Inc()
+		return n, fmt.Errorf("restore partition %d from offset %d to %d: %w", pt.id, pt.clock.Next, to, err)
+	}
+	p.m.restored.Add(float64(n))
+	pt.clock.Next = to
+	return n, nil
+}
+
+// snapshotQuietly is snapshot with failures logged: the hits stay in Kafka,
+// so a snapshot missed only makes the next restore longer.
+func (p *Processor) snapshotQuietly(ctx context.Context, all bool) {
+	if err := p.snapshot(ctx, all); err != nil {
+		p.logger.Warn("snapshot of processor state failed; retried at the next interval", "err", err)
+	}
+}
+
+// snapshot writes the snapshot of every held partition that changed since
+// its last one, and whose interval has passed unless all is set. It also
+// drops partitions that have been idle for idleDrop.
+func (p *Processor) snapshot(ctx context.Context, all bool) error {
+	now := time.Now()
+	var errs []error
+	visitors, open := 0, 0
+	for id, pt := range p.parts {
+		if pt.clock.Next == pt.snap.next {
+			if now.Sub(pt.touched) > idleDrop {
+				delete(p.parts, id)
+				continue
+			}
+		} else if all || now.Sub(pt.snap.at) >= p.cfg.SnapshotInterval {
+			if err := p.save(ctx, pt, now); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		visitors += len(pt.visitors)
+		open += len(pt.open)
+	}
+	p.m.visitors.Set(float64(visitors))
+	p.m.openSessions.Set(float64(open))
+	return errors.Join(errs...)
+}
+
+// save writes pt's snapshot: a delta of what changed since the last one, or
+// a base of every visitor when there is no snapshot to continue or the
+// deltas would outgrow the base.
+func (p *Processor) save(ctx context.Context, pt *part, now time.Time) error {
+	sp := p.statePart(pt.id)
+	items := len(pt.changed) + len(pt.gone)
+	if pt.snap.next >= 0 && pt.snap.deltas < maxDeltas && pt.snap.items+items <= max(len(pt.visitors), 256) {
+		changed := make([]*session.State, 0, len(pt.changed))
+		for v := range pt.changed {
+			changed = append(changed, pt.visitors[v])
+		}
+		gone := make([]uint64, 0, len(pt.gone))
+		for v := range pt.gone {
+			gone = append(gone, v)
+		}
+		ok, n, err := p.d.State.SaveDelta(ctx, sp, pt.snap.next, pt.clock, pt.snap.deltas+1, changed, gone)
+		if err != nil {
+			p.m.stateErr.Inc()
+			return err
+		}
+		if ok {
+			p.m.snapshots.WithLabelValues("delta").Inc()
+			p.m.snapshotBytes.WithLabelValues("delta").Add(float64(n))
+			pt.snap = snapMark{next: pt.clock.Next, at: now, deltas: pt.snap.deltas + 1, items: pt.snap.items + items}
+			clear(pt.changed)
+			clear(pt.gone)
+			return nil
+		}
+		// Someone else wrote since: a base, if this state is not behind.
+	}
+	all := make([]*session.State, 0, len(pt.visitors))
+	for _, st := range pt.visitors {
+		all = append(all, st)
+	}
+	ok, n, err := p.d.State.SaveBase(ctx, sp, pt.clock, all)
+	if err != nil {
+		p.m.stateErr.Inc()
+		return err
+	}
+	if !ok {
+		p.m.stateStale.Inc()
+		p.logger.Info("partition state was snapshotted further by another processor; reloading", "partition", pt.id, "offset", pt.clock.Next)
+		delete(p.parts, pt.id)
+		return nil
+	}
+	p.m.snapshots.WithLabelValues("base").Inc()
+	p.m.snapshotBytes.WithLabelValues("base").Add(float64(n))
+	pt.snap = snapMark{next: pt.clock.Next, at: now, items: len(all)}
+	clear(pt.changed)
+	clear(pt.gone)
+	return nil
+}

@@ -1,0 +1,304 @@
+package processor
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pii"
+	"github.com/pixelpipe/pixelpipe/processor/bots"
+	"github.com/pixelpipe/pixelpipe/processor/session"
+	"github.com/pixelpipe/pixelpipe/processor/source"
+	"github.com/pixelpipe/pixelpipe/schemas"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+type decoded struct {
+	hit     pixelpb.RawHit
+	err     string // dead-letter reason, "" when valid
+	visitor uint64
+	idSrc   pixelpb.IdentitySource
+	// prev is the cookieless key of the same visitor under the previous
+	// day's salt, for a hit shortly after midnight (see linkMidnight).
+	prev uint64
+}
+
+// transform turns the batch's raw hits into event, session and dead-letter
+// messages, updating the partitions' state in memory.
+func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
+	p.events, p.closed, p.dlq = p.events[:0], p.closed[:0], p.dlq[:0]
+	if cap(p.hits) < len(in) {
+		p.hits = make([]decoded, len(in))
+	}
+	p.hits = p.hits[:len(in)]
+	now := p.now()
+	// A batch holds a few partitions: a slice beats a map here.
+	var parts []*part
+	for i := range in {
+		src, d := &in[i], &p.hits[i]
+		var pt *part
+		for _, x := range parts {
+			if x.id == src.Partition {
+				pt = x
+				break
+			}
+		}
+		if pt == nil {
+			// The batch's first hit of the partition decides whether the
+			// held state continues it.
+			var err error
+			if pt, err = p.partition(ctx, src.Partition, src.Offset); err != nil {
+				return err
+			}
+			pt.touched = now
+			parts = append(parts, pt)
+		}
+		p.decode(src, d)
+		if err := p.step(ctx, pt, src, d, now.UnixMilli(), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decode fills d from the record src.
+func (p *Processor) decode(src *kafka.Message, d *decoded) {
+	d.hit.Reset()
+	d.err, d.visitor, d.prev = "", 0, 0
+	if err := proto.Unmarshal(src.Value, &d.hit); err != nil {
+		d.err = "decode: " + err.Error()
+		return
+	}
+	if reason := validate(&d.hit); reason != "" {
+		d.err = "invalid: " + reason
+		return
+	}
+	h := &d.hit
+	d.visitor, d.idSrc = p.keyer.Key(h.GetOrigin().GetReceivedAtMs(), []byte(h.GetSiteId()),
+		[]byte(h.GetUserId()), []byte(h.GetCookieId()), h.GetClientIp(), []byte(h.GetUserAgent()))
+	if d.idSrc == pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS {
+		d.prev = p.keyer.PreviousDayKey(h.GetOrigin().GetReceivedAtMs(), p.cfg.Session.Timeout,
+			[]byte(h.GetSiteId()), h.GetClientIp(), []byte(h.GetUserAgent()))
+	}
+}
+
+// step runs one decoded hit through pt's state. Quiet (a restore) updates
+// the state alone: no records, no enrichment.
+func (p *Processor) step(ctx context.Context, pt *part, src *kafka.Message, d *decoded, now int64, quiet bool) error {
+	if src.Offset < pt.clock.Next {
+		// Its output was written before the state's position (or earlier
+		// in this batch, when Kafka delivers a message twice).
+		p.m.replayed.Inc()
+		return nil
+	}
+	pt.clock.Next = src.Offset + 1
+	if d.err != "" {
+		if quiet {
+			return nil
+		}
+		if d.err[0] == 'd' {
+			p.m.dlqDecode.Inc()
+		} else {
+			p.m.dlqInvalid.Inc()
+		}
+		p.dlq = append(p.dlq, kafkaconn.DeadLetter(src, d.err))
+		return nil
+	}
+	st := pt.state(d.visitor)
+	if d.idSrc == pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS {
+		st = p.linkMidnight(pt, d, st, quiet)
+	}
+	p.apply(pt, st, src, d, now, quiet)
+	return nil
+}
+
+// linkMidnight keeps a cookieless visit that spans midnight one visitor.
+// The cookieless key rotates with the day's salt; a visitor's first hit
+// under a new day's key (st fresh) that continues a session open under the
+// previous day's key d.prev (its last hit within the session timeout) is
+// counted under that key, and the new key is linked to it (Alias) for the
+// rest of the day, so the visit is one session, and the visitor one unique,
+// on both days and across them. Hits of a linked key are counted under its
+// alias. It returns the state to apply the hit to and sets d.visitor to its
+// key. The edge partitions cookieless hits by a key without the salt, so
+// both keys' states are in this partition; hits from edges that partition
+// by the day's key are simply not linked.
+func (p *Processor) linkMidnight(pt *part, d *decoded, st *session.State, quiet bool) *session.State {
+	if st.Alias != 0 {
+		if t := pt.visitors[st.Alias]; t != nil {
+			d.visitor = st.Alias
+			return t
+		}
+		return st
+	}
+	if d.prev == 0 || st.NewestMs != 0 || st.Open != nil || len(st.Seen) > 0 {
+		return st
+	}
+	key, prev := d.prev, pt.visitors[d.prev]
+	if prev != nil && prev.Alias != 0 { // linked itself the midnight before
+		key, prev = prev.Alias, pt.visitors[prev.Alias]
+	}
+	at := d.hit.GetOrigin().GetReceivedAtMs()
+	if prev == nil || prev.Open == nil || at > prev.Open.LastMs+p.cfg.Session.Timeout.Milliseconds() {
+		return st
+	}
+	// Both keys are kept until the new key's day is over.
+	const dayMs = 24 * 60 * 60 * 1000
+	hold := (at/dayMs + 1) * dayMs
+	st.Alias, st.HoldMs = key, hold
+	prev.HoldMs = max(prev.HoldMs, hold)
+	pt.touch(st)
+	pt.touch(prev)
+	if !quiet {
+		p.m.midnightLinks.Inc()
+	}
+	d.visitor = key
+	return prev
+}
+
+// apply runs one valid hit through sessions and, unless quiet, enrichment
+// and labelling into an event.
+func (p *Processor) apply(pt *part, st *session.State, src *kafka.Message, d *decoded, now int64, quiet bool) {
+	hit := &d.hit
+	at := hit.GetOrigin().GetReceivedAtMs()
+	// Sessions keep the redacted pages and the campaign, so a restore
+	// computes them as the live run did.
+	pageURL, referrer := pii.RedactPII(hit.GetPageUrl()), pii.RedactPII(hit.GetReferrer())
+	srcInfo := p.sources.Classify(pageURL, referrer)
+	campaign := hit.GetCampaignId()
+	if campaign == "" {
+		campaign = srcInfo.UTMCampaign
+	}
+	var sh session.Hit
+	copy(sh.EventID[:], hit.GetOrigin().GetEventId())
+	sh.AtMs, sh.Site, sh.Campaign, sh.Page, sh.Referrer = at, hit.GetSiteId(), campaign, pageURL, referrer
+	sh.IsPage = hit.GetKind() == pixelpb.Kind_KIND_VIEW
+	res := p.cfg.Session.Apply(st, &sh)
+	if res.Duplicate {
+		if !quiet {
+			p.m.duplicate.Inc()
+		}
+		return
+	}
+	pt.touch(st)
+	if res.Closed != nil && !quiet {
+		p.emitSession(res.Closed)
+	}
+	if !quiet {
+		p.emitEvent(src, d, res, pageURL, referrer, &srcInfo, now)
+	}
+
+	// Event time moves the partition's clock; once a minute of it, sessions
+	// idle past the timeout are closed and idle visitors forgotten. Sweeping
+	// at fixed points of event time, not at batch ends, makes a replay close
+	// the same sessions at the same hits.
+	if at > pt.clock.WatermarkMs {
+		pt.clock.WatermarkMs = at
+	}
+	if pt.clock.WatermarkMs >= pt.clock.NextSweepMs {
+		p.sweep(pt, quiet)
+		pt.clock.NextSweepMs = (pt.clock.WatermarkMs/60_000 + 1) * 60_000
+	}
+}
+
+func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result, pageURL, referrer string, srcInfo *source.Source, now int64) {
+	hit := &d.hit
+	at := hit.GetOrigin().GetReceivedAtMs()
+	ip, _ := netip.AddrFromSlice(hit.GetClientIp())
+	g := p.geo.Lookup(ip)
+	dev := p.ua.Parse(hit.GetUserAgent())
+	reasons, machineOpen := p.bots.Label(&bots.Input{
+		Kind: hit.GetKind(), UserAgent: hit.GetUserAgent(), Device: dev, Purpose: hit.GetPurpose(),
+		PresentHeaders: hit.GetPresentHeaders(), IP: ip, RatePerMinute: res.RatePerMinute,
+	}, nil)
+	ev := &pixelpb.Event{
+		SchemaVersion:  schemas.EventVersion,
+		Origin:         hit.GetOrigin(),
+		Source:         &pixelpb.SourcePosition{Partition: int32(src.Partition), Offset: src.Offset},
+		Kind:           hit.GetKind(),
+		ContentId:      hit.GetContentId(),
+		SiteId:         hit.GetSiteId(),
+		CampaignId:     hit.GetCampaignId(),
+		VisitorKey:     d.visitor,
+		IdentitySource: d.idSrc,
+		PageUrl:        pageURL,
+		Referrer:       referrer,
+		IpTruncated:    truncateIP(hit.GetClientIp(), p.cfg.IPv4Bits, p.cfg.IPv6Bits),
+		ProcessedAtMs:  now,
+
+		Country: g.Country, Region: g.Region, City: g.City, Asn: g.ASN,
+		DeviceType: dev.Type, Os: dev.OS, OsVersion: dev.OSVersion, Browser: dev.Browser, BrowserVersion: dev.BrowserVersion,
+		Bot: len(reasons) > 0, BotReasons: reasons, MachineOpen: machineOpen,
+
+		ReferrerDomain: srcInfo.ReferrerDomain, ReferrerMedium: srcInfo.Medium,
+		UtmSource: srcInfo.UTMSource, UtmMedium: srcInfo.UTMMedium, UtmCampaign: srcInfo.UTMCampaign,
+		UtmTerm: srcInfo.UTMTerm, UtmContent: srcInfo.UTMContent,
+		ClickId: srcInfo.ClickID, ClickNetwork: srcInfo.ClickNetwork,
+
+		SessionId:  res.SessionID[:],
+		SessionSeq: res.Seq,
+
+		AdId: hit.GetAdId(), CreativeId: hit.GetCreativeId(), PlacementId: hit.GetPlacementId(),
+		OrderId: hit.GetOrderId(), ValueMicros: hit.GetValueMicros(), Currency: hit.GetCurrency(),
+		Verified: hit.GetVerified(), Props: redactProps(hit.GetProps()), Route: hit.GetRoute(),
+	}
+	if ev.Bot {
+		p.m.bot.Inc()
+	}
+	if machineOpen {
+		p.m.machineOpen.Inc()
+	}
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		panic("BUG: marshal event: " + err.Error())
+	}
+	p.m.events.Inc()
+	p.events = append(p.events, kafka.Message{Key: []byte(ev.GetContentId()), Value: b, Time: time.UnixMilli(at)})
+}
+
+// sweep closes the sessions of pt that ended more than the timeout before
+// the watermark, then forgets the visitors idle for Config.StateTTL.
+func (p *Processor) sweep(pt *part, quiet bool) {
+	cut := pt.clock.WatermarkMs - p.cfg.Session.Timeout.Milliseconds()
+	var due []uint64
+	for v, last := range pt.open {
+		if last < cut {
+			due = append(due, v)
+		}
+	}
+	// Map order is random; close in visitor order so replays write the same
+	// sequence of summaries.
+	slices.Sort(due)
+	for _, v := range due {
+		st := pt.visitors[v]
+		if sum := p.cfg.Session.Expire(st, pt.clock.WatermarkMs); sum != nil && !quiet {
+			p.emitSession(sum)
+		}
+		pt.touch(st)
+	}
+	for v, st := range pt.visitors {
+		if session.Idle(st, pt.clock.WatermarkMs, p.cfg.StateTTL) {
+			delete(pt.visitors, v)
+			delete(pt.changed, v)
+			pt.gone[v] = struct{}{}
+		}
+	}
+}
+
+func (p *Processor) emitSession(s *pixelpb.Session) {
+	b, err := proto.Marshal(s)
+	if err != nil {
+		panic("BUG: marshal session: " + err.Error())
+	}
+	p.m.sessionsClosed.Inc()
+	p.closed = append(p.closed, kafka.Message{
+		Key:   schemas.AppendVisitorPartitionKey(nil, s.GetVisitorKey()),
+		Value: b,
+		Time:  time.UnixMilli(s.GetEndMs()),
+	})
+}
