@@ -17,6 +17,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/processor/geo"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/processor/state"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Deps are what a processor reads from and writes to.
@@ -63,6 +64,14 @@ type Processor struct {
 	// Per batch, reused.
 	hits   []decoded
 	events []kafka.Message
+	// evBuf holds the keys and values of events, evEnds where each event's
+	// key and value end in it.
+	evBuf  []byte
+	evEnds [][2]int
+	// Per event, reused: the event being encoded.
+	ev     pixelpb.Event
+	evSrc  pixelpb.SourcePosition
+	ipBuf  [16]byte
 	closed []kafka.Message
 	dlq    []kafka.Message
 }

@@ -62,8 +62,8 @@ func TestTruncateIP(t *testing.T) {
 		{"garbage", []byte{1, 2, 3}, 24, 48, nil},
 	}
 	for _, tt := range tests {
-		if got := truncateIP(tt.ip, tt.v4, tt.v6); !bytes.Equal(got, tt.want) {
-			t.Errorf("%s: truncateIP(%v, %d, %d) = %v, want %v", tt.name, tt.ip, tt.v4, tt.v6, got, tt.want)
+		if got := appendTruncatedIP(nil, tt.ip, tt.v4, tt.v6); !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: appendTruncatedIP(%v, %d, %d) = %v, want %v", tt.name, tt.ip, tt.v4, tt.v6, got, tt.want)
 		}
 	}
 	if got := TruncateIP([]byte{1, 2, 3, 4}); !bytes.Equal(got, []byte{1, 2, 3, 0}) {

@@ -32,6 +32,7 @@ type decoded struct {
 // messages, updating the partitions' state in memory.
 func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 	p.events, p.closed, p.dlq = p.events[:0], p.closed[:0], p.dlq[:0]
+	p.evBuf, p.evEnds = p.evBuf[:0], p.evEnds[:0]
 	if cap(p.hits) < len(in) {
 		p.hits = make([]decoded, len(in))
 	}
@@ -63,14 +64,33 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 			return err
 		}
 	}
+	start := 0
+	for i, e := range p.evEnds {
+		p.events[i].Key, p.events[i].Value = p.evBuf[start:e[0]:e[0]], p.evBuf[e[0]:e[1]:e[1]]
+		start = e[1]
+	}
 	return nil
 }
 
+// marshalEvent encodes events; deterministic is not needed (no maps).
+var marshalEvent = proto.MarshalOptions{}
+
+// mergeHit decodes a raw hit into an emptied message whose origin is
+// already allocated.
+var mergeHit = proto.UnmarshalOptions{Merge: true}
+
 // decode fills d from the record src.
 func (p *Processor) decode(src *kafka.Message, d *decoded) {
+	// The origin message is kept across hits (Unmarshal would allocate a
+	// new one each time); merging into the emptied hit is an Unmarshal.
+	origin := d.hit.Origin
 	d.hit.Reset()
+	if origin != nil {
+		origin.Reset()
+		d.hit.Origin = origin
+	}
 	d.err, d.visitor, d.prev = "", 0, 0
-	if err := proto.Unmarshal(src.Value, &d.hit); err != nil {
+	if err := mergeHit.Unmarshal(src.Value, &d.hit); err != nil {
 		d.err = "decode: " + err.Error()
 		return
 	}
@@ -216,10 +236,11 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		Kind: hit.GetKind(), UserAgent: hit.GetUserAgent(), Device: dev, Purpose: hit.GetPurpose(),
 		PresentHeaders: hit.GetPresentHeaders(), IP: ip, RatePerMinute: res.RatePerMinute,
 	}, nil)
-	ev := &pixelpb.Event{
+	p.evSrc = pixelpb.SourcePosition{Partition: int32(src.Partition), Offset: src.Offset}
+	p.ev = pixelpb.Event{
 		SchemaVersion:  schemas.EventVersion,
 		Origin:         hit.GetOrigin(),
-		Source:         &pixelpb.SourcePosition{Partition: int32(src.Partition), Offset: src.Offset},
+		Source:         &p.evSrc,
 		Kind:           hit.GetKind(),
 		ContentId:      hit.GetContentId(),
 		SiteId:         hit.GetSiteId(),
@@ -228,7 +249,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		IdentitySource: d.idSrc,
 		PageUrl:        pageURL,
 		Referrer:       referrer,
-		IpTruncated:    truncateIP(hit.GetClientIp(), p.cfg.IPv4Bits, p.cfg.IPv6Bits),
+		IpTruncated:    appendTruncatedIP(p.ipBuf[:0], hit.GetClientIp(), p.cfg.IPv4Bits, p.cfg.IPv6Bits),
 		ProcessedAtMs:  now,
 
 		Country: g.Country, Region: g.Region, City: g.City, Asn: g.ASN,
@@ -247,18 +268,25 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		OrderId: hit.GetOrderId(), ValueMicros: hit.GetValueMicros(), Currency: hit.GetCurrency(),
 		Verified: hit.GetVerified(), Props: redactProps(hit.GetProps()), Route: hit.GetRoute(),
 	}
+	ev := &p.ev
 	if ev.Bot {
 		p.m.bot.Inc()
 	}
 	if machineOpen {
 		p.m.machineOpen.Inc()
 	}
-	b, err := proto.Marshal(ev)
-	if err != nil {
+	// Key and value go into the batch's one buffer; the messages get their
+	// slices of it when the batch is complete (the buffer may move as it
+	// grows).
+	p.evBuf = append(p.evBuf, ev.GetContentId()...)
+	keyEnd := len(p.evBuf)
+	var err error
+	if p.evBuf, err = marshalEvent.MarshalAppend(p.evBuf, ev); err != nil {
 		panic("BUG: marshal event: " + err.Error())
 	}
+	p.evEnds = append(p.evEnds, [2]int{keyEnd, len(p.evBuf)})
 	p.m.events.Inc()
-	p.events = append(p.events, kafka.Message{Key: []byte(ev.GetContentId()), Value: b, Time: time.UnixMilli(at)})
+	p.events = append(p.events, kafka.Message{Time: time.UnixMilli(at)})
 }
 
 // sweep closes the sessions of pt that ended more than the timeout before

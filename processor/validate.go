@@ -27,11 +27,11 @@ func validate(h *pixelpb.RawHit) string {
 
 // TruncateIP keeps the network part of an address: /24 of IPv4, /48 of IPv6.
 // Anything else gives nil.
-func TruncateIP(ip []byte) []byte { return truncateIP(ip, 24, 48) }
+func TruncateIP(ip []byte) []byte { return appendTruncatedIP(nil, ip, 24, 48) }
 
-// truncateIP keeps the first v4 bits of an IPv4 address and v6 bits of an
-// IPv6 one; anything else gives nil.
-func truncateIP(ip []byte, v4, v6 int) []byte {
+// appendTruncatedIP appends to dst the first v4 bits of an IPv4 address or
+// v6 bits of an IPv6 one, the rest zero; anything else gives nil.
+func appendTruncatedIP(dst, ip []byte, v4, v6 int) []byte {
 	bits := v4
 	switch len(ip) {
 	case 4:
@@ -40,13 +40,16 @@ func truncateIP(ip []byte, v4, v6 int) []byte {
 	default:
 		return nil
 	}
-	out := make([]byte, len(ip))
 	full := bits / 8
-	copy(out, ip[:full])
+	dst = append(dst, ip[:full]...)
 	if rem := bits % 8; rem != 0 {
-		out[full] = ip[full] & byte(0xff<<(8-rem))
+		dst = append(dst, ip[full]&byte(0xff<<(8-rem)))
+		full++
 	}
-	return out
+	for range len(ip) - full {
+		dst = append(dst, 0)
+	}
+	return dst
 }
 
 func redactProps(in []*pixelpb.Prop) []*pixelpb.Prop {
