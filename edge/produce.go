@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 )
 
 // Produce requests carry at most this many hits and bytes of one partition.
@@ -108,21 +110,6 @@ func (p *producer) partitionCount(ctx context.Context) (int, error) {
 	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
 }
 
-// partitionOf is kafka-go's Hash balancer for an 8-byte key: FNV-1a, the
-// sum taken as a signed 32-bit number, modulo n, made non-negative.
-func partitionOf(key []byte, n int) int {
-	h := uint32(2166136261)
-	for _, c := range key {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	part := int32(h) % int32(n)
-	if part < 0 {
-		part = -part
-	}
-	return int(part)
-}
-
 // produce writes idx (indexes into recs, spooled hits) and returns the
 // indexes of the hits Kafka did not acknowledge, with the first error. A
 // partition's request is all or nothing: the broker appends a record batch
@@ -141,7 +128,7 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 		p.byPart[i] = p.byPart[i][:0]
 	}
 	for _, i := range idx {
-		part := partitionOf(recs[i][:keyLen], n)
+		part := kafkaconn.PartitionOf(recs[i][:keyLen], n)
 		p.byPart[part] = append(p.byPart[part], i)
 	}
 	p.chunks = p.chunks[:0]

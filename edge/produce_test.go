@@ -8,26 +8,6 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// TestPartitionOfMatchesHashBalancer: the producer sends a key to the
-// partition kafka-go's Hash balancer would, so edges before and after the
-// switch to Client.Produce agree on every visitor's partition.
-func TestPartitionOfMatchesHashBalancer(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	parts := make([]int, 64)
-	for i := range parts {
-		parts[i] = i
-	}
-	var key [keyLen]byte
-	for range 20000 {
-		binary.BigEndian.PutUint64(key[:], rng.Uint64())
-		n := 1 + rng.IntN(len(parts))
-		want := (&kafka.Hash{}).Balance(kafka.Message{Key: key[:]}, parts[:n]...)
-		if got := partitionOf(key[:], n); got != want {
-			t.Fatalf("key %x over %d partitions: partitionOf %d, kafka.Hash %d", key, n, got, want)
-		}
-	}
-}
-
 // TestHitRecords: the records read from spooled hits carry the hit's key,
 // value and receive time, in the order of the indexes, then io.EOF.
 func TestHitRecords(t *testing.T) {

@@ -126,9 +126,9 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 	reg := prometheus.NewRegistry()
 	p, err := processor.New(cfg, l, reg, processor.Deps{
 		Reader:   kafkaconn.NewGroupReader(s.kc, cfg.HitsTopic, cfg.Group, l),
-		Events:   kafkaconn.NewWriter(s.kc, cfg.EventsTopic, l),
-		Sessions: kafkaconn.NewWriter(s.kc, cfg.SessionsTopic, l),
-		DLQ:      kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l),
+		Events:   kafkaconn.NewProducer(s.kc, cfg.EventsTopic),
+		Sessions: kafkaconn.NewProducer(s.kc, cfg.SessionsTopic),
+		DLQ:      kafkaconn.NewProducer(s.kc, cfg.DLQTopic),
 		State:    state.New(s.rdb, s.prefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(s.kc, cfg.HitsTopic, l),
 	})

@@ -24,15 +24,23 @@ import (
 type Deps struct {
 	// Reader is a consumer-group reader of the hits topic (kafkaconn).
 	Reader *kafka.Reader
-	// Events, Sessions and DLQ are synchronous writers of the events,
-	// sessions and dead-letter topics (kafkaconn).
-	Events, Sessions, DLQ *kafka.Writer
+	// Events, Sessions and DLQ write to the events, sessions and
+	// dead-letter topics (kafkaconn.Producer).
+	Events, Sessions, DLQ Writer
 	// State keeps the snapshots of the partitions' session and duplicate
 	// state in Redis.
 	State *state.Store
 	// Hits reads the hits between a partition's snapshot and the first
 	// offset the group hands over (kafkaconn.Ranges).
 	Hits Ranges
+}
+
+// Writer writes a batch of records to one topic and returns once Kafka
+// acknowledged all of them, or with an error (then the batch is written
+// again: at least once).
+type Writer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
 }
 
 // Ranges reads a range of offsets of one partition of the hits topic.
@@ -188,9 +196,9 @@ func (p *Processor) close() {
 	if err := p.d.Reader.Close(); err != nil {
 		p.logger.Warn("close hits reader", "err", err)
 	}
-	for _, w := range []*kafka.Writer{p.d.Events, p.d.Sessions, p.d.DLQ} {
+	for _, w := range []Writer{p.d.Events, p.d.Sessions, p.d.DLQ} {
 		if err := w.Close(); err != nil {
-			p.logger.Warn("close writer", "topic", w.Topic, "err", err)
+			p.logger.Warn("close writer", "err", err)
 		}
 	}
 }
@@ -249,15 +257,16 @@ func (p *Processor) forget(in []kafka.Message) {
 // covers its hits (until then a new owner replays them from Kafka).
 func (p *Processor) deliver(ctx context.Context) error {
 	for _, w := range []struct {
-		wr   *kafka.Writer
-		msgs []kafka.Message
-	}{{p.d.Events, p.events}, {p.d.Sessions, p.closed}, {p.d.DLQ, p.dlq}} {
+		wr    Writer
+		topic string
+		msgs  []kafka.Message
+	}{{p.d.Events, p.cfg.EventsTopic, p.events}, {p.d.Sessions, p.cfg.SessionsTopic, p.closed}, {p.d.DLQ, p.cfg.DLQTopic, p.dlq}} {
 		if len(w.msgs) == 0 {
 			continue
 		}
 		if err := w.wr.WriteMessages(ctx, w.msgs...); err != nil {
 			p.m.writeErr.Inc()
-			return fmt.Errorf("write %d records to %s: %w", len(w.msgs), w.wr.Topic, err)
+			return fmt.Errorf("write %d records to %s: %w", len(w.msgs), w.topic, err)
 		}
 	}
 	p.snapshotQuietly(ctx, false)

@@ -269,17 +269,14 @@ func BenchmarkLag(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	p, err := New(cfg, nil, reg, Deps{
 		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, nil),
-		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, nil),
-		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, nil),
-		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, nil),
+		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic),
+		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic),
+		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic),
 		State:    state.New(rdb, prefix, time.Hour),
 		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, nil),
 	})
 	if err != nil {
 		b.Fatal(err)
-	}
-	for _, w := range []*kafka.Writer{p.d.Events, p.d.Sessions, p.d.DLQ} {
-		w.BatchSize = cfg.MaxBatch // as cmd/pixelpipe wires it
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -230,17 +230,11 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 	l := logger.With("component", "processor")
 	d := processor.Deps{
 		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
-		Events:   kafkaconn.NewWriter(kc, cfg.EventsTopic, l),
-		Sessions: kafkaconn.NewWriter(kc, cfg.SessionsTopic, l),
-		DLQ:      kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
+		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic),
+		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic),
+		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic),
 		State:    state.New(rdb, redisPrefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, l),
-	}
-	// kafka-go allocates a BatchSize-long slice for every partition of every
-	// write (1.4 MB at the default 10000); a processor write never holds more
-	// than one batch of hits (BenchmarkLag's memory profile).
-	for _, w := range []*kafka.Writer{d.Events, d.Sessions, d.DLQ} {
-		w.BatchSize = cfg.MaxBatch
 	}
 	return processor.New(cfg, l, reg, d)
 }

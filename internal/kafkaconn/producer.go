@@ -1,0 +1,278 @@
+package kafkaconn
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Produce requests carry at most this many records and bytes of one
+// partition. The broker refuses record batches above its message.max.bytes
+// (1 MiB by default); a chunk stays well below it.
+const (
+	chunkRecords = 4000
+	chunkBytes   = 768 << 10
+)
+
+// partitionsTTL is how long a producer trusts the topic's partition count
+// before asking the cluster again (and at once after a failed request).
+const partitionsTTL = 10 * time.Second
+
+// Producer writes whole batches of messages to one topic with kafka-go's
+// Client.Produce, waiting for the acknowledgement of all in-sync replicas:
+// the batch is grouped by partition, and each partition's messages go out as
+// produce requests read straight from the messages. kafka-go's Writer would
+// queue every message for a per-partition goroutine, start a timer per
+// batch and allocate a BatchSize-long slice per partition and call; none of
+// that is needed when the caller holds a whole batch and waits for its
+// answer.
+//
+// Partitions are chosen exactly as kafka-go's Hash balancer (the Writer's
+// of NewWriter) chooses them: FNV-1a of the key, Sarama-compatible; messages
+// without a key go round robin. A Producer is used by one goroutine at a
+// time.
+type Producer struct {
+	client    *kafka.Client
+	transport *kafka.Transport
+	topic     string
+
+	partitions int // cached partition count; 0: ask the cluster
+	checked    time.Time
+	rr         int
+
+	byPart [][]int32 // scratch: indexes of a batch's messages by partition
+	chunks []msgChunk
+}
+
+type msgChunk struct {
+	part int
+	idx  []int32
+	err  error
+	done bool
+}
+
+// NewProducer returns a producer of topic with connections of its own.
+func NewProducer(c Config, topic string) *Producer {
+	t := &kafka.Transport{}
+	return &Producer{
+		client:    &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 10 * time.Second},
+		transport: t,
+		topic:     topic,
+	}
+}
+
+// Topic is the topic the producer writes.
+func (p *Producer) Topic() string { return p.topic }
+
+// Close releases the producer's connections.
+func (p *Producer) Close() error {
+	p.transport.CloseIdleConnections()
+	return nil
+}
+
+// PartitionOf is kafka-go's Hash balancer: FNV-1a of key, the sum taken as
+// a signed 32-bit number, modulo n, made non-negative.
+func PartitionOf(key []byte, n int) int {
+	h := uint32(2166136261)
+	for _, c := range key {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	part := int32(h) % int32(n)
+	if part < 0 {
+		part = -part
+	}
+	return int(part)
+}
+
+// partitionCount returns the topic's partition count, asking the cluster
+// when the cached count is older than partitionsTTL.
+func (p *Producer) partitionCount(ctx context.Context) (int, error) {
+	if p.partitions > 0 && time.Since(p.checked) < partitionsTTL {
+		return p.partitions, nil
+	}
+	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", p.topic, err)
+	}
+	for _, t := range res.Topics {
+		if t.Name != p.topic {
+			continue
+		}
+		if t.Error != nil {
+			return 0, fmt.Errorf("metadata of %s: %w", p.topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			return 0, fmt.Errorf("metadata of %s: no partitions", p.topic)
+		}
+		p.partitions, p.checked = len(t.Partitions), time.Now()
+		return p.partitions, nil
+	}
+	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
+}
+
+// WriteMessages writes msgs and returns when every partition's requests are
+// acknowledged, or with the first error. A partition's request is all or
+// nothing, but on an error other partitions may have been written: the
+// caller writes the whole batch again (at least once, as with kafka-go's
+// Writer). Message.Topic and Message.Partition are ignored.
+func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	n, err := p.partitionCount(ctx)
+	if err != nil {
+		return err
+	}
+	if cap(p.byPart) < n {
+		p.byPart = make([][]int32, n)
+	}
+	p.byPart = p.byPart[:n]
+	for i := range p.byPart {
+		p.byPart[i] = p.byPart[i][:0]
+	}
+	for i := range msgs {
+		var part int
+		if len(msgs[i].Key) == 0 {
+			part, p.rr = p.rr%n, p.rr+1
+		} else {
+			part = PartitionOf(msgs[i].Key, n)
+		}
+		p.byPart[part] = append(p.byPart[part], int32(i))
+	}
+	p.chunks = p.chunks[:0]
+	for part, ix := range p.byPart {
+		p.chunks = appendMsgChunks(p.chunks, part, ix, msgs, chunkRecords, chunkBytes)
+	}
+	// A chunk that failed is sent again, a few times, before the batch
+	// fails: right after a topic is created or a leader moves, the broker
+	// answers "not leader" until metadata catch up. Chunks that succeeded
+	// are not sent again.
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		p.sendAll(ctx, msgs)
+		var failed *msgChunk
+		for i := range p.chunks {
+			if p.chunks[i].err != nil {
+				failed = &p.chunks[i]
+				break
+			}
+		}
+		if failed == nil {
+			return nil
+		}
+		p.partitions = 0 // ask the cluster again on the next call
+		if attempt == maxAttempts || ctx.Err() != nil {
+			return fmt.Errorf("produce %d records to %s/%d (attempt %d): %w", len(failed.idx), p.topic, failed.part, attempt, failed.err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff *= 2
+	}
+}
+
+// maxAttempts bounds the sends of one chunk in one WriteMessages call.
+const maxAttempts = 4
+
+// sendAll sends the chunks not yet acknowledged, concurrently.
+func (p *Producer) sendAll(ctx context.Context, msgs []kafka.Message) {
+	var wg sync.WaitGroup
+	for i := range p.chunks {
+		c := &p.chunks[i]
+		if c.done {
+			continue
+		}
+		wg.Go(func() {
+			c.err = p.send(ctx, msgs, c)
+			c.done = c.err == nil
+		})
+	}
+	wg.Wait()
+}
+
+// appendMsgChunks cuts ix, the indexes of one partition's messages, into
+// chunks of at most maxRecords messages and maxBytes bytes of keys and
+// values (a single larger message makes a chunk of its own), in order, and
+// appends them to dst.
+func appendMsgChunks(dst []msgChunk, part int, ix []int32, msgs []kafka.Message, maxRecords, maxBytes int) []msgChunk {
+	for len(ix) > 0 {
+		end, size := 0, 0
+		for end < len(ix) && end < maxRecords {
+			m := &msgs[ix[end]]
+			n := len(m.Key) + len(m.Value)
+			if end > 0 && size+n > maxBytes {
+				break
+			}
+			size += n
+			end++
+		}
+		dst = append(dst, msgChunk{part: part, idx: ix[:end]})
+		ix = ix[end:]
+	}
+	return dst
+}
+
+// send is one produce request.
+func (p *Producer) send(ctx context.Context, msgs []kafka.Message, c *msgChunk) error {
+	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        p.topic,
+		Partition:    c.part,
+		RequiredAcks: kafka.RequireAll,
+		Records:      &msgRecords{msgs: msgs, idx: c.idx},
+	})
+	switch {
+	case err != nil:
+		return err
+	case res.Error != nil:
+		return res.Error
+	case len(res.RecordErrors) > 0:
+		for _, e := range res.RecordErrors {
+			return fmt.Errorf("kafka refused a record: %w", e)
+		}
+	}
+	return nil
+}
+
+// msgRecords reads messages as Kafka records without copying them (a
+// message without a time gets the current time). kafka-go
+// encodes each record before it asks for the next, so one Record and two
+// readers serve them all.
+type msgRecords struct {
+	msgs       []kafka.Message
+	idx        []int32
+	next       int
+	rec        kafka.Record
+	key, value byteReader
+}
+
+func (r *msgRecords) ReadRecord() (*kafka.Record, error) {
+	if r.next >= len(r.idx) {
+		return nil, io.EOF
+	}
+	m := &r.msgs[r.idx[r.next]]
+	r.next++
+	r.rec = kafka.Record{Time: m.Time, Headers: m.Headers}
+	if r.rec.Time.IsZero() {
+		r.rec.Time = time.Now() // as kafka-go's Writer does
+	}
+	if m.Key != nil {
+		r.key.Reset(m.Key)
+		r.rec.Key = &r.key
+	}
+	if m.Value != nil {
+		r.value.Reset(m.Value)
+		r.rec.Value = &r.value
+	}
+	return &r.rec, nil
+}
+
+type byteReader struct{ bytes.Reader }
+
+func (*byteReader) Close() error { return nil }
