@@ -18,7 +18,7 @@ help:
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
-	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk and vegeta: end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
+	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
 
 build:
@@ -69,11 +69,12 @@ bench-edge:
 
 # End-to-end capacity (internal/bench/e2ebench): the four parts of bin/pixelpipe
 # as separate processes on the real Kafka and Redis (a topic prefix, key prefix
-# and consumer groups of the run's own), loaded by wrk (closed loop) then by
-# vegeta at constant rates; accepted (the edge's counter) against counted (the
-# query API), end-to-end hits/s, hit->visible p50/p99, CPU and Redis commands
-# per hit. Exits non-zero when counted != accepted. E.g.
-# E2E_BENCH_FLAGS="-mode=knee" or "-baseline=/tmp/pixelpipe-old". The output
+# and consumer groups of the run's own), loaded by wrk as fast as the edge
+# answers, then by wrk paced to 10k..40k hits/s; accepted (the edge's counter)
+# against counted (the query API), end-to-end hits/s, hit->visible p50/p99,
+# CPU and Redis commands per hit. Exits non-zero when counted != accepted.
+# E.g. E2E_BENCH_FLAGS="-mode=knee", "-mode=rate" (vegeta, a true open loop,
+# too costly here above ~10k/s) or "-baseline=/tmp/pixelpipe-old". The output
 # is also written to build/bench-e2e.txt.
 E2E_BENCH_FLAGS ?=
 bench-e2e: services-up

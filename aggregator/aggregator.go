@@ -100,6 +100,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		pending   []kafka.Message // fetched and applied, not yet flushed
 		nextFlush = time.Now().Add(a.cfg.FlushInterval)
 		batch     []*pixelpb.Event
+		evPool    []*pixelpb.Event
 		msgs      []kafka.Message
 	)
 	for {
@@ -124,8 +125,20 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		for i := range msgs {
-			ev := &pixelpb.Event{}
-			if err := proto.Unmarshal(msgs[i].Value, ev); err != nil || ev.GetContentId() == "" || ev.GetSource() == nil {
+			// Events are decoded into structs reused from batch to batch
+			// (apply keeps none of them, only strings, which Unmarshal
+			// allocates anew), each with its origin kept too.
+			if i == len(evPool) {
+				evPool = append(evPool, &pixelpb.Event{})
+			}
+			ev := evPool[i]
+			origin := ev.Origin
+			ev.Reset()
+			if origin != nil {
+				origin.Reset()
+				ev.Origin = origin
+			}
+			if err := mergeEvent.Unmarshal(msgs[i].Value, ev); err != nil || ev.GetContentId() == "" || ev.GetSource() == nil {
 				// The processor validated every event; a record that fails
 				// here is skipped, counted and logged, never retried forever.
 				a.m.corrupt.Inc()
@@ -256,6 +269,10 @@ func flushContext(ctx context.Context, stopping bool) (context.Context, context.
 	}
 	return context.WithCancel(ctx)
 }
+
+// mergeEvent decodes an event into an emptied struct whose origin is
+// already allocated.
+var mergeEvent = proto.UnmarshalOptions{Merge: true}
 
 func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
 	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon

@@ -1,10 +1,8 @@
 package edge
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -13,18 +11,6 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 )
-
-// Produce requests carry at most this many hits and bytes of one partition.
-// The broker refuses record batches above its message.max.bytes (1 MiB by
-// default); a chunk stays well below it.
-const (
-	chunkRecords = 4000
-	chunkBytes   = 768 << 10
-)
-
-// partitionsTTL is how long the producer trusts the topic's partition count
-// before asking the cluster again (and at once after a failed request).
-const partitionsTTL = 10 * time.Second
 
 // producer hands spooled hits to Kafka with kafka-go's Client.Produce: the
 // hits of one batch are grouped by partition and each partition's hits go
@@ -44,8 +30,7 @@ type producer struct {
 	acks   kafka.RequiredAcks
 	codec  kafka.Compression
 
-	partitions int // cached partition count; 0: ask the cluster
-	checked    time.Time
+	partitions *kafkaconn.Partitions
 
 	byPart [][]int32 // scratch: indexes of a batch's hits by partition
 	failed []int32   // scratch: indexes of the hits that failed
@@ -74,6 +59,7 @@ func newProducer(w *kafka.Writer) *producer {
 		p.own = &kafka.Transport{}
 		p.client.Transport = p.own
 	}
+	p.partitions = kafkaconn.NewPartitions(p.client, p.topic)
 	return p
 }
 
@@ -84,39 +70,13 @@ func (p *producer) close() {
 	}
 }
 
-// partitionCount returns the topic's partition count, asking the cluster
-// when the cached count is older than partitionsTTL.
-func (p *producer) partitionCount(ctx context.Context) (int, error) {
-	if p.partitions > 0 && time.Since(p.checked) < partitionsTTL {
-		return p.partitions, nil
-	}
-	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
-	if err != nil {
-		return 0, fmt.Errorf("metadata of %s: %w", p.topic, err)
-	}
-	for _, t := range res.Topics {
-		if t.Name != p.topic {
-			continue
-		}
-		if t.Error != nil {
-			return 0, fmt.Errorf("metadata of %s: %w", p.topic, t.Error)
-		}
-		if len(t.Partitions) == 0 {
-			return 0, fmt.Errorf("metadata of %s: no partitions", p.topic)
-		}
-		p.partitions, p.checked = len(t.Partitions), time.Now()
-		return p.partitions, nil
-	}
-	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
-}
-
 // produce writes idx (indexes into recs, spooled hits) and returns the
 // indexes of the hits Kafka did not acknowledge, with the first error. A
 // partition's request is all or nothing: the broker appends a record batch
 // whole or not at all. The returned slice is scratch space, valid until the
 // next call.
 func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]int32, error) {
-	n, err := p.partitionCount(ctx)
+	n, err := p.partitions.Count(ctx)
 	if err != nil {
 		return idx, err
 	}
@@ -133,7 +93,7 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 	}
 	p.chunks = p.chunks[:0]
 	for part, ix := range p.byPart {
-		p.chunks = appendChunks(p.chunks, part, ix, recs, chunkRecords, chunkBytes)
+		p.chunks = appendChunks(p.chunks, part, ix, recs, kafkaconn.ChunkRecords, kafkaconn.ChunkBytes)
 	}
 	if len(p.chunks) == 1 {
 		p.chunks[0].err = p.send(ctx, recs, &p.chunks[0])
@@ -155,7 +115,7 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 		}
 	}
 	if first != nil {
-		p.partitions = 0 // ask the cluster again on the next call
+		p.partitions.Forget() // ask the cluster again on the next call
 	}
 	return p.failed, first
 }
@@ -178,26 +138,7 @@ func appendChunks(dst []chunk, part int, ix []int32, recs [][]byte, maxRecords, 
 
 // send is one produce request.
 func (p *producer) send(ctx context.Context, recs [][]byte, c *chunk) error {
-	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        p.topic,
-		Partition:    c.part,
-		RequiredAcks: p.acks,
-		Compression:  p.codec,
-		Records:      &hitRecords{recs: recs, idx: c.idx},
-	})
-	switch {
-	case err != nil:
-		return err
-	case res == nil: // RequireNone: nothing to check
-		return nil
-	case res.Error != nil:
-		return res.Error
-	case len(res.RecordErrors) > 0:
-		for _, e := range res.RecordErrors {
-			return fmt.Errorf("kafka refused a record of partition %d: %w", c.part, e)
-		}
-	}
-	return nil
+	return kafkaconn.Send(ctx, p.client, p.topic, c.part, p.acks, p.codec, &hitRecords{recs: recs, idx: c.idx})
 }
 
 // hitRecords reads spooled hits as Kafka records without copying them: the
@@ -209,7 +150,7 @@ type hitRecords struct {
 	idx        []int32
 	next       int
 	rec        kafka.Record
-	key, value byteReader
+	key, value kafkaconn.BytesReader
 }
 
 func (r *hitRecords) ReadRecord() (*kafka.Record, error) {
@@ -227,7 +168,3 @@ func (r *hitRecords) ReadRecord() (*kafka.Record, error) {
 	}
 	return &r.rec, nil
 }
-
-type byteReader struct{ bytes.Reader }
-
-func (*byteReader) Close() error { return nil }

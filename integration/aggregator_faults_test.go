@@ -187,3 +187,44 @@ func TestFaultRebalances(t *testing.T) {
 	res := wait()
 	checkExact(t, s, res, 2*time.Minute)
 }
+
+// TestFaultProcessorKillLoop kills the processor process with SIGKILL at
+// random moments while hits flow (between its writes, snapshots and
+// commits, wherever it is), restarts it each time, and requires exact
+// totals at the end: a restarted processor rebuilds its state from the last
+// snapshot and the hits since, and the events it writes again carry the
+// same positions, which the aggregator skips.
+func TestFaultProcessorKillLoop(t *testing.T) {
+	rounds, total := faultScale()
+	bin := buildBinary(t)
+	s := newStack(t)
+	s.startEdge()
+	s.startAggregator("kill-agg")
+	s.startQuery()
+	env := []string{
+		"PIXEL_KAFKA_BROKERS=" + s.kc.Brokers[0],
+		"PIXEL_KAFKA_TOPICPREFIX=" + strings.TrimSuffix(s.topics.Hits, schemas.TopicHits),
+		"PIXEL_VISITOR_SECRET=" + secret,
+		"PIXEL_REDIS_ADDR=" + pipetest.RedisAddr(),
+		"PIXEL_REDIS_KEYPREFIX=" + s.prefix,
+		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
+		"PIXEL_PROCESSOR_GROUP=killed",
+		// Snapshots several times between kills, so restarts load one and
+		// replay the hits after it.
+		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=200ms",
+	}
+	wait := backgroundLoad(t, s, total, float64(total)/8, 13)
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range rounds {
+		p := start(t, bin, fmt.Sprint("processor-", i), "", env, "processor")
+		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+	}
+	res := wait()
+	last := start(t, bin, "processor-final", "", env, "processor")
+	checkExact(t, s, res, 2*time.Minute)
+	last.stop(t, 30*time.Second)
+}

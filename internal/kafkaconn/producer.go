@@ -11,17 +11,94 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// Produce requests carry at most this many records and bytes of one
-// partition. The broker refuses record batches above its message.max.bytes
-// (1 MiB by default); a chunk stays well below it.
+// Produce requests carry at most ChunkRecords records and ChunkBytes bytes
+// of one partition. The broker refuses record batches above its
+// message.max.bytes (1 MiB by default); a chunk stays well below it.
 const (
-	chunkRecords = 4000
-	chunkBytes   = 768 << 10
+	ChunkRecords = 4000
+	ChunkBytes   = 768 << 10
 )
 
 // partitionsTTL is how long a producer trusts the topic's partition count
 // before asking the cluster again (and at once after a failed request).
 const partitionsTTL = 10 * time.Second
+
+// Partitions caches the partition count of a topic for a producer that
+// partitions by itself. Used by one goroutine at a time.
+type Partitions struct {
+	client  *kafka.Client
+	topic   string
+	n       int // 0: ask the cluster
+	checked time.Time
+}
+
+// NewPartitions returns the partition count cache of topic.
+func NewPartitions(client *kafka.Client, topic string) *Partitions {
+	return &Partitions{client: client, topic: topic}
+}
+
+// Count returns the topic's partition count, asking the cluster when the
+// cached count is older than partitionsTTL or was forgotten.
+func (p *Partitions) Count(ctx context.Context) (int, error) {
+	if p.n > 0 && time.Since(p.checked) < partitionsTTL {
+		return p.n, nil
+	}
+	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", p.topic, err)
+	}
+	for _, t := range res.Topics {
+		if t.Name != p.topic {
+			continue
+		}
+		if t.Error != nil {
+			return 0, fmt.Errorf("metadata of %s: %w", p.topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			return 0, fmt.Errorf("metadata of %s: no partitions", p.topic)
+		}
+		p.n, p.checked = len(t.Partitions), time.Now()
+		return p.n, nil
+	}
+	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
+}
+
+// Forget makes the next Count ask the cluster (after a failed request: the
+// partitions or their leaders may have changed).
+func (p *Partitions) Forget() { p.n = 0 }
+
+// Send is one produce request of recs to a partition of topic; it returns
+// the broker's error, or the first refused record's. With RequireNone there
+// is no answer to check.
+func Send(ctx context.Context, client *kafka.Client, topic string, part int, acks kafka.RequiredAcks, codec kafka.Compression, recs kafka.RecordReader) error {
+	res, err := client.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        topic,
+		Partition:    part,
+		RequiredAcks: acks,
+		Compression:  codec,
+		Records:      recs,
+	})
+	switch {
+	case err != nil:
+		return err
+	case res == nil:
+		return nil
+	case res.Error != nil:
+		return res.Error
+	case len(res.RecordErrors) > 0:
+		for _, e := range res.RecordErrors {
+			return fmt.Errorf("kafka refused a record of partition %d: %w", part, e)
+		}
+	}
+	return nil
+}
+
+// BytesReader is a record key or value read from bytes the caller holds
+// (kafka.Bytes would copy nothing either, but allocates per record).
+type BytesReader struct{ bytes.Reader }
+
+// Close does nothing.
+func (*BytesReader) Close() error { return nil }
 
 // Producer writes whole batches of messages to one topic with kafka-go's
 // Client.Produce, waiting for the acknowledgement of all in-sync replicas:
@@ -37,12 +114,10 @@ const partitionsTTL = 10 * time.Second
 // without a key go round robin. A Producer is used by one goroutine at a
 // time.
 type Producer struct {
-	client    *kafka.Client
-	transport *kafka.Transport
-	topic     string
-
-	partitions int // cached partition count; 0: ask the cluster
-	checked    time.Time
+	client     *kafka.Client
+	transport  *kafka.Transport
+	topic      string
+	partitions *Partitions
 	rr         int
 
 	byPart [][]int32 // scratch: indexes of a batch's messages by partition
@@ -59,11 +134,8 @@ type msgChunk struct {
 // NewProducer returns a producer of topic with connections of its own.
 func NewProducer(c Config, topic string) *Producer {
 	t := &kafka.Transport{}
-	return &Producer{
-		client:    &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 10 * time.Second},
-		transport: t,
-		topic:     topic,
-	}
+	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 10 * time.Second}
+	return &Producer{client: client, transport: t, topic: topic, partitions: NewPartitions(client, topic)}
 }
 
 // Topic is the topic the producer writes.
@@ -90,32 +162,6 @@ func PartitionOf(key []byte, n int) int {
 	return int(part)
 }
 
-// partitionCount returns the topic's partition count, asking the cluster
-// when the cached count is older than partitionsTTL.
-func (p *Producer) partitionCount(ctx context.Context) (int, error) {
-	if p.partitions > 0 && time.Since(p.checked) < partitionsTTL {
-		return p.partitions, nil
-	}
-	res, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{p.topic}})
-	if err != nil {
-		return 0, fmt.Errorf("metadata of %s: %w", p.topic, err)
-	}
-	for _, t := range res.Topics {
-		if t.Name != p.topic {
-			continue
-		}
-		if t.Error != nil {
-			return 0, fmt.Errorf("metadata of %s: %w", p.topic, t.Error)
-		}
-		if len(t.Partitions) == 0 {
-			return 0, fmt.Errorf("metadata of %s: no partitions", p.topic)
-		}
-		p.partitions, p.checked = len(t.Partitions), time.Now()
-		return p.partitions, nil
-	}
-	return 0, fmt.Errorf("metadata of %s: %w", p.topic, kafka.UnknownTopicOrPartition)
-}
-
 // WriteMessages writes msgs and returns when every partition's requests are
 // acknowledged, or with the first error. A partition's request is all or
 // nothing, but on an error other partitions may have been written: the
@@ -125,7 +171,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	if len(msgs) == 0 {
 		return nil
 	}
-	n, err := p.partitionCount(ctx)
+	n, err := p.partitions.Count(ctx)
 	if err != nil {
 		return err
 	}
@@ -147,7 +193,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	}
 	p.chunks = p.chunks[:0]
 	for part, ix := range p.byPart {
-		p.chunks = appendMsgChunks(p.chunks, part, ix, msgs, chunkRecords, chunkBytes)
+		p.chunks = appendMsgChunks(p.chunks, part, ix, msgs, ChunkRecords, ChunkBytes)
 	}
 	// A chunk that failed is sent again, a few times, before the batch
 	// fails: right after a topic is created or a leader moves, the broker
@@ -166,7 +212,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		if failed == nil {
 			return nil
 		}
-		p.partitions = 0 // ask the cluster again on the next call
+		p.partitions.Forget()
 		if attempt == maxAttempts || ctx.Err() != nil {
 			return fmt.Errorf("produce %d records to %s/%d (attempt %d): %w", len(failed.idx), p.topic, failed.part, attempt, failed.err)
 		}
@@ -219,25 +265,10 @@ func appendMsgChunks(dst []msgChunk, part int, ix []int32, msgs []kafka.Message,
 	return dst
 }
 
-// send is one produce request.
+// send is one produce request of a chunk, acknowledged by all in-sync
+// replicas.
 func (p *Producer) send(ctx context.Context, msgs []kafka.Message, c *msgChunk) error {
-	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
-		Topic:        p.topic,
-		Partition:    c.part,
-		RequiredAcks: kafka.RequireAll,
-		Records:      &msgRecords{msgs: msgs, idx: c.idx},
-	})
-	switch {
-	case err != nil:
-		return err
-	case res.Error != nil:
-		return res.Error
-	case len(res.RecordErrors) > 0:
-		for _, e := range res.RecordErrors {
-			return fmt.Errorf("kafka refused a record: %w", e)
-		}
-	}
-	return nil
+	return Send(ctx, p.client, p.topic, c.part, kafka.RequireAll, 0, &msgRecords{msgs: msgs, idx: c.idx})
 }
 
 // msgRecords reads messages as Kafka records without copying them (a
@@ -249,7 +280,7 @@ type msgRecords struct {
 	idx        []int32
 	next       int
 	rec        kafka.Record
-	key, value byteReader
+	key, value BytesReader
 }
 
 func (r *msgRecords) ReadRecord() (*kafka.Record, error) {
@@ -272,7 +303,3 @@ func (r *msgRecords) ReadRecord() (*kafka.Record, error) {
 	}
 	return &r.rec, nil
 }
-
-type byteReader struct{ bytes.Reader }
-
-func (*byteReader) Close() error { return nil }

@@ -100,7 +100,13 @@ func browserHeaderNames() []string {
 // request (browser headers, the visitor's cookie, X-Forwarded-For and
 // Referer), and then hands them out in turn, each thread starting at its
 // own offset. It returns the script's path.
-func writeWrkScript(dir, tag string, reqs []hitRequest, threads int) (string, error) {
+//
+// With paceMs > 0 the script also paces each connection: wrk waits
+// delay() ms before a connection's next request, here uniform in
+// [paceMs/2, 3*paceMs/2], so conns connections offer about
+// conns*1000/paceMs requests/s less what the answers take (paced, see
+// pacedConns).
+func writeWrkScript(dir, tag string, reqs []hitRequest, threads int, paceMs float64) (string, error) {
 	data := filepath.Join(dir, tag+"-requests.tsv")
 	f, err := os.Create(data)
 	if err != nil {
@@ -145,6 +151,13 @@ function request()
   return reqs[i]
 end
 `, data, max(threads, 1))
+	if paceMs > 0 {
+		fmt.Fprintf(&b, `local pace = %g
+function delay()
+  return pace * (0.5 + math.random())
+end
+`, paceMs)
+	}
 	script := filepath.Join(dir, tag+".lua")
 	return script, os.WriteFile(script, []byte(b.String()), 0o644)
 }
@@ -182,7 +195,7 @@ type genResult struct {
 	tool     string
 	requests int64   // responses received
 	rps      float64 // achieved request rate
-	offered  float64 // the rate asked for (open loop), else 0
+	offered  float64 // the rate asked for (vegeta, paced wrk), else 0
 	p50, p99 time.Duration
 	errors   int64         // non-2xx answers, socket errors, timeouts
 	cpu      time.Duration // user+system CPU of its processes (rusage)
@@ -219,7 +232,7 @@ func wrkDuration(v, unit string) time.Duration {
 
 // startWrk starts wrk (closed loop: conns connections, each sending its
 // next request when the previous one is answered) for d.
-func startWrk(cfg *config, dir, tag, script, edgeAddr string, conns int, d time.Duration) (*loadProc, error) {
+func startWrk(cfg *config, dir, tag, script, edgeAddr string, conns int, d time.Duration, offered int) (*loadProc, error) {
 	threads := min(cfg.threads, conns)
 	pr, err := startProc(dir, "wrk-"+tag, cfg.wrkBin, syscall.SIGKILL, nil,
 		"-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Round(time.Second)/time.Second))+"s",
@@ -230,7 +243,7 @@ func startWrk(cfg *config, dir, tag, script, edgeAddr string, conns int, d time.
 	lp := &loadProc{procs: []*proc{pr}, cancel: pr.kill}
 	lp.wait = func() (genResult, error) {
 		<-pr.done
-		res := genResult{tool: "wrk", pids: []int{pr.pid()}, cpu: rusageCPU(pr)}
+		res := genResult{tool: "wrk", offered: float64(offered), pids: []int{pr.pid()}, cpu: rusageCPU(pr)}
 		out, _ := os.ReadFile(pr.log)
 		if pr.err != nil {
 			return res, fmt.Errorf("wrk: %v\n%s", pr.err, out)
@@ -263,6 +276,20 @@ func startWrk(cfg *config, dir, tag, script, edgeAddr string, conns int, d time.
 		return res, nil
 	}
 	return lp, nil
+}
+
+// pacedConns and pacedMs are the connections and per-connection pause of
+// a paced wrk run offering rate requests/s: each connection sends about
+// 100/s, one every 10 ms on average; the pause is shortened by
+// answerMs, the time an answer takes on an unloaded edge, so the offered
+// rate holds while answers stay fast. wrk is a closed loop: when the edge
+// slows down the rate falls, which the report shows (sent/s below
+// offered/s); the pipeline's lag, what this mode is for, is measured either
+// way.
+func pacedConns(rate int) (conns int, paceMs float64) {
+	const perConn, answerMs = 100, 0.5
+	conns = max(1, (rate+perConn-1)/perConn)
+	return conns, float64(conns)*1000/float64(rate) - answerMs
 }
 
 // vegetaReport is the part of `vegeta report -type=json` used here

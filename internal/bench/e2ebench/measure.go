@@ -32,8 +32,9 @@ type scenario struct {
 	name     string // as printed
 	tag      string // in campaign e2e-<tag>, marker ids mk-<tag>-<n>, files
 	closed   bool
-	conns    int // closed loop
-	rate     int // open loop, hits/s
+	paced    bool // wrk at about rate hits/s (pacedConns)
+	conns    int  // closed loop
+	rate     int  // vegeta or paced, hits/s
 	duration time.Duration
 }
 
@@ -112,15 +113,25 @@ func (p *pipeline) runScenario(ctx context.Context, sc scenario, svc services) (
 	campaign := "e2e-" + sc.tag
 	reqs, cids := buildCycle(p.cfg, sc.tag, campaign)
 	var start func() (*loadProc, error)
-	if sc.closed {
-		script, err := writeWrkScript(p.dir, sc.tag, reqs, p.cfg.threads)
+	switch {
+	case sc.closed:
+		script, err := writeWrkScript(p.dir, sc.tag, reqs, p.cfg.threads, 0)
 		if err != nil {
 			return res, err
 		}
 		start = func() (*loadProc, error) {
-			return startWrk(p.cfg, p.dir, sc.tag, script, p.edgeAddr, sc.conns, sc.duration)
+			return startWrk(p.cfg, p.dir, sc.tag, script, p.edgeAddr, sc.conns, sc.duration, 0)
 		}
-	} else {
+	case sc.paced:
+		conns, pace := pacedConns(sc.rate)
+		script, err := writeWrkScript(p.dir, sc.tag, reqs, p.cfg.threads, pace)
+		if err != nil {
+			return res, err
+		}
+		start = func() (*loadProc, error) {
+			return startWrk(p.cfg, p.dir, sc.tag, script, p.edgeAddr, conns, sc.duration, sc.rate)
+		}
+	default:
 		targets, err := writeVegetaTargets(p.dir, sc.tag, p.edgeAddr, reqs)
 		if err != nil {
 			return res, err

@@ -83,11 +83,11 @@ func printThroughput(out io.Writer, cfg *config, rep *binaryReport) {
 		if r.drained {
 			visible = fmt.Sprintf("%.2fs", r.visibleAfter.Seconds())
 		}
-		// An open-loop load that vegeta could not send at the rate asked
-		// measures the load generator, not the pipeline, at that rate.
+		// A load sent below the rate asked measured the load generator
+		// (vegeta) or a slow edge (paced wrk), not the pipeline at that rate.
 		note := ""
 		if r.gen.offered > 0 && r.gen.rps < 0.95*r.gen.offered {
-			note = fmt.Sprintf("vegeta-bound (%.0f%% of offered)", 100*r.gen.rps/r.gen.offered)
+			note = fmt.Sprintf("%s sent %.0f%% of offered", r.gen.tool, 100*r.gen.rps/r.gen.offered)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%d\t%s\t%s\t%s\t%.2fs\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t\n",
 			r.name, dash(r.gen.offered, "%.0f"), r.gen.rps, r.accepted, r.counted, exact, dash(r.e2eRate(), "%.0f"), visible,

@@ -41,7 +41,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]*binaryReport, error
 	}
 	for _, m := range cfg.modes {
 		tool := cfg.wrkBin
-		if m != "closed" {
+		if m == "rate" || m == "knee" && cfg.kneeGen == "vegeta" {
 			tool = cfg.vegetaBin
 		}
 		if _, err := exec.LookPath(tool); err != nil {
@@ -125,6 +125,12 @@ func runBinary(ctx context.Context, cfg *config, label, bin string, svc services
 			if _, err := runOne(scenario{name: fmt.Sprintf("closed c%d", cfg.conns), tag: "closed", closed: true, conns: cfg.conns, duration: dur(10 * time.Second)}); err != nil {
 				return rep, err
 			}
+		case "paced":
+			for _, rate := range cfg.rates {
+				if _, err := runOne(scenario{name: fmt.Sprintf("paced %d/s", rate), tag: fmt.Sprintf("p%d", rate), paced: true, rate: rate, duration: dur(20 * time.Second)}); err != nil {
+					return rep, err
+				}
+			}
 		case "rate":
 			for _, rate := range cfg.rates {
 				if _, err := runOne(scenario{name: fmt.Sprintf("rate %d/s", rate), tag: fmt.Sprintf("r%d", rate), rate: rate, duration: dur(20 * time.Second)}); err != nil {
@@ -134,7 +140,7 @@ func runBinary(ctx context.Context, cfg *config, label, bin string, svc services
 		case "knee":
 			rep.kneeRan = true
 			for rate := cfg.kneeStart; rate <= cfg.kneeMax; rate += cfg.kneeStep {
-				r, err := runOne(scenario{name: fmt.Sprintf("knee %d/s", rate), tag: fmt.Sprintf("k%d", rate), rate: rate, duration: dur(20 * time.Second)})
+				r, err := runOne(scenario{name: fmt.Sprintf("knee %d/s", rate), tag: fmt.Sprintf("k%d", rate), paced: cfg.kneeGen == "paced", rate: rate, duration: dur(20 * time.Second)})
 				if err != nil {
 					return rep, err
 				}
@@ -161,7 +167,7 @@ func kneeVerdict(cfg *config, r *result) (bool, string) {
 	case r.skipped != "":
 		return false, r.skipped
 	case r.gen.rps < 0.95*r.gen.offered:
-		return false, fmt.Sprintf("vegeta sent %.0f/s of %.0f/s asked (load generator bound, not the pipeline's knee)", r.gen.rps, r.gen.offered)
+		return false, fmt.Sprintf("%s sent %.0f/s of %.0f/s asked (the load generator, or with wrk the edge's answers, fell behind)", r.gen.tool, r.gen.rps, r.gen.offered)
 	case r.gen.errors > 0:
 		return false, fmt.Sprintf("%d requests failed or timed out", r.gen.errors)
 	case !r.exact():
