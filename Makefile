@@ -78,7 +78,7 @@ bench-edge:
 # is also written to build/bench-e2e.txt.
 E2E_BENCH_FLAGS ?=
 bench-e2e: services-up
-	deploy/local/bench-deps.sh
+	deploy/local/bench-deps.sh vegeta
 	@mkdir -p build
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/pixelpipe
 	$(GO) run ./internal/bench/e2ebench -pixelpipe=bin/pixelpipe -kafka=$(TEST_KAFKA) -redis=$(TEST_REDIS) -out=build/bench-e2e.txt $(E2E_BENCH_FLAGS)

@@ -2,8 +2,9 @@
 # Installs the load generators and reference servers of the benchmarks:
 #   - wrk (closed-loop HTTP load) and nginx-light (empty_gif, `make bench-edge`)
 #     from Debian;
-#   - vegeta (open-loop HTTP load at a constant rate, `make bench-e2e`) from
-#     the Go module proxy into <repo>/.cache/bin/vegeta.
+#   - with the argument "vegeta": vegeta (open-loop HTTP load at a constant
+#     rate, `make bench-e2e -mode=rate`) from the Go module proxy into
+#     <repo>/.cache/bin/vegeta.
 # Idempotent: does nothing for what is already present. `make test` runs it
 # too, for wrk (internal/bench/e2ebench's short test).
 set -euo pipefail
@@ -26,6 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	# its own process with a generated config.
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+[ "${1:-}" = vegeta ] || exit 0
 
 # vegeta, pinned; reinstalled only when missing or of another version (read
 # from the binary's build information: `go install` leaves -version empty).

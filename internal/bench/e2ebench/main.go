@@ -175,7 +175,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.markerEvery, "markerEvery", cfg.markerEvery, "interval of the hit→visible marker hits during a load")
 	fs.DurationVar(&cfg.drainTimeout, "drainTimeout", cfg.drainTimeout, "after a load, how long to wait for the query API to show every accepted hit")
 	fs.StringVar(&cfg.wrkBin, "wrk", cfg.wrkBin, "wrk binary")
-	fs.StringVar(&cfg.vegetaBin, "vegeta", cfg.vegetaBin, "vegeta binary (deploy/local/bench-deps.sh installs it there)")
+	fs.StringVar(&cfg.vegetaBin, "vegeta", cfg.vegetaBin, "vegeta binary (deploy/local/bench-deps.sh vegeta installs it there)")
 	fs.StringVar(&cfg.edgeFlags, "edgeflags", "", "extra space-separated flags of the edge")
 	fs.StringVar(&cfg.processorFlags, "processorflags", "", "extra space-separated flags of the processor")
 	fs.StringVar(&cfg.aggregatorFlags, "aggregatorflags", "", "extra space-separated flags of the aggregator")

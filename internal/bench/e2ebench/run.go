@@ -45,7 +45,7 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]*binaryReport, error
 			tool = cfg.vegetaBin
 		}
 		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("-mode=%s needs %s: %v (deploy/local/bench-deps.sh installs wrk and vegeta)", m, tool, err)
+			return nil, fmt.Errorf("-mode=%s needs %s: %v (deploy/local/bench-deps.sh installs wrk, and with the argument vegeta also vegeta)", m, tool, err)
 		}
 	}
 	svc := services{kafkaPID: servicePID(cfg.kafkaPIDFile, cfg.kafka), redisPID: servicePID(cfg.redisPIDFile, cfg.redis)}
