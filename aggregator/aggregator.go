@@ -107,7 +107,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		// Fetch until the batch is full or the flush is due.
 		msgs, batch = msgs[:0], batch[:0]
 		a.caughtUp = false
-		for len(msgs) < a.cfg.MaxBatch {
+		for len(msgs) < min(applyChunk, a.cfg.MaxBatch) {
 			wait := time.Until(nextFlush)
 			if wait <= 0 {
 				break
@@ -165,7 +165,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 		pending = append(pending, msgs...)
 		stopping := ctx.Err() != nil
-		if !stopping && time.Now().Before(nextFlush) && len(msgs) < a.cfg.MaxBatch {
+		if !stopping && time.Now().Before(nextFlush) && len(pending) < a.cfg.MaxBatch {
 			continue
 		}
 		full := stopping || time.Since(a.lastDetail) >= a.cfg.DetailInterval
@@ -269,6 +269,11 @@ func flushContext(ctx context.Context, stopping bool) (context.Context, context.
 	}
 	return context.WithCancel(ctx)
 }
+
+// applyChunk is the most events fetched before they are applied: events
+// are applied as they come, in chunks, and flushed every FlushInterval (or
+// after MaxBatch events).
+const applyChunk = 5000
 
 // mergeEvent decodes an event into an emptied struct whose origin is
 // already allocated.

@@ -14,7 +14,11 @@ type Config struct {
 	// FlushInterval is how often dirty counts are written to Redis and
 	// offsets committed; it bounds how stale the query side is. Default 1 s.
 	FlushInterval time.Duration
-	// MaxBatch is the most events applied between two flushes. Default 5000.
+	// MaxBatch is the most events applied between two flushes: below
+	// MaxBatch events per FlushInterval an aggregator flushes once per
+	// interval, above it more often. A flush costs Redis one guarded write
+	// per content id and day that changed, so flushing more often than the
+	// interval multiplies that cost. Default 50000.
 	MaxBatch int
 	// IdleEvict drops clean in-memory state not touched for this long; it is
 	// loaded again from Redis when needed. Default 10 min.
@@ -69,7 +73,7 @@ func DefaultConfig() Config {
 		Group:         "pixelpipe-aggregator",
 		EventsTopic:   "pixel.events.v1",
 		FlushInterval: time.Second,
-		MaxBatch:      5000,
+		MaxBatch:      50_000,
 		IdleEvict:     10 * time.Minute,
 
 		CommitDelay:        5 * time.Second,

@@ -281,7 +281,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.StringVar(&cfg.Group, "aggregator.group", cfg.Group, "Kafka consumer group of the aggregators")
 	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
-	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes")
+	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes: below this many events per -aggregator.flushInterval the aggregator flushes once per interval (one Redis write per changed content id and day), above it more often")
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
 	fs.DurationVar(&cfg.CommitDelay, "aggregator.commitDelay", cfg.CommitDelay, "how long offsets wait after their flush before they are committed; keep it above the window in which Redis can lose acknowledged writes (appendfsync everysec: ~2s)")
 	fs.DurationVar(&cfg.LateHorizon, "aggregator.lateHorizon", cfg.LateHorizon, "events older than this (by event time) are not counted: they go to the dead-letter topic and pixel_aggregator_events_total{result=\"late\"}")
