@@ -7,7 +7,7 @@ type metrics struct {
 	bot, machineOpen                                   prometheus.Counter
 	sessionsClosed                                     prometheus.Counter
 	writeErr, stateErr, stateStale                     prometheus.Counter
-	restored, stateGap                                 prometheus.Counter
+	restored, stateGap, shed                           prometheus.Counter
 	snapshots, snapshotBytes                           *prometheus.CounterVec
 	midnightLinks                                      prometheus.Counter
 	lag                                                prometheus.Histogram
@@ -55,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pixel_processor_state_gap_hits_total",
 			Help: "Hits a restore needed that Kafka's retention had deleted; the state misses them (sessions may split). Should stay 0: keep the hits topic's retention far above -processor.snapshotInterval.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_state_evicted_total",
+			Help: "Visitor states forgotten because a partition held more than -processor.maxVisitors (their open sessions closed early, their duplicate windows lost). Should stay 0: raise the limit, or add partitions, if it is not a flood of made-up visitors.",
+		}),
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pixel_processor_state_snapshots_total",
 			Help: "Partition state snapshots written to Redis, by kind: base (every visitor) or delta (visitors changed since the previous snapshot).",
@@ -82,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap,
+		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap, m.shed,
 			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors)
 	}
 	return m

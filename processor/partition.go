@@ -74,6 +74,14 @@ func (pt *part) state(v uint64) *session.State {
 	return st
 }
 
+// forget drops visitor v's state: the next snapshot records it as gone.
+func (pt *part) forget(v uint64) {
+	delete(pt.visitors, v)
+	delete(pt.changed, v)
+	delete(pt.open, v)
+	pt.gone[v] = struct{}{}
+}
+
 // touch records that st changed: it goes into the next delta (and is no
 // longer forgotten, if it was forgotten and came back since the last one).
 func (pt *part) touch(st *session.State) {

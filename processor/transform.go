@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
 	"slices"
@@ -311,10 +312,46 @@ func (p *Processor) sweep(pt *part, quiet bool) {
 	}
 	for v, st := range pt.visitors {
 		if session.Idle(st, pt.clock.WatermarkMs, p.cfg.StateTTL) {
-			delete(pt.visitors, v)
-			delete(pt.changed, v)
-			pt.gone[v] = struct{}{}
+			pt.forget(v)
 		}
+	}
+	if len(pt.visitors) > p.cfg.MaxVisitors {
+		p.shed(pt, quiet)
+	}
+}
+
+// shed forgets the visitors of pt seen least recently (by newest hit, then
+// key: the same on a replay) down to nine tenths of Config.MaxVisitors,
+// closing their open sessions early. Their duplicate windows go with them:
+// a retry of one of their hits would be counted again, which the metric
+// makes visible.
+func (p *Processor) shed(pt *part, quiet bool) {
+	all := make([]*session.State, 0, len(pt.visitors))
+	for _, st := range pt.visitors {
+		all = append(all, st)
+	}
+	slices.SortFunc(all, func(a, b *session.State) int {
+		if c := cmp.Compare(max(a.NewestMs, a.HoldMs), max(b.NewestMs, b.HoldMs)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Visitor, b.Visitor)
+	})
+	n := len(all) - p.cfg.MaxVisitors*9/10
+	for _, st := range all[:n] {
+		if st.Open != nil {
+			sum := session.Summary(st.Visitor, st.Open)
+			st.Open = nil
+			delete(pt.open, st.Visitor)
+			if !quiet {
+				p.emitSession(sum)
+			}
+		}
+		pt.forget(st.Visitor)
+	}
+	if !quiet {
+		p.m.shed.Add(float64(n))
+		p.logger.Warn("partition holds more visitors than -processor.maxVisitors; forgot the least recently seen",
+			"partition", pt.id, "forgotten", n, "max", p.cfg.MaxVisitors)
 	}
 }
 

@@ -5,12 +5,14 @@ package processor
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
@@ -197,5 +199,58 @@ func TestSweepAndHitOfOneVisitorInOneBatch(t *testing.T) {
 	}
 	if sum.GetVisitorKey() != vKey || bytes.Equal(sum.GetSessionId(), ev.GetSessionId()) || ev.GetSessionSeq() != 1 {
 		t.Fatalf("summary %v; V's new event in session %x seq %d", &sum, ev.GetSessionId(), ev.GetSessionSeq())
+	}
+}
+
+// TestMaxVisitorsBoundsState: a flood of distinct visitors (each hit a new
+// visitor id) keeps a partition's states within -processor.maxVisitors plus
+// one minute of event time's hits; the forgotten visitors' open sessions are
+// closed and written; and two processors given the same hits forget the
+// same visitors (the state stays a function of the hits).
+func TestMaxVisitorsBoundsState(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	newProc := func() *Processor {
+		cfg := DefaultConfig()
+		cfg.VisitorSecret, cfg.MaxVisitors = "s", 100
+		p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: state.New(rdb, prefix, time.Hour), Hits: noHistory{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t0 := int64(1_764_331_200_000)
+	var in []kafka.Message
+	for i := range 1000 {
+		in = append(in, kafka.Message{Partition: 0, Offset: int64(i), Value: fullHit(t, func(h *pixelpb.RawHit) {
+			h.UserId, h.Purpose = fmt.Sprintf("flood-%d", i), ""
+			h.Origin.EventId = []byte(fmt.Sprintf("%016d", i))
+			h.Origin.ReceivedAtMs = t0 + int64(i)*1000 // a new visitor every second
+		})})
+	}
+	a, b := newProc(), newProc()
+	ctx := context.Background()
+	if err := a.transform(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	closed := len(a.closed)
+	if err := b.transform(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := a.parts[0], b.parts[0]
+	if n := len(pa.visitors); n > 100+60 || n < 90 {
+		t.Fatalf("%d visitor states held, want at most 100 plus a minute of hits (60)", n)
+	}
+	shed := testutil.ToFloat64(a.m.shed)
+	if shed < 800 || closed < int(shed) {
+		t.Fatalf("%v visitors forgotten and %d sessions closed; want at least 800 forgotten, each with its session closed", shed, closed)
+	}
+	for v := range pa.visitors {
+		if pb.visitors[v] == nil {
+			t.Fatalf("visitor %x kept by one processor and not the other", v)
+		}
+	}
+	if len(pa.open) != len(pa.visitors) {
+		t.Fatalf("%d open sessions for %d visitors (each has one)", len(pa.open), len(pa.visitors))
 	}
 }
