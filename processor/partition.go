@@ -106,6 +106,13 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 	delete(p.parts, id)
 	start := time.Now()
 	snap, err := p.d.State.Load(ctx, p.statePart(id))
+	if errors.Is(err, state.ErrCorrupt) {
+		// A snapshot that cannot be read must not stop the partition for
+		// good: rebuild as if there were none, from the hits.
+		p.m.stateErr.Inc()
+		p.logger.Error("partition snapshot unreadable; rebuilding its state from the hits of the last -processor.stateTTL", "partition", id, "err", err)
+		snap, err = &state.Snapshot{Clock: state.Clock{Next: -1}, Visitors: map[uint64]*session.State{}}, nil
+	}
 	if err != nil {
 		p.m.stateErr.Inc()
 		return nil, err

@@ -210,3 +210,53 @@ func compareParts(t *testing.T, what string, want, got *part) {
 		t.Fatalf("%s: no visitor state at all", what)
 	}
 }
+
+// TestCorruptSnapshotRebuildsFromHits: a snapshot that cannot be read (a
+// damaged hash) does not stop the partition: the processor rebuilds its
+// state from the hits, as with no snapshot, and the next snapshot replaces
+// the damaged one.
+func TestCorruptSnapshotRebuildsFromHits(t *testing.T) {
+	kc, topics := pipetest.Kafka(t)
+	rdb, prefix := pipetest.Redis(t)
+	ctx := context.Background()
+	produceWorkload(t, kc, topics.Hits, 300, 50)
+	hits := kafkaconn.NewRanges(kc, topics.Hits, nil)
+	cfg := DefaultConfig()
+	cfg.VisitorSecret, cfg.Group, cfg.HitsTopic = "s", "g", topics.Hits
+	store := state.New(rdb, prefix, time.Hour)
+	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{State: store, Hits: hits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot of partition 0 whose base is garbage, at position 0.
+	if ok, _, err := store.SaveBase(ctx, p.statePart(0), state.Clock{Next: 0}, nil); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	key := prefix + ":{g|" + topics.Hits + "|0}:snap"
+	if err := rdb.HSet(ctx, key, "base", "\x01\xff\xff").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var end int64
+	if _, err := hits.Read(ctx, 0, 0, 1<<40, func(m *kafka.Message) error {
+		end = m.Offset + 1
+		if end == m.HighWaterMark {
+			return errDone
+		}
+		return nil
+	}); err != errDone {
+		t.Fatal(err)
+	}
+	pt, err := p.partition(ctx, 0, end)
+	if err != nil {
+		t.Fatalf("a corrupt snapshot stopped the partition: %v", err)
+	}
+	if len(pt.visitors) == 0 || pt.clock.Next != end || testutil.ToFloat64(p.m.restored) != float64(end) {
+		t.Fatalf("rebuilt %d visitors up to %d from %v hits, want all %d hits", len(pt.visitors), pt.clock.Next, testutil.ToFloat64(p.m.restored), end)
+	}
+	if err := p.save(ctx, pt, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := store.Load(ctx, p.statePart(0)); err != nil || snap.Clock.Next != end {
+		t.Fatalf("the next snapshot did not replace the damaged one: %v, %+v", err, snap)
+	}
+}

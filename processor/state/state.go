@@ -26,6 +26,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -93,6 +94,11 @@ func parseClock(v string) (Clock, error) {
 	return c, nil
 }
 
+// ErrCorrupt is wrapped by Load's error when the stored snapshot cannot be
+// read (a damaged or hand-edited hash), as opposed to Redis being
+// unreachable.
+var ErrCorrupt = errors.New("snapshot corrupt")
+
 // Snapshot is a partition's state as stored.
 type Snapshot struct {
 	Clock    Clock
@@ -115,11 +121,11 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 		return snap, nil
 	}
 	if snap.Clock, err = parseClock(pos); err != nil {
-		return nil, fmt.Errorf("load processor state %s: %w", k, err)
+		return nil, fmt.Errorf("load processor state %s: %w: %w", k, ErrCorrupt, err)
 	}
 	base, ok := fields["base"]
 	if !ok {
-		return nil, fmt.Errorf("load processor state %s: position without a base", k)
+		return nil, fmt.Errorf("load processor state %s: %w: position without a base", k, ErrCorrupt)
 	}
 	type delta struct {
 		n    int
@@ -130,7 +136,7 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 		if n, ok := strings.CutPrefix(f, "d:"); ok {
 			i, err := strconv.Atoi(n)
 			if err != nil || i < 1 {
-				return nil, fmt.Errorf("load processor state %s: field %q", k, f)
+				return nil, fmt.Errorf("load processor state %s: %w: field %q", k, ErrCorrupt, f)
 			}
 			deltas = append(deltas, delta{i, v})
 		}
@@ -138,7 +144,7 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 	slices.SortFunc(deltas, func(a, b delta) int { return a.n - b.n })
 	for i, d := range deltas {
 		if d.n != i+1 {
-			return nil, fmt.Errorf("load processor state %s: delta %d missing", k, i+1)
+			return nil, fmt.Errorf("load processor state %s: %w: delta %d missing", k, ErrCorrupt, i+1)
 		}
 	}
 	apply := func(blob string) error {
@@ -155,12 +161,12 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 		return nil
 	}
 	if err := apply(base); err != nil {
-		return nil, fmt.Errorf("load processor state %s base: %w", k, err)
+		return nil, fmt.Errorf("load processor state %s base: %w: %w", k, ErrCorrupt, err)
 	}
 	snap.BaseBytes = len(base)
 	for _, d := range deltas {
 		if err := apply(d.blob); err != nil {
-			return nil, fmt.Errorf("load processor state %s delta %d: %w", k, d.n, err)
+			return nil, fmt.Errorf("load processor state %s delta %d: %w: %w", k, d.n, ErrCorrupt, err)
 		}
 		snap.DeltaBytes += len(d.blob)
 	}

@@ -4,6 +4,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -103,11 +104,11 @@ func TestSnapshotLoadRefusesHoles(t *testing.T) {
 		}
 	}
 	rdb.HDel(ctx, s.key(p), "d:1")
-	if _, err := s.Load(ctx, p); err == nil {
-		t.Fatal("snapshot with a missing delta loaded")
+	if _, err := s.Load(ctx, p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("snapshot with a missing delta: %v, want ErrCorrupt", err)
 	}
 	rdb.HSet(ctx, s.key(p), "d:1", "\x01\x05")
-	if _, err := s.Load(ctx, p); err == nil {
-		t.Fatal("snapshot with a corrupt delta loaded")
+	if _, err := s.Load(ctx, p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("snapshot with a corrupt delta: %v, want ErrCorrupt", err)
 	}
 }
