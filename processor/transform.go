@@ -20,10 +20,13 @@ import (
 )
 
 type decoded struct {
-	hit     pixelpb.RawHit
-	err     string // dead-letter reason, "" when valid
-	visitor uint64
-	idSrc   pixelpb.IdentitySource
+	hit pixelpb.RawHit
+	err string // dead-letter reason, "" when valid
+	// undecodable: err is a decoding failure, not a hit that failed
+	// validation (they are counted apart).
+	undecodable bool
+	visitor     uint64
+	idSrc       pixelpb.IdentitySource
 	// prev is the cookieless key of the same visitor under the previous
 	// day's salt, for a hit shortly after midnight (see linkMidnight).
 	prev uint64
@@ -90,9 +93,9 @@ func (p *Processor) decode(src *kafka.Message, d *decoded) {
 		origin.Reset()
 		d.hit.Origin = origin
 	}
-	d.err, d.visitor, d.prev = "", 0, 0
+	d.err, d.undecodable, d.visitor, d.prev = "", false, 0, 0
 	if err := mergeHit.Unmarshal(src.Value, &d.hit); err != nil {
-		d.err = "decode: " + err.Error()
+		d.err, d.undecodable = "decode: "+err.Error(), true
 		return
 	}
 	if reason := validate(&d.hit); reason != "" {
@@ -122,7 +125,7 @@ func (p *Processor) step(ctx context.Context, pt *part, src *kafka.Message, d *d
 		if quiet {
 			return nil
 		}
-		if d.err[0] == 'd' {
+		if d.undecodable {
 			p.m.dlqDecode.Inc()
 		} else {
 			p.m.dlqInvalid.Inc()
