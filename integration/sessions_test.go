@@ -262,7 +262,7 @@ func TestSessionsSurviveRestartAndRebalance(t *testing.T) {
 		func() { stops["A"] = runOne("A") },
 		func() { stops["B"] = runOne("B") },               // rebalance: A and B share the partitions
 		func() { stops["A"]() },                           // rebalance: B takes A's partitions, and their state from Redis
-		func() { stops["B"](); stops["C"] = runOne("C") }, // restart from committed offsets and checkpoints
+		func() { stops["B"](); stops["C"] = runOne("C") }, // restart from committed offsets and snapshots
 		func() { stops["D"] = runOne("D") },
 		func() { stops["C"]() },
 	}
@@ -298,7 +298,7 @@ func TestSessionsSurviveRestartAndRebalance(t *testing.T) {
 
 // TestSessionsSurviveKill9 runs the real binary as the processor and kills
 // it with SIGKILL three times while it works through the hits (between its
-// writes, checkpoints and commits, wherever it is), restarting it each time,
+// writes, snapshots and commits, wherever it is), restarting it each time,
 // and requires the same output as an uninterrupted reference run.
 func TestSessionsSurviveKill9(t *testing.T) {
 	bin := buildBinary(t)
