@@ -155,6 +155,37 @@ func collect(t *testing.T, kc kafkaconn.Config, eventsTopic, sessionsTopic strin
 	return o
 }
 
+// maxOffset is the highest source offset of partition part among the
+// events seen, -1 when none.
+func (o *outputs) maxOffset(part int) int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := int64(-1)
+	for pos := range o.events {
+		if pos[0] == int64(part) && pos[1] > m {
+			m = pos[1]
+		}
+	}
+	return m
+}
+
+// snapshotPositions reads the stored snapshot position of each hits
+// partition of the processor group, -1 where there is none.
+func snapshotPositions(t *testing.T, s *stack, group string) []int64 {
+	t.Helper()
+	out := make([]int64, 6)
+	for part := range out {
+		out[part] = -1
+		v, err := s.rdb.HGet(context.Background(), fmt.Sprintf("%s:proc:{%s|%s|%d}:snap", s.prefix, group, s.topics.Hits, part), "pos").Result()
+		if err != nil {
+			continue
+		}
+		next, _, _ := strings.Cut(v, " ")
+		fmt.Sscan(next, &out[part])
+	}
+	return out
+}
+
 func (o *outputs) counts() (positions, sessions int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -314,35 +345,66 @@ func TestSessionsSurviveKill9(t *testing.T) {
 		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
 		"PIXEL_PROCESSOR_GROUP=killed",
 		"PIXEL_PROCESSOR_MAXBATCH=100",
-		// Snapshots (bases and deltas) several times a round (a round's
-		// hits take a few hundred ms), so kills land between them and
-		// restarts replay the hits since one.
-		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=40ms",
+		// Snapshots (bases and deltas) several times a round: a round's
+		// hits arrive over about a second.
+		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=150ms",
 		"PIXEL_LOG_LEVEL=info",
 	}
 	got := collect(t, s.kc, s.topics.Events, s.topics.Sessions)
 	third := len(w.msgs) / 3
 	var procs []*proc
 	for round := range 3 {
-		produce(t, s.kc, s.topics.Hits, w.msgs[round*third:min((round+1)*third, len(w.msgs))])
+		msgs := w.msgs[round*third : (round+1)*third]
 		if round == 2 {
-			produce(t, s.kc, s.topics.Hits, w.msgs[3*third:])
+			msgs = w.msgs[2*third:]
 		}
+		// A first chunk, so the processor is seen consuming; the rest is
+		// produced slowly while it runs, so its work spans several
+		// snapshots.
+		produce(t, s.kc, s.topics.Hits, msgs[:50])
 		p := start(t, bin, fmt.Sprintf("processor-%d", round), "", env, "processor")
 		procs = append(procs, p)
 		before, _ := got.counts()
 		pipetest.Eventually(t, time.Minute, func() string {
-			if n, _ := got.counts(); n < before+third/4 {
-				return fmt.Sprintf("round %d: %d events, want some progress past %d", round, n, before)
+			if n, _ := got.counts(); n <= before {
+				return fmt.Sprintf("round %d: %d events, want the processor consuming", round, n)
 			}
 			return ""
 		})
+		startPos := snapshotPositions(t, s, "killed")
+		produced := make(chan error, 1)
+		go func() {
+			w := kafkaconn.NewWriter(s.kc, s.topics.Hits, nil)
+			defer w.Close()
+			for i := 50; i < len(msgs); i += 50 {
+				if err := w.WriteMessages(context.Background(), msgs[i:min(i+50, len(msgs))]...); err != nil {
+					produced <- err
+					return
+				}
+				time.Sleep(30 * time.Millisecond)
+			}
+			produced <- nil
+		}()
+		// Kill once some partition's snapshot is behind what the processor
+		// has written: the restart then loads that snapshot and replays
+		// the hits after it.
+		behind := false
+		for deadline := time.Now().Add(30 * time.Second); !behind && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for part, pos := range snapshotPositions(t, s, "killed") {
+				if pos > startPos[part] && got.maxOffset(part) >= pos {
+					behind = true
+				}
+			}
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		<-p.done
+		if err := <-produced; err != nil {
+			t.Fatal(err)
+		}
 		n, _ := got.counts()
-		t.Logf("round %d: killed with %d events written of the %d distinct hits produced so far", round, n, w.hits*min(round+1, 3)/3)
+		t.Logf("round %d: killed (snapshot behind the written events: %v) with %d events written of the %d distinct hits produced so far", round, behind, n, w.hits*min(round+1, 3)/3)
 	}
 	last := start(t, bin, "processor-last", "", env, "processor")
 	defer last.stop(t, 30*time.Second)
