@@ -107,9 +107,18 @@ func TestFaultAggregatorKillLoop(t *testing.T) {
 	s.startQuery()
 	env := aggregatorEnv(s, pipetest.RedisAddr(), time.Second)
 	wait := backgroundLoad(t, s, total, float64(total)/8, 11)
-	rng := rand.New(rand.NewPCG(1, 1))
+	killLoop(t, s, bin, "aggregator", env, rounds, wait, 1)
+}
+
+// killLoop runs the binary's part (aggregator or processor) with env and
+// kills it with SIGKILL after a random 0.7-2.2 s, rounds times, while the
+// background load runs; then it starts the part once more, waits for the
+// load, and requires exact totals.
+func killLoop(t *testing.T, s *stack, bin, part string, env []string, rounds int, wait func() *loadgen.Result, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
 	for i := range rounds {
-		p := start(t, bin, fmt.Sprint("aggregator-", i), "", env, "aggregator")
+		p := start(t, bin, fmt.Sprint(part, "-", i), "", env, part)
 		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
 		if err := p.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
@@ -117,7 +126,7 @@ func TestFaultAggregatorKillLoop(t *testing.T) {
 		<-p.done
 	}
 	res := wait()
-	last := start(t, bin, "aggregator-final", "", env, "aggregator")
+	last := start(t, bin, part+"-final", "", env, part)
 	checkExact(t, s, res, 2*time.Minute)
 	last.stop(t, 30*time.Second)
 }
@@ -214,17 +223,5 @@ func TestFaultProcessorKillLoop(t *testing.T) {
 		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=200ms",
 	}
 	wait := backgroundLoad(t, s, total, float64(total)/8, 13)
-	rng := rand.New(rand.NewPCG(2, 2))
-	for i := range rounds {
-		p := start(t, bin, fmt.Sprint("processor-", i), "", env, "processor")
-		time.Sleep(time.Duration(700+rng.IntN(1500)) * time.Millisecond)
-		if err := p.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
-	}
-	res := wait()
-	last := start(t, bin, "processor-final", "", env, "processor")
-	checkExact(t, s, res, 2*time.Minute)
-	last.stop(t, 30*time.Second)
+	killLoop(t, s, bin, "processor", env, rounds, wait, 2)
 }
