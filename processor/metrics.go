@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		openSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pixel_processor_open_sessions",
-			Help: "Open sessions of the partitions this processor holds in memory.",
+			Help: "Open sessions of the partitions this processor holds in memory, as of each partition's last sweep (each minute of event time).",
 		}),
 	}
 	if reg != nil {

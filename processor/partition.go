@@ -20,8 +20,10 @@ type part struct {
 	id       int
 	clock    state.Clock
 	visitors map[uint64]*session.State
-	// open is the last event time of each visitor with an open session.
-	open map[uint64]int64
+	// openSessions is how many visitors had an open session at the last
+	// sweep (the gauge; counting them takes a pass over every visitor,
+	// which the sweep makes anyway).
+	openSessions int
 	// changed and gone are the visitors changed and forgotten since the
 	// last snapshot: the next delta.
 	changed map[uint64]struct{}
@@ -59,7 +61,7 @@ func (p *Processor) statePart(id int) state.Partition {
 // a snapshot.
 func (p *Processor) emptyPart(id int) *part {
 	return &part{
-		id: id, clock: state.Clock{Next: -1}, visitors: map[uint64]*session.State{}, open: map[uint64]int64{},
+		id: id, clock: state.Clock{Next: -1}, visitors: map[uint64]*session.State{},
 		changed: map[uint64]struct{}{}, gone: map[uint64]struct{}{}, snap: snapMark{next: -1},
 	}
 }
@@ -78,7 +80,6 @@ func (pt *part) state(v uint64) *session.State {
 func (pt *part) forget(v uint64) {
 	delete(pt.visitors, v)
 	delete(pt.changed, v)
-	delete(pt.open, v)
 	pt.gone[v] = struct{}{}
 }
 
@@ -87,11 +88,6 @@ func (pt *part) forget(v uint64) {
 func (pt *part) touch(st *session.State) {
 	pt.changed[st.Visitor] = struct{}{}
 	delete(pt.gone, st.Visitor)
-	if st.Open != nil {
-		pt.open[st.Visitor] = st.Open.LastMs
-	} else {
-		delete(pt.open, st.Visitor)
-	}
 }
 
 // partition returns the in-memory state of partition id for a batch whose
@@ -120,11 +116,6 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 	pt = p.emptyPart(id)
 	pt.clock, pt.visitors = snap.Clock, snap.Visitors
 	pt.snap = snapMark{next: snap.Clock.Next, at: start, deltas: snap.Deltas, items: len(snap.Visitors)}
-	for v, st := range pt.visitors {
-		if st.Open != nil {
-			pt.open[v] = st.Open.LastMs
-		}
-	}
 	if snap.Clock.Next < 0 {
 		// No snapshot (a new group, or one stopped past -snapshotTTL), but
 		// the group may have committed past hits whose state still
@@ -161,7 +152,8 @@ func (p *Processor) restore(ctx context.Context, pt *part, to int64) (int64, err
 	apply := func(m *kafka.Message) error {
 		n++
 		p.decode(m, &d)
-		return p.step(ctx, pt, m, &d, 0, true)
+		p.step(pt, m, &d, 0, true)
+		return nil
 	}
 	first, err := p.d.Hits.Read(ctx, pt.id, pt.clock.Next, to, apply)
 	if errors.Is(err, kafkaconn.ErrRangeGone) {
@@ -210,7 +202,7 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 			}
 		}
 		visitors += len(pt.visitors)
-		open += len(pt.open)
+		open += pt.openSessions
 	}
 	p.m.visitors.Set(float64(visitors))
 	p.m.openSessions.Set(float64(open))

@@ -69,8 +69,9 @@ type Processor struct {
 
 	parts map[int]*part
 
+	// The hit being processed, reused.
+	hit decoded
 	// Per batch, reused.
-	hits   []decoded
 	events []kafka.Message
 	// evBuf holds the keys and values of events, evEnds where each event's
 	// key and value end in it.

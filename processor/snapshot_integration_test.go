@@ -203,9 +203,6 @@ func compareParts(t *testing.T, what string, want, got *part) {
 	if diff := cmp.Diff(want.visitors, got.visitors, cmpopts.EquateEmpty()); diff != "" {
 		t.Fatalf("%s: visitor states differ from the uninterrupted run (-want +got):\n%s", what, diff)
 	}
-	if diff := cmp.Diff(want.open, got.open, cmpopts.EquateEmpty()); diff != "" {
-		t.Fatalf("%s: open sessions differ (-want +got):\n%s", what, diff)
-	}
 	if len(want.visitors) == 0 {
 		t.Fatalf("%s: no visitor state at all", what)
 	}

@@ -37,15 +37,11 @@ type decoded struct {
 func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 	p.events, p.closed, p.dlq = p.events[:0], p.closed[:0], p.dlq[:0]
 	p.evBuf, p.evEnds = p.evBuf[:0], p.evEnds[:0]
-	if cap(p.hits) < len(in) {
-		p.hits = make([]decoded, len(in))
-	}
-	p.hits = p.hits[:len(in)]
 	now := p.now()
 	// A batch holds a few partitions: a slice beats a map here.
 	var parts []*part
 	for i := range in {
-		src, d := &in[i], &p.hits[i]
+		src, d := &in[i], &p.hit
 		var pt *part
 		for _, x := range parts {
 			if x.id == src.Partition {
@@ -64,9 +60,7 @@ func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
 			parts = append(parts, pt)
 		}
 		p.decode(src, d)
-		if err := p.step(ctx, pt, src, d, now.UnixMilli(), false); err != nil {
-			return err
-		}
+		p.step(pt, src, d, now.UnixMilli(), false)
 	}
 	start := 0
 	for i, e := range p.evEnds {
@@ -113,17 +107,17 @@ func (p *Processor) decode(src *kafka.Message, d *decoded) {
 
 // step runs one decoded hit through pt's state. Quiet (a restore) updates
 // the state alone: no records, no enrichment.
-func (p *Processor) step(ctx context.Context, pt *part, src *kafka.Message, d *decoded, now int64, quiet bool) error {
+func (p *Processor) step(pt *part, src *kafka.Message, d *decoded, now int64, quiet bool) {
 	if src.Offset < pt.clock.Next {
 		// Its output was written before the state's position (or earlier
 		// in this batch, when Kafka delivers a message twice).
 		p.m.replayed.Inc()
-		return nil
+		return
 	}
 	pt.clock.Next = src.Offset + 1
 	if d.err != "" {
 		if quiet {
-			return nil
+			return
 		}
 		if d.undecodable {
 			p.m.dlqDecode.Inc()
@@ -131,14 +125,13 @@ func (p *Processor) step(ctx context.Context, pt *part, src *kafka.Message, d *d
 			p.m.dlqInvalid.Inc()
 		}
 		p.dlq = append(p.dlq, kafkaconn.DeadLetter(src, d.err))
-		return nil
+		return
 	}
 	st := pt.state(d.visitor)
 	if d.idSrc == pixelpb.IdentitySource_IDENTITY_SOURCE_COOKIELESS {
 		st = p.linkMidnight(pt, d, st, quiet)
 	}
 	p.apply(pt, st, src, d, now, quiet)
-	return nil
 }
 
 // linkMidnight keeps a cookieless visit that spans midnight one visitor.
@@ -298,8 +291,8 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 func (p *Processor) sweep(pt *part, quiet bool) {
 	cut := pt.clock.WatermarkMs - p.cfg.Session.Timeout.Milliseconds()
 	var due []uint64
-	for v, last := range pt.open {
-		if last < cut {
+	for v, st := range pt.visitors {
+		if st.Open != nil && st.Open.LastMs < cut {
 			due = append(due, v)
 		}
 	}
@@ -313,9 +306,12 @@ func (p *Processor) sweep(pt *part, quiet bool) {
 		}
 		pt.touch(st)
 	}
+	pt.openSessions = 0
 	for v, st := range pt.visitors {
 		if session.Idle(st, pt.clock.WatermarkMs, p.cfg.StateTTL) {
 			pt.forget(v)
+		} else if st.Open != nil {
+			pt.openSessions++
 		}
 	}
 	if len(pt.visitors) > p.cfg.MaxVisitors {
@@ -344,7 +340,7 @@ func (p *Processor) shed(pt *part, quiet bool) {
 		if st.Open != nil {
 			sum := session.Summary(st.Visitor, st.Open)
 			st.Open = nil
-			delete(pt.open, st.Visitor)
+			pt.openSessions--
 			if !quiet {
 				p.emitSession(sum)
 			}

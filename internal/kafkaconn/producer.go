@@ -235,10 +235,15 @@ func (p *Producer) sendAll(ctx context.Context, msgs []kafka.Message) {
 		if c.done {
 			continue
 		}
-		wg.Go(func() {
+		send := func() {
 			c.err = p.send(ctx, msgs, c)
 			c.done = c.err == nil
-		})
+		}
+		if len(p.chunks) == 1 {
+			send() // one request: no goroutine
+		} else {
+			wg.Go(send)
+		}
 	}
 	wg.Wait()
 }
