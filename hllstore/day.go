@@ -2,12 +2,16 @@ package hllstore
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,9 +64,12 @@ func (dk DayKey) Key(id RecordID) Key {
 // SaveDays) carries every record of the day that changed since the last
 // write, and at detail flushes its breakdowns.
 type Day struct {
-	// Version counts the writes of the day; a write succeeds only over the
-	// version it was loaded at.
+	// Version counts the writes of the day. Readers compare it (a week
+	// rollup names the versions of its days).
 	Version uint64
+	// token is the write token stored by the last write the holder loaded
+	// or made; a write succeeds only over it (see saveDaysScript).
+	token string
 	// Pos holds the last source position applied to the records, BPos the
 	// last applied to the breakdowns (written at detail flushes only).
 	Pos, BPos Positions
@@ -130,13 +137,14 @@ func (d *Day) DetailsDirty() bool {
 	return false
 }
 
-// Layout: three hashes per content id and UTC day, which share a Redis
-// Cluster hash tag (the braces), so the one script call that writes them is
-// valid on a cluster:
+// Layout: three hashes per content id and UTC day. Their Redis Cluster hash
+// tag (the braces) names the content id's group (GroupOf, computed from the
+// content id alone) and the day, so one script call can write the days of
+// every content id of a group, and all of it lives in one cluster slot:
 //
-//	<prefix>:c:{<content>:<yyyymmdd>}:d  day records, and the guard: ver, pos, bpos
-//	<prefix>:c:{<content>:<yyyymmdd>}:h  hour records (kept HourRetention)
-//	<prefix>:c:{<content>:<yyyymmdd>}:b  breakdowns
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:d  day records, and the guard: ver, wt, pos, bpos
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:h  hour records (kept HourRetention)
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:b  breakdowns
 //
 // A record's fields are "<f>|<rid>", rid = "<kind>|<class>|<campaign>" (the
 // campaign empty for the content id's own records), prefixed "<hh>|" in the
@@ -144,8 +152,34 @@ func (d *Day) DetailsDirty() bool {
 // (value per currency, "cur=micros" lines), oc (distinct orders), and
 // "o|<rid>|<order id>" marks one order. Breakdown fields are
 // "n|<kind>|<dim>|<value>" and "h|<kind>|<dim>|<value>". Ids never hold "|".
+// The guard fields: ver counts writes, wt is the last write's token, pos
+// and bpos the source positions of the records and of the breakdowns as
+// "<partition>:<offset>" pairs joined by ",".
 func (s *Store) dayBase(dk DayKey) string {
-	return s.prefix + ":c:{" + dk.ContentID + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
+	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:" + dk.ContentID + ":"
+}
+
+// Groups is the number of content id groups of the day layout: content ids
+// of one group share a hash tag per day, and their days are written
+// together. 256 groups keep a flush at a few hundred script calls however
+// many content ids changed, and spread a day over 256 cluster slots.
+const Groups = 256
+
+// GroupOf returns the group of a content id: FNV-1a of its bytes modulo
+// Groups, two hex digits.
+func GroupOf(contentID string) string {
+	g := groupIndex(contentID)
+	const hex = "0123456789abcdef"
+	return string([]byte{hex[g>>4], hex[g&15]})
+}
+
+func groupIndex(contentID string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(contentID); i++ {
+		h ^= uint32(contentID[i])
+		h *= 16777619
+	}
+	return h % Groups
 }
 
 // DayRedisKeys returns the day, hour and breakdown hashes of dk.
@@ -235,24 +269,22 @@ func decodeDay(day, hour, bd map[string]string) (*Day, error) {
 				return nil, fmt.Errorf("%w: version %q", ErrCorrupt, v)
 			}
 			d.Version = n
-		case "np", "nbp":
-		default:
-			if len(f) > 2 && (f[:2] == "p:" || f[:2] == "b:") {
-				p, err1 := strconv.ParseInt(f[2:], 10, 32)
-				o, err2 := strconv.ParseInt(v, 10, 64)
-				if err1 != nil || err2 != nil {
-					return nil, fmt.Errorf("%w: position %s=%q", ErrCorrupt, f, v)
-				}
-				if f[0] == 'p' {
-					d.Pos[int32(p)] = o
-				} else {
-					d.BPos[int32(p)] = o
-				}
-				continue
+			continue
+		case fieldToken:
+			d.token = v
+			continue
+		case fieldPositions, fieldBreakdownPositions:
+			ps := d.Pos
+			if f == fieldBreakdownPositions {
+				ps = d.BPos
 			}
-			if err := d.decodeField(f, v, false); err != nil {
-				return nil, err
+			if err := decodePositions(ps, v); err != nil {
+				return nil, fmt.Errorf("%w: %s %q", ErrCorrupt, f, v)
 			}
+			continue
+		}
+		if err := d.decodeField(f, v, false); err != nil {
+			return nil, err
 		}
 	}
 	d.hoursStored, d.breakdownsStored = len(hour) > 0, len(bd) > 0
@@ -367,72 +399,71 @@ func (d *Day) decodeBreakdownField(f, v string) error {
 	return nil
 }
 
-// saveDayScript writes a Day if Redis still holds the version the caller
-// loaded (optimistic concurrency: nobody wrote in between, not even an earlier
-// attempt of the same write that a client retry would repeat) and no stored
-// position is ahead of the new ones, records' and breakdowns' alike (every
-// stored partition must be among the new ones, none may move back).
+// saveDaysScript writes the Days of one content id group and UTC day (one
+// hash tag, so one cluster slot), each only if its day hash still holds the
+// write token its writer loaded or last wrote (optimistic concurrency: nobody
+// wrote in between, not even an earlier attempt of the same write that a
+// client retry would repeat). Every write stores a token new to it, so a
+// writer whose last write Redis lost in a crash, or a stale owner after a
+// rebalance, is refused even where a version counter could have come back to
+// the same number. Refused days are left as they were; the others are written.
 //
-// Positions are one field per source partition ("p:<partition>", and
-// "b:<partition>" for the breakdowns) with their counts in "np" and "nbp",
-// so the check is an HMGET and a few comparisons, not a parse.
-//
-// KEYS: the day, hour and breakdown hashes of one content id and day (one
-// hash tag, so one cluster slot). ARGV[1] expected version, ARGV[2] day ttl,
-// ARGV[3] hour ttl or "" (set it: the first write of the hour hash), ARGV[4]
-// "1" to set the breakdown hash's ttl (its first write) or "", ARGV[5] P and
-// ARGV[6] B, the number of record and breakdown positions, ARGV[7..9] the
-// number of field/value arguments for each hash; from ARGV[10]: P pairs
-// "p:<partition>", offset, B pairs "b:<partition>", offset, then the fields
-// of the day, hour and breakdown hashes. Returns 1 when written, 0 when
-// refused.
-var saveDayScript = redis.NewScript(`
-local P, B = tonumber(ARGV[5]), tonumber(ARGV[6])
-local nd, nh, nb = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local f = {'ver', 'np', 'nbp'}
-for j = 0, P + B - 1 do f[4 + j] = ARGV[10 + 2 * j] end
-local cur = redis.call('HMGET', KEYS[1], unpack(f))
-local ver = tonumber(cur[1]) or 0
-if ver ~= tonumber(ARGV[1]) then return 0 end
-local function behind(first, n, stored)
-  local seen = 0
-  for j = first, first + n - 1 do
-    local s = cur[4 + j]
-    if s then
-      seen = seen + 1
-      if tonumber(ARGV[11 + 2 * j]) < tonumber(s) then return true end
-    end
+// KEYS: per day its day and hour hashes, and in a details call (ARGV[4] =
+// 3) its breakdown hash. ARGV[1] day ttl, ARGV[2] hour ttl, ARGV[3] the new
+// token, ARGV[4] the keys per day (2 or 3); then per day: the expected
+// token ("" for a day never written), the new version, the positions, the
+// ttl flags (1: first write of the hour hash, 2: of the breakdown hash, 3:
+// both), the number of field/value arguments of records for the day and the
+// hour hash, and in a details call the breakdown positions and the number
+// of breakdown field/value arguments; then those fields. Returns one 1
+// (written) or 0 (refused) per day. The new version is the writer's: a
+// matching token means Redis holds the version the writer loaded or wrote.
+var saveDaysScript = redis.NewScript(`
+local res = {}
+local tok, stride = ARGV[3], tonumber(ARGV[4])
+local a = 5
+for i = 1, #KEYS, stride do
+  local fl, nd, nh = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local nb, f = 0, a + 6
+  if stride == 3 then
+    nb, f = tonumber(ARGV[a + 7]), a + 8
   end
-  return seen < (tonumber(stored) or 0)
+  if (redis.call('HGET', KEYS[i], 'wt') or '') ~= ARGV[a] then
+    res[#res + 1] = 0
+  else
+    if stride == 3 then
+      redis.call('HSET', KEYS[i], 'wt', tok, 'ver', ARGV[a + 1], 'pos', ARGV[a + 2], 'bpos', ARGV[a + 6], unpack(ARGV, f, f + nd - 1))
+    else
+      redis.call('HSET', KEYS[i], 'wt', tok, 'ver', ARGV[a + 1], 'pos', ARGV[a + 2], unpack(ARGV, f, f + nd - 1))
+    end
+    if nh > 0 then
+      redis.call('HSET', KEYS[i + 1], unpack(ARGV, f + nd, f + nd + nh - 1))
+    end
+    if nb > 0 then
+      redis.call('HSET', KEYS[i + 2], unpack(ARGV, f + nd + nh, f + nd + nh + nb - 1))
+    end
+    -- Retention runs from a hash's first write: a day's writes end within
+    -- the late horizon, so this differs from the last write by days at
+    -- most, and saves an EXPIRE on every write.
+    if ARGV[a] == '' then
+      redis.call('EXPIRE', KEYS[i], ARGV[1])
+    end
+    if fl % 2 == 1 then
+      redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+    end
+    if fl >= 2 then
+      redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
+    end
+    res[#res + 1] = 1
+  end
+  a = f + nd + nh + nb
 end
-if behind(0, P, cur[2]) then return 0 end
-local nbp = cur[3] or 0
-if B > 0 then
-  if behind(P, B, cur[3]) then return 0 end
-  nbp = B
-end
-local last = 9 + 2 * (P + B)
-redis.call('HSET', KEYS[1], 'ver', ver + 1, 'np', P, 'nbp', nbp, unpack(ARGV, 10, last + nd))
-if nh > 0 then
-  redis.call('HSET', KEYS[2], unpack(ARGV, last + nd + 1, last + nd + nh))
-end
-if nb > 0 then
-  redis.call('HSET', KEYS[3], unpack(ARGV, last + nd + nh + 1, last + nd + nh + nb))
-end
--- Retention runs from a hash's first write: a day's writes end within the
--- late horizon, so this differs from the last write by days at most, and
--- saves an EXPIRE on every write.
-if ver == 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-if ARGV[3] ~= '' then
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-if ARGV[4] ~= '' then
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-end
-return 1
+return res
 `)
+
+// maxDaysPerCall bounds the days one script call writes, and so the time
+// Redis spends in it (tens of microseconds per day).
+const maxDaysPerCall = 64
 
 // DayWrite is one Day to save.
 type DayWrite struct {
@@ -471,15 +502,15 @@ func putArgBuf(b *argBuf) {
 
 var sketchSeed = maphash.MakeSeed()
 
-// SaveDays writes days in one pipelined round trip: per day one script call
-// with the records changed since the last write (and, with Details, the
-// changed breakdowns); before that, in a round trip of its own, the day
-// index of days written for the first time (version 0) and the campaign
-// index of campaigns new to a day (see index.go). written[i]
-// is false when Redis no longer holds the version writes[i] was loaded at
-// (another owner wrote, or Redis lost writes in a crash): the caller's copy
-// is stale and must be dropped. A written day's version moves on and its
-// records are clean.
+// SaveDays writes days in one pipelined round trip: one script call per
+// content id group and day (at most maxDaysPerCall days each) with, per day,
+// the records changed since the last write (and, with Details, the changed
+// breakdowns); before that, in a round trip of its own, the day index of
+// days written for the first time (version 0) and the campaign index of
+// campaigns new to a day (see index.go). written[i] is false when Redis no
+// longer holds the token writes[i] was loaded at (another owner wrote, or
+// Redis lost writes in a crash): the caller's copy is stale and must be
+// dropped. A written day's version moves on and its records are clean.
 func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool, err error) {
 	if len(writes) == 0 {
 		return nil, nil
@@ -490,18 +521,57 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		return nil, err
 	}
 	// Make sure the script is cached so the pipeline can use EVALSHA.
-	if err := saveDayScript.Load(ctx, s.rdb).Err(); err != nil {
+	if err := saveDaysScript.Load(ctx, s.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("load save script: %w", err)
 	}
+	// Calls: writes of one group and day, in order of their index.
+	type callKey struct {
+		group   uint32
+		day     int64
+		details bool
+	}
+	byCall := map[callKey][]int{}
+	var order []callKey
+	for i, w := range writes {
+		ck := callKey{groupIndex(w.Key.ContentID), w.Key.DayStart, w.Details}
+		if byCall[ck] == nil {
+			order = append(order, ck)
+		}
+		byCall[ck] = append(byCall[ck], i)
+	}
+	token := newToken()
 	buf := getArgBuf()
 	defer putArgBuf(buf)
 	buf.bytes, buf.args = buf.bytes[:0], buf.args[:0]
-	cmds := make([]*redis.Cmd, len(writes))
+	type call struct {
+		cmd  *redis.Cmd
+		days []int
+	}
+	var calls []call
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range writes {
-			args := s.dayArgs(buf, w)
-			d, h, b := s.DayRedisKeys(w.Key)
-			cmds[i] = saveDayScript.EvalSha(ctx, p, []string{d, h, b}, args...)
+		for _, ck := range order {
+			idx := byCall[ck]
+			for len(idx) > 0 {
+				n := min(len(idx), maxDaysPerCall)
+				stride := 2
+				if writes[idx[0]].Details {
+					stride = 3
+				}
+				keys := make([]string, 0, stride*n)
+				start := len(buf.args)
+				buf.args = append(buf.args, s.dayTTL, s.hourTTL, token, stride)
+				for _, i := range idx[:n] {
+					d, h, b := s.DayRedisKeys(writes[i].Key)
+					keys = append(keys, d, h)
+					if stride == 3 {
+						keys = append(keys, b)
+					}
+					s.dayArgs(buf, writes[i])
+				}
+				args := buf.args[start:len(buf.args):len(buf.args)]
+				calls = append(calls, call{saveDaysScript.EvalSha(ctx, p, keys, args...), idx[:n]})
+				idx = idx[n:]
+			}
 		}
 		return nil
 	})
@@ -510,28 +580,40 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		return nil, fmt.Errorf("save %d count days: %w", len(writes), err)
 	}
 	written = make([]bool, len(writes))
-	for i, c := range cmds {
-		v, err := c.Int()
-		if err != nil {
-			return nil, fmt.Errorf("save %s: %w", s.dayBase(writes[i].Key), err)
+	for _, c := range calls {
+		res, err := c.cmd.Int64Slice()
+		if err != nil || len(res) != len(c.days) {
+			return nil, fmt.Errorf("save %s and %d more days: %d results, %w", s.dayBase(writes[c.days[0]].Key), len(c.days)-1, len(res), err)
 		}
-		written[i] = v == 1
-		if written[i] {
-			writes[i].Day.saved(writes[i].Details)
+		for j, i := range c.days {
+			written[i] = res[j] == 1
+			if written[i] {
+				writes[i].Day.saved(writes[i].Details, token)
+			}
 		}
 	}
 	return written, nil
 }
 
-// dayArgs builds the script arguments of one DayWrite into buf.
-func (s *Store) dayArgs(buf *argBuf, w DayWrite) []any {
+// tokens makes write tokens unique within the process; newToken adds a
+// random part, unique across processes and restarts.
+var tokens atomic.Uint64
+
+func newToken() string {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic("BUG: crypto/rand: " + err.Error())
+	}
+	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:]), 36) + "." + strconv.FormatUint(tokens.Add(1), 36)
+}
+
+// dayArgs appends the arguments of one day of a saveDaysScript call to buf.
+func (s *Store) dayArgs(buf *argBuf, w DayWrite) {
 	d := w.Day
 	start := len(buf.args)
-	buf.args = append(buf.args, d.Version, s.dayTTL, "", "", len(d.Pos), 0, 0, 0, 0)
-	buf.args = appendPositions(buf.args, "p:", d.Pos)
+	buf.args = append(buf.args, d.token, d.Version+1, appendPositions(buf, d.Pos), 0, 0, 0)
 	if w.Details {
-		buf.args[start+5] = len(d.BPos)
-		buf.args = appendPositions(buf.args, "b:", d.BPos)
+		buf.args = append(buf.args, appendPositions(buf, d.BPos), 0)
 	}
 	counts := [2]int{}
 	hours := false
@@ -546,10 +628,10 @@ func (s *Store) dayArgs(buf *argBuf, w DayWrite) []any {
 		}
 		counts[pass] = len(buf.args) - n0
 	}
+	flags := 0
 	if hours && !d.hoursStored {
-		buf.args[start+2] = s.hourTTL
+		flags |= 1
 	}
-	nb := 0
 	if w.Details {
 		n0 := len(buf.args)
 		for kind, b := range d.Breakdowns {
@@ -567,37 +649,52 @@ func (s *Store) dayArgs(buf *argBuf, w DayWrite) []any {
 				}
 			}
 		}
-		nb = len(buf.args) - n0
+		nb := len(buf.args) - n0
 		if nb > 0 && !d.breakdownsStored {
-			buf.args[start+3] = "1"
+			flags |= 2
 		}
+		buf.args[start+7] = nb
 	}
-	buf.args[start+6], buf.args[start+7], buf.args[start+8] = counts[0], counts[1], nb
-	return buf.args[start:len(buf.args):len(buf.args)]
+	buf.args[start+3], buf.args[start+4], buf.args[start+5] = flags, counts[0], counts[1]
 }
 
-// positionFields caches "p:<n>" and "b:<n>" for small partition numbers.
-var positionFields = func() (f [2][64]string) {
-	for i := range 64 {
-		f[0][i], f[1][i] = "p:"+strconv.Itoa(i), "b:"+strconv.Itoa(i)
+// appendPositions appends ps encoded as "<partition>:<offset>" pairs joined
+// by "," (partitions in increasing order) to buf and returns those bytes.
+func appendPositions(buf *argBuf, ps Positions) []byte {
+	parts := make([]int32, 0, len(ps))
+	for p := range ps {
+		parts = append(parts, p)
 	}
-	return f
-}()
-
-func appendPositions(args []any, prefix string, ps Positions) []any {
-	for p, o := range ps {
-		var f string
-		switch {
-		case p >= 0 && p < 64 && prefix == "p:":
-			f = positionFields[0][p]
-		case p >= 0 && p < 64:
-			f = positionFields[1][p]
-		default:
-			f = prefix + strconv.Itoa(int(p))
+	slices.Sort(parts)
+	n := len(buf.bytes)
+	b := buf.bytes
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		args = append(args, f, o)
+		b = strconv.AppendInt(b, int64(p), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, ps[p], 10)
 	}
-	return args
+	buf.bytes = b
+	return b[n:len(b):len(b)]
+}
+
+// decodePositions adds the positions encoded in v (appendPositions) to ps.
+func decodePositions(ps Positions, v string) error {
+	for pair := range strings.SplitSeq(v, ",") {
+		if pair == "" {
+			continue
+		}
+		ptxt, otxt, ok := strings.Cut(pair, ":")
+		p, err1 := strconv.ParseInt(ptxt, 10, 32)
+		o, err2 := strconv.ParseInt(otxt, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return errors.New("bad position")
+		}
+		ps[int32(p)] = o
+	}
+	return nil
 }
 
 func appendSketch(buf *argBuf, sk interface {
@@ -661,9 +758,10 @@ func encodeCounts[N uint64 | int64](m map[string]N) string {
 	return b.String()
 }
 
-// saved marks d written.
-func (d *Day) saved(details bool) {
+// saved marks d written with token.
+func (d *Day) saved(details bool, token string) {
 	d.Version++
+	d.token = token
 	for id, r := range d.Records {
 		if r.dirty && id.Hour != DayRecord {
 			d.hoursStored = true

@@ -5,11 +5,13 @@
 // summed value per currency of conversions.
 //
 // All records of one content id on one UTC day form a Day, stored in three
-// hashes that share a Redis Cluster hash tag:
+// hashes. Their Redis Cluster hash tag names the content id's group (FNV-1a
+// of the content id modulo Groups, 256, in two hex digits: GroupOf) and the
+// day, so the days of a group share a cluster slot and are written together:
 //
-//	<prefix>:c:{<content>:<yyyymmdd>}:d  day records, and the guard: version and positions
-//	<prefix>:c:{<content>:<yyyymmdd>}:h  hour records (HourRetention, 35 days)
-//	<prefix>:c:{<content>:<yyyymmdd>}:b  breakdowns (DayRetention, like :d, 400 days)
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:d  day records, and the guard: version, write token, positions
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:h  hour records (HourRetention, 35 days)
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:b  breakdowns (DayRetention, like :d, 400 days)
 //
 // Campaign records are fields of the content id's day; a per-day set lists a
 // campaign's content ids, and "<prefix>:ci:<yyyymmdd>" every content id with
@@ -20,15 +22,16 @@
 // "<prefix>:wm" the watermarks; "<prefix>:lease:<name>" a job's lease.
 //
 // Writes are absolute (the new totals and sketches, not increments) and go
-// through one Lua script call per Day (SaveDays), carrying only the records
-// that changed since the last write. The call writes only over the version
-// the writer loaded and never moves a position backwards (every stored
-// source partition must be among the new positions, none smaller). So a
-// replay (skipped by position), a go-redis retry of a write that already
-// happened, a stale owner after a consumer-group rebalance, or a writer that
-// outlived a Redis crash (all refused by version) can never count an event
-// twice or overwrite newer counts. The call touches the three hashes of one
-// hash tag, so one cluster slot, and is atomic.
+// through one Lua script call per group and day (SaveDays), which writes,
+// for each Day of the call, only the records that changed since the last
+// write, and only if the Day's hash still holds the write token its writer
+// loaded or last wrote. Every write stores a token new to it (random per
+// flush), so a go-redis retry of a write that already happened, a stale
+// owner after a consumer-group rebalance, or a writer that outlived a Redis
+// crash that lost its last writes is refused, Day by Day, and can never
+// count an event twice or overwrite newer counts; a replay is skipped by the
+// positions stored with the records. The call touches hashes of one hash
+// tag, so one cluster slot, and is atomic.
 //
 // Readers (Load) ask only for the fields they need with one HMGET per hash.
 //

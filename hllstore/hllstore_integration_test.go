@@ -4,6 +4,7 @@ package hllstore
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func record(total uint64, visitors []uint64, pos Positions) *Record {
 	return &r
 }
 
-func TestSaveLoadAndPositionGuard(t *testing.T) {
+func TestSaveLoadAndWriteGuard(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
 	s := New(rdb, Config{Prefix: prefix, DayRetention: time.Hour, HourRetention: time.Minute})
@@ -36,11 +37,12 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 	if err != nil || days[0].Version != 0 || len(days[0].Records) != 0 || len(days[0].Pos) != 0 {
 		t.Fatalf("empty load: %+v %v", days, err)
 	}
-	// day builds the state a writer holds: version ver, positions pos, and
-	// total events of visitors in the day record and the 15:00 hour record.
-	build := func(ver uint64, pos Positions, total uint64, visitors ...uint64) *Day {
+	// build makes the state a writer holds: loaded at version ver and
+	// token tok, positions pos, and total events of visitors in the day
+	// record and the 15:00 hour record.
+	build := func(ver uint64, tok string, pos Positions, total uint64, visitors ...uint64) *Day {
 		d := NewDay()
-		d.Version, d.Pos = ver, pos
+		d.Version, d.token, d.Pos = ver, tok, pos
 		for _, rid := range []RecordID{id, hid} {
 			r := d.Record(rid)
 			for _, v := range visitors {
@@ -58,44 +60,38 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 		}
 		return w[0]
 	}
-	v1 := build(0, Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
-	retry := build(0, Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
-	if !save(v1, false) || v1.Version != 1 || v1.Records[id].Dirty() {
+	v1 := build(0, "", Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
+	retry := build(0, "", Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
+	if !save(v1, false) || v1.Version != 1 || v1.token == "" || v1.Records[id].Dirty() {
 		t.Fatalf("first save refused, version %d", v1.Version)
 	}
 	// The same write again (a go-redis retry after a lost reply) is refused:
-	// the version it was made over is gone.
+	// the token it was made over is gone.
 	if save(retry, false) {
 		t.Fatal("retried save was accepted")
 	}
-	// A writer that loaded the day earlier (a stale owner) is refused.
-	if save(build(0, Positions{0: 50, 1: 50}, 99), false) {
+	// A writer that loaded the day earlier (a stale owner) is refused, and
+	// so is one whose version matches but whose token does not: a writer
+	// whose last write Redis lost, after another loaded the older state and
+	// wrote the same version number over it.
+	if save(build(0, "", Positions{0: 50, 1: 50}, 99), false) {
 		t.Fatal("stale save was accepted")
 	}
-	// So is a write at the right version that would move a position back,
-	// or that lacks a stored partition.
-	if save(build(1, Positions{0: 9, 1: 50}, 99), false) {
-		t.Fatal("save moving a position backwards was accepted")
+	if save(build(1, "someone-else", Positions{0: 50, 1: 50}, 99), false) {
+		t.Fatal("save over another writer's token was accepted")
 	}
-	if save(build(1, Positions{0: 50}, 99), false) {
-		t.Fatal("save missing a stored partition was accepted")
-	}
-	// Breakdown positions are guarded the same way, at detail writes.
-	b1 := build(1, Positions{0: 10, 1: 5}, 3)
+	// Breakdowns and their positions are written at detail writes.
+	b1 := build(1, v1.token, Positions{0: 10, 1: 5}, 3)
 	b1.BPos = Positions{0: 7}
 	b1.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "DE", 1, 10)
-	if !save(b1, true) || b1.Version != 2 {
+	if !save(b1, true) || b1.Version != 2 || b1.token == v1.token {
 		t.Fatal("breakdown save refused")
 	}
-	b2 := build(2, Positions{0: 10, 1: 5}, 3)
-	b2.BPos = Positions{0: 6}
+	b2 := build(2, v1.token, Positions{0: 10, 1: 5}, 3)
+	b2.BPos = Positions{0: 8}
 	b2.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "FR", 1, 10)
 	if save(b2, true) {
-		t.Fatal("save moving a breakdown position backwards was accepted")
-	}
-	b2.BPos = Positions{3: 6}
-	if save(b2, true) {
-		t.Fatal("save missing a stored breakdown partition was accepted")
+		t.Fatal("save over an older token was accepted")
 	}
 
 	recs, err := s.Load(ctx, []Key{k, hk})
@@ -112,7 +108,7 @@ func TestSaveLoadAndPositionGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := days[0]
-	if got.Version != 2 || len(got.Pos) != 2 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.BPos) != 1 || got.BPos[0] != 7 {
+	if got.Version != 2 || got.token != b1.token || len(got.Pos) != 2 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.BPos) != 1 || got.BPos[0] != 7 {
 		t.Fatalf("loaded day version %d pos %v bpos %v", got.Version, got.Pos, got.BPos)
 	}
 	if !got.Pos.Covers(0, 10) || got.Pos.Covers(0, 11) || got.Pos.Covers(7, 0) {
@@ -253,5 +249,75 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 	wms, err := s.Watermarks(ctx)
 	if err != nil || len(wms) != 2 || wms[0] != (Watermark{100, 200}) || wms[3] != (Watermark{50, 210}) {
 		t.Fatalf("watermarks %v %v", wms, err)
+	}
+}
+
+// TestSaveDaysInGroups writes many days in one SaveDays: several share a
+// group (one script call each, split above maxDaysPerCall), and a refused
+// day in a call leaves the others of that call written.
+func TestSaveDaysInGroups(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC).UnixMilli())
+	// 150 content ids of one group (three calls), and 100 of any group.
+	var keys []DayKey
+	for i := 0; len(keys) < 150; i++ {
+		if c := "g-" + strconv.Itoa(i); GroupOf(c) == "2a" {
+			keys = append(keys, DayKey{ContentID: c, DayStart: day})
+		}
+	}
+	for i := range 100 {
+		keys = append(keys, DayKey{ContentID: "any-" + strconv.Itoa(i), DayStart: day})
+	}
+	id := RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}
+	write := func(days []*Day, n uint64) []bool {
+		t.Helper()
+		ws := make([]DayWrite, len(keys))
+		for i, k := range keys {
+			days[i].Pos[0] = int64(n)
+			r := days[i].Record(id)
+			r.Add(uint64(i+1) * 0x9e3779b97f4a7c15)
+			r.Total = n + uint64(i)
+			ws[i] = DayWrite{Key: k, Day: days[i]}
+		}
+		written, err := s.SaveDays(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return written
+	}
+	days, err := s.LoadDays(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ok := range write(days, 1) {
+		if !ok {
+			t.Fatalf("first write of %s refused", keys[i].ContentID)
+		}
+	}
+	// Every third day's holder lost its token (a stale copy): only those
+	// are refused.
+	for i := 0; i < len(days); i += 3 {
+		days[i].token = "stale"
+	}
+	for i, ok := range write(days, 10) {
+		if ok != (i%3 != 0) {
+			t.Fatalf("%s: written %v", keys[i].ContentID, ok)
+		}
+	}
+	got, err := s.LoadDays(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range got {
+		want, ver := uint64(10+i), uint64(2)
+		if i%3 == 0 {
+			want, ver = uint64(1+i), 1
+		}
+		if r := d.Records[id]; r == nil || r.Total != want || d.Version != ver || d.Pos[0] != int64(want-uint64(i)) {
+			t.Fatalf("%s: %+v version %d pos %v, want total %d version %d", keys[i].ContentID, r, d.Version, d.Pos, want, ver)
+		}
 	}
 }

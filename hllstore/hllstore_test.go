@@ -1,6 +1,7 @@
 package hllstore
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,8 +41,21 @@ func TestDayKeysAndFields(t *testing.T) {
 	s := New(nil, Config{Prefix: "x"})
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli()
 	d, h, b := s.DayRedisKeys(DayKey{ContentID: "a-1", DayStart: day})
-	if d != "x:c:{a-1:20261128}:d" || h != "x:c:{a-1:20261128}:h" || b != "x:c:{a-1:20261128}:b" {
+	g := GroupOf("a-1")
+	if d != "x:c:{"+g+":20261128}:a-1:d" || h != "x:c:{"+g+":20261128}:a-1:h" || b != "x:c:{"+g+":20261128}:a-1:b" {
 		t.Fatalf("keys %q %q %q", d, h, b)
+	}
+	// The group is FNV-1a of the content id modulo 256, in hex: readers in
+	// other languages compute it the same way.
+	if g != "06" || GroupOf("") != "c5" {
+		t.Fatalf("groups %q %q", g, GroupOf(""))
+	}
+	seen := map[string]bool{}
+	for i := range 4096 {
+		seen[GroupOf(strconv.Itoa(i))] = true
+	}
+	if len(seen) != Groups {
+		t.Fatalf("4096 content ids fell in %d groups, want %d", len(seen), Groups)
 	}
 	for _, tc := range []struct {
 		k     Key

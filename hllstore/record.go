@@ -110,6 +110,8 @@ func (r *Record) AddReason(reason string) {
 
 // Guard fields of a day hash.
 const (
-	fieldPositions = "pos"
-	fieldVersion   = "ver"
+	fieldVersion            = "ver"
+	fieldToken              = "wt"
+	fieldPositions          = "pos"
+	fieldBreakdownPositions = "bpos"
 )
