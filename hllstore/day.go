@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/axiomhq/hyperloglog"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -59,17 +60,17 @@ func (dk DayKey) Key(id RecordID) Key {
 	return k
 }
 
-// Day is the stored state of one DayKey. One version and one set of
-// positions guard all of it: a write of a Day (one script call, see
-// SaveDays) carries every record of the day that changed since the last
-// write, and at detail flushes its breakdowns.
+// Day is the stored state of one DayKey. One version, one write token and
+// one set of positions guard all of it: a write of a Day (part of one script
+// call per content id group, see SaveDays) carries every record of the day
+// that changed since the last write, and at detail flushes its breakdowns.
 type Day struct {
 	// Version counts the writes of the day. Readers compare it (a week
 	// rollup names the versions of its days).
 	Version uint64
-	// token is the write token stored by the last write the holder loaded
-	// or made; a write succeeds only over it (see saveDaysScript).
-	token string
+	// guard is the guard value (fieldGuard) of the last write the holder
+	// loaded or made; a write succeeds only over it (see saveDaysScript).
+	guard, pendingGuard string
 	// Pos holds the last source position applied to the records, BPos the
 	// last applied to the breakdowns (written at detail flushes only).
 	Pos, BPos Positions
@@ -79,9 +80,12 @@ type Day struct {
 	Breakdowns map[pixelpb.Kind]*Breakdown
 	// campaigns lists campaigns whose index entry must still be written.
 	campaigns map[string]bool
-	// hoursStored and breakdownsStored: the hour and breakdown hashes
-	// exist (their retention is set at their first write).
-	hoursStored, breakdownsStored bool
+	// newRecords: a record was added since the last write, so the list of
+	// the day's records ("ids") must be written again.
+	newRecords bool
+	// ordersStored and breakdownsStored: the day's order and breakdown
+	// hashes exist (their retention is set at their first write).
+	ordersStored, breakdownsStored bool
 }
 
 // NewDay returns an empty Day.
@@ -95,15 +99,23 @@ func (d *Day) Record(id RecordID) *Record {
 	if r == nil {
 		nr := NewRecord()
 		r = &nr
-		d.Records[id] = r
-		if id.Campaign != "" {
-			if d.campaigns == nil {
-				d.campaigns = map[string]bool{}
-			}
-			d.campaigns[id.Campaign] = true
-		}
+		d.setRecord(id, r)
 	}
 	return r
+}
+
+// setRecord adds or replaces the record id.
+func (d *Day) setRecord(id RecordID, r *Record) {
+	if _, ok := d.Records[id]; !ok {
+		d.newRecords = true
+	}
+	d.Records[id] = r
+	if id.Campaign != "" {
+		if d.campaigns == nil {
+			d.campaigns = map[string]bool{}
+		}
+		d.campaigns[id.Campaign] = true
+	}
 }
 
 // Breakdown returns the breakdown of kind, creating an empty one.
@@ -137,36 +149,49 @@ func (d *Day) DetailsDirty() bool {
 	return false
 }
 
-// Layout: three hashes per content id and UTC day. Their Redis Cluster hash
-// tag (the braces) names the content id's group (GroupOf, computed from the
-// content id alone) and the day, so one script call can write the days of
-// every content id of a group, and all of it lives in one cluster slot:
+// Layout. Content ids fall into Groups groups (GroupOf, computed from the
+// content id alone). Per group and UTC day two hashes hold the records of
+// every content id of the group, and per content id and day two small
+// hashes its breakdowns and its orders; all four share a Redis Cluster hash
+// tag (the braces), so one script call writes the changed days of a whole
+// group, and all of it lives in one cluster slot:
 //
-//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:d  day records, and the guard: ver, wt, pos, bpos
-//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:h  hour records (kept HourRetention)
-//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:b  breakdowns
+//	<prefix>:c:{<group>:<yyyymmdd>}:d            day records and guards of the group's content ids
+//	<prefix>:c:{<group>:<yyyymmdd>}:h            their hour records (kept HourRetention)
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:b  a content id's breakdowns
+//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:o  a content id's orders
 //
-// A record's fields are "<f>|<rid>", rid = "<kind>|<class>|<campaign>" (the
-// campaign empty for the content id's own records), prefixed "<hh>|" in the
-// hour hash; f is n (total), h (sketch), r (reasons, "code=n" lines), v
-// (value per currency, "cur=micros" lines), oc (distinct orders), and
-// "o|<rid>|<order id>" marks one order. Breakdown fields are
-// "n|<kind>|<dim>|<value>" and "h|<kind>|<dim>|<value>". Ids never hold "|".
-// The guard fields: ver counts writes, wt is the last write's token, pos
-// and bpos the source positions of the records and of the breakdowns as
-// "<partition>:<offset>" pairs joined by ",".
-func (s *Store) dayBase(dk DayKey) string {
-	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:" + dk.ContentID + ":"
+// In the group hashes every field starts with "<content>|". A record's
+// fields are then "<f>|<rid>", rid = "<kind>|<class>|<campaign>" (the
+// campaign empty for the content id's own records), prefixed "<hh>|" for an
+// hour record; f is c (the total in decimal, ":", then the serialized
+// sketch), r (reasons, "code=n" lines), v (value per currency, "cur=micros"
+// lines) and oc (distinct orders). A day's guard field g holds
+// "<token>/<version>/<positions>/<hashes>": the token of its last write,
+// the number of its writes, the source positions of its records as
+// "<partition>:<offset>" pairs joined by ",", and "o" and "b" when its order
+// and breakdown hashes exist; its field ids lists its records' rids joined by "," (ids are
+// [A-Za-z0-9._:-], so never hold "|", "/" or ","): a loader reads g and ids
+// first, then exactly the fields of those records. An
+// order field is "d|<rid>|<order id>" (day records) or "h|<rid>|<order id>"
+// (hour records); breakdown fields are "c|<kind>|<dim>|<value>" (total and
+// sketch, like a record's c) and "pos", the source positions applied to the
+// breakdowns, written with them.
+func (s *Store) groupBase(dk DayKey) string {
+	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
 }
 
+// dayBase names dk in messages.
+func (s *Store) dayBase(dk DayKey) string { return s.groupBase(dk) + dk.ContentID }
+
 // Groups is the number of content id groups of the day layout: content ids
-// of one group share a hash tag per day, and their days are written
-// together. 256 groups keep a flush at a few hundred script calls however
-// many content ids changed, and spread a day over 256 cluster slots.
+// of one group share their records' hashes per day, and their days are
+// written together. 256 groups keep a flush at a few hundred script calls
+// however many content ids changed, and spread a day over 256 cluster slots.
 const Groups = 256
 
-// GroupOf returns the group of a content id: FNV-1a of its bytes modulo
-// Groups, two hex digits.
+// GroupOf returns the group of a content id: FNV-1a (32 bits) of its bytes
+// modulo Groups, two hex digits.
 func GroupOf(contentID string) string {
 	g := groupIndex(contentID)
 	const hex = "0123456789abcdef"
@@ -182,11 +207,19 @@ func groupIndex(contentID string) uint32 {
 	return h % Groups
 }
 
-// DayRedisKeys returns the day, hour and breakdown hashes of dk.
+// DayRedisKeys returns the hashes holding dk: the group's day and hour
+// record hashes (shared with the other content ids of the group; dk's fields
+// start with DayField(dk)) and dk's breakdown hash.
 func (s *Store) DayRedisKeys(dk DayKey) (day, hour, breakdown string) {
-	b := s.dayBase(dk)
-	return b + "d", b + "h", b + "b"
+	b := s.groupBase(dk)
+	return b + "d", b + "h", b + dk.ContentID + ":b"
 }
+
+// ordersKey returns the hash of dk's orders.
+func (s *Store) ordersKey(dk DayKey) string { return s.groupBase(dk) + dk.ContentID + ":o" }
+
+// DayField returns the prefix of dk's fields in the group hashes.
+func DayField(dk DayKey) string { return dk.ContentID + "|" }
 
 // rid returns the record part of a field name.
 func rid(id RecordID) string {
@@ -199,49 +232,90 @@ func rid(id RecordID) string {
 
 func twoDigits(h int) string { return string([]byte{byte('0' + h/10), byte('0' + h%10)}) }
 
-// parseField splits a record field name of the day (hour=false) or hour hash.
-func parseField(f string, hour bool) (kind string, id RecordID, order string, ok bool) {
-	parts := strings.Split(f, "|")
-	id.Hour = DayRecord
-	if hour {
-		if len(parts) < 2 || len(parts[1]) != 2 {
-			return "", id, "", false
-		}
-		h, err := strconv.Atoi(parts[1])
-		if err != nil || h < 0 || h > 23 {
-			return "", id, "", false
+// parseRID parses a rid: "<kind>|<class>|<campaign>", with "<hh>|" first
+// for an hour record.
+func parseRID(s string) (RecordID, bool) {
+	id := RecordID{Hour: DayRecord}
+	parts := strings.Split(s, "|")
+	if len(parts) == 4 {
+		h, err := strconv.Atoi(parts[0])
+		if err != nil || len(parts[0]) != 2 || h < 0 || h > 23 {
+			return id, false
 		}
 		id.Hour = int8(h)
-		parts = append(parts[:1], parts[2:]...)
+		parts = parts[1:]
 	}
-	if len(parts) < 4 {
-		return "", id, "", false
+	if len(parts) != 3 {
+		return id, false
 	}
-	k, err1 := strconv.Atoi(parts[1])
-	c, err2 := strconv.Atoi(parts[2])
+	k, err1 := strconv.Atoi(parts[0])
+	c, err2 := strconv.Atoi(parts[1])
 	if err1 != nil || err2 != nil || c < 0 || c > int(Machine) {
-		return "", id, "", false
+		return id, false
 	}
-	id.Kind, id.Class, id.Campaign = pixelpb.Kind(k), Class(c), parts[3]
-	switch {
-	case parts[0] == "o" && len(parts) == 5:
-		return "o", id, parts[4], true
-	case len(parts) == 4:
-		return parts[0], id, "", true
-	}
-	return "", id, "", false
+	id.Kind, id.Class, id.Campaign = pixelpb.Kind(k), Class(c), parts[2]
+	return id, true
 }
 
-// LoadDays reads whole days in one round trip (three HGETALLs each). A day
-// with nothing stored gives an empty Day.
+// guardFields are the fields of a day read first by LoadDays.
+var guardFields = [...]string{fieldGuard, fieldIDs}
+
+// guardToken returns the start of d's guard value that a write compares:
+// its token and the "/" after it ("" for a day never written).
+func (d *Day) guardToken() string {
+	t, _, ok := strings.Cut(d.guard, "/")
+	if !ok {
+		return d.guard
+	}
+	return t + "/"
+}
+
+// guardVersion returns the version part of a guard value ("" if none).
+func guardVersion(g string) string {
+	_, rest, _ := strings.Cut(g, "/")
+	v, _, _ := strings.Cut(rest, "/")
+	return v
+}
+
+// appendGuard appends the guard value of d written with token.
+func appendGuard(b []byte, token string, d *Day, orders, breakdowns bool) []byte {
+	b = append(b, token...)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, d.Version+1, 10)
+	b = append(b, '/')
+	b = appendPositionsTo(b, d.Pos)
+	b = append(b, '/')
+	if orders {
+		b = append(b, 'o')
+	}
+	if breakdowns {
+		b = append(b, 'b')
+	}
+	return b
+}
+
+// LoadDays reads whole days in two round trips: the guard fields of each
+// day (with the list of its records), then the fields of its records and
+// its breakdown and order hashes when its guard says they exist. A day with
+// nothing stored gives an empty Day, after one HMGET.
 func (s *Store) LoadDays(ctx context.Context, keys []DayKey) ([]*Day, error) {
-	cmds := make([]*redis.MapStringStringCmd, 3*len(keys))
+	return s.loadDays(ctx, keys, true)
+}
+
+// loadDays is LoadDays; without all, it reads the day records only (no
+// hour records, orders or breakdowns: what a week rollup needs).
+func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, error) {
+	guards := make([]*redis.SliceCmd, len(keys))
+	extra := make([]*redis.MapStringStringCmd, 2*len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			d, h, b := s.DayRedisKeys(k)
-			cmds[3*i] = p.HGetAll(ctx, d)
-			cmds[3*i+1] = p.HGetAll(ctx, h)
-			cmds[3*i+2] = p.HGetAll(ctx, b)
+			d, _, _ := s.DayRedisKeys(k)
+			f := DayField(k)
+			fields := make([]string, len(guardFields))
+			for j, g := range guardFields {
+				fields[j] = f + g
+			}
+			guards[i] = p.HMGet(ctx, d, fields...)
 		}
 		return nil
 	})
@@ -249,98 +323,208 @@ func (s *Store) LoadDays(ctx context.Context, keys []DayKey) ([]*Day, error) {
 		return nil, fmt.Errorf("load %d count days: %w", len(keys), err)
 	}
 	out := make([]*Day, len(keys))
+	ids := make([][]RecordID, len(keys))
 	for i, k := range keys {
-		d, err := decodeDay(cmds[3*i].Val(), cmds[3*i+1].Val(), cmds[3*i+2].Val())
+		d, recs, err := decodeGuard(guards[i].Val())
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
 		}
-		out[i] = d
+		out[i], ids[i] = d, recs
+	}
+	// The records' fields: one HMGET per group hash and day.
+	type read struct {
+		cmd  *redis.SliceCmd
+		recs []RecordID
+	}
+	reads := make([][2]read, len(keys))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			dh, hh, bk := s.DayRedisKeys(k)
+			if all && out[i].breakdownsStored {
+				extra[2*i] = p.HGetAll(ctx, bk)
+			}
+			if all && out[i].ordersStored {
+				extra[2*i+1] = p.HGetAll(ctx, s.ordersKey(k))
+			}
+			f := DayField(k)
+			var fields [2][]string
+			for _, id := range ids[i] {
+				h := 0
+				if id.Hour != DayRecord {
+					if !all {
+						continue
+					}
+					h = 1
+				}
+				reads[i][h].recs = append(reads[i][h].recs, id)
+				r := rid(id)
+				for _, rf := range recordFields {
+					fields[h] = append(fields[h], f+rf+"|"+r)
+				}
+			}
+			for h, key := range [2]string{dh, hh} {
+				if len(fields[h]) > 0 {
+					reads[i][h].cmd = p.HMGet(ctx, key, fields[h]...)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("load the records of %d count days: %w", len(keys), err)
+	}
+	for i, k := range keys {
+		d := out[i]
+		var bd, orders map[string]string
+		if c := extra[2*i]; c != nil {
+			bd = c.Val()
+		}
+		if c := extra[2*i+1]; c != nil {
+			orders = c.Val()
+		}
+		if err := d.decodeExtra(bd, orders); err != nil {
+			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+		}
+		for _, rd := range reads[i] {
+			if rd.cmd == nil {
+				continue
+			}
+			vals := rd.cmd.Val()
+			if len(vals) != len(rd.recs)*len(recordFields) {
+				return nil, fmt.Errorf("load %s: %d values for %d records", s.dayBase(k), len(vals), len(rd.recs))
+			}
+			for j, id := range rd.recs {
+				r := d.Records[id]
+				if r == nil {
+					nr := NewRecord()
+					r = &nr
+					d.Records[id] = r
+				}
+				for fi, rf := range recordFields {
+					if v, ok := vals[j*len(recordFields)+fi].(string); ok {
+						if err := r.decodeField(rf, v); err != nil {
+							return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+						}
+					}
+				}
+			}
+		}
+		for _, r := range d.Records {
+			r.Version, r.savedTotal = d.Version, r.Total
+		}
+		for _, b := range d.Breakdowns {
+			b.Version, b.Pos = d.Version, d.BPos
+		}
 	}
 	return out, nil
 }
 
-func decodeDay(day, hour, bd map[string]string) (*Day, error) {
+// decodeGuard decodes the guard fields of a day (guardFields order) and
+// returns the day and its record ids.
+func decodeGuard(vals []any) (*Day, []RecordID, error) {
 	d := NewDay()
-	for f, v := range day {
-		switch f {
-		case fieldVersion:
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%w: version %q", ErrCorrupt, v)
+	if len(vals) != len(guardFields) {
+		return nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
+	}
+	if g, ok := vals[0].(string); ok {
+		parts := strings.Split(g, "/")
+		if len(parts) != 4 {
+			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.ordersStored = strings.Contains(parts[3], "o")
+		d.breakdownsStored = strings.Contains(parts[3], "b")
+		n, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.Version, d.guard = n, g
+		if decodePositions(d.Pos, parts[2]) != nil {
+			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+	}
+	var ids []RecordID
+	if v, ok := vals[1].(string); ok {
+		for r := range strings.SplitSeq(v, ",") {
+			if r == "" {
+				continue
 			}
-			d.Version = n
-			continue
-		case fieldToken:
-			d.token = v
-			continue
-		case fieldPositions, fieldBreakdownPositions:
-			ps := d.Pos
-			if f == fieldBreakdownPositions {
-				ps = d.BPos
+			id, ok := parseRID(r)
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
 			}
-			if err := decodePositions(ps, v); err != nil {
-				return nil, fmt.Errorf("%w: %s %q", ErrCorrupt, f, v)
-			}
-			continue
-		}
-		if err := d.decodeField(f, v, false); err != nil {
-			return nil, err
+			ids = append(ids, id)
 		}
 	}
-	d.hoursStored, d.breakdownsStored = len(hour) > 0, len(bd) > 0
-	for f, v := range hour {
-		if err := d.decodeField(f, v, true); err != nil {
-			return nil, err
-		}
-	}
-	for f, v := range bd {
-		if err := d.decodeBreakdownField(f, v); err != nil {
-			return nil, err
-		}
-	}
-	for _, r := range d.Records {
-		r.Version, r.savedTotal = d.Version, r.Total
-	}
-	for _, b := range d.Breakdowns {
-		b.Version, b.Pos = d.Version, d.BPos
-	}
-	clear(d.campaigns) // loaded campaigns are indexed already
-	return d, nil
+	return d, ids, nil
 }
 
-func (d *Day) decodeField(f, v string, hour bool) error {
-	kind, id, order, ok := parseField(f, hour)
-	if !ok {
-		return fmt.Errorf("%w: field %q", ErrCorrupt, f)
+// decodeExtra adds a day's breakdowns and orders.
+func (d *Day) decodeExtra(bd, orders map[string]string) error {
+	for f, v := range bd {
+		if f == fieldBreakdownPositions {
+			if err := decodePositions(d.BPos, v); err != nil {
+				return fmt.Errorf("%w: breakdown positions %q", ErrCorrupt, v)
+			}
+			continue
+		}
+		if err := d.decodeBreakdownField(f, v); err != nil {
+			return err
+		}
 	}
-	r := d.Record(id)
-	if kind == "o" {
+	for f := range orders {
+		if len(f) < 2 || (f[0] != 'd' && f[0] != 'h') || f[1] != '|' {
+			return fmt.Errorf("%w: order field %q", ErrCorrupt, f)
+		}
+		n := 3 // "<kind>|<class>|<campaign>|<order>"
+		if f[0] == 'h' {
+			n = 4
+		}
+		parts := strings.SplitN(f[2:], "|", n+1)
+		if len(parts) != n+1 {
+			return fmt.Errorf("%w: order field %q", ErrCorrupt, f)
+		}
+		id, ok := parseRID(strings.Join(parts[:n], "|"))
+		if !ok {
+			return fmt.Errorf("%w: order field %q", ErrCorrupt, f)
+		}
+		r := d.Records[id]
+		if r == nil {
+			nr := NewRecord()
+			r = &nr
+			d.Records[id] = r
+		}
 		if r.Orders == nil {
 			r.Orders = map[string]struct{}{}
 		}
-		r.Orders[order] = struct{}{}
-		return nil
+		r.Orders[parts[n]] = struct{}{}
 	}
-	return r.decodeField(kind, v)
+	return nil
 }
 
-// decodeField sets one field (n, h, r, v, oc) of r.
+// appendCount appends the c field of a record: total, ":", sketch.
+func appendCount(b []byte, total uint64, sketch []byte) []byte {
+	b = strconv.AppendUint(b, total, 10)
+	b = append(b, ':')
+	return append(b, sketch...)
+}
+
+// decodeField sets one field (c, r, v, oc) of r.
 func (r *Record) decodeField(kind, v string) error {
 	switch kind {
-	case "n":
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: total %q", ErrCorrupt, v)
+	case fieldCount:
+		total, sk, ok := strings.Cut(v, ":")
+		n, err := strconv.ParseUint(total, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: count %.20q", ErrCorrupt, v)
 		}
 		r.Total = n
-	case "h":
-		if v == "" {
+		if sk == "" {
 			return nil
 		}
-		if err := r.Sketch.UnmarshalBinary([]byte(v)); err != nil {
+		if err := r.Sketch.UnmarshalBinary([]byte(sk)); err != nil {
 			return fmt.Errorf("%w: sketch: %v", ErrCorrupt, err)
 		}
-		r.dense = len(v) > 3 && v[3] == 0
+		r.dense = len(sk) > 3 && sk[3] == 0
 	case "oc":
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -377,7 +561,7 @@ func (r *Record) decodeField(kind, v string) error {
 
 func (d *Day) decodeBreakdownField(f, v string) error {
 	parts := strings.SplitN(f, "|", 4)
-	if len(parts) != 4 || (parts[0] != "n" && parts[0] != "h") {
+	if len(parts) != 4 || parts[0] != fieldCount {
 		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
 	}
 	k, err := strconv.Atoi(parts[1])
@@ -385,84 +569,114 @@ func (d *Day) decodeBreakdownField(f, v string) error {
 		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
 	}
 	sc := d.Breakdown(pixelpb.Kind(k)).sub(parts[2], parts[3])
-	if parts[0] == "n" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%w: breakdown total %s=%q", ErrCorrupt, f, v)
-		}
-		sc.Total = n
-		return nil
+	total, sk, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseUint(total, 10, 64)
+	if !ok || err != nil {
+		return fmt.Errorf("%w: breakdown count %s=%.20q", ErrCorrupt, f, v)
 	}
-	if err := sc.Sketch.UnmarshalBinary([]byte(v)); err != nil {
+	sc.Total = n
+	if err := sc.Sketch.UnmarshalBinary([]byte(sk)); err != nil {
 		return fmt.Errorf("%w: breakdown sketch %s: %v", ErrCorrupt, f, err)
 	}
 	return nil
 }
 
 // saveDaysScript writes the Days of one content id group and UTC day (one
-// hash tag, so one cluster slot), each only if its day hash still holds the
-// write token its writer loaded or last wrote (optimistic concurrency: nobody
-// wrote in between, not even an earlier attempt of the same write that a
-// client retry would repeat). Every write stores a token new to it, so a
-// writer whose last write Redis lost in a crash, or a stale owner after a
-// rebalance, is refused even where a version counter could have come back to
-// the same number. Refused days are left as they were; the others are written.
+// hash tag, so one cluster slot), each only if the group's day hash still
+// holds, for that day, the guard value its writer loaded or last wrote
+// (optimistic concurrency: nobody wrote in between, not even an earlier
+// attempt of the same write that a client retry would repeat). Every write
+// stores a guard with a token new to it, so a writer whose last write Redis
+// lost in a crash, or a stale owner after a rebalance, is refused even where
+// the version could have come back to the same number. Refused days are
+// left as they were; the others are written.
 //
-// KEYS: per day its day and hour hashes, and in a details call (ARGV[4] =
-// 3) its breakdown hash. ARGV[1] day ttl, ARGV[2] hour ttl, ARGV[3] the new
-// token, ARGV[4] the keys per day (2 or 3); then per day: the expected
-// token ("" for a day never written), the new version, the positions, the
-// ttl flags (1: first write of the hour hash, 2: of the breakdown hash, 3:
-// both), the number of field/value arguments of records for the day and the
-// hour hash, and in a details call the breakdown positions and the number
-// of breakdown field/value arguments; then those fields. Returns one 1
-// (written) or 0 (refused) per day. The new version is the writer's: a
-// matching token means Redis holds the version the writer loaded or wrote.
+// KEYS[1] and KEYS[2]: the group's day and hour hashes; then, in the order
+// of the days, the order hash of each day with orders to write and the
+// breakdown hash of each day with breakdowns to write. ARGV[1] day ttl,
+// ARGV[2] hour ttl, ARGV[3] the number of days n, ARGV[4..7] the number of
+// field/value arguments for the day hash, the hour hash, the order hashes
+// and the breakdown hashes, ARGV[8] per day "<day>,<hour>,<order>,
+// <breakdown>,<flags>;" (its share of those numbers, and flags 1: first
+// write of its order hash, 2: of its breakdown hash; read only when a day is
+// refused or orders or breakdowns are written); then per day its guard
+// field and the start of the guard value it expects, "<token>/" ("" for a
+// day never written); then
+// the day hash arguments of every day (each day's starting with its new
+// guard), the hour hash arguments, each day's order arguments and each
+// day's breakdown arguments. Returns one 1 (written) or 0 (refused) per day.
 var saveDaysScript = redis.NewScript(`
-local res = {}
-local tok, stride = ARGV[3], tonumber(ARGV[4])
-local a = 5
-for i = 1, #KEYS, stride do
-  local fl, nd, nh = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local nb, f = 0, a + 6
-  if stride == 3 then
-    nb, f = tonumber(ARGV[a + 7]), a + 8
+local n = tonumber(ARGV[3])
+local function hset(key, from, to)
+  while from <= to do
+    local last = math.min(to, from + 3999)
+    redis.call('HSET', key, unpack(ARGV, from, last))
+    from = last + 1
   end
-  if (redis.call('HGET', KEYS[i], 'wt') or '') ~= ARGV[a] then
-    res[#res + 1] = 0
-  else
-    if stride == 3 then
-      redis.call('HSET', KEYS[i], 'wt', tok, 'ver', ARGV[a + 1], 'pos', ARGV[a + 2], 'bpos', ARGV[a + 6], unpack(ARGV, f, f + nd - 1))
-    else
-      redis.call('HSET', KEYS[i], 'wt', tok, 'ver', ARGV[a + 1], 'pos', ARGV[a + 2], unpack(ARGV, f, f + nd - 1))
-    end
-    if nh > 0 then
-      redis.call('HSET', KEYS[i + 1], unpack(ARGV, f + nd, f + nd + nh - 1))
-    end
-    if nb > 0 then
-      redis.call('HSET', KEYS[i + 2], unpack(ARGV, f + nd + nh, f + nd + nh + nb - 1))
-    end
-    -- Retention runs from a hash's first write: a day's writes end within
-    -- the late horizon, so this differs from the last write by days at
-    -- most, and saves an EXPIRE on every write.
-    if ARGV[a] == '' then
-      redis.call('EXPIRE', KEYS[i], ARGV[1])
-    end
-    if fl % 2 == 1 then
-      redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
-    end
-    if fl >= 2 then
-      redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
-    end
-    res[#res + 1] = 1
-  end
-  a = f + nd + nh + nb
 end
-return res
+local gf = {}
+for i = 1, n do gf[i] = ARGV[7 + 2 * i] end
+local cur = redis.call('HMGET', KEYS[1], unpack(gf))
+local ok, all = {}, true
+for i = 1, n do
+  local e = ARGV[8 + 2 * i]
+  if e == '' then
+    ok[i] = not cur[i]
+  else
+    ok[i] = cur[i] and string.find(cur[i], e, 1, true) == 1
+  end
+  all = all and ok[i]
+end
+local tot = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
+local start = {9 + 2 * n}
+for s = 2, 4 do start[s] = start[s - 1] + tot[s - 1] end
+local wrote, hours = false, false
+if all then
+  hset(KEYS[1], start[1], start[2] - 1)
+  hset(KEYS[2], start[2], start[3] - 1)
+  wrote, hours = n > 0, tot[2] > 0
+end
+if not all or tot[3] + tot[4] > 0 then
+  local cnt = {}
+  for c in string.gmatch(ARGV[8], '%d+') do cnt[#cnt + 1] = tonumber(c) end
+  local at = {start[1], start[2], start[3], start[4]}
+  local k = 3
+  for i = 1, n do
+    local b = 5 * (i - 1)
+    local fl = cnt[b + 5]
+    if ok[i] and not all then
+      hset(KEYS[1], at[1], at[1] + cnt[b + 1] - 1)
+      hset(KEYS[2], at[2], at[2] + cnt[b + 2] - 1)
+      wrote, hours = true, hours or cnt[b + 2] > 0
+    end
+    for s = 3, 4 do
+      if cnt[b + s] > 0 then
+        if ok[i] then
+          hset(KEYS[k], at[s], at[s] + cnt[b + s] - 1)
+          if (s == 3 and fl % 2 == 1) or (s == 4 and fl >= 2) then
+            redis.call('EXPIRE', KEYS[k], ARGV[1])
+          end
+        end
+        k = k + 1
+      end
+    end
+    for s = 1, 4 do at[s] = at[s] + cnt[b + s] end
+  end
+end
+-- Retention runs from a hash's first write: the days' writes end within
+-- the late horizon, so this differs from the last write by days at most.
+if wrote then
+  redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+end
+if hours then
+  redis.call('EXPIRE', KEYS[2], ARGV[2], 'NX')
+end
+for i = 1, n do ok[i] = ok[i] and 1 or 0 end
+return ok
 `)
 
 // maxDaysPerCall bounds the days one script call writes, and so the time
-// Redis spends in it (tens of microseconds per day).
+// Redis spends in it.
 const maxDaysPerCall = 64
 
 // DayWrite is one Day to save.
@@ -524,16 +738,15 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	if err := saveDaysScript.Load(ctx, s.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("load save script: %w", err)
 	}
-	// Calls: writes of one group and day, in order of their index.
+	// Calls: the writes of one group and day, in the order of writes.
 	type callKey struct {
-		group   uint32
-		day     int64
-		details bool
+		group uint32
+		day   int64
 	}
 	byCall := map[callKey][]int{}
 	var order []callKey
 	for i, w := range writes {
-		ck := callKey{groupIndex(w.Key.ContentID), w.Key.DayStart, w.Details}
+		ck := callKey{groupIndex(w.Key.ContentID), w.Key.DayStart}
 		if byCall[ck] == nil {
 			order = append(order, ck)
 		}
@@ -548,26 +761,48 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		days []int
 	}
 	var calls []call
+	var sec [4][]any  // per call: day, hour, order and breakdown arguments
+	var counts []byte // per call: each day's share of sec, ARGV[8]
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ck := range order {
 			idx := byCall[ck]
 			for len(idx) > 0 {
 				n := min(len(idx), maxDaysPerCall)
-				stride := 2
-				if writes[idx[0]].Details {
-					stride = 3
+				dh, hh, _ := s.DayRedisKeys(writes[idx[0]].Key)
+				keys := []string{dh, hh}
+				for j := range sec {
+					sec[j] = sec[j][:0]
 				}
-				keys := make([]string, 0, stride*n)
 				start := len(buf.args)
-				buf.args = append(buf.args, s.dayTTL, s.hourTTL, token, stride)
+				buf.args = append(buf.args, s.dayTTL, s.hourTTL, n, 0, 0, 0, 0, "")
+				counts = counts[:0]
 				for _, i := range idx[:n] {
-					d, h, b := s.DayRedisKeys(writes[i].Key)
-					keys = append(keys, d, h)
-					if stride == 3 {
-						keys = append(keys, b)
+					w := writes[i]
+					var cnt [4]int
+					for j := range sec {
+						cnt[j] = len(sec[j])
 					}
-					s.dayArgs(buf, writes[i])
+					flags := s.dayArgs(buf, &sec, w, token)
+					for j := range sec {
+						cnt[j] = len(sec[j]) - cnt[j]
+						counts = strconv.AppendInt(counts, int64(cnt[j]), 10)
+						counts = append(counts, ',')
+					}
+					counts = append(strconv.AppendInt(counts, int64(flags), 10), ';')
+					buf.args = append(buf.args, DayField(w.Key)+fieldGuard, w.Day.guardToken())
+					if cnt[2] > 0 {
+						keys = append(keys, s.ordersKey(w.Key))
+					}
+					if cnt[3] > 0 {
+						_, _, bk := s.DayRedisKeys(w.Key)
+						keys = append(keys, bk)
+					}
 				}
+				for j := range sec {
+					buf.args[start+3+j] = len(sec[j])
+					buf.args = append(buf.args, sec[j]...)
+				}
+				buf.args[start+7] = string(counts)
 				args := buf.args[start:len(buf.args):len(buf.args)]
 				calls = append(calls, call{saveDaysScript.EvalSha(ctx, p, keys, args...), idx[:n]})
 				idx = idx[n:]
@@ -576,6 +811,9 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		return nil
 	})
 	clear(buf.args[:cap(buf.args)])
+	for j := range sec {
+		clear(sec[j][:cap(sec[j])])
+	}
 	if err != nil {
 		return nil, fmt.Errorf("save %d count days: %w", len(writes), err)
 	}
@@ -588,7 +826,7 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		for j, i := range c.days {
 			written[i] = res[j] == 1
 			if written[i] {
-				writes[i].Day.saved(writes[i].Details, token)
+				writes[i].Day.saved(writes[i].Details)
 			}
 		}
 	}
@@ -607,33 +845,54 @@ func newToken() string {
 	return strconv.FormatUint(binary.LittleEndian.Uint64(b[:]), 36) + "." + strconv.FormatUint(tokens.Add(1), 36)
 }
 
-// dayArgs appends the arguments of one day of a saveDaysScript call to buf.
-func (s *Store) dayArgs(buf *argBuf, w DayWrite) {
+// dayArgs appends the arguments of one day of a saveDaysScript call to the
+// day, hour, order and breakdown sections of sec (their bytes into buf) and
+// returns its ttl flags.
+func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (flags int) {
 	d := w.Day
-	start := len(buf.args)
-	buf.args = append(buf.args, d.token, d.Version+1, appendPositions(buf, d.Pos), 0, 0, 0)
-	if w.Details {
-		buf.args = append(buf.args, appendPositions(buf, d.BPos), 0)
-	}
-	counts := [2]int{}
-	hours := false
-	for pass := range 2 { // day fields first, then hour fields
-		n0 := len(buf.args)
+	f := DayField(w.Key)
+	defer func() {
+		n0 := len(buf.bytes)
+		buf.bytes = appendGuard(buf.bytes, token, d, d.ordersStored || flags&1 != 0, d.breakdownsStored || flags&2 != 0)
+		d.pendingGuard = string(buf.bytes[n0:])
+		buf.bytes = buf.bytes[:n0]
+		sec[0] = append(sec[0], f+fieldGuard, d.pendingGuard)
+	}()
+	if d.newRecords {
+		ids := make([]string, 0, len(d.Records))
 		for id, r := range d.Records {
-			if !r.dirty || (id.Hour == DayRecord) != (pass == 0) {
-				continue
+			if r.rid == "" {
+				r.rid = rid(id)
 			}
-			buf.args = s.recordArgs(buf, buf.args, id, r)
-			hours = hours || pass == 1
+			ids = append(ids, r.rid)
 		}
-		counts[pass] = len(buf.args) - n0
+		slices.Sort(ids)
+		sec[0] = append(sec[0], f+fieldIDs, strings.Join(ids, ","))
 	}
-	flags := 0
-	if hours && !d.hoursStored {
-		flags |= 1
+	for id, r := range d.Records {
+		if !r.dirty {
+			continue
+		}
+		h := 0
+		if id.Hour != DayRecord {
+			h = 1
+		}
+		sec[h] = s.recordArgs(buf, sec[h], f, r, id)
+		if len(r.newOrders) > 0 {
+			of := "d|"
+			if h == 1 {
+				of = "h|"
+			}
+			for _, o := range r.newOrders {
+				sec[2] = append(sec[2], of+r.rid+"|"+o, 1)
+			}
+			if !d.ordersStored {
+				flags |= 1
+			}
+		}
 	}
 	if w.Details {
-		n0 := len(buf.args)
+		n0 := len(sec[3])
 		for kind, b := range d.Breakdowns {
 			if !b.changed {
 				continue
@@ -644,30 +903,40 @@ func (s *Store) dayArgs(buf *argBuf, w DayWrite) {
 					if !sc.dirty {
 						continue
 					}
-					f := ks + "|" + dim + "|" + value
-					buf.args = append(buf.args, "n|"+f, sc.Total, "h|"+f, appendSketch(buf, sc.Sketch))
+					bf := ks + "|" + dim + "|" + value
+					n0 := len(buf.bytes)
+					buf.bytes = append(strconv.AppendUint(buf.bytes, sc.Total, 10), ':')
+					appendSketch(buf, sc.Sketch, &sc.dense)
+					sec[3] = append(sec[3], fieldCount+"|"+bf, buf.bytes[n0:len(buf.bytes):len(buf.bytes)])
 				}
 			}
 		}
-		nb := len(buf.args) - n0
-		if nb > 0 && !d.breakdownsStored {
-			flags |= 2
+		if len(sec[3]) > n0 {
+			sec[3] = append(sec[3], fieldBreakdownPositions, appendPositions(buf, d.BPos))
+			if !d.breakdownsStored {
+				flags |= 2
+			}
 		}
-		buf.args[start+7] = nb
 	}
-	buf.args[start+3], buf.args[start+4], buf.args[start+5] = flags, counts[0], counts[1]
+	return flags
 }
 
-// appendPositions appends ps encoded as "<partition>:<offset>" pairs joined
-// by "," (partitions in increasing order) to buf and returns those bytes.
+// appendPositions appends ps encoded (appendPositionsTo) to buf and returns
+// those bytes.
 func appendPositions(buf *argBuf, ps Positions) []byte {
+	n := len(buf.bytes)
+	buf.bytes = appendPositionsTo(buf.bytes, ps)
+	return buf.bytes[n:len(buf.bytes):len(buf.bytes)]
+}
+
+// appendPositionsTo appends ps encoded as "<partition>:<offset>" pairs
+// joined by "," (partitions in increasing order) to b.
+func appendPositionsTo(b []byte, ps Positions) []byte {
 	parts := make([]int32, 0, len(ps))
 	for p := range ps {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
-	n := len(buf.bytes)
-	b := buf.bytes
 	for i, p := range parts {
 		if i > 0 {
 			b = append(b, ',')
@@ -676,11 +945,10 @@ func appendPositions(buf *argBuf, ps Positions) []byte {
 		b = append(b, ':')
 		b = strconv.AppendInt(b, ps[p], 10)
 	}
-	buf.bytes = b
-	return b[n:len(b):len(b)]
+	return b
 }
 
-// decodePositions adds the positions encoded in v (appendPositions) to ps.
+// decodePositions adds the positions encoded in v (appendPositionsTo) to ps.
 func decodePositions(ps Positions, v string) error {
 	for pair := range strings.SplitSeq(v, ",") {
 		if pair == "" {
@@ -697,9 +965,15 @@ func decodePositions(ps Positions, v string) error {
 	return nil
 }
 
-func appendSketch(buf *argBuf, sk interface {
-	AppendBinary([]byte) ([]byte, error)
-}) []byte {
+// appendSketch appends sk serialized to buf and returns those bytes. A
+// sparse sketch (dense false) is compacted first: the sketch keeps its
+// newest entries in a plain set of 4 bytes each, which compaction moves into
+// its delta-encoded list of one or two bytes each, so most small sketches
+// are written in half the bytes or less. dense reports the form written.
+func appendSketch(buf *argBuf, sk *hyperloglog.Sketch, dense *bool) []byte {
+	if !*dense {
+		sk.Estimate() // compacts a sparse sketch (and may make it dense)
+	}
 	n := len(buf.bytes)
 	b, err := sk.AppendBinary(buf.bytes)
 	if err != nil {
@@ -708,36 +982,37 @@ func appendSketch(buf *argBuf, sk interface {
 	// When append moved to a larger array, the arguments built so far keep
 	// the old one, whose bytes are never written again.
 	buf.bytes = b
-	return b[n:len(b):len(b)]
+	out := b[n:len(b):len(b)]
+	*dense = len(out) > 3 && out[3] == 0
+	return out
 }
 
-// recordArgs appends the changed fields of one record: its total, its
-// sketch when its bytes changed, reasons, values and new orders.
-func (s *Store) recordArgs(buf *argBuf, args []any, id RecordID, r *Record) []any {
+// recordArgs appends the changed fields of one record, named with the
+// day's field prefix f: its count (total and sketch) when either changed,
+// reasons, values and its order count.
+func (s *Store) recordArgs(buf *argBuf, args []any, f string, r *Record, id RecordID) []any {
 	if r.rid == "" {
 		r.rid = rid(id)
 	}
-	if r.Total != r.savedTotal {
-		args = append(args, "n|"+r.rid, r.Total)
-	}
-	sk := appendSketch(buf, r.Sketch)
-	if sum := maphash.Bytes(sketchSeed, sk); sum != r.savedSketch {
-		args = append(args, "h|"+r.rid, sk)
+	n0 := len(buf.bytes)
+	buf.bytes = append(strconv.AppendUint(buf.bytes, r.Total, 10), ':')
+	n1 := len(buf.bytes)
+	appendSketch(buf, r.Sketch, &r.dense)
+	sum := maphash.Bytes(sketchSeed, buf.bytes[n1:])
+	if sum != r.savedSketch || r.Total != r.savedTotal {
+		args = append(args, f+fieldCount+"|"+r.rid, buf.bytes[n0:len(buf.bytes):len(buf.bytes)])
 		r.pendingSketch = sum
 	} else {
-		buf.bytes = buf.bytes[:len(buf.bytes)-len(sk)]
+		buf.bytes = buf.bytes[:n0]
 	}
 	if len(r.Reasons) > 0 {
-		args = append(args, "r|"+r.rid, encodeCounts(r.Reasons))
+		args = append(args, f+"r|"+r.rid, encodeCounts(r.Reasons))
 	}
 	if len(r.Value) > 0 {
-		args = append(args, "v|"+r.rid, encodeCounts(r.Value))
+		args = append(args, f+"v|"+r.rid, encodeCounts(r.Value))
 	}
 	if len(r.newOrders) > 0 {
-		args = append(args, "oc|"+r.rid, r.NOrders)
-		for _, o := range r.newOrders {
-			args = append(args, "o|"+r.rid+"|"+o, 1)
-		}
+		args = append(args, f+"oc|"+r.rid, r.NOrders)
 	}
 	return args
 }
@@ -759,21 +1034,19 @@ func encodeCounts[N uint64 | int64](m map[string]N) string {
 }
 
 // saved marks d written with token.
-func (d *Day) saved(details bool, token string) {
+func (d *Day) saved(details bool) {
 	d.Version++
-	d.token = token
-	for id, r := range d.Records {
-		if r.dirty && id.Hour != DayRecord {
-			d.hoursStored = true
-			break
-		}
-	}
+	d.guard = d.pendingGuard
+	d.newRecords = false
 	for _, r := range d.Records {
 		r.Version = d.Version
 		if r.dirty {
 			r.dirty = false
 			r.savedTotal = r.Total
 			r.savedSketch = r.pendingSketch
+			if len(r.newOrders) > 0 {
+				d.ordersStored = true
+			}
 			r.newOrders = r.newOrders[:0]
 		}
 	}

@@ -42,7 +42,7 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 	// record and the 15:00 hour record.
 	build := func(ver uint64, tok string, pos Positions, total uint64, visitors ...uint64) *Day {
 		d := NewDay()
-		d.Version, d.token, d.Pos = ver, tok, pos
+		d.Version, d.guard, d.Pos = ver, tok, pos
 		for _, rid := range []RecordID{id, hid} {
 			r := d.Record(rid)
 			for _, v := range visitors {
@@ -62,7 +62,7 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 	}
 	v1 := build(0, "", Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
 	retry := build(0, "", Positions{0: 10, 1: 5}, 3, 0x1111111111111111, 0x2222222222222222, 0x3333333333333333)
-	if !save(v1, false) || v1.Version != 1 || v1.token == "" || v1.Records[id].Dirty() {
+	if !save(v1, false) || v1.Version != 1 || v1.guard == "" || v1.Records[id].Dirty() {
 		t.Fatalf("first save refused, version %d", v1.Version)
 	}
 	// The same write again (a go-redis retry after a lost reply) is refused:
@@ -81,13 +81,13 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 		t.Fatal("save over another writer's token was accepted")
 	}
 	// Breakdowns and their positions are written at detail writes.
-	b1 := build(1, v1.token, Positions{0: 10, 1: 5}, 3)
+	b1 := build(1, v1.guard, Positions{0: 10, 1: 5}, 3)
 	b1.BPos = Positions{0: 7}
 	b1.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "DE", 1, 10)
-	if !save(b1, true) || b1.Version != 2 || b1.token == v1.token {
+	if !save(b1, true) || b1.Version != 2 || b1.guard == v1.guard {
 		t.Fatal("breakdown save refused")
 	}
-	b2 := build(2, v1.token, Positions{0: 10, 1: 5}, 3)
+	b2 := build(2, v1.guard, Positions{0: 10, 1: 5}, 3)
 	b2.BPos = Positions{0: 8}
 	b2.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "FR", 1, 10)
 	if save(b2, true) {
@@ -108,7 +108,7 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := days[0]
-	if got.Version != 2 || got.token != b1.token || len(got.Pos) != 2 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.BPos) != 1 || got.BPos[0] != 7 {
+	if got.Version != 2 || got.guard != b1.guard || len(got.Pos) != 2 || got.Pos[0] != 10 || got.Pos[1] != 5 || len(got.BPos) != 1 || got.BPos[0] != 7 {
 		t.Fatalf("loaded day version %d pos %v bpos %v", got.Version, got.Pos, got.BPos)
 	}
 	if !got.Pos.Covers(0, 10) || got.Pos.Covers(0, 11) || got.Pos.Covers(7, 0) {
@@ -300,7 +300,7 @@ func TestSaveDaysInGroups(t *testing.T) {
 	// Every third day's holder lost its token (a stale copy): only those
 	// are refused.
 	for i := 0; i < len(days); i += 3 {
-		days[i].token = "stale"
+		days[i].guard = "stale"
 	}
 	for i, ok := range write(days, 10) {
 		if ok != (i%3 != 0) {

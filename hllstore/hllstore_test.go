@@ -42,8 +42,11 @@ func TestDayKeysAndFields(t *testing.T) {
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli()
 	d, h, b := s.DayRedisKeys(DayKey{ContentID: "a-1", DayStart: day})
 	g := GroupOf("a-1")
-	if d != "x:c:{"+g+":20261128}:a-1:d" || h != "x:c:{"+g+":20261128}:a-1:h" || b != "x:c:{"+g+":20261128}:a-1:b" {
+	if d != "x:c:{"+g+":20261128}:d" || h != "x:c:{"+g+":20261128}:h" || b != "x:c:{"+g+":20261128}:a-1:b" {
 		t.Fatalf("keys %q %q %q", d, h, b)
+	}
+	if o := s.ordersKey(DayKey{ContentID: "a-1", DayStart: day}); o != "x:c:{"+g+":20261128}:a-1:o" {
+		t.Fatalf("orders key %q", o)
 	}
 	// The group is FNV-1a of the content id modulo 256, in hex: readers in
 	// other languages compute it the same way.
@@ -72,12 +75,26 @@ func TestDayKeysAndFields(t *testing.T) {
 		if back := dk.Key(id); back != tc.k {
 			t.Errorf("Split/Key round trip %+v -> %+v", tc.k, back)
 		}
-		kind, pid, _, ok := parseField("n|"+rid(id), id.Hour != DayRecord)
-		if !ok || kind != "n" || pid != id {
-			t.Errorf("parseField(%q) = %q %+v %v", "n|"+rid(id), kind, pid, ok)
+		if pid, ok := parseRID(rid(id)); !ok || pid != id {
+			t.Errorf("parseRID(%q) = %+v %v", rid(id), pid, ok)
 		}
 	}
-	if _, id, order, ok := parseField("o|4|0||ord-1", false); !ok || order != "ord-1" || id.Kind != 4 {
-		t.Errorf("order field: %+v %q %v", id, order, ok)
+	for _, bad := range []string{"", "1|0", "24|1|0|", "1|9|", "x|0|", "1|2|3|4|5"} {
+		if id, ok := parseRID(bad); ok {
+			t.Errorf("parseRID(%q) = %+v, want an error", bad, id)
+		}
+	}
+	// Orders of a day and of an hour record.
+	d1 := NewDay()
+	if err := d1.decodeExtra(nil, map[string]string{"d|4|0||ord-1": "1", "h|07|4|0|spring|ord|2": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	day4 := d1.Records[RecordID{Kind: 4, Hour: DayRecord}]
+	hour4 := d1.Records[RecordID{Kind: 4, Campaign: "spring", Hour: 7}]
+	if day4 == nil || hour4 == nil || len(day4.Orders) != 1 || len(hour4.Orders) != 1 {
+		t.Fatalf("orders decoded into %+v", d1.Records)
+	}
+	if _, ok := hour4.Orders["ord|2"]; !ok {
+		t.Fatalf("hour orders %v", hour4.Orders)
 	}
 }

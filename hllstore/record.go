@@ -110,8 +110,10 @@ func (r *Record) AddReason(reason string) {
 
 // Guard fields of a day hash.
 const (
-	fieldVersion            = "ver"
-	fieldToken              = "wt"
-	fieldPositions          = "pos"
-	fieldBreakdownPositions = "bpos"
+	fieldVersion = "ver" // of a week rollup
+	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<breakdown positions>"
+	fieldIDs     = "ids" // of a day: its records' rids
+	fieldCount   = "c"   // of a record: "<total>:<sketch>"
+
+	fieldBreakdownPositions = "pos" // of a breakdown hash
 )

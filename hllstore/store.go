@@ -51,7 +51,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 }
 
 // recordFields are the fields of one record that readers need.
-var recordFields = [...]string{"n", "h", "r", "v", "oc"}
+var recordFields = [...]string{fieldCount, "r", "v", "oc"}
 
 // Load reads the records of keys in one round trip: one HMGET per Redis
 // hash of the fields those records need (not HGETALL: a day hash also holds
@@ -62,6 +62,7 @@ var recordFields = [...]string{"n", "h", "r", "v", "oc"}
 // it was built) is built from the days (BuildWeeks) and stored.
 func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	type group struct {
+		key    string // the Redis hash
 		fields []string
 		slots  []int // key index per record in fields order
 		guard  bool  // a day or week hash: ver comes first
@@ -72,7 +73,7 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	groups := map[string]*group{}
 	var order []string
 	for i, k := range keys {
-		var hk string
+		var hk, fp string // the hash, and the prefix of the key's fields in it
 		var id RecordID
 		week := k.Gran == GranularityWeek
 		if week {
@@ -82,26 +83,31 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 			var dk DayKey
 			dk, id = k.Split()
 			d, h, _ := s.DayRedisKeys(dk)
-			hk = d
+			hk, fp = d, DayField(dk)
 			if id.Hour != DayRecord {
 				hk = h
 			}
 		}
-		g := groups[hk]
+		// One HMGET per hash and content id: a group hash holds the days of
+		// other content ids too, each with its own version.
+		gk := hk + "\x00" + fp
+		g := groups[gk]
 		if g == nil {
-			g = &group{guard: week || id.Hour == DayRecord, week: week, cid: k.ContentID, start: k.Start}
-			if g.guard {
+			g = &group{key: hk, guard: week || id.Hour == DayRecord, week: week, cid: k.ContentID, start: k.Start}
+			if week {
 				g.fields = append(g.fields, fieldVersion)
+			} else if g.guard {
+				g.fields = append(g.fields, fp+fieldGuard)
 			}
 			if week {
 				g.fields = append(g.fields, fieldDayVersions)
 			}
-			groups[hk] = g
-			order = append(order, hk)
+			groups[gk] = g
+			order = append(order, gk)
 		}
 		r := rid(id)
 		for _, f := range recordFields {
-			g.fields = append(g.fields, f+"|"+r)
+			g.fields = append(g.fields, fp+f+"|"+r)
 		}
 		g.slots = append(g.slots, i)
 	}
@@ -110,7 +116,7 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, hk := range order {
 			g := groups[hk]
-			cmds[i] = p.HMGet(ctx, hk, g.fields...)
+			cmds[i] = p.HMGet(ctx, g.key, g.fields...)
 			if g.week {
 				dayVers[i] = s.dayVersions(ctx, p, weekRef{g.cid, g.start})
 			}
@@ -168,14 +174,17 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 			return nil // built above
 		}
 		if len(vals) != len(g.fields) {
-			return fmt.Errorf("load %s: %d values for %d fields", hk, len(vals), len(g.fields))
+			return fmt.Errorf("load %s: %d values for %d fields", g.key, len(vals), len(g.fields))
 		}
 		var ver uint64
 		if g.guard {
 			if v, ok := vals[0].(string); ok {
+				if !g.week {
+					v = guardVersion(v)
+				}
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
-					return fmt.Errorf("load %s: %w: version %q", hk, ErrCorrupt, v)
+					return fmt.Errorf("load %s: %w: version %q", g.key, ErrCorrupt, v)
 				}
 				ver = n
 			}
@@ -194,7 +203,7 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 				}
 				found = true
 				if err := r.decodeField(name, v); err != nil {
-					return fmt.Errorf("load %s: %w", hk, err)
+					return fmt.Errorf("load %s: %w", g.key, err)
 				}
 			}
 			if found {
@@ -259,13 +268,7 @@ func (s *Store) Put(ctx context.Context, writes []Write) error {
 				r.newOrders = append(r.newOrders, o)
 			}
 			r.NOrders = max(r.NOrders, uint64(len(r.Orders)))
-			d.Records[id] = &r
-			if id.Campaign != "" {
-				if d.campaigns == nil {
-					d.campaigns = map[string]bool{}
-				}
-				d.campaigns[id.Campaign] = true
-			}
+			d.setRecord(id, &r)
 			for p, o := range w.Record.Pos {
 				if cur, ok := d.Pos[p]; !ok || o > cur {
 					d.Pos[p] = o

@@ -70,8 +70,9 @@ type weekRef struct {
 // dayVersions queues, on p, an HMGET of the version of each day of w.
 func (s *Store) dayVersions(ctx context.Context, p redis.Pipeliner, w weekRef) (cmds [7]*redis.SliceCmd) {
 	for d := range 7 {
-		dk, _, _ := s.DayRedisKeys(DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs})
-		cmds[d] = p.HMGet(ctx, dk, fieldVersion)
+		k := DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs}
+		dk, _, _ := s.DayRedisKeys(k)
+		cmds[d] = p.HMGet(ctx, dk, DayField(k)+fieldGuard)
 	}
 	return cmds
 }
@@ -84,6 +85,7 @@ func versionsOf(cmds *[7]*redis.SliceCmd) string {
 			b = append(b, ',')
 		}
 		v, _ := c.Val()[0].(string)
+		v = guardVersion(v)
 		if v == "" {
 			v = "0"
 		}
@@ -151,17 +153,14 @@ func (s *Store) WeeksValid(ctx context.Context, contentIDs []string, weekStart i
 // records, and stores the rollups (with the versions of the days read) in a
 // second round trip. It merges on up to workers goroutines.
 func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]map[RecordID]*Record, error) {
-	cmds := make([]*redis.MapStringStringCmd, 7*len(refs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, w := range refs {
-			for d := range 7 {
-				dk, _, _ := s.DayRedisKeys(DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs})
-				cmds[7*i+d] = p.HGetAll(ctx, dk)
-			}
+	keys := make([]DayKey, 0, 7*len(refs))
+	for _, w := range refs {
+		for d := range 7 {
+			keys = append(keys, DayKey{ContentID: w.contentID, DayStart: w.start + int64(d)*DayMs})
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	}
+	days, err := s.loadDays(ctx, keys, false)
+	if err != nil {
 		return nil, fmt.Errorf("read the days of %d week rollups: %w", len(refs), err)
 	}
 	// Merge the weeks in parallel, each record's dense sketches first (a
@@ -174,7 +173,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 	for k := range workers {
 		wg.Go(func() {
 			for i := k; i < len(refs); i += workers {
-				out[i], versions[i], errs[i] = s.mergeWeek(refs[i], cmds[7*i:7*i+7])
+				out[i], versions[i], errs[i] = s.mergeWeek(refs[i], days[7*i:7*i+7])
 			}
 		})
 	}
@@ -197,7 +196,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 				if err != nil {
 					return fmt.Errorf("marshal week sketch: %w", err)
 				}
-				args = append(args, "n|"+rid, r.Total, "h|"+rid, sk, "oc|"+rid, r.NOrders)
+				args = append(args, fieldCount+"|"+rid, appendCount(nil, r.Total, sk), "oc|"+rid, r.NOrders)
 				if len(r.Reasons) > 0 {
 					args = append(args, "r|"+rid, encodeCounts(r.Reasons))
 				}
@@ -220,14 +219,10 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 
 // mergeWeek merges the seven days read for w, and returns the rollup's
 // records and the day versions ("dv").
-func (s *Store) mergeWeek(w weekRef, days []*redis.MapStringStringCmd) (map[RecordID]*Record, string, error) {
+func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Record, string, error) {
 	byID := map[RecordID][]*Record{}
 	var dv []byte
-	for d := range 7 {
-		day, err := decodeDay(days[d].Val(), nil, nil)
-		if err != nil {
-			return nil, "", fmt.Errorf("build week %s: %w", s.weekKey(w.contentID, w.start), err)
-		}
+	for d, day := range days {
 		if d > 0 {
 			dv = append(dv, ',')
 		}
