@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/redis/go-redis/v9"
@@ -59,7 +60,10 @@ type Breakdown struct {
 	Pos     Positions
 	Version uint64
 	changed bool
-	byDim   [5]map[string]*SubCount // Dims by dimension index (Dims order)
+	// newValues: a value was added since the last write, so the list of
+	// the day's breakdown values must be written again.
+	newValues bool
+	byDim     [5]map[string]*SubCount // Dims by dimension index (Dims order)
 }
 
 // NewBreakdown returns an empty breakdown.
@@ -80,6 +84,7 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 	if sc == nil {
 		sc = &SubCount{Sketch: NewSketch()}
 		vals[value] = sc
+		b.newValues = true
 	}
 	return sc
 }
@@ -126,14 +131,50 @@ func (b *Breakdown) add(dim string, vals map[string]*SubCount, value string, vis
 	b.changed = true
 }
 
-// LoadBreakdowns reads breakdowns in one round trip (the breakdown hash of
-// each content id and day).
+// LoadBreakdowns reads breakdowns in two round trips: the list of each
+// content id's breakdown values that day, then the counts of its kind's.
 func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Breakdown, error) {
-	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	lists := make([]*redis.SliceCmd, len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
-			_, _, bk := s.DayRedisKeys(DayKey{ContentID: k.ContentID, DayStart: k.DayStart})
-			cmds[i] = p.HGetAll(ctx, bk)
+			dk := DayKey{ContentID: k.ContentID, DayStart: k.DayStart}
+			d, _, _ := s.DayRedisKeys(dk)
+			lists[i] = p.HMGet(ctx, d, DayField(dk)+fieldBreakdownIDs)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("load %d breakdown lists: %w", len(keys), err)
+	}
+	bids := make([][]string, len(keys))
+	for i, k := range keys {
+		v, _ := lists[i].Val()[0].(string)
+		all, err := entries(v)
+		if err != nil {
+			return nil, fmt.Errorf("load breakdowns of %s: %w: values %.40q", k.ContentID, ErrCorrupt, v)
+		}
+		// Only this kind's values: "<kind>|<dim>|<value>".
+		prefix := strconv.Itoa(int(k.Kind)) + "|"
+		for _, b := range all {
+			if strings.HasPrefix(b, prefix) {
+				bids[i] = append(bids[i], b)
+			}
+		}
+	}
+	cmds := make([]*redis.SliceCmd, len(keys))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			if len(bids[i]) == 0 {
+				continue
+			}
+			dk := DayKey{ContentID: k.ContentID, DayStart: k.DayStart}
+			_, _, bk := s.DayRedisKeys(dk)
+			fields := make([]string, 1, 1+len(bids[i]))
+			fields[0] = DayField(dk) + fieldBreakdownPositions
+			for _, b := range bids[i] {
+				fields = append(fields, DayField(dk)+fieldCount+"|"+b)
+			}
+			cmds[i] = p.HMGet(ctx, bk, fields...)
 		}
 		return nil
 	})
@@ -141,19 +182,14 @@ func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Brea
 		return nil, fmt.Errorf("load %d breakdowns: %w", len(keys), err)
 	}
 	out := make([]Breakdown, len(keys))
-	prefix := make([]byte, 0, 16)
 	for i, k := range keys {
 		out[i] = NewBreakdown()
-		d := &Day{Breakdowns: map[pixelpb.Kind]*Breakdown{k.Kind: &out[i]}}
-		prefix = append(strconv.AppendInt(append(prefix[:0], 'n', '|'), int64(k.Kind), 10), '|')
-		for f, v := range cmds[i].Val() {
-			// Only this kind's fields: "n|<kind>|..." and "h|<kind>|...".
-			if len(f) < len(prefix) || f[1:len(prefix)] != string(prefix[1:]) {
-				continue
-			}
-			if err := d.decodeBreakdownField(f, v); err != nil {
-				return nil, fmt.Errorf("load breakdowns of %s: %w", k.ContentID, err)
-			}
+		if cmds[i] == nil {
+			continue
+		}
+		d := &Day{BPos: Positions{}, Breakdowns: map[pixelpb.Kind]*Breakdown{k.Kind: &out[i]}}
+		if err := d.decodeBreakdowns(bids[i], cmds[i].Val()); err != nil {
+			return nil, fmt.Errorf("load breakdowns of %s: %w", k.ContentID, err)
 		}
 	}
 	return out, nil

@@ -83,9 +83,9 @@ type Day struct {
 	// newRecords: a record was added since the last write, so the list of
 	// the day's records ("ids") must be written again.
 	newRecords bool
-	// ordersStored and breakdownsStored: the day's order and breakdown
-	// hashes exist (their retention is set at their first write).
-	ordersStored, breakdownsStored bool
+	// ordersStored: the day's order hash exists (its retention is set at
+	// its first write).
+	ordersStored bool
 }
 
 // NewDay returns an empty Day.
@@ -258,7 +258,7 @@ func parseRID(s string) (RecordID, bool) {
 }
 
 // guardFields are the fields of a day read first by LoadDays.
-var guardFields = [...]string{fieldGuard, fieldIDs}
+var guardFields = [...]string{fieldGuard, fieldIDs, fieldBreakdownIDs}
 
 // guardToken returns the start of d's guard value that a write compares:
 // its token and the "/" after it ("" for a day never written).
@@ -278,7 +278,7 @@ func guardVersion(g string) string {
 }
 
 // appendGuard appends the guard value of d written with token.
-func appendGuard(b []byte, token string, d *Day, orders, breakdowns bool) []byte {
+func appendGuard(b []byte, token string, d *Day, orders bool) []byte {
 	b = append(b, token...)
 	b = append(b, '/')
 	b = strconv.AppendUint(b, d.Version+1, 10)
@@ -287,9 +287,6 @@ func appendGuard(b []byte, token string, d *Day, orders, breakdowns bool) []byte
 	b = append(b, '/')
 	if orders {
 		b = append(b, 'o')
-	}
-	if breakdowns {
-		b = append(b, 'b')
 	}
 	return b
 }
@@ -306,7 +303,7 @@ func (s *Store) LoadDays(ctx context.Context, keys []DayKey) ([]*Day, error) {
 // hour records, orders or breakdowns: what a week rollup needs).
 func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, error) {
 	guards := make([]*redis.SliceCmd, len(keys))
-	extra := make([]*redis.MapStringStringCmd, 2*len(keys))
+	orders := make([]*redis.MapStringStringCmd, len(keys))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			d, _, _ := s.DayRedisKeys(k)
@@ -324,12 +321,13 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 	}
 	out := make([]*Day, len(keys))
 	ids := make([][]RecordID, len(keys))
+	bids := make([][]string, len(keys))
 	for i, k := range keys {
-		d, recs, err := decodeGuard(guards[i].Val())
+		d, recs, bs, err := decodeGuard(guards[i].Val())
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
 		}
-		out[i], ids[i] = d, recs
+		out[i], ids[i], bids[i] = d, recs, bs
 	}
 	// The records' fields: one HMGET per group hash and day.
 	type read struct {
@@ -337,16 +335,22 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 		recs []RecordID
 	}
 	reads := make([][2]read, len(keys))
+	bds := make([]*redis.SliceCmd, len(keys))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			dh, hh, bk := s.DayRedisKeys(k)
-			if all && out[i].breakdownsStored {
-				extra[2*i] = p.HGetAll(ctx, bk)
+			f := DayField(k)
+			if all && len(bids[i]) > 0 {
+				fields := make([]string, 1, 1+len(bids[i]))
+				fields[0] = f + fieldBreakdownPositions
+				for _, b := range bids[i] {
+					fields = append(fields, f+fieldCount+"|"+b)
+				}
+				bds[i] = p.HMGet(ctx, bk, fields...)
 			}
 			if all && out[i].ordersStored {
-				extra[2*i+1] = p.HGetAll(ctx, s.ordersKey(k))
+				orders[i] = p.HGetAll(ctx, s.ordersKey(k))
 			}
-			f := DayField(k)
 			var fields [2][]string
 			for _, id := range ids[i] {
 				h := 0
@@ -375,15 +379,15 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 	}
 	for i, k := range keys {
 		d := out[i]
-		var bd, orders map[string]string
-		if c := extra[2*i]; c != nil {
-			bd = c.Val()
+		if c := orders[i]; c != nil {
+			if err := d.decodeOrders(c.Val()); err != nil {
+				return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+			}
 		}
-		if c := extra[2*i+1]; c != nil {
-			orders = c.Val()
-		}
-		if err := d.decodeExtra(bd, orders); err != nil {
-			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+		if c := bds[i]; c != nil {
+			if err := d.decodeBreakdowns(bids[i], c.Val()); err != nil {
+				return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+			}
 		}
 		for _, rd := range reads[i] {
 			if rd.cmd == nil {
@@ -420,26 +424,25 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 }
 
 // decodeGuard decodes the guard fields of a day (guardFields order) and
-// returns the day and its record ids.
-func decodeGuard(vals []any) (*Day, []RecordID, error) {
+// returns the day, its record ids and its breakdown values.
+func decodeGuard(vals []any) (*Day, []RecordID, []string, error) {
 	d := NewDay()
 	if len(vals) != len(guardFields) {
-		return nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
+		return nil, nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
 	}
 	if g, ok := vals[0].(string); ok {
 		parts := strings.Split(g, "/")
 		if len(parts) != 4 {
-			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 		d.ordersStored = strings.Contains(parts[3], "o")
-		d.breakdownsStored = strings.Contains(parts[3], "b")
 		n, err := strconv.ParseUint(parts[1], 10, 64)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 		d.Version, d.guard = n, g
 		if decodePositions(d.Pos, parts[2]) != nil {
-			return nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 	}
 	var ids []RecordID
@@ -450,27 +453,49 @@ func decodeGuard(vals []any) (*Day, []RecordID, error) {
 			}
 			id, ok := parseRID(r)
 			if !ok {
-				return nil, nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
+				return nil, nil, nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
 			}
 			ids = append(ids, id)
 		}
 	}
-	return d, ids, nil
+	var bids []string
+	if v, ok := vals[2].(string); ok {
+		var err error
+		if bids, err = entries(v); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: breakdown values %.40q", ErrCorrupt, v)
+		}
+	}
+	return d, ids, bids, nil
 }
 
-// decodeExtra adds a day's breakdowns and orders.
-func (d *Day) decodeExtra(bd, orders map[string]string) error {
-	for f, v := range bd {
-		if f == fieldBreakdownPositions {
-			if err := decodePositions(d.BPos, v); err != nil {
-				return fmt.Errorf("%w: breakdown positions %q", ErrCorrupt, v)
-			}
+// decodeBreakdowns adds a day's breakdowns: vals holds its breakdown
+// positions, then the count of each of bids ("<kind>|<dim>|<value>").
+func (d *Day) decodeBreakdowns(bids []string, vals []any) error {
+	if len(vals) != 1+len(bids) {
+		return fmt.Errorf("%w: %d breakdown values for %d", ErrCorrupt, len(vals), len(bids))
+	}
+	if v, ok := vals[0].(string); ok {
+		if err := decodePositions(d.BPos, v); err != nil {
+			return fmt.Errorf("%w: breakdown positions %q", ErrCorrupt, v)
+		}
+	}
+	for j, bid := range bids {
+		v, ok := vals[1+j].(string)
+		if !ok {
 			continue
 		}
-		if err := d.decodeBreakdownField(f, v); err != nil {
+		if err := d.decodeBreakdownField(bid, v); err != nil {
 			return err
 		}
 	}
+	for _, b := range d.Breakdowns {
+		b.newValues = false
+	}
+	return nil
+}
+
+// decodeOrders adds a day's orders.
+func (d *Day) decodeOrders(orders map[string]string) error {
 	for f := range orders {
 		if len(f) < 2 || (f[0] != 'd' && f[0] != 'h') || f[1] != '|' {
 			return fmt.Errorf("%w: order field %q", ErrCorrupt, f)
@@ -559,11 +584,14 @@ func (r *Record) decodeField(kind, v string) error {
 	return nil
 }
 
+// decodeBreakdownField sets the count v of breakdown value f,
+// "<kind>|<dim>|<value>".
 func (d *Day) decodeBreakdownField(f, v string) error {
-	parts := strings.SplitN(f, "|", 4)
-	if len(parts) != 4 || parts[0] != fieldCount {
+	parts := strings.SplitN(f, "|", 3)
+	if len(parts) != 3 {
 		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
 	}
+	parts = append([]string{fieldCount}, parts...)
 	k, err := strconv.Atoi(parts[1])
 	if err != nil {
 		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
@@ -591,20 +619,18 @@ func (d *Day) decodeBreakdownField(f, v string) error {
 // the version could have come back to the same number. Refused days are
 // left as they were; the others are written.
 //
-// KEYS[1] and KEYS[2]: the group's day and hour hashes; then, in the order
-// of the days, the order hash of each day with orders to write and the
-// breakdown hash of each day with breakdowns to write. ARGV[1] day ttl,
-// ARGV[2] hour ttl, ARGV[3] the number of days n, ARGV[4..7] the number of
-// field/value arguments for the day hash, the hour hash, the order hashes
-// and the breakdown hashes, ARGV[8] per day "<day>,<hour>,<order>,
-// <breakdown>,<flags>;" (its share of those numbers, and flags 1: first
-// write of its order hash, 2: of its breakdown hash; read only when a day is
-// refused or orders or breakdowns are written); then per day its guard
-// field and the start of the guard value it expects, "<token>/" ("" for a
-// day never written); then
-// the day hash arguments of every day (each day's starting with its new
-// guard), the hour hash arguments, each day's order arguments and each
-// day's breakdown arguments. Returns one 1 (written) or 0 (refused) per day.
+// KEYS[1..3]: the group's day, hour and breakdown hashes; then, in the
+// order of the days, the order hash of each day with orders to write.
+// ARGV[1] day ttl, ARGV[2] hour ttl, ARGV[3] the number of days n,
+// ARGV[4..7] the number of field/value arguments for the day, hour and
+// breakdown hashes and the order hashes, ARGV[8] per day "<day>,<hour>,
+// <breakdown>,<order>,<flags>;" (its share of those numbers, and flags 1:
+// first write of its order hash; read only when a day is refused or orders
+// are written); then per day its guard field, the start of the guard value
+// it expects, "<token>/" ("" for a day never written), and its new guard
+// value; then the day hash arguments of every day, the hour hash
+// arguments, the breakdown hash arguments and each day's order arguments.
+// Returns one 1 (written) or 0 (refused) per day.
 var saveDaysScript = redis.NewScript(`
 local n = tonumber(ARGV[3])
 local function hset(key, from, to)
@@ -615,61 +641,71 @@ local function hset(key, from, to)
   end
 end
 local gf = {}
-for i = 1, n do gf[i] = ARGV[7 + 2 * i] end
+for i = 1, n do gf[i] = ARGV[6 + 3 * i] end
 local cur = redis.call('HMGET', KEYS[1], unpack(gf))
 local ok, all = {}, true
+local guards = {}
 for i = 1, n do
-  local e = ARGV[8 + 2 * i]
+  local e = ARGV[7 + 3 * i]
   if e == '' then
     ok[i] = not cur[i]
   else
     ok[i] = cur[i] and string.find(cur[i], e, 1, true) == 1
   end
   all = all and ok[i]
+  if ok[i] then
+    guards[#guards + 1] = gf[i]
+    guards[#guards + 1] = ARGV[8 + 3 * i]
+  end
+end
+if #guards > 0 then
+  redis.call('HSET', KEYS[1], unpack(guards))
 end
 local tot = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])}
-local start = {9 + 2 * n}
+local start = {9 + 3 * n}
 for s = 2, 4 do start[s] = start[s - 1] + tot[s - 1] end
-local wrote, hours = false, false
+local wrote = {#guards > 0, false, false}
 if all then
-  hset(KEYS[1], start[1], start[2] - 1)
-  hset(KEYS[2], start[2], start[3] - 1)
-  wrote, hours = n > 0, tot[2] > 0
+  for s = 1, 3 do
+    hset(KEYS[s], start[s], start[s + 1] - 1)
+    wrote[s] = wrote[s] or tot[s] > 0
+  end
 end
-if not all or tot[3] + tot[4] > 0 then
+if not all or tot[4] > 0 then
   local cnt = {}
   for c in string.gmatch(ARGV[8], '%d+') do cnt[#cnt + 1] = tonumber(c) end
   local at = {start[1], start[2], start[3], start[4]}
-  local k = 3
+  local k = 4
   for i = 1, n do
     local b = 5 * (i - 1)
-    local fl = cnt[b + 5]
     if ok[i] and not all then
-      hset(KEYS[1], at[1], at[1] + cnt[b + 1] - 1)
-      hset(KEYS[2], at[2], at[2] + cnt[b + 2] - 1)
-      wrote, hours = true, hours or cnt[b + 2] > 0
-    end
-    for s = 3, 4 do
-      if cnt[b + s] > 0 then
-        if ok[i] then
-          hset(KEYS[k], at[s], at[s] + cnt[b + s] - 1)
-          if (s == 3 and fl % 2 == 1) or (s == 4 and fl >= 2) then
-            redis.call('EXPIRE', KEYS[k], ARGV[1])
-          end
-        end
-        k = k + 1
+      for s = 1, 3 do
+        hset(KEYS[s], at[s], at[s] + cnt[b + s] - 1)
+        wrote[s] = wrote[s] or cnt[b + s] > 0
       end
+    end
+    if cnt[b + 4] > 0 then
+      if ok[i] then
+        hset(KEYS[k], at[4], at[4] + cnt[b + 4] - 1)
+        if cnt[b + 5] % 2 == 1 then
+          redis.call('EXPIRE', KEYS[k], ARGV[1])
+        end
+      end
+      k = k + 1
     end
     for s = 1, 4 do at[s] = at[s] + cnt[b + s] end
   end
 end
 -- Retention runs from a hash's first write: the days' writes end within
 -- the late horizon, so this differs from the last write by days at most.
-if wrote then
+if wrote[1] then
   redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
 end
-if hours then
+if wrote[2] then
   redis.call('EXPIRE', KEYS[2], ARGV[2], 'NX')
+end
+if wrote[3] then
+  redis.call('EXPIRE', KEYS[3], ARGV[1], 'NX')
 end
 for i = 1, n do ok[i] = ok[i] and 1 or 0 end
 return ok
@@ -761,15 +797,15 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 		days []int
 	}
 	var calls []call
-	var sec [4][]any  // per call: day, hour, order and breakdown arguments
+	var sec [4][]any  // per call: day, hour, breakdown and order arguments
 	var counts []byte // per call: each day's share of sec, ARGV[8]
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ck := range order {
 			idx := byCall[ck]
 			for len(idx) > 0 {
 				n := min(len(idx), maxDaysPerCall)
-				dh, hh, _ := s.DayRedisKeys(writes[idx[0]].Key)
-				keys := []string{dh, hh}
+				dh, hh, bh := s.DayRedisKeys(writes[idx[0]].Key)
+				keys := []string{dh, hh, bh}
 				for j := range sec {
 					sec[j] = sec[j][:0]
 				}
@@ -789,13 +825,9 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 						counts = append(counts, ',')
 					}
 					counts = append(strconv.AppendInt(counts, int64(flags), 10), ';')
-					buf.args = append(buf.args, DayField(w.Key)+fieldGuard, w.Day.guardToken())
-					if cnt[2] > 0 {
-						keys = append(keys, s.ordersKey(w.Key))
-					}
+					buf.args = append(buf.args, DayField(w.Key)+fieldGuard, w.Day.guardToken(), w.Day.pendingGuard)
 					if cnt[3] > 0 {
-						_, _, bk := s.DayRedisKeys(w.Key)
-						keys = append(keys, bk)
+						keys = append(keys, s.ordersKey(w.Key))
 					}
 				}
 				for j := range sec {
@@ -853,10 +885,9 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 	f := DayField(w.Key)
 	defer func() {
 		n0 := len(buf.bytes)
-		buf.bytes = appendGuard(buf.bytes, token, d, d.ordersStored || flags&1 != 0, d.breakdownsStored || flags&2 != 0)
+		buf.bytes = appendGuard(buf.bytes, token, d, d.ordersStored || flags&1 != 0)
 		d.pendingGuard = string(buf.bytes[n0:])
 		buf.bytes = buf.bytes[:n0]
-		sec[0] = append(sec[0], f+fieldGuard, d.pendingGuard)
 	}()
 	if d.newRecords {
 		ids := make([]string, 0, len(d.Records))
@@ -884,7 +915,7 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 				of = "h|"
 			}
 			for _, o := range r.newOrders {
-				sec[2] = append(sec[2], of+r.rid+"|"+o, 1)
+				sec[3] = append(sec[3], of+r.rid+"|"+o, 1)
 			}
 			if !d.ordersStored {
 				flags |= 1
@@ -892,33 +923,61 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 		}
 	}
 	if w.Details {
-		n0 := len(sec[3])
+		newValues := false
+		for _, b := range d.Breakdowns {
+			newValues = newValues || b.newValues
+		}
+		var bids []byte // the day's breakdown values, when one is new
+		n0 := len(sec[2])
 		for kind, b := range d.Breakdowns {
-			if !b.changed {
-				continue
-			}
 			ks := strconv.Itoa(int(kind))
 			for dim, vals := range b.Dims {
 				for value, sc := range vals {
+					bf := ks + "|" + dim + "|" + value
+					if newValues {
+						bids = appendEntry(bids, bf)
+					}
 					if !sc.dirty {
 						continue
 					}
-					bf := ks + "|" + dim + "|" + value
-					n0 := len(buf.bytes)
+					n1 := len(buf.bytes)
 					buf.bytes = append(strconv.AppendUint(buf.bytes, sc.Total, 10), ':')
 					appendSketch(buf, sc.Sketch, &sc.dense)
-					sec[3] = append(sec[3], fieldCount+"|"+bf, buf.bytes[n0:len(buf.bytes):len(buf.bytes)])
+					sec[2] = append(sec[2], f+fieldCount+"|"+bf, buf.bytes[n1:len(buf.bytes):len(buf.bytes)])
 				}
 			}
 		}
-		if len(sec[3]) > n0 {
-			sec[3] = append(sec[3], fieldBreakdownPositions, appendPositions(buf, d.BPos))
-			if !d.breakdownsStored {
-				flags |= 2
-			}
+		if len(sec[2]) > n0 {
+			sec[2] = append(sec[2], f+fieldBreakdownPositions, appendPositions(buf, d.BPos))
+		}
+		if newValues {
+			sec[0] = append(sec[0], f+fieldBreakdownIDs, string(bids))
 		}
 	}
 	return flags
+}
+
+// appendEntry appends e to a list of entries, each "<length>:<bytes>" (so
+// entries may hold any byte).
+func appendEntry(b []byte, e string) []byte {
+	b = strconv.AppendInt(b, int64(len(e)), 10)
+	b = append(b, ':')
+	return append(b, e...)
+}
+
+// entries splits a list made by appendEntry.
+func entries(v string) ([]string, error) {
+	var out []string
+	for v != "" {
+		l, rest, ok := strings.Cut(v, ":")
+		n, err := strconv.Atoi(l)
+		if !ok || err != nil || n < 0 || n > len(rest) {
+			return nil, errors.New("bad entry list")
+		}
+		out = append(out, rest[:n])
+		v = rest[n:]
+	}
+	return out, nil
 }
 
 // appendPositions appends ps encoded (appendPositionsTo) to buf and returns
@@ -1054,8 +1113,8 @@ func (d *Day) saved(details bool) {
 	if details {
 		for _, b := range d.Breakdowns {
 			b.Version = d.Version
+			b.newValues = false
 			if b.changed {
-				d.breakdownsStored = true
 				b.changed = false
 				for _, vals := range b.Dims {
 					for _, sc := range vals {

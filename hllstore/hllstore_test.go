@@ -86,7 +86,7 @@ func TestDayKeysAndFields(t *testing.T) {
 	}
 	// Orders of a day and of an hour record.
 	d1 := NewDay()
-	if err := d1.decodeExtra(nil, map[string]string{"d|4|0||ord-1": "1", "h|07|4|0|spring|ord|2": "1"}); err != nil {
+	if err := d1.decodeOrders(map[string]string{"d|4|0||ord-1": "1", "h|07|4|0|spring|ord|2": "1"}); err != nil {
 		t.Fatal(err)
 	}
 	day4 := d1.Records[RecordID{Kind: 4, Hour: DayRecord}]
@@ -96,5 +96,28 @@ func TestDayKeysAndFields(t *testing.T) {
 	}
 	if _, ok := hour4.Orders["ord|2"]; !ok {
 		t.Fatalf("hour orders %v", hour4.Orders)
+	}
+}
+
+func TestEntries(t *testing.T) {
+	t.Parallel()
+	in := []string{"1|country|DE", "", "2|browser|a:b,c|d\nx", "4|os|12:3"}
+	var b []byte
+	for _, e := range in {
+		b = appendEntry(b, e)
+	}
+	out, err := entries(string(b))
+	if err != nil || len(out) != len(in) {
+		t.Fatalf("entries(%q) = %q, %v", b, out, err)
+	}
+	for i := range in {
+		if out[i] != in[i] {
+			t.Fatalf("entry %d = %q, want %q", i, out[i], in[i])
+		}
+	}
+	for _, bad := range []string{"3:ab", "x:abc", "-1:", "2"} {
+		if _, err := entries(bad); err == nil {
+			t.Errorf("entries(%q) accepted", bad)
+		}
 	}
 }

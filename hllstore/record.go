@@ -115,5 +115,6 @@ const (
 	fieldIDs     = "ids" // of a day: its records' rids
 	fieldCount   = "c"   // of a record: "<total>:<sketch>"
 
-	fieldBreakdownPositions = "pos" // of a breakdown hash
+	fieldBreakdownPositions = "bpos" // of a day in the breakdown hash
+	fieldBreakdownIDs       = "bids" // of a day: its breakdown values
 )
