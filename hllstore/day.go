@@ -207,12 +207,12 @@ func groupIndex(contentID string) uint32 {
 	return h % Groups
 }
 
-// DayRedisKeys returns the hashes holding dk: the group's day and hour
-// record hashes (shared with the other content ids of the group; dk's fields
-// start with DayField(dk)) and dk's breakdown hash.
+// DayRedisKeys returns the hashes holding dk: the group's day record, hour
+// record and breakdown hashes, shared with the other content ids of the
+// group; dk's fields start with DayField(dk).
 func (s *Store) DayRedisKeys(dk DayKey) (day, hour, breakdown string) {
 	b := s.groupBase(dk)
-	return b + "d", b + "h", b + dk.ContentID + ":b"
+	return b + "d", b + "h", b + "b"
 }
 
 // ordersKey returns the hash of dk's orders.

@@ -272,15 +272,28 @@ func TestSaveDaysInGroups(t *testing.T) {
 		keys = append(keys, DayKey{ContentID: "any-" + strconv.Itoa(i), DayStart: day})
 	}
 	id := RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}
+	hid := RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: 9}
+	oid := RecordID{Kind: pixelpb.Kind_KIND_CONVERSION, Hour: DayRecord}
 	write := func(days []*Day, n uint64) []bool {
 		t.Helper()
 		ws := make([]DayWrite, len(keys))
 		for i, k := range keys {
-			days[i].Pos[0] = int64(n)
-			r := days[i].Record(id)
+			d := days[i]
+			d.Pos[0] = int64(n)
+			r := d.Record(id)
 			r.Add(uint64(i+1) * 0x9e3779b97f4a7c15)
 			r.Total = n + uint64(i)
-			ws[i] = DayWrite{Key: k, Day: days[i]}
+			// Every fifth day also has an hour record, an order, a
+			// breakdown value, and is written with its details: calls mix
+			// days with and without order hashes and breakdowns.
+			details := i%5 == 0
+			if details {
+				d.Record(hid).Add(uint64(i + 1))
+				d.Record(oid).AddOrder("ord-"+strconv.FormatUint(n, 10), "EUR", 1_000_000)
+				d.BPos[0] = int64(n)
+				d.Breakdown(pixelpb.Kind_KIND_VIEW).Add(DimCountry, "c"+strconv.FormatUint(n, 10), uint64(i+1), 50)
+			}
+			ws[i] = DayWrite{Key: k, Day: d, Details: details}
 		}
 		written, err := s.SaveDays(ctx, ws)
 		if err != nil {
@@ -318,6 +331,23 @@ func TestSaveDaysInGroups(t *testing.T) {
 		}
 		if r := d.Records[id]; r == nil || r.Total != want || d.Version != ver || d.Pos[0] != int64(want-uint64(i)) {
 			t.Fatalf("%s: %+v version %d pos %v, want total %d version %d", keys[i].ContentID, r, d.Version, d.Pos, want, ver)
+		}
+		if i%5 != 0 {
+			if len(d.Records) != 1 || len(d.Breakdowns) != 0 {
+				t.Fatalf("%s: records %v breakdowns %v", keys[i].ContentID, d.Records, d.Breakdowns)
+			}
+			continue
+		}
+		// Written twice, or (refused the second time) once.
+		orders, countries := 2, 2
+		if i%3 == 0 {
+			orders, countries = 1, 1
+		}
+		o := d.Records[oid]
+		b := d.Breakdowns[pixelpb.Kind_KIND_VIEW]
+		if o == nil || len(o.Orders) != orders || o.NOrders != uint64(orders) || o.Value["EUR"] != int64(orders)*1_000_000 ||
+			d.Records[hid] == nil || b == nil || len(b.Dims[DimCountry]) != countries || d.BPos[0] != int64(want-uint64(i)) {
+			t.Fatalf("%s: order record %+v, breakdowns %+v, bpos %v, want %d orders and countries", keys[i].ContentID, o, b, d.BPos, orders)
 		}
 	}
 }

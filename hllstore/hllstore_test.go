@@ -42,7 +42,7 @@ func TestDayKeysAndFields(t *testing.T) {
 	day := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli()
 	d, h, b := s.DayRedisKeys(DayKey{ContentID: "a-1", DayStart: day})
 	g := GroupOf("a-1")
-	if d != "x:c:{"+g+":20261128}:d" || h != "x:c:{"+g+":20261128}:h" || b != "x:c:{"+g+":20261128}:a-1:b" {
+	if d != "x:c:{"+g+":20261128}:d" || h != "x:c:{"+g+":20261128}:h" || b != "x:c:{"+g+":20261128}:b" {
 		t.Fatalf("keys %q %q %q", d, h, b)
 	}
 	if o := s.ordersKey(DayKey{ContentID: "a-1", DayStart: day}); o != "x:c:{"+g+":20261128}:a-1:o" {
