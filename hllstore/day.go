@@ -150,15 +150,15 @@ func (d *Day) DetailsDirty() bool {
 }
 
 // Layout. Content ids fall into Groups groups (GroupOf, computed from the
-// content id alone). Per group and UTC day two hashes hold the records of
-// every content id of the group, and per content id and day two small
-// hashes its breakdowns and its orders; all four share a Redis Cluster hash
-// tag (the braces), so one script call writes the changed days of a whole
-// group, and all of it lives in one cluster slot:
+// content id alone). Per group and UTC day three hashes hold the day
+// records, the hour records and the breakdowns of every content id of the
+// group, and per content id and day a small hash its orders; all share a
+// Redis Cluster hash tag (the braces), so one script call writes the
+// changed days of a whole group, and all of it lives in one cluster slot:
 //
 //	<prefix>:c:{<group>:<yyyymmdd>}:d            day records and guards of the group's content ids
 //	<prefix>:c:{<group>:<yyyymmdd>}:h            their hour records (kept HourRetention)
-//	<prefix>:c:{<group>:<yyyymmdd>}:<content>:b  a content id's breakdowns
+//	<prefix>:c:{<group>:<yyyymmdd>}:b            their breakdowns
 //	<prefix>:c:{<group>:<yyyymmdd>}:<content>:o  a content id's orders
 //
 // In the group hashes every field starts with "<content>|". A record's
@@ -166,17 +166,18 @@ func (d *Day) DetailsDirty() bool {
 // campaign empty for the content id's own records), prefixed "<hh>|" for an
 // hour record; f is c (the total in decimal, ":", then the serialized
 // sketch), r (reasons, "code=n" lines), v (value per currency, "cur=micros"
-// lines) and oc (distinct orders). A day's guard field g holds
-// "<token>/<version>/<positions>/<hashes>": the token of its last write,
+// lines) and oc (distinct orders). A day's fields in the day hash: g, its
+// guard, "<token>/<version>/<positions>/<o>" (the token of its last write,
 // the number of its writes, the source positions of its records as
-// "<partition>:<offset>" pairs joined by ",", and "o" and "b" when its order
-// and breakdown hashes exist; its field ids lists its records' rids joined by "," (ids are
-// [A-Za-z0-9._:-], so never hold "|", "/" or ","): a loader reads g and ids
-// first, then exactly the fields of those records. An
-// order field is "d|<rid>|<order id>" (day records) or "h|<rid>|<order id>"
-// (hour records); breakdown fields are "c|<kind>|<dim>|<value>" (total and
-// sketch, like a record's c) and "pos", the source positions applied to the
-// breakdowns, written with them.
+// "<partition>:<offset>" pairs joined by ",", and "o" when its order hash
+// exists); ids, its records' rids joined by "," (ids are [A-Za-z0-9._:-],
+// so never hold "|", "/" or ","); bids, its breakdown values
+// "<kind>|<dim>|<value>", each written "<length>:<value>" (values are free
+// text). A loader reads g, ids and bids first, then exactly the fields they
+// name. Breakdown fields are "c|<kind>|<dim>|<value>" (total and sketch,
+// like a record's c) and bpos, the source positions applied to the
+// breakdowns, written with them. An order field is "d|<rid>|<order id>"
+// (day records) or "h|<rid>|<order id>" (hour records).
 func (s *Store) groupBase(dk DayKey) string {
 	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
 }
@@ -1092,7 +1093,7 @@ func encodeCounts[N uint64 | int64](m map[string]N) string {
 	return b.String()
 }
 
-// saved marks d written with token.
+// saved marks d written.
 func (d *Day) saved(details bool) {
 	d.Version++
 	d.guard = d.pendingGuard

@@ -111,7 +111,7 @@ func (r *Record) AddReason(reason string) {
 // Guard fields of a day hash.
 const (
 	fieldVersion = "ver" // of a week rollup
-	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<breakdown positions>"
+	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<o>"
 	fieldIDs     = "ids" // of a day: its records' rids
 	fieldCount   = "c"   // of a record: "<total>:<sketch>"
 
