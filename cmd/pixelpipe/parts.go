@@ -306,7 +306,7 @@ func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.S
 
 // newRedis returns a client whose context deadlines apply to socket I/O, so
 // shutdown deadlines hold. Its retries are harmless: every count write is
-// absolute and position-guarded (hllstore).
+// absolute and guarded by a token each write replaces (hllstore).
 func newRedis(addr string) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:                  addr,
