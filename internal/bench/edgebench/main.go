@@ -5,7 +5,8 @@
 // interleaved rounds. It reports requests/s, latency p50/p99 and server CPU
 // per request (from /proc/PID/stat) as medians over the rounds, the ratios
 // edge/bare and edge/nginx, the edge's p99 at about half of its peak
-// throughput, and the edge's RSS while Kafka is unreachable. The Kafka
+// throughput (open loop) with its CPU per request next to bare fasthttp's on
+// the same schedule, and the edge's RSS while Kafka is unreachable. The Kafka
 // broker's CPU per request is reported on its own when the broker runs on
 // this machine (it shares the cores but is not the edge's CPU). -baseline
 // adds a second edge binary to the same rounds, for a before/after.
@@ -217,20 +218,33 @@ func main() {
 	// p99 at half of peak, open loop: requests sent on a fixed schedule at
 	// half the edge's median peak, latency counted from when each request was
 	// due (so a stall is not hidden by the client waiting, as with wrk).
+	// bare fasthttp gets the same schedule right after, so the two are
+	// also compared at the same request rate: at different rates the
+	// kernel's work per request differs (fewer requests per wakeup cost
+	// more each), which the closed loop mixes into the comparison.
 	halfRate := med["edge"].rps / 2
-	var halfRes []sample
+	var halfRes, bareHalf []sample
 	for range *rounds {
 		res, err := openLoop(edge, halfRate, *duration)
 		if err != nil {
 			fail("half load: %v", err)
 		}
 		halfRes = append(halfRes, res)
-		log.Printf("half load: %.0f req/s sent at a fixed rate, p50 %.3f ms, p99 %.3f ms, errors %d", res.rps, res.p50, res.p99, res.errors)
+		log.Printf("half load: %.0f req/s sent at a fixed rate, p50 %.3f ms, p99 %.3f ms, %.2f CPU-µs/req, errors %d", res.rps, res.p50, res.p99, res.cpuUs, res.errors)
+		res, err = openLoop(bare, halfRate, *duration)
+		if err != nil {
+			fail("half load, bare fasthttp: %v", err)
+		}
+		bareHalf = append(bareHalf, res)
+		log.Printf("half load, bare fasthttp: %.0f req/s, p50 %.3f ms, p99 %.3f ms, %.2f CPU-µs/req, errors %d", res.rps, res.p50, res.p99, res.cpuUs, res.errors)
 	}
-	halfMed := sample{
-		rps: median(halfRes, func(s sample) float64 { return s.rps }), p50: median(halfRes, func(s sample) float64 { return s.p50 }),
-		p99: median(halfRes, func(s sample) float64 { return s.p99 }), cpuUs: median(halfRes, func(s sample) float64 { return s.cpuUs }),
+	medOf := func(ss []sample) sample {
+		return sample{
+			rps: median(ss, func(s sample) float64 { return s.rps }), p50: median(ss, func(s sample) float64 { return s.p50 }),
+			p99: median(ss, func(s sample) float64 { return s.p99 }), cpuUs: median(ss, func(s sample) float64 { return s.cpuUs }),
+		}
 	}
+	halfMed, bareHalfMed := medOf(halfRes), medOf(bareHalf)
 
 	// Delivery: every hit the edge accepted must reach Kafka.
 	accepted, published := 0.0, 0.0
@@ -302,6 +316,8 @@ func main() {
 	}
 	fmt.Printf("\nEdge at half of peak, open loop (fixed schedule, latency from when each request was due): %.0f req/s of %.0f peak, p50 %.3f ms, p99 %.3f ms, %.2f CPU-µs per request (median of %d).\n",
 		halfMed.rps, e.rps, halfMed.p50, halfMed.p99, halfMed.cpuUs, *rounds)
+	fmt.Printf("Same schedule, bare fasthttp: %.0f req/s, p50 %.3f ms, p99 %.3f ms, %.2f CPU-µs per request: edge / bare fasthttp at the same rate %.2f.\n",
+		bareHalfMed.rps, bareHalfMed.p50, bareHalfMed.p99, bareHalfMed.cpuUs, halfMed.cpuUs/bareHalfMed.cpuUs)
 	fmt.Printf("Delivery: the edge accepted %.0f hits and Kafka acknowledged %.0f.\n", accepted, published)
 	fmt.Printf("Kafka unreachable (closed port), %v at %d connections, %.0f req/s: RSS %.1f MiB idle, %.1f MiB half-way, %.1f MiB at the end, max %.1f MiB; spool on disk %.1f MiB.\n",
 		*outageFor, *conns, downRPS, mib(rssBefore), mib(rssAtHalf), mib(rssEnd), mib(rssMax), mib(spoolBytes))
