@@ -80,12 +80,17 @@ type Day struct {
 	Breakdowns map[pixelpb.Kind]*Breakdown
 	// campaigns lists campaigns whose index entry must still be written.
 	campaigns map[string]bool
-	// newRecords: a record was added since the last write, so the list of
-	// the day's records ("ids") must be written again.
-	newRecords bool
+	// newRecords: bit h (0-23) when an hour record of hour h was added
+	// since the last write, bit 24 when a day record was, so that list of
+	// the day's records (fieldIDs, one per hour and one for the day) must
+	// be written again.
+	newRecords uint32
 	// ordersStored: the day's order hash exists (its retention is set at
 	// its first write).
 	ordersStored bool
+	// hours: bit h when hour h has records (as loaded; a write stores it
+	// in the guard).
+	hours uint32
 }
 
 // NewDay returns an empty Day.
@@ -107,7 +112,7 @@ func (d *Day) Record(id RecordID) *Record {
 // setRecord adds or replaces the record id.
 func (d *Day) setRecord(id RecordID, r *Record) {
 	if _, ok := d.Records[id]; !ok {
-		d.newRecords = true
+		d.newRecords |= idsBit(id)
 	}
 	d.Records[id] = r
 	if id.Campaign != "" {
@@ -167,14 +172,16 @@ func (d *Day) DetailsDirty() bool {
 // hour record; f is c (the total in decimal, ":", then the serialized
 // sketch), r (reasons, "code=n" lines), v (value per currency, "cur=micros"
 // lines) and oc (distinct orders). A day's fields in the day hash: g, its
-// guard, "<token>/<version>/<positions>/<o>" (the token of its last write,
-// the number of its writes, the source positions of its records as
-// "<partition>:<offset>" pairs joined by ",", and "o" when its order hash
-// exists); ids, its records' rids joined by "," (ids are [A-Za-z0-9._:-],
-// so never hold "|", "/" or ","); bids, its breakdown values
+// guard, "<token>/<version>/<positions>/<o>/<hours>" (the token of its last
+// write, the number of its writes, the source positions of its records as
+// "<partition>:<offset>" pairs joined by ",", "o" when its order hash
+// exists, and in hex a mask of the hours that have records); ids, the rids of its day records joined by "," (ids are
+// [A-Za-z0-9._:-], so never hold "|", "/" or ","), and ids|<hh> those of
+// hour hh's records (a list per hour, so that a new record rewrites a list
+// of one hour, not of the whole day); bids, its breakdown values
 // "<kind>|<dim>|<value>", each written "<length>:<value>" (values are free
-// text). A loader reads g, ids and bids first, then exactly the fields they
-// name. Breakdown fields are "c|<kind>|<dim>|<value>" (total and sketch,
+// text). A loader reads g, ids and bids, then the lists of the hours in g's
+// mask, then exactly the fields they name. Breakdown fields are "c|<kind>|<dim>|<value>" (total and sketch,
 // like a record's c) and bpos, the source positions applied to the
 // breakdowns, written with them. An order field is "d|<rid>|<order id>"
 // (day records) or "h|<rid>|<order id>" (hour records).
@@ -258,8 +265,34 @@ func parseRID(s string) (RecordID, bool) {
 	return id, true
 }
 
-// guardFields are the fields of a day read first by LoadDays.
-var guardFields = [...]string{fieldGuard, fieldIDs, fieldBreakdownIDs}
+// guardFields are the fields of a day that name the others: its guard, its
+// breakdown values, and the lists of its day records and of each hour's
+// records (one list per hour, so a new record rewrites the list of its hour,
+// not of the whole day). LoadDays reads the first three, then the lists of
+// the hours the guard says have records.
+var guardFields = func() (f [27]string) {
+	f[0], f[1], f[2] = fieldGuard, fieldBreakdownIDs, fieldIDs
+	for h := range 24 {
+		f[3+h] = fieldIDs + "|" + twoDigits(h)
+	}
+	return f
+}()
+
+// idsBit is the bit of Day.newRecords of id's list.
+func idsBit(id RecordID) uint32 {
+	if id.Hour == DayRecord {
+		return 1 << 24
+	}
+	return 1 << uint(id.Hour)
+}
+
+// idsField is the field (without the day's prefix) of id's list.
+func idsField(id RecordID) string {
+	if id.Hour == DayRecord {
+		return guardFields[2]
+	}
+	return guardFields[3+int(id.Hour)]
+}
 
 // guardToken returns the start of d's guard value that a write compares:
 // its token and the "/" after it ("" for a day never written).
@@ -279,7 +312,7 @@ func guardVersion(g string) string {
 }
 
 // appendGuard appends the guard value of d written with token.
-func appendGuard(b []byte, token string, d *Day, orders bool) []byte {
+func appendGuard(b []byte, token string, d *Day, orders bool, hours uint32) []byte {
 	b = append(b, token...)
 	b = append(b, '/')
 	b = strconv.AppendUint(b, d.Version+1, 10)
@@ -289,7 +322,8 @@ func appendGuard(b []byte, token string, d *Day, orders bool) []byte {
 	if orders {
 		b = append(b, 'o')
 	}
-	return b
+	b = append(b, '/')
+	return strconv.AppendUint(b, uint64(hours), 16)
 }
 
 // LoadDays reads whole days in two round trips: the guard fields of each
@@ -309,11 +343,7 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 		for i, k := range keys {
 			d, _, _ := s.DayRedisKeys(k)
 			f := DayField(k)
-			fields := make([]string, len(guardFields))
-			for j, g := range guardFields {
-				fields[j] = f + g
-			}
-			guards[i] = p.HMGet(ctx, d, fields...)
+			guards[i] = p.HMGet(ctx, d, f+guardFields[0], f+guardFields[1], f+guardFields[2])
 		}
 		return nil
 	})
@@ -329,6 +359,38 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 			return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
 		}
 		out[i], ids[i], bids[i] = d, recs, bs
+	}
+	// The lists of the hours that have records, when hours are read.
+	if all {
+		lists := make([]*redis.SliceCmd, len(keys))
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				if out[i].hours == 0 {
+					continue
+				}
+				d, _, _ := s.DayRedisKeys(k)
+				f := DayField(k)
+				var fields []string
+				for h := range 24 {
+					if out[i].hours&(1<<uint(h)) != 0 {
+						fields = append(fields, f+guardFields[3+h])
+					}
+				}
+				lists[i] = p.HMGet(ctx, d, fields...)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("load the hour lists of %d count days: %w", len(keys), err)
+		}
+		for i, k := range keys {
+			if lists[i] == nil {
+				continue
+			}
+			if ids[i], err = parseIDs(ids[i], lists[i].Val()); err != nil {
+				return nil, fmt.Errorf("load %s: %w", s.dayBase(k), err)
+			}
+		}
 	}
 	// The records' fields: one HMGET per group hash and day.
 	type read struct {
@@ -424,19 +486,45 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 	return out, nil
 }
 
-// decodeGuard decodes the guard fields of a day (guardFields order) and
-// returns the day, its record ids and its breakdown values.
+// parseIDs appends the record ids of lists of rids (fieldIDs values).
+func parseIDs(ids []RecordID, lists []any) ([]RecordID, error) {
+	for _, val := range lists {
+		v, ok := val.(string)
+		if !ok {
+			continue
+		}
+		for r := range strings.SplitSeq(v, ",") {
+			if r == "" {
+				continue
+			}
+			id, ok := parseRID(r)
+			if !ok {
+				return nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// decodeGuard decodes the first fields of a day (guardFields[:3]) and
+// returns the day, its day record ids and its breakdown values.
 func decodeGuard(vals []any) (*Day, []RecordID, []string, error) {
 	d := NewDay()
-	if len(vals) != len(guardFields) {
+	if len(vals) != 3 {
 		return nil, nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
 	}
 	if g, ok := vals[0].(string); ok {
 		parts := strings.Split(g, "/")
-		if len(parts) != 4 {
+		if len(parts) != 5 {
 			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 		d.ordersStored = strings.Contains(parts[3], "o")
+		hours, err := strconv.ParseUint(parts[4], 16, 32)
+		if err != nil || hours >= 1<<24 {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.hours = uint32(hours)
 		n, err := strconv.ParseUint(parts[1], 10, 64)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
@@ -446,21 +534,12 @@ func decodeGuard(vals []any) (*Day, []RecordID, []string, error) {
 			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 	}
-	var ids []RecordID
-	if v, ok := vals[1].(string); ok {
-		for r := range strings.SplitSeq(v, ",") {
-			if r == "" {
-				continue
-			}
-			id, ok := parseRID(r)
-			if !ok {
-				return nil, nil, nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
-			}
-			ids = append(ids, id)
-		}
+	ids, err := parseIDs(nil, vals[2:])
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	var bids []string
-	if v, ok := vals[2].(string); ok {
+	if v, ok := vals[1].(string); ok {
 		var err error
 		if bids, err = entries(v); err != nil {
 			return nil, nil, nil, fmt.Errorf("%w: breakdown values %.40q", ErrCorrupt, v)
@@ -884,24 +963,33 @@ func newToken() string {
 func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (flags int) {
 	d := w.Day
 	f := DayField(w.Key)
+	var hours uint32 // the hours with records, in the guard
 	defer func() {
 		n0 := len(buf.bytes)
-		buf.bytes = appendGuard(buf.bytes, token, d, d.ordersStored || flags&1 != 0)
+		buf.bytes = appendGuard(buf.bytes, token, d, d.ordersStored || flags&1 != 0, hours)
 		d.pendingGuard = string(buf.bytes[n0:])
 		buf.bytes = buf.bytes[:n0]
 	}()
-	if d.newRecords {
-		ids := make([]string, 0, len(d.Records))
+	if d.newRecords != 0 {
+		lists := map[uint32][]string{}
 		for id, r := range d.Records {
-			if r.rid == "" {
-				r.rid = rid(id)
+			if b := idsBit(id); d.newRecords&b != 0 {
+				if r.rid == "" {
+					r.rid = rid(id)
+				}
+				lists[b] = append(lists[b], r.rid)
 			}
-			ids = append(ids, r.rid)
 		}
-		slices.Sort(ids)
-		sec[0] = append(sec[0], f+fieldIDs, strings.Join(ids, ","))
+		for _, ids := range lists {
+			slices.Sort(ids)
+			id, _ := parseRID(ids[0])
+			sec[0] = append(sec[0], f+idsField(id), strings.Join(ids, ","))
+		}
 	}
 	for id, r := range d.Records {
+		if id.Hour != DayRecord {
+			hours |= 1 << uint(id.Hour)
+		}
 		if !r.dirty {
 			continue
 		}
@@ -1097,7 +1185,7 @@ func encodeCounts[N uint64 | int64](m map[string]N) string {
 func (d *Day) saved(details bool) {
 	d.Version++
 	d.guard = d.pendingGuard
-	d.newRecords = false
+	d.newRecords = 0
 	for _, r := range d.Records {
 		r.Version = d.Version
 		if r.dirty {

@@ -118,6 +118,11 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 		t.Fatalf("breakdown %v", got.Breakdowns)
 	}
 	dayKey, hourKey, bdKey := s.DayRedisKeys(dk)
+	// The day's record lists: one of its day records, one per hour.
+	lists, err := rdb.HMGet(ctx, dayKey, "a-1|ids", "a-1|ids|15", "a-1|ids|14").Result()
+	if err != nil || lists[0] != "2|0|" || lists[1] != "15|2|0|" || lists[2] != nil {
+		t.Fatalf("record lists %q %v", lists, err)
+	}
 	for _, c := range []struct {
 		key      string
 		min, max time.Duration

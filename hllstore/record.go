@@ -111,8 +111,8 @@ func (r *Record) AddReason(reason string) {
 // Guard fields of a day hash.
 const (
 	fieldVersion = "ver" // of a week rollup
-	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<o>"
-	fieldIDs     = "ids" // of a day: its records' rids
+	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<o>/<hours>"
+	fieldIDs     = "ids" // of a day: its day records' rids ("ids|<hh>": its hour records')
 	fieldCount   = "c"   // of a record: "<total>:<sketch>"
 
 	fieldBreakdownPositions = "bpos" // of a day in the breakdown hash
