@@ -14,8 +14,8 @@
 //	<prefix>:c:{<group>:<yyyymmdd>}:b            breakdowns (DayRetention, like :d, 400 days)
 //	<prefix>:c:{<group>:<yyyymmdd>}:<content>:o  a content id's conversion orders
 //
-// Every field of the group hashes starts with "<content>|" (day.go has the
-// field layout). A Day lists its records and breakdown values, so a loader
+// Every field of the group hashes starts with "<content>|" (layout.go has
+// the field layout). A Day lists its records and breakdown values, so a loader
 // reads exactly their fields, never a whole group hash.
 //
 // Campaign records are fields of the content id's day; a per-day set lists a

@@ -1,0 +1,264 @@
+package hllstore
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// guardToken returns the start of d's guard value that a write compares:
+// its token and the "/" after it ("" for a day never written).
+func (d *Day) guardToken() string {
+	t, _, ok := strings.Cut(d.guard, "/")
+	if !ok {
+		return d.guard
+	}
+	return t + "/"
+}
+
+// guardVersion returns the version part of a guard value ("" if none).
+func guardVersion(g string) string {
+	_, rest, _ := strings.Cut(g, "/")
+	v, _, _ := strings.Cut(rest, "/")
+	return v
+}
+
+// appendGuard appends the guard value of d written with token.
+func appendGuard(b []byte, token string, d *Day, orders bool, hours uint32) []byte {
+	b = append(b, token...)
+	b = append(b, '/')
+	b = strconv.AppendUint(b, d.Version+1, 10)
+	b = append(b, '/')
+	b = appendPositionsTo(b, d.Pos)
+	b = append(b, '/')
+	if orders {
+		b = append(b, 'o')
+	}
+	b = append(b, '/')
+	return strconv.AppendUint(b, uint64(hours), 16)
+}
+
+// parseIDs appends the record ids of lists of rids (fieldIDs values).
+func parseIDs(ids []RecordID, lists []any) ([]RecordID, error) {
+	for _, val := range lists {
+		v, ok := val.(string)
+		if !ok {
+			continue
+		}
+		for r := range strings.SplitSeq(v, ",") {
+			if r == "" {
+				continue
+			}
+			id, ok := parseRID(r)
+			if !ok {
+				return nil, fmt.Errorf("%w: record id %q", ErrCorrupt, r)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// decodeGuard decodes the first fields of a day (guardFields[:3]) and
+// returns the day, its day record ids and its breakdown values.
+func decodeGuard(vals []any) (*Day, []RecordID, []string, error) {
+	d := NewDay()
+	if len(vals) != 3 {
+		return nil, nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
+	}
+	if g, ok := vals[0].(string); ok {
+		parts := strings.Split(g, "/")
+		if len(parts) != 5 {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.ordersStored = strings.Contains(parts[3], "o")
+		hours, err := strconv.ParseUint(parts[4], 16, 32)
+		if err != nil || hours >= 1<<24 {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.hours = uint32(hours)
+		n, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		d.Version, d.guard = n, g
+		if decodePositions(d.Pos, parts[2]) != nil {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+	}
+	ids, err := parseIDs(nil, vals[2:])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var bids []string
+	if v, ok := vals[1].(string); ok {
+		var err error
+		if bids, err = entries(v); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: breakdown values %.40q", ErrCorrupt, v)
+		}
+	}
+	return d, ids, bids, nil
+}
+
+// appendCount appends the c field of a record: total, ":", sketch.
+func appendCount(b []byte, total uint64, sketch []byte) []byte {
+	b = strconv.AppendUint(b, total, 10)
+	b = append(b, ':')
+	return append(b, sketch...)
+}
+
+// decodeField sets one field (c, r, v, oc) of r.
+func (r *Record) decodeField(kind, v string) error {
+	switch kind {
+	case fieldCount:
+		total, sk, ok := strings.Cut(v, ":")
+		n, err := strconv.ParseUint(total, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("%w: count %.20q", ErrCorrupt, v)
+		}
+		r.Total = n
+		if sk == "" {
+			return nil
+		}
+		if err := r.Sketch.UnmarshalBinary([]byte(sk)); err != nil {
+			return fmt.Errorf("%w: sketch: %v", ErrCorrupt, err)
+		}
+		r.dense = len(sk) > 3 && sk[3] == 0
+	case "oc":
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: orders %q", ErrCorrupt, v)
+		}
+		r.NOrders = n
+	case "r", "v":
+		for line := range strings.SplitSeq(v, "\n") {
+			if line == "" {
+				continue
+			}
+			name, num, ok := strings.Cut(line, "=")
+			n, err := strconv.ParseInt(num, 10, 64)
+			if !ok || err != nil {
+				return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
+			}
+			if kind == "r" {
+				if r.Reasons == nil {
+					r.Reasons = map[string]uint64{}
+				}
+				r.Reasons[name] = uint64(n)
+			} else {
+				if r.Value == nil {
+					r.Value = map[string]int64{}
+				}
+				r.Value[name] = n
+			}
+		}
+	default:
+		return fmt.Errorf("%w: field kind %q", ErrCorrupt, kind)
+	}
+	return nil
+}
+
+// decodeBreakdownField sets the count v of breakdown value f,
+// "<kind>|<dim>|<value>".
+func (d *Day) decodeBreakdownField(f, v string) error {
+	parts := strings.SplitN(f, "|", 3)
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
+	}
+	parts = append([]string{fieldCount}, parts...)
+	k, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return fmt.Errorf("%w: breakdown field %q", ErrCorrupt, f)
+	}
+	sc := d.Breakdown(pixelpb.Kind(k)).sub(parts[2], parts[3])
+	total, sk, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseUint(total, 10, 64)
+	if !ok || err != nil {
+		return fmt.Errorf("%w: breakdown count %s=%.20q", ErrCorrupt, f, v)
+	}
+	sc.Total = n
+	if err := sc.Sketch.UnmarshalBinary([]byte(sk)); err != nil {
+		return fmt.Errorf("%w: breakdown sketch %s: %v", ErrCorrupt, f, err)
+	}
+	return nil
+}
+
+// appendEntry appends e to a list of entries, each "<length>:<bytes>" (so
+// entries may hold any byte).
+func appendEntry(b []byte, e string) []byte {
+	b = strconv.AppendInt(b, int64(len(e)), 10)
+	b = append(b, ':')
+	return append(b, e...)
+}
+
+// entries splits a list made by appendEntry.
+func entries(v string) ([]string, error) {
+	var out []string
+	for v != "" {
+		l, rest, ok := strings.Cut(v, ":")
+		n, err := strconv.Atoi(l)
+		if !ok || err != nil || n < 0 || n > len(rest) {
+			return nil, errors.New("bad entry list")
+		}
+		out = append(out, rest[:n])
+		v = rest[n:]
+	}
+	return out, nil
+}
+
+// appendPositionsTo appends ps encoded as "<partition>:<offset>" pairs
+// joined by "," (partitions in increasing order) to b.
+func appendPositionsTo(b []byte, ps Positions) []byte {
+	parts := make([]int32, 0, len(ps))
+	for p := range ps {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, ps[p], 10)
+	}
+	return b
+}
+
+// decodePositions adds the positions encoded in v (appendPositionsTo) to ps.
+func decodePositions(ps Positions, v string) error {
+	for pair := range strings.SplitSeq(v, ",") {
+		if pair == "" {
+			continue
+		}
+		ptxt, otxt, ok := strings.Cut(pair, ":")
+		p, err1 := strconv.ParseInt(ptxt, 10, 32)
+		o, err2 := strconv.ParseInt(otxt, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return errors.New("bad position")
+		}
+		ps[int32(p)] = o
+	}
+	return nil
+}
+
+func encodeCounts[N uint64 | int64](m map[string]N) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatInt(int64(m[k]), 10))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
