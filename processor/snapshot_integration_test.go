@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -158,6 +159,21 @@ func TestRestoreEqualsUninterrupted(t *testing.T) {
 		want := a.parts[id]
 		// From the snapshot and the hits after it.
 		b := newProc("g")
+		if id == 0 {
+			// Kafka unreachable while the partition is restored (a real
+			// client pointed at a closed port): the load fails, keeps no
+			// partial state, and the next attempt restores it whole.
+			down := kc
+			down.Brokers = []string{closedAddr(t)}
+			b.d.Hits = kafkaconn.NewRanges(down, topics.Hits, nil)
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := b.partition(dctx, id, end)
+			cancel()
+			if err == nil || b.parts[id] != nil || testutil.ToFloat64(b.m.stateErr) == 0 {
+				t.Fatalf("restore with Kafka unreachable: err %v, state held %v", err, b.parts[id] != nil)
+			}
+			b.d.Hits = hits
+		}
 		got, err := b.partition(ctx, id, end)
 		if err != nil {
 			t.Fatal(err)
@@ -180,6 +196,20 @@ func TestRestoreEqualsUninterrupted(t *testing.T) {
 }
 
 var errDone = fmt.Errorf("done")
+
+// closedAddr returns a local address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
 
 func cloneStates(m map[uint64]*session.State) map[uint64]*session.State {
 	out := make(map[uint64]*session.State, len(m))
