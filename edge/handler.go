@@ -281,7 +281,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	}
 	defer s.pub.leave()
 
-	now := s.now()
+	now := s.requestTime(ctx)
 	seq := s.seq.Add(1)
 	p := &rec.params
 	f := &rec.fields
@@ -437,6 +437,16 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// requestTime is the time of the request being answered: fasthttp's (it
+// reads the clock once per request, on first use: LazyRequestTime), or the
+// test clock.
+func (s *Server) requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return ctx.Time()
+}
+
 // parseKind maps the k parameter to a Kind; empty means a view.
 func parseKind(b []byte) (pixelpb.Kind, bool) {
 	switch string(b) {
@@ -463,15 +473,22 @@ func validID(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '_', c == ':', c == '-':
-		default:
+		if !idBytes[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// idBytes marks the bytes ids may hold (one load per byte: validID runs on
+// seven ids of every hit).
+var idBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-'
+	}
+	return t
+}()
 
 func cut(b []byte, n int) []byte {
 	if len(b) > n {

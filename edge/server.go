@@ -96,6 +96,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 		Name:                          "pixelpipe",
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 false,
+		LazyRequestTime:               true, // the handler reads it once (requestTime)
 		ReadTimeout:                   cfg.ReadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
