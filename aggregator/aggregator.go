@@ -462,8 +462,9 @@ func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load 
 	}
 }
 
-// flush writes every day whose records changed, in one script call per
-// day, the watermarks and the late events' dead letters; a full flush also
+// flush writes every day whose records changed (one script call per group
+// of content ids and day, hllstore.SaveDays), the watermarks and the late
+// events' dead letters; a full flush also
 // writes the changed breakdowns (in the same calls) and raises the top-N
 // index. A refused write marks the aggregator stale (see reset).
 func (a *Aggregator) flush(ctx context.Context, full bool) error {

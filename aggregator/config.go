@@ -16,9 +16,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// MaxBatch is the most events applied between two flushes: below
 	// MaxBatch events per FlushInterval an aggregator flushes once per
-	// interval, above it more often. A flush costs Redis one guarded write
-	// per content id and day that changed, so flushing more often than the
-	// interval multiplies that cost. Default 50000.
+	// interval, above it more often. A flush costs Redis a guarded write of
+	// every content id and day that changed (grouped into one script call per
+	// group of content ids and day), so flushing more often than the interval
+	// multiplies that cost. Default 50000.
 	MaxBatch int
 	// IdleEvict drops clean in-memory state not touched for this long; it is
 	// loaded again from Redis when needed. Default 10 min.

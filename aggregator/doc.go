@@ -6,11 +6,11 @@
 // time. Its state is held per content id and UTC day (hllstore.Day: every
 // kind, class, campaign and hour of that day, and its breakdowns), loaded
 // from Redis on first touch, updated in memory, and written back at every
-// flush by one script call per changed day carrying only the records that
-// changed. Each day remembers, per source partition of pixel.hits.v1, the
-// offset of the last hit applied, so an event at or below it (a replay after
-// a crash, a duplicate written by a restarted processor) is skipped: every
-// hit counts once. Kafka offsets are committed only after the flush that
+// flush (one script call per group of content ids and day, see hllstore)
+// carrying only the records that changed. Each day remembers, per source
+// partition of pixel.hits.v1, the offset of the last hit applied, so an
+// event at or below it (a replay after a crash, a duplicate written by a
+// restarted processor) is skipped: every hit counts once. Kafka offsets are committed only after the flush that
 // holds their events succeeded.
 //
 // Rollups, the rollup job, runs in the aggregator process next to it: once
