@@ -1,6 +1,7 @@
 package hllstore
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -118,6 +119,34 @@ func TestEntries(t *testing.T) {
 	for _, bad := range []string{"3:ab", "x:abc", "-1:", "2"} {
 		if _, err := entries(bad); err == nil {
 			t.Errorf("entries(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDecodeGuard(t *testing.T) {
+	t.Parallel()
+	d, ids, bids, err := decodeGuard([]any{"tok.1/7/0:12,3:4/o/8000", "12:1|country|DE", "2|0|,2|1|"})
+	if err != nil || d.Version != 7 || d.guardToken() != "tok.1/" || d.Pos[0] != 12 || d.Pos[3] != 4 ||
+		!d.ordersStored || d.hours != 1<<15 || len(ids) != 2 || len(bids) != 1 || bids[0] != "1|country|DE" {
+		t.Fatalf("decodeGuard: %+v %v %q %v", d, ids, bids, err)
+	}
+	if guardVersion(d.guard) != "7" {
+		t.Fatalf("guardVersion(%q) = %q", d.guard, guardVersion(d.guard))
+	}
+	// A day never written: nothing stored, nothing held.
+	if d, ids, bids, err := decodeGuard([]any{nil, nil, nil}); err != nil || d.guard != "" || d.Version != 0 || ids != nil || bids != nil {
+		t.Fatalf("empty guard: %+v %v %v %v", d, ids, bids, err)
+	}
+	for _, bad := range [][]any{
+		{"tok/7/0:1", nil, nil},          // too few parts
+		{"tok/x/0:1//0", nil, nil},       // version
+		{"tok/7/0:x//0", nil, nil},       // positions
+		{"tok/7/0:1//1000000", nil, nil}, // hours past 23
+		{"tok/7/0:1//0", nil, "x|0|"},    // record id
+		{"tok/7/0:1//0", "9:x", nil},     // breakdown list
+	} {
+		if _, _, _, err := decodeGuard(bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("decodeGuard(%q) = %v, want ErrCorrupt", bad, err)
 		}
 	}
 }

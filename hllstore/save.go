@@ -297,19 +297,19 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 		buf.bytes = buf.bytes[:n0]
 	}()
 	if d.newRecords != 0 {
-		lists := map[uint32][]string{}
+		lists := map[string][]string{} // by list field
 		for id, r := range d.Records {
-			if b := idsBit(id); d.newRecords&b != 0 {
+			if d.newRecords&idsBit(id) != 0 {
 				if r.rid == "" {
 					r.rid = rid(id)
 				}
-				lists[b] = append(lists[b], r.rid)
+				lf := idsField(id)
+				lists[lf] = append(lists[lf], r.rid)
 			}
 		}
-		for _, ids := range lists {
+		for lf, ids := range lists {
 			slices.Sort(ids)
-			id, _ := parseRID(ids[0])
-			sec[0] = append(sec[0], f+idsField(id), strings.Join(ids, ","))
+			sec[0] = append(sec[0], f+lf, strings.Join(ids, ","))
 		}
 	}
 	for id, r := range d.Records {
@@ -345,9 +345,15 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 		var bids []byte // the day's breakdown values, when one is new
 		n0 := len(sec[2])
 		for kind, b := range d.Breakdowns {
+			if !b.changed && !newValues {
+				continue
+			}
 			ks := strconv.Itoa(int(kind))
 			for dim, vals := range b.Dims {
 				for value, sc := range vals {
+					if !sc.dirty && !newValues {
+						continue
+					}
 					bf := ks + "|" + dim + "|" + value
 					if newValues {
 						bids = appendEntry(bids, bf)
