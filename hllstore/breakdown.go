@@ -46,7 +46,6 @@ type SubCount struct {
 	Total  uint64
 	Sketch *hyperloglog.Sketch
 	dirty  bool // changed since the last write
-	dense  bool // the sketch was last written dense
 }
 
 // Breakdown is the stored state of one BreakdownKey: per dimension, a total

@@ -363,7 +363,7 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 					}
 					n1 := len(buf.bytes)
 					buf.bytes = append(strconv.AppendUint(buf.bytes, sc.Total, 10), ':')
-					appendSketch(buf, sc.Sketch, &sc.dense)
+					appendSketch(buf, sc.Sketch)
 					sec[2] = append(sec[2], f+fieldCount+"|"+bf, buf.bytes[n1:len(buf.bytes):len(buf.bytes)])
 				}
 			}
@@ -386,15 +386,8 @@ func appendPositions(buf *argBuf, ps Positions) []byte {
 	return buf.bytes[n:len(buf.bytes):len(buf.bytes)]
 }
 
-// appendSketch appends sk serialized to buf and returns those bytes. A
-// sparse sketch (dense false) is compacted first: the sketch keeps its
-// newest entries in a plain set of 4 bytes each, which compaction moves into
-// its delta-encoded list of one or two bytes each, so most small sketches
-// are written in half the bytes or less. dense reports the form written.
-func appendSketch(buf *argBuf, sk *hyperloglog.Sketch, dense *bool) []byte {
-	if !*dense {
-		sk.Estimate() // compacts a sparse sketch (and may make it dense)
-	}
+// appendSketch appends sk serialized to buf and returns those bytes.
+func appendSketch(buf *argBuf, sk *hyperloglog.Sketch) []byte {
 	n := len(buf.bytes)
 	b, err := sk.AppendBinary(buf.bytes)
 	if err != nil {
@@ -403,9 +396,7 @@ func appendSketch(buf *argBuf, sk *hyperloglog.Sketch, dense *bool) []byte {
 	// When append moved to a larger array, the arguments built so far keep
 	// the old one, whose bytes are never written again.
 	buf.bytes = b
-	out := b[n:len(b):len(b)]
-	*dense = len(out) > 3 && out[3] == 0
-	return out
+	return b[n:len(b):len(b)]
 }
 
 // recordArgs appends the changed fields of one record, named with the
@@ -418,7 +409,7 @@ func (s *Store) recordArgs(buf *argBuf, args []any, f string, r *Record, id Reco
 	n0 := len(buf.bytes)
 	buf.bytes = append(strconv.AppendUint(buf.bytes, r.Total, 10), ':')
 	n1 := len(buf.bytes)
-	appendSketch(buf, r.Sketch, &r.dense)
+	appendSketch(buf, r.Sketch)
 	sum := maphash.Bytes(sketchSeed, buf.bytes[n1:])
 	if sum != r.savedSketch || r.Total != r.savedTotal {
 		args = append(args, f+fieldCount+"|"+r.rid, buf.bytes[n0:len(buf.bytes):len(buf.bytes)])
