@@ -166,6 +166,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRedirectLocation$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME) ./edge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRedactPII$$' -fuzztime $(FUZZTIME) ./internal/pii/
+	$(GO) test -run '^$$' -fuzz '^FuzzSum$$' -fuzztime $(FUZZTIME) ./internal/money/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./edge/tcf/
 	$(GO) test -run '^$$' -fuzz '^FuzzSessionize$$' -fuzztime $(FUZZTIME) ./processor/session/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(FUZZTIME) ./edge/

@@ -379,6 +379,23 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		vk := ev.GetVisitorKey()
 		human := classOf(ev) == hllstore.Human
 		e.touched = now
+		if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" && !d.CountOrder(ev.GetOrderId(), p, o) {
+			// The day counted this order from another event: a reloaded
+			// thank-you page or a resent pixel. It counts in nothing; its
+			// positions advance like any event's.
+			if human && !d.BPos.Covers(p, o) {
+				d.BPos[p] = o
+				e.bdirty = true
+			}
+			if d.Pos.Covers(p, o) {
+				a.m.skipped.Inc()
+				continue
+			}
+			d.Pos[p] = o
+			e.dirty = true
+			a.m.dupOrder.Inc()
+			continue
+		}
 		if human && !d.BPos.Covers(p, o) {
 			d.BPos[p] = o
 			values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}

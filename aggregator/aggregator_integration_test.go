@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -54,8 +56,21 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 		if rng.IntN(7) == 0 {
 			ev.Bot, ev.BotReasons = true, []string{"headless"}
 		}
-		if ev.Kind == pixelpb.Kind_KIND_CONVERSION {
-			ev.OrderId, ev.Currency, ev.ValueMicros = fmt.Sprintf("o%d", rng.IntN(20)), "EUR", 1_000_000
+		if ev.Kind == pixelpb.Kind_KIND_CONVERSION && rng.IntN(8) != 0 {
+			// An order id, often seen more than once (a reloaded thank-you
+			// page): every event of an order has its content id, time,
+			// visitor, campaign, class and breakdown values, so which of
+			// them counts changes no figure; only the first does.
+			k := rng.IntN(20)
+			ev.OrderId, ev.Currency, ev.ValueMicros = fmt.Sprintf("o%d", k), "EUR", 1_000_000+int64(k)
+			ev.ContentId, ev.CampaignId = fmt.Sprintf("c%d", k%3), []string{"", "spring"}[k%2]
+			ev.Origin.ReceivedAtMs = hour0 + int64(k%3)*3600_000 + int64(k)*1000
+			ev.VisitorKey = uint64(k)*0x9e3779b97f4a7c15 + 7
+			ev.Country, ev.DeviceType = []string{"DE", "FR", ""}[k%3], "mobile"
+			ev.Bot, ev.BotReasons = k%5 == 0, nil
+			if ev.Bot {
+				ev.BotReasons = []string{"headless"}
+			}
 		}
 		out[i] = ev
 	}
@@ -94,11 +109,30 @@ func deliveries(rng *rand.Rand, events []*pixelpb.Event) []*pixelpb.Event {
 	return out
 }
 
-// reference counts events exactly, once each.
+// countedOrder reports whether ev counts: not a conversion whose content id
+// and day saw its order id already (seen, filled as it goes).
+func countedOrder(seen map[string]bool, ev *pixelpb.Event) bool {
+	if ev.GetKind() != pixelpb.Kind_KIND_CONVERSION || ev.GetOrderId() == "" {
+		return true
+	}
+	k := fmt.Sprint(dayKey(ev), ev.GetOrderId())
+	if seen[k] {
+		return false
+	}
+	seen[k] = true
+	return true
+}
+
+// reference counts events exactly, once each, and each order once per
+// content id and day.
 func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
 	ref := map[hllstore.Key]*hllstore.Record{}
 	var keys []hllstore.Key
+	seen := map[string]bool{}
 	for _, ev := range events {
+		if !countedOrder(seen, ev) {
+			continue
+		}
 		for _, k := range keysOf(keys[:0], ev) {
 			r := ref[k]
 			if r == nil {
@@ -125,8 +159,9 @@ func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
 // with the same bound on values (first come, first kept).
 func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.BreakdownKey]*hllstore.Breakdown {
 	ref := map[hllstore.BreakdownKey]*hllstore.Breakdown{}
+	seen := map[string]bool{}
 	for _, ev := range events {
-		if classOf(ev) != hllstore.Human {
+		if !countedOrder(seen, ev) || classOf(ev) != hllstore.Human {
 			continue
 		}
 		k := breakdownKey(ev)
@@ -230,7 +265,7 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 				if g.Total != want.Total || g.Sketch.Estimate() != want.Sketch.Estimate() ||
 					g.NOrders != uint64(len(want.Orders)) || g.Value["EUR"] != want.Value["EUR"] ||
 					g.Reasons["headless"] != want.Reasons["headless"] {
-					t.Fatalf("%+v: got total %d est %d orders %d value %d reasons %v; want %d %d %d %d %v", k,
+					t.Fatalf("%+v: got total %d est %d orders %d value %v reasons %v; want %d %d %d %v %v", k,
 						g.Total, g.Sketch.Estimate(), g.NOrders, g.Value["EUR"], g.Reasons,
 						want.Total, want.Sketch.Estimate(), len(want.Orders), want.Value["EUR"], want.Reasons)
 				}
@@ -297,5 +332,130 @@ func TestLateEvents(t *testing.T) {
 	}
 	if a.isLate(at(-time.Hour)) {
 		t.Fatal("an event from an edge clock ahead is late")
+	}
+}
+
+// TestOrderCountsOnce: a conversion whose order id its content id's day
+// already counted (a reloaded thank-you page, a resent pixel) counts in
+// nothing: not in conversions, orders or value, not in the hour series and
+// not in breakdowns, even when it comes in another hour, class or campaign;
+// and a replay of the event that counted the order still counts in
+// breakdowns that were not written with the records (a crash between a
+// record flush and a detail flush).
+func TestOrderCountsOnce(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	conv := func(p int32, o int64, at int64, campaign string, bot bool, micros int64) *pixelpb.Event {
+		ev := &pixelpb.Event{
+			ContentId: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, CampaignId: campaign, Country: "DE", DeviceType: "desktop",
+			Origin: &pixelpb.Origin{ReceivedAtMs: at}, Source: &pixelpb.SourcePosition{Partition: p, Offset: o},
+			VisitorKey: uint64(p+1) * 1000003, OrderId: "order-1", Currency: "EUR", ValueMicros: micros,
+		}
+		if bot {
+			ev.Bot, ev.BotReasons = true, []string{"headless"}
+		}
+		return ev
+	}
+	first := conv(0, 10, hour0+60_000, "", false, 25_000_000)
+	dups := []*pixelpb.Event{
+		conv(1, 5, hour0+120_000, "", false, 25_000_000),          // the same order again
+		conv(2, 7, hour0+2*3600_000, "spring", false, 99_000_000), // two hours later, with a campaign and another value
+		conv(3, 9, hour0+3*3600_000, "", true, 25_000_000),        // from a bot
+	}
+	other := conv(0, 11, hour0+180_000, "", false, 5_000_000)
+	other.OrderId = "order-2"
+	noID := conv(0, 12, hour0+240_000, "", false, 0)
+	noID.OrderId, noID.Currency = "", "" // conversions without an order id count per event
+
+	a := newTestAggregator(t, store)
+	if err := a.apply(ctx, append([]*pixelpb.Event{first, other, noID}, dups...)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flush(ctx, false); err != nil { // records only
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(a.m.dupOrder); n != 3 {
+		t.Errorf("duplicate_order events: %v, want 3", n)
+	}
+	// A crash before the detail flush: a new owner replays everything, the
+	// duplicates first.
+	a = newTestAggregator(t, store)
+	if err := a.apply(ctx, append(append([]*pixelpb.Event{}, dups...), first, other, noID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+
+	day := hllstore.DayStart(hour0)
+	key := func(campaign string, class hllstore.Class, gran pixelpb.Granularity, start int64) hllstore.Key {
+		return hllstore.Key{ContentID: "shop", Campaign: campaign, Kind: pixelpb.Kind_KIND_CONVERSION, Class: class, Gran: gran, Start: start}
+	}
+	dayGran, hourGran := pixelpb.Granularity_GRANULARITY_DAY, pixelpb.Granularity_GRANULARITY_HOUR
+	keys := []hllstore.Key{
+		key("", hllstore.Human, dayGran, day), key("", hllstore.Human, hourGran, hour0),
+		key("", hllstore.Human, hourGran, hour0+2*3600_000), key("spring", hllstore.Human, dayGran, day),
+		key("", hllstore.Bot, dayGran, day),
+	}
+	got, err := store.Load(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		total, orders uint64
+		eur           int64
+	}{{3, 2, 30_000_000}, {3, 2, 30_000_000}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}}
+	for i, w := range want {
+		g := got[i]
+		if g.Total != w.total || g.NOrders != w.orders || g.Value["EUR"] != money.Of(w.eur) {
+			t.Errorf("%+v: total %d orders %d EUR %s; want %d %d %d", keys[i], g.Total, g.NOrders, g.Value["EUR"].Micros(), w.total, w.orders, w.eur)
+		}
+	}
+	bd, err := store.LoadBreakdowns(ctx, []hllstore.BreakdownKey{{ContentID: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, DayStart: day}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := bd[0].Dims[hllstore.DimCountry]["DE"]; sc == nil || sc.Total != 3 {
+		t.Errorf("country breakdown of conversions: %+v, want DE 3 (two orders once each, one conversion without an order id)", sc)
+	}
+	if n := testutil.ToFloat64(a.m.dupOrder); n != 0 {
+		t.Errorf("duplicate_order events in the replay: %v, want 0 (their positions were written)", n)
+	}
+}
+
+// TestRevenueCannotOverflow: ten orders of the largest value the edge
+// accepts sum past int64 millionths (where an int64 sum turned negative)
+// and are stored and read back exactly, through a flush and a new owner.
+func TestRevenueCannotOverflow(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	const maxValue = 999_999_999_999_999_999 // 999999999999.999999 units
+	var events []*pixelpb.Event
+	for i := range 10 {
+		events = append(events, &pixelpb.Event{
+			ContentId: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, Origin: &pixelpb.Origin{ReceivedAtMs: hour0},
+			Source: &pixelpb.SourcePosition{Partition: 0, Offset: int64(i)}, VisitorKey: uint64(i + 1),
+			OrderId: fmt.Sprint("big-", i), Currency: "EUR", ValueMicros: maxValue,
+		})
+	}
+	for _, batch := range [][]*pixelpb.Event{events[:5], events[5:]} {
+		a := newTestAggregator(t, store) // the second loads the first's sums
+		if err := a.apply(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.flush(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := store.Load(ctx, []hllstore.Key{{ContentID: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(hour0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got[0].Value["EUR"]; v.Micros() != "9999999999999999990" || v.Units() != "9999999999999.99999" || got[0].NOrders != 10 {
+		t.Fatalf("revenue %s micros (%s EUR), %d orders; want 9999999999999999990, 9999999999999.99999, 10", v.Micros(), v.Units(), got[0].NOrders)
 	}
 }

@@ -7,6 +7,7 @@ type metrics struct {
 	skipped     prometheus.Counter
 	corrupt     prometheus.Counter
 	late        prometheus.Counter
+	dupOrder    prometheus.Counter
 	snapshots   prometheus.Counter
 	snapshotErr prometheus.Counter
 	flushOK     prometheus.Counter
@@ -20,17 +21,18 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_events_total",
-		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped), late (older than the late horizon: sent to the dead-letter topic, not counted).",
+		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped), late (older than the late horizon: sent to the dead-letter topic, not counted), duplicate_order (a conversion whose order id the content id's day already counted from another event: not counted).",
 	}, []string{"result"})
 	flushes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_flushes_total",
 		Help: "Flushes to Redis by result; a failed flush is retried and its offsets stay uncommitted.",
 	}, []string{"result"})
 	m := &metrics{
-		applied: events.WithLabelValues("applied"),
-		skipped: events.WithLabelValues("skipped"),
-		corrupt: events.WithLabelValues("corrupt"),
-		late:    events.WithLabelValues("late"),
+		applied:  events.WithLabelValues("applied"),
+		skipped:  events.WithLabelValues("skipped"),
+		corrupt:  events.WithLabelValues("corrupt"),
+		late:     events.WithLabelValues("late"),
+		dupOrder: events.WithLabelValues("duplicate_order"),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_snapshots_total",
 			Help: "Count snapshots published to the counts topic.",

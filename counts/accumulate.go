@@ -6,6 +6,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 )
 
 // accumulator adds records into one Result: totals summed, sketches merged.
@@ -41,9 +42,11 @@ func (a *accumulator) addRest(rec *hllstore.Record) error {
 	a.res.Orders += rec.NOrders
 	for cur, v := range rec.Value {
 		if a.res.Value == nil {
-			a.res.Value = map[string]int64{}
+			a.res.Value = map[string]money.Sum{}
 		}
-		a.res.Value[cur] += v
+		s := a.res.Value[cur]
+		s.AddSum(v)
+		a.res.Value[cur] = s
 	}
 	return nil
 }

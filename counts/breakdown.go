@@ -49,7 +49,8 @@ func (r *Reader) Breakdown(ctx context.Context, sc Scope, dimension string, limi
 	}
 	out := make([]Share, 0, len(merged))
 	for v, m := range merged {
-		out = append(out, Share{Key: v, Total: m.Total, Uniques: m.Sketch.Estimate()})
+		u, b := estimate(m.Sketch)
+		out = append(out, Share{Key: v, Total: m.Total, Uniques: u, UniquesBound: b})
 	}
 	sortShares(out, "views")
 	if limit > 0 && len(out) > limit {
@@ -108,7 +109,7 @@ func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit i
 			return nil, err
 		}
 		res := sum.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW)
-		out = append(out, Share{Key: c.Key, Total: res.Total, Uniques: res.Uniques})
+		out = append(out, Share{Key: c.Key, Total: res.Total, Uniques: res.Uniques, UniquesBound: res.UniquesBound})
 	}
 	sortShares(out, by)
 	if len(out) > limit {

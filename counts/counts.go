@@ -21,6 +21,7 @@ import (
 	"github.com/axiomhq/hyperloglog"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 )
 
 // Reader reads counts.
@@ -63,7 +64,7 @@ type Result struct {
 	// summed value per currency in millionths, each order counted once per
 	// bucket.
 	Orders uint64
-	Value  map[string]int64
+	Value  map[string]money.Sum
 }
 
 // ErrBadQuery wraps every problem with a Query.

@@ -250,3 +250,58 @@ func TestStaleWeekRollupIsRebuilt(t *testing.T) {
 	check("campaign after a late write", fall)
 	check("warm again", x)
 }
+
+// TestSharesCarryErrorBars: breakdown values and top entries carry the
+// error bound of their unique count, as every other answer does, and the
+// true number lies within it.
+func TestSharesCarryErrorBars(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	r := &Reader{store: store, MaxRange: 400 * 24 * time.Hour}
+	ctx := context.Background()
+	d0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	dk := hllstore.DayKey{ContentID: "a", DayStart: d0.UnixMilli()}
+	day := hllstore.NewDay()
+	rec := day.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Class: hllstore.Human, Hour: hllstore.DayRecord})
+	b := day.Breakdown(pixelpb.Kind_KIND_VIEW)
+	want := map[string]uint64{"DE": 30_000, "FR": 12}
+	v := uint64(0)
+	for country, n := range want {
+		for range n {
+			b.Add(hllstore.DimCountry, country, mix(v), 10)
+			rec.Add(mix(v))
+			v++
+		}
+	}
+	day.Pos[0], day.BPos[0] = 1, 1
+	if _, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: day, Details: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RaiseTop(ctx, []hllstore.TopUpdate{{Key: dk.Key(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: hllstore.DayRecord}), Total: rec.Total, Uniques: rec.Sketch.Estimate()}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, s Share, n uint64) {
+		t.Helper()
+		lo, hi := s.Uniques-min(s.Uniques, s.UniquesBound), s.Uniques+s.UniquesBound
+		if n < lo || n > hi {
+			t.Errorf("%s: %d visitors outside %d ± %d", what, n, s.Uniques, s.UniquesBound)
+		}
+		if n > 10_000 && s.UniquesBound == 0 {
+			t.Errorf("%s: an estimate of %d visitors has no error bar", what, s.Uniques)
+		}
+	}
+	sc := Scope{ContentID: "a", From: d0, To: d0.Add(24 * time.Hour)}
+	shares, err := r.Breakdown(ctx, sc, hllstore.DimCountry, 10)
+	if err != nil || len(shares) != 2 {
+		t.Fatalf("breakdown: %v, %v", shares, err)
+	}
+	for _, s := range shares {
+		check("breakdown "+s.Key, s, want[s.Key])
+	}
+	top, err := r.Top(ctx, d0, d0.Add(24*time.Hour), "uniques", 5, nil)
+	if err != nil || len(top) != 1 {
+		t.Fatalf("top: %v, %v", top, err)
+	}
+	check("top a", top[0], v)
+}

@@ -10,4 +10,7 @@ type Share struct {
 	Key     string
 	Total   uint64
 	Uniques uint64
+	// UniquesBound is the half-width of Uniques' error band, as
+	// Result.UniquesBound.
+	UniquesBound uint64
 }

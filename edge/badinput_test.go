@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -146,14 +147,14 @@ func TestBadQueryStrings(t *testing.T) {
 		{"surrogate", "/p.gif?cid=a&url=%ED%A0%80", "a", "\uFFFD\uFFFD\uFFFD", ""},
 		{"invalid UTF-8 raw byte in a value", "/p.gif?cid=a&url=x\xffy", "a", "x\uFFFDy", ""},
 		{"invalid UTF-8 in a key", "/p.gif?cid=a&\xff%fe=1", "a", "", ""},
-		{"invalid UTF-8 in cid", "/p.gif?cid=%ff", "", "", reasonBadCID},
-		{"NUL in cid", "/p.gif?cid=a%00b", "", "", reasonBadCID},
+		{"invalid UTF-8 in cid", "/p.gif?cid=%ff", "", "", schemas.InvalidBadCID},
+		{"NUL in cid", "/p.gif?cid=a%00b", "", "", schemas.InvalidBadCID},
 		{"repeated cid: the first wins", "/p.gif?cid=first&cid=second&url=1&url=2", "first", "1", ""},
-		{"no query", "/p.gif", "", "", reasonMissingCID},
-		{"bare question mark", "/p.gif?", "", "", reasonMissingCID},
+		{"no query", "/p.gif", "", "", schemas.InvalidMissingCID},
+		{"bare question mark", "/p.gif?", "", "", schemas.InvalidMissingCID},
 		{"parameters up to the cap", fits, "fits", "", ""},
-		{"parameters past the cap", many, "many", "", reasonTooManyParams},
-		{"uid with invalid UTF-8", "/p.gif?cid=a&uid=%ff", "a", "", reasonBadID},
+		{"parameters past the cap", many, "many", "", schemas.InvalidTooManyParam},
+		{"uid with invalid UTF-8", "/p.gif?cid=a&uid=%ff", "a", "", schemas.InvalidBadID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := get(t, s, tc.target)
@@ -692,7 +693,7 @@ func TestOpenRedirectOverSocket(t *testing.T) {
 		loc := string(r.Header.Peek("Location"))
 		h := oneHit(t, s)
 		if tc.loc == "" {
-			if r.StatusCode() != 400 || loc != "" || len(r.Header.PeekAll("Set-Cookie")) != 0 || h.GetInvalidReason() != reasonBadClick {
+			if r.StatusCode() != 400 || loc != "" || len(r.Header.PeekAll("Set-Cookie")) != 0 || h.GetInvalidReason() != schemas.InvalidBadClick {
 				t.Fatalf("%s: got %d, Location %q, hit %v", tc.target, r.StatusCode(), loc, h)
 			}
 			continue

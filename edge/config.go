@@ -95,6 +95,17 @@ type Config struct {
 	// cookie) when the request carries Sec-GPC: 1 or DNT: 1; the hit is
 	// still counted, cookieless. Default true and false.
 	HonourGPC, HonourDNT bool
+	// Pseudonymise keeps the raw hits topic free of direct identifiers: the
+	// client IP is recorded cut to its network (IPv4 /24, IPv6 /48), and
+	// the visitor cookie and explicit id (uid) as keyed hashes of
+	// themselves ("h:" and 32 hex digits, HMAC-SHA256 under VisitorSecret),
+	// so a visitor still counts once and keeps their sessions. What it
+	// costs: geo lookups see the network, not the address (country and ASN
+	// rarely change; city can), cookieless visitors of one network with the
+	// same user agent and site become one, and downstream readers of the
+	// raw topic never see the ids a sender put in its URLs. Rate limits
+	// still judge the full address, which is never written. Default false.
+	Pseudonymise bool
 	// ConsentVendorID is this deployment's vendor id in the IAB Global
 	// Vendor List. With gdpr=1, a hit has consent only when gdpr_consent is
 	// a valid TCF v2 string consenting to purpose 1 (store and/or access

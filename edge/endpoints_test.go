@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -70,7 +71,7 @@ func TestClick(t *testing.T) {
 				t.Fatalf("want a click recorded, got %v", hit)
 			}
 			if tc.wantLoc == "" {
-				if resp.StatusCode() != 400 || loc != "" || hit.GetInvalidReason() != reasonBadClick || hit.GetClickDestination() != "" {
+				if resp.StatusCode() != 400 || loc != "" || hit.GetInvalidReason() != schemas.InvalidBadClick || hit.GetClickDestination() != "" {
 					t.Fatalf("want 400, no Location, an invalid click; got %d, Location %q, hit %v", resp.StatusCode(), loc, hit)
 				}
 				return
@@ -110,23 +111,49 @@ func TestBeaconOptOutConversion(t *testing.T) {
 		t.Fatal("an opted-out hit was recorded")
 	}
 
+	// Conversions: every malformed, negative, absurd or unsummable value is
+	// invalid with its own reason (dead-lettered by the processor, never
+	// counted); nothing is clamped.
 	for _, tc := range []struct {
-		query   string
-		micros  int64
-		invalid bool
+		query  string
+		micros int64
+		reason string
 	}{
-		{"oid=o-1&val=12.34&cur=EUR", 12_340_000, false},
-		{"oid=o-1&val=-0.000001&cur=USD", -1, false},
-		{"oid=o-1&val=7", 7_000_000, false},
-		{"oid=o-1&val=1.0000001", 0, true},
-		{"oid=o-1&val=1e5", 0, true},
-		{"oid=o-1&val=.", 0, true},
-		{"oid=o-1&val=3&cur=eur", 0, true},
-		{"oid=%3Cx%3E&val=3", 0, true},
+		{"oid=o-1&val=12.34&cur=EUR", 12_340_000, ""},
+		{"oid=o-1&val=0.000001&cur=USD", 1, ""},
+		{"oid=o-1&val=7&cur=JPY", 7_000_000, ""},
+		{"oid=o-1&val=.5&cur=EUR", 500_000, ""},
+		{"oid=o-1&val=999999999999.999999&cur=EUR", 999_999_999_999_999_999, ""},
+		{"oid=o-1&val=000000000000001&cur=EUR", 1_000_000, ""}, // leading zeros are not digits of the value
+		{"oid=o-1&cur=EUR", 0, ""},
+		{"oid=o-1", 0, ""},
+		{"val=3&cur=EUR", 3_000_000, ""}, // no order id: counts per hit
+		{"oid=o-1&val=-0&cur=EUR", 0, ""},
+		{"oid=o-1&val=-3&cur=EUR", 0, schemas.InvalidNegativeValue},
+		{"oid=o-1&val=-0.000001&cur=USD", 0, schemas.InvalidNegativeValue},
+		{"oid=o-1&val=1000000000000&cur=EUR", 0, schemas.InvalidValueTooLarge},
+		{"oid=o-1&val=99999999999999999999999&cur=EUR", 0, schemas.InvalidValueTooLarge},
+		{"oid=o-1&val=1.0000001&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=1e5&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=NaN&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=Inf&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=1%2C5&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=.&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=-&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=1.2.3&cur=EUR", 0, schemas.InvalidBadValue},
+		{"oid=o-1&val=3&cur=eur", 0, schemas.InvalidUnknownCurrency},
+		{"oid=o-1&val=3&cur=EURO", 0, schemas.InvalidUnknownCurrency},
+		{"oid=o-1&val=3&cur=ABC", 0, schemas.InvalidUnknownCurrency},
+		{"oid=o-1&val=3&cur=XXX", 0, schemas.InvalidUnknownCurrency},
+		{"oid=o-1&val=7", 0, schemas.InvalidValueNoCurrency},
+		{"oid=%3Cx%3E&val=3&cur=EUR", 0, schemas.InvalidBadOrderID},
 	} {
 		_, hit, _ = do(t, s, "GET", "/p.gif?cid=a&k=conversion&"+tc.query, nil, "198.51.100.7:1")
-		if hit.GetRoute() != routeConversion || (hit.GetInvalidReason() == reasonBadConversion) != tc.invalid || hit.GetValueMicros() != tc.micros {
-			t.Fatalf("%s: got %v", tc.query, hit)
+		if hit.GetRoute() != routeConversion || hit.GetInvalidReason() != tc.reason || hit.GetValueMicros() != tc.micros {
+			t.Fatalf("%s: got %v, want reason %q and %d micros", tc.query, hit, tc.reason, tc.micros)
+		}
+		if tc.reason != "" && (hit.GetOrderId() != "" || hit.GetCurrency() != "") {
+			t.Fatalf("%s: an invalid conversion kept its order or currency: %v", tc.query, hit)
 		}
 	}
 }

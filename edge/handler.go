@@ -33,20 +33,6 @@ const (
 	maxParams = 100
 )
 
-// Invalid reasons recorded in RawHit.invalid_reason.
-const (
-	reasonMissingCID = "missing_cid"
-	reasonBadCID     = "bad_cid"
-	reasonBadKind    = "bad_kind"
-	reasonBadID      = "bad_id"
-	// A click whose destination was neither signed nor allowed.
-	reasonBadClick = "bad_click"
-	// A conversion with a malformed order id, value or currency.
-	reasonBadConversion = "bad_conversion"
-	// More than maxParams query parameters.
-	reasonTooManyParams = "too_many_params"
-)
-
 // Routes and the RawHit.route value of each.
 const (
 	routePixel      = "pixel"
@@ -192,7 +178,7 @@ func (s *Server) click(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		ctx.SetBodyString("bad click: " + err.Error() + "\n")
-		s.record(ctx, routeClick, nil, reasonBadClick)
+		s.record(ctx, routeClick, nil, schemas.InvalidBadClick)
 		return
 	}
 	ctx.Response.Header.Set("Location", loc)
@@ -371,10 +357,10 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		}
 		f.OrderID = p.oid
 		f.Currency = p.cur
-		var vok bool
-		f.ValueMicros, vok = parseMicros(p.val)
-		if !vok || !validID(f.OrderID) || !validCurrency(f.Currency) {
-			f.InvalidReason = reasonBadConversion
+		var reason string
+		f.ValueMicros, reason = conversion(p.oid, p.val, p.cur)
+		if reason != "" {
+			f.InvalidReason = reason
 			f.OrderID, f.Currency, f.ValueMicros = nil, nil, 0
 		}
 	}
@@ -382,27 +368,27 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	// dropped, never passed on, and the hit is marked invalid.
 	if !validID(f.SiteID) || !validID(f.CampaignID) || !validID(f.CookieID) || !validID(f.AdID) || !validID(f.CreativeID) || !validID(f.PlacementID) ||
 		len(f.UserID) > maxIDLen || !utf8.Valid(f.UserID) {
-		f.InvalidReason = reasonBadID
+		f.InvalidReason = schemas.InvalidBadID
 		f.SiteID, f.CampaignID, f.CookieID, f.UserID = nil, nil, nil, nil
 		f.AdID, f.CreativeID, f.PlacementID = nil, nil, nil
 	}
 	if !ok {
-		f.InvalidReason = reasonBadKind
+		f.InvalidReason = schemas.InvalidBadKind
 	}
 	if !propsOK {
-		f.InvalidReason = reasonBadProps
+		f.InvalidReason = schemas.InvalidBadProps
 	}
 	if p.n > maxParams {
-		f.InvalidReason = reasonTooManyParams
+		f.InvalidReason = schemas.InvalidTooManyParam
 	}
 	if invalid != "" {
 		f.InvalidReason = invalid
 	}
 	switch {
 	case len(f.ContentID) == 0:
-		f.InvalidReason = reasonMissingCID
+		f.InvalidReason = schemas.InvalidMissingCID
 	case !validID(f.ContentID):
-		f.InvalidReason = reasonBadCID
+		f.InvalidReason = schemas.InvalidBadCID
 		f.ContentID = nil
 	}
 
@@ -516,52 +502,74 @@ func text(b, scratch []byte) ([]byte, []byte) {
 	return scratch[start:], scratch
 }
 
-// parseMicros parses a decimal value such as 12, 12.5 or -0.000001 into
-// millionths; empty is 0. More than 6 decimals, or more than 12 integer
-// digits, is invalid.
-func parseMicros(b []byte) (int64, bool) {
+// maxValueDigits bounds a conversion value's integer digits: 10^12
+// currency units or more is not a purchase (and stays far inside int64
+// millionths; sums are 128-bit, see internal/money).
+const maxValueDigits = 12
+
+// conversionValue parses a conversion's value, a decimal such as 12, 12.5
+// or 0.000001, into millionths; empty is 0. It returns why the value is
+// invalid, or "": a malformed number (more than 6 decimals, an exponent,
+// NaN, a comma), 10^12 units or more, or a negative value.
+func conversionValue(b []byte) (int64, string) {
 	if len(b) == 0 {
-		return 0, true
+		return 0, ""
 	}
 	neg := b[0] == '-'
 	if neg {
 		b = b[1:]
 	}
 	var v int64
-	digits, frac, dot := 0, -1, false
+	digits, frac, dot, any := 0, 0, false, false
 	for _, c := range b {
 		switch {
 		case c == '.' && !dot:
-			dot, frac = true, 0
+			dot = true
 		case c >= '0' && c <= '9':
+			any = true
 			if dot {
 				if frac++; frac > 6 {
-					return 0, false
+					return 0, schemas.InvalidBadValue
 				}
-			} else if digits++; digits > 12 {
-				return 0, false
+			} else if v > 0 || c != '0' {
+				if digits++; digits > maxValueDigits {
+					continue // too large; the rest must still be a number
+				}
 			}
 			v = v*10 + int64(c-'0')
 		default:
-			return 0, false
+			return 0, schemas.InvalidBadValue
 		}
 	}
-	if digits == 0 && frac <= 0 {
-		return 0, false
+	switch {
+	case !any:
+		return 0, schemas.InvalidBadValue
+	case digits > maxValueDigits:
+		return 0, schemas.InvalidValueTooLarge
 	}
-	for frac = max(frac, 0); frac < 6; frac++ {
+	for ; frac < 6; frac++ {
 		v *= 10
 	}
-	if neg {
-		v = -v
+	if neg && v != 0 {
+		return 0, schemas.InvalidNegativeValue
 	}
-	return v, true
+	return v, ""
 }
 
-// validCurrency accepts empty or three upper-case letters (ISO 4217).
-func validCurrency(b []byte) bool {
-	if len(b) == 0 {
-		return true
+// conversion checks a conversion's order id, value and currency; it returns
+// the value in millionths and why the conversion is invalid, or "".
+func conversion(oid, val, cur []byte) (int64, string) {
+	if !validID(oid) {
+		return 0, schemas.InvalidBadOrderID
 	}
-	return len(b) == 3 && b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z' && b[2] >= 'A' && b[2] <= 'Z'
+	micros, reason := conversionValue(val)
+	switch {
+	case reason != "":
+		return 0, reason
+	case len(cur) > 0 && !knownCurrency(cur):
+		return 0, schemas.InvalidUnknownCurrency
+	case micros != 0 && len(cur) == 0:
+		return 0, schemas.InvalidValueNoCurrency
+	}
+	return micros, ""
 }

@@ -65,10 +65,9 @@ func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) boo
 // than maxProps, or a bad key, makes the hit invalid (bad_props) and its
 // properties are dropped.
 const (
-	maxProps       = 20
-	maxPropKey     = 64
-	maxPropValue   = 256
-	reasonBadProps = "bad_props"
+	maxProps     = 20
+	maxPropKey   = 64
+	maxPropValue = 256
 )
 
 var propPrefix = []byte("p.")

@@ -59,9 +59,9 @@ func TestProps(t *testing.T) {
 		{"in order", "p.color=red&cid=a&p.size=XL%20%E2%9C%93&p.empty=", []string{"color=red", "size=XL ✓", "empty="}, ""},
 		{"value cut", "cid=a&p.long=" + long, []string{"long=" + long[:maxPropValue]}, ""},
 		{"invalid UTF-8 value", "cid=a&p.x=%ff", []string{"x=\uFFFD"}, ""},
-		{"bad key", "cid=a&p.b%20d=1", nil, reasonBadProps},
-		{"empty key", "cid=a&p.=1", nil, reasonBadProps},
-		{"too many", "cid=a" + many, nil, reasonBadProps},
+		{"bad key", "cid=a&p.b%20d=1", nil, schemas.InvalidBadProps},
+		{"empty key", "cid=a&p.=1", nil, schemas.InvalidBadProps},
+		{"too many", "cid=a" + many, nil, schemas.InvalidBadProps},
 		{"not a prop", "cid=a&px=1&cmp.x=2", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,7 +76,7 @@ func TestProps(t *testing.T) {
 		})
 	}
 	_, ans, hits := postBatch(t, s, `[{"cid":"a","props":{"b":"2","a":"1"}},{"cid":"b","props":{"bad key":"x"}},{"cid":"c","props":{"a":1}}]`, nil)
-	if ans.Accepted != 1 || len(ans.Invalid) != 1 || ans.Invalid[0].Reason != reasonBadProps || len(ans.Rejected) != 1 || len(hits) != 2 {
+	if ans.Accepted != 1 || len(ans.Invalid) != 1 || ans.Invalid[0].Reason != schemas.InvalidBadProps || len(ans.Rejected) != 1 || len(hits) != 2 {
 		t.Fatalf("batch props: %+v", ans)
 	}
 	if p := hits[0].GetProps(); len(p) != 2 || p[0].GetKey() != "a" || p[1].GetValue() != "2" {

@@ -126,17 +126,53 @@ func (s *safety) redact(f *schemas.HitFields, scratch []byte) []byte {
 		p := &f.Props[i]
 		p.Value, scratch = s.redactText(p.Key, p.Value, scratch)
 	}
-	if len(f.UserID) > 0 && pii.Find([]byte("uid"), f.UserID) != 0 {
-		s.pseudonymizedUID.Inc()
-		m := hmac.New(sha256.New, []byte(s.cfg.VisitorSecret))
-		m.Write([]byte("pixelpipe/uid-pseudonym/v1\n"))
-		m.Write(f.UserID)
-		start := len(scratch)
-		scratch = append(scratch, "h:"...)
-		scratch = hex.AppendEncode(scratch, m.Sum(nil)[:16])
-		f.UserID = scratch[start:]
+	if len(f.UserID) > 0 && (s.cfg.Pseudonymise || pii.Find([]byte("uid"), f.UserID) != 0) {
+		if !s.cfg.Pseudonymise {
+			s.pseudonymizedUID.Inc()
+		}
+		f.UserID, scratch = s.pseudonym(uidPseudonym, f.UserID, scratch)
+	}
+	if s.cfg.Pseudonymise {
+		if len(f.CookieID) > 0 {
+			f.CookieID, scratch = s.pseudonym(cookiePseudonym, f.CookieID, scratch)
+		}
+		f.ClientIP = truncateIP(f.ClientIP)
 	}
 	return scratch
+}
+
+// Domains of pseudonyms: a uid and a cookie with the same text get
+// different ones.
+const (
+	uidPseudonym    = "pixelpipe/uid-pseudonym/v1\n"
+	cookiePseudonym = "pixelpipe/cookie-pseudonym/v1\n"
+)
+
+// pseudonym appends to scratch "h:" and the hex of the first 16 bytes of
+// HMAC-SHA256(VisitorSecret, domain + id) and returns it: the same id
+// always gives the same pseudonym, which says nothing of the id without the
+// secret.
+func (s *safety) pseudonym(domain string, id, scratch []byte) ([]byte, []byte) {
+	m := hmac.New(sha256.New, []byte(s.cfg.VisitorSecret))
+	m.Write([]byte(domain))
+	m.Write(id)
+	start := len(scratch)
+	scratch = append(scratch, "h:"...)
+	scratch = hex.AppendEncode(scratch, m.Sum(nil)[:16])
+	return scratch[start:], scratch
+}
+
+// truncateIP zeroes, in place, the host part of a 4-byte (/24 kept) or
+// 16-byte (/48 kept) address.
+func truncateIP(ip []byte) []byte {
+	keep := 3
+	if len(ip) == 16 {
+		keep = 6
+	}
+	if len(ip) == 4 || len(ip) == 16 {
+		clear(ip[keep:])
+	}
+	return ip
 }
 
 func (s *safety) redactText(key, b, scratch []byte) ([]byte, []byte) {

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -194,5 +195,52 @@ func TestPartitionKeyAcrossMidnight(t *testing.T) {
 	}
 	if keys[0] != keys[1] {
 		t.Fatalf("a cookieless visitor's partition key changed at midnight: %x %x", keys[0], keys[1])
+	}
+}
+
+// TestPseudonymise: with -edge.pseudonymise the raw hit holds the client's
+// network, not its address, and keyed hashes of the cookie and uid: the
+// same for the same id (the visitor still counts once), different between a
+// cookie and a uid of the same text, and different under another secret;
+// the issued cookie sent to the browser is the real one. Without it, the
+// full address and ids are recorded.
+func TestPseudonymise(t *testing.T) {
+	t.Parallel()
+	on := newTestServer(t, func(c *Config) { c.Pseudonymise = true; c.IssueVisitorCookie = true })
+	off := newTestServer(t, nil)
+	other := newTestServer(t, func(c *Config) { c.Pseudonymise = true; c.VisitorSecret = "another-secret" })
+	ua := map[string]string{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "Cookie": "ppuid=same-id"}
+	pseudonym := regexp.MustCompile(`^h:[0-9a-f]{32}$`)
+
+	_, h1, _ := do(t, on, "GET", "/p.gif?cid=a&uid=same-id", ua, "198.51.100.77:1")
+	_, h2, _ := do(t, on, "GET", "/p.gif?cid=b&uid=same-id", ua, "[2001:db8:1234:5678::9]:1")
+	_, hOther, _ := do(t, other, "GET", "/p.gif?cid=a&uid=same-id", ua, "198.51.100.77:1")
+	_, hOff, _ := do(t, off, "GET", "/p.gif?cid=a&uid=same-id", ua, "198.51.100.77:1")
+
+	if !bytes.Equal(h1.GetClientIp(), []byte{198, 51, 100, 0}) {
+		t.Errorf("IPv4 recorded as %v, want its /24", h1.GetClientIp())
+	}
+	if want := append([]byte{0x20, 0x01, 0x0d, 0xb8, 0x12, 0x34}, make([]byte, 10)...); !bytes.Equal(h2.GetClientIp(), want) {
+		t.Errorf("IPv6 recorded as %x, want its /48", h2.GetClientIp())
+	}
+	for _, id := range []string{h1.GetUserId(), h1.GetCookieId(), hOther.GetUserId(), hOther.GetCookieId()} {
+		if !pseudonym.MatchString(id) {
+			t.Errorf("id recorded as %q, want a pseudonym", id)
+		}
+	}
+	if h1.GetUserId() != h2.GetUserId() || h1.GetCookieId() != h2.GetCookieId() {
+		t.Error("the same ids got different pseudonyms")
+	}
+	if h1.GetUserId() == h1.GetCookieId() || h1.GetUserId() == hOther.GetUserId() {
+		t.Error("pseudonyms of a uid and a cookie, or under two secrets, are equal")
+	}
+	if hOff.GetUserId() != "same-id" || hOff.GetCookieId() != "same-id" || !bytes.Equal(hOff.GetClientIp(), []byte{198, 51, 100, 77}) {
+		t.Errorf("without the option: %v", hOff)
+	}
+	// A browser without a cookie gets a real one; the hit records its hash.
+	resp, h3, _ := do(t, on, "GET", "/p.gif?cid=a", map[string]string{"User-Agent": ua["User-Agent"]}, "198.51.100.77:1")
+	set := string(resp.Header.PeekCookie("ppuid"))
+	if !strings.Contains(set, "ppuid=") || strings.Contains(set, "h:") || !pseudonym.MatchString(h3.GetCookieId()) || strings.Contains(set, h3.GetCookieId()) {
+		t.Errorf("issued cookie %q, recorded %q", set, h3.GetCookieId())
 	}
 }

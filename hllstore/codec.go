@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -141,21 +142,28 @@ func (r *Record) decodeField(kind, v string) error {
 				continue
 			}
 			name, num, ok := strings.Cut(line, "=")
-			n, err := strconv.ParseInt(num, 10, 64)
-			if !ok || err != nil {
+			if !ok {
 				return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
 			}
 			if kind == "r" {
+				n, err := strconv.ParseUint(num, 10, 64)
+				if err != nil {
+					return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
+				}
 				if r.Reasons == nil {
 					r.Reasons = map[string]uint64{}
 				}
-				r.Reasons[name] = uint64(n)
-			} else {
-				if r.Value == nil {
-					r.Value = map[string]int64{}
-				}
-				r.Value[name] = n
+				r.Reasons[name] = n
+				continue
 			}
+			sum, err := money.ParseMicros(num)
+			if err != nil {
+				return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
+			}
+			if r.Value == nil {
+				r.Value = map[string]money.Sum{}
+			}
+			r.Value[name] = sum
 		}
 	default:
 		return fmt.Errorf("%w: field kind %q", ErrCorrupt, kind)
@@ -247,7 +255,15 @@ func decodePositions(ps Positions, v string) error {
 	return nil
 }
 
-func encodeCounts[N uint64 | int64](m map[string]N) string {
+// encodeCounts writes m as "<name>=<n>\n" lines in name order.
+func encodeCounts(m map[string]uint64) string {
+	return encodeLines(m, func(n uint64) string { return strconv.FormatUint(n, 10) })
+}
+
+// encodeValues writes value sums as "<currency>=<micros>\n" lines.
+func encodeValues(m map[string]money.Sum) string { return encodeLines(m, money.Sum.Micros) }
+
+func encodeLines[N any](m map[string]N, format func(N) string) string {
 	names := make([]string, 0, len(m))
 	for k := range m {
 		names = append(names, k)
@@ -257,7 +273,7 @@ func encodeCounts[N uint64 | int64](m map[string]N) string {
 	for _, k := range names {
 		b.WriteString(k)
 		b.WriteByte('=')
-		b.WriteString(strconv.FormatInt(int64(m[k]), 10))
+		b.WriteString(format(m[k]))
 		b.WriteByte('\n')
 	}
 	return b.String()

@@ -1,6 +1,8 @@
 package hllstore
 
 import (
+	"strconv"
+
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -72,6 +74,9 @@ type Day struct {
 	// ordersStored: the day's order hash exists (its retention is set at
 	// its first write).
 	ordersStored bool
+	// orders maps each order id of the day's conversions to the source
+	// position of the event that counted it (CountOrder).
+	orders map[string]orderPos
 	// hours: bit h when hour h has records (as loaded; a write stores it
 	// in the guard).
 	hours uint32
@@ -105,6 +110,41 @@ func (d *Day) setRecord(id RecordID, r *Record) {
 		}
 		d.campaigns[id.Campaign] = true
 	}
+}
+
+// orderPos is the source position of the event that counted an order;
+// p < 0 when unknown (an order stored without one).
+type orderPos struct {
+	p int32
+	o int64
+}
+
+// CountOrder reports whether the conversion at source position (p, o)
+// carrying order id counts in the day: when the day has not seen the order
+// (it is remembered from now on, under this position), or saw it from this
+// very event (a replay of it, e.g. into breakdowns that were not written
+// with the records). Another event with the same order id is a duplicate:
+// it counts in nothing, so conversions, orders and values each count an
+// order once per content id and day, whatever its hour, class or campaign.
+func (d *Day) CountOrder(id string, p int32, o int64) bool {
+	if at, ok := d.orders[id]; ok {
+		return at == orderPos{p, o}
+	}
+	if d.orders == nil {
+		d.orders = map[string]orderPos{}
+	}
+	d.orders[id] = orderPos{p, o}
+	return true
+}
+
+// orderPosition is the stored value of an order field: the position of the
+// event that counted the order, "?" when unknown.
+func (d *Day) orderPosition(id string) string {
+	at, ok := d.orders[id]
+	if !ok || at.p < 0 {
+		return "?"
+	}
+	return strconv.FormatInt(int64(at.p), 10) + ":" + strconv.FormatInt(at.o, 10)
 }
 
 // Breakdown returns the breakdown of kind, creating an empty one.

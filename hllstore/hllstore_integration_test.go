@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -165,7 +166,7 @@ func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 	if got.Reasons["headless"] != 2 || got.Reasons["datacenter"] != 1 {
 		t.Fatalf("reasons %v", got.Reasons)
 	}
-	if got.NOrders != 3 || got.Value["EUR"] != 13_000_000 || got.Value["USD"] != 1_000_000 {
+	if got.NOrders != 3 || got.Value["EUR"] != money.Of(13_000_000) || got.Value["USD"] != money.Of(1_000_000) {
 		t.Fatalf("orders %d value %v", got.NOrders, got.Value)
 	}
 	// The reloaded day knows its orders: a replayed order is not new.
@@ -350,7 +351,7 @@ func TestSaveDaysInGroups(t *testing.T) {
 		}
 		o := d.Records[oid]
 		b := d.Breakdowns[pixelpb.Kind_KIND_VIEW]
-		if o == nil || len(o.Orders) != orders || o.NOrders != uint64(orders) || o.Value["EUR"] != int64(orders)*1_000_000 ||
+		if o == nil || len(o.Orders) != orders || o.NOrders != uint64(orders) || o.Value["EUR"] != money.Of(int64(orders)*1_000_000) ||
 			d.Records[hid] == nil || b == nil || len(b.Dims[DimCountry]) != countries || d.BPos[0] != int64(want-uint64(i)) {
 			t.Fatalf("%s: order record %+v, breakdowns %+v, bpos %v, want %d orders and countries", keys[i].ContentID, o, b, d.BPos, orders)
 		}

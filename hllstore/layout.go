@@ -38,7 +38,10 @@ import (
 // mask, then exactly the fields they name. Breakdown fields are "c|<kind>|<dim>|<value>" (total and sketch,
 // like a record's c) and bpos, the source positions applied to the
 // breakdowns, written with them. An order field is "d|<rid>|<order id>"
-// (day records) or "h|<rid>|<order id>" (hour records).
+// (day records) or "h|<rid>|<order id>" (hour records); its value is the
+// source position "<partition>:<offset>" of the event that counted the
+// order (Day.CountOrder: a replay of that event counts, any other event with
+// the order id does not).
 func (s *Store) groupBase(dk DayKey) string {
 	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
 }

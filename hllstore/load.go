@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -195,9 +196,11 @@ func (d *Day) decodeBreakdowns(bids []string, vals []any) error {
 	return nil
 }
 
-// decodeOrders adds a day's orders.
+// decodeOrders adds a day's orders. A field's value is the source position
+// "<partition>:<offset>" of the event that counted the order (any other
+// value: unknown, so every event carrying the order is a duplicate).
 func (d *Day) decodeOrders(orders map[string]string) error {
-	for f := range orders {
+	for f, v := range orders {
 		if len(f) < 2 || (f[0] != 'd' && f[0] != 'h') || f[1] != '|' {
 			return fmt.Errorf("%w: order field %q", ErrCorrupt, f)
 		}
@@ -223,6 +226,20 @@ func (d *Day) decodeOrders(orders map[string]string) error {
 			r.Orders = map[string]struct{}{}
 		}
 		r.Orders[parts[n]] = struct{}{}
+		at := orderPos{p: -1}
+		if ptxt, otxt, ok := strings.Cut(v, ":"); ok {
+			p, err1 := strconv.ParseInt(ptxt, 10, 32)
+			o, err2 := strconv.ParseInt(otxt, 10, 64)
+			if err1 == nil && err2 == nil && p >= 0 {
+				at = orderPos{int32(p), o}
+			}
+		}
+		if d.orders == nil {
+			d.orders = map[string]orderPos{}
+		}
+		if prev, ok := d.orders[parts[n]]; !ok || prev.p < 0 {
+			d.orders[parts[n]] = at
+		}
 	}
 	return nil
 }

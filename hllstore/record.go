@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/axiomhq/hyperloglog"
+
+	"github.com/pixelpipe/pixelpipe/internal/money"
 )
 
 // ErrCorrupt means a stored record could not be decoded.
@@ -37,10 +39,11 @@ type Record struct {
 	Reasons map[string]uint64
 	// Orders holds the distinct order ids of conversions (filled for the
 	// writer; readers get NOrders only); NOrders counts them. Value sums
-	// their value per currency, in millionths, each order counted once.
+	// their value per currency, in millionths, each order counted once
+	// (128-bit sums: no number of orders makes them overflow).
 	Orders  map[string]struct{}
 	NOrders uint64
-	Value   map[string]int64
+	Value   map[string]money.Sum
 	// Mark is the owner's to use (the aggregator's snapshot and top-N
 	// flags); it is never stored.
 	Mark uint8
@@ -91,9 +94,11 @@ func (r *Record) AddOrder(orderID, currency string, micros int64) bool {
 	r.newOrders = append(r.newOrders, orderID)
 	if currency != "" && micros != 0 {
 		if r.Value == nil {
-			r.Value = map[string]int64{}
+			r.Value = map[string]money.Sum{}
 		}
-		r.Value[currency] += micros
+		v := r.Value[currency]
+		v.Add(micros)
+		r.Value[currency] = v
 	}
 	r.dirty = true
 	return true

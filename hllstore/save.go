@@ -330,7 +330,7 @@ func (s *Store) dayArgs(buf *argBuf, sec *[4][]any, w DayWrite, token string) (f
 				of = "h|"
 			}
 			for _, o := range r.newOrders {
-				sec[3] = append(sec[3], of+r.rid+"|"+o, 1)
+				sec[3] = append(sec[3], of+r.rid+"|"+o, d.orderPosition(o))
 			}
 			if !d.ordersStored {
 				flags |= 1
@@ -421,7 +421,7 @@ func (s *Store) recordArgs(buf *argBuf, args []any, f string, r *Record, id Reco
 		args = append(args, f+"r|"+r.rid, encodeCounts(r.Reasons))
 	}
 	if len(r.Value) > 0 {
-		args = append(args, f+"v|"+r.rid, encodeCounts(r.Value))
+		args = append(args, f+"v|"+r.rid, encodeValues(r.Value))
 	}
 	if len(r.newOrders) > 0 {
 		args = append(args, f+"oc|"+r.rid, r.NOrders)

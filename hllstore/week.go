@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -201,7 +202,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 					args = append(args, "r|"+rid, encodeCounts(r.Reasons))
 				}
 				if len(r.Value) > 0 {
-					args = append(args, "v|"+rid, encodeCounts(r.Value))
+					args = append(args, "v|"+rid, encodeValues(r.Value))
 				}
 				r.Version = 1
 			}
@@ -269,9 +270,11 @@ func (r *Record) merge(o *Record) error {
 	}
 	for k, n := range o.Value {
 		if r.Value == nil {
-			r.Value = map[string]int64{}
+			r.Value = map[string]money.Sum{}
 		}
-		r.Value[k] += n
+		v := r.Value[k]
+		v.AddSum(n)
+		r.Value[k] = v
 	}
 	return nil
 }

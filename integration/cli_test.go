@@ -269,13 +269,13 @@ func TestCLI(t *testing.T) {
 		// every DetailInterval.
 		pipetest.Eventually(t, 30*time.Second, func() string {
 			out := run("top", "-by=views")
-			if got := row(out, cid, false); !slices.Equal(got, []uint64{1, 6, 3}) {
-				return fmt.Sprintf("top -by=views: row of %s %v, want rank 1, views 6, uniques 3:\n%s", cid, got, out)
+			if got := row(out, cid, false); !slices.Equal(got, []uint64{1, 6, 3, 0}) {
+				return fmt.Sprintf("top -by=views: row of %s %v, want rank 1, views 6, uniques 3 ± 0:\n%s", cid, got, out)
 			}
 			out = run("breakdown", "-dimension=device", cid)
 			var views uint64
 			for _, line := range strings.Split(out, "\n") {
-				if f := strings.Fields(line); len(f) == 3 {
+				if f := strings.Fields(line); len(f) == 4 { // views, uniques, ±bound, value
 					if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
 						views += n
 					}

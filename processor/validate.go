@@ -16,11 +16,13 @@ func validate(h *pixelpb.RawHit) string {
 	case h.GetSchemaVersion() != schemas.RawHitVersion:
 		return "unknown schema version " + strconv.Itoa(int(h.GetSchemaVersion()))
 	case h.GetContentId() == "":
-		return "missing_cid"
+		return schemas.InvalidMissingCID
 	case h.GetOrigin() == nil || len(h.GetOrigin().GetEventId()) != 16 || h.GetOrigin().GetReceivedAtMs() <= 0:
-		return "bad_origin"
+		return schemas.InvalidBadOrigin
 	case h.GetKind() == pixelpb.Kind_KIND_UNSPECIFIED:
-		return "bad_kind"
+		return schemas.InvalidBadKind
+	case h.GetValueMicros() < 0: // the edge refuses them; a hit from elsewhere may not
+		return schemas.InvalidNegativeValue
 	}
 	return ""
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -186,7 +187,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 	h := st.Human
 	if h.Impressions.Total != 200 || h.Views.Total != 50 || h.Views.Uniques != 50 || h.Clicks.Total != 10 || h.Conversions.Total != 2 ||
-		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != 19.5 || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 {
+		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != money.Of(19_500_000) || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 {
 		t.Errorf("stats %+v", st)
 	}
 	if st.Freshness.Status != "complete" || st.Freshness.LagSeconds == nil || *st.Freshness.LagSeconds < 7 || *st.Freshness.LagSeconds > 60 {

@@ -124,6 +124,9 @@ type ShareItem struct {
 	Key     string `json:"key"`
 	Total   uint64 `json:"total"`
 	Uniques uint64 `json:"uniques"`
+	// UniquesBound: the true number of visitors lies within ±UniquesBound
+	// of Uniques (four standard errors; 0: exact).
+	UniquesBound uint64 `json:"uniques_bound"`
 }
 
 // BreakdownResponse is the answer of /v1/breakdowns/{cid} (once available).
@@ -159,7 +162,7 @@ func limitParam(w http.ResponseWriter, r *http.Request) (int, bool) {
 func shareItems(shares []counts.Share) []ShareItem {
 	out := make([]ShareItem, len(shares))
 	for i, s := range shares {
-		out[i] = ShareItem{Key: s.Key, Total: s.Total, Uniques: s.Uniques}
+		out[i] = ShareItem{Key: s.Key, Total: s.Total, Uniques: s.Uniques, UniquesBound: s.UniquesBound}
 	}
 	return out
 }

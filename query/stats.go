@@ -6,6 +6,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -29,9 +30,9 @@ type StatsResponse struct {
 	// Reasons: bot and machine events per reason (class bot or machine).
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
 	// Orders and Value: distinct orders and value per currency, in currency
-	// units (kind=conversion).
-	Orders uint64             `json:"orders,omitempty"`
-	Value  map[string]float64 `json:"value,omitempty"`
+	// units as exact decimals (kind=conversion).
+	Orders uint64               `json:"orders,omitempty"`
+	Value  map[string]money.Sum `json:"value,omitempty"`
 
 	Human     ClassStats    `json:"human"`
 	Bot       ClassStats    `json:"bot"`
@@ -59,9 +60,10 @@ type ClassStats struct {
 	CTR            float64 `json:"ctr"`
 	ConversionRate float64 `json:"conversion_rate"`
 	// Orders is the number of distinct orders, Revenue their value per
-	// currency in currency units.
-	Orders  uint64             `json:"orders"`
-	Revenue map[string]float64 `json:"revenue"`
+	// currency in currency units, an exact decimal (a JSON number with at
+	// most six digits after the point).
+	Orders  uint64               `json:"orders"`
+	Revenue map[string]money.Sum `json:"revenue"`
 	// Reasons counts bot and machine events per reason.
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
 }
@@ -75,14 +77,14 @@ func classStats(sum counts.Summary, c hllstore.Class) ClassStats {
 		Impressions: ks(pixelpb.Kind_KIND_IMPRESSION), Views: ks(pixelpb.Kind_KIND_VIEW),
 		Clicks: ks(pixelpb.Kind_KIND_CLICK), Conversions: ks(pixelpb.Kind_KIND_CONVERSION),
 		Opens: ks(pixelpb.Kind_KIND_OPEN), Custom: ks(pixelpb.Kind_KIND_CUSTOM),
-		Revenue: map[string]float64{},
+		Revenue: map[string]money.Sum{},
 	}
 	out.CTR = counts.Ratio(out.Clicks.Total, out.Impressions.Total)
 	out.ConversionRate = counts.Ratio(out.Conversions.Total, out.Clicks.Total)
 	conv := sum.Get(c, pixelpb.Kind_KIND_CONVERSION)
 	out.Orders = conv.Orders
-	for cur, micros := range conv.Value {
-		out.Revenue[cur] = float64(micros) / 1e6
+	for cur, sum := range conv.Value {
+		out.Revenue[cur] = sum
 	}
 	for _, k := range counts.Kinds {
 		for reason, n := range sum.Get(c, k).Reasons {
@@ -160,15 +162,9 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		ContentID: sc.ContentID, Campaign: sc.Campaign, Kind: kindName, Class: className,
 		From: sc.From.UTC().Truncate(time.Hour).Format(time.RFC3339), To: sc.To.UTC().Truncate(time.Hour).Format(time.RFC3339),
 		Total: head.Total, Uniques: head.Uniques, UniquesBound: head.UniquesBound, Exact: head.UniquesBound == 0,
-		Reasons: head.Reasons, Orders: head.Orders,
+		Reasons: head.Reasons, Orders: head.Orders, Value: head.Value,
 		Human: classStats(sum, hllstore.Human), Bot: classStats(sum, hllstore.Bot), Machine: classStats(sum, hllstore.Machine),
 		Freshness: freshnessBody(fresh, s.now()),
-	}
-	for cur, micros := range head.Value {
-		if out.Value == nil {
-			out.Value = map[string]float64{}
-		}
-		out.Value[cur] = float64(micros) / 1e6
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -229,7 +229,7 @@ func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // printShares prints a top list or a breakdown: rank (for a top list),
-// views, unique visitors and the key.
+// views, unique visitors with their error bound and the key.
 func printShares(w io.Writer, f *query.FreshnessBody, keyName string, items []query.ShareItem, ranked bool) error {
 	printFreshness(w, f)
 	if len(items) == 0 {
@@ -241,12 +241,12 @@ func printShares(w io.Writer, f *query.FreshnessBody, keyName string, items []qu
 		fmt.Fprint(tw, "#\t")
 	}
 	// The key last, so it stays left-aligned under the right-aligned numbers.
-	fmt.Fprintf(tw, "views\tuniques\t  %s\n", keyName)
+	fmt.Fprintf(tw, "views\tuniques\t±bound\t  %s\n", keyName)
 	for i, it := range items {
 		if ranked {
 			fmt.Fprintf(tw, "%d\t", i+1)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t  %s\n", it.Total, it.Uniques, it.Key)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t  %s\n", it.Total, it.Uniques, it.UniquesBound, it.Key)
 	}
 	return tw.Flush()
 }

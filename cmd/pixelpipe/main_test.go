@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/pixelpipe/pixelpipe/edge"
+	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/query"
 )
 
@@ -343,7 +344,7 @@ func TestListAnswers(t *testing.T) {
 		gotPath, gotAuth = r.URL.RequestURI(), r.Header.Get("Authorization")
 		until, lag := "2026-11-28T13:00:00Z", 2.5
 		fresh := query.FreshnessBody{CompleteUntil: &until, LagSeconds: &lag, Status: "complete"}
-		items := []query.ShareItem{{Key: "acme:b", Total: 900, Uniques: 700}, {Key: "acme:a", Total: 1200, Uniques: 650}}
+		items := []query.ShareItem{{Key: "acme:b", Total: 900, Uniques: 700, UniquesBound: 21}, {Key: "acme:a", Total: 1200, Uniques: 650}}
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/series/"), strings.HasPrefix(r.URL.Path, "/v1/campaigns/"):
 			_ = json.NewEncoder(w).Encode(query.SeriesResponse{Granularity: "day", Class: "bot", UniquesKind: "click",
@@ -372,7 +373,7 @@ func TestListAnswers(t *testing.T) {
 				"2026-11-02T00:00:00Z            0      0       0            0      3       2        0       0"}},
 		{[]string{"series", "-campaign", "spring/sale"}, "/v1/campaigns/spring%2Fsale/series?class=human&granularity=hour&kind=view", nil},
 		{[]string{"top", "-by=views", "-n=2"}, "/v1/top?by=views&limit=2",
-			[]string{"top content ids by human views  [a, b)\n", "  #  views  uniques  content id\n  1    900      700  acme:b\n  2   1200      650  acme:a\n"}},
+			[]string{"top content ids by human views  [a, b)\n", "  #  views  uniques  ±bound  content id\n  1    900      700      21  acme:b\n  2   1200      650       0  acme:a\n"}},
 		{[]string{"breakdown", "-dimension=os", "acme:a"}, "/v1/breakdowns/acme:a?dimension=os&limit=10",
 			[]string{"acme:a by os, human views  [a, b)\n", "nothing counted in this range\n"}},
 	} {
@@ -418,7 +419,7 @@ func TestStatsAnswers(t *testing.T) {
 					Clicks:      query.KindStats{Total: 10, Uniques: 9},
 					Conversions: query.KindStats{Total: 2, Uniques: 2},
 					CTR:         0.025, ConversionRate: 0.2, Orders: 2,
-					Revenue: map[string]float64{"USD": 5, "EUR": 12.5, "CHF": 1},
+					Revenue: map[string]money.Sum{"USD": money.Of(5_000_000), "EUR": money.Of(12_500_000), "CHF": money.Of(1_000_000)},
 				},
 				Bot:     query.ClassStats{Impressions: query.KindStats{Total: 7}, Reasons: map[string]uint64{"ua": 5, "datacenter": 2}},
 				Machine: query.ClassStats{Reasons: map[string]uint64{"apple_mpp": 1}},

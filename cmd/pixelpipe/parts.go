@@ -130,6 +130,7 @@ func bindEdge(fs interface {
 		}
 		return nil
 	})
+	fs.BoolVar(&cfg.Pseudonymise, "edge.pseudonymise", cfg.Pseudonymise, "record the client IP cut to /24 (IPv4) or /48 (IPv6) and the visitor cookie and uid as keyed hashes, so pixel.hits.v1 holds no direct identifier (costs city-level geo accuracy; see the README)")
 	fs.BoolVar(&cfg.HonourGPC, "edge.honourGPC", cfg.HonourGPC, "drop a hit's explicit id and cookie when it carries Sec-GPC: 1 (it is still counted, cookieless)")
 	fs.BoolVar(&cfg.HonourDNT, "edge.honourDNT", cfg.HonourDNT, "the same for DNT: 1")
 	fs.IntVar(&cfg.ConsentVendorID, "edge.consent.vendorID", cfg.ConsentVendorID, "this deployment's IAB Global Vendor List id: with gdpr=1 a hit has consent (cookie set and read, identifiers kept) only when gdpr_consent is a valid TCF v2 string consenting to purpose 1 and to this vendor; 0 = purpose 1 only; refusals are counted in pixel_edge_consent_refused_total")

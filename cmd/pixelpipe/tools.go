@@ -71,7 +71,7 @@ func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	}
 	sort.Strings(curs)
 	for _, cur := range curs {
-		fmt.Fprintf(w, "   %s %.2f", cur, H.Revenue[cur])
+		fmt.Fprintf(w, "   %s %s", cur, H.Revenue[cur].Format(2))
 	}
 	fmt.Fprintln(w)
 	for _, c := range []struct {

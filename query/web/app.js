@@ -91,7 +91,7 @@ function showLive(ev) {
   const tb = $("live-table");
   tb.replaceChildren(...ev.contents.map((x) => {
     const tr = document.createElement("tr");
-    for (const v of [x.content_id, nf.format(x.uniques), nf.format(x.views), nf.format(x.clicks)]) {
+    for (const v of [x.content_id, nf.format(x.uniques) + bound(x.uniques_bound), nf.format(x.views), nf.format(x.clicks)]) {
       const td = document.createElement("td");
       td.textContent = v;
       tr.appendChild(td);
@@ -175,7 +175,7 @@ function drawChart(points, gran) {
   points.forEach((p, i) => {
     const x = L + i * bw;
     kids.push(svg("rect", { class: "bar", x: x + bw * 0.15, width: Math.max(bw * 0.7, 1), y: y(p.views), height: Math.max(y(0) - y(p.views), 0) }, undefined));
-    kids[kids.length - 1].appendChild(svg("title", {}, p.start + ": " + nf.format(p.views) + " views, " + nf.format(p.uniques) + " unique visitors"));
+    kids[kids.length - 1].appendChild(svg("title", {}, p.start + ": " + nf.format(p.views) + " views, " + nf.format(p.uniques) + bound(p.uniques_bound) + " unique visitors"));
     if (i % every === 0) {
       const d = new Date(p.start);
       const label = gran === "hour" ? d.toISOString().slice(11, 16) : d.toISOString().slice(5, 10);
@@ -239,6 +239,12 @@ function drawQuality(st) {
   }));
 }
 
+// bound is the error bar written after a unique count: " ±b", or nothing
+// when the count is exact.
+function bound(b) {
+  return b ? " ±" + nf.format(b) : "";
+}
+
 // shares fills a list panel: one row per entry, its share of the first
 // entry as a bar, uniques and total.
 async function shares(id, path) {
@@ -260,7 +266,7 @@ async function shares(id, path) {
     bar.style.width = Math.round((100 * Math.max(it.uniques, 0)) / max) + "%";
     const num = document.createElement("span");
     num.className = "count";
-    num.textContent = nf.format(it.uniques) + " uniques · " + nf.format(it.total) + " views";
+    num.textContent = nf.format(it.uniques) + bound(it.uniques_bound) + " uniques · " + nf.format(it.total) + " views";
     li.append(name, bar, num);
     ol.append(li);
   }

@@ -1,0 +1,27 @@
+package schemas
+
+// Invalid reasons: why a raw hit cannot become an event. The edge writes
+// them into RawHit.invalid_reason (HitFields.InvalidReason) and still
+// publishes the hit; the processor checks the rest (Validate in the
+// processor) and writes every invalid hit to the dead-letter topic with the
+// header reason "invalid: <reason>". Nothing invalid is counted.
+const (
+	InvalidMissingCID   = "missing_cid"     // no content id
+	InvalidBadCID       = "bad_cid"         // a content id outside the id byte class or too long
+	InvalidBadKind      = "bad_kind"        // an unknown event kind
+	InvalidBadID        = "bad_id"          // a site, campaign, cookie, ad, creative, placement or user id that is malformed
+	InvalidBadClick     = "bad_click"       // a click whose destination was neither signed nor allowed
+	InvalidBadProps     = "bad_props"       // too many custom properties, or a malformed key
+	InvalidTooManyParam = "too_many_params" // more query parameters than the edge accepts
+	InvalidBadOrigin    = "bad_origin"      // no event id or receive time (never from the edge)
+
+	// Conversions: an order id, a value in at most 6 decimals and an
+	// ISO 4217 currency, each checked; nothing is clamped or dropped
+	// silently.
+	InvalidBadOrderID      = "bad_order_id"           // outside the id byte class or too long
+	InvalidBadValue        = "bad_value"              // not a decimal number with at most 6 digits after the point (NaN, exponents, "1,5")
+	InvalidValueTooLarge   = "value_too_large"        // 10^12 currency units or more
+	InvalidNegativeValue   = "negative_value"         // below zero: refunds are not conversions
+	InvalidUnknownCurrency = "unknown_currency"       // not an active ISO 4217 code
+	InvalidValueNoCurrency = "value_without_currency" // a value other than 0 without a currency: it could not be summed
+)
