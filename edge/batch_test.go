@@ -68,8 +68,13 @@ func TestBatch(t *testing.T) {
 		h := hits[0]
 		if h.GetRoute() != routeBatch || h.GetContentId() != "a-1" || h.GetKind() != pixelpb.Kind_KIND_IMPRESSION || h.GetSiteId() != "news" ||
 			h.GetCampaignId() != "spring" || h.GetPageUrl() != "https://news.example/x" || h.GetUserId() != "u-1" ||
-			h.GetUserAgent() != "ua" || h.GetReferrer() != "https://news.example/page" || len(h.GetClientIp()) != 4 {
+			h.GetUserAgent() != "ua" || h.GetReferrer() != "" || len(h.GetClientIp()) != 4 {
 			t.Fatalf("first hit: %v", h)
+		}
+		// The Referer header of a script's request is its page: it stands
+		// in for a missing url, never for ref.
+		if hits[1].GetPageUrl() != "https://news.example/page" || hits[1].GetReferrer() != "" {
+			t.Fatalf("second hit's page %q, referrer %q", hits[1].GetPageUrl(), hits[1].GetReferrer())
 		}
 		if hits[1].GetValueMicros() != 12_500_000 || hits[1].GetOrderId() != "o-9" || hits[2].GetValueMicros() != 7_000_000 || hits[2].GetCurrency() != "USD" {
 			t.Fatalf("conversions: %v / %v", hits[1], hits[2])

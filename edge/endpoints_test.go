@@ -28,6 +28,18 @@ func signedClick(cid, dest, kid string, exp int64, key []byte) string {
 	return "/c?" + q.Encode()
 }
 
+// TestClickReferrer: a click's Referer header names the page that held the
+// link (a site, a webmail): where the visitor comes from, its referrer.
+func TestClickReferrer(t *testing.T) {
+	t.Parallel()
+	s := clickServer(t)
+	uri := "/c?cid=a&site=news&u=" + url.QueryEscape("https://shop.example/p")
+	_, hit, _ := do(t, s, "GET", uri, map[string]string{"Referer": "https://mail.example.net/inbox"}, "198.51.100.7:1")
+	if hit.GetReferrer() != "https://mail.example.net/inbox" || hit.GetPageUrl() != "" {
+		t.Fatalf("click: referrer %q, page %q", hit.GetReferrer(), hit.GetPageUrl())
+	}
+}
+
 func TestClick(t *testing.T) {
 	t.Parallel()
 	future, past := testNow.Unix()+3600, testNow.Unix()-1

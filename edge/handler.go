@@ -289,14 +289,25 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	f.ClickDestination = clickDest
 	hdr := &rec.hdr
 	hdr.read(&ctx.Request.Header)
-	ref := p.ref
-	if len(ref) == 0 {
-		ref = hdr.referer
+	// The page and where its visitor came from: url and ref, as the page
+	// snippet sends them (location.href, document.referrer). The Referer
+	// header of an image, beacon or script request names the page that
+	// made it, so it stands in for url, never for ref; a click's names the
+	// page that held the link, where the visitor comes from, so it stands
+	// in for ref.
+	page, ref := p.url, p.ref
+	switch {
+	case route == routeClick:
+		if len(ref) == 0 {
+			ref = hdr.referer
+		}
+	case len(page) == 0:
+		page = hdr.referer
 	}
 	// Free text goes into protobuf string fields, which must be UTF-8:
 	// invalid bytes become U+FFFD (in the record's scratch space).
 	rec.scratch = rec.scratch[:0]
-	f.PageURL, rec.scratch = text(p.url, rec.scratch)
+	f.PageURL, rec.scratch = text(page, rec.scratch)
 	f.Referrer, rec.scratch = text(ref, rec.scratch)
 	f.UserAgent, rec.scratch = text(hdr.userAgent, rec.scratch)
 	f.CookieID = ctx.Request.Header.Cookie(s.cfg.VisitorCookie)

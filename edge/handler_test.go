@@ -138,9 +138,27 @@ func TestPixel(t *testing.T) {
 					t.Fatalf("got %v\nwant %v", h, want)
 				}
 			}},
-		{"referer header as fallback", "/p.gif?cid=a", map[string]string{"Referer": "https://r.example/"}, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetReferrer() != "https://r.example/" {
-				t.Fatalf("referrer %q", h.GetReferrer())
+		// The page and its referrer, as the page snippet sends them; the
+		// Referer header of an image request is the page that loaded it.
+		{"url and ref", "/p.gif?cid=a&url=https%3A%2F%2Fshop.example%2Fp%3Futm_source%3Dnl&ref=https%3A%2F%2Fwww.google.com%2F",
+			map[string]string{"Referer": "https://shop.example/p?utm_source=nl"}, func(t *testing.T, h *pixelpb.RawHit) {
+				if h.GetPageUrl() != "https://shop.example/p?utm_source=nl" || h.GetReferrer() != "https://www.google.com/" {
+					t.Fatalf("page %q, referrer %q", h.GetPageUrl(), h.GetReferrer())
+				}
+			}},
+		{"referer header is the page", "/p.gif?cid=a", map[string]string{"Referer": "https://shop.example/post?gclid=G1"}, func(t *testing.T, h *pixelpb.RawHit) {
+			if h.GetPageUrl() != "https://shop.example/post?gclid=G1" || h.GetReferrer() != "" {
+				t.Fatalf("page %q, referrer %q", h.GetPageUrl(), h.GetReferrer())
+			}
+		}},
+		{"referer header and ref", "/p.gif?cid=a&ref=https%3A%2F%2Ft.co%2Fx", map[string]string{"Referer": "https://shop.example/"}, func(t *testing.T, h *pixelpb.RawHit) {
+			if h.GetPageUrl() != "https://shop.example/" || h.GetReferrer() != "https://t.co/x" {
+				t.Fatalf("page %q, referrer %q", h.GetPageUrl(), h.GetReferrer())
+			}
+		}},
+		{"direct visit: empty ref, no fallback", "/p.gif?cid=a&url=https%3A%2F%2Fshop.example%2F&ref=", map[string]string{"Referer": "https://shop.example/"}, func(t *testing.T, h *pixelpb.RawHit) {
+			if h.GetPageUrl() != "https://shop.example/" || h.GetReferrer() != "" {
+				t.Fatalf("page %q, referrer %q", h.GetPageUrl(), h.GetReferrer())
 			}
 		}},
 		{"missing cid is recorded invalid", "/p.gif?site=x", nil, func(t *testing.T, h *pixelpb.RawHit) {

@@ -283,8 +283,9 @@ func TestSnippet(t *testing.T) {
 				case "img", "amp-pixel":
 					srcs = append(srcs, tag.attrs["src"])
 				case "script":
-					// The script builds the URL from one string literal.
-					m := regexp.MustCompile(`i\.src=("(?:[^"\\]|\\.)*")\+"&cb="`).FindStringSubmatch(tag.text)
+					// The script builds the URL from one string literal, then
+					// the page's URL and referrer, then a cache-buster.
+					m := regexp.MustCompile(`i\.src=("(?:[^"\\]|\\.)*")\+"&url="\+encodeURIComponent\((?:location\.href\.split\("#"\)\[0\]|u)\)\+"&ref="\+encodeURIComponent\((?:document\.referrer|ref)\)\+"&cb="`).FindStringSubmatch(tag.text)
 					if m == nil {
 						t.Fatalf("script has no i.src literal: %s", tag.text)
 					}
@@ -295,8 +296,11 @@ func TestSnippet(t *testing.T) {
 					srcs = append(srcs, lit+"&cb=fromscript")
 				}
 			}
-			if seen["script"] != 1 || seen["noscript"] != 1 || seen["img"] != 3 || seen["amp-pixel"] != 1 {
-				t.Errorf("elements %v, want 1 script, 1 noscript, 3 img, 1 amp-pixel", seen)
+			if seen["script"] != 2 || seen["noscript"] != 1 || seen["img"] != 3 || seen["amp-pixel"] != 1 {
+				t.Errorf("elements %v, want 2 scripts (page, single-page app), 1 noscript, 3 img, 1 amp-pixel", seen)
+			}
+			if !strings.Contains(out, "&amp;url=SOURCE_URL&amp;ref=DOCUMENT_REFERRER&amp;cb=RANDOM") {
+				t.Error("the AMP pixel does not send AMP's page URL and referrer")
 			}
 			if !strings.Contains(out, `layout="nodisplay"`) || !strings.Contains(out, "<noscript><img ") {
 				t.Error("no AMP nodisplay layout or noscript image")
@@ -320,7 +324,7 @@ func TestSnippet(t *testing.T) {
 				}
 				cbs[q.Get("cb")] = true
 			}
-			if !cbs["RANDOM"] || !cbs["fromscript"] || len(cbs) != 3 {
+			if !cbs["RANDOM"] || !cbs["fromscript"] || len(cbs) != 3 || len(srcs) != 6 {
 				t.Errorf("cache-busters %v: want AMP's RANDOM, the script's own and one static per snippet", cbs)
 			}
 		})

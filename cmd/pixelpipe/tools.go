@@ -242,19 +242,23 @@ func cmdSnippet(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	_, _ = rand.Read(nonce[:])
 	static := raw + "&cb=" + hex.EncodeToString(nonce[:])
 	esc := html.EscapeString
-	fmt.Fprintf(stdout, `<!-- page: a fresh cache-buster on every load -->
-<script>(function(){var i=new Image(1,1);i.referrerPolicy="no-referrer-when-downgrade";i.src=%s+"&cb="+Date.now().toString(36)+Math.random().toString(36).slice(2)+"&ref="+encodeURIComponent(document.referrer);})();</script>
-<noscript><img src="%s" width="1" height="1" alt="" style="position:absolute;border:0"></noscript>
+	js := jsString(raw)
+	fmt.Fprintf(stdout, `<!-- page: the page's URL and where its visitor came from, a fresh cache-buster on every load -->
+<script>(function(){var i=new Image(1,1);i.referrerPolicy="no-referrer-when-downgrade";i.src=%s+"&url="+encodeURIComponent(location.href.split("#")[0])+"&ref="+encodeURIComponent(document.referrer)+"&cb="+Date.now().toString(36)+Math.random().toString(36).slice(2);})();</script>
+<noscript><img src="%s" width="1" height="1" alt="" referrerpolicy="no-referrer-when-downgrade" style="position:absolute;border:0"></noscript>
 
-<!-- plain <img> (server-rendered pages: the server should render a new cb per response) -->
+<!-- single-page app: a view at load and at every history change (pushState, replaceState to a new URL, back and forward); a later view's referrer is the view before it -->
+<script>(function(){var last="";function send(ref){var u=location.href.split("#")[0];if(u===last)return;last=u;var i=new Image(1,1);i.referrerPolicy="no-referrer-when-downgrade";i.src=%s+"&url="+encodeURIComponent(u)+"&ref="+encodeURIComponent(ref)+"&cb="+Date.now().toString(36)+Math.random().toString(36).slice(2);}send(document.referrer);["pushState","replaceState"].forEach(function(m){var o=history[m];history[m]=function(){var prev=last,r=o.apply(this,arguments);send(prev);return r;};});addEventListener("popstate",function(){send(last);});})();</script>
+
+<!-- plain <img> (server-rendered pages: the server should render a new cb per response; the page is taken from the Referer header, no referrer is known) -->
 <img src="%s" width="1" height="1" alt="" loading="eager" referrerpolicy="no-referrer-when-downgrade" style="position:absolute;border:0">
 
-<!-- email: a static cache-buster per send; mail proxies fetch once, the visitor id counts each recipient -->
+<!-- email: a static cache-buster per send; no page and no referrer (mail clients send none); mail proxies fetch once, the visitor id counts each recipient -->
 <img src="%s" width="1" height="1" alt="" border="0" style="display:block;height:1px;width:1px;border:0">
 
-<!-- AMP: RANDOM is replaced on every render -->
+<!-- AMP: SOURCE_URL is the page's URL, DOCUMENT_REFERRER its referrer, RANDOM a new cache-buster on every render -->
 <amp-pixel src="%s" layout="nodisplay"></amp-pixel>
-`, jsString(raw), esc(static), esc(static), esc(static), esc(raw+"&cb=RANDOM"))
+`, js, esc(static), js, esc(static), esc(static), esc(raw+"&url=SOURCE_URL&ref=DOCUMENT_REFERRER&cb=RANDOM"))
 	return nil
 }
 
