@@ -290,6 +290,8 @@ func classOf(ev *pixelpb.Event) hllstore.Class {
 		return hllstore.Machine
 	case ev.GetBot():
 		return hllstore.Bot
+	case ev.GetUnverifiedReason() != "" && ev.GetSignaturePolicy() == "require":
+		return hllstore.Unverified
 	}
 	return hllstore.Human
 }
@@ -414,10 +416,14 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 				a.records++
 			}
 			r.Add(vk)
-			if !human {
+			if !human && (ev.GetBot() || ev.GetMachineOpen()) {
 				for _, reason := range ev.GetBotReasons() {
 					r.AddReason(reason)
 				}
+			} else if reason := ev.GetUnverifiedReason(); reason != "" {
+				// Unverified, or human under a prefer policy: why it
+				// did not verify.
+				r.AddReason(reason)
 			}
 			if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" {
 				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())

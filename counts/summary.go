@@ -18,7 +18,7 @@ var Kinds = []pixelpb.Kind{
 }
 
 // Classes lists the traffic classes a Summary counts apart.
-var Classes = []hllstore.Class{hllstore.Human, hllstore.Bot, hllstore.Machine}
+var Classes = []hllstore.Class{hllstore.Human, hllstore.Bot, hllstore.Machine, hllstore.Unverified}
 
 // Scope selects what a Summary or a Series counts: a content id, or a campaign
 // (optionally on one content id), over [From, To), hour-aligned.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // Click redirects go only where a signature or the site's allow-list says:
@@ -61,22 +63,33 @@ func verifyClick(keys map[string][]byte, kid, cid, dest, exp, sig []byte, now ti
 // exists, exp (if any) has not passed at now, and sig (unpadded base64url)
 // equals mac(key).
 func verifySig(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac func(key []byte) []byte) bool {
+	return sigError(keys, kid, exp, sig, now, mac) == ""
+}
+
+// sigError returns why sig is not a valid signature under the key named kid
+// (schemas.Signature*: unknown_key, bad_signature, expired), or "". The MAC
+// is checked before the expiry, so only a genuine signature is reported
+// expired.
+func sigError(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac func(key []byte) []byte) string {
 	key, ok := keys[string(kid)]
-	if !ok || len(sig) == 0 || len(sig) > 64 {
-		return false
+	if !ok {
+		return schemas.SignatureUnknownKey
+	}
+	var got [48]byte // 64 base64 characters at most
+	if len(sig) == 0 || len(sig) > 64 {
+		return schemas.SignatureBad
+	}
+	n, err := base64.RawURLEncoding.Decode(got[:], sig)
+	if err != nil || !hmac.Equal(got[:n], mac(key)) {
+		return schemas.SignatureBad
 	}
 	if len(exp) > 0 {
 		e, err := strconv.ParseInt(string(exp), 10, 64)
 		if err != nil || e <= 0 || now.Unix() > e {
-			return false
+			return schemas.SignatureExpired
 		}
 	}
-	var got [48]byte // 64 base64 characters at most
-	n, err := base64.RawURLEncoding.Decode(got[:], sig)
-	if err != nil {
-		return false
-	}
-	return hmac.Equal(got[:n], mac(key))
+	return ""
 }
 
 // redirectLocation parses dest and returns the Location to send, built from

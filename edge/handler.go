@@ -225,8 +225,10 @@ type hitParams struct {
 	kid, exp, sig []byte
 	// n is the number of parameters given, for the maxParams bound.
 	n int
-	// verified: a signed pixel whose signature checked.
+	// verified: a signed pixel whose signature checked; sigErr why a
+	// signed one did not.
 	verified bool
+	sigErr   string
 }
 
 // recordResult says what record did with a hit.
@@ -248,7 +250,8 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	defer s.pool.Put(rec)
 	rec.query, rec.props = rec.params.fromQuery(ctx.URI().QueryString(), rec.query[:0], rec.props[:0])
 	if p := &rec.params; route != routeClick && len(p.sig) > 0 {
-		p.verified = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
+		p.sigErr = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
+		p.verified = p.sigErr == ""
 	}
 	rec.issued = rec.issued[:0]
 	s.recordParams(ctx, rec, route, clickDest, invalid)
@@ -342,7 +345,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		}
 		f.CookieID = rec.issued
 	}
-	f.Verified = p.verified
+	f.Verified, f.SignatureError = p.verified, p.sigErr
 	f.Purpose = hdr.secPurpose
 	if len(f.Purpose) == 0 {
 		f.Purpose = hdr.purpose

@@ -41,22 +41,23 @@ func pixelMAC(key, signed []byte) []byte {
 
 var sigParam = []byte("&sig=")
 
-// verifyPixel checks the signature of a pixel's raw query string qs.
-// kid and exp are the query's kid and exp parameters.
-func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) bool {
+// verifyPixel checks the signature of a pixel's raw query string qs, which
+// has a sig parameter; kid and exp are the query's kid and exp parameters.
+// It returns why the pixel does not verify (schemas.Signature*), or "".
+func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) string {
 	i := bytes.LastIndex(qs, sigParam)
-	if i < 0 || len(keys) == 0 {
-		return false
+	if i < 0 {
+		return schemas.SignatureBad // sig was the first parameter: nothing signed
 	}
 	signed, sig := qs[:i], qs[i+len(sigParam):]
 	if j := bytes.IndexByte(sig, '&'); j >= 0 {
 		rest := sig[j:]
 		sig = sig[:j]
 		if !bytes.HasPrefix(rest, []byte("&cb=")) || bytes.IndexByte(rest[1:], '&') >= 0 {
-			return false
+			return schemas.SignatureUnsignedTail
 		}
 	}
-	return verifySig(keys, kid, exp, sig, now, func(key []byte) []byte { return pixelMAC(key, signed) })
+	return sigError(keys, kid, exp, sig, now, func(key []byte) []byte { return pixelMAC(key, signed) })
 }
 
 // Custom properties: query parameters "p.KEY=VALUE" of a pixel or beacon,

@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,27 +21,56 @@ func TestSignedPixel(t *testing.T) {
 	base := "cid=ad-1&k=impression&cmp=spring&kid=k1"
 	for _, tc := range []struct {
 		name, query string
-		verified    bool
+		sigErr      string // "" and signed: verified
 	}{
-		{"signed", sign(base, clickKey), true},
-		{"signed with expiry", sign(base+"&exp="+future, clickKey), true},
-		{"signed, cache-buster after", sign(base, clickKey) + "&cb=98765", true},
-		{"expired", sign(base+"&exp="+past, clickKey), false},
-		{"wrong key", sign(base, []byte("another-key-of-32-bytes-00000000")), false},
-		{"unknown key id", sign("cid=ad-1&kid=k2", clickKey), false},
-		{"tampered campaign", strings.Replace(sign(base, clickKey), "spring", "summer", 1), false},
-		{"parameter appended after sig", sign(base, clickKey) + "&uid=forged", false},
-		{"two parameters after sig", sign(base, clickKey) + "&cb=1&cb=2", false},
-		{"unsigned", base, false},
-		{"garbage sig", base + "&sig=%%%", false},
+		{"signed", sign(base, clickKey), ""},
+		{"signed with expiry", sign(base+"&exp="+future, clickKey), ""},
+		{"signed, cache-buster after", sign(base, clickKey) + "&cb=98765", ""},
+		{"expired", sign(base+"&exp="+past, clickKey), schemas.SignatureExpired},
+		{"wrong key", sign(base, []byte("another-key-of-32-bytes-00000000")), schemas.SignatureBad},
+		{"forged with a past expiry", sign(base+"&exp="+past, []byte("another-key-of-32-bytes-00000000")), schemas.SignatureBad},
+		{"unknown key id", sign("cid=ad-1&kid=k2", clickKey), schemas.SignatureUnknownKey},
+		{"tampered campaign", strings.Replace(sign(base, clickKey), "spring", "summer", 1), schemas.SignatureBad},
+		{"expiry extended", strings.Replace(sign(base+"&exp="+past, clickKey), "&exp="+past, "&exp="+future, 1), schemas.SignatureBad},
+		{"parameter appended after sig", sign(base, clickKey) + "&uid=forged", schemas.SignatureUnsignedTail},
+		{"two parameters after sig", sign(base, clickKey) + "&cb=1&cb=2", schemas.SignatureUnsignedTail},
+		{"unsigned", base, ""},
+		{"garbage sig", base + "&sig=%%%", schemas.SignatureBad},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, hit, _ := do(t, s, "GET", "/p.gif?"+tc.query, nil, "198.51.100.7:1")
 			assertGIF(t, resp)
-			if hit.GetVerified() != tc.verified || hit.GetContentId() != "ad-1" {
-				t.Fatalf("verified %v, want %v: %v", hit.GetVerified(), tc.verified, hit)
+			verified := tc.sigErr == "" && strings.Contains(tc.query, "&sig=")
+			if hit.GetVerified() != verified || hit.GetSignatureError() != tc.sigErr || hit.GetContentId() != "ad-1" {
+				t.Fatalf("verified %v, signature error %q; want %v, %q: %v", hit.GetVerified(), hit.GetSignatureError(), verified, tc.sigErr, hit)
 			}
 		})
+	}
+}
+
+// TestSignedPixelVector: the signature of the documented test vector,
+// computed here from the documented algorithm alone (HMAC-SHA256 of
+// "pixelpipe-pixel-v1\n" and the query string before "&sig=", unpadded
+// base64url), is the documented value, and the edge verifies it.
+func TestSignedPixelVector(t *testing.T) {
+	t.Parallel()
+	const (
+		key   = "pixelpipe-test-vector-key-000001"
+		query = "cid=acme%3Aad-7&k=conversion&cmp=spring&uid=r-42&oid=o-1001&val=49.90&cur=EUR&kid=k1&exp=1830297600"
+		want  = "VY8G6qYf1Rd-XUfvJt8hFVZdW8iZL8TGCs4spPGZIKA"
+	)
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte("pixelpipe-pixel-v1\n" + query))
+	if got := base64.RawURLEncoding.EncodeToString(m.Sum(nil)); got != want {
+		t.Fatalf("hand-computed signature %s, documented %s", got, want)
+	}
+	if got := SignPixel([]byte(key), query); got != want {
+		t.Fatalf("SignPixel = %s, want %s", got, want)
+	}
+	s := newTestServer(t, func(c *Config) { c.ClickKeys = map[string][]byte{"k1": []byte(key)} })
+	_, hit, _ := do(t, s, "GET", "/p.gif?"+query+"&sig="+want+"&cb=1", nil, "198.51.100.7:1")
+	if !hit.GetVerified() || hit.GetOrderId() != "o-1001" || hit.GetValueMicros() != 49_900_000 {
+		t.Fatalf("the test vector did not verify: %v", hit)
 	}
 }
 

@@ -23,15 +23,16 @@ const Precision = 14
 // NewSketch returns an empty sketch of the store's precision.
 func NewSketch() *hyperloglog.Sketch { return hyperloglog.New14() }
 
-// Class separates people from machines: bot and machine-open traffic is
-// counted apart, never mixed into human counts.
+// Class separates people from machines: bot, machine-open and unverified
+// traffic is counted apart, never mixed into human counts.
 type Class uint8
 
 // Traffic classes.
 const (
-	Human   Class = iota
-	Bot           // invalid traffic: crawlers, headless browsers, prefetch, ...
-	Machine       // email opens by proxies and scanners, not by a person
+	Human      Class = iota
+	Bot              // invalid traffic: crawlers, headless browsers, prefetch, ...
+	Machine          // email opens by proxies and scanners, not by a person
+	Unverified       // not a verified signed pixel of a content id whose policy requires one
 )
 
 // String returns the class name used in keys and APIs.
@@ -41,6 +42,8 @@ func (c Class) String() string {
 		return "bot"
 	case Machine:
 		return "machine"
+	case Unverified:
+		return "unverified"
 	}
 	return "human"
 }
@@ -54,6 +57,8 @@ func ParseClass(s string) (Class, bool) {
 		return Bot, true
 	case "machine":
 		return Machine, true
+	case "unverified":
+		return Unverified, true
 	}
 	return Human, false
 }

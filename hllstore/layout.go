@@ -115,7 +115,7 @@ func parseRID(s string) (RecordID, bool) {
 	}
 	k, err1 := strconv.Atoi(parts[0])
 	c, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil || c < 0 || c > int(Machine) {
+	if err1 != nil || err2 != nil || c < 0 || c > int(Unverified) {
 		return id, false
 	}
 	id.Kind, id.Class, id.Campaign = pixelpb.Kind(k), Class(c), parts[2]

@@ -20,6 +20,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -291,4 +292,70 @@ func TestAttributionInBrowser(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestSignedPixelPolicy: through a real edge, processor, aggregator and
+// query API, a content id under require counts only verified signed pixels
+// as human and the rest (unsigned, forged, altered, expired) as unverified
+// with their reasons; under prefer all count as human with the same
+// reasons tallied; with no policy signatures change nothing.
+func TestSignedPixelPolicy(t *testing.T) {
+	s := newStack(t)
+	key := []byte("policy-test-key-0123456789abcdef")
+	s.startEdgeWith(func(c *edge.Config) { c.ClickKeys = map[string][]byte{"k1": key} })
+	p, _ := s.newProcessor("sig-proc", func(c *processor.Config) { c.SignedPixels = "sigreq=require,sigpref:ad=prefer" })
+	s.run("processor", p)
+	s.startAggregator("sig-agg")
+	s.startQuery()
+
+	sign := func(q string, k []byte) string { return q + "&sig=" + edge.SignPixel(k, q) }
+	past := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+	for _, cid := range []string{"sigreq:ad", "sigpref:ad", "sigoff:ad"} {
+		base := "cid=" + url.QueryEscape(cid) + "&k=impression"
+		for _, q := range []string{
+			sign(base+"&uid=v1&kid=k1", key), sign(base+"&uid=v2&kid=k1", key) + "&cb=7", sign(base+"&uid=v3&kid=k1", key), // verified
+			base + "&uid=v4", // unsigned
+			sign(base+"&uid=v5&kid=k1", []byte("forged-key-0123456789abcdef01234")),  // bad_signature
+			strings.Replace(sign(base+"&uid=v6&kid=k1", key), "uid=v6", "uid=v9", 1), // altered: bad_signature
+			sign(base+"&uid=v7&kid=k1&exp="+past, key),                               // expired
+		} {
+			if r := browserGet(t, s.edgeURL+"/p.gif?"+q); r.StatusCode != 200 {
+				t.Fatalf("%s: %d", q, r.StatusCode)
+			}
+		}
+	}
+	reasons := map[string]uint64{"unsigned": 1, "bad_signature": 2, "expired": 1}
+	for cid, want := range map[string]struct {
+		human, unverified        uint64
+		humanReasons, unvReasons map[string]uint64
+	}{
+		"sigreq:ad":  {3, 4, nil, reasons},
+		"sigpref:ad": {7, 0, reasons, nil},
+		"sigoff:ad":  {7, 0, nil, nil},
+	} {
+		pipetest.Eventually(t, time.Minute, func() string {
+			st, err := s.stats(cid)
+			if err != nil {
+				return err.Error()
+			}
+			h, u := st.Human.Impressions.Total, st.Unverified.Impressions.Total
+			if h != want.human || u != want.unverified || fmt.Sprint(st.Human.Reasons) != fmt.Sprint(want.humanReasons) ||
+				fmt.Sprint(st.Unverified.Reasons) != fmt.Sprint(want.unvReasons) {
+				return fmt.Sprintf("%s: human %d (reasons %v), unverified %d (reasons %v); want %d (%v), %d (%v)",
+					cid, h, st.Human.Reasons, u, st.Unverified.Reasons, want.human, want.humanReasons, want.unverified, want.unvReasons)
+			}
+			return ""
+		})
+	}
+	// What the README shows.
+	out := mustBin(t, buildBinary(t), "stats", "-url="+s.queryURL, "-token=it-token", "sigreq:ad")
+	for _, want := range []string{
+		"         kind  human  uniques  ±bound  bot  machine  unverified\n",
+		"  impressions      3        3       0    0        0           4\n",
+		"unverified reasons:  bad_signature 2  expired 1  unsigned 1\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pixelpipe stats lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -326,7 +326,7 @@ func checkStatsTable(t *testing.T, out string, api *query.StatsResponse) {
 	rows := map[string][]uint64{}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) != 6 {
+		if len(f) != 7 {
 			continue
 		}
 		var nums []uint64
@@ -337,28 +337,28 @@ func checkStatsTable(t *testing.T, out string, api *query.StatsResponse) {
 			}
 			nums = append(nums, n)
 		}
-		if len(nums) == 5 {
+		if len(nums) == 6 {
 			rows[f[0]] = nums
 		}
 	}
-	H, B, M := api.Human, api.Bot, api.Machine
-	for name, k := range map[string][3]query.KindStats{
-		"impressions": {H.Impressions, B.Impressions, M.Impressions},
-		"views":       {H.Views, B.Views, M.Views},
-		"clicks":      {H.Clicks, B.Clicks, M.Clicks},
-		"conversions": {H.Conversions, B.Conversions, M.Conversions},
-		"opens":       {H.Opens, B.Opens, M.Opens},
-		"custom":      {H.Custom, B.Custom, M.Custom},
+	H, B, M, U := api.Human, api.Bot, api.Machine, api.Unverified
+	for name, k := range map[string][4]query.KindStats{
+		"impressions": {H.Impressions, B.Impressions, M.Impressions, U.Impressions},
+		"views":       {H.Views, B.Views, M.Views, U.Views},
+		"clicks":      {H.Clicks, B.Clicks, M.Clicks, U.Clicks},
+		"conversions": {H.Conversions, B.Conversions, M.Conversions, U.Conversions},
+		"opens":       {H.Opens, B.Opens, M.Opens, U.Opens},
+		"custom":      {H.Custom, B.Custom, M.Custom, U.Custom},
 	} {
-		want := []uint64{k[0].Total, k[0].Uniques, k[0].UniquesBound, k[1].Total, k[2].Total}
+		want := []uint64{k[0].Total, k[0].Uniques, k[0].UniquesBound, k[1].Total, k[2].Total, k[3].Total}
 		if !reflect.DeepEqual(rows[name], want) {
-			t.Errorf("row %s: %v, want human total, uniques, bound, bot, machine %v\n%s", name, rows[name], want, out)
+			t.Errorf("row %s: %v, want human total, uniques, bound, bot, machine, unverified %v\n%s", name, rows[name], want, out)
 		}
 	}
 	if want := fmt.Sprintf("CTR %.2f%%   conversion rate %.2f%%   orders %d", 100*H.CTR, 100*H.ConversionRate, H.Orders); !strings.Contains(out, want) {
 		t.Errorf("no %q in\n%s", want, out)
 	}
-	for class, reasons := range map[string]map[string]uint64{"bot": B.Reasons, "machine": M.Reasons} {
+	for class, reasons := range map[string]map[string]uint64{"bot": B.Reasons, "machine": M.Reasons, "unverified": U.Reasons} {
 		if len(reasons) == 0 {
 			continue
 		}

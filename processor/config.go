@@ -2,10 +2,12 @@ package processor
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/processor/geo"
 	"github.com/pixelpipe/pixelpipe/processor/session"
+	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
@@ -71,6 +73,11 @@ type Config struct {
 	// MaxPerMinute is the most hits a visitor plausibly sends in one minute
 	// of event time; more are labelled "rate". Default 120.
 	MaxPerMinute int
+	// SignedPixels is the signed-pixel policy per tenant or content id,
+	// "KEY=POLICY,..." with KEY a content id, a tenant (the part of content
+	// ids before ':') or "*", and POLICY require, prefer or off (package
+	// signing). E.g. "acme=require,*=prefer". Default empty: off for all.
+	SignedPixels string
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -131,6 +138,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPerMinute < 1 {
 		errs = append(errs, errors.New("processor.maxPerMinute must be at least 1"))
+	}
+	if _, err := signing.Parse(c.SignedPixels); err != nil {
+		errs = append(errs, fmt.Errorf("processor.signedPixels: %w", err))
 	}
 	return errors.Join(errs...)
 }

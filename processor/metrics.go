@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	events, dlqDecode, dlqInvalid, duplicate, replayed prometheus.Counter
 	bot, machineOpen                                   prometheus.Counter
+	unverified                                         [3]prometheus.Counter // by signing.Policy (Off unused)
 	sessionsClosed                                     prometheus.Counter
 	writeErr, stateErr, stateStale                     prometheus.Counter
 	restored, stateGap, shed                           prometheus.Counter
@@ -21,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"result"})
 	labels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_processor_labelled_total",
-		Help: "Events labelled as invalid traffic (bot) or machine e-mail opens (machine_open); labelled events are written like any other.",
+		Help: "Events labelled as invalid traffic (bot), machine e-mail opens (machine_open), or not verified under a signed-pixel policy (unverified_prefer, unverified_require: see -processor.signedPixels); labelled events are written like any other.",
 	}, []string{"label"})
 	m := &metrics{
 		events:      hits.WithLabelValues("event"),
@@ -31,6 +32,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		replayed:    hits.WithLabelValues("replayed"),
 		bot:         labels.WithLabelValues("bot"),
 		machineOpen: labels.WithLabelValues("machine_open"),
+		unverified:  [3]prometheus.Counter{nil, labels.WithLabelValues("unverified_prefer"), labels.WithLabelValues("unverified_require")},
 		sessionsClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_sessions_closed_total",
 			Help: "Session summaries written to the sessions topic.",

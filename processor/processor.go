@@ -15,6 +15,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
 	"github.com/pixelpipe/pixelpipe/processor/geo"
+	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -66,6 +67,7 @@ type Processor struct {
 	ua      *device.Parser
 	sources *source.List
 	bots    *bots.Labeler
+	signing *signing.Rules
 
 	parts map[int]*part
 
@@ -116,8 +118,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 			return nil, fmt.Errorf("processor.datacenterList %s: %w", cfg.DatacenterList, err)
 		}
 	}
+	rules, err := signing.Parse(cfg.SignedPixels)
+	if err != nil {
+		return nil, fmt.Errorf("processor.signedPixels: %w", err)
+	}
 	return &Processor{
-		cfg: cfg, logger: logger, m: newMetrics(reg), d: d,
+		cfg: cfg, logger: logger, m: newMetrics(reg), d: d, signing: rules,
 		keyer: visitor.NewKeyer(cfg.VisitorSecret), now: time.Now,
 		geo: loc, ua: device.NewParser(cfg.UACache, reg), sources: sources, bots: bots.New(bcfg),
 		parts: map[int]*part{},

@@ -14,6 +14,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/session"
+	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -266,6 +267,13 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		Verified: hit.GetVerified(), Props: redactProps(hit.GetProps()), Route: hit.GetRoute(),
 	}
 	ev := &p.ev
+	if pol := p.signing.For(hit.GetContentId()); pol != signing.Off {
+		ev.SignaturePolicy = pol.String()
+		if !hit.GetVerified() {
+			ev.UnverifiedReason = cmp.Or(hit.GetSignatureError(), schemas.Unsigned)
+			p.m.unverified[pol].Inc()
+		}
+	}
 	if ev.Bot {
 		p.m.bot.Inc()
 	}

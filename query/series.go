@@ -66,7 +66,7 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 		className = "human"
 	}
 	if sq.Class, ok = hllstore.ParseClass(className); !ok {
-		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot or machine")
+		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot, machine or unverified")
 		return
 	}
 	if sq.From, sq.To, ok = s.rangeParams(w, r); !ok {

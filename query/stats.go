@@ -11,8 +11,8 @@ import (
 )
 
 // StatsResponse is the answer of the stats routes. The top-level count is
-// the one selected by kind and class (default: human views); human, bot and
-// machine hold every kind of each traffic class.
+// the one selected by kind and class (default: human views); human, bot,
+// machine and unverified hold every kind of each traffic class.
 type StatsResponse struct {
 	ContentID string `json:"content_id,omitempty"`
 	Campaign  string `json:"campaign,omitempty"`
@@ -27,17 +27,23 @@ type StatsResponse struct {
 	Uniques      uint64 `json:"uniques"`
 	UniquesBound uint64 `json:"uniques_bound"`
 	Exact        bool   `json:"uniques_exact"`
-	// Reasons: bot and machine events per reason (class bot or machine).
+	// Reasons: events per reason: bot reasons (class bot or machine), why
+	// they did not verify (class unverified; human under a prefer policy).
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
 	// Orders and Value: distinct orders and value per currency, in currency
 	// units as exact decimals (kind=conversion).
 	Orders uint64               `json:"orders,omitempty"`
 	Value  map[string]money.Sum `json:"value,omitempty"`
 
-	Human     ClassStats    `json:"human"`
-	Bot       ClassStats    `json:"bot"`
-	Machine   ClassStats    `json:"machine"`
-	Freshness FreshnessBody `json:"freshness"`
+	Human   ClassStats `json:"human"`
+	Bot     ClassStats `json:"bot"`
+	Machine ClassStats `json:"machine"`
+	// Unverified: hits of content ids whose signed-pixel policy is require
+	// that were not verified signed pixels, with why in Reasons (unsigned,
+	// unknown_key, bad_signature, expired, unsigned_suffix). Under prefer
+	// they are in Human, and Human.Reasons counts them by the same reasons.
+	Unverified ClassStats    `json:"unverified"`
+	Freshness  FreshnessBody `json:"freshness"`
 }
 
 // KindStats is one event kind's count.
@@ -64,7 +70,9 @@ type ClassStats struct {
 	// most six digits after the point).
 	Orders  uint64               `json:"orders"`
 	Revenue map[string]money.Sum `json:"revenue"`
-	// Reasons counts bot and machine events per reason.
+	// Reasons counts bot and machine events per bot reason, and unverified
+	// events (human ones under a prefer policy) per reason they did not
+	// verify.
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
 }
 
@@ -135,7 +143,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	class, ok := hllstore.ParseClass(className)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot or machine")
+		writeError(w, http.StatusBadRequest, "bad class "+quote(className)+": use human, bot, machine or unverified")
 		return
 	}
 	if sc.From, sc.To, ok = s.rangeParams(w, r); !ok {
@@ -164,7 +172,8 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		Total: head.Total, Uniques: head.Uniques, UniquesBound: head.UniquesBound, Exact: head.UniquesBound == 0,
 		Reasons: head.Reasons, Orders: head.Orders, Value: head.Value,
 		Human: classStats(sum, hllstore.Human), Bot: classStats(sum, hllstore.Bot), Machine: classStats(sum, hllstore.Machine),
-		Freshness: freshnessBody(fresh, s.now()),
+		Unverified: classStats(sum, hllstore.Unverified),
+		Freshness:  freshnessBody(fresh, s.now()),
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -25,3 +25,14 @@ const (
 	InvalidUnknownCurrency = "unknown_currency"       // not an active ISO 4217 code
 	InvalidValueNoCurrency = "value_without_currency" // a value other than 0 without a currency: it could not be summed
 )
+
+// Why a pixel is not verified (RawHit.signature_error, and with Unsigned
+// Event.unverified_reason). A hit that is not verified is still valid: the
+// content id's signing policy decides how it counts.
+const (
+	Unsigned              = "unsigned"        // no signature (Event.unverified_reason only)
+	SignatureUnknownKey   = "unknown_key"     // kid names no key of the edge
+	SignatureBad          = "bad_signature"   // the HMAC does not match: forged, or a signed parameter altered
+	SignatureExpired      = "expired"         // exp has passed
+	SignatureUnsignedTail = "unsigned_suffix" // parameters other than cb after sig
+)

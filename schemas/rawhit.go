@@ -41,6 +41,7 @@ const (
 	rawHitPurpose       = 28
 	rawHitAcceptLang    = 29
 	rawHitPresentHdrs   = 30
+	rawHitSignatureErr  = 31
 
 	propKey   = 1
 	propValue = 2
@@ -85,9 +86,12 @@ type HitFields struct {
 	// ClickDestination is where a click redirected to.
 	ClickDestination []byte
 	Verified         bool
-	GPC, DNT         bool
-	GDPRApplies      bool
-	ConsentGiven     bool
+	// SignatureError says why a signed pixel did not verify (Signature*
+	// constants); empty when it verified or carried no signature.
+	SignatureError string
+	GPC, DNT       bool
+	GDPRApplies    bool
+	ConsentGiven   bool
 	// Props are the hit's custom properties, in the order given.
 	Props []Prop
 	// Purpose is the Sec-Purpose (or Purpose) header, AcceptLanguage the
@@ -149,6 +153,7 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendBytesField(dst, rawHitPurpose, h.Purpose)
 	dst = appendBytesField(dst, rawHitAcceptLang, h.AcceptLanguage)
 	dst = appendVarintField(dst, rawHitPresentHdrs, uint64(h.PresentHeaders))
+	dst = appendStringField(dst, rawHitSignatureErr, h.SignatureError)
 	return dst
 }
 

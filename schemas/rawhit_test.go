@@ -54,6 +54,7 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 			h.Purpose, h.AcceptLanguage = []byte("prefetch"), []byte("de-CH,de;q=0.9")
 			h.PresentHeaders = HeaderAccept | HeaderCookie | HeaderSecChUA
 		}},
+		{"signature error", func(h *HitFields) { h.SignatureError = SignatureBad }},
 		{"negative value", func(h *HitFields) { h.ValueMicros = -5; h.Route = "conversion" }},
 		{"long fields (multi-byte lengths)", func(h *HitFields) {
 			h.UserAgent = bytes.Repeat([]byte("u"), 128)
@@ -109,6 +110,7 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 				Purpose:          string(h.Purpose),
 				AcceptLanguage:   string(h.AcceptLanguage),
 				PresentHeaders:   h.PresentHeaders,
+				SignatureError:   h.SignatureError,
 			}
 			for _, p := range h.Props {
 				want.Props = append(want.Props, &pixelpb.Prop{Key: string(p.Key), Value: string(p.Value)})

@@ -224,6 +224,7 @@ func bindProcessor(fs interface {
 	fs.StringVar(&cfg.ReferrerList, "processor.referrerList", cfg.ReferrerList, "file of \"domain medium\" lines (medium: search, social, email, paid, internal, direct, other) extending the built-in referrer list")
 	fs.StringVar(&cfg.DatacenterList, "processor.datacenterList", cfg.DatacenterList, "file of datacenter/cloud CIDRs, one per line; hits from them are labelled bot with reason \"datacenter\"")
 	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
+	fs.StringVar(&cfg.SignedPixels, "processor.signedPixels", cfg.SignedPixels, "signed-pixel policy per tenant or content id, KEY=POLICY,... (KEY: a content id, a tenant, or * for the rest; POLICY: require = hits that are not verified signed pixels count in the unverified class, never as human; prefer = they count as human, their reasons tallied apart; off); e.g. acme=require,*=prefer")
 }
 
 // newProcessor wires a processor to Kafka and to the snapshots of its

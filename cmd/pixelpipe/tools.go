@@ -45,24 +45,24 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // printStats prints a stats answer as a table: per kind, the human total,
-// human unique visitors and their error bound, and the bot and machine
-// totals; then the human funnel rates and revenue, and the bot and machine
-// events per reason.
+// human unique visitors and their error bound, and the bot, machine and
+// unverified totals; then the human funnel rates and revenue, and the
+// events per reason of each class that has some.
 func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	fmt.Fprintf(w, "%s  [%s, %s)\n", id, st.From, st.To)
 	printFreshness(w, &st.Freshness)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\thuman\tuniques\t±bound\tbot\tmachine\t")
-	row := func(name string, h, b, m query.KindStats) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", name, h.Total, h.Uniques, h.UniquesBound, b.Total, m.Total)
+	fmt.Fprintln(tw, "kind\thuman\tuniques\t±bound\tbot\tmachine\tunverified\t")
+	row := func(name string, h, b, m, u query.KindStats) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, h.Total, h.Uniques, h.UniquesBound, b.Total, m.Total, u.Total)
 	}
-	H, B, M := st.Human, st.Bot, st.Machine
-	row("impressions", H.Impressions, B.Impressions, M.Impressions)
-	row("views", H.Views, B.Views, M.Views)
-	row("clicks", H.Clicks, B.Clicks, M.Clicks)
-	row("conversions", H.Conversions, B.Conversions, M.Conversions)
-	row("opens", H.Opens, B.Opens, M.Opens)
-	row("custom", H.Custom, B.Custom, M.Custom)
+	H, B, M, U := st.Human, st.Bot, st.Machine, st.Unverified
+	row("impressions", H.Impressions, B.Impressions, M.Impressions, U.Impressions)
+	row("views", H.Views, B.Views, M.Views, U.Views)
+	row("clicks", H.Clicks, B.Clicks, M.Clicks, U.Clicks)
+	row("conversions", H.Conversions, B.Conversions, M.Conversions, U.Conversions)
+	row("opens", H.Opens, B.Opens, M.Opens, U.Opens)
+	row("custom", H.Custom, B.Custom, M.Custom, U.Custom)
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nCTR %.2f%%   conversion rate %.2f%%   orders %d", 100*H.CTR, 100*H.ConversionRate, H.Orders)
 	curs := make([]string, 0, len(H.Revenue))
@@ -77,7 +77,7 @@ func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	for _, c := range []struct {
 		name    string
 		reasons map[string]uint64
-	}{{"bot", B.Reasons}, {"machine", M.Reasons}} {
+	}{{"human (not verified, signing policy prefer)", H.Reasons}, {"bot", B.Reasons}, {"machine", M.Reasons}, {"unverified", U.Reasons}} {
 		if len(c.reasons) == 0 {
 			continue
 		}

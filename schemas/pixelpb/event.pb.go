@@ -84,17 +84,25 @@ type Event struct {
 	SessionId  []byte `protobuf:"bytes,35,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	SessionSeq uint32 `protobuf:"varint,36,opt,name=session_seq,json=sessionSeq,proto3" json:"session_seq,omitempty"`
 	// Copied from the raw hit.
-	AdId          string  `protobuf:"bytes,37,opt,name=ad_id,json=adId,proto3" json:"ad_id,omitempty"`
-	CreativeId    string  `protobuf:"bytes,38,opt,name=creative_id,json=creativeId,proto3" json:"creative_id,omitempty"`
-	PlacementId   string  `protobuf:"bytes,39,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
-	OrderId       string  `protobuf:"bytes,40,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	ValueMicros   int64   `protobuf:"varint,41,opt,name=value_micros,json=valueMicros,proto3" json:"value_micros,omitempty"`
-	Currency      string  `protobuf:"bytes,42,opt,name=currency,proto3" json:"currency,omitempty"`
-	Verified      bool    `protobuf:"varint,43,opt,name=verified,proto3" json:"verified,omitempty"`
-	Props         []*Prop `protobuf:"bytes,44,rep,name=props,proto3" json:"props,omitempty"`
-	Route         string  `protobuf:"bytes,45,opt,name=route,proto3" json:"route,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AdId        string  `protobuf:"bytes,37,opt,name=ad_id,json=adId,proto3" json:"ad_id,omitempty"`
+	CreativeId  string  `protobuf:"bytes,38,opt,name=creative_id,json=creativeId,proto3" json:"creative_id,omitempty"`
+	PlacementId string  `protobuf:"bytes,39,opt,name=placement_id,json=placementId,proto3" json:"placement_id,omitempty"`
+	OrderId     string  `protobuf:"bytes,40,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	ValueMicros int64   `protobuf:"varint,41,opt,name=value_micros,json=valueMicros,proto3" json:"value_micros,omitempty"`
+	Currency    string  `protobuf:"bytes,42,opt,name=currency,proto3" json:"currency,omitempty"`
+	Verified    bool    `protobuf:"varint,43,opt,name=verified,proto3" json:"verified,omitempty"`
+	Props       []*Prop `protobuf:"bytes,44,rep,name=props,proto3" json:"props,omitempty"`
+	Route       string  `protobuf:"bytes,45,opt,name=route,proto3" json:"route,omitempty"`
+	// The content id's signed-pixel policy, as the processor applied it:
+	// "require", "prefer", or empty (off). When a policy applies and the hit
+	// did not verify, unverified_reason says why: "unsigned", "unknown_key",
+	// "bad_signature", "expired" or "unsigned_suffix". Under require such an
+	// event is counted in the unverified class, never as human; under prefer
+	// it is counted as human and its reason tallied apart.
+	SignaturePolicy  string `protobuf:"bytes,46,opt,name=signature_policy,json=signaturePolicy,proto3" json:"signature_policy,omitempty"`
+	UnverifiedReason string `protobuf:"bytes,47,opt,name=unverified_reason,json=unverifiedReason,proto3" json:"unverified_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -442,11 +450,25 @@ func (x *Event) GetRoute() string {
 	return ""
 }
 
+func (x *Event) GetSignaturePolicy() string {
+	if x != nil {
+		return x.SignaturePolicy
+	}
+	return ""
+}
+
+func (x *Event) GetUnverifiedReason() string {
+	if x != nil {
+		return x.UnverifiedReason
+	}
+	return ""
+}
+
 var File_pixelpipe_v1_event_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\xbc\v\n" +
+	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\x94\f\n" +
 	"\x05Event\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x124\n" +
@@ -505,7 +527,9 @@ const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\bcurrency\x18* \x01(\tR\bcurrency\x12\x1a\n" +
 	"\bverified\x18+ \x01(\bR\bverified\x12(\n" +
 	"\x05props\x18, \x03(\v2\x12.pixelpipe.v1.PropR\x05props\x12\x14\n" +
-	"\x05route\x18- \x01(\tR\x05routeB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\x05route\x18- \x01(\tR\x05route\x12)\n" +
+	"\x10signature_policy\x18. \x01(\tR\x0fsignaturePolicy\x12+\n" +
+	"\x11unverified_reason\x18/ \x01(\tR\x10unverifiedReasonB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_event_proto_rawDescOnce sync.Once

@@ -84,6 +84,12 @@ type RawHit struct {
 	Purpose        string `protobuf:"bytes,28,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	AcceptLanguage string `protobuf:"bytes,29,opt,name=accept_language,json=acceptLanguage,proto3" json:"accept_language,omitempty"`
 	PresentHeaders uint32 `protobuf:"varint,30,opt,name=present_headers,json=presentHeaders,proto3" json:"present_headers,omitempty"`
+	// Why a signed pixel did not verify: "unknown_key" (no key of that id),
+	// "bad_signature" (the HMAC does not match: forged or altered),
+	// "expired" (exp has passed), "unsigned_suffix" (parameters other than
+	// cb after sig). Empty when verified, or when the pixel carried no
+	// signature (unsigned).
+	SignatureError string `protobuf:"bytes,31,opt,name=signature_error,json=signatureError,proto3" json:"signature_error,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -328,6 +334,13 @@ func (x *RawHit) GetPresentHeaders() uint32 {
 	return 0
 }
 
+func (x *RawHit) GetSignatureError() string {
+	if x != nil {
+		return x.SignatureError
+	}
+	return ""
+}
+
 // Prop is one custom property of a hit.
 type Prop struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -385,7 +398,7 @@ var File_pixelpipe_v1_hit_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_hit_proto_rawDesc = "" +
 	"\n" +
-	"\x16pixelpipe/v1/hit.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\"\xc2\a\n" +
+	"\x16pixelpipe/v1/hit.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\"\xeb\a\n" +
 	"\x06RawHit\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x12&\n" +
@@ -421,7 +434,8 @@ const file_pixelpipe_v1_hit_proto_rawDesc = "" +
 	"\rconsent_given\x18\x1b \x01(\bR\fconsentGiven\x12\x18\n" +
 	"\apurpose\x18\x1c \x01(\tR\apurpose\x12'\n" +
 	"\x0faccept_language\x18\x1d \x01(\tR\x0eacceptLanguage\x12'\n" +
-	"\x0fpresent_headers\x18\x1e \x01(\rR\x0epresentHeaders\".\n" +
+	"\x0fpresent_headers\x18\x1e \x01(\rR\x0epresentHeaders\x12'\n" +
+	"\x0fsignature_error\x18\x1f \x01(\tR\x0esignatureError\".\n" +
 	"\x04Prop\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05valueB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
