@@ -8,7 +8,7 @@ TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
 .PHONY: help build run test test-short test-faults bench-aggregator bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
-        generate check-generate check-deps fmt vet bench fuzz check clean
+        generate check-generate check-deps lint fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
@@ -19,7 +19,7 @@ help:
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
-	@echo "other: build test-short services-up services-down generate check-generate check-deps fmt vet fuzz check"
+	@echo "other: build test-short services-up services-down generate check-generate check-deps lint fmt vet fuzz check"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/ ./cmd/...
@@ -43,7 +43,7 @@ services-status:
 browser:
 	deploy/local/browser.sh
 
-test: services-up browser check-generate check-deps
+test: services-up browser check-generate check-deps lint
 	deploy/local/bench-deps.sh
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
@@ -96,19 +96,36 @@ check-generate:
 	diff -r $$tmp schemas/pixelpb > /dev/null || { echo "schemas/pixelpb is stale: run make generate"; diff -r $$tmp schemas/pixelpb | head -40; rm -rf $$tmp; exit 1; }; \
 	rm -rf $$tmp; echo "generated code is up to date"
 
-# Components never import each other; schemas imports nothing internal.
+# Components (edge, processor, aggregator, query, each with its subpackages)
+# never import each other; the library layer (hllstore, counts, internal/...)
+# imports no component; schemas imports nothing of the project. Test files
+# count too (go list -test).
+COMPONENTS = edge processor aggregator query
+MOD = github.com/pixelpipe/pixelpipe
 check-deps:
 	@fail=0; \
-	for c in edge processor aggregator query; do \
-		for other in edge processor aggregator query; do \
+	for c in $(COMPONENTS); do \
+		for other in $(COMPONENTS); do \
 			[ $$c = $$other ] && continue; \
-			if $(GO) list -deps ./$$c/... | grep -qx "github.com/pixelpipe/pixelpipe/$$other"; then \
-				echo "$$c imports $$other"; fail=1; fi; \
+			deps=$$($(GO) list -test -tags integration -deps ./$$c/...) || { echo "go list ./$$c/... failed"; fail=1; }; \
+			bad=$$(echo "$$deps" | grep -E "^$(MOD)/$$other(/|$$)" | sort -u); \
+			if [ -n "$$bad" ]; then echo "$$c imports $$other: $$bad"; fail=1; fi; \
 		done; \
 	done; \
-	if $(GO) list -deps ./schemas | grep -E "github.com/pixelpipe/pixelpipe/(internal|edge|processor|aggregator|query|hllstore)" ; then \
-		echo "schemas imports internal packages"; fail=1; fi; \
+	for lib in ./hllstore/... ./counts/... ./internal/...; do \
+		deps=$$($(GO) list -tags integration -deps $$lib) || { echo "go list $$lib failed"; fail=1; }; \
+		bad=$$(echo "$$deps" | grep -E "^$(MOD)/(edge|processor|aggregator|query)(/|$$)" | sort -u); \
+		if [ -n "$$bad" ]; then echo "$$lib (library layer) imports a component: $$bad"; fail=1; fi; \
+	done; \
+	if $(GO) list -deps ./schemas | grep -E "^$(MOD)/(internal|edge|processor|aggregator|query|hllstore|counts)(/|$$)" ; then \
+		echo "schemas imports project packages"; fail=1; fi; \
 	[ $$fail = 0 ] && echo "package dependencies ok"; exit $$fail
+
+# Static analysis: staticcheck (a tool of go.mod, built from the module
+# proxy), on the build with and without the integration tests.
+lint:
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags integration ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')

@@ -319,16 +319,6 @@ func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, dayStart int64) []hll
 	return dst
 }
 
-// keysOf returns the Keys of the records an event counts in.
-func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
-	dk := dayKey(ev)
-	var ids [4]hllstore.RecordID
-	for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
-		dst = append(dst, dk.Key(id))
-	}
-	return dst
-}
-
 // apply adds the events to the in-memory days, loading days it does not
 // hold yet from Redis first. An event counts in a day's records only if the
 // day has not seen its source position, and in its breakdowns only if their
@@ -438,27 +428,6 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	}
 	a.m.activeState.Set(float64(a.records))
 	return nil
-}
-
-// breakdownValue is the value of event ev in dimension dim.
-func breakdownValue(ev *pixelpb.Event, dim string) string {
-	switch dim {
-	case hllstore.DimCountry:
-		return ev.GetCountry()
-	case hllstore.DimDevice:
-		return ev.GetDeviceType()
-	case hllstore.DimBrowser:
-		return ev.GetBrowser()
-	case hllstore.DimOS:
-		return ev.GetOs()
-	case hllstore.DimSource:
-		return ev.GetReferrerMedium()
-	}
-	return ""
-}
-
-func breakdownKey(ev *pixelpb.Event) hllstore.BreakdownKey {
-	return hllstore.BreakdownKey{ContentID: ev.GetContentId(), Kind: ev.GetKind(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
 }
 
 // isTopRecord reports whether a record is ranked in the top-N index.

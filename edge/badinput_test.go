@@ -20,7 +20,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// The bad-input suite (T-S1 to T-S12) runs the real
+// The bad-input suite (T-S1 to T-S12 of docs/test-catalogue.md) runs the real
 // fasthttp server, configured as New configures it, on 127.0.0.1 and talks
 // to it over TCP with raw bytes. The publisher is not started: accepted hits
 // stay in the spool, where the tests read them. Every answer is checked for

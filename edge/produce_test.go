@@ -40,6 +40,11 @@ func TestHitRecords(t *testing.T) {
 // most maxRecords hits and maxBytes bytes, each hit in exactly one, in
 // order; a hit larger than maxBytes goes alone.
 func TestAppendChunks(t *testing.T) {
+	// Hits that fill the byte limit exactly share a chunk.
+	recs := [][]byte{make([]byte, 10), make([]byte, 10), make([]byte, 10)}
+	if c := appendChunks(nil, 0, []int32{0, 1, 2}, recs, 10, 20); len(c) != 2 || len(c[0].idx) != 2 || len(c[1].idx) != 1 {
+		t.Fatalf("3 hits of 10 bytes, 20 bytes a chunk: %+v", c)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
 		n := rng.IntN(60)
@@ -66,6 +71,11 @@ func TestAppendChunks(t *testing.T) {
 			}
 			if c.part != 3 || len(c.idx) == 0 || len(c.idx) > maxRecords || (size > maxBytes && len(c.idx) > 1) {
 				t.Fatalf("chunk of partition %d: %d hits, %d bytes; limits %d hits, %d bytes", c.part, len(c.idx), size, maxRecords, maxBytes)
+			}
+			// Full: a chunk ends only at a limit (or at the last hit), so
+			// Kafka gets as few requests as the limits allow.
+			if int(next) < n && len(c.idx) < maxRecords && size+len(recs[next]) <= maxBytes {
+				t.Fatalf("chunk of %d hits, %d bytes closed before hit %d (%d bytes) that fits in %d bytes", len(c.idx), size, next, len(recs[next]), maxBytes)
 			}
 		}
 		if int(next) != n {

@@ -17,7 +17,7 @@ import (
 
 // safety holds what the edge does to a hit before it is encoded, beyond
 // parsing it: personal data redaction (T-S10), the per-client rate policy
-// (T-S13) and consent decoding (T-S11). Its methods are safe for
+// (T-S13) and consent decoding (T-S11), cases of docs/test-catalogue.md. Its methods are safe for
 // concurrent use and do not allocate on the common path: no '@', '%' or
 // 9-digit run in a hit's text, and a client below the flag rate.
 type safety struct {

@@ -27,7 +27,7 @@ func (s *stack) startTenantQuery(tokens map[string]string) {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = tokens
-	q, err := query.New(cfg, s.logger, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})))
+	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})))
 	if err != nil {
 		s.t.Fatal(err)
 	}

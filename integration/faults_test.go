@@ -82,7 +82,7 @@ func verifyNoLoss(t *testing.T, broker, topic string, res *loadgen.Result) {
 	}
 }
 
-// TestFaultKafkaDown is T-K1(b): a private broker is killed (SIGKILL) for a
+// TestFaultKafkaDown is T-K1 (docs/test-catalogue.md): a private broker is killed (SIGKILL) for a
 // while under load, then restarted. The edge must answer every request
 // throughout, spool the hits, fail readiness only at its high-water mark,
 // and deliver every acknowledged hit once Kafka is back.

@@ -18,6 +18,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -100,11 +102,26 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = map[string]string{"acme-tok": "acme"}
-	s, err := New(cfg, nil, reader)
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, nil, reg, reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.ln.Close() })
+	// Every call below is counted per route and status.
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		for code, want := range map[string]float64{"200": 4, "403": 1, "400": 1} { // the table's calls and the one checked in full below
+			if n := testutil.ToFloat64(s.metrics.requests.WithLabelValues("GET /v1/stats/{cid}", code)); n != want {
+				t.Errorf("pixel_query_requests_total{route=\"GET /v1/stats/{cid}\",code=%q} = %v, want %v", code, n, want)
+			}
+		}
+		if n := testutil.CollectAndCount(reg, "pixel_query_request_duration_seconds"); n < 8 {
+			t.Errorf("request durations of %d routes, want every route called", n)
+		}
+	})
 
 	var documented []string
 	for path, item := range doc.Paths.Map() {

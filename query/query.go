@@ -34,6 +34,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -81,12 +83,13 @@ type Server struct {
 	srv    *http.Server
 	now    func() time.Time
 	// routes lists "METHOD /pattern" of every API route, for the OpenAPI check.
-	routes []string
-	live   chan struct{}
+	routes  []string
+	live    chan struct{}
+	metrics *metrics
 }
 
-// New binds cfg.ListenAddr; Run serves.
-func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error) {
+// New binds cfg.ListenAddr; Run serves. Its metrics go to reg (nil: none).
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *counts.Reader) (*Server, error) {
 	if cfg.MaxRangeDays < 1 {
 		return nil, errors.New("query.maxRangeDays must be at least 1")
 	}
@@ -116,10 +119,12 @@ func New(cfg Config, logger *slog.Logger, reader *counts.Reader) (*Server, error
 	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
 	s := &Server{cfg: cfg, logger: logger, reader: reader, ln: ln, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
+	m := newMetrics(reg, s.live)
+	s.metrics = m
 	mux := http.NewServeMux()
 	api := func(pattern string, h http.HandlerFunc) {
 		s.routes = append(s.routes, pattern)
-		mux.Handle(pattern, s.auth(h))
+		mux.Handle(pattern, m.instrument(pattern, s.auth(h)))
 	}
 	api("GET /v1/stats/{cid}", s.stats)
 	api("GET /v1/campaigns/{campaign}/stats", s.stats)

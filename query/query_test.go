@@ -14,6 +14,24 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 )
 
+// TestTenantOf: a content id belongs to the tenant before its first
+// separator, whatever follows.
+func TestTenantOf(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Tokens = map[string]string{"acme-tok": "acme"}
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cid, want := range map[string]string{"acme:a": "acme", "acme:news:a-7": "acme", "acme:": "acme", "globex:acme:a": "globex", "acme": "", ":a": ""} {
+		if got := s.tenantOf(cid); got != want {
+			t.Errorf("tenantOf(%q) = %q, want %q", cid, got, want)
+		}
+	}
+}
+
 // These requests are all answered before Redis is consulted.
 func TestBadRequestsAndAuth(t *testing.T) {
 	t.Parallel()
@@ -22,7 +40,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	cfg.Token = "tok"
 	cfg.Tokens = map[string]string{"acme-tok": "acme"}
 	cfg.MaxRangeDays = 31
-	s, err := New(cfg, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +112,7 @@ func TestPublicFiles(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "tok"
-	s, err := New(cfg, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +149,7 @@ func TestRedisDown(t *testing.T) {
 	// Port 1 on loopback: nothing listens there, so every read is refused.
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s, err := New(cfg, nil, counts.NewReader(hllstore.New(rdb, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(rdb, hllstore.Config{})))
 	if err != nil {
 		t.Fatal(err)
 	}

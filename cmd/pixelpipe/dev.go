@@ -115,7 +115,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	qs, err := query.New(qcfg, logger.With("component", "query"), counts.NewReader(store))
+	qs, err := query.New(qcfg, logger.With("component", "query"), reg, counts.NewReader(store))
 	if err != nil {
 		return err
 	}

@@ -350,11 +350,12 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
-	srv, err := query.New(cfg, logger.With("component", "query"), counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})))
+	reg := newRegistry()
+	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})))
 	if err != nil {
 		return err
 	}
-	adm, err := admin.Listen(c.adminAddr, newRegistry(), logger)
+	adm, err := admin.Listen(c.adminAddr, reg, logger)
 	if err != nil {
 		return err
 	}

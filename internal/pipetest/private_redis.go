@@ -2,7 +2,6 @@ package pipetest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -96,7 +95,7 @@ func (r *PrivateRedis) Shutdown() {
 	select {
 	case <-r.done:
 	case <-time.After(30 * time.Second):
-		r.t.Fatal(fmt.Sprintf("redis on %s did not shut down", r.Addr()))
+		r.t.Fatalf("redis on %s did not shut down", r.Addr())
 	}
 	r.cmd = nil
 }

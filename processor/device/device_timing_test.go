@@ -1,31 +1,19 @@
 package device
 
-import (
-	"testing"
-
-	medama "github.com/medama-io/go-useragent"
-)
+import "testing"
 
 // benchAgents mix the common families; see device_test.go.
 var benchAgents = []string{uaChromeWin, uaIPhone, uaIPad, uaAndroid, uaFirefoxMac, uaGooglebot, uaTizenTV}
 
-// BenchmarkParsers measures the parser choice: Parse (mileusna/useragent,
-// what the processor uses: OS and browser with versions) against
-// medama-io/go-useragent (a trie, faster, but no OS version), and the
-// cached Parser on repeating agents.
+// BenchmarkParsers measures Parse (mileusna/useragent: OS and browser with
+// versions) and the cached Parser on repeating agents. (The comparison with
+// medama-io/go-useragent that decided the parser is in BENCHMARKS.md; its
+// module is no longer a dependency.)
 func BenchmarkParsers(b *testing.B) {
 	b.Run("mileusna", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			sink = Parse(benchAgents[i%len(benchAgents)])
-		}
-	})
-	b.Run("medama", func(b *testing.B) {
-		p := medama.NewParser()
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			ua := p.Parse(benchAgents[i%len(benchAgents)])
-			sink = Device{Browser: ua.GetBrowser(), BrowserVersion: ua.GetVersion(), OS: ua.GetOS(), Type: ua.GetDevice()}
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
