@@ -94,6 +94,10 @@ func TestClick(t *testing.T) {
 			if cc := string(resp.Header.Peek("Cache-Control")); cc != string(valueNoCache) {
 				t.Fatalf("Cache-Control %q", cc)
 			}
+			// A signed click is verified; an allow-listed one is not.
+			if signed := strings.HasPrefix(tc.name, "signed"); hit.GetVerified() != signed {
+				t.Fatalf("verified %v, want %v", hit.GetVerified(), signed)
+			}
 		})
 	}
 }

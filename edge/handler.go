@@ -169,8 +169,8 @@ func (s *Server) click(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	dest := args.Peek("u")
 	loc, host, err := redirectLocation(dest)
-	if err == nil && !verifyClick(s.cfg.ClickKeys, args.Peek("kid"), args.Peek("cid"), dest, args.Peek("exp"), args.Peek("sig"), s.now()) &&
-		!hostAllowed(s.cfg.ClickAllowHosts, args.Peek("site"), host) {
+	signed := err == nil && verifyClick(s.cfg.ClickKeys, args.Peek("kid"), args.Peek("cid"), dest, args.Peek("exp"), args.Peek("sig"), s.now())
+	if err == nil && !signed && !hostAllowed(s.cfg.ClickAllowHosts, args.Peek("site"), host) {
 		err = errNotAllowed
 	}
 	if err != nil {
@@ -183,7 +183,9 @@ func (s *Server) click(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Response.Header.Set("Location", loc)
 	ctx.SetStatusCode(fasthttp.StatusFound)
-	s.record(ctx, routeClick, []byte(loc), "")
+	// A signed click is a verified hit, as a signed pixel is; one let
+	// through by the allow-list is not.
+	s.recordClick(ctx, []byte(loc), signed)
 }
 
 // optOut sets the opt-out cookie; hits from a browser that has it are
@@ -242,6 +244,17 @@ const (
 
 // record takes the hit's parameters from the query string.
 func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string) {
+	s.recordVerified(ctx, route, clickDest, invalid, false)
+}
+
+// recordClick records a click that redirected to dest; signed: its
+// signature verified.
+func (s *Server) recordClick(ctx *fasthttp.RequestCtx, dest []byte, signed bool) {
+	s.recordVerified(ctx, routeClick, dest, "", signed)
+}
+
+// recordVerified is record; verifiedClick says a click's signature verified.
+func (s *Server) recordVerified(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string, verifiedClick bool) {
 	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
 		s.m.optedOut.Inc()
 		return
@@ -249,7 +262,9 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 	rec := s.pool.Get().(*record)
 	defer s.pool.Put(rec)
 	rec.query, rec.props = rec.params.fromQuery(ctx.URI().QueryString(), rec.query[:0], rec.props[:0])
-	if p := &rec.params; route != routeClick && len(p.sig) > 0 {
+	if p := &rec.params; route == routeClick {
+		p.verified = verifiedClick
+	} else if len(p.sig) > 0 {
 		p.sigErr = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
 		p.verified = p.sigErr == ""
 	}

@@ -290,7 +290,7 @@ func TestCLI(t *testing.T) {
 
 	t.Run("signed pixel verified in the raw topic", func(t *testing.T) {
 		out := mustBin(t, bin, "tail", "-kafka.brokers="+s.kc.Brokers[0], s.topics.Hits)
-		var signed, forged, plain int
+		var signed, forged, clicks, plain int
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			var h pixelpb.RawHit
 			if err := protojson.Unmarshal([]byte(line), &h); err != nil {
@@ -307,15 +307,21 @@ func TestCLI(t *testing.T) {
 				if h.Verified {
 					t.Errorf("tampered pixel verified: %s", line)
 				}
+			case h.Route == "click" && h.InvalidReason == "":
+				clicks++ // signed: it redirected
+				if !h.Verified {
+					t.Errorf("signed click not verified: %s", line)
+				}
 			case h.Verified:
 				t.Errorf("unsigned hit verified: %s", line)
 			default:
 				plain++
 			}
 		}
-		// 6 views, 4 impressions, 3 bot views, 2 clicks, 5 refused clicks.
-		if signed != 1 || forged != 1 || plain != 20 {
-			t.Errorf("signed %d, tampered %d, other %d hits; want 1, 1 and 20", signed, forged, plain)
+		// 6 views, 4 impressions, 3 bot views, 2 signed clicks, 5 refused
+		// clicks.
+		if signed != 1 || forged != 1 || clicks != 2 || plain != 18 {
+			t.Errorf("signed %d, tampered %d, signed clicks %d, other %d hits; want 1, 1, 2 and 18", signed, forged, clicks, plain)
 		}
 	})
 }

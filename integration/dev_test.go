@@ -103,6 +103,50 @@ func TestDevMode(t *testing.T) {
 		}
 		return ""
 	})
+	// The demo shows every kind of traffic: signed impressions and clicks of
+	// the ad (a few unsigned ones counted under the prefer policy), orders
+	// and revenue, newsletter opens by people and by mail proxies, a
+	// crawler.
+	base, _, _ := strings.Cut(statsURL, "/v1/stats/")
+	type counts struct {
+		Total uint64 `json:"total"`
+	}
+	type class struct {
+		Impressions, Views, Clicks, Conversions, Opens counts
+		Orders                                         uint64
+		Revenue                                        map[string]json.Number
+		Reasons                                        map[string]uint64
+	}
+	var got map[string]map[string]class
+	pipetest.Eventually(t, 90*time.Second, func() string {
+		got = map[string]map[string]class{}
+		for _, cid := range []string{"content-0", "ad-1", "shop", "newsletter-1"} {
+			resp, err := http.Get(base + "/v1/stats/" + cid)
+			if err != nil {
+				return err.Error()
+			}
+			var st struct{ Human, Bot, Machine class }
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				return err.Error()
+			}
+			got[cid] = map[string]class{"human": st.Human, "bot": st.Bot, "machine": st.Machine}
+		}
+		ad, shop, nl := got["ad-1"]["human"], got["shop"]["human"], got["newsletter-1"]
+		switch {
+		case ad.Impressions.Total == 0 || ad.Clicks.Total == 0 || ad.Reasons["unsigned"] == 0:
+			return fmt.Sprintf("ad-1: %+v, want impressions, clicks and unsigned impressions", ad)
+		case shop.Conversions.Total == 0 || shop.Orders == 0 || shop.Revenue["EUR"] == "":
+			return fmt.Sprintf("shop: %+v, want conversions, orders and revenue", shop)
+		case nl["human"].Opens.Total == 0 || nl["machine"].Opens.Total == 0:
+			return fmt.Sprintf("newsletter-1: %+v, want opens by people and by mail proxies", nl)
+		case got["content-0"]["bot"].Views.Total == 0 || got["content-0"]["human"].Views.Total == 0:
+			return fmt.Sprintf("content-0: %+v, want views by people and by a crawler", got["content-0"])
+		}
+		return ""
+	})
+
 	// Our own hits on the printed pixel URL, on top of the demo traffic.
 	for i := range 5 {
 		resp := browserGet(t, pixelURL+"&cb="+time.Now().Format("150405.000000")+string(rune('a'+i)))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,11 +19,13 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
-	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
+
+// devClickKey signs the demo's clicks and pixels: dev mode only.
+const devClickKey = "pixelpipe-dev-only-signing-key-0"
 
 // cmdDev runs every part in one process on an in-process Kafka-protocol
 // broker (franz-go's kfake) and an in-process Redis (miniredis). It is for
@@ -42,7 +44,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&ecfg.Spool.Dir, "edge.spool.dir", ecfg.Spool.Dir, "disk spool folder of the edge (one running edge per folder)")
 	fs.StringVar(&qcfg.ListenAddr, "query.listenAddr", "127.0.0.1:8081", "stats API address")
 	fs.StringVar(&c.adminAddr, "admin.listenAddr", "127.0.0.1:9100", "metrics and health address")
-	kafkaPort := fs.Int("dev.kafkaPort", 0, "port of the embedded Kafka broker; 0 picks a free one")
+	kafkaPort := fs.Int("dev.kafkaPort", 9092, "port of the embedded Kafka broker (the default of `pixelpipe tail`); when it is taken, a free one; 0 always picks a free one")
 	retention := fs.Int64("dev.retentionBytes", 32<<20, "bytes the embedded broker keeps per partition; older records are discarded (it keeps everything in memory)")
 	demoRate := fs.Float64("demo.rate", 20, "demo hits per second sent to the edge; 0 = none")
 	demoContents := fs.Int("demo.contents", 5, "demo content ids")
@@ -57,10 +59,11 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	cluster, err := kfake.NewCluster(
-		kfake.Ports(*kafkaPort),
-		kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(*retention, 10)}),
-	)
+	brokerCfg := kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(*retention, 10)})
+	cluster, err := kfake.NewCluster(kfake.Ports(*kafkaPort), brokerCfg)
+	if err != nil && *kafkaPort != 0 {
+		cluster, err = kfake.NewCluster(kfake.Ports(0), brokerCfg) // the port is taken
+	}
 	if err != nil {
 		return fmt.Errorf("start embedded kafka broker: %w", err)
 	}
@@ -88,10 +91,14 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	// Dev-only secrets, printed in the banner: never use them elsewhere.
 	ecfg.NodeID = "dev"
 	ecfg.VisitorSecret = "dev-only-secret"
+	ecfg.ClickKeys = map[string][]byte{"dev": []byte(devClickKey)}
+	ecfg.IssueVisitorCookie = true
 	pcfg := processor.DefaultConfig()
 	pcfg.VisitorSecret = ecfg.VisitorSecret
+	pcfg.SignedPixels = demoAd + "=prefer"
 	acfg := aggregator.DefaultConfig()
 
 	reg := newRegistry()
@@ -124,28 +131,46 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	pixelURL := "http://" + ed.Addr() + "/p.gif?cid=content-0&uid=alice"
+	edgeURL := "http://" + ed.Addr()
+	pixelURL := edgeURL + "/p.gif?cid=content-0&uid=alice"
+	clickURL := edgeURL + "/c?" + url.Values{"cid": {demoAd}, "u": {"https://shop.example.com/sale"}, "kid": {"dev"},
+		"sig": {edge.SignClick([]byte(devClickKey), demoAd, "https://shop.example.com/sale", 0)}}.Encode()
+	kafkaFlag := ""
+	if kc.Brokers[0] != "127.0.0.1:9092" {
+		kafkaFlag = " -kafka.brokers=" + kc.Brokers[0]
+	}
 	fmt.Fprintf(stdout, `pixelpipe dev: every part in one process, on an embedded Kafka broker (%s) and Redis (%s)
 
   pixel:     %s
-  dashboard: http://%s/?cid=content-0,content-1,content-2&range=24h
+  click:     %s
+  dashboard: http://%s/?cid=content-0,content-1,%s,%s,%s&range=24h
   stats:     http://%s/v1/stats/content-0
   metrics:   http://%s/metrics
 
-  Sending %.0f demo hits/s over %d content ids and %d visitors; watch the stats move:
+  Dev-only settings, for trying things out (never use them elsewhere): the query API is open (no
+  token; in production give -query.tokens), the click and pixel signing key is %q under key id
+  "dev", the visitor secret is %q, visitor cookies are issued, and %s's unsigned pixels are
+  counted under the "prefer" signing policy.
+
+  Sending %.0f demo hits/s: views of %d articles by %d visitors with their referrers, signed
+  ad impressions and clicks (%s), conversions (%s), newsletter opens by people and mail proxies
+  (%s), and a crawler. Watch the counts move:
     curl -s http://%s/v1/stats/content-0
+    pixelpipe stats %s
+    pixelpipe tail%s events
+  A plain curl counts as a bot (its user agent, missing browser headers); to be counted as a person:
+    curl -s -o /dev/null -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0' -H 'Accept: image/*' -H 'Accept-Language: en' -H 'Accept-Encoding: gzip' -H 'Sec-Fetch-Mode: no-cors' '%s'
   Ctrl-C stops.
 
-`, kc.Brokers[0], mr.Addr(), pixelURL, qs.Addr(), qs.Addr(), adm.Addr(), *demoRate, *demoContents, *demoVisitors, qs.Addr())
+`, kc.Brokers[0], mr.Addr(), pixelURL, clickURL, qs.Addr(), demoAd, demoShop, demoNewsletter, qs.Addr(), adm.Addr(),
+		devClickKey, ecfg.VisitorSecret, demoAd, *demoRate, *demoContents, *demoVisitors, demoAd, demoShop, demoNewsletter,
+		qs.Addr(), demoShop, kafkaFlag, pixelURL)
 
 	parts := []runner{ed, proc, agg, rollups, qs, retentionLoop{cluster}}
 	if *demoRate > 0 {
-		parts = append(parts, demo{
-			cfg: loadgen.Config{
-				BaseURL: "http://" + ed.Addr(), Rate: *demoRate, Duration: 24 * time.Hour,
-				Workers: 2, Contents: *demoContents, Zipf: true, Visitors: *demoVisitors, Seed: uint64(time.Now().UnixNano()),
-			},
-			logger: logger,
+		parts = append(parts, demoTraffic{
+			edgeURL: edgeURL, rate: *demoRate, contents: *demoContents, visitors: *demoVisitors,
+			clickKey: []byte(devClickKey), logger: logger,
 		})
 	}
 	return serve(ctx, logger, adm, parts...)
@@ -166,27 +191,4 @@ func (r retentionLoop) Run(ctx context.Context) error {
 			r.c.ApplyRetention()
 		}
 	}
-}
-
-// demo sends demo traffic until stopped.
-type demo struct {
-	cfg    loadgen.Config
-	logger *slog.Logger
-}
-
-func (d demo) Run(ctx context.Context) error {
-	// Give the consumer groups a moment to form before the first hits.
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-time.After(time.Second):
-	}
-	res, err := loadgen.Run(ctx, d.cfg)
-	if err != nil {
-		return err
-	}
-	if res.FirstErr != nil {
-		d.logger.Warn("demo traffic had failures", "failed", res.Failed, "err", res.FirstErr)
-	}
-	return nil
 }

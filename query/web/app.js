@@ -322,6 +322,6 @@ setInterval(() => { if (state.cids.length) refresh(); }, 30000);
     state.cids = $("cids").value.split(",").map((s) => s.trim()).filter(Boolean);
   }
   // Servers without tokens (pixelpipe dev) answer at once; others answer
-  // 401 and the token prompt opens.
-  if (state.cids.length) refresh(); else if (!state.token) askToken();
+  // 401 and the token prompt opens (api asks for a token on 401 only).
+  if (state.cids.length) refresh(); else api("/v1/freshness");
 })();
