@@ -34,7 +34,7 @@ type LiveCounts struct {
 	Conversions  uint64  `json:"conversions"`
 	Opens        uint64  `json:"opens"`
 	CTR          float64 `json:"ctr"`
-	// NonHuman is the bot and machine events of every kind.
+	// NonHuman is the bot, machine and unverified events of every kind.
 	NonHuman uint64 `json:"non_human"`
 }
 
@@ -118,7 +118,7 @@ func (s *Server) liveEvent(r *http.Request, cids []string) (LiveEvent, error) {
 			Conversions: h(pixelpb.Kind_KIND_CONVERSION).Total, Opens: h(pixelpb.Kind_KIND_OPEN).Total,
 		}
 		lc.CTR = counts.Ratio(lc.Clicks, lc.Impressions)
-		for _, cl := range []hllstore.Class{hllstore.Bot, hllstore.Machine} {
+		for _, cl := range []hllstore.Class{hllstore.Bot, hllstore.Machine, hllstore.Unverified} {
 			for _, k := range counts.Kinds {
 				lc.NonHuman += sum.Get(cl, k).Total
 			}

@@ -81,6 +81,7 @@ func seed(t *testing.T) (*counts.Reader, time.Time) {
 	add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 10)
 	add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 2)
 	add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 3)
+	add(pixelpb.Kind_KIND_IMPRESSION, hllstore.Unverified, 4)
 	if err := store.Put(ctx, writes); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,8 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 	h := st.Human
 	if h.Impressions.Total != 200 || h.Views.Total != 50 || h.Views.Uniques != 50 || h.Clicks.Total != 10 || h.Conversions.Total != 2 ||
-		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != money.Of(19_500_000) || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 {
+		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != money.Of(19_500_000) || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 ||
+		st.Unverified.Impressions.Total != 4 || st.Unverified.Views.Total != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	if st.Freshness.Status != "complete" || st.Freshness.LagSeconds == nil || *st.Freshness.LagSeconds < 7 || *st.Freshness.LagSeconds > 60 {
@@ -243,7 +245,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		}
 		var ev LiveEvent
 		_ = json.Unmarshal([]byte(line), &ev)
-		if ev.Contents[0].Views != 50 || ev.Contents[0].Uniques != 50 || ev.Contents[0].NonHuman != 3 {
+		if ev.Contents[0].Views != 50 || ev.Contents[0].Uniques != 50 || ev.Contents[0].NonHuman != 3+4 {
 			t.Fatalf("live event %s", line)
 		}
 		times = append(times, time.Now())
