@@ -147,7 +147,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			}
 			if a.isLate(ev) {
 				a.m.late.Inc()
-				a.late = append(a.late, kafkaconn.DeadLetter(&msgs[i], "late: event time older than the late horizon"))
+				a.late = append(a.late, kafkaconn.DeadLetter(&msgs[i], lateReason))
 				continue
 			}
 			batch = append(batch, ev)
@@ -278,6 +278,9 @@ const applyChunk = 5000
 // mergeEvent decodes an event into an emptied struct whose origin is
 // already allocated.
 var mergeEvent = proto.UnmarshalOptions{Merge: true}
+
+// lateReason is the dead-letter reason of an event past the late horizon.
+var lateReason = schemas.DeadLetterReason(schemas.DeadLetterLate, "event time older than the late horizon")
 
 func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
 	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon

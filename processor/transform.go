@@ -90,11 +90,11 @@ func (p *Processor) decode(src *kafka.Message, d *decoded) {
 	}
 	d.err, d.undecodable, d.visitor, d.prev = "", false, 0, 0
 	if err := mergeHit.Unmarshal(src.Value, &d.hit); err != nil {
-		d.err, d.undecodable = "decode: "+err.Error(), true
+		d.err, d.undecodable = schemas.DeadLetterReason(schemas.DeadLetterDecode, err.Error()), true
 		return
 	}
 	if reason := validate(&d.hit); reason != "" {
-		d.err = "invalid: " + reason
+		d.err = schemas.DeadLetterReason(schemas.DeadLetterInvalid, reason)
 		return
 	}
 	h := &d.hit

@@ -36,3 +36,31 @@ const (
 	SignatureExpired      = "expired"         // exp has passed
 	SignatureUnsignedTail = "unsigned_suffix" // parameters other than cb after sig
 )
+
+// Dead-letter reasons: the "reason" header of a pixel.dlq.v1 record is
+// "<kind>: <detail>", kind one of these.
+const (
+	DeadLetterDecode  = "decode"  // the bytes are no raw hit; detail: the decoder's error
+	DeadLetterInvalid = "invalid" // an invalid hit; detail: an Invalid* code
+	DeadLetterLate    = "late"    // an event older than the aggregator's late horizon
+)
+
+// DeadLetterReason returns the "reason" header of a dead letter.
+func DeadLetterReason(kind, detail string) string { return kind + ": " + detail }
+
+// Label reasons: why an event is labelled bot (Event.bot_reasons), and why
+// an open is a machine's (those set machine_open too).
+const (
+	BotKnownCrawler   = "known_crawler"
+	BotEmptyUA        = "empty_user_agent"
+	BotHeadless       = "headless"
+	BotPrefetch       = "prefetch"
+	BotMissingHeaders = "missing_headers"
+	BotDatacenter     = "datacenter"
+	BotRate           = "rate"
+
+	MachineAppleMPP    = "apple_mpp"
+	MachineGmailProxy  = "gmail_proxy"
+	MachineYahooProxy  = "yahoo_proxy"
+	MachineLinkScanner = "link_scanner"
+)

@@ -231,8 +231,10 @@ func bindProcessor(fs interface {
 // session state in Redis under PREFIX:proc.
 func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.UniversalClient, redisPrefix string, logger *slog.Logger, reg prometheus.Registerer) (*processor.Processor, error) {
 	l := logger.With("component", "processor")
+	reader := kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l)
+	kafkaconn.NewReaderMetrics(reg, "processor").Watch(reader)
 	d := processor.Deps{
-		Reader:   kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l),
+		Reader:   reader,
 		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic),
 		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic),
 		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic),
@@ -299,7 +301,12 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 
 func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, dlqTopic, countsTopic string, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
 	l := logger.With("component", "aggregator")
-	open := func() *kafka.Reader { return kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l) }
+	stats := kafkaconn.NewReaderMetrics(reg, "aggregator")
+	open := func() *kafka.Reader {
+		r := kafkaconn.NewGroupReader(kc, cfg.EventsTopic, cfg.Group, l)
+		stats.Watch(r)
+		return r
+	}
 	return aggregator.New(cfg, l, reg, open, store, aggregator.Outputs{
 		DLQ:    kafkaconn.NewWriter(kc, dlqTopic, l),
 		Counts: kafkaconn.NewWriter(kc, countsTopic, l),

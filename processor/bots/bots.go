@@ -19,25 +19,25 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// Reason codes of invalid traffic.
+// Reason codes of invalid traffic (the contract is in schemas).
 const (
-	KnownCrawler   = "known_crawler"
-	EmptyUA        = "empty_user_agent"
-	Headless       = "headless"
-	Prefetch       = "prefetch"
-	MissingHeaders = "missing_headers"
-	Datacenter     = "datacenter"
+	KnownCrawler   = schemas.BotKnownCrawler
+	EmptyUA        = schemas.BotEmptyUA
+	Headless       = schemas.BotHeadless
+	Prefetch       = schemas.BotPrefetch
+	MissingHeaders = schemas.BotMissingHeaders
+	Datacenter     = schemas.BotDatacenter
 	// Rate: over the processor's per-visitor rate (MaxPerMinute), or over
 	// the edge's per-client-IP rate (schemas.EdgeFlagRate).
-	Rate = "rate"
+	Rate = schemas.BotRate
 )
 
 // Reason codes of machine opens (kind open only).
 const (
-	AppleMPP    = "apple_mpp"
-	GmailProxy  = "gmail_proxy"
-	YahooProxy  = "yahoo_proxy"
-	LinkScanner = "link_scanner"
+	AppleMPP    = schemas.MachineAppleMPP
+	GmailProxy  = schemas.MachineGmailProxy
+	YahooProxy  = schemas.MachineYahooProxy
+	LinkScanner = schemas.MachineLinkScanner
 )
 
 // Config configures a Labeler.
