@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/edge/spool"
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // Config configures the edge.
@@ -28,6 +29,8 @@ type Config struct {
 	// default size 1 GiB, segments of 64 MiB, readiness failing at 80 %,
 	// sync mode "write" with an fsync every second.
 	Spool spool.Config
+	// Kafka is where the publisher delivers the spooled hits.
+	Kafka KafkaConfig
 	// BatchSize is the most hits the publisher reads from the spool and
 	// writes to Kafka at once; they spread over the topic's partitions, at
 	// most 4000 (or 768 KiB) per produce request (make bench-publish: 8000
@@ -129,6 +132,20 @@ type Config struct {
 	RateShed int
 }
 
+// KafkaConfig is where and how the edge publishes. Every produce request
+// waits for all in-sync replicas (the spool is acknowledged only then); the
+// partition of a hit is the sarama-compatible hash of its key, as kafka-go's
+// Hash balancer computes it.
+type KafkaConfig struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string
+	// Topic is the raw hits topic. Default schemas.TopicHits.
+	Topic string
+	// WriteTimeout bounds one produce request; a request that times out is
+	// retried (from the spool). Default 10 s.
+	WriteTimeout time.Duration
+}
+
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	sp := spool.DefaultConfig()
@@ -136,6 +153,7 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddr:       ":8080",
 		Spool:            sp,
+		Kafka:            KafkaConfig{Topic: schemas.TopicHits, WriteTimeout: 10 * time.Second},
 		BatchSize:        8000,
 		BatchWait:        5 * time.Millisecond,
 		DrainTimeout:     20 * time.Second,
@@ -168,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("edge.batchSize must be at least 1, got %d", c.BatchSize))
+	}
+	if len(c.Kafka.Brokers) == 0 || c.Kafka.Topic == "" || c.Kafka.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("edge kafka: brokers, a topic and a positive write timeout are required"))
 	}
 	if c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0 {
 		errs = append(errs, errors.New("edge read, write and idle timeouts must be positive"))

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/proto"
 
@@ -32,6 +31,7 @@ func newTestServer(t testing.TB, edit func(*Config)) *Server {
 	cfg.NodeID = "test-node"
 	cfg.VisitorSecret = "test-secret"
 	cfg.Spool.Dir = t.TempDir()
+	cfg.Kafka.Brokers = []string{"127.0.0.1:1"} // nothing listens: hits stay in the spool
 	// The clock is frozen (testNow) and most tests send from one public
 	// address, so the rate policy would judge them all; its own tests
 	// (safety_test.go) turn it on.
@@ -39,7 +39,7 @@ func newTestServer(t testing.TB, edit func(*Config)) *Server {
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := New(cfg, nil, prometheus.NewRegistry(), &kafka.Writer{Addr: kafka.TCP("127.0.0.1:1")})
+	s, err := New(cfg, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

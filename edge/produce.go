@@ -25,10 +25,10 @@ import (
 // visitor to the same partition. Only the publisher's goroutine uses it.
 type producer struct {
 	client *kafka.Client
-	own    *kafka.Transport // nil when the writer brought a transport
+	own    *kafka.Transport // closed by close
 	topic  string
 	acks   kafka.RequiredAcks
-	codec  kafka.Compression
+	codec  kafka.Compression // none; benchmarks compare others
 
 	partitions *kafkaconn.Partitions
 
@@ -44,20 +44,16 @@ type chunk struct {
 	err  error
 }
 
-// newProducer takes the address, topic, acknowledgements, compression,
-// transport and write timeout of w.
-// Without a transport of w's, the producer has its own (not kafka-go's
-// shared default), and close releases its connections.
-func newProducer(w *kafka.Writer) *producer {
+// newProducer returns a producer of cfg's topic that waits for every
+// in-sync replica. It has a transport of its own (not kafka-go's shared
+// default), whose connections close releases.
+func newProducer(cfg KafkaConfig) *producer {
+	own := &kafka.Transport{}
 	p := &producer{
-		client: &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: w.WriteTimeout},
-		topic:  w.Topic,
-		acks:   w.RequiredAcks,
-		codec:  w.Compression,
-	}
-	if w.Transport == nil {
-		p.own = &kafka.Transport{}
-		p.client.Transport = p.own
+		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: own, Timeout: cfg.WriteTimeout},
+		topic:  cfg.Topic,
+		acks:   kafka.RequireAll,
+		own:    own,
 	}
 	p.partitions = kafkaconn.NewPartitions(p.client, p.topic)
 	return p

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/pixelpipe/pixelpipe/edge/spool"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
@@ -40,7 +38,6 @@ type record struct {
 // batch to the spool. Kafka being slow or down only makes the spool grow.
 type publisher struct {
 	cfg    Config
-	w      *kafka.Writer // closed at shutdown; its settings configure prod
 	prod   *producer
 	sp     *spool.Spool
 	m      *metrics

@@ -47,9 +47,12 @@ func benchPublish(b *testing.B, batch int, codec kafka.Compression, viaWriter bo
 	w := kafkaconn.NewWriter(kc, topics.Hits, nil)
 	w.BatchSize = 2000
 	w.Compression = codec
-	s := newTestServer(b, func(c *Config) { c.BatchSize = batch })
-	s.pub.w, s.pub.prod = w, newProducer(w)
 	defer w.Close()
+	s := newTestServer(b, func(c *Config) {
+		c.BatchSize = batch
+		c.Kafka.Brokers, c.Kafka.Topic = kc.Brokers, topics.Hits
+	})
+	s.pub.prod.codec = codec
 	defer s.pub.prod.close()
 	// Fill the spool with distinct hits (the cache buster and visitor vary).
 	req := benchRequest()

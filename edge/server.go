@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/pixelpipe/pixelpipe/edge/spool"
@@ -46,12 +45,9 @@ type Server struct {
 }
 
 // New opens and recovers the spool, binds cfg.ListenAddr and prepares the
-// server; Run serves. The writer is the kafka-go writer for pixel.hits.v1
-// (kafkaconn.NewWriter): the edge produces with its address, topic,
-// required acknowledgements, compression, transport and write timeout
-// (through kafka-go's Client.Produce, see producer), and closes it, and the
-// spool, when Run returns.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Writer) (*Server, error) {
+// server and its publisher to cfg.Kafka; Run serves, and closes the spool
+// and the publisher's connections when it returns.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
 	}
@@ -90,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, w *kafka.Wr
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
 	s.m = newMetrics(reg, sp)
 	s.safe = newSafety(cfg, reg)
-	s.pub = &publisher{cfg: cfg, w: w, prod: newProducer(w), sp: sp, m: s.m, logger: logger}
+	s.pub = &publisher{cfg: cfg, prod: newProducer(cfg.Kafka), sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "pixelpipe",
@@ -179,18 +175,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if cerr := s.spool.Close(); cerr != nil {
 		s.logger.Error("close spool", "err", cerr)
 	}
-	// kafka-go's Close can hang while a broker is unreachable (kafka-go
-	// #1307, #831); everything queued was handled above, so do not wait long.
-	closed := make(chan error, 1)
-	go func() { s.pub.prod.close(); closed <- s.pub.w.Close() }()
-	select {
-	case cerr := <-closed:
-		if cerr != nil {
-			s.logger.Warn("close kafka writer", "err", cerr)
-		}
-	case <-time.After(5 * time.Second):
-		s.logger.Warn("kafka writer did not close within 5s; exiting anyway")
-	}
+	s.pub.prod.close()
 	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond),
 		"spooled_hits_left", left.Records, "spool_bytes", left.Bytes)
 	return err

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/edge"
-	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -100,8 +99,8 @@ func TestFaultKafkaDown(t *testing.T) {
 	cfg.Spool.Dir = t.TempDir()
 	reg := prometheus.NewRegistry()
 	logger := testLogger(t)
-	w := kafkaconn.NewWriter(kc, topics.Hits, logger)
-	e, err := edge.New(cfg, logger.With("component", "edge"), reg, w)
+	cfg.Kafka.Brokers, cfg.Kafka.Topic = kc.Brokers, topics.Hits
+	e, err := edge.New(cfg, logger.With("component", "edge"), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,8 @@ func (s *stack) startEdgeWith(edit func(*edge.Config)) (string, *prometheus.Regi
 	cfg.VisitorSecret = secret
 	edit(&cfg)
 	reg := prometheus.NewRegistry()
-	e, err := edge.New(cfg, s.logger.With("component", "edge"), reg, kafkaconn.NewWriter(s.kc, s.topics.Hits, s.logger))
+	cfg.Kafka.Brokers, cfg.Kafka.Topic = s.kc.Brokers, s.topics.Hits
+	e, err := edge.New(cfg, s.logger.With("component", "edge"), reg)
 	if err != nil {
 		s.t.Fatal(err)
 	}

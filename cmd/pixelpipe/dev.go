@@ -105,8 +105,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rdb := newRedis(mr.Addr())
 	defer rdb.Close()
 	store := hllstore.New(rdb, hllstore.Config{})
-	hitsWriter := kafkaconn.NewWriter(kc, schemas.TopicHits, logger)
-	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg, hitsWriter)
+	ecfg.Kafka.Brokers = kc.Brokers
+	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg)
 	if err != nil {
 		return err
 	}

@@ -56,9 +56,8 @@ func cmdEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	reg := newRegistry()
-	// edge.New sizes the writer's batches to the publisher's.
-	hitsWriter := kafkaconn.NewWriter(c.kafka(), c.topic(schemas.TopicHits), logger.With("component", "edge.kafka"))
-	srv, err := edge.New(cfg, logger.With("component", "edge"), reg, hitsWriter)
+	cfg.Kafka.Brokers, cfg.Kafka.Topic = c.kafka().Brokers, c.topic(schemas.TopicHits)
+	srv, err := edge.New(cfg, logger.With("component", "edge"), reg)
 	if err != nil {
 		return err
 	}
