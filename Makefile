@@ -24,8 +24,10 @@ help:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/ ./cmd/...
 
+# The dev mode's embedded Kafka broker and Redis are built in only with the
+# devmode tag; the part binaries (make build) leave them out.
 run:
-	$(GO) run ./cmd/pixelpipe dev
+	$(GO) run -tags devmode ./cmd/pixelpipe dev
 
 # Real Apache Kafka (KRaft, from Maven Central, run by this machine's Java) and
 # redis-server (Debian) on 127.0.0.1:19092 and :16379; downloads are cached in .cache/.
@@ -49,6 +51,8 @@ test: services-up browser check-generate check-deps lint
 		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
+	# The command line as make run builds it (with dev mode).
+	$(GO) test -count=1 -tags devmode ./cmd/...
 
 # Full-length fault tests: a private Kafka broker of the
 # test's own killed for 60 s under load, and a minute of load with five SIGTERM
@@ -125,13 +129,13 @@ check-deps:
 # proxy), on the build with and without the integration tests.
 lint:
 	$(GO) tool staticcheck ./...
-	$(GO) tool staticcheck -tags integration ./...
+	$(GO) tool staticcheck -tags integration,devmode ./...
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
 
 vet:
-	$(GO) vet -tags integration $(PKGS)
+	$(GO) vet -tags integration,devmode $(PKGS)
 
 # Each benchmark runs next to its reference in the same run (see BENCHMARKS.md);
 # benchstat prints medians with their spread. Raw results: build/bench.txt.

@@ -3,14 +3,18 @@ package aggregator
 import (
 	"errors"
 	"time"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // Config configures the aggregator.
 type Config struct {
 	// Group is the Kafka consumer group. Default "pixelpipe-aggregator".
 	Group string
-	// EventsTopic is the topic consumed. Default pixel.events.v1.
-	EventsTopic string
+	// EventsTopic is the topic consumed, DLQTopic where late events go and
+	// CountsTopic where count snapshots go. Defaults are the schemas
+	// package's names.
+	EventsTopic, DLQTopic, CountsTopic string
 	// FlushInterval is how often dirty counts are written to Redis and
 	// offsets committed; it bounds how stale the query side is. Default 1 s.
 	FlushInterval time.Duration
@@ -72,7 +76,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Group:         "pixelpipe-aggregator",
-		EventsTopic:   "pixel.events.v1",
+		EventsTopic:   schemas.TopicEvents,
+		DLQTopic:      schemas.TopicDLQ,
+		CountsTopic:   schemas.TopicCounts,
 		FlushInterval: time.Second,
 		MaxBatch:      50_000,
 		IdleEvict:     10 * time.Minute,
@@ -92,8 +98,8 @@ func DefaultConfig() Config {
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Group == "" || c.EventsTopic == "" {
-		errs = append(errs, errors.New("aggregator.group and the events topic must be set"))
+	if c.Group == "" || c.EventsTopic == "" || c.DLQTopic == "" || c.CountsTopic == "" {
+		errs = append(errs, errors.New("aggregator.group and the events, dead-letter and counts topics must be set"))
 	}
 	if c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("aggregator.flushInterval must be positive"))

@@ -33,10 +33,22 @@ type proc struct {
 	done chan error
 }
 
+// buildBinary builds the part binary, as make build does.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	return buildBinaryTags(t, "")
+}
+
+// buildDevBinary builds the binary with dev mode, as make run does.
+func buildDevBinary(t *testing.T) string {
+	t.Helper()
+	return buildBinaryTags(t, "devmode")
+}
+
+func buildBinaryTags(t *testing.T, tags string) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "pixelpipe")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/pixelpipe").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags="+tags, "-o", bin, "../cmd/pixelpipe").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

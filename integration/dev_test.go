@@ -22,7 +22,11 @@ import (
 // sent to the printed pixel URL is counted, the freshness watermark is
 // complete, and SIGTERM ends the process cleanly.
 func TestDevMode(t *testing.T) {
-	bin := buildBinary(t)
+	bin := buildDevBinary(t)
+	// The part binary has no dev mode, and says how to get it.
+	if code, _, stderr := runBin(t, buildBinary(t), "dev"); code == 0 || !strings.Contains(stderr, "make run") {
+		t.Errorf("dev in the part binary: exit %d, %q", code, stderr)
+	}
 	cmd := exec.Command(bin, "dev",
 		"-edge.listenAddr=127.0.0.1:0", "-query.listenAddr=127.0.0.1:0", "-admin.listenAddr=127.0.0.1:0",
 		"-edge.spool.dir="+t.TempDir())

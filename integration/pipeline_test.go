@@ -142,7 +142,7 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregator.Aggregator {
 	cfg := aggregator.DefaultConfig()
 	cfg.Group = group
-	cfg.EventsTopic = s.topics.Events
+	cfg.EventsTopic, cfg.DLQTopic, cfg.CountsTopic = s.topics.Events, s.topics.DLQ, s.topics.Counts
 	cfg.FlushInterval = 200 * time.Millisecond
 	cfg.CommitDelay = time.Second
 	cfg.DetailInterval = time.Second
@@ -150,7 +150,7 @@ func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregato
 	a, err := aggregator.New(cfg, l, reg,
 		func() *kafka.Reader { return kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l) },
 		hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix}),
-		aggregator.Outputs{DLQ: kafkaconn.NewWriter(s.kc, s.topics.DLQ, l), Counts: kafkaconn.NewWriter(s.kc, s.topics.Counts, l)})
+		aggregator.Outputs{DLQ: kafkaconn.NewWriter(s.kc, cfg.DLQTopic, l), Counts: kafkaconn.NewWriter(s.kc, cfg.CountsTopic, l)})
 	if err != nil {
 		s.t.Fatal(err)
 	}

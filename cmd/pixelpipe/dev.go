@@ -1,3 +1,5 @@
+//go:build devmode
+
 package main
 
 import (
@@ -114,7 +116,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	agg, err := newAggregator(kc, acfg, store, schemas.TopicDLQ, schemas.TopicCounts, logger, reg)
+	agg, err := newAggregator(kc, acfg, store, logger, reg)
 	if err != nil {
 		return err
 	}

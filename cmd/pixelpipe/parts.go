@@ -255,7 +255,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg.EventsTopic = c.topic(schemas.TopicEvents)
+	cfg.EventsTopic, cfg.DLQTopic, cfg.CountsTopic = c.topic(schemas.TopicEvents), c.topic(schemas.TopicDLQ), c.topic(schemas.TopicCounts)
 	logger, err := newLogger(stdout, c.logLevel)
 	if err != nil {
 		return err
@@ -267,7 +267,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer rdb.Close()
 	reg := newRegistry()
 	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})
-	a, err := newAggregator(c.kafka(), cfg, store, c.topic(schemas.TopicDLQ), c.topic(schemas.TopicCounts), logger, reg)
+	a, err := newAggregator(c.kafka(), cfg, store, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -298,7 +298,7 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
 
-func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, dlqTopic, countsTopic string, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
+func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.Store, logger *slog.Logger, reg prometheus.Registerer) (*aggregator.Aggregator, error) {
 	l := logger.With("component", "aggregator")
 	stats := kafkaconn.NewReaderMetrics(reg, "aggregator")
 	open := func() *kafka.Reader {
@@ -307,8 +307,8 @@ func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.S
 		return r
 	}
 	return aggregator.New(cfg, l, reg, open, store, aggregator.Outputs{
-		DLQ:    kafkaconn.NewWriter(kc, dlqTopic, l),
-		Counts: kafkaconn.NewWriter(kc, countsTopic, l),
+		DLQ:    kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
+		Counts: kafkaconn.NewWriter(kc, cfg.CountsTopic, l),
 	})
 }
 
