@@ -155,6 +155,32 @@ func (b *Broker) waitGone(pid int, timeout time.Duration) bool {
 	return false
 }
 
+// leaderOffsets dials the leader of topic's partition and reads its first
+// and last offsets, retrying for half a minute: a broker that has just
+// started, or a topic just created, can answer "not leader" for a while
+// even after it acknowledged writes.
+func leaderOffsets(t testing.TB, broker, topic string, part int) (*kafka.Conn, int64, int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		pc, err := kafka.DialLeader(ctx, "tcp", broker, topic, part)
+		cancel()
+		if err == nil {
+			first, last, oerr := pc.ReadOffsets()
+			if oerr == nil {
+				return pc, first, last
+			}
+			_ = pc.Close()
+			err = oerr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("offsets of %s/%d: %v", topic, part, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // ReadTopic returns the value of every message in topic, from the first
 // offset of each partition to its end at the time of the call.
 func ReadTopic(t testing.TB, broker, topic string) [][]byte {
@@ -170,16 +196,7 @@ func ReadTopic(t testing.TB, broker, topic string) [][]byte {
 	}
 	var out [][]byte
 	for _, p := range parts {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		pc, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
-		cancel()
-		if err != nil {
-			t.Fatalf("dial leader of %s/%d: %v", topic, p.ID, err)
-		}
-		first, last, err := pc.ReadOffsets()
-		if err != nil {
-			t.Fatalf("offsets of %s/%d: %v", topic, p.ID, err)
-		}
+		pc, first, last := leaderOffsets(t, broker, topic, p.ID)
 		off := first
 		for off < last {
 			_ = pc.SetReadDeadline(time.Now().Add(30 * time.Second))
