@@ -374,27 +374,16 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		vk := ev.GetVisitorKey()
 		human := classOf(ev) == hllstore.Human
 		e.touched = now
-		if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" && !d.CountOrder(ev.GetOrderId(), p, o) {
-			// The day counted this order from another event: a reloaded
-			// thank-you page or a resent pixel. It counts in nothing; its
-			// positions advance like any event's.
-			if human && !d.BPos.Covers(p, o) {
-				d.BPos[p] = o
-				e.bdirty = true
-			}
-			if d.Pos.Covers(p, o) {
-				a.m.skipped.Inc()
-				continue
-			}
-			d.Pos[p] = o
-			e.dirty = true
-			a.m.dupOrder.Inc()
-			continue
-		}
+		// A conversion whose order the day counted from another event (a
+		// reloaded thank-you page, a resent pixel) counts in nothing; its
+		// positions advance like any event's.
+		dupOrder := ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" && !d.CountOrder(ev.GetOrderId(), p, o)
 		if human && !d.BPos.Covers(p, o) {
 			d.BPos[p] = o
-			values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
-			d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
+			if !dupOrder {
+				values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
+				d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
+			}
 			e.bdirty = true
 		}
 		if d.Pos.Covers(p, o) {
@@ -402,6 +391,11 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			continue
 		}
 		d.Pos[p] = o
+		e.dirty = true
+		if dupOrder {
+			a.m.dupOrder.Inc()
+			continue
+		}
 		for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
 			r := d.Records[id]
 			if r == nil {
@@ -409,7 +403,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 				a.records++
 			}
 			r.Add(vk)
-			if !human && (ev.GetBot() || ev.GetMachineOpen()) {
+			if ev.GetBot() || ev.GetMachineOpen() {
 				for _, reason := range ev.GetBotReasons() {
 					r.AddReason(reason)
 				}
@@ -426,7 +420,6 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 				r.Mark |= untop
 			}
 		}
-		e.dirty = true
 		a.m.applied.Inc()
 	}
 	a.m.activeState.Set(float64(a.records))

@@ -140,7 +140,7 @@ func (s *Server) pixel(ctx *fasthttp.RequestCtx) {
 	h.SetContentTypeBytes(contentTypeGIF)
 	noCache(h)
 	ctx.SetBody(transparentGIF)
-	s.record(ctx, routePixel, nil, "")
+	s.record(ctx, routePixel, nil, "", false)
 }
 
 // beacon is the pixel without a body: 204, for navigator.sendBeacon and
@@ -153,7 +153,7 @@ func (s *Server) beacon(ctx *fasthttp.RequestCtx) {
 	}
 	noCache(&ctx.Response.Header)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
-	s.record(ctx, routeBeacon, nil, "")
+	s.record(ctx, routeBeacon, nil, "", false)
 }
 
 // click redirects to the u parameter when a signature or the site's
@@ -178,14 +178,14 @@ func (s *Server) click(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 		ctx.SetBodyString("bad click: " + err.Error() + "\n")
-		s.record(ctx, routeClick, nil, schemas.InvalidBadClick)
+		s.record(ctx, routeClick, nil, schemas.InvalidBadClick, false)
 		return
 	}
 	ctx.Response.Header.Set("Location", loc)
 	ctx.SetStatusCode(fasthttp.StatusFound)
 	// A signed click is a verified hit, as a signed pixel is; one let
 	// through by the allow-list is not.
-	s.recordClick(ctx, []byte(loc), signed)
+	s.record(ctx, routeClick, []byte(loc), "", signed)
 }
 
 // optOut sets the opt-out cookie; hits from a browser that has it are
@@ -242,19 +242,9 @@ const (
 	notRecorded // opted out, or dropped (spool full or failing, shutting down)
 )
 
-// record takes the hit's parameters from the query string.
-func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string) {
-	s.recordVerified(ctx, route, clickDest, invalid, false)
-}
-
-// recordClick records a click that redirected to dest; signed: its
-// signature verified.
-func (s *Server) recordClick(ctx *fasthttp.RequestCtx, dest []byte, signed bool) {
-	s.recordVerified(ctx, routeClick, dest, "", signed)
-}
-
-// recordVerified is record; verifiedClick says a click's signature verified.
-func (s *Server) recordVerified(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string, verifiedClick bool) {
+// record takes the hit's parameters from the query string; signedClick
+// says a click's signature verified (a pixel's is checked here).
+func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string, signedClick bool) {
 	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
 		s.m.optedOut.Inc()
 		return
@@ -263,7 +253,7 @@ func (s *Server) recordVerified(ctx *fasthttp.RequestCtx, route string, clickDes
 	defer s.pool.Put(rec)
 	rec.query, rec.props = rec.params.fromQuery(ctx.URI().QueryString(), rec.query[:0], rec.props[:0])
 	if p := &rec.params; route == routeClick {
-		p.verified = verifiedClick
+		p.verified = signedClick
 	} else if len(p.sig) > 0 {
 		p.sigErr = verifyPixel(s.cfg.ClickKeys, p.kid, p.exp, ctx.URI().QueryString(), s.now())
 		p.verified = p.sigErr == ""

@@ -136,7 +136,9 @@ func (s *safety) redact(f *schemas.HitFields, scratch []byte) []byte {
 		if len(f.CookieID) > 0 {
 			f.CookieID, scratch = s.pseudonym(cookiePseudonym, f.CookieID, scratch)
 		}
-		f.ClientIP = truncateIP(f.ClientIP)
+		start := len(scratch)
+		scratch = pii.AppendTruncatedIP(scratch, f.ClientIP, 24, 48)
+		f.ClientIP = scratch[start:]
 	}
 	return scratch
 }
@@ -160,19 +162,6 @@ func (s *safety) pseudonym(domain string, id, scratch []byte) ([]byte, []byte) {
 	scratch = append(scratch, "h:"...)
 	scratch = hex.AppendEncode(scratch, m.Sum(nil)[:16])
 	return scratch[start:], scratch
-}
-
-// truncateIP zeroes, in place, the host part of a 4-byte (/24 kept) or
-// 16-byte (/48 kept) address.
-func truncateIP(ip []byte) []byte {
-	keep := 3
-	if len(ip) == 16 {
-		keep = 6
-	}
-	if len(ip) == 4 || len(ip) == 16 {
-		clear(ip[keep:])
-	}
-	return ip
 }
 
 func (s *safety) redactText(key, b, scratch []byte) ([]byte, []byte) {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -120,7 +121,7 @@ func BenchmarkTransform(b *testing.B) {
 				SchemaVersion: schemas.EventVersion, Origin: hit.GetOrigin(),
 				Source: &pixelpb.SourcePosition{Partition: int32(m.Partition), Offset: m.Offset},
 				Kind:   hit.GetKind(), ContentId: hit.GetContentId(), SiteId: hit.GetSiteId(), VisitorKey: key, IdentitySource: src,
-				PageUrl: hit.GetPageUrl(), Referrer: hit.GetReferrer(), IpTruncated: TruncateIP(hit.GetClientIp()),
+				PageUrl: hit.GetPageUrl(), Referrer: hit.GetReferrer(), IpTruncated: pii.TruncateIP(hit.GetClientIp()),
 			}
 			sinkBytes, _ = proto.Marshal(ev)
 		}

@@ -247,7 +247,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		IdentitySource: d.idSrc,
 		PageUrl:        pageURL,
 		Referrer:       referrer,
-		IpTruncated:    appendTruncatedIP(p.ipBuf[:0], hit.GetClientIp(), p.cfg.IPv4Bits, p.cfg.IPv6Bits),
+		IpTruncated:    pii.AppendTruncatedIP(p.ipBuf[:0], hit.GetClientIp(), p.cfg.IPv4Bits, p.cfg.IPv6Bits),
 		ProcessedAtMs:  now,
 
 		Country: g.Country, Region: g.Region, City: g.City, Asn: g.ASN,

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"math/big"
 	"math/bits"
+	"strconv"
 	"strings"
 )
 
@@ -33,20 +34,6 @@ func (s *Sum) AddSum(o Sum) {
 	var carry uint64
 	s.lo, carry = bits.Add64(s.lo, o.lo, 0)
 	s.hi += o.hi + int64(carry)
-}
-
-// IsZero reports whether s is 0.
-func (s Sum) IsZero() bool { return s.hi == 0 && s.lo == 0 }
-
-// Sign returns -1, 0 or +1.
-func (s Sum) Sign() int {
-	switch {
-	case s.hi < 0:
-		return -1
-	case s.IsZero():
-		return 0
-	}
-	return 1
 }
 
 // big returns s as a big.Int.
@@ -78,30 +65,9 @@ func fromBig(b *big.Int) (Sum, error) {
 // Micros returns s as a decimal integer of micros ("-1500000").
 func (s Sum) Micros() string {
 	if s.hi == 0 && s.lo < 1<<63 || s.hi == -1 && s.lo >= 1<<63 {
-		return itoa(int64(s.lo))
+		return strconv.FormatInt(int64(s.lo), 10)
 	}
 	return s.big().String()
-}
-
-func itoa(v int64) string {
-	var b [20]byte
-	i := len(b)
-	u := uint64(v)
-	if v < 0 {
-		u = -u
-	}
-	for {
-		i--
-		b[i] = byte('0' + u%10)
-		u /= 10
-		if u == 0 {
-			break
-		}
-	}
-	if v < 0 {
-		return "-" + string(b[i:])
-	}
-	return string(b[i:])
 }
 
 // ParseMicros parses a decimal integer of micros, the form Micros writes.
@@ -178,17 +144,12 @@ func digits(s string) bool {
 	return true
 }
 
+// quote quotes s for an error, cut at 48 bytes.
 func quote(s string) string {
 	if len(s) > 48 {
 		s = s[:48] + "…"
 	}
-	return `"` + s + `"`
-}
-
-// Float64 returns s in currency units, rounded to a float64.
-func (s Sum) Float64() float64 {
-	f, _ := new(big.Float).SetInt(s.big()).Float64()
-	return f / 1e6
+	return strconv.Quote(s)
 }
 
 // MarshalJSON writes s in currency units as an exact JSON number.

@@ -3,8 +3,8 @@
 // e-mail addresses and phone numbers, also when percent-encoded any number
 // of times. The edge redacts before it encodes a raw hit, so pixel.hits.v1
 // never holds them; the processor runs the same rules again on what it
-// reads (hits spooled by older edges). IP truncation is not here: the
-// processor does it (processor.TruncateIP).
+// reads (hits spooled by older edges). IP addresses are cut to their
+// network by AppendTruncatedIP.
 //
 // What counts as a phone number is a trade-off between missing numbers and
 // damaging ids and timestamps; the rule is on HasPhone. Everything here is
