@@ -101,7 +101,7 @@ check-generate:
 	rm -rf $$tmp; echo "generated code is up to date"
 
 # Components (edge, processor, aggregator, query, each with its subpackages)
-# never import each other; the library layer (hllstore, counts, internal/...)
+# never import each other; the library layer (hllstore, counts, audit, internal/...)
 # imports no component; schemas imports nothing of the project. Test files
 # count too (go list -test).
 COMPONENTS = edge processor aggregator query
@@ -116,7 +116,7 @@ check-deps:
 			if [ -n "$$bad" ]; then echo "$$c imports $$other: $$bad"; fail=1; fi; \
 		done; \
 	done; \
-	for lib in ./hllstore/... ./counts/... ./internal/...; do \
+	for lib in ./hllstore/... ./counts/... ./audit/... ./internal/...; do \
 		deps=$$($(GO) list -tags integration -deps $$lib) || { echo "go list $$lib failed"; fail=1; }; \
 		bad=$$(echo "$$deps" | grep -E "^$(MOD)/(edge|processor|aggregator|query)(/|$$)" | sort -u); \
 		if [ -n "$$bad" ]; then echo "$$lib (library layer) imports a component: $$bad"; fail=1; fi; \

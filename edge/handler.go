@@ -413,7 +413,13 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 
 	key := s.keyer.PartitionKey(f.ReceivedAtMs, f.SiteID, f.UserID, f.CookieID, f.ClientIP, f.UserAgent)
 	rec.buf = schemas.AppendVisitorPartitionKey(rec.buf[:0], key)
-	rec.buf = binary.BigEndian.AppendUint64(rec.buf, uint64(f.ReceivedAtMs))
+	// The hit's number in its lane is taken last, just before the spool
+	// append: a hit shed above never takes one, so the lane has no gap
+	// for it (a hit the spool refuses below leaves one: it is lost).
+	if lane, seq := s.lanes.next(rec.buf[:keyLen]); lane != 0 {
+		f.Lane, f.Seq = lane, seq
+	}
+	rec.buf = binary.BigEndian.AppendUint64(rec.buf, laneHeader(f.ReceivedAtMs, f.Lane))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
 	invalidReason = f.InvalidReason
 	rec.fields = schemas.HitFields{} // drop references to the request's memory

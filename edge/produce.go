@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"sync"
 	"time"
@@ -31,6 +30,7 @@ type producer struct {
 	codec  kafka.Compression // none; benchmarks compare others
 
 	partitions *kafkaconn.Partitions
+	lanes      *lanes // told each partition count learnt
 
 	byPart [][]int32 // scratch: indexes of a batch's hits by partition
 	failed []int32   // scratch: indexes of the hits that failed
@@ -47,13 +47,14 @@ type chunk struct {
 // newProducer returns a producer of cfg's topic that waits for every
 // in-sync replica. It has a transport of its own (not kafka-go's shared
 // default), whose connections close releases.
-func newProducer(cfg KafkaConfig) *producer {
+func newProducer(cfg KafkaConfig, l *lanes) *producer {
 	own := &kafka.Transport{}
 	p := &producer{
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: own, Timeout: cfg.WriteTimeout},
 		topic:  cfg.Topic,
 		acks:   kafka.RequireAll,
 		own:    own,
+		lanes:  l,
 	}
 	p.partitions = kafkaconn.NewPartitions(p.client, p.topic)
 	return p
@@ -83,8 +84,18 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 	for i := range p.byPart {
 		p.byPart[i] = p.byPart[i][:0]
 	}
+	if p.lanes != nil {
+		if err := p.lanes.resize(n, true); err != nil {
+			return idx, err
+		}
+	}
 	for _, i := range idx {
-		part := kafkaconn.PartitionOf(recs[i][:keyLen], n)
+		// A hit goes to the partition its lane names; one spooled without
+		// a lane (or naming a partition the topic no longer has) by key.
+		part := int(spooledLane(recs[i])) - 1
+		if part < 0 || part >= n {
+			part = kafkaconn.PartitionOf(recs[i][:keyLen], n)
+		}
 		p.byPart[part] = append(p.byPart[part], i)
 	}
 	p.chunks = p.chunks[:0]
@@ -158,7 +169,7 @@ func (r *hitRecords) ReadRecord() (*kafka.Record, error) {
 	r.key.Reset(b[:keyLen])
 	r.value.Reset(b[headerLen:])
 	r.rec = kafka.Record{
-		Time:  time.UnixMilli(int64(binary.BigEndian.Uint64(b[keyLen:headerLen]))),
+		Time:  time.UnixMilli(spooledTime(b)),
 		Key:   &r.key,
 		Value: &r.value,
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/binary"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -11,7 +10,8 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
-// A spooled hit is [8-byte Kafka key][8-byte receive time, Unix ms][RawHit].
+// A spooled hit is [8-byte Kafka key][8-byte receive time and lane][RawHit]
+// (see laneHeader).
 const (
 	keyLen    = 8
 	headerLen = 16
@@ -112,11 +112,30 @@ func (p *publisher) run(stop <-chan struct{}, writeCtx context.Context) {
 	}
 }
 
+// learnLanes asks Kafka for the partition count when the spool folder had
+// none stored, so the first hits are numbered by lane; it gives up after a
+// few seconds (Kafka down at the first start), leaving it to the first
+// delivered batch. It runs before the publisher starts.
+func (p *publisher) learnLanes(ctx context.Context) {
+	if p.prod.lanes == nil || p.prod.lanes.count() > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := p.prod.partitions.Count(ctx)
+	if err == nil {
+		err = p.prod.lanes.resize(n, true)
+	}
+	if err != nil {
+		p.logger.Warn("partition count unknown: hits are numbered per node until Kafka answers (the audit cannot check them by lane)", "err", err)
+	}
+}
+
 // write sends recs until Kafka acknowledged every one, retrying only the
 // ones that failed, with a growing pause between attempts. It returns false
 // when ctx ended first.
 func (p *publisher) write(ctx context.Context, recs [][]byte) bool {
-	first := time.UnixMilli(int64(binary.BigEndian.Uint64(recs[0][keyLen:headerLen])))
+	first := time.UnixMilli(spooledTime(recs[0]))
 	p.all = p.all[:0]
 	for i := range recs {
 		p.all = append(p.all, int32(i))

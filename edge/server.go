@@ -33,6 +33,7 @@ type Server struct {
 	spool  *spool.Spool
 	pool   sync.Pool // *record
 	keyer  *visitor.Keyer
+	lanes  *lanes
 	safe   *safety // redaction, rate policy, consent (safety.go)
 	clock  func() time.Time
 
@@ -69,6 +70,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		logger.Warn("spool holds hits from a previous run; delivering them first",
 			"hits", st.Records, "bytes", st.Bytes, "corrupt_tails", st.CorruptTails, "corrupt_bytes", st.CorruptBytes)
 	}
+	ln2, err := newLanes(cfg.Spool.Dir)
+	if err != nil {
+		_ = sp.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		_ = sp.Close()
@@ -80,13 +86,14 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 		ln:       ln,
 		spool:    sp,
 		keyer:    visitor.NewKeyer(cfg.VisitorSecret),
+		lanes:    ln2,
 		bootMs:   time.Now().UnixMilli(),
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
 	s.m = newMetrics(reg, sp)
 	s.safe = newSafety(cfg, reg)
-	s.pub = &publisher{cfg: cfg, prod: newProducer(cfg.Kafka), sp: sp, m: s.m, logger: logger}
+	s.pub = &publisher{cfg: cfg, prod: newProducer(cfg.Kafka, ln2), sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "pixelpipe",
@@ -135,6 +142,10 @@ func (s *Server) Run(ctx context.Context) error {
 	stop := make(chan struct{})
 	writeCtx, cancelWrites := context.WithCancel(context.Background())
 	defer cancelWrites()
+	// Hits are numbered by lane from the first request on when the
+	// partition count is known: stored in the spool folder, or asked of
+	// Kafka now (for a few seconds at most).
+	s.pub.learnLanes(ctx)
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)

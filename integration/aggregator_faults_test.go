@@ -79,6 +79,7 @@ func checkExact(t *testing.T, s *stack, res *loadgen.Result, timeout time.Durati
 		}
 		return ""
 	})
+	checkAudit(t, s, res.Acked, res.Acked, timeout)
 }
 
 // aggregatorEnv configures an aggregator process for the stack's topics and
@@ -207,6 +208,7 @@ func TestFaultProcessorKillLoop(t *testing.T) {
 	rounds, total := faultScale()
 	bin := buildBinary(t)
 	s := newStack(t)
+	s.procGroup = "killed"
 	s.startEdge()
 	s.startAggregator("kill-agg")
 	s.startQuery()
@@ -217,7 +219,7 @@ func TestFaultProcessorKillLoop(t *testing.T) {
 		"PIXEL_REDIS_ADDR=" + pipetest.RedisAddr(),
 		"PIXEL_REDIS_KEYPREFIX=" + s.prefix,
 		"PIXEL_ADMIN_LISTENADDR=127.0.0.1:0",
-		"PIXEL_PROCESSOR_GROUP=killed",
+		"PIXEL_PROCESSOR_GROUP=" + s.procGroup,
 		// Snapshots several times between kills, so restarts load one and
 		// replay the hits after it.
 		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=200ms",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
@@ -27,7 +28,7 @@ func (s *stack) startTenantQuery(tokens map[string]string) {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = tokens
-	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})))
+	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})), audit.NewReader(s.rdb, s.prefix))
 	if err != nil {
 		s.t.Fatal(err)
 	}

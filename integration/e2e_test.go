@@ -62,6 +62,7 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 	checkAll("first pass")
+	checkAudit(t, s, 4000, 4000, 90*time.Second)
 	if got := counter(t, aggReg, "pixel_aggregator_events_total", "applied"); got != 4000 {
 		t.Fatalf("aggregator applied %v events, want 4000", got)
 	}

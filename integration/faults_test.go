@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
@@ -33,15 +34,26 @@ func faultFull() bool { return os.Getenv("PIXEL_FAULT_FULL") == "1" }
 const faultRate = 200 // hits per second: modest, the machine is shared
 
 // verifyNoLoss reads the whole raw topic and compares it with what the load
-// generator was told: every acknowledged hit must be
-// there, and nothing that was never sent.
+// generator was told: every acknowledged hit must be there, and nothing
+// that was never sent; and the completeness audit's lanes (the numbers each
+// edge gave its hits per partition) must have no gaps.
 func verifyNoLoss(t *testing.T, broker, topic string, res *loadgen.Result) {
 	t.Helper()
 	found := map[int]int{}
-	for _, v := range pipetest.ReadTopic(t, broker, topic) {
+	lanes := map[int]*audit.Partition{}
+	for _, m := range pipetest.ReadTopicMessages(t, broker, topic) {
 		var h pixelpb.RawHit
-		if err := proto.Unmarshal(v, &h); err != nil {
+		if err := proto.Unmarshal(m.Value, &h); err != nil {
 			t.Fatalf("raw topic holds an undecodable record: %v", err)
+		}
+		// The audit's view of the partition: every hit in its lane, the
+		// lanes without gaps.
+		if lanes[m.Partition] == nil {
+			lanes[m.Partition] = audit.NewPartition(m.Partition)
+		}
+		o := h.GetOrigin()
+		if tracked, _ := lanes[m.Partition].Check(&audit.Hit{Node: o.GetNodeId(), BootMs: o.GetBootMs(), Seq: o.GetSeq(), Lane: o.GetLane(), AtMs: o.GetReceivedAtMs()}); !tracked {
+			t.Errorf("hit in partition %d without its lane: lane %d, seq %d", m.Partition, o.GetLane(), o.GetSeq())
 		}
 		seq, ok := loadgen.TagSeq(h.GetPageUrl(), "")
 		if !ok {
@@ -75,6 +87,11 @@ func verifyNoLoss(t *testing.T, broker, topic string, res *loadgen.Result) {
 	}
 	t.Logf("sent %d, acknowledged %d, not acknowledged %d (of which %d reached Kafka anyway); distinct in topic %d, duplicates %d; acknowledged but missing %d",
 		res.Sent, res.Acked, res.Failed, failedFound, len(found), dups, len(missing))
+	for part, p := range lanes {
+		if n := p.Missing(); n != 0 {
+			t.Errorf("the audit finds %d hits missing from the lanes of partition %d", n, part)
+		}
+	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
 		t.Fatalf("LOST %d acknowledged hits, first: %v", len(missing), missing[:min(len(missing), 20)])

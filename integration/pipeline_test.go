@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -41,8 +42,11 @@ type stack struct {
 	logger *slog.Logger
 
 	edgeURL, queryURL string
-	wg                sync.WaitGroup
-	cancels           []context.CancelFunc
+	// procGroup is the consumer group of the processors whose audit
+	// checkAudit reads (the first one started).
+	procGroup string
+	wg        sync.WaitGroup
+	cancels   []context.CancelFunc
 }
 
 func newStack(t *testing.T) *stack {
@@ -125,6 +129,9 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 	}
 	l := s.logger.With("component", "processor")
 	reg := prometheus.NewRegistry()
+	if s.procGroup == "" {
+		s.procGroup = group
+	}
 	p, err := processor.New(cfg, l, reg, processor.Deps{
 		Reader:   kafkaconn.NewGroupReader(s.kc, cfg.HitsTopic, cfg.Group, l),
 		Events:   kafkaconn.NewProducer(s.kc, cfg.EventsTopic),
@@ -132,6 +139,7 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 		DLQ:      kafkaconn.NewProducer(s.kc, cfg.DLQTopic),
 		State:    state.New(s.rdb, s.prefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(s.kc, cfg.HitsTopic, l),
+		Audit:    audit.NewWriter(s.rdb, s.prefix, cfg.AuditRetention),
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -167,7 +175,7 @@ func (s *stack) startQuery() {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "it-token"
-	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})))
+	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})), audit.NewReader(s.rdb, s.prefix))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -190,6 +198,53 @@ func (s *stack) stats(cid string) (query.StatsResponse, error) {
 		return out, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// auditReport reads GET /v1/audit (the last hour) for the stack's
+// processor group.
+func (s *stack) auditReport() (query.AuditResponse, error) {
+	var out query.AuditResponse
+	req, _ := http.NewRequest("GET", s.queryURL+"/v1/audit?group="+s.procGroup, nil)
+	req.Header.Set("Authorization", "Bearer it-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// checkAudit waits until the completeness audit accounts for every hit:
+// between lo and hi accepted (hits whose client got no answer may or may
+// not have been accepted), all of them events and counted, none missing,
+// none unchecked by number.
+func checkAudit(t *testing.T, s *stack, lo, hi int, timeout time.Duration) {
+	t.Helper()
+	var last query.AuditResponse
+	pipetest.Eventually(t, timeout, func() string {
+		a, err := s.auditReport()
+		if err != nil {
+			return "audit: " + err.Error()
+		}
+		last = a
+		switch {
+		case a.Report == nil:
+			return "audit: no report"
+		case a.Missing != 0:
+			return fmt.Sprintf("audit: %d missing, ranges %+v", a.Missing, a.Nodes)
+		case a.Accepted < int64(lo) || a.Accepted > int64(hi):
+			return fmt.Sprintf("audit: %d accepted, want %d to %d", a.Accepted, lo, hi)
+		case a.Events != a.Accepted || a.Counted != a.Events:
+			return fmt.Sprintf("audit: %d accepted, %d events, %d counted", a.Accepted, a.Events, a.Counted)
+		case a.Unsequenced != 0:
+			return fmt.Sprintf("audit: %d hits without a lane", a.Unsequenced)
+		}
+		return ""
+	})
+	t.Logf("audit: %d accepted, %d counted, %d missing, %d duplicates dropped, %d node(s)", last.Accepted, last.Counted, last.Missing, last.Duplicates, len(last.Nodes))
 }
 
 // counter returns the value of counter name with label result = result.

@@ -78,6 +78,10 @@ type Config struct {
 	// ids before ':') or "*", and POLICY require, prefer or off (package
 	// signing). E.g. "acme=require,*=prefer". Default empty: off for all.
 	SignedPixels string
+	// AuditRetention is how long the completeness audit's hashes in Redis
+	// outlive their last write (GET /v1/audit reads up to 8 days). Default
+	// 8 days.
+	AuditRetention time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -95,6 +99,7 @@ func DefaultConfig() Config {
 		MaxVisitors:      250_000,
 		SnapshotInterval: 10 * time.Second,
 		SnapshotTTL:      7 * 24 * time.Hour,
+		AuditRetention:   8 * 24 * time.Hour,
 		IPv4Bits:         24,
 		IPv6Bits:         48,
 		Geo:              geo.Config{ReloadInterval: time.Minute},
@@ -120,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Session.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.AuditRetention < time.Hour {
+		errs = append(errs, errors.New("processor.auditRetention must be at least 1h"))
 	}
 	if c.StateTTL < c.Session.Timeout || c.StateTTL < c.Session.DedupeWindow {
 		errs = append(errs, errors.New("processor.stateTTL must be at least the session timeout and the dedupe window"))

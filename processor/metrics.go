@@ -13,12 +13,14 @@ type metrics struct {
 	midnightLinks                                      prometheus.Counter
 	lag                                                prometheus.Histogram
 	openSessions, visitors                             prometheus.Gauge
+	auditMissing, auditLanes                           prometheus.Gauge
+	unsequenced                                        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_processor_hits_total",
-		Help: "Raw hits by result: event (written to the events topic), dlq_decode (undecodable), dlq_invalid (marked invalid by the edge or failing validation), duplicate (event id seen within -processor.dedupeWindow; dropped), replayed (already reflected in the partition's state; its output was written before).",
+		Help: "Raw hits by result: event (written to the events topic), dlq_decode (undecodable), dlq_invalid (marked invalid by the edge or failing validation), duplicate (a number its edge lane already delivered, or an event id seen within -processor.dedupeWindow; dropped), replayed (already reflected in the partition's state; its output was written before).",
 	}, []string{"result"})
 	labels := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_processor_labelled_total",
@@ -86,10 +88,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pixel_processor_open_sessions",
 			Help: "Open sessions of the partitions this processor holds in memory, as of each partition's last sweep (each minute of event time).",
 		}),
+		auditMissing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_audit_missing_hits",
+			Help: "Hits the edges numbered for the partitions this processor holds that have not arrived (gaps in the edges' lanes): lost before Kafka, or still on their way (out-of-order retries fill within seconds; an edge cut off from Kafka holds them in its spool). GET /v1/audit lists them.",
+		}),
+		auditLanes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_audit_lanes",
+			Help: "Edge lanes (node, boot, partition) the audit tracks in the partitions this processor holds.",
+		}),
+		unsequenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_audit_unsequenced_hits_total",
+			Help: "Hits without a lane number (an edge that did not know the partition count yet, or an older edge): counted, but the audit cannot check them by number.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap, m.shed,
-			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors)
+			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors, m.auditMissing, m.auditLanes, m.unsequenced)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/state"
@@ -29,6 +30,9 @@ type part struct {
 	changed map[uint64]struct{}
 	gone    map[uint64]struct{}
 	snap    snapMark
+	// audit is the partition's completeness audit: the edges' lanes and
+	// the figures not yet written (package audit).
+	audit *audit.Partition
 	// touched is when a batch last had hits of the partition (wall time).
 	touched time.Time
 }
@@ -63,6 +67,7 @@ func (p *Processor) emptyPart(id int) *part {
 	return &part{
 		id: id, clock: state.Clock{Next: -1}, visitors: map[uint64]*session.State{},
 		changed: map[uint64]struct{}{}, gone: map[uint64]struct{}{}, snap: snapMark{next: -1},
+		audit: audit.NewPartition(id),
 	}
 }
 
@@ -107,7 +112,7 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 		// good: rebuild as if there were none, from the hits.
 		p.m.stateErr.Inc()
 		p.logger.Error("partition snapshot unreadable; rebuilding its state from the hits of the last -processor.stateTTL", "partition", id, "err", err)
-		snap, err = &state.Snapshot{Clock: state.Clock{Next: -1}, Visitors: map[uint64]*session.State{}}, nil
+		snap, err = &state.Snapshot{Clock: state.Clock{Next: -1}, Visitors: map[uint64]*session.State{}}, p.d.State.Drop(ctx, p.statePart(id))
 	}
 	if err != nil {
 		p.m.stateErr.Inc()
@@ -116,7 +121,22 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 	pt = p.emptyPart(id)
 	pt.clock, pt.visitors = snap.Clock, snap.Visitors
 	pt.snap = snapMark{next: snap.Clock.Next, at: start, deltas: snap.Deltas, items: len(snap.Visitors)}
+	// The audit's figures are stored with the snapshot: the hits replayed
+	// from its position on are counted (their figures were not written),
+	// those before it not. Without a snapshot, the hits the rebuild
+	// replays were counted by whoever processed them.
+	pt.audit.CountFrom(snap.Clock.Next)
+	if snap.Audit != nil {
+		a, err := audit.LoadPartition(id, snap.Clock.Next, snap.Audit)
+		if err != nil {
+			p.m.stateErr.Inc()
+			p.logger.Error("partition audit state unreadable; the audit restarts its lanes from the next hits", "partition", id, "err", err)
+		} else {
+			pt.audit = a
+		}
+	}
 	if snap.Clock.Next < 0 {
+		pt.audit.CountFrom(first)
 		// No snapshot (a new group, or one stopped past -snapshotTTL), but
 		// the group may have committed past hits whose state still
 		// matters: rebuild it from the hits of the last StateTTL, by record
@@ -189,7 +209,8 @@ func (p *Processor) snapshotQuietly(ctx context.Context, all bool) {
 func (p *Processor) snapshot(ctx context.Context, all bool) error {
 	now := time.Now()
 	var errs []error
-	visitors, open := 0, 0
+	visitors, open, lanes := 0, 0, 0
+	var missing int64
 	for id, pt := range p.parts {
 		if pt.clock.Next == pt.snap.next {
 			if now.Sub(pt.touched) > idleDrop {
@@ -203,7 +224,11 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 		}
 		visitors += len(pt.visitors)
 		open += pt.openSessions
+		lanes += pt.audit.Lanes()
+		missing += pt.audit.Missing()
 	}
+	p.m.auditLanes.Set(float64(lanes))
+	p.m.auditMissing.Set(float64(missing))
 	p.m.visitors.Set(float64(visitors))
 	p.m.openSessions.Set(float64(open))
 	return errors.Join(errs...)
@@ -211,11 +236,24 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 
 // save writes pt's snapshot: a delta of what changed since the last one, or
 // a base of every visitor when there is no snapshot to continue or the
-// deltas would outgrow the base.
+// deltas would outgrow the base; with it, the partition's audit. Either is
+// written only on top of the snapshot this state continues: when another
+// processor wrote since, the partition is dropped and reloaded.
 func (p *Processor) save(ctx context.Context, pt *part, now time.Time) error {
 	sp := p.statePart(pt.id)
+	a := &state.Audit{Lanes: pt.audit.AppendState(nil)}
+	if p.d.Audit != nil {
+		tag := audit.Tag(p.cfg.Group, p.cfg.HitsTopic, pt.id)
+		a.Writes = pt.audit.Writes(func(day int64) string { return p.d.Audit.Key(tag, day) })
+		a.TTL = p.d.Audit.TTL
+	}
 	items := len(pt.changed) + len(pt.gone)
-	if pt.snap.next >= 0 && pt.snap.deltas < maxDeltas && pt.snap.items+items <= max(len(pt.visitors), 256) {
+	kind := "base"
+	var ok bool
+	var n int
+	var err error
+	if d := pt.snap.deltas; pt.snap.next >= 0 && d < maxDeltas && pt.snap.items+items <= max(len(pt.visitors), 256) {
+		kind = "delta"
 		changed := make([]*session.State, 0, len(pt.changed))
 		for v := range pt.changed {
 			changed = append(changed, pt.visitors[v])
@@ -224,39 +262,41 @@ func (p *Processor) save(ctx context.Context, pt *part, now time.Time) error {
 		for v := range pt.gone {
 			gone = append(gone, v)
 		}
-		ok, n, err := p.d.State.SaveDelta(ctx, sp, pt.snap.next, pt.clock, pt.snap.deltas+1, changed, gone)
-		if err != nil {
-			p.m.stateErr.Inc()
-			return err
+		ok, n, err = p.d.State.SaveDelta(ctx, sp, pt.snap.next, pt.clock, d+1, changed, gone, a)
+	} else {
+		all := make([]*session.State, 0, len(pt.visitors))
+		for _, st := range pt.visitors {
+			all = append(all, st)
 		}
-		if ok {
-			p.m.snapshots.WithLabelValues("delta").Inc()
-			p.m.snapshotBytes.WithLabelValues("delta").Add(float64(n))
-			pt.snap = snapMark{next: pt.clock.Next, at: now, deltas: pt.snap.deltas + 1, items: pt.snap.items + items}
-			clear(pt.changed)
-			clear(pt.gone)
-			return nil
-		}
-		// Someone else wrote since: a base, if this state is not behind.
+		ok, n, err = p.d.State.SaveBase(ctx, sp, pt.snap.next, pt.clock, all, a)
 	}
-	all := make([]*session.State, 0, len(pt.visitors))
-	for _, st := range pt.visitors {
-		all = append(all, st)
-	}
-	ok, n, err := p.d.State.SaveBase(ctx, sp, pt.clock, all)
 	if err != nil {
 		p.m.stateErr.Inc()
 		return err
 	}
 	if !ok {
 		p.m.stateStale.Inc()
-		p.logger.Info("partition state was snapshotted further by another processor; reloading", "partition", pt.id, "offset", pt.clock.Next)
+		p.logger.Info("partition state was snapshotted by another processor; reloading", "partition", pt.id, "offset", pt.clock.Next)
 		delete(p.parts, pt.id)
 		return nil
 	}
-	p.m.snapshots.WithLabelValues("base").Inc()
-	p.m.snapshotBytes.WithLabelValues("base").Add(float64(n))
-	pt.snap = snapMark{next: pt.clock.Next, at: now, items: len(all)}
+	p.m.snapshots.WithLabelValues(kind).Inc()
+	p.m.snapshotBytes.WithLabelValues(kind).Add(float64(n))
+	if kind == "delta" {
+		pt.snap = snapMark{next: pt.clock.Next, at: now, deltas: pt.snap.deltas + 1, items: pt.snap.items + items}
+	} else {
+		pt.snap = snapMark{next: pt.clock.Next, at: now, items: len(pt.visitors)}
+	}
+	pt.audit.Written(pt.clock.Next)
+	if p.d.Audit != nil {
+		// Readers find the partition's audit through this set; adding to
+		// it with every snapshot keeps it there through a Redis restart
+		// that lost the first write.
+		if err := p.d.Audit.Register(ctx, audit.Tag(p.cfg.Group, p.cfg.HitsTopic, pt.id)); err != nil {
+			p.m.stateErr.Inc()
+			return err
+		}
+	}
 	clear(pt.changed)
 	clear(pt.gone)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -34,6 +35,10 @@ type Deps struct {
 	// Hits reads the hits between a partition's snapshot and the first
 	// offset the group hands over (kafkaconn.Ranges).
 	Hits Ranges
+	// Audit names the completeness audit's hashes in Redis, which each
+	// snapshot updates; nil keeps the audit in memory and in the snapshots
+	// only (tests of other things).
+	Audit *audit.Writer
 }
 
 // Writer writes a batch of records to one topic and returns once Kafka

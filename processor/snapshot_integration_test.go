@@ -256,7 +256,7 @@ func TestCorruptSnapshotRebuildsFromHits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A snapshot of partition 0 whose base is garbage, at position 0.
-	if ok, _, err := store.SaveBase(ctx, p.statePart(0), state.Clock{Next: 0}, nil); !ok || err != nil {
+	if ok, _, err := store.SaveBase(ctx, p.statePart(0), -1, state.Clock{Next: 0}, nil, nil); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	key := prefix + ":{g|" + topics.Hits + "|0}:snap"

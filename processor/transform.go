@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
@@ -31,6 +32,10 @@ type decoded struct {
 	// prev is the cookieless key of the same visitor under the previous
 	// day's salt, for a hit shortly after midnight (see linkMidnight).
 	prev uint64
+	// audit is what the completeness audit reads of the hit; tracked
+	// whether its lane checks it by number.
+	audit   audit.Hit
+	tracked bool
 }
 
 // transform turns the batch's raw hits into event, session and dead-letter
@@ -116,7 +121,28 @@ func (p *Processor) step(pt *part, src *kafka.Message, d *decoded, now int64, qu
 		return
 	}
 	pt.clock.Next = src.Offset + 1
+	// The audit first: a hit whose number its lane has seen is a copy (an
+	// edge retry), dropped before anything counts it; the others are
+	// counted below by what becomes of them.
+	o := d.hit.GetOrigin()
+	d.audit = audit.Hit{AtMs: src.Time.UnixMilli()}
+	d.tracked = false
+	if !d.undecodable {
+		d.audit = audit.Hit{Node: o.GetNodeId(), BootMs: o.GetBootMs(), Seq: o.GetSeq(), Lane: o.GetLane(), AtMs: o.GetReceivedAtMs()}
+		var dup bool
+		if d.tracked, dup = pt.audit.Check(&d.audit); dup {
+			pt.audit.Count(src.Offset, &d.audit, audit.Duplicate, true)
+			if !quiet {
+				p.m.duplicate.Inc()
+			}
+			return
+		}
+	}
+	if !d.tracked && !quiet {
+		p.m.unsequenced.Inc()
+	}
 	if d.err != "" {
+		pt.audit.Count(src.Offset, &d.audit, audit.DeadLettered, d.tracked)
 		if quiet {
 			return
 		}
@@ -198,11 +224,13 @@ func (p *Processor) apply(pt *part, st *session.State, src *kafka.Message, d *de
 	sh.IsPage = hit.GetKind() == pixelpb.Kind_KIND_VIEW
 	res := p.cfg.Session.Apply(st, &sh)
 	if res.Duplicate {
+		pt.audit.Count(src.Offset, &d.audit, audit.Duplicate, d.tracked)
 		if !quiet {
 			p.m.duplicate.Inc()
 		}
 		return
 	}
+	pt.audit.Count(src.Offset, &d.audit, audit.Event, d.tracked)
 	pt.touch(st)
 	if res.Closed != nil && !quiet {
 		p.emitSession(res.Closed)
@@ -314,6 +342,7 @@ func (p *Processor) sweep(pt *part, quiet bool) {
 		}
 		pt.touch(st)
 	}
+	pt.audit.Expire(pt.clock.WatermarkMs)
 	pt.openSessions = 0
 	for v, st := range pt.visitors {
 		if session.Idle(st, pt.clock.WatermarkMs, p.cfg.StateTTL) {

@@ -168,7 +168,7 @@ func TestSweepAndHitOfOneVisitorInOneBatch(t *testing.T) {
 	cfg := DefaultConfig().Session
 	st := &session.State{Visitor: vKey}
 	cfg.Apply(st, &session.Hit{EventID: [16]byte{1}, AtMs: t0, Site: "news", IsPage: true})
-	ok, _, err := p.d.State.SaveBase(ctx, p.statePart(0), state.Clock{Next: 100, WatermarkMs: t0, NextSweepMs: t0 + 60_000}, []*session.State{st})
+	ok, _, err := p.d.State.SaveBase(ctx, p.statePart(0), -1, state.Clock{Next: 100, WatermarkMs: t0, NextSweepMs: t0 + 60_000}, []*session.State{st}, nil)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}

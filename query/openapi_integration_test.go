@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/money"
@@ -45,7 +47,7 @@ func loadSpec(t *testing.T) *openapi3.T {
 // seed writes counts for content "acme:a" today: human impressions, views,
 // clicks and conversions (with orders), bot views with a reason; and a
 // watermark on every partition.
-func seed(t *testing.T) (*counts.Reader, time.Time) {
+func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	t.Helper()
 	rdb, prefix := pipetest.Redis(t)
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
@@ -90,7 +92,17 @@ func seed(t *testing.T) (*counts.Reader, time.Time) {
 			t.Fatal(err)
 		}
 	}
-	return counts.NewReader(store), now
+	// The audit of one partition of the processors' group: edge-1 had 5
+	// events and a dead letter two minutes ago, and numbers 3-4 of its
+	// lane are missing (the layout package audit documents).
+	tag := audit.Tag("pixelpipe-processor", "pixel.hits.v1", 0)
+	minute := now.Add(-2*time.Minute).Unix() / 60
+	if err := audit.Register(ctx, rdb, prefix, tag); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, audit.Key(prefix, tag, minute/(24*60)), "m|"+strconv.FormatInt(minute, 10)+"|edge-1", "5 1 0 0 "+strconv.FormatInt(minute*60_000+400, 10),
+		"g|1764000000000|edge-1", "3-4@"+strconv.FormatInt(minute*60_000+500, 10))
+	return counts.NewReader(store), audit.NewReader(rdb, prefix), now
 }
 
 // Every documented path and method is served, every served route is
@@ -99,12 +111,12 @@ func seed(t *testing.T) (*counts.Reader, time.Time) {
 func TestOpenAPIMatchesHandlers(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
-	reader, now := seed(t)
+	reader, auditReader, now := seed(t)
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
-	cfg.Tokens = map[string]string{"acme-tok": "acme"}
+	cfg.Tokens = map[string]string{"acme-tok": "acme", "op-tok": "*"}
 	reg := prometheus.NewRegistry()
-	s, err := New(cfg, nil, reg, reader)
+	s, err := New(cfg, nil, reg, reader, auditReader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,10 +169,16 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		{"/v1/top", "/v1/top?by=x", 400},
 		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=country", 200},
 		{"/v1/freshness", "/v1/freshness", 200},
+		{"/v1/audit", "/v1/audit", 403}, // a tenant's token
+		{"/v1/audit", "/v1/audit?from=" + day + "&to=" + next, 200},
+		{"/v1/audit", "/v1/audit?from=" + next + "&to=" + day, 400},
 	}
 	for _, c := range calls {
 		req := httptest.NewRequest("GET", c.target, nil)
 		req.Header.Set("Authorization", "Bearer acme-tok")
+		if c.path == "/v1/audit" && c.code != 403 {
+			req.Header.Set("Authorization", "Bearer op-tok")
+		}
 		rec := httptest.NewRecorder()
 		s.srv.Handler.ServeHTTP(rec, req)
 		if rec.Code != c.code {
@@ -211,6 +229,21 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	}
 	if st.Freshness.Status != "complete" || st.Freshness.LagSeconds == nil || *st.Freshness.LagSeconds < 7 || *st.Freshness.LagSeconds > 60 {
 		t.Errorf("freshness %+v: want complete, lag about 7 s (the slowest of 6 partitions)", st.Freshness)
+	}
+
+	// The audit adds the seeded figures up: accepted = events + dead
+	// letters + missing; the minute is below the watermark, so counted.
+	var au AuditResponse
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("GET", "/v1/audit", nil)
+	req.Header.Set("Authorization", "Bearer op-tok")
+	s.srv.Handler.ServeHTTP(rec, req)
+	if err := json.Unmarshal(rec.Body.Bytes(), &au); err != nil {
+		t.Fatal(err)
+	}
+	if len(au.Nodes) != 1 || au.Accepted != 8 || au.Events != 5 || au.Counted != 5 || au.DeadLettered != 1 || au.Missing != 2 ||
+		len(au.Nodes[0].Missing) != 1 || au.Nodes[0].Missing[0].FromSeq != 3 || au.Nodes[0].Missing[0].ToSeq != 4 || len(au.Nodes[0].Minutes) != 1 {
+		t.Errorf("audit %s", rec.Body)
 	}
 
 	// /v1/live: each data line validates against LiveEvent.

@@ -10,6 +10,7 @@
 //	/v1/top                            top content by uniques or views over a range
 //	/v1/breakdowns/{cid}               by country, device, browser, OS or source
 //	/v1/freshness                      the watermark alone
+//	/v1/audit                          per edge node and minute: accepted, counted, dead-lettered, missing (operators)
 //	/                                  the dashboard (embedded HTML, CSS and JS)
 //
 // Every answer carries a freshness watermark: the event time up to which the
@@ -36,6 +37,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -67,11 +69,14 @@ type Config struct {
 	// freshness watermark is "complete" only when every partition reported.
 	// Default 6 (schemas.Topics); 0 disables the check.
 	EventsPartitions int
+	// AuditGroup is the processors' consumer group whose completeness audit
+	// GET /v1/audit reads by default. Default "pixelpipe-processor".
+	AuditGroup string
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6}
+	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6, AuditGroup: "pixelpipe-processor"}
 }
 
 // Server is the query API.
@@ -79,6 +84,7 @@ type Server struct {
 	cfg    Config
 	logger *slog.Logger
 	reader *counts.Reader
+	audit  *audit.Reader
 	ln     net.Listener
 	srv    *http.Server
 	now    func() time.Time
@@ -89,7 +95,9 @@ type Server struct {
 }
 
 // New binds cfg.ListenAddr; Run serves. Its metrics go to reg (nil: none).
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *counts.Reader) (*Server, error) {
+// It reads counts through reader and the completeness audit through
+// auditReader (nil: /v1/audit answers 501).
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *counts.Reader, auditReader *audit.Reader) (*Server, error) {
 	if cfg.MaxRangeDays < 1 {
 		return nil, errors.New("query.maxRangeDays must be at least 1")
 	}
@@ -118,7 +126,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 		return nil, fmt.Errorf("listen on query address %s: %w", cfg.ListenAddr, err)
 	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
-	s := &Server{cfg: cfg, logger: logger, reader: reader, ln: ln, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
+	if cfg.AuditGroup == "" {
+		cfg.AuditGroup = "pixelpipe-processor"
+	}
+	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, ln: ln, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
 	m := newMetrics(reg, s.live)
 	s.metrics = m
 	mux := http.NewServeMux()
@@ -134,6 +145,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 	api("GET /v1/top", s.top)
 	api("GET /v1/breakdowns/{cid}", s.breakdown)
 	api("GET /v1/freshness", s.freshnessOnly)
+	api("GET /v1/audit", s.auditRoute)
 	s.routes = append(s.routes, "GET /v1/openapi.yaml")
 	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
 	mux.Handle("GET /{$}", dashboard())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 )
@@ -21,7 +22,7 @@ func TestTenantOf(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = map[string]string{"acme-tok": "acme"}
-	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	cfg.Token = "tok"
 	cfg.Tokens = map[string]string{"acme-tok": "acme"}
 	cfg.MaxRangeDays = 31
-	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestPublicFiles(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "tok"
-	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(nil, hllstore.Config{})), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestRedisDown(t *testing.T) {
 	// Port 1 on loopback: nothing listens there, so every read is refused.
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(rdb, hllstore.Config{})))
+	s, err := New(cfg, nil, nil, counts.NewReader(hllstore.New(rdb, hllstore.Config{})), audit.NewReader(rdb, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func BenchmarkStatsRange(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "bench"
-	s, err := New(cfg, nil, nil, counts.NewReader(store))
+	s, err := New(cfg, nil, nil, counts.NewReader(store), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func BenchmarkStatsRange(b *testing.B) {
 	// The reference without rollups: every day read.
 	daysOnly := counts.NewReader(store)
 	daysOnly.Final = 0
-	sd, err := New(cfg, nil, nil, daysOnly)
+	sd, err := New(cfg, nil, nil, daysOnly, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

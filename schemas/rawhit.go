@@ -51,6 +51,7 @@ const (
 	originNodeID     = 3
 	originBootMs     = 4
 	originSeq        = 5
+	originLane       = 6
 )
 
 // HitFields is a raw hit as the edge sees it. The byte slices are borrowed:
@@ -61,6 +62,9 @@ type HitFields struct {
 	NodeID       string
 	BootMs       int64
 	Seq          uint64
+	// Lane is the partition of the hits topic the edge chose, plus one;
+	// when set, Seq numbers the hits of (NodeID, BootMs, Lane) without gaps.
+	Lane uint32
 
 	Kind          pixelpb.Kind
 	ContentID     []byte
@@ -119,6 +123,7 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendStringField(dst, originNodeID, h.NodeID)
 	dst = appendVarintField(dst, originBootMs, uint64(h.BootMs))
 	dst = appendVarintField(dst, originSeq, h.Seq)
+	dst = appendVarintField(dst, originLane, uint64(h.Lane))
 
 	dst = appendVarintField(dst, rawHitKind, uint64(h.Kind))
 	dst = appendBytesField(dst, rawHitContentID, h.ContentID)
@@ -170,6 +175,7 @@ func originSize(h *HitFields) int {
 	n += bytesFieldSize(originNodeID, len(h.NodeID))
 	n += varintFieldSize(originBootMs, uint64(h.BootMs))
 	n += varintFieldSize(originSeq, h.Seq)
+	n += varintFieldSize(originLane, uint64(h.Lane))
 	return n
 }
 

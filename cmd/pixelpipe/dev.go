@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -124,7 +125,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	qs, err := query.New(qcfg, logger.With("component", "query"), reg, counts.NewReader(store))
+	qs, err := query.New(qcfg, logger.With("component", "query"), reg, counts.NewReader(store), audit.NewReader(rdb, "pp"))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/aggregator"
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/edge/spool"
@@ -223,6 +224,7 @@ func bindProcessor(fs interface {
 	fs.StringVar(&cfg.ReferrerList, "processor.referrerList", cfg.ReferrerList, "file of \"domain medium\" lines (medium: search, social, email, paid, internal, direct, other) extending the built-in referrer list")
 	fs.StringVar(&cfg.DatacenterList, "processor.datacenterList", cfg.DatacenterList, "file of datacenter/cloud CIDRs, one per line; hits from them are labelled bot with reason \"datacenter\"")
 	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
+	fs.DurationVar(&cfg.AuditRetention, "processor.auditRetention", cfg.AuditRetention, "how long the completeness audit's figures per edge node and minute are kept in Redis (GET /v1/audit, pixelpipe audit)")
 	fs.StringVar(&cfg.SignedPixels, "processor.signedPixels", cfg.SignedPixels, "signed-pixel policy per tenant or content id, KEY=POLICY,... (KEY: a content id, a tenant, or * for the rest; POLICY: require = hits that are not verified signed pixels count in the unverified class, never as human; prefer = they count as human, their reasons tallied apart; off); e.g. acme=require,*=prefer")
 }
 
@@ -239,6 +241,7 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic),
 		State:    state.New(rdb, redisPrefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, l),
+		Audit:    audit.NewWriter(rdb, redisPrefix, cfg.AuditRetention),
 	}
 	return processor.New(cfg, l, reg, d)
 }
@@ -342,6 +345,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.MaxLiveStreams, "query.maxLiveStreams", cfg.MaxLiveStreams, "concurrent /v1/live streams (each reads Redis every -query.liveInterval); more get 503")
 	fs.IntVar(&cfg.EventsPartitions, "query.eventsPartitions", cfg.EventsPartitions, "partitions of pixel.events.v1: the freshness watermark is complete only when each reported; 0 = do not check")
 	fs.IntVar(&cfg.MaxRangeDays, "query.maxRangeDays", cfg.MaxRangeDays, "longest range a query may ask for, in days")
+	fs.StringVar(&cfg.AuditGroup, "query.auditGroup", cfg.AuditGroup, "consumer group of the processors whose completeness audit GET /v1/audit reads (their -processor.group)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -357,7 +361,7 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rdb := newRedis(c.redisAddr)
 	defer rdb.Close()
 	reg := newRegistry()
-	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})))
+	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})), audit.NewReader(rdb, c.redisPrefix))
 	if err != nil {
 		return err
 	}

@@ -185,6 +185,18 @@ func leaderOffsets(t testing.TB, broker, topic string, part int) (*kafka.Conn, i
 // offset of each partition to its end at the time of the call.
 func ReadTopic(t testing.TB, broker, topic string) [][]byte {
 	t.Helper()
+	msgs := ReadTopicMessages(t, broker, topic)
+	out := make([][]byte, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i].Value
+	}
+	return out
+}
+
+// ReadTopicMessages is ReadTopic with each record's partition, offset, key
+// and time.
+func ReadTopicMessages(t testing.TB, broker, topic string) []kafka.Message {
+	t.Helper()
 	conn, err := kafka.Dial("tcp", broker)
 	if err != nil {
 		t.Fatalf("dial %s: %v", broker, err)
@@ -194,7 +206,7 @@ func ReadTopic(t testing.TB, broker, topic string) [][]byte {
 	if err != nil {
 		t.Fatalf("partitions of %s: %v", topic, err)
 	}
-	var out [][]byte
+	var out []kafka.Message
 	for _, p := range parts {
 		pc, first, last := leaderOffsets(t, broker, topic, p.ID)
 		off := first
@@ -210,7 +222,7 @@ func ReadTopic(t testing.TB, broker, topic string) [][]byte {
 				if err != nil {
 					break
 				}
-				out = append(out, m.Value)
+				out = append(out, m)
 				off = m.Offset + 1
 				n++
 			}

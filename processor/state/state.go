@@ -13,12 +13,14 @@
 //	  pos     "next watermark nextSweep": the first offset not reflected, and the sweep clock
 //	  base    every visitor's state at some earlier position (a blob, codec.go)
 //	  d:N     the visitors changed or evicted since the previous blob, N = 1, 2, ...
+//	  audit   the partition's completeness audit lanes at pos (package audit)
 //
 // The state at pos is base with the deltas d:1, d:2, ... applied in order. A
-// base replaces the whole hash and is written only when it moves pos forward
-// (or keeps it), so a stale owner after a rebalance cannot overwrite newer
-// state; a delta is written only on top of the exact position its writer
-// last wrote or loaded, so it never lands on someone else's lineage. Writers
+// base replaces the whole hash, a delta adds a field; either is written only
+// on top of the exact position its writer last wrote or loaded (compare and
+// set), so a stale owner after a rebalance can neither overwrite newer
+// state nor land on someone else's lineage, and the audit figures written
+// in the same script count each hit once. Writers
 // compact: when the deltas would outgrow the base, they write a base. A
 // different consumer group has its own state: replaying the hits through a
 // new group processes them afresh.
@@ -35,6 +37,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 )
 
@@ -103,6 +106,9 @@ var ErrCorrupt = errors.New("snapshot corrupt")
 type Snapshot struct {
 	Clock    Clock
 	Visitors map[uint64]*session.State
+	// Audit is the partition's audit lanes (package audit), nil when the
+	// snapshot has none.
+	Audit []byte
 	// BaseBytes and DeltaBytes are the sizes of the stored base and of all
 	// its deltas; Deltas is how many deltas there are (the next is d:Deltas+1).
 	BaseBytes, DeltaBytes, Deltas int
@@ -122,6 +128,9 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 	}
 	if snap.Clock, err = parseClock(pos); err != nil {
 		return nil, fmt.Errorf("load processor state %s: %w: %w", k, ErrCorrupt, err)
+	}
+	if a, ok := fields["audit"]; ok && a != "" {
+		snap.Audit = []byte(a)
 	}
 	base, ok := fields["base"]
 	if !ok {
@@ -174,47 +183,111 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 	return snap, nil
 }
 
-// saveScript: KEYS[1] the snapshot hash; ARGV[1] pos, ARGV[2] field ("base"
-// or "d:N"), ARGV[3] blob, ARGV[4] ttl ms, ARGV[5] (deltas only) the next
-// offset of the position the delta was made on.
+// Drop deletes a partition's snapshot: the caller found it unreadable and
+// rebuilds the state from the hits, then writes a base on no position.
+func (s *Store) Drop(ctx context.Context, p Partition) error {
+	if err := s.rdb.Del(ctx, s.key(p)).Err(); err != nil {
+		return fmt.Errorf("drop processor state %s: %w", s.key(p), err)
+	}
+	return nil
+}
+
+// saveScript: KEYS[1] the snapshot hash, KEYS[2..] audit hashes of the
+// same slot; ARGV[1] pos, ARGV[2] field ("base" or "d:N"), ARGV[3] blob,
+// ARGV[4] ttl ms, ARGV[5] the next offset of the position the snapshot
+// continues (-1: none), ARGV[6] the audit lanes, ARGV[7] the audit hashes'
+// ttl ms, then per audit hash: the number of changes and each change as
+// field, kind ('i' add numbers, the fifth taken as a maximum; 's' set;
+// 'd' delete), value.
 var saveScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'pos')
 local curNext = -1
 if cur then curNext = tonumber(string.match(cur, '^(%-?%d+)')) end
-if ARGV[2] == 'base' then
-  if curNext > tonumber(string.match(ARGV[1], '^(%-?%d+)')) then return 0 end
-  redis.call('DEL', KEYS[1])
-elseif curNext ~= tonumber(ARGV[5]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'pos', ARGV[1], ARGV[2], ARGV[3])
+if curNext ~= tonumber(ARGV[5]) then return 0 end
+if ARGV[2] == 'base' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'pos', ARGV[1], ARGV[2], ARGV[3], 'audit', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local a = 8
+for k = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, n do
+    local f, op, v = ARGV[a], ARGV[a+1], ARGV[a+2]
+    a = a + 3
+    if op == 'i' then
+      local old = redis.call('HGET', KEYS[k], f)
+      if old then
+        local o = {}
+        for x in string.gmatch(old, '%d+') do o[#o+1] = tonumber(x) end
+        local out, j = {}, 0
+        for x in string.gmatch(v, '%d+') do
+          j = j + 1
+          if j == 5 then
+            out[j] = string.format('%d', math.max(o[j] or 0, tonumber(x)))
+          else
+            out[j] = string.format('%d', (o[j] or 0) + tonumber(x))
+          end
+        end
+        v = table.concat(out, ' ')
+      end
+      redis.call('HSET', KEYS[k], f, v)
+    elseif op == 's' then
+      redis.call('HSET', KEYS[k], f, v)
+    else
+      redis.call('HDEL', KEYS[k], f)
+    end
+  end
+  redis.call('PEXPIRE', KEYS[k], ARGV[7])
+end
 return 1
 `)
 
-// SaveBase replaces the stored snapshot with every visitor's state at c. It
-// returns false, writing nothing, when the stored position is already past
-// c.Next: another owner got further, and the caller must reload. It also
-// returns the blob's size.
-func (s *Store) SaveBase(ctx context.Context, p Partition, c Clock, visitors []*session.State) (bool, int, error) {
+// Audit is what a snapshot carries of the completeness audit (package
+// audit): the partition's lanes, stored in the snapshot hash, and the
+// changes to its audit hashes (in the partition's slot), written in the
+// same script so they land exactly when the snapshot does.
+type Audit struct {
+	Lanes  []byte
+	Writes []audit.Write
+	TTL    time.Duration
+}
+
+// SaveBase replaces the stored snapshot with every visitor's state at c.
+// prev is the position of the stored snapshot the caller continues (-1
+// when it loaded none); when the stored one is elsewhere (another owner
+// wrote since), it returns false, writing nothing, and the caller must
+// reload. It also returns the blob's size.
+func (s *Store) SaveBase(ctx context.Context, p Partition, prev int64, c Clock, visitors []*session.State, a *Audit) (bool, int, error) {
 	blob := appendBlob(nil, visitors, nil)
-	ok, err := s.save(ctx, p, c, "base", blob, 0)
+	ok, err := s.save(ctx, p, c, "base", blob, prev, a)
 	return ok, len(blob), err
 }
 
 // SaveDelta adds the n-th delta (n counts from 1 after a base): the states
 // of the visitors changed and the visitors evicted since the position prev,
 // which must be the stored one. It returns false, writing nothing,
-// otherwise; the caller then writes a base.
-func (s *Store) SaveDelta(ctx context.Context, p Partition, prev int64, c Clock, n int, changed []*session.State, gone []uint64) (bool, int, error) {
+// otherwise.
+func (s *Store) SaveDelta(ctx context.Context, p Partition, prev int64, c Clock, n int, changed []*session.State, gone []uint64, a *Audit) (bool, int, error) {
 	blob := appendBlob(nil, changed, gone)
-	ok, err := s.save(ctx, p, c, "d:"+strconv.Itoa(n), blob, prev)
+	ok, err := s.save(ctx, p, c, "d:"+strconv.Itoa(n), blob, prev, a)
 	return ok, len(blob), err
 }
 
-func (s *Store) save(ctx context.Context, p Partition, c Clock, field string, blob []byte, prev int64) (bool, error) {
+func (s *Store) save(ctx context.Context, p Partition, c Clock, field string, blob []byte, prev int64, a *Audit) (bool, error) {
 	k := s.key(p)
-	ok, err := saveScript.Run(ctx, s.rdb, []string{k}, c.String(), field, blob, s.ttl.Milliseconds(), prev).Int()
+	if a == nil {
+		a = &Audit{}
+	}
+	keys := []string{k}
+	args := []any{c.String(), field, blob, s.ttl.Milliseconds(), prev, a.Lanes, max(a.TTL.Milliseconds(), 1)}
+	for _, w := range a.Writes {
+		keys = append(keys, w.Key)
+		args = append(args, len(w.Ops))
+		for _, op := range w.Ops {
+			args = append(args, op.Field, string(op.Kind), op.Value)
+		}
+	}
+	ok, err := saveScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("save processor state %s %s (%d bytes) at offset %d: %w", k, field, len(blob), c.Next, err)
 	}

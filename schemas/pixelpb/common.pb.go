@@ -170,8 +170,15 @@ type Origin struct {
 	// Start time of that edge process, Unix milliseconds; a restart starts a new
 	// sequence.
 	BootMs int64 `protobuf:"varint,4,opt,name=boot_ms,json=bootMs,proto3" json:"boot_ms,omitempty"`
-	// Per-node sequence number, 1 for the first hit after boot.
-	Seq           uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Sequence number, 1 for the first hit after boot: per lane when lane is
+	// set, else per node.
+	Seq uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The partition of pixel.hits.v1 the edge chose for the hit, plus one; 0
+	// when the edge did not know the partition count yet. The hits of one
+	// (node_id, boot_ms, lane) are numbered 1, 2, 3, ... without gaps and all
+	// go to that partition, so its processor can tell a hit that never
+	// arrived (the completeness audit).
+	Lane          uint32 `protobuf:"varint,6,opt,name=lane,proto3" json:"lane,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +248,13 @@ func (x *Origin) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Origin) GetLane() uint32 {
+	if x != nil {
+		return x.Lane
+	}
+	return 0
+}
+
 // SourcePosition is the Kafka position of the raw hit an output record was
 // derived from. Consumers use it to apply each hit once (property 2 of the design).
 type SourcePosition struct {
@@ -299,13 +313,14 @@ var File_pixelpipe_v1_common_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x19pixelpipe/v1/common.proto\x12\fpixelpipe.v1\"\x8d\x01\n" +
+	"\x19pixelpipe/v1/common.proto\x12\fpixelpipe.v1\"\xa1\x01\n" +
 	"\x06Origin\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\fR\aeventId\x12$\n" +
 	"\x0ereceived_at_ms\x18\x02 \x01(\x03R\freceivedAtMs\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\aboot_ms\x18\x04 \x01(\x03R\x06bootMs\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"F\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04lane\x18\x06 \x01(\rR\x04lane\"F\n" +
 	"\x0eSourcePosition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset*\x85\x01\n" +
