@@ -172,6 +172,19 @@ func TestCLI(t *testing.T) {
 		return ""
 	})
 
+	t.Run("audit", func(t *testing.T) {
+		// Every hit the edge took is accounted for: nothing missing, nothing
+		// left uncounted (-strict fails otherwise), and the edge is listed
+		// (the audit is written with the processor's snapshots, every 10 s).
+		pipetest.Eventually(t, 60*time.Second, func() string {
+			code, out, errOut := runBin(t, bin, "audit", "-url="+s.queryURL, "-token=it-token", "-group=cli-proc", "-strict")
+			if code != 0 || !strings.Contains(out, "  it-edge\n") || !strings.Contains(out, "audit of processor group cli-proc") {
+				return fmt.Sprintf("exit %d: %s%s", code, errOut, out)
+			}
+			return ""
+		})
+	})
+
 	t.Run("stats", func(t *testing.T) {
 		day := time.Now().UTC().Format("2006-01-02")
 		next := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")

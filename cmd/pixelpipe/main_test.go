@@ -12,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/edge"
 	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/query"
@@ -524,5 +526,42 @@ func TestREADMECommandLine(t *testing.T) {
 		if !strings.Contains(section, "$ pixelpipe "+c+" ") {
 			t.Errorf("README's command-line section has no example of %s", c)
 		}
+	}
+}
+
+// TestAuditCommand: pixelpipe audit asks /v1/audit with its flags, prints
+// each node's figures and missing ranges, and with -strict fails when a hit
+// is missing.
+func TestAuditCommand(t *testing.T) {
+	var gotPath string
+	at := time.Date(2026, 11, 2, 9, 41, 7, 500_000_000, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotPath = r.URL.RequestURI()
+		fig := audit.Totals{Accepted: 1203, Events: 1201, Counted: 1201, DeadLettered: 1, Missing: 1, Duplicates: 3}
+		_ = json.NewEncoder(w).Encode(query.AuditResponse{From: at.Truncate(time.Hour), To: at.Truncate(time.Hour).Add(time.Hour), Group: "g", CountedUntil: &at,
+			Report: &audit.Report{Totals: fig, Nodes: []audit.Node{{Node: "edge-1", Totals: fig,
+				Minutes: []audit.Minute{{Minute: at.Truncate(time.Minute), Totals: fig}},
+				Missing: []audit.MissingRange{{BootMs: 1_793_604_000_000, Partition: 4, FromSeq: 5122, ToSeq: 5122, Before: at}}}}}})
+	}))
+	defer srv.Close()
+	code, out, errOut := runCLI(t, "audit", "-url="+srv.URL, "-node=edge-1", "-minutes")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if gotPath != "/v1/audit?node=edge-1" {
+		t.Errorf("asked %q", gotPath)
+	}
+	for _, w := range []string{
+		"audit of processor group g, hits received in [2026-11-02T09:00:00Z, 2026-11-02T10:00:00Z)\ncounted until 2026-11-02T09:41:07.5Z",
+		"  accepted  counted  not yet  dead-lettered  missing  duplicates  unsequenced  node\n      1203     1201        0              1        1           3            0  edge-1\n",
+		"edge-1 per minute",
+		"  partition 4, boot 2026-11-02T07:20:00Z: 5122-5122 (1 hits) before 2026-11-02T09:41:07.5Z\n",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if code, _, errOut := runCLI(t, "audit", "-url="+srv.URL, "-strict"); code == 0 || !strings.Contains(errOut, "1 hits missing") {
+		t.Errorf("-strict with a hit missing: exit %d, %q", code, errOut)
 	}
 }
