@@ -28,6 +28,9 @@ func (s *stack) startTenantQuery(tokens map[string]string) {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = tokens
+	if s.procGroup != "" {
+		cfg.AuditGroup = s.procGroup
+	}
 	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})), audit.NewReader(s.rdb, s.prefix))
 	if err != nil {
 		s.t.Fatal(err)
@@ -83,7 +86,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	s.startEdge()
 	s.startProcessor("it-dash-proc")
 	s.startAggregator("it-dash-agg")
-	s.startTenantQuery(map[string]string{"acme-dash-token": "acme"})
+	s.startTenantQuery(map[string]string{"acme-dash-token": "acme", "ops-dash-token": "*"})
 	cid := fmt.Sprintf("acme:dash-%d", time.Now().UnixNano())
 	other := "acme:other-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 
@@ -170,6 +173,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	if f := text("freshness"); !strings.HasPrefix(f, "freshness:") && !strings.HasPrefix(f, "complete to") {
 		t.Errorf("freshness badge shows %q", f)
 	}
+
+	// The audit panel: a tenant's token may not read it; an operator's
+	// sees the edge with every hit accounted for.
+	if a := text("audit"); !strings.Contains(a, "operator token") {
+		t.Errorf("audit panel with a tenant token shows %q", a)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`state.token = "ops-dash-token", true`)); err != nil {
+		t.Fatal(err)
+	}
+	pipetest.Eventually(t, 60*time.Second, func() string {
+		sum, table := text("audit-summary"), text("audit")
+		if sum != "all 10 accepted hits accounted for" || !strings.Contains(table, "it-edge10100000") {
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`refreshAudit(), true`)); err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("audit panel %q / %q", sum, table)
+		}
+		return ""
+	})
 
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -175,6 +175,9 @@ func (s *stack) startQuery() {
 	cfg := query.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Token = "it-token"
+	if s.procGroup != "" {
+		cfg.AuditGroup = s.procGroup
+	}
 	q, err := query.New(cfg, s.logger, nil, counts.NewReader(hllstore.New(s.rdb, hllstore.Config{Prefix: s.prefix})), audit.NewReader(s.rdb, s.prefix))
 	if err != nil {
 		s.t.Fatal(err)

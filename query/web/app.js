@@ -274,6 +274,48 @@ async function shares(id, path) {
   el.classList.remove("pending");
 }
 
+// refreshAudit fills the audit panel: per edge node, the hits it accepted
+// in the last hour and what became of them (GET /v1/audit, operators only).
+async function refreshAudit() {
+  const r = await api("/v1/audit");
+  const el = $("audit"), sum = $("audit-summary");
+  el.textContent = "";
+  sum.textContent = "";
+  sum.className = "audit-summary";
+  if (r.status === 403) { el.textContent = "The audit spans every tenant's hits: it needs an operator token."; return; }
+  if (r.status !== 200) { el.textContent = r.body.error; return; }
+  el.classList.remove("pending");
+  const a = r.body;
+  if (!a.nodes.length) { el.textContent = "no hits in the last hour"; return; }
+  if (a.missing > 0) {
+    sum.textContent = nf.format(a.missing) + " of " + nf.format(a.accepted) + " accepted hits missing (never reached the processors, or still in an edge's spool)";
+    sum.classList.add("bad");
+  } else {
+    sum.textContent = "all " + nf.format(a.accepted) + " accepted hits accounted for" + (a.not_yet_counted ? " (" + nf.format(a.not_yet_counted) + " not yet counted)" : "");
+    sum.classList.add("good");
+  }
+  const table = document.createElement("table");
+  table.className = "live-table";
+  const cols = ["node", "accepted", "counted", "not yet", "dead-lettered", "missing", "duplicates"];
+  const head = document.createElement("tr");
+  for (const c of cols) { const th = document.createElement("th"); th.textContent = c; head.append(th); }
+  const tbody = document.createElement("tbody");
+  for (const n of a.nodes) {
+    const tr = document.createElement("tr");
+    for (const [i, v] of [n.node, n.accepted, n.counted, n.not_yet_counted, n.dead_lettered, n.missing, n.duplicates_dropped].entries()) {
+      const td = document.createElement("td");
+      td.textContent = i === 0 ? v : nf.format(v);
+      if (i === 5 && v > 0) td.className = "bad";
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+  const thead = document.createElement("thead");
+  thead.append(head);
+  table.append(thead, tbody);
+  el.append(table);
+}
+
 async function refresh() {
   if (!state.cids.length) return;
   setStatus("");
@@ -291,6 +333,7 @@ async function refresh() {
   drawQuality(st.body);
   drawChart(se.body.points, rp.gran);
   shares("top", "/v1/top?" + q + "&by=uniques&limit=10");
+  refreshAudit();
   shares("breakdowns", "/v1/breakdowns/" + cid + "?" + q + "&dimension=" + $("dimension").value);
 }
 
@@ -323,5 +366,5 @@ setInterval(() => { if (state.cids.length) refresh(); }, 30000);
   }
   // Servers without tokens (pixelpipe dev) answer at once; others answer
   // 401 and the token prompt opens (api asks for a token on 401 only).
-  if (state.cids.length) refresh(); else api("/v1/freshness");
+  if (state.cids.length) refresh(); else refreshAudit();
 })();
