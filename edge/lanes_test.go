@@ -37,8 +37,9 @@ func TestLanesNumberWithoutGaps(t *testing.T) {
 			for i := range 2000 {
 				key := binary.BigEndian.AppendUint64(nil, uint64(g*1_000_000+i))
 				lane, seq := l.next(key)
-				if want := uint32(kafkaconn.PartitionOf(key, l.count())) + 1; lane != want {
-					t.Errorf("key %x: lane %d, want partition %d + 1", key, lane, want-1)
+				// The count changes from 4 to 6 meanwhile: either is right.
+				if a, b := uint32(kafkaconn.PartitionOf(key, 4))+1, uint32(kafkaconn.PartitionOf(key, 6))+1; lane != a && lane != b {
+					t.Errorf("key %x: lane %d, want partition %d or %d, + 1", key, lane, a-1, b-1)
 				}
 				mu.Lock()
 				seen[lane] = append(seen[lane], seq)

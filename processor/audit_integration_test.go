@@ -35,14 +35,15 @@ func TestAuditFindsHoles(t *testing.T) {
 	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 30 * time.Second}
 	send := func(hits ...schemas.HitFields) {
 		t.Helper()
-		var recs []kafka.Record
-		for i := range hits {
-			h := &hits[i]
-			b := schemas.AppendRawHit(nil, h)
-			recs = append(recs, kafka.Record{Key: kafka.NewBytes(binary.BigEndian.AppendUint64(nil, h.Seq)), Value: kafka.NewBytes(b), Time: time.UnixMilli(h.ReceivedAtMs)})
-		}
-		// A topic just created may not have its leader yet: retry.
+		// A topic just created may not have its leader yet: retry (with
+		// fresh records: a send consumes their readers).
 		pipetest.Eventually(t, 30*time.Second, func() string {
+			var recs []kafka.Record
+			for i := range hits {
+				h := &hits[i]
+				b := schemas.AppendRawHit(nil, h)
+				recs = append(recs, kafka.Record{Key: kafka.NewBytes(binary.BigEndian.AppendUint64(nil, h.Seq)), Value: kafka.NewBytes(b), Time: time.UnixMilli(h.ReceivedAtMs)})
+			}
 			if err := kafkaconn.Send(ctx, client, topics.Hits, 0, kafka.RequireAll, 0, kafka.NewRecordReader(recs...)); err != nil {
 				return err.Error()
 			}

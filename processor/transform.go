@@ -129,6 +129,9 @@ func (p *Processor) step(pt *part, src *kafka.Message, d *decoded, now int64, qu
 	d.tracked = false
 	if !d.undecodable {
 		d.audit = audit.Hit{Node: o.GetNodeId(), BootMs: o.GetBootMs(), Seq: o.GetSeq(), Lane: o.GetLane(), AtMs: o.GetReceivedAtMs()}
+		if d.audit.AtMs <= 0 { // a hit without its origin: the record's time
+			d.audit.AtMs = src.Time.UnixMilli()
+		}
 		var dup bool
 		if d.tracked, dup = pt.audit.Check(&d.audit); dup {
 			pt.audit.Count(src.Offset, &d.audit, audit.Duplicate, true)
