@@ -276,15 +276,11 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	defer s.pub.leave()
 
 	now := s.requestTime(ctx)
-	seq := s.seq.Add(1)
 	p := &rec.params
 	f := &rec.fields
-	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
-	binary.BigEndian.PutUint64(f.EventID[8:], seq)
 	f.ReceivedAtMs = now.UnixMilli()
 	f.NodeID = s.cfg.NodeID
 	f.BootMs = s.bootMs
-	f.Seq = seq
 
 	f.ContentID = p.cid
 	f.SiteID = p.site
@@ -416,9 +412,17 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 	// The hit's number in its lane is taken last, just before the spool
 	// append: a hit shed above never takes one, so the lane has no gap
 	// for it (a hit the spool refuses below leaves one: it is lost).
-	if lane, seq := s.lanes.next(rec.buf[:keyLen]); lane != 0 {
-		f.Lane, f.Seq = lane, seq
+	// The event id is the boot's random prefix and the lane and number,
+	// unique within the boot; a hit without a lane takes the node-wide
+	// number (below 2^48, so it never meets a lane's).
+	f.Lane, f.Seq = s.lanes.next(rec.buf[:keyLen])
+	idLow := uint64(f.Lane)<<48 | f.Seq
+	if f.Lane == 0 {
+		f.Seq = s.seq.Add(1)
+		idLow = f.Seq
 	}
+	binary.BigEndian.PutUint64(f.EventID[:8], s.idPrefix)
+	binary.BigEndian.PutUint64(f.EventID[8:], idLow)
 	rec.buf = binary.BigEndian.AppendUint64(rec.buf, laneHeader(f.ReceivedAtMs, f.Lane))
 	rec.buf = schemas.AppendRawHit(rec.buf, f)
 	invalidReason = f.InvalidReason

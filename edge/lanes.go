@@ -35,7 +35,14 @@ type lanes struct {
 // shares the counters of the partitions both have, so a handler holding the
 // old set never hands out a number twice.
 type laneSet struct {
-	seq []*atomic.Uint64
+	seq []*counter
+}
+
+// counter is one lane's number, alone on its cache line: the lanes of a
+// batch of requests are counted on both cores at once.
+type counter struct {
+	atomic.Uint64
+	_ [56]byte
 }
 
 // partitionsFile is the name of the partition count file in the spool folder.
@@ -92,12 +99,12 @@ func (l *lanes) resize(n int, store bool) error {
 	if n == len(old.seq) {
 		return nil
 	}
-	set := &laneSet{seq: make([]*atomic.Uint64, n)}
+	set := &laneSet{seq: make([]*counter, n)}
 	for i := range set.seq {
 		if i < len(old.seq) {
 			set.seq[i] = old.seq[i]
 		} else {
-			set.seq[i] = new(atomic.Uint64)
+			set.seq[i] = new(counter)
 		}
 	}
 	l.set.Store(set)
