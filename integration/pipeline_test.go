@@ -45,6 +45,12 @@ type stack struct {
 	// procGroup is the consumer group of the processors whose audit
 	// checkAudit reads (the first one started).
 	procGroup string
+	// watermarkMayLag: the counts' freshness watermark may stay behind
+	// after the load (aggregators joined and left: a partition whose last
+	// reader left, and which got no event since, keeps that reader's
+	// watermark), so checkAudit accepts events not yet counted by it; the
+	// totals are checked exactly all the same.
+	watermarkMayLag bool
 	wg        sync.WaitGroup
 	cancels   []context.CancelFunc
 }
@@ -190,34 +196,32 @@ func (s *stack) stats(cid string) (query.StatsResponse, error) {
 	var out query.StatsResponse
 	day := time.Now().UTC().Format("2006-01-02")
 	next := time.Now().UTC().Add(24 * time.Hour).Format("2006-01-02")
-	req, _ := http.NewRequest("GET", s.queryURL+"/v1/stats/"+cid+"?from="+day+"&to="+next, nil)
+	err := s.getJSON("/v1/stats/"+cid+"?from="+day+"&to="+next, &out)
+	return out, err
+}
+
+// getJSON asks the stack's query API for path with the operator token and
+// decodes its 200 answer into out.
+func (s *stack) getJSON(path string, out any) error {
+	req, _ := http.NewRequest("GET", s.queryURL+path, nil)
 	req.Header.Set("Authorization", "Bearer it-token")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return out, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return out, fmt.Errorf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // auditReport reads GET /v1/audit (the last hour) for the stack's
 // processor group.
 func (s *stack) auditReport() (query.AuditResponse, error) {
 	var out query.AuditResponse
-	req, _ := http.NewRequest("GET", s.queryURL+"/v1/audit?group="+s.procGroup, nil)
-	req.Header.Set("Authorization", "Bearer it-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return out, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	err := s.getJSON("/v1/audit?group="+s.procGroup, &out)
+	return out, err
 }
 
 // checkAudit waits until the completeness audit accounts for every hit:
@@ -240,8 +244,8 @@ func checkAudit(t *testing.T, s *stack, lo, hi int, timeout time.Duration) {
 			return fmt.Sprintf("audit: %d missing, ranges %+v", a.Missing, a.Nodes)
 		case a.Accepted < int64(lo) || a.Accepted > int64(hi):
 			return fmt.Sprintf("audit: %d accepted, want %d to %d", a.Accepted, lo, hi)
-		case a.Events != a.Accepted || a.Counted != a.Events:
-			return fmt.Sprintf("audit: %d accepted, %d events, %d counted", a.Accepted, a.Events, a.Counted)
+		case a.Events != a.Accepted || a.Counted+a.NotYetCounted != a.Events || (a.Counted != a.Events && !s.watermarkMayLag):
+			return fmt.Sprintf("audit: %d accepted, %d events, %d counted, %d not yet", a.Accepted, a.Events, a.Counted, a.NotYetCounted)
 		case a.Unsequenced != 0:
 			return fmt.Sprintf("audit: %d hits without a lane", a.Unsequenced)
 		}
