@@ -51,8 +51,8 @@ type stack struct {
 	// watermark), so checkAudit accepts events not yet counted by it; the
 	// totals are checked exactly all the same.
 	watermarkMayLag bool
-	wg        sync.WaitGroup
-	cancels   []context.CancelFunc
+	wg              sync.WaitGroup
+	cancels         []context.CancelFunc
 }
 
 func newStack(t *testing.T) *stack {
