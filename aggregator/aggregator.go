@@ -24,6 +24,16 @@ type Outputs struct {
 	DLQ *kafka.Writer
 	// Counts receives count snapshots (synchronous writer of pixel.counts.v1).
 	Counts *kafka.Writer
+	// Idle, when set, tells which partitions of the events topic the group
+	// has nothing unread in (kafkaconn.GroupIdle): their freshness
+	// watermarks move on though no event reaches them (see watchIdle).
+	Idle IdlePartitions
+}
+
+// IdlePartitions tells which of some partitions of the events topic the
+// aggregators' group has read and committed to their end.
+type IdlePartitions interface {
+	Idle(ctx context.Context, partitions []int) ([]int, error)
 }
 
 // Aggregator is one member of the aggregator consumer group.
@@ -95,6 +105,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func()
 func (a *Aggregator) Run(ctx context.Context) error {
 	a.reader = a.open()
 	defer a.close()
+	if a.out.Idle != nil {
+		ictx, stopIdle := context.WithCancel(ctx)
+		idleDone := make(chan struct{})
+		go func() { defer close(idleDone); a.watchIdle(ictx) }()
+		defer func() { stopIdle(); <-idleDone }()
+	}
 	a.logger.Info("aggregator consuming", "topic", a.cfg.EventsTopic, "group", a.cfg.Group)
 	var (
 		pending   []kafka.Message // fetched and applied, not yet flushed
@@ -612,4 +628,54 @@ func (a *Aggregator) evict(now time.Time) {
 		}
 	}
 	a.m.activeState.Set(float64(a.records))
+}
+
+// watchIdle keeps the freshness watermarks of idle partitions moving. An
+// aggregator writes the watermark of the partitions it reads events from;
+// after a rebalance, a partition whose new owner has read nothing from it
+// (no event arrived since) would keep its last owner's watermark, and the
+// counts would look stale for good. Every Config.IdleCheck, a watermark not
+// written for 3 × IdleCheck is set to now when the group has read and
+// committed its partition to the end: whoever owns it, every event in it is
+// flushed (offsets are committed only after their flush).
+func (a *Aggregator) watchIdle(ctx context.Context) {
+	t := time.NewTicker(a.cfg.IdleCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.markIdle(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("freshness of idle partitions", "err", err)
+		}
+	}
+}
+
+func (a *Aggregator) markIdle(ctx context.Context) error {
+	start := a.now()
+	wms, err := a.store.Watermarks(ctx)
+	if err != nil {
+		return err
+	}
+	var stale []int
+	for p, w := range wms {
+		if start.UnixMilli()-w.WrittenAtMs > 3*a.cfg.IdleCheck.Milliseconds() {
+			stale = append(stale, int(p))
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	idle, err := a.out.Idle.Idle(ctx, stale)
+	if err != nil || len(idle) == 0 {
+		return err
+	}
+	out := make(map[int32]hllstore.Watermark, len(idle))
+	for _, p := range idle {
+		out[int32(p)] = hllstore.Watermark{CompleteUntilMs: max(wms[int32(p)].CompleteUntilMs, start.UnixMilli()), WrittenAtMs: start.UnixMilli()}
+	}
+	a.m.idleWatermarks.Add(float64(len(out)))
+	return a.store.WriteWatermarks(ctx, out)
 }

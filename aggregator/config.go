@@ -18,6 +18,10 @@ type Config struct {
 	// FlushInterval is how often dirty counts are written to Redis and
 	// offsets committed; it bounds how stale the query side is. Default 1 s.
 	FlushInterval time.Duration
+	// IdleCheck is how often the freshness watermarks of partitions no
+	// aggregator wrote for 3 × IdleCheck are checked against the group's
+	// committed offsets (Outputs.Idle). Default 5 s.
+	IdleCheck time.Duration
 	// MaxBatch is the most events applied between two flushes: below
 	// MaxBatch events per FlushInterval an aggregator flushes once per
 	// interval, above it more often. A flush costs Redis a guarded write of
@@ -80,6 +84,7 @@ func DefaultConfig() Config {
 		DLQTopic:      schemas.TopicDLQ,
 		CountsTopic:   schemas.TopicCounts,
 		FlushInterval: time.Second,
+		IdleCheck:     5 * time.Second,
 		MaxBatch:      50_000,
 		IdleEvict:     10 * time.Minute,
 
@@ -103,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval <= 0 {
 		errs = append(errs, errors.New("aggregator.flushInterval must be positive"))
+	}
+	if c.IdleCheck < c.FlushInterval {
+		errs = append(errs, errors.New("aggregator.idleCheck must be at least aggregator.flushInterval"))
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))

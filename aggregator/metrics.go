@@ -16,6 +16,8 @@ type metrics struct {
 	resets      prometheus.Counter
 	flushTime   prometheus.Histogram
 	activeState prometheus.Gauge
+	// idleWatermarks counts watermarks of idle partitions moved on.
+	idleWatermarks prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		corrupt:  events.WithLabelValues("corrupt"),
 		late:     events.WithLabelValues("late"),
 		dupOrder: events.WithLabelValues("duplicate_order"),
+		idleWatermarks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_idle_watermarks_total",
+			Help: "Freshness watermarks of events partitions set to now because the group had read and committed them to the end though no aggregator had written them for a while (a partition with no new event since a rebalance).",
+		}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_snapshots_total",
 			Help: "Count snapshots published to the counts topic.",
@@ -62,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr)
+		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks)
 	}
 	return m
 }

@@ -182,7 +182,6 @@ func TestFaultRebalances(t *testing.T) {
 	s.startProcessor("rb-proc")
 	s.startAggregator("rb-agg")
 	s.startQuery()
-	s.watermarkMayLag = true
 	wait := backgroundLoad(t, s, total, float64(total)/8, 13)
 	for i := range rounds {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -288,6 +288,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.StringVar(&cfg.Group, "aggregator.group", cfg.Group, "Kafka consumer group of the aggregators")
 	fs.DurationVar(&cfg.FlushInterval, "aggregator.flushInterval", cfg.FlushInterval, "how often counts are written to Redis and offsets committed; bounds how stale queries are")
+	fs.DurationVar(&cfg.IdleCheck, "aggregator.idleCheck", cfg.IdleCheck, "how often the freshness watermarks of events partitions no aggregator wrote for 3 times as long are moved to now when the group has committed them to the end (partitions without new events since a rebalance)")
 	fs.IntVar(&cfg.MaxBatch, "aggregator.maxBatch", cfg.MaxBatch, "most events applied between two flushes: below this many events per -aggregator.flushInterval the aggregator flushes once per interval (one Redis write per changed content id and day), above it more often")
 	fs.DurationVar(&cfg.IdleEvict, "aggregator.idleEvict", cfg.IdleEvict, "drop clean in-memory counts not touched for this long (reloaded from Redis when needed)")
 	fs.DurationVar(&cfg.CommitDelay, "aggregator.commitDelay", cfg.CommitDelay, "how long offsets wait after their flush before they are committed; keep it above the window in which Redis can lose acknowledged writes (appendfsync everysec: ~2s)")
@@ -312,6 +313,7 @@ func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.S
 	return aggregator.New(cfg, l, reg, open, store, aggregator.Outputs{
 		DLQ:    kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
 		Counts: kafkaconn.NewWriter(kc, cfg.CountsTopic, l),
+		Idle:   kafkaconn.NewGroupIdle(kc, cfg.EventsTopic, cfg.Group),
 	})
 }
 
