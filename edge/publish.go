@@ -122,9 +122,20 @@ func (p *publisher) learnLanes(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	n, err := p.prod.partitions.Count(ctx)
-	if err == nil {
-		err = p.prod.lanes.resize(n, true)
+	var err error
+	for {
+		// A broker just started may answer with an error at first.
+		var n int
+		if n, err = p.prod.partitions.Count(ctx); err == nil {
+			err = p.prod.lanes.resize(n, true)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+			continue
+		}
+		break
 	}
 	if err != nil {
 		p.logger.Warn("partition count unknown: hits are numbered per node until Kafka answers (the audit cannot check them by lane)", "err", err)
