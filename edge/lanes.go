@@ -28,6 +28,7 @@ import (
 type lanes struct {
 	set  atomic.Pointer[laneSet]
 	mu   sync.Mutex // serialises resize
+	all  []*counter // every lane's counter ever made, by partition: never dropped
 	file string
 }
 
@@ -95,19 +96,16 @@ func (l *lanes) resize(n int, store bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	old := l.set.Load()
-	if n == len(old.seq) {
+	if n == len(l.set.Load().seq) {
 		return nil
 	}
-	set := &laneSet{seq: make([]*counter, n)}
-	for i := range set.seq {
-		if i < len(old.seq) {
-			set.seq[i] = old.seq[i]
-		} else {
-			set.seq[i] = new(counter)
-		}
+	// A count that shrinks (a metadata answer listing fewer partitions)
+	// and grows back must not number a lane from 1 again: the counters
+	// are kept.
+	for len(l.all) < n {
+		l.all = append(l.all, new(counter))
 	}
-	l.set.Store(set)
+	l.set.Store(&laneSet{seq: l.all[:n:n]})
 	if !store {
 		return nil
 	}

@@ -88,3 +88,24 @@ func TestLaneHeader(t *testing.T) {
 		}
 	}
 }
+
+// A partition count that shrinks (a metadata answer listing fewer
+// partitions) and grows back goes on numbering each lane where it was: a
+// number given twice would make the processor drop a hit as a copy.
+func TestLanesKeepNumbersThroughAShrink(t *testing.T) {
+	l, err := newLanes(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l.resize(6, false)
+	last := func(part int) uint64 { return l.set.Load().seq[part].Load() }
+	for i := range 600 {
+		l.next(binary.BigEndian.AppendUint64(nil, uint64(i)))
+	}
+	before := last(5)
+	_ = l.resize(3, false)
+	_ = l.resize(6, false)
+	if last(5) != before || before == 0 {
+		t.Fatalf("lane 6 counter %d after a shrink and regrowth, was %d", last(5), before)
+	}
+}

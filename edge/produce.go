@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -34,8 +35,16 @@ type producer struct {
 
 	byPart [][]int32 // scratch: indexes of a batch's hits by partition
 	failed []int32   // scratch: indexes of the hits that failed
-	chunks []chunk
+	held   []int32   // scratch: indexes of hits whose lane the topic does not show
+	// shrunkSince is since when the topic has shown fewer partitions than
+	// spooled hits' lanes name; zero when it does not.
+	shrunkSince time.Time
+	chunks      []chunk
 }
+
+// shrunkGrace is how long hits whose lane names a partition the topic does
+// not show are held before they are sent by key instead.
+const shrunkGrace = time.Minute
 
 // chunk is one produce request's hits and its outcome.
 type chunk struct {
@@ -89,14 +98,33 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 			return idx, err
 		}
 	}
+	p.held = p.held[:0]
 	for _, i := range idx {
 		// A hit goes to the partition its lane names; one spooled without
-		// a lane (or naming a partition the topic no longer has) by key.
+		// a lane by key.
 		part := int(spooledLane(recs[i])) - 1
-		if part < 0 || part >= n {
+		switch {
+		case part < 0:
+			part = kafkaconn.PartitionOf(recs[i][:keyLen], n)
+		case part >= n:
+			// The topic shows fewer partitions than the lane names: most
+			// likely a metadata answer of a broker still starting. The hit
+			// is held and retried with fresh metadata; only when the topic
+			// has shown fewer partitions for shrunkGrace (it was recreated
+			// smaller) does it go by key, outside its lane.
+			if p.shrunkSince.IsZero() {
+				p.shrunkSince = time.Now()
+			}
+			if time.Since(p.shrunkSince) < shrunkGrace {
+				p.held = append(p.held, i)
+				continue
+			}
 			part = kafkaconn.PartitionOf(recs[i][:keyLen], n)
 		}
 		p.byPart[part] = append(p.byPart[part], i)
+	}
+	if len(p.held) == 0 {
+		p.shrunkSince = time.Time{}
 	}
 	p.chunks = p.chunks[:0]
 	for part, ix := range p.byPart {
@@ -119,6 +147,12 @@ func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]i
 			if first == nil {
 				first = c.err
 			}
+		}
+	}
+	if len(p.held) > 0 {
+		p.failed = append(p.failed, p.held...)
+		if first == nil {
+			first = fmt.Errorf("%d hits name partitions beyond the %d that %s shows: held for fresh metadata", len(p.held), n, p.topic)
 		}
 	}
 	if first != nil {
