@@ -273,16 +273,16 @@ type Write struct {
 // the gap lists to replace, grouped by hash; key names the hash of a UTC day
 // (Unix days).
 func (p *Partition) Writes(key func(day int64) string) []Write {
-	byDay := map[int64]*Write{}
-	var out []*Write
+	byDay := map[int64]int{} // day -> index in out
+	var out []Write
 	at := func(day int64) *Write {
-		w := byDay[day]
-		if w == nil {
-			w = &Write{Key: key(day)}
-			byDay[day] = w
-			out = append(out, w)
+		i, ok := byDay[day]
+		if !ok {
+			i = len(out)
+			byDay[day] = i
+			out = append(out, Write{Key: key(day)})
 		}
-		return w
+		return &out[i]
 	}
 	for k, f := range p.pending {
 		w := at(k.minute * minuteMs / dayMs)
@@ -313,11 +313,7 @@ func (p *Partition) Writes(key func(day int64) string) []Write {
 			w.Ops = append(w.Ops, Op{Field: field, Kind: 's', Value: string(b)})
 		}
 	}
-	res := make([]Write, len(out))
-	for i, w := range out {
-		res[i] = *w
-	}
-	return res
+	return out
 }
 
 // Written says the changes of Writes are stored, at the position next.

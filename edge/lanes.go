@@ -94,6 +94,9 @@ func (l *lanes) resize(n int, store bool) error {
 	if n > maxLanes {
 		n = maxLanes
 	}
+	if n == len(l.set.Load().seq) {
+		return nil // the publisher calls with every batch: no lock then
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n == len(l.set.Load().seq) {

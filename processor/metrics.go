@@ -13,7 +13,7 @@ type metrics struct {
 	midnightLinks                                      prometheus.Counter
 	lag                                                prometheus.Histogram
 	openSessions, visitors                             prometheus.Gauge
-	auditMissing, auditLanes                           prometheus.Gauge
+	auditMissing, auditLanes, auditForgotten           prometheus.Gauge
 	unsequenced                                        prometheus.Counter
 }
 
@@ -92,6 +92,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pixel_audit_missing_hits",
 			Help: "Hits the edges numbered for the partitions this processor holds that have not arrived (gaps in the edges' lanes): lost before Kafka, or still on their way (out-of-order retries fill within seconds; an edge cut off from Kafka holds them in its spool). GET /v1/audit lists them.",
 		}),
+		auditForgotten: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pixel_audit_forgotten_hits",
+			Help: "Numbers of the oldest gaps a lane dropped past its bound of gaps (no longer checked), in the partitions this processor holds, since it loaded them. Should stay 0.",
+		}),
 		auditLanes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pixel_audit_lanes",
 			Help: "Edge lanes (node, boot, partition) the audit tracks in the partitions this processor holds.",
@@ -103,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap, m.shed,
-			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors, m.auditMissing, m.auditLanes, m.unsequenced)
+			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors, m.auditMissing, m.auditLanes, m.auditForgotten, m.unsequenced)
 	}
 	return m
 }

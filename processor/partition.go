@@ -210,7 +210,7 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 	now := time.Now()
 	var errs []error
 	visitors, open, lanes := 0, 0, 0
-	var missing int64
+	var missing, forgotten int64
 	for id, pt := range p.parts {
 		if pt.clock.Next == pt.snap.next {
 			if now.Sub(pt.touched) > idleDrop {
@@ -226,7 +226,9 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 		open += pt.openSessions
 		lanes += pt.audit.Lanes()
 		missing += pt.audit.Missing()
+		forgotten += pt.audit.Forgotten
 	}
+	p.m.auditForgotten.Set(float64(forgotten))
 	p.m.auditLanes.Set(float64(lanes))
 	p.m.auditMissing.Set(float64(missing))
 	p.m.visitors.Set(float64(visitors))

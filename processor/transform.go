@@ -124,14 +124,14 @@ func (p *Processor) step(pt *part, src *kafka.Message, d *decoded, now int64, qu
 	// The audit first: a hit whose number its lane has seen is a copy (an
 	// edge retry), dropped before anything counts it; the others are
 	// counted below by what becomes of them.
-	o := d.hit.GetOrigin()
-	d.audit = audit.Hit{AtMs: src.Time.UnixMilli()}
-	d.tracked = false
-	if !d.undecodable {
+	d.audit, d.tracked = audit.Hit{}, false
+	if o := d.hit.GetOrigin(); !d.undecodable {
 		d.audit = audit.Hit{Node: o.GetNodeId(), BootMs: o.GetBootMs(), Seq: o.GetSeq(), Lane: o.GetLane(), AtMs: o.GetReceivedAtMs()}
-		if d.audit.AtMs <= 0 { // a hit without its origin: the record's time
-			d.audit.AtMs = src.Time.UnixMilli()
-		}
+	}
+	if d.audit.AtMs <= 0 { // undecodable, or without its origin: the record's time
+		d.audit.AtMs = src.Time.UnixMilli()
+	}
+	if !d.undecodable {
 		var dup bool
 		if d.tracked, dup = pt.audit.Check(&d.audit); dup {
 			pt.audit.Count(src.Offset, &d.audit, audit.Duplicate, true)

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -40,12 +41,12 @@ func (s *Server) auditRoute(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !to.After(from) || to.Sub(from) > time.Duration(min(s.cfg.MaxRangeDays, maxAuditDays))*24*time.Hour {
-		writeError(w, http.StatusBadRequest, "bad range: to must be after from, at most 8 days later")
+	if days := min(s.cfg.MaxRangeDays, maxAuditDays); !to.After(from) || to.Sub(from) > time.Duration(days)*24*time.Hour {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad range: to must be after from, at most %d days later", days))
 		return
 	}
 	node := params.Get("node")
-	if node != "" && len(node) > 256 {
+	if len(node) > 256 {
 		writeError(w, http.StatusBadRequest, "bad node: at most 256 bytes")
 		return
 	}
