@@ -7,13 +7,14 @@ SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
+.PHONY: help build run test test-short test-faults bench-aggregator bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
         generate check-generate check-deps lint fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
 	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
+	@echo "make bench-compare BASE=REV  the hot-path benchmarks against those of commit REV, alternated in one run"
 	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
 	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
@@ -144,6 +145,12 @@ bench:
 	@mkdir -p build
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./schemas/ ./internal/visitor/ ./edge/ ./edge/spool/ | tee build/bench.txt
 	$(GO) tool benchstat build/bench.txt
+
+# The hot-path benchmarks of this tree against those of the commit BASE, in
+# one run, alternated round by round (deploy/local/bench-compare.sh): e.g.
+# make bench-compare BASE=7d98a0c. Raw results: build/bench-compare/.
+bench-compare: services-up
+	PIXEL_TEST_REDIS=$(TEST_REDIS) COUNT=$(BENCHCOUNT) deploy/local/bench-compare.sh $(BASE)
 
 # The aggregator against the naive design (a PFADD and an INCR per event and
 # bucket, pipelined) on a Redis of its own, same workload, same run; and the

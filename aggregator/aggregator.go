@@ -13,7 +13,6 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
-	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -53,31 +52,10 @@ type Aggregator struct {
 	watermarks map[int32]int64 // events partition -> newest event time applied
 	caughtUp   bool            // the last fetch found no unread message
 	late       []kafka.Message // late events to dead-letter before the next commit
-	waiting    []kafka.Message // offsets whose counts are flushed, details not yet
-	flushed    []flushedBatch  // offsets wholly flushed, not yet committed (CommitDelay)
+	offsets    offsets         // fetched messages until their commit
 	stale      bool            // a write was refused: state must be rebuilt
 	lastDetail time.Time
 }
-
-// flushedBatch is messages whose events were written to Redis at a time.
-type flushedBatch struct {
-	at   time.Time
-	msgs []kafka.Message
-}
-
-// dayEntry is a content id's day held in memory.
-type dayEntry struct {
-	d       *hllstore.Day
-	dirty   bool // records changed since the last flush
-	bdirty  bool // breakdowns changed since the last detail flush
-	touched time.Time
-}
-
-// Bits of hllstore.Record.Mark.
-const (
-	unsnap uint8 = 1 << iota // changed since the last snapshot
-	untop                    // changed since the last top-N update
-)
 
 // New returns an aggregator reading with readers that open returns
 // (consumer-group readers of the events topic, kafkaconn.NewGroupReader) and
@@ -113,7 +91,6 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 	a.logger.Info("aggregator consuming", "topic", a.cfg.EventsTopic, "group", a.cfg.Group)
 	var (
-		pending   []kafka.Message // fetched and applied, not yet flushed
 		nextFlush = time.Now().Add(a.cfg.FlushInterval)
 		batch     []*pixelpb.Event
 		evPool    []*pixelpb.Event
@@ -179,23 +156,21 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			// offsets uncommitted, so the next owner applies them.
 			msgs = msgs[:0]
 		}
-		pending = append(pending, msgs...)
+		a.offsets.applied(msgs)
 		stopping := ctx.Err() != nil
-		if !stopping && time.Now().Before(nextFlush) && len(pending) < a.cfg.MaxBatch {
+		if !stopping && time.Now().Before(nextFlush) && a.offsets.unflushed() < a.cfg.MaxBatch {
 			continue
 		}
 		full := stopping || time.Since(a.lastDetail) >= a.cfg.DetailInterval
 		fctx, cancel := flushContext(ctx, stopping)
 		err := a.flush(fctx, full)
-		if err == nil {
-			a.waiting = append(a.waiting, pending...)
-			pending = nil
+		// After a failed flush, its messages stay pending for the next;
+		// after a refused write (stale), nothing is committed: reset reads
+		// them again from the committed offsets.
+		if err == nil && !a.stale {
+			a.offsets.flushed(full, time.Now())
 			if full {
 				a.lastDetail = time.Now()
-				if len(a.waiting) > 0 {
-					a.flushed = append(a.flushed, flushedBatch{at: time.Now(), msgs: a.waiting})
-					a.waiting = nil
-				}
 				a.publishSnapshots(fctx)
 			}
 			a.commitDurable(fctx)
@@ -212,7 +187,6 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.logger.Warn("flush failed, will retry", "err", err)
 		case a.stale:
 			a.reset()
-			pending = nil
 		}
 	}
 }
@@ -220,20 +194,10 @@ func (a *Aggregator) Run(ctx context.Context) error {
 // commitDurable commits the offsets of batches flushed at least CommitDelay
 // ago: by then Redis has made their writes durable.
 func (a *Aggregator) commitDurable(ctx context.Context) {
-	cutoff := time.Now().Add(-a.cfg.CommitDelay)
-	n := 0
-	var msgs []kafka.Message
-	for _, b := range a.flushed {
-		if b.at.After(cutoff) {
-			break
-		}
-		msgs = append(msgs, b.msgs...)
-		n++
-	}
+	msgs := a.offsets.due(time.Now(), a.cfg.CommitDelay)
 	if len(msgs) == 0 {
 		return
 	}
-	a.flushed = append(a.flushed[:0], a.flushed[n:]...)
 	if err := a.reader.CommitMessages(ctx, msgs...); err != nil {
 		// Harmless for correctness: the records hold positions, so a replay
 		// of these events is skipped.
@@ -254,8 +218,7 @@ func (a *Aggregator) reset() {
 	clear(a.days)
 	a.records = 0
 	clear(a.watermarks)
-	a.waiting = nil
-	a.flushed = a.flushed[:0]
+	a.offsets.reset()
 	a.late = a.late[:0]
 	a.stale = false
 	a.reader = a.open()
@@ -294,388 +257,3 @@ const applyChunk = 5000
 // mergeEvent decodes an event into an emptied struct whose origin is
 // already allocated.
 var mergeEvent = proto.UnmarshalOptions{Merge: true}
-
-// lateReason is the dead-letter reason of an event past the late horizon.
-var lateReason = schemas.DeadLetterReason(schemas.DeadLetterLate, "event time older than the late horizon")
-
-func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
-	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon
-}
-
-// classOf separates people from machines.
-func classOf(ev *pixelpb.Event) hllstore.Class {
-	switch {
-	case ev.GetMachineOpen():
-		return hllstore.Machine
-	case ev.GetBot():
-		return hllstore.Bot
-	case ev.GetUnverifiedReason() != "" && ev.GetSignaturePolicy() == "require":
-		return hllstore.Unverified
-	}
-	return hllstore.Human
-}
-
-// dayKey is the content id and UTC day an event counts in.
-func dayKey(ev *pixelpb.Event) hllstore.DayKey {
-	return hllstore.DayKey{ContentID: ev.GetContentId(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
-}
-
-// recordsOf returns the records of its day an event counts in: its content
-// id's, and its campaign's on that content id, each for its hour and the day.
-func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, dayStart int64) []hllstore.RecordID {
-	class := classOf(ev)
-	hour := int8((ev.GetOrigin().GetReceivedAtMs() - dayStart) / hllstore.HourMs)
-	id := hllstore.RecordID{Kind: ev.GetKind(), Class: class, Hour: hllstore.DayRecord}
-	dst = append(dst, id)
-	id.Hour = hour
-	dst = append(dst, id)
-	if c := ev.GetCampaignId(); c != "" {
-		id.Campaign = c
-		dst = append(dst, id)
-		id.Hour = hllstore.DayRecord
-		dst = append(dst, id)
-	}
-	return dst
-}
-
-// apply adds the events to the in-memory days, loading days it does not
-// hold yet from Redis first. An event counts in a day's records only if the
-// day has not seen its source position, and in its breakdowns only if their
-// positions have not.
-func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
-	missing := a.missing[:0]
-	for _, ev := range events {
-		dk := dayKey(ev)
-		if _, ok := a.days[dk]; !ok {
-			a.days[dk] = nil // placeholder: listed once
-			missing = append(missing, dk)
-		}
-	}
-	a.missing = missing[:0]
-	if len(missing) > 0 {
-		var days []*hllstore.Day
-		err := a.retryLoad(ctx, "count days", len(missing), func() (err error) {
-			days, err = a.store.LoadDays(ctx, missing)
-			return err
-		})
-		if err != nil {
-			for _, dk := range missing {
-				delete(a.days, dk)
-			}
-			return err
-		}
-		for i, dk := range missing {
-			d := days[i]
-			for id, r := range d.Records {
-				// A loaded record is raised in the top-N at the next detail
-				// flush even if replayed events all skip: the raise may be
-				// what a crash or reset lost.
-				if r.Total > 0 && isTopRecord(id) {
-					r.Mark |= untop
-				}
-			}
-			a.records += len(d.Records)
-			a.days[dk] = &dayEntry{d: d}
-		}
-	}
-	now := time.Now()
-	var ids [4]hllstore.RecordID
-	var values [5]string
-	for _, ev := range events {
-		dk := dayKey(ev)
-		e := a.days[dk]
-		d := e.d
-		src := ev.GetSource()
-		p, o := src.GetPartition(), src.GetOffset()
-		vk := ev.GetVisitorKey()
-		human := classOf(ev) == hllstore.Human
-		e.touched = now
-		// A conversion whose order the day counted from another event (a
-		// reloaded thank-you page, a resent pixel) counts in nothing; its
-		// positions advance like any event's.
-		dupOrder := ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" && !d.CountOrder(ev.GetOrderId(), p, o)
-		if human && !d.BPos.Covers(p, o) {
-			d.BPos[p] = o
-			if !dupOrder {
-				values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
-				d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
-			}
-			e.bdirty = true
-		}
-		if d.Pos.Covers(p, o) {
-			a.m.skipped.Inc()
-			continue
-		}
-		d.Pos[p] = o
-		e.dirty = true
-		if dupOrder {
-			a.m.dupOrder.Inc()
-			continue
-		}
-		for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
-			r := d.Records[id]
-			if r == nil {
-				r = d.Record(id)
-				a.records++
-			}
-			r.Add(vk)
-			if ev.GetBot() || ev.GetMachineOpen() {
-				for _, reason := range ev.GetBotReasons() {
-					r.AddReason(reason)
-				}
-			} else if reason := ev.GetUnverifiedReason(); reason != "" {
-				// Unverified, or human under a prefer policy: why it
-				// did not verify.
-				r.AddReason(reason)
-			}
-			if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" {
-				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
-			}
-			r.Mark |= unsnap
-			if isTopRecord(id) {
-				r.Mark |= untop
-			}
-		}
-		a.m.applied.Inc()
-	}
-	a.m.activeState.Set(float64(a.records))
-	return nil
-}
-
-// isTopRecord reports whether a record is ranked in the top-N index.
-func isTopRecord(id hllstore.RecordID) bool {
-	return id.Campaign == "" && id.Class == hllstore.Human && id.Hour == hllstore.DayRecord
-}
-
-// retryLoad calls load until it succeeds, finds corrupt data, or ctx ends,
-// with a growing pause: without the records no event of theirs can count.
-func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := load()
-		if err == nil || errors.Is(err, hllstore.ErrCorrupt) {
-			return err
-		}
-		a.logger.Warn("load failed, retrying", "what", what, "keys", keys, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// flush writes every day whose records changed (one script call per group
-// of content ids and day, hllstore.SaveDays), the watermarks and the late
-// events' dead letters; a full flush also
-// writes the changed breakdowns (in the same calls) and raises the top-N
-// index. A refused write marks the aggregator stale (see reset).
-func (a *Aggregator) flush(ctx context.Context, full bool) error {
-	start := time.Now()
-	var writes []hllstore.DayWrite
-	var entries []*dayEntry
-	for dk, e := range a.days {
-		if e.dirty || (full && e.bdirty) {
-			writes = append(writes, hllstore.DayWrite{Key: dk, Day: e.d, Details: full})
-			entries = append(entries, e)
-		}
-	}
-	if len(writes) > 0 {
-		written, err := a.store.SaveDays(ctx, writes)
-		if err != nil {
-			a.m.flushErr.Inc()
-			return err
-		}
-		for i, e := range entries {
-			if written[i] {
-				e.dirty = false
-				if full {
-					e.bdirty = false
-				}
-				continue
-			}
-			a.m.refused.Inc()
-			a.stale = true
-		}
-		a.m.flushTime.Observe(time.Since(start).Seconds())
-	}
-	if full {
-		if err := a.raiseTop(ctx); err != nil {
-			a.m.flushErr.Inc()
-			return err
-		}
-	}
-	if !a.stale {
-		// Per partition this aggregator has read: counts are complete up to
-		// the newest event time flushed, or up to now when it is caught up.
-		wms := make(map[int32]hllstore.Watermark, len(a.watermarks))
-		for p, t := range a.watermarks {
-			if a.caughtUp {
-				t = max(t, start.UnixMilli())
-			}
-			wms[p] = hllstore.Watermark{CompleteUntilMs: t, WrittenAtMs: start.UnixMilli()}
-		}
-		if err := a.store.WriteWatermarks(ctx, wms); err != nil {
-			a.logger.Warn("write watermarks", "err", err)
-		}
-	}
-	if len(a.late) > 0 && a.out.DLQ != nil {
-		if err := a.out.DLQ.WriteMessages(ctx, a.late...); err != nil {
-			a.m.flushErr.Inc()
-			return fmt.Errorf("dead-letter %d late events: %w", len(a.late), err)
-		}
-	}
-	a.late = a.late[:0]
-	a.m.flushOK.Inc()
-	a.evict(start)
-	return nil
-}
-
-// raiseTop raises the top-N index with the day records changed since the
-// last raise that Redis holds.
-func (a *Aggregator) raiseTop(ctx context.Context) error {
-	var tops []hllstore.TopUpdate
-	var topped []*hllstore.Record
-	for dk, e := range a.days {
-		if e.dirty { // only what Redis holds
-			continue
-		}
-		for id, r := range e.d.Records {
-			if r.Mark&untop != 0 {
-				tops = append(tops, hllstore.TopUpdate{Key: dk.Key(id), Total: r.Total, Uniques: r.Sketch.Estimate()})
-				topped = append(topped, r)
-			}
-		}
-	}
-	if err := a.store.RaiseTop(ctx, tops); err != nil {
-		return err
-	}
-	for _, r := range topped {
-		r.Mark &^= untop
-	}
-	return nil
-}
-
-// publishSnapshots publishes the content-level records changed since the
-// last snapshot to the counts topic (every DetailInterval, and when
-// stopping). Snapshots are derived data: a failure is counted and the next
-// interval publishes the latest counts again.
-func (a *Aggregator) publishSnapshots(ctx context.Context) {
-	if a.out.Counts == nil || !a.cfg.Snapshots {
-		return
-	}
-	now := a.now()
-	var msgs []kafka.Message
-	var published []*hllstore.Record
-	for dk, e := range a.days {
-		for id, r := range e.d.Records {
-			if r.Mark&unsnap == 0 || id.Campaign != "" {
-				continue
-			}
-			k := dk.Key(id)
-			snap := &pixelpb.CountSnapshot{
-				SchemaVersion: schemas.CountSnapshotVersion,
-				ContentId:     k.ContentID,
-				Kind:          k.Kind,
-				Granularity:   k.Gran,
-				BucketStartMs: k.Start,
-				Total:         r.Total,
-				Uniques:       r.Sketch.Estimate(),
-				UpdatedAtMs:   now.UnixMilli(),
-				TrafficClass:  k.Class.String(),
-			}
-			b, err := proto.Marshal(snap)
-			if err != nil {
-				panic("BUG: marshal count snapshot: " + err.Error())
-			}
-			msgs = append(msgs, kafka.Message{
-				Key:   schemas.AppendCountKey(nil, k.ContentID, k.Kind, k.Class.String(), k.Gran, k.Start),
-				Value: b,
-			})
-			published = append(published, r)
-		}
-	}
-	if len(msgs) == 0 {
-		return
-	}
-	if err := a.out.Counts.WriteMessages(ctx, msgs...); err != nil {
-		a.m.snapshotErr.Inc()
-		a.logger.Warn("publish count snapshots", "records", len(msgs), "err", err)
-		return
-	}
-	for _, r := range published {
-		r.Mark &^= unsnap
-	}
-	a.m.snapshots.Add(float64(len(msgs)))
-}
-
-func (a *Aggregator) evict(now time.Time) {
-	for dk, e := range a.days {
-		if e.dirty || e.bdirty || now.Sub(e.touched) <= a.cfg.IdleEvict {
-			continue
-		}
-		marked := false
-		for _, r := range e.d.Records {
-			if r.Mark != 0 {
-				marked = true
-				break
-			}
-		}
-		if !marked {
-			a.records -= len(e.d.Records)
-			delete(a.days, dk)
-		}
-	}
-	a.m.activeState.Set(float64(a.records))
-}
-
-// watchIdle keeps the freshness watermarks of idle partitions moving. An
-// aggregator writes the watermark of the partitions it reads events from;
-// after a rebalance, a partition whose new owner has read nothing from it
-// (no event arrived since) would keep its last owner's watermark, and the
-// counts would look stale for good. Every Config.IdleCheck, a watermark not
-// written for 3 × IdleCheck is set to now when the group has read and
-// committed its partition to the end: whoever owns it, every event in it is
-// flushed (offsets are committed only after their flush).
-func (a *Aggregator) watchIdle(ctx context.Context) {
-	t := time.NewTicker(a.cfg.IdleCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := a.markIdle(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Warn("freshness of idle partitions", "err", err)
-		}
-	}
-}
-
-func (a *Aggregator) markIdle(ctx context.Context) error {
-	start := a.now()
-	wms, err := a.store.Watermarks(ctx)
-	if err != nil {
-		return err
-	}
-	var stale []int
-	for p, w := range wms {
-		if start.UnixMilli()-w.WrittenAtMs > 3*a.cfg.IdleCheck.Milliseconds() {
-			stale = append(stale, int(p))
-		}
-	}
-	if len(stale) == 0 {
-		return nil
-	}
-	idle, err := a.out.Idle.Idle(ctx, stale)
-	if err != nil || len(idle) == 0 {
-		return err
-	}
-	out := make(map[int32]hllstore.Watermark, len(idle))
-	for _, p := range idle {
-		out[int32(p)] = hllstore.Watermark{CompleteUntilMs: max(wms[int32(p)].CompleteUntilMs, start.UnixMilli()), WrittenAtMs: start.UnixMilli()}
-	}
-	a.m.idleWatermarks.Add(float64(len(out)))
-	return a.store.WriteWatermarks(ctx, out)
-}

@@ -285,7 +285,7 @@ func TestStaleOwnerIsRefused(t *testing.T) {
 	for _, ev := range events {
 		ev.ContentId, ev.Kind, ev.CampaignId, ev.Bot, ev.BotReasons, ev.OrderId = "c", pixelpb.Kind_KIND_VIEW, "", false, nil, ""
 	}
-	dayKey := hllstore.Key{ContentID: "c", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(hour0)}
+	dayKey := hllstore.Key{ContentID: "c", Kind: pixelpb.Kind_KIND_VIEW, Gran: hllstore.GranularityDay, Start: hllstore.DayStart(hour0)}
 
 	stale := newTestAggregator(t, store)
 	if err := stale.apply(ctx, events[:10]); err != nil { // loads the empty records
@@ -390,10 +390,10 @@ func TestOrderCountsOnce(t *testing.T) {
 	}
 
 	day := hllstore.DayStart(hour0)
-	key := func(campaign string, class hllstore.Class, gran pixelpb.Granularity, start int64) hllstore.Key {
+	key := func(campaign string, class hllstore.Class, gran hllstore.Granularity, start int64) hllstore.Key {
 		return hllstore.Key{ContentID: "shop", Campaign: campaign, Kind: pixelpb.Kind_KIND_CONVERSION, Class: class, Gran: gran, Start: start}
 	}
-	dayGran, hourGran := pixelpb.Granularity_GRANULARITY_DAY, pixelpb.Granularity_GRANULARITY_HOUR
+	dayGran, hourGran := hllstore.GranularityDay, hllstore.GranularityHour
 	keys := []hllstore.Key{
 		key("", hllstore.Human, dayGran, day), key("", hllstore.Human, hourGran, hour0),
 		key("", hllstore.Human, hourGran, hour0+2*3600_000), key("spring", hllstore.Human, dayGran, day),
@@ -451,7 +451,7 @@ func TestRevenueCannotOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := store.Load(ctx, []hllstore.Key{{ContentID: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: hllstore.DayStart(hour0)}})
+	got, err := store.Load(ctx, []hllstore.Key{{ContentID: "shop", Kind: pixelpb.Kind_KIND_CONVERSION, Gran: hllstore.GranularityDay, Start: hllstore.DayStart(hour0)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestIdlePartitionWatermark(t *testing.T) {
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	start := time.Now()
 	old := start.Add(-time.Hour).UnixMilli()
-	if err := store.WriteWatermark(ctx, 3, hllstore.Watermark{CompleteUntilMs: old, WrittenAtMs: old}); err != nil {
+	if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{3: {CompleteUntilMs: old, WrittenAtMs: old}}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()

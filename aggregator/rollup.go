@@ -15,13 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/lease"
 )
 
 // Rollups is the rollup job: it builds the week rollups of every content id
 // of a week (hllstore.Store.BuildWeek) once the week is final, so a query
 // of a long range never builds them itself. It runs next to the aggregator
 // in the aggregator process; one instance works at a time (a lease in
-// Redis), and two that overlap (a lease that ran out) do the same work
+// Redis, package lease), and two that overlap (a lease that ran out) do the same work
 // twice, harmlessly: a rollup is a function of its days.
 //
 // A week is final when both hold:
@@ -61,6 +62,7 @@ type Rollups struct {
 	logger *slog.Logger
 	m      *rollupMetrics
 	store  *hllstore.Store
+	leases *lease.Leases
 	now    func() time.Time
 	owner  string
 }
@@ -80,8 +82,9 @@ const (
 	rollupLookback = 4
 )
 
-// NewRollups returns the rollup job of cfg on store.
-func NewRollups(cfg Config, logger *slog.Logger, reg prometheus.Registerer, store *hllstore.Store) (*Rollups, error) {
+// NewRollups returns the rollup job of cfg on store; leases hold its lease
+// (rollupLease).
+func NewRollups(cfg Config, logger *slog.Logger, reg prometheus.Registerer, store *hllstore.Store, leases *lease.Leases) (*Rollups, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -92,7 +95,7 @@ func NewRollups(cfg Config, logger *slog.Logger, reg prometheus.Registerer, stor
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return &Rollups{
-		cfg: cfg, logger: logger, m: newRollupMetrics(reg), store: store, now: time.Now,
+		cfg: cfg, logger: logger, m: newRollupMetrics(reg), store: store, leases: leases, now: time.Now,
 		owner: host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:]),
 	}, nil
 }
@@ -168,7 +171,7 @@ var errLeaseLost = errors.New("rollup lease lost to another instance")
 // nothing when another instance holds the lease.
 func (j *Rollups) RunOnce(ctx context.Context) (err error) {
 	start := time.Now()
-	ok, err := j.store.AcquireLease(ctx, rollupLease, j.owner, rollupLeaseTTL)
+	ok, err := j.leases.Acquire(ctx, rollupLease, j.owner, rollupLeaseTTL)
 	if err != nil {
 		j.m.runErr.Inc()
 		return err
@@ -180,7 +183,7 @@ func (j *Rollups) RunOnce(ctx context.Context) (err error) {
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if rerr := j.store.ReleaseLease(rctx, rollupLease, j.owner); rerr != nil {
+		if rerr := j.leases.Release(rctx, rollupLease, j.owner); rerr != nil {
 			j.logger.Warn("release rollup lease", "err", rerr)
 		}
 		j.m.runTime.Observe(time.Since(start).Seconds())
@@ -269,7 +272,7 @@ func (j *Rollups) buildWeek(ctx context.Context, week int64) (checked, built int
 					j.m.built.Add(float64(n))
 				}
 				checked += len(ids)
-				ok, err := j.store.ExtendLease(ctx, rollupLease, j.owner, rollupLeaseTTL)
+				ok, err := j.leases.Extend(ctx, rollupLease, j.owner, rollupLeaseTTL)
 				if err != nil {
 					return checked, built, err
 				}

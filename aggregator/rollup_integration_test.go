@@ -13,6 +13,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/internal/lease"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -45,13 +46,14 @@ func TestRollupJob(t *testing.T) {
 	cfg := DefaultConfig()
 	now := week.Add(7*24*time.Hour + cfg.LateHorizon + cfg.RollupMargin + time.Minute)
 	reg := prometheus.NewRegistry()
-	job, err := NewRollups(cfg, nil, reg, store)
+	leases := lease.New(rdb, prefix)
+	job, err := NewRollups(cfg, nil, reg, store, leases)
 	if err != nil {
 		t.Fatal(err)
 	}
 	job.now = func() time.Time { return now }
 	// Another instance holds the lease: this run does nothing.
-	if ok, err := store.AcquireLease(ctx, rollupLease, "other", time.Minute); err != nil || !ok {
+	if ok, err := leases.Acquire(ctx, rollupLease, "other", time.Minute); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
 	if err := job.RunOnce(ctx); err != nil {
@@ -60,7 +62,7 @@ func TestRollupJob(t *testing.T) {
 	if n := rdb.Keys(ctx, prefix+":c:{*:w*").Val(); len(n) != 0 || testutil.ToFloat64(job.m.runHeld) != 1 {
 		t.Fatalf("with the lease held elsewhere the job built %v", n)
 	}
-	if err := store.ReleaseLease(ctx, rollupLease, "other"); err != nil {
+	if err := leases.Release(ctx, rollupLease, "other"); err != nil {
 		t.Fatal(err)
 	}
 	// A partition's watermark before the deadline holds the week back.
@@ -74,7 +76,7 @@ func TestRollupJob(t *testing.T) {
 	if n := rdb.Keys(ctx, prefix+":c:{*:w*").Val(); len(n) != 0 || testutil.ToFloat64(job.m.waiting) != 1 {
 		t.Fatalf("with a watermark behind the job built %v", n)
 	}
-	if err := store.WriteWatermark(ctx, 0, hllstore.Watermark{CompleteUntilMs: now.UnixMilli(), WrittenAtMs: now.UnixMilli()}); err != nil {
+	if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{0: {CompleteUntilMs: now.UnixMilli(), WrittenAtMs: now.UnixMilli()}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := job.RunOnce(ctx); err != nil {

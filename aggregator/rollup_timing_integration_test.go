@@ -14,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
+	"github.com/pixelpipe/pixelpipe/internal/lease"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -34,22 +36,21 @@ func BenchmarkFlushDuringRollup(b *testing.B) {
 	week := hllstore.WeekStart(time.Now().Add(-30 * 24 * time.Hour).UnixMilli())
 	const contents = 300
 	for c := range contents {
-		var writes []hllstore.Write
+		var writes []hllstoretest.Write
 		for d := range 7 {
 			r := hllstore.NewRecord()
 			for i := range 5000 {
 				r.Add(mixKey(uint64(c*1_000_000 + d*1000 + i)))
 			}
-			r.Pos[0] = int64(d)
-			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "old-" + strconv.Itoa(c), Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: week + int64(d)*hllstore.DayMs}, Record: &r})
+			writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "old-" + strconv.Itoa(c), Kind: pixelpb.Kind_KIND_VIEW, Gran: hllstore.GranularityDay, Start: week + int64(d)*hllstore.DayMs}, Record: &r})
 		}
-		if err := store.Put(ctx, writes); err != nil {
+		if err := hllstoretest.Put(ctx, store, writes); err != nil {
 			b.Fatal(err)
 		}
 	}
 	cfg := DefaultConfig()
 	jobNow := time.UnixMilli(week).Add(14*24*time.Hour + 2*time.Hour)
-	if err := store.WriteWatermark(ctx, 0, hllstore.Watermark{CompleteUntilMs: jobNow.UnixMilli(), WrittenAtMs: jobNow.UnixMilli()}); err != nil {
+	if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{0: {CompleteUntilMs: jobNow.UnixMilli(), WrittenAtMs: jobNow.UnixMilli()}}); err != nil {
 		b.Fatal(err)
 	}
 	const perFlush = 5000
@@ -71,7 +72,7 @@ func BenchmarkFlushDuringRollup(b *testing.B) {
 			if withJob {
 				jcfg := cfg
 				jcfg.RollupRate = rate
-				job, err = NewRollups(jcfg, nil, nil, store)
+				job, err = NewRollups(jcfg, nil, nil, store, lease.New(rdb, "roll"))
 				if err != nil {
 					b.Fatal(err)
 				}

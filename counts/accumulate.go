@@ -17,7 +17,7 @@ type accumulator struct {
 
 func newAccumulator() *accumulator { return &accumulator{} }
 
-func (a *accumulator) add(rec *hllstore.Record) error {
+func (a *accumulator) add(rec *hllstore.Count) error {
 	a.res.Total += rec.Total
 	if rec.Total > 0 || rec.Version > 0 {
 		if a.sketch == nil {
@@ -32,7 +32,7 @@ func (a *accumulator) add(rec *hllstore.Record) error {
 	return a.addRest(rec)
 }
 
-func (a *accumulator) addRest(rec *hllstore.Record) error {
+func (a *accumulator) addRest(rec *hllstore.Count) error {
 	for reason, n := range rec.Reasons {
 		if a.res.Reasons == nil {
 			a.res.Reasons = map[string]uint64{}
@@ -54,7 +54,7 @@ func (a *accumulator) addRest(rec *hllstore.Record) error {
 // addAll adds recs, dense sketches first: once the merged sketch is dense,
 // sparse ones merge register by register instead of through the sparse
 // list, and the result is the same (a union with a dense sketch is dense).
-func (a *accumulator) addAll(recs []hllstore.Record, idx []int) error {
+func (a *accumulator) addAll(recs []hllstore.Count, idx []int) error {
 	for pass := range 2 {
 		for _, i := range idx {
 			if recs[i].DenseSketch() == (pass == 0) {

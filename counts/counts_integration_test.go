@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -23,44 +24,36 @@ func TestStatsRanges(t *testing.T) {
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	ctx := context.Background()
 	d0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var writes []hllstore.Write
+	var writes []hllstoretest.Write
 	day := map[int64]*hllstore.Record{}
 	visitor := uint64(0)
 	for h := range 48 {
 		start := d0.Add(time.Duration(h) * time.Hour).UnixMilli()
-		hr := hllstore.NewRecord()
-		for range 10 { // 10 events, 5 distinct visitors per hour, all new
-			hr.Total++
-			hr.Sketch.InsertHash(mix(visitor / 2))
-			visitor++
-		}
-		hr.Pos[0] = int64(h)
-		writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_HOUR, Start: start}, Record: &hr})
 		ds := hllstore.DayStart(start)
 		if day[ds] == nil {
 			r := hllstore.NewRecord()
 			day[ds] = &r
 		}
-		day[ds].Total += hr.Total
-		if err := day[ds].Sketch.Merge(hr.Sketch); err != nil {
-			t.Fatal(err)
+		hr := hllstore.NewRecord()
+		for range 10 { // 10 events, 5 distinct visitors per hour, all new
+			hr.Add(mix(visitor / 2))
+			day[ds].Add(mix(visitor / 2))
+			visitor++
 		}
-		day[ds].Pos[0] = int64(h)
+		writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Gran: hllstore.GranularityHour, Start: start}, Record: &hr})
 	}
 	for ds, r := range day {
-		writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: ds}, Record: r})
+		writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "a", Kind: pixelpb.Kind_KIND_VIEW, Gran: hllstore.GranularityDay, Start: ds}, Record: r})
 	}
 	// Campaign "spring": 7 clicks on a, 4 on b, on day 0.
 	for cid, n := range map[string]int{"a": 7, "b": 4} {
 		r := hllstore.NewRecord()
 		for i := range n {
-			r.Total++
-			r.Sketch.InsertHash(mix(uint64(1000 + i)))
+			r.Add(mix(uint64(1000 + i)))
 		}
-		r.Pos[0] = 1
-		writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: cid, Campaign: "spring", Kind: pixelpb.Kind_KIND_CLICK, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: d0.UnixMilli()}, Record: &r})
+		writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: cid, Campaign: "spring", Kind: pixelpb.Kind_KIND_CLICK, Gran: hllstore.GranularityDay, Start: d0.UnixMilli()}, Record: &r})
 	}
-	if err := store.Put(ctx, writes); err != nil {
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,7 +104,7 @@ func TestWeekRollups(t *testing.T) {
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	ctx := context.Background()
 	d0 := time.Date(2026, 9, 2, 0, 0, 0, 0, time.UTC) // a Wednesday
-	var writes []hllstore.Write
+	var writes []hllstoretest.Write
 	for day := range 24 {
 		start := d0.Add(time.Duration(day) * 24 * time.Hour).UnixMilli()
 		for _, kc := range []struct {
@@ -121,8 +114,7 @@ func TestWeekRollups(t *testing.T) {
 		}{{pixelpb.Kind_KIND_VIEW, hllstore.Human, 300 + 40*day}, {pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 3}, {pixelpb.Kind_KIND_VIEW, hllstore.Bot, 5}} {
 			r := hllstore.NewRecord()
 			for i := range kc.n {
-				r.Total++
-				r.Sketch.InsertHash(mix(uint64(i + 17*day))) // visitors overlap between days
+				r.Add(mix(uint64(i + 17*day))) // visitors overlap between days
 			}
 			if kc.kind == pixelpb.Kind_KIND_CONVERSION {
 				r.AddOrder(fmt.Sprint("o", day), "EUR", 1_000_000)
@@ -130,11 +122,10 @@ func TestWeekRollups(t *testing.T) {
 			if kc.class == hllstore.Bot {
 				r.AddReason("headless")
 			}
-			r.Pos[0] = int64(day)
-			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "w", Kind: kc.kind, Class: kc.class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: start}, Record: &r})
+			writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "w", Kind: kc.kind, Class: kc.class, Gran: hllstore.GranularityDay, Start: start}, Record: &r})
 		}
 	}
-	if err := store.Put(ctx, writes); err != nil {
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
 		t.Fatal(err)
 	}
 	sc := Scope{ContentID: "w", From: d0.Add(5 * time.Hour), To: d0.Add(23*24*time.Hour + 3*time.Hour)}
@@ -200,24 +191,23 @@ func TestStaleWeekRollupIsRebuilt(t *testing.T) {
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	ctx := context.Background()
 	week := time.Date(2026, 9, 7, 0, 0, 0, 0, time.UTC) // a Monday
-	put := func(cid, campaign string, day, from, n int, pos int64) {
+	put := func(cid, campaign string, day, from, n int) {
 		t.Helper()
 		r := hllstore.NewRecord()
 		for i := range n {
 			r.Add(mix(uint64(from + i)))
 		}
-		r.Pos[0] = pos
-		k := hllstore.Key{ContentID: cid, Campaign: campaign, Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: week.Add(time.Duration(day) * 24 * time.Hour).UnixMilli()}
-		if err := store.Put(ctx, []hllstore.Write{{Key: k, Record: &r}}); err != nil {
+		k := hllstore.Key{ContentID: cid, Campaign: campaign, Kind: pixelpb.Kind_KIND_VIEW, Gran: hllstore.GranularityDay, Start: week.Add(time.Duration(day) * 24 * time.Hour).UnixMilli()}
+		if err := hllstoretest.Put(ctx, store, []hllstoretest.Write{{Key: k, Record: &r}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for day := range 7 {
-		put("x", "", day, 100*day, 50, int64(day))
-		put("x", "fall", day, 100*day, 20, int64(day))
-		put("y", "fall", day+7, 100*day, 30, int64(day)) // the next week
+		put("x", "", day, 100*day, 50)
+		put("x", "fall", day, 100*day, 20)
+		put("y", "fall", day+7, 100*day, 30) // the next week
 	}
-	put("y", "fall", 3, 0, 40, 100)
+	put("y", "fall", 3, 0, 40)
 	days := NewReader(store)
 	days.Final = 0
 	weeks := NewReader(store)
@@ -244,8 +234,8 @@ func TestStaleWeekRollupIsRebuilt(t *testing.T) {
 		t.Fatalf("week rollups %v, want x's first week and y's two", n)
 	}
 	// A write into a day of a rolled-up week: the next read counts it.
-	put("x", "fall", 4, 10_000, 70, 200)
-	put("x", "", 4, 10_000, 90, 201)
+	put("x", "fall", 4, 10_000, 70)
+	put("x", "", 4, 10_000, 90)
 	check("after a late write", x)
 	check("campaign after a late write", fall)
 	check("warm again", x)

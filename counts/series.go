@@ -38,9 +38,9 @@ type SeriesQuery struct {
 // kind's total and the uniques of one kind, for one traffic class. Buckets
 // with nothing counted are present with zeros, so a chart has no gaps.
 func (r *Reader) Series(ctx context.Context, sq SeriesQuery) ([]Point, error) {
-	size := hllstore.HourMs
+	size, gran := hllstore.HourMs, hllstore.GranularityHour
 	if sq.Gran == pixelpb.Granularity_GRANULARITY_DAY {
-		size = hllstore.DayMs
+		size, gran = hllstore.DayMs, hllstore.GranularityDay
 		sq.From = time.UnixMilli(hllstore.DayStart(sq.From.UnixMilli())).UTC()
 		if end := sq.To.UTC(); !end.Equal(end.Truncate(24 * time.Hour)) {
 			sq.To = end.Truncate(24 * time.Hour).Add(24 * time.Hour)
@@ -73,7 +73,7 @@ func (r *Reader) Series(ctx context.Context, sq SeriesQuery) ([]Point, error) {
 		}
 		for _, c := range contents {
 			for _, k := range Kinds {
-				keys = append(keys, hllstore.Key{ContentID: c, Campaign: sq.Campaign, Kind: k, Class: sq.Class, Gran: sq.Gran, Start: start})
+				keys = append(keys, hllstore.Key{ContentID: c, Campaign: sq.Campaign, Kind: k, Class: sq.Class, Gran: gran, Start: start})
 				slots = append(slots, slot{i, k})
 			}
 		}

@@ -110,7 +110,7 @@ func (r *Reader) weekContents(ctx context.Context, sc Scope, weekStart int64, ca
 
 // bucket is one covering bucket of a range.
 type bucket struct {
-	gran  pixelpb.Granularity
+	gran  hllstore.Granularity
 	start int64
 }
 
@@ -128,10 +128,10 @@ func cover(from, to time.Time, weeks bool, finalBefore int64) []bucket {
 			i += 6
 			continue
 		}
-		out = append(out, bucket{pixelpb.Granularity_GRANULARITY_DAY, d})
+		out = append(out, bucket{hllstore.GranularityDay, d})
 	}
 	for _, h := range hours {
-		out = append(out, bucket{pixelpb.Granularity_GRANULARITY_HOUR, h})
+		out = append(out, bucket{hllstore.GranularityHour, h})
 	}
 	return out
 }

@@ -41,8 +41,13 @@ func socketServer(t *testing.T, edit func(*Config)) *Server {
 			edit(c)
 		}
 	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ln = ln
 	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(s.ln) }()
+	go func() { done <- s.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		if err := s.srv.Shutdown(); err != nil {
 			t.Errorf("shutdown: %v", err)

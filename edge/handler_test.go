@@ -43,10 +43,10 @@ func newTestServer(t testing.TB, edit func(*Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = s.ln.Close()
-		_ = s.spool.Close()
-	})
+	if err := s.open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.release)
 	s.clock = func() time.Time { return testNow }
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pixelpipe/pixelpipe/edge/spool"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 )
 
 type metrics struct {
@@ -17,11 +18,16 @@ type metrics struct {
 	batchOK      prometheus.Counter
 	batchErr     prometheus.Counter
 	publishDelay prometheus.Histogram
+	// kafka holds the publisher's produce request metrics
+	// (pixel_kafka_writer_*{part="edge"}).
+	kafka *kafkaconn.WriterMetrics
 	// Requests refused before any route, by reason.
 	malformed, headerTooLarge, bodyTooLarge, timedOut, batchRefused prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
+// newMetrics registers the edge's metrics on reg; the spool gauges read
+// stats at scrape time.
+func newMetrics(reg prometheus.Registerer, stats func() spool.Stats) *metrics {
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_edge_hits_total",
 		Help: "Pixel requests by result: accepted (spooled as a valid hit), invalid (spooled, flagged invalid), opted_out (answered, not recorded: the browser has the opt-out cookie), dropped (answered but not recorded: the spool was full (edge.spool.maxBytes) or failed, or shutdown had closed it; these hits are lost).",
@@ -44,6 +50,7 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 		invalid:        hits.WithLabelValues("invalid"),
 		dropped:        hits.WithLabelValues("dropped"),
 		optedOut:       hits.WithLabelValues("opted_out"),
+		kafka:          kafkaconn.NewWriterMetrics(reg, "edge"),
 		invalidClick: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_edge_invalid_clicks_total",
 			Help: "Click requests refused with 400 and no redirect: destination malformed, or neither signed (edge.click.keys) nor on the site's allow-list (edge.click.allowHosts). Each is also recorded as an invalid hit.",
@@ -69,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, sp *spool.Spool) *metrics {
 	}
 	reg.MustRegister(hits, batches, refused, m.invalidClick, m.spoolErrors, m.published, m.publishDelay)
 	stat := func(f func(spool.Stats) float64) func() float64 {
-		return func() float64 { return f(sp.Stats()) }
+		return func() float64 { return f(stats()) }
 	}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -31,7 +31,8 @@ type producer struct {
 	codec  kafka.Compression // none; benchmarks compare others
 
 	partitions *kafkaconn.Partitions
-	lanes      *lanes // told each partition count learnt
+	lanes      *lanes                    // told each partition count learnt
+	rec        *kafkaconn.WriterRecorder // nil: no metrics
 
 	byPart [][]int32 // scratch: indexes of a batch's hits by partition
 	failed []int32   // scratch: indexes of the hits that failed
@@ -48,9 +49,10 @@ const shrunkGrace = time.Minute
 
 // chunk is one produce request's hits and its outcome.
 type chunk struct {
-	part int
-	idx  []int32
-	err  error
+	part  int
+	idx   []int32
+	bytes int // of the hits' keys and values, as sent
+	err   error
 }
 
 // newProducer returns a producer of cfg's topic that waits for every
@@ -69,6 +71,14 @@ func newProducer(cfg KafkaConfig, l *lanes) *producer {
 	return p
 }
 
+// withMetrics makes the producer record its produce requests, and the
+// writes that fail before any request, in m under its topic, and returns
+// it.
+func (p *producer) withMetrics(m *kafkaconn.WriterMetrics) *producer {
+	p.rec = m.Topic(p.topic)
+	return p
+}
+
 // close releases the connections of the producer's own transport.
 func (p *producer) close() {
 	if p.own != nil {
@@ -84,6 +94,7 @@ func (p *producer) close() {
 func (p *producer) produce(ctx context.Context, recs [][]byte, idx []int32) ([]int32, error) {
 	n, err := p.partitions.Count(ctx)
 	if err != nil {
+		p.rec.Failed()
 		return idx, err
 	}
 	if cap(p.byPart) < n {
@@ -171,7 +182,8 @@ func appendChunks(dst []chunk, part int, ix []int32, recs [][]byte, maxRecords, 
 			size += len(recs[ix[end]])
 			end++
 		}
-		dst = append(dst, chunk{part: part, idx: ix[:end]})
+		// The receive time and lane of the spooled header are not sent.
+		dst = append(dst, chunk{part: part, idx: ix[:end], bytes: size - end*(headerLen-keyLen)})
 		ix = ix[end:]
 	}
 	return dst
@@ -179,7 +191,10 @@ func appendChunks(dst []chunk, part int, ix []int32, recs [][]byte, maxRecords, 
 
 // send is one produce request.
 func (p *producer) send(ctx context.Context, recs [][]byte, c *chunk) error {
-	return kafkaconn.Send(ctx, p.client, p.topic, c.part, p.acks, p.codec, &hitRecords{recs: recs, idx: c.idx})
+	start := time.Now()
+	err := kafkaconn.Send(ctx, p.client, p.topic, c.part, p.acks, p.codec, &hitRecords{recs: recs, idx: c.idx})
+	p.rec.Request(len(c.idx), c.bytes, start, err)
+	return err
 }
 
 // hitRecords reads spooled hits as Kafka records without copying them: the

@@ -1,11 +1,17 @@
 package edge
 
 import (
+	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"net"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 )
 
 // TestHitRecords: the records read from spooled hits carry the hit's key,
@@ -69,6 +75,9 @@ func TestAppendChunks(t *testing.T) {
 				next++
 				size += len(recs[i])
 			}
+			if c.bytes != size-len(c.idx)*(headerLen-keyLen) {
+				t.Fatalf("chunk of %d hits, %d bytes spooled: %d bytes sent", len(c.idx), size, c.bytes)
+			}
 			if c.part != 3 || len(c.idx) == 0 || len(c.idx) > maxRecords || (size > maxBytes && len(c.idx) > 1) {
 				t.Fatalf("chunk of partition %d: %d hits, %d bytes; limits %d hits, %d bytes", c.part, len(c.idx), size, maxRecords, maxBytes)
 			}
@@ -81,5 +90,44 @@ func TestAppendChunks(t *testing.T) {
 		if int(next) != n {
 			t.Fatalf("%d of %d hits in chunks", next, n)
 		}
+	}
+}
+
+// TestProducerMetrics: the edge's producer records in the writer metrics
+// of part "edge": a batch that reaches no broker fails before any produce
+// request and counts one error, whatever its size.
+func TestProducerMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	reg := prometheus.NewRegistry()
+	p := newProducer(KafkaConfig{Brokers: []string{addr}, Topic: "hits", WriteTimeout: 5 * time.Second}, nil).
+		withMetrics(kafkaconn.NewWriterMetrics(reg, "edge"))
+	defer p.close()
+	recs := make([][]byte, 100)
+	idx := make([]int32, len(recs))
+	for i := range recs {
+		recs[i] = make([]byte, headerLen+10)
+		idx[i] = int32(i)
+	}
+	failed, err := p.produce(context.Background(), recs, idx)
+	if err == nil || len(failed) != len(recs) {
+		t.Fatalf("produce to an unreachable broker: %d of %d failed, err %v", len(failed), len(recs), err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if got["pixel_kafka_writer_errors_total"] != 1 || got["pixel_kafka_writer_requests_total"] != 0 {
+		t.Errorf("errors %v, requests %v; want 1 and 0", got["pixel_kafka_writer_errors_total"], got["pixel_kafka_writer_requests_total"])
 	}
 }

@@ -22,7 +22,8 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 )
 
-// Server is an edge node.
+// Server is an edge node. New prepares it; Run (or Serve) opens its spool,
+// serves, drains and closes.
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
@@ -37,6 +38,10 @@ type Server struct {
 	safe   *safety // redaction, rate policy, consent (safety.go)
 	clock  func() time.Time
 
+	// opened is the spool for readers outside the serving goroutines
+	// (Ready, the spool gauges): nil until Serve opened it.
+	opened atomic.Pointer[spool.Spool]
+
 	bootMs   int64
 	idPrefix uint64
 	seq      atomic.Uint64
@@ -45,9 +50,9 @@ type Server struct {
 	lastSpoolLog atomic.Int64
 }
 
-// New opens and recovers the spool, binds cfg.ListenAddr and prepares the
-// server and its publisher to cfg.Kafka; Run serves, and closes the spool
-// and the publisher's connections when it returns.
+// New checks cfg and prepares an edge that will publish to cfg.Kafka and
+// register its metrics on reg. It touches neither the disk nor the network
+// and starts nothing: Run does.
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID, _ = os.Hostname()
@@ -62,38 +67,16 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 	if _, err := rand.Read(prefix[:]); err != nil {
 		return nil, fmt.Errorf("read random event id prefix: %w", err)
 	}
-	sp, err := spool.Open(cfg.Spool)
-	if err != nil {
-		return nil, fmt.Errorf("open edge spool: %w", err)
-	}
-	if st := sp.Stats(); st.Records > 0 || st.CorruptTails > 0 {
-		logger.Warn("spool holds hits from a previous run; delivering them first",
-			"hits", st.Records, "bytes", st.Bytes, "corrupt_tails", st.CorruptTails, "corrupt_bytes", st.CorruptBytes)
-	}
-	ln2, err := newLanes(cfg.Spool.Dir)
-	if err != nil {
-		_ = sp.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		_ = sp.Close()
-		return nil, fmt.Errorf("listen on edge address %s: %w", cfg.ListenAddr, err)
-	}
 	s := &Server{
 		cfg:      cfg,
 		logger:   logger,
-		ln:       ln,
-		spool:    sp,
 		keyer:    visitor.NewKeyer(cfg.VisitorSecret),
-		lanes:    ln2,
 		bootMs:   time.Now().UnixMilli(),
 		idPrefix: binary.BigEndian.Uint64(prefix[:]),
 	}
 	s.pool.New = func() any { return &record{buf: make([]byte, 0, 512)} }
-	s.m = newMetrics(reg, sp)
+	s.m = newMetrics(reg, s.spoolStats)
 	s.safe = newSafety(cfg, reg)
-	s.pub = &publisher{cfg: cfg, prod: newProducer(cfg.Kafka, ln2), sp: sp, m: s.m, logger: logger}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "pixelpipe",
@@ -117,28 +100,94 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Server, e
 	return s, nil
 }
 
-// Addr is the bound pixel address.
+// open opens and recovers the spool, reads the stored partition count and
+// prepares the publisher. release undoes it.
+func (s *Server) open() error {
+	sp, err := spool.Open(s.cfg.Spool)
+	if err != nil {
+		return fmt.Errorf("open edge spool: %w", err)
+	}
+	if st := sp.Stats(); st.Records > 0 || st.CorruptTails > 0 {
+		s.logger.Warn("spool holds hits from a previous run; delivering them first",
+			"hits", st.Records, "bytes", st.Bytes, "corrupt_tails", st.CorruptTails, "corrupt_bytes", st.CorruptBytes)
+	}
+	l, err := newLanes(s.cfg.Spool.Dir)
+	if err != nil {
+		_ = sp.Close()
+		return err
+	}
+	s.spool, s.lanes = sp, l
+	s.pub = &publisher{cfg: s.cfg, prod: newProducer(s.cfg.Kafka, l).withMetrics(s.m.kafka), sp: sp, m: s.m, logger: s.logger}
+	s.opened.Store(sp)
+	return nil
+}
+
+// release closes the spool (fsyncing it) and the publisher's connections.
+func (s *Server) release() {
+	if cerr := s.spool.Close(); cerr != nil {
+		s.logger.Error("close spool", "err", cerr)
+	}
+	s.pub.prod.close()
+}
+
+// spoolStats reads the spool's figures; zero before Serve opened it.
+func (s *Server) spoolStats() spool.Stats {
+	if sp := s.opened.Load(); sp != nil {
+		return sp.Stats()
+	}
+	return spool.Stats{}
+}
+
+// Addr is the address the edge serves pixels on, once serving.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Ready reports whether the edge wants traffic: it is not shutting down and
-// its spool is below the high-water mark (Kafka is keeping up, or the
-// outage is still short). Wire it to /readyz.
+// Ready reports whether the edge wants traffic: it is serving, not shutting
+// down, and its spool is below the high-water mark (Kafka is keeping up, or
+// the outage is still short). Wire it to /readyz.
 func (s *Server) Ready() error {
+	sp := s.opened.Load()
 	switch {
+	case sp == nil:
+		return errors.New("starting: the spool is not open yet")
 	case s.stopping.Load():
 		return errors.New("shutting down")
-	case !s.spool.Ready():
+	case !sp.Ready():
 		return errors.New("spool above its high-water mark: Kafka is not keeping up")
 	}
 	return nil
 }
 
-// Run serves until ctx is done, then shuts down: it keeps answering for
+// Run opens and recovers the spool, listens on cfg.ListenAddr and serves
+// there until ctx is done (see Serve).
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.open(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		s.release()
+		return fmt.Errorf("listen on edge address %s: %w", s.cfg.ListenAddr, err)
+	}
+	return s.serve(ctx, ln)
+}
+
+// Serve is Run on a listener of the caller's (which it closes): it opens and
+// recovers the spool, then serves pixels on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.open(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	return s.serve(ctx, ln)
+}
+
+// serve serves until ctx is done, then shuts down: it keeps answering for
 // ShutdownDelay with Ready failing, stops accepting, lets in-flight requests
 // finish, and delivers the spool to Kafka until it is empty or DrainTimeout
 // (counted from the end of ShutdownDelay) passed. Hits not delivered by then
 // stay in the spool, fsynced, for the next start.
-func (s *Server) Run(ctx context.Context) error {
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	s.ln = ln
 	stop := make(chan struct{})
 	writeCtx, cancelWrites := context.WithCancel(context.Background())
 	defer cancelWrites()
@@ -152,7 +201,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.pub.run(stop, writeCtx)
 	}()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.Serve(lazyDeadlineListener{s.ln}) }()
+	go func() { serveErr <- s.srv.Serve(lazyDeadlineListener{ln}) }()
 	s.logger.Info("edge serving", "addr", s.Addr(), "node", s.cfg.NodeID)
 
 	var err error
@@ -183,10 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	close(stop)
 	<-pubDone
 	left := s.spool.Stats()
-	if cerr := s.spool.Close(); cerr != nil {
-		s.logger.Error("close spool", "err", cerr)
-	}
-	s.pub.prod.close()
+	s.release()
 	s.logger.Info("edge stopped", "took", time.Since(start).Round(time.Millisecond),
 		"spooled_hits_left", left.Records, "spool_bytes", left.Bytes)
 	return err

@@ -51,13 +51,9 @@ type SubCount struct {
 // Breakdown is the stored state of one BreakdownKey: per dimension, a total
 // and a sketch per value. The breakdowns of a content id's day live in the
 // day's breakdown hash (see Day), guarded by the day's version and its
-// breakdown positions, and are written at detail flushes only.
+// breakdown positions (Day.BPos), and are written at detail flushes only.
 type Breakdown struct {
-	Dims map[string]map[string]*SubCount
-	// Pos and Version are the day's breakdown positions and version, filled
-	// by LoadDays (not LoadBreakdowns); in a Day, Day.BPos is authoritative.
-	Pos     Positions
-	Version uint64
+	Dims    map[string]map[string]*SubCount
 	changed bool
 	// newValues: a value was added since the last write, so the list of
 	// the day's breakdown values must be written again.
@@ -67,7 +63,7 @@ type Breakdown struct {
 
 // NewBreakdown returns an empty breakdown.
 func NewBreakdown() Breakdown {
-	return Breakdown{Dims: map[string]map[string]*SubCount{}, Pos: Positions{}}
+	return Breakdown{Dims: map[string]map[string]*SubCount{}}
 }
 
 func (b *Breakdown) sub(dim, value string) *SubCount {

@@ -114,7 +114,7 @@ func appendCount(b []byte, total uint64, sketch []byte) []byte {
 }
 
 // decodeField sets one field (c, r, v, oc) of r.
-func (r *Record) decodeField(kind, v string) error {
+func (r *Count) decodeField(kind, v string) error {
 	switch kind {
 	case fieldCount:
 		total, sk, ok := strings.Cut(v, ":")

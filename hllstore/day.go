@@ -31,7 +31,7 @@ type RecordID struct {
 func (k Key) Split() (DayKey, RecordID) {
 	d := DayStart(k.Start)
 	id := RecordID{Campaign: k.Campaign, Kind: k.Kind, Class: k.Class, Hour: DayRecord}
-	if k.Gran == pixelpb.Granularity_GRANULARITY_HOUR {
+	if k.Gran == GranularityHour {
 		id.Hour = int8((k.Start - d) / HourMs)
 	}
 	return DayKey{ContentID: k.ContentID, DayStart: d}, id
@@ -39,9 +39,9 @@ func (k Key) Split() (DayKey, RecordID) {
 
 // Key returns the Key of record id of day dk.
 func (dk DayKey) Key(id RecordID) Key {
-	k := Key{ContentID: dk.ContentID, Campaign: id.Campaign, Kind: id.Kind, Class: id.Class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: dk.DayStart}
+	k := Key{ContentID: dk.ContentID, Campaign: id.Campaign, Kind: id.Kind, Class: id.Class, Gran: GranularityDay, Start: dk.DayStart}
 	if id.Hour != DayRecord {
-		k.Gran, k.Start = pixelpb.Granularity_GRANULARITY_HOUR, dk.DayStart+int64(id.Hour)*HourMs
+		k.Gran, k.Start = GranularityHour, dk.DayStart+int64(id.Hour)*HourMs
 	}
 	return k
 }
@@ -87,29 +87,24 @@ func NewDay() *Day {
 	return &Day{Pos: Positions{}, BPos: Positions{}, Records: map[RecordID]*Record{}, Breakdowns: map[pixelpb.Kind]*Breakdown{}}
 }
 
-// Record returns the record id, creating an empty one when absent.
+// Record returns the record id, creating an empty one when absent (a new
+// record is listed in the day's record lists, and a new campaign in its
+// index, at the next write).
 func (d *Day) Record(id RecordID) *Record {
-	r := d.Records[id]
-	if r == nil {
-		nr := NewRecord()
-		r = &nr
-		d.setRecord(id, r)
+	if r := d.Records[id]; r != nil {
+		return r
 	}
-	return r
-}
-
-// setRecord adds or replaces the record id.
-func (d *Day) setRecord(id RecordID, r *Record) {
-	if _, ok := d.Records[id]; !ok {
-		d.newRecords |= idsBit(id)
-	}
+	nr := NewRecord()
+	r := &nr
 	d.Records[id] = r
+	d.newRecords |= idsBit(id)
 	if id.Campaign != "" {
 		if d.campaigns == nil {
 			d.campaigns = map[string]bool{}
 		}
 		d.campaigns[id.Campaign] = true
 	}
+	return r
 }
 
 // orderPos is the source position of the event that counted an order;

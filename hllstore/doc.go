@@ -24,7 +24,7 @@
 // index.go). Week rollups (week.go) serve long ranges; each names the
 // versions of the days it was built from, so readers rebuild one whose days
 // were written since. A sorted set per kind and day holds the top-N;
-// "<prefix>:wm" the watermarks; "<prefix>:lease:<name>" a job's lease.
+// "<prefix>:wm" the watermarks.
 //
 // Writes are absolute (the new totals and sketches, not increments) and go
 // through one Lua script call per group and day (SaveDays): one HMGET of the
@@ -38,7 +38,10 @@
 // positions stored in the guard. The call touches hashes of one hash tag,
 // so one cluster slot, and is atomic.
 //
-// Readers (Load) ask only for the fields they need with one HMGET per hash.
+// Readers (Load) ask only for the fields they need with one HMGET per hash,
+// and get a Count per Key. The writer holds whole Days (LoadDays), whose
+// Records are Counts plus what the writer needs to write them back: their
+// order ids and what changed since their last write.
 //
 // Store is safe for concurrent use.
 package hllstore

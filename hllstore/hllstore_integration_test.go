@@ -13,13 +13,14 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-func record(total uint64, visitors []uint64, pos Positions) *Record {
-	r := NewRecord()
+// count returns a count of total events of visitors.
+func count(total uint64, visitors ...uint64) Count {
+	c := NewCount()
 	for _, v := range visitors {
-		r.Sketch.InsertHash(v)
+		c.Sketch.InsertHash(v)
 	}
-	r.Total, r.Pos = total, pos
-	return &r
+	c.Total = total
+	return c
 }
 
 func TestSaveLoadAndWriteGuard(t *testing.T) {
@@ -28,10 +29,10 @@ func TestSaveLoadAndWriteGuard(t *testing.T) {
 	s := New(rdb, Config{Prefix: prefix, DayRetention: time.Hour, HourRetention: time.Minute})
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC).UnixMilli())
-	k := Key{ContentID: "a-1", Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+	k := Key{ContentID: "a-1", Kind: pixelpb.Kind_KIND_VIEW, Gran: GranularityDay, Start: day}
 	dk, id := k.Split()
 	hk := k
-	hk.Gran, hk.Start = pixelpb.Granularity_GRANULARITY_HOUR, day+15*HourMs
+	hk.Gran, hk.Start = GranularityHour, day+15*HourMs
 	_, hid := hk.Split()
 
 	days, err := s.LoadDays(ctx, []DayKey{dk})
@@ -140,37 +141,44 @@ func TestReasonsOrdersAndCampaignIndex(t *testing.T) {
 	s := New(rdb, Config{Prefix: prefix})
 	ctx := context.Background()
 	day := DayStart(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli())
-	k := Key{ContentID: "shop", Campaign: "spring", Kind: pixelpb.Kind_KIND_CONVERSION, Class: Bot, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+	k := Key{ContentID: "shop", Campaign: "spring", Kind: pixelpb.Kind_KIND_CONVERSION, Class: Bot, Gran: GranularityDay, Start: day}
+	dk, id := k.Split()
 
-	r := record(3, []uint64{7}, Positions{2: 30})
+	d := NewDay()
+	r := d.Record(id)
+	for range 3 {
+		r.Add(7)
+	}
 	r.AddReason("headless")
 	r.AddReason("headless")
 	r.AddReason("datacenter")
 	if !r.AddOrder("o-1", "EUR", 12_500_000) || r.AddOrder("o-1", "EUR", 12_500_000) || !r.AddOrder("o-2", "USD", 1_000_000) {
 		t.Fatal("AddOrder does not count each order once")
 	}
-	if err := s.Put(ctx, []Write{{k, r}}); err != nil {
-		t.Fatal(err)
+	save := func() {
+		t.Helper()
+		if w, err := s.SaveDays(ctx, []DayWrite{{Key: dk, Day: d}}); err != nil || !w[0] {
+			t.Fatalf("save: %v %v", w, err)
+		}
 	}
-	// A later state adds an order; earlier orders stay.
-	r.Pos[2] = 31
+	d.Pos[2] = 30
+	save()
+	// A later write adds an order; earlier orders stay.
+	d.Pos[2] = 31
 	r.AddOrder("o-3", "EUR", 500_000)
-	if err := s.Put(ctx, []Write{{k, r}}); err != nil {
-		t.Fatalf("second put: %v", err)
-	}
+	save()
 	recs, err := s.Load(ctx, []Key{k})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := recs[0]
-	if got.Reasons["headless"] != 2 || got.Reasons["datacenter"] != 1 {
-		t.Fatalf("reasons %v", got.Reasons)
+	if got.Total != 3 || got.Reasons["headless"] != 2 || got.Reasons["datacenter"] != 1 {
+		t.Fatalf("total %d reasons %v", got.Total, got.Reasons)
 	}
 	if got.NOrders != 3 || got.Value["EUR"] != money.Of(13_000_000) || got.Value["USD"] != money.Of(1_000_000) {
 		t.Fatalf("orders %d value %v", got.NOrders, got.Value)
 	}
 	// The reloaded day knows its orders: a replayed order is not new.
-	dk, id := k.Split()
 	days, err := s.LoadDays(ctx, []DayKey{dk})
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +238,10 @@ func TestBreakdownBoundTopAndWatermark(t *testing.T) {
 
 	// Top index: scores only move up.
 	rk := func(cid string) Key {
-		return Key{ContentID: cid, Kind: pixelpb.Kind_KIND_VIEW, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}
+		return Key{ContentID: cid, Kind: pixelpb.Kind_KIND_VIEW, Gran: GranularityDay, Start: day}
 	}
 	v := func(i uint64) uint64 { return i * 0x9e3779b97f4a7c15 }
-	big, small := record(50, []uint64{v(1), v(2)}, Positions{0: 1}), record(5, []uint64{v(1), v(2), v(3)}, Positions{0: 1})
+	big, small := count(50, v(1), v(2)), count(5, v(1), v(2), v(3))
 	if err := s.RaiseTop(ctx, []TopUpdate{{rk("big"), big.Total, big.Sketch.Estimate()}, {rk("small"), small.Total, small.Sketch.Estimate()}}); err != nil {
 		t.Fatal(err)
 	}

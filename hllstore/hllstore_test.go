@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 func TestWeekStart(t *testing.T) {
@@ -29,11 +27,18 @@ func TestBucketStart(t *testing.T) {
 	if got, want := DayStart(ts), time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).UnixMilli(); got != want {
 		t.Fatalf("DayStart = %d, want %d", got, want)
 	}
-	if got, want := BucketStart(pixelpb.Granularity_GRANULARITY_HOUR, ts), time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).UnixMilli(); got != want {
+	if got, want := BucketStart(GranularityHour, ts), time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).UnixMilli(); got != want {
 		t.Fatalf("hour start = %d, want %d", got, want)
 	}
 	if got := DayStart(-1); got != -DayMs {
 		t.Fatalf("DayStart(-1) = %d", got)
+	}
+	if got, want := BucketStart(GranularityWeek, ts), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).UnixMilli(); got != want {
+		t.Fatalf("week start = %d, want %d", got, want)
+	}
+	// The zero Granularity is a day, as Split and Key treat it.
+	if got := BucketStart(0, ts); got != DayStart(ts) {
+		t.Fatalf("zero granularity start = %d", got)
 	}
 }
 
@@ -65,9 +70,9 @@ func TestDayKeysAndFields(t *testing.T) {
 		k     Key
 		field string
 	}{
-		{Key{ContentID: "a-1", Kind: 2, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "2|0|"},
-		{Key{ContentID: "a-1", Kind: 1, Class: Bot, Gran: pixelpb.Granularity_GRANULARITY_HOUR, Start: day + 13*HourMs}, "13|1|1|"},
-		{Key{ContentID: "a-1", Campaign: "spring:x", Kind: 4, Class: Machine, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: day}, "4|2|spring:x"},
+		{Key{ContentID: "a-1", Kind: 2, Gran: GranularityDay, Start: day}, "2|0|"},
+		{Key{ContentID: "a-1", Kind: 1, Class: Bot, Gran: GranularityHour, Start: day + 13*HourMs}, "13|1|1|"},
+		{Key{ContentID: "a-1", Campaign: "spring:x", Kind: 4, Class: Machine, Gran: GranularityDay, Start: day}, "4|2|spring:x"},
 	} {
 		dk, id := tc.k.Split()
 		if got := rid(id); got != tc.field {

@@ -75,53 +75,6 @@ func (s *Store) DayContents(ctx context.Context, dayStart int64, cursor uint64, 
 	return ids, next, nil
 }
 
-// Leases: "<prefix>:lease:<name>" holds the owner's id while its lease runs
-// (SET NX PX). Only the owner extends or releases it (compare first).
-
-var extendLeaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-`)
-
-var releaseLeaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
-func (s *Store) leaseKey(name string) string { return s.prefix + ":lease:" + name }
-
-// AcquireLease takes the lease name for owner for ttl, unless someone holds
-// it; it reports whether owner holds it now.
-func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, s.leaseKey(name), owner, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("acquire lease %s: %w", s.leaseKey(name), err)
-	}
-	return ok, nil
-}
-
-// ExtendLease sets the lease's remaining time to ttl if owner still holds
-// it, and reports whether it does.
-func (s *Store) ExtendLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
-	n, err := extendLeaseScript.Run(ctx, s.rdb, []string{s.leaseKey(name)}, owner, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("extend lease %s: %w", s.leaseKey(name), err)
-	}
-	return n == 1, nil
-}
-
-// ReleaseLease ends owner's lease (nothing when another holds it).
-func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
-	if err := releaseLeaseScript.Run(ctx, s.rdb, []string{s.leaseKey(name)}, owner).Err(); err != nil {
-		return fmt.Errorf("release lease %s: %w", s.leaseKey(name), err)
-	}
-	return nil
-}
-
 // Rollup progress: "<prefix>:rolled:<yyyymmdd>" (the Monday) marks a week
 // whose rollups the job built for every content id of its days' indexes.
 

@@ -74,16 +74,46 @@ type Key struct {
 	Campaign string
 	Kind     pixelpb.Kind
 	Class    Class
-	Gran     pixelpb.Granularity
+	Gran     Granularity
 	// Start of the bucket, Unix milliseconds UTC.
 	Start int64
 }
 
+// Granularity is the length of a counted bucket. It appears in no stored
+// key or field: a bucket's hash and fields follow from its Key (layout.go,
+// week.go).
+type Granularity uint8
+
+// Granularities. The zero Granularity counts as GranularityDay.
+const (
+	// GranularityHour is a UTC hour: an hour record of a Day.
+	GranularityHour Granularity = iota + 1
+	// GranularityDay is a UTC day: a day record of a Day.
+	GranularityDay
+	// GranularityWeek is a Monday-to-Sunday UTC week (Start: the Monday): a
+	// week rollup, for Load only.
+	GranularityWeek
+)
+
+// String returns "hour", "day" or "week".
+func (g Granularity) String() string {
+	switch g {
+	case GranularityHour:
+		return "hour"
+	case GranularityWeek:
+		return "week"
+	}
+	return "day"
+}
+
 // BucketStart returns the start of the bucket of granularity g holding unixMs.
-func BucketStart(g pixelpb.Granularity, unixMs int64) int64 {
+func BucketStart(g Granularity, unixMs int64) int64 {
 	size := DayMs
-	if g == pixelpb.Granularity_GRANULARITY_HOUR {
+	switch g {
+	case GranularityHour:
 		size = HourMs
+	case GranularityWeek:
+		return WeekStart(unixMs)
 	}
 	b := unixMs / size
 	if unixMs%size != 0 && unixMs < 0 {
@@ -93,7 +123,7 @@ func BucketStart(g pixelpb.Granularity, unixMs int64) int64 {
 }
 
 // DayStart returns the start of the UTC day that holds unixMs.
-func DayStart(unixMs int64) int64 { return BucketStart(pixelpb.Granularity_GRANULARITY_DAY, unixMs) }
+func DayStart(unixMs int64) int64 { return BucketStart(GranularityDay, unixMs) }
 
 // campaignIndexKey lists the content ids a campaign had hits on in a day.
 func (s *Store) campaignIndexKey(campaign string, dayStart int64) string {

@@ -163,9 +163,6 @@ func (s *Store) loadDays(ctx context.Context, keys []DayKey, all bool) ([]*Day, 
 		for _, r := range d.Records {
 			r.Version, r.savedTotal = d.Version, r.Total
 		}
-		for _, b := range d.Breakdowns {
-			b.Version, b.Pos = d.Version, d.BPos
-		}
 	}
 	return out, nil
 }

@@ -21,32 +21,43 @@ func (ps Positions) Covers(p int32, o int64) bool {
 	return ok && o <= last
 }
 
-// Record is the stored state of one Key.
-type Record struct {
+// Count is what one stored record holds for its readers: what Load returns
+// for a Key, and the counted part of a writer's Record.
+type Count struct {
 	// Total is the exact number of distinct events.
 	Total uint64
 	// Sketch holds the visitor keys.
 	Sketch *hyperloglog.Sketch
-	// Pos holds the last source position applied per partition. Records of
-	// one Day share their Day's positions; Pos is filled by Load for readers.
-	Pos Positions
-	// Version is the version of the record's Day when it was loaded or last
-	// written; Load sets it above 0 for a record that exists (0: never
-	// written).
+	// Version is the version of the record's Day when it was read or last
+	// written (1 for a week rollup); Load sets it above 0 for a record that
+	// exists (0: never written).
 	Version uint64
 	// Reasons counts bot and machine events per reason code (one event may
 	// carry several reasons).
 	Reasons map[string]uint64
-	// Orders holds the distinct order ids of conversions (filled for the
-	// writer; readers get NOrders only); NOrders counts them. Value sums
-	// their value per currency, in millionths, each order counted once
-	// (128-bit sums: no number of orders makes them overflow).
-	Orders  map[string]struct{}
+	// NOrders counts the distinct orders of conversions. Value sums their
+	// value per currency, in millionths, each order counted once (128-bit
+	// sums: no number of orders makes them overflow).
 	NOrders uint64
 	Value   map[string]money.Sum
-	// Mark is the owner's to use (the aggregator's snapshot and top-N
-	// flags); it is never stored.
-	Mark uint8
+	dense   bool // the sketch was read dense
+}
+
+// NewCount returns an empty count.
+func NewCount() Count { return Count{Sketch: NewSketch()} }
+
+// DenseSketch reports whether the sketch was read in its dense form
+// (readers merge those first).
+func (c *Count) DenseSketch() bool { return c.dense }
+
+// Record is a writer's copy of one record of a Day: its Count, the order
+// ids behind NOrders, and what changed since it was last written, so that
+// SaveDays writes only that.
+type Record struct {
+	Count
+	// Orders holds the distinct order ids of conversions (NOrders counts
+	// them).
+	Orders map[string]struct{}
 	// newOrders lists orders added since the record was last written: only
 	// they are written (order fields are never rewritten).
 	newOrders []string
@@ -58,17 +69,10 @@ type Record struct {
 	savedTotal                 uint64
 	savedSketch, pendingSketch uint64
 	rid                        string // field name suffix, cached
-	dense                      bool   // the sketch was loaded dense
 }
-
-// DenseSketch reports whether the sketch was loaded in its dense form
-// (readers merge those first).
-func (r *Record) DenseSketch() bool { return r.dense }
 
 // NewRecord returns an empty record.
-func NewRecord() Record {
-	return Record{Sketch: NewSketch(), Pos: Positions{}}
-}
+func NewRecord() Record { return Record{Count: NewCount()} }
 
 // Add counts one event of visitor (a hashed visitor key).
 func (r *Record) Add(visitor uint64) {

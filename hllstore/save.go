@@ -449,7 +449,6 @@ func (d *Day) saved(details bool) {
 	clear(d.campaigns)
 	if details {
 		for _, b := range d.Breakdowns {
-			b.Version = d.Version
 			b.newValues = false
 			if b.changed {
 				b.changed = false

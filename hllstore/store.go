@@ -53,14 +53,14 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 // recordFields are the fields of one record that readers need.
 var recordFields = [...]string{fieldCount, "r", "v", "oc"}
 
-// Load reads the records of keys in one round trip: one HMGET per Redis
+// Load reads the counts of keys in one round trip: one HMGET per Redis
 // hash of the fields those records need (not HGETALL: a day hash also holds
 // the other kinds and classes, and campaigns). A key with no record gives
-// an empty Record. Records carry their day's positions and version. A week
-// rollup (GranularityWeek) comes with the versions of its seven days, in
-// the same round trip; one that is missing or stale (a day written since
-// it was built) is built from the days (BuildWeeks) and stored.
-func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
+// an empty Count. Counts carry their day's version. A week rollup
+// (GranularityWeek) comes with the versions of its seven days, in the same
+// round trip; one that is missing or stale (a day written since it was
+// built) is built from the days (BuildWeeks) and stored.
+func (s *Store) Load(ctx context.Context, keys []Key) ([]Count, error) {
 	type group struct {
 		key    string // the Redis hash
 		fields []string
@@ -126,9 +126,9 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("load %d count records: %w", len(keys), err)
 	}
-	out := make([]Record, len(keys))
+	out := make([]Count, len(keys))
 	for i := range out {
-		out[i] = NewRecord()
+		out[i] = NewCount()
 	}
 	// Week rollups not built yet, or built before one of their days was
 	// written again (stale: their "dv" is not the days' versions now), are
@@ -230,63 +230,6 @@ func (s *Store) Load(ctx context.Context, keys []Key) ([]Record, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// Write is one record to Put.
-type Write struct {
-	Key    Key
-	Record *Record
-}
-
-// Put writes whole records over whatever Redis holds for them, through the
-// same guarded script as SaveDays (a read of each day, then one write per
-// day): for tests, tools and seeding, not for the aggregator's flushes. The
-// positions written are the maximum of the day's and the records'.
-func (s *Store) Put(ctx context.Context, writes []Write) error {
-	byDay := map[DayKey][]Write{}
-	var keys []DayKey
-	for _, w := range writes {
-		dk, _ := w.Key.Split()
-		if byDay[dk] == nil {
-			keys = append(keys, dk)
-		}
-		byDay[dk] = append(byDay[dk], w)
-	}
-	days, err := s.LoadDays(ctx, keys)
-	if err != nil {
-		return err
-	}
-	dws := make([]DayWrite, len(keys))
-	for i, dk := range keys {
-		d := days[i]
-		for _, w := range byDay[dk] {
-			_, id := w.Key.Split()
-			r := *w.Record
-			r.dirty, r.savedSketch, r.savedTotal, r.rid = true, 0, 0, ""
-			r.newOrders = nil
-			for o := range r.Orders {
-				r.newOrders = append(r.newOrders, o)
-			}
-			r.NOrders = max(r.NOrders, uint64(len(r.Orders)))
-			d.setRecord(id, &r)
-			for p, o := range w.Record.Pos {
-				if cur, ok := d.Pos[p]; !ok || o > cur {
-					d.Pos[p] = o
-				}
-			}
-		}
-		dws[i] = DayWrite{Key: dk, Day: d}
-	}
-	written, err := s.SaveDays(ctx, dws)
-	if err != nil {
-		return err
-	}
-	for i, ok := range written {
-		if !ok {
-			return fmt.Errorf("put %s: another writer moved the day on", s.dayBase(keys[i]))
-		}
-	}
-	return nil
 }
 
 // CampaignContents returns the content ids that campaign had hits on in the

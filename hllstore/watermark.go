@@ -53,17 +53,8 @@ func (s *Store) Watermarks(ctx context.Context) (map[int32]Watermark, error) {
 	return out, nil
 }
 
-// WriteWatermark sets the watermark of one partition (the format Watermarks
-// reads). It is for the aggregator, after a flush, and for tests.
-func (s *Store) WriteWatermark(ctx context.Context, partition int32, w Watermark) error {
-	v := strconv.FormatInt(w.CompleteUntilMs, 10) + ":" + strconv.FormatInt(w.WrittenAtMs, 10)
-	if err := s.rdb.HSet(ctx, s.WatermarkKey(), strconv.Itoa(int(partition)), v).Err(); err != nil {
-		return fmt.Errorf("write watermark of partition %d: %w", partition, err)
-	}
-	return nil
-}
-
-// WriteWatermarks sets the watermarks of several partitions in one command.
+// WriteWatermarks sets the watermarks of partitions in one command (the
+// format Watermarks reads).
 func (s *Store) WriteWatermarks(ctx context.Context, wms map[int32]Watermark) error {
 	if len(wms) == 0 {
 		return nil

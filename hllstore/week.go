@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pixelpipe/pixelpipe/internal/money"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Week rollups: the day records of a content id over one Monday-to-Sunday
@@ -35,10 +34,6 @@ import (
 // built ahead of reads by the aggregator's rollup job (BuildWeek, once a
 // week is final) and, as the fallback, by the first reader that finds one
 // missing or stale (BuildWeeks).
-
-// GranularityWeek is the Key granularity of a week rollup (Start: the
-// Monday), for Load only.
-const GranularityWeek = pixelpb.Granularity(100)
 
 // WeekMs is the length of a week rollup.
 const WeekMs = 7 * DayMs
@@ -98,7 +93,7 @@ func versionsOf(cmds *[7]*redis.SliceCmd) string {
 // BuildWeeks builds the rollups of the given weeks of contentID from their
 // day hashes and stores them (idempotent: what it stores names the day
 // versions it was built from). It returns the built records by week.
-func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []int64) ([]map[RecordID]*Record, error) {
+func (s *Store) BuildWeeks(ctx context.Context, contentID string, weekStarts []int64) ([]map[RecordID]*Count, error) {
 	refs := make([]weekRef, len(weekStarts))
 	for i, w := range weekStarts {
 		refs[i] = weekRef{contentID, w}
@@ -153,7 +148,7 @@ func (s *Store) WeeksValid(ctx context.Context, contentIDs []string, weekStart i
 // buildWeeks reads the days of refs in one round trip, merges each week's
 // records, and stores the rollups (with the versions of the days read) in a
 // second round trip. It merges on up to workers goroutines.
-func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]map[RecordID]*Record, error) {
+func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]map[RecordID]*Count, error) {
 	keys := make([]DayKey, 0, 7*len(refs))
 	for _, w := range refs {
 		for d := range 7 {
@@ -166,7 +161,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 	}
 	// Merge the weeks in parallel, each record's dense sketches first (a
 	// sparse one then merges register by register; same result).
-	out := make([]map[RecordID]*Record, len(refs))
+	out := make([]map[RecordID]*Count, len(refs))
 	versions := make([]string, len(refs))
 	errs := make([]error, len(refs))
 	workers = max(min(workers, len(refs)), 1)
@@ -220,7 +215,7 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 
 // mergeWeek merges the seven days read for w, and returns the rollup's
 // records and the day versions ("dv").
-func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Record, string, error) {
+func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Count, string, error) {
 	byID := map[RecordID][]*Record{}
 	var dv []byte
 	for d, day := range days {
@@ -232,7 +227,7 @@ func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Record, string,
 			byID[id] = append(byID[id], r)
 		}
 	}
-	week := make(map[RecordID]*Record, len(byID))
+	week := make(map[RecordID]*Count, len(byID))
 	for id, rs := range byID {
 		slices.SortStableFunc(rs, func(a, b *Record) int {
 			switch {
@@ -243,9 +238,9 @@ func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Record, string,
 			}
 			return 1
 		})
-		wr := NewRecord()
+		wr := NewCount()
 		for _, r := range rs {
-			if err := wr.merge(r); err != nil {
+			if err := wr.merge(&r.Count); err != nil {
 				return nil, "", fmt.Errorf("build week %s: %w", s.weekKey(w.contentID, w.start), err)
 			}
 		}
@@ -255,8 +250,9 @@ func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Record, string,
 	return week, string(dv), nil
 }
 
-// merge adds o into r: totals, orders and values summed, sketches merged.
-func (r *Record) merge(o *Record) error {
+// merge adds o into r: totals, order counts and values summed, sketches
+// merged.
+func (r *Count) merge(o *Count) error {
 	r.Total += o.Total
 	r.NOrders += o.NOrders
 	if err := r.Sketch.Merge(o.Sketch); err != nil {

@@ -35,8 +35,7 @@ func (s *stack) startTenantQuery(tokens map[string]string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.queryURL = "http://" + q.Addr()
-	s.run("query", q)
+	s.queryURL = "http://" + s.serve("query", q)
 }
 
 // hit sends one view of cid by visitor uid to the edge.

@@ -123,7 +123,8 @@ func TestFaultKafkaDown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
-	go func() { runErr <- e.Run(ctx) }()
+	ln := pipetest.Listen(t)
+	go func() { runErr <- e.Serve(ctx, ln) }()
 	defer func() {
 		cancel()
 		if err := <-runErr; err != nil {
@@ -135,7 +136,7 @@ func TestFaultKafkaDown(t *testing.T) {
 	loadDone := make(chan *loadgen.Result, 1)
 	go func() {
 		res, err := loadgen.Run(context.Background(), loadgen.Config{
-			BaseURL: "http://" + e.Addr(), Rate: faultRate, Duration: lead + down + 4*time.Second, Workers: 4,
+			BaseURL: "http://" + ln.Addr().String(), Rate: faultRate, Duration: lead + down + 4*time.Second, Workers: 4,
 			Contents: 20, Visitors: 500, Seed: 11, Tag: true,
 		})
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -61,18 +62,36 @@ func newStack(t *testing.T) *stack {
 		t: t, kc: kc, topics: topics, rdb: rdb, prefix: prefix,
 		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
+	// The test's temporary folders (the edge's spool) are removed after
+	// the parts stopped, which makes the first TempDir call come first.
+	_ = t.TempDir()
 	t.Cleanup(s.stop)
 	return s
 }
 
 // run starts r and stops it (and waits for it) on cleanup.
 func (s *stack) run(name string, r interface{ Run(context.Context) error }) {
+	s.runFunc(name, r.Run)
+}
+
+// serve serves srv on a free loopback port, stopped like run's, and
+// returns the address.
+func (s *stack) serve(name string, srv interface {
+	Serve(context.Context, net.Listener) error
+}) string {
+	s.t.Helper()
+	ln := pipetest.Listen(s.t)
+	s.runFunc(name, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+	return ln.Addr().String()
+}
+
+func (s *stack) runFunc(name string, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancels = append(s.cancels, cancel)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := r.Run(ctx); err != nil {
+		if err := run(ctx); err != nil {
 			s.t.Errorf("%s: %v", name, err)
 		}
 	}()
@@ -104,9 +123,9 @@ func (s *stack) startEdgeWith(edit func(*edge.Config)) (string, *prometheus.Regi
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.edgeURL = "http://" + e.Addr()
-	s.run("edge", e)
-	return e.Addr(), reg
+	addr := s.serve("edge", e)
+	s.edgeURL = "http://" + addr
+	return addr, reg
 }
 
 func (s *stack) startProcessor(group string) *prometheus.Registry {
@@ -183,8 +202,7 @@ func (s *stack) startQuery() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.queryURL = "http://" + q.Addr()
-	s.run("query", q)
+	s.queryURL = "http://" + s.serve("query", q)
 }
 
 func (s *stack) stats(cid string) (query.StatsResponse, error) {

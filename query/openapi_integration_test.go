@@ -25,6 +25,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -54,16 +55,14 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	hour := now.Truncate(time.Hour).UnixMilli()
-	var writes []hllstore.Write
+	var writes []hllstoretest.Write
 	add := func(kind pixelpb.Kind, class hllstore.Class, n int) *hllstore.Record {
 		var last *hllstore.Record
-		for _, g := range []pixelpb.Granularity{pixelpb.Granularity_GRANULARITY_HOUR, pixelpb.Granularity_GRANULARITY_DAY} {
+		for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
 			r := hllstore.NewRecord()
 			for i := range n {
-				r.Total++
-				r.Sketch.InsertHash(uint64(i)*0x9e3779b97f4a7c15 + uint64(kind))
+				r.Add(uint64(i)*0x9e3779b97f4a7c15 + uint64(kind))
 			}
-			r.Pos[0] = int64(n)
 			if class == hllstore.Bot {
 				for range n {
 					r.AddReason("ua_bot")
@@ -73,7 +72,7 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 				r.AddOrder("o1", "EUR", 12_500_000)
 				r.AddOrder("o2", "EUR", 7_000_000)
 			}
-			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "acme:a", Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}, Record: &r})
+			writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "acme:a", Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}, Record: &r})
 			last = &r
 		}
 		return last
@@ -84,11 +83,11 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 2)
 	add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 3)
 	add(pixelpb.Kind_KIND_IMPRESSION, hllstore.Unverified, 4)
-	if err := store.Put(ctx, writes); err != nil {
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
 		t.Fatal(err)
 	}
 	for p := range int32(6) {
-		if err := store.WriteWatermark(ctx, p, hllstore.Watermark{CompleteUntilMs: now.Add(-time.Duration(p+2) * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}); err != nil {
+		if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{p: {CompleteUntilMs: now.Add(-time.Duration(p+2) * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,7 +119,6 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.ln.Close() })
 	// Every call below is counted per route and status.
 	t.Cleanup(func() {
 		if t.Failed() {

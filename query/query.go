@@ -94,7 +94,8 @@ type Server struct {
 	metrics *metrics
 }
 
-// New binds cfg.ListenAddr; Run serves. Its metrics go to reg (nil: none).
+// New checks cfg and prepares the API; Run listens on cfg.ListenAddr and
+// serves. Its metrics go to reg (nil: none).
 // It reads counts through reader and the completeness audit through
 // auditReader (nil: /v1/audit answers 501).
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *counts.Reader, auditReader *audit.Reader) (*Server, error) {
@@ -121,15 +122,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on query address %s: %w", cfg.ListenAddr, err)
-	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
 	if cfg.AuditGroup == "" {
 		cfg.AuditGroup = "pixelpipe-processor"
 	}
-	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, ln: ln, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
+	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
 	m := newMetrics(reg, s.live)
 	s.metrics = m
 	mux := http.NewServeMux()
@@ -165,15 +162,26 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 	return s, nil
 }
 
-// Addr is the bound address.
+// Addr is the address the API serves on, once serving.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Run serves until ctx is done, then lets in-flight requests finish (10 s at most).
-// Live streams end when ctx ends.
+// Run listens on cfg.ListenAddr and serves there until ctx is done (see
+// Serve).
 func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on query address %s: %w", s.cfg.ListenAddr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (which it closes) until ctx is done, then lets
+// in-flight requests finish (10 s at most). Live streams end when ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.ln = ln
 	errc := make(chan error, 1)
 	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.srv.Serve(ln) }()
 	s.logger.Info("query API serving", "addr", s.Addr())
 	select {
 	case err := <-errc:

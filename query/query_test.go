@@ -45,7 +45,6 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.ln.Close() })
 	for _, tc := range []struct {
 		name, path, auth string
 		code             int
@@ -117,7 +116,6 @@ func TestPublicFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.ln.Close() })
 	for _, tc := range []struct{ path, ctype, contains string }{
 		{"/", "text/html", `id="live-uniques"`},
 		{"/assets/app.js", "javascript", "/v1/live?"},
@@ -154,7 +152,6 @@ func TestRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.ln.Close() })
 	for _, path := range []string{
 		"/v1/stats/a", "/v1/campaigns/spring/stats", "/v1/series/a", "/v1/top",
 		"/v1/breakdowns/a?dimension=country", "/v1/freshness",

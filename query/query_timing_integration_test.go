@@ -16,6 +16,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -32,22 +33,20 @@ func BenchmarkStatsRange(b *testing.B) {
 	end := time.Now().UTC().Truncate(24 * time.Hour)
 	start := end.Add(-90 * 24 * time.Hour)
 	for d := start; d.Before(end); d = d.Add(24 * time.Hour) {
-		var writes []hllstore.Write
+		var writes []hllstoretest.Write
 		add := func(kind pixelpb.Kind, class hllstore.Class, n int) {
 			r := hllstore.NewRecord()
 			for i := range n {
-				r.Total++
-				r.Sketch.InsertHash(uint64(d.Unix())*0x9e3779b97f4a7c15 ^ uint64(i)*0xbf58476d1ce4e5b9 ^ uint64(kind))
+				r.Add(uint64(d.Unix())*0x9e3779b97f4a7c15 ^ uint64(i)*0xbf58476d1ce4e5b9 ^ uint64(kind))
 			}
-			r.Pos[0] = 1
-			writes = append(writes, hllstore.Write{Key: hllstore.Key{ContentID: "bench:a", Kind: kind, Class: class, Gran: pixelpb.Granularity_GRANULARITY_DAY, Start: d.UnixMilli()}, Record: &r})
+			writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "bench:a", Kind: kind, Class: class, Gran: hllstore.GranularityDay, Start: d.UnixMilli()}, Record: &r})
 		}
 		add(pixelpb.Kind_KIND_VIEW, hllstore.Human, 5000)
 		add(pixelpb.Kind_KIND_IMPRESSION, hllstore.Human, 8000)
 		add(pixelpb.Kind_KIND_CLICK, hllstore.Human, 200)
 		add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 20)
 		add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 300)
-		if err := store.Put(ctx, writes); err != nil {
+		if err := hllstoretest.Put(ctx, store, writes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -58,7 +57,6 @@ func BenchmarkStatsRange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = s.ln.Close() })
 	// The reference without rollups: every day read.
 	daysOnly := counts.NewReader(store)
 	daysOnly.Final = 0
@@ -66,7 +64,6 @@ func BenchmarkStatsRange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = sd.ln.Close() })
 	// cold: the week rollups of the range are deleted before every query,
 	// so each one builds them from the days (the reader's fallback, what
 	// the first query of a week pays when the aggregator's rollup job is

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/lease"
 	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -121,7 +123,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	rollups, err := aggregator.NewRollups(acfg, logger.With("component", "rollup"), reg, store)
+	rollups, err := aggregator.NewRollups(acfg, logger.With("component", "rollup"), reg, store, lease.New(rdb, "pp"))
 	if err != nil {
 		return err
 	}
@@ -133,8 +135,19 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	// Bound here, so the banner can name the ports.
+	edLn, err := net.Listen("tcp", ecfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on edge address %s: %w", ecfg.ListenAddr, err)
+	}
+	qsLn, err := net.Listen("tcp", qcfg.ListenAddr)
+	if err != nil {
+		_ = edLn.Close()
+		return fmt.Errorf("listen on query address %s: %w", qcfg.ListenAddr, err)
+	}
+	qsAddr := qsLn.Addr().String()
 
-	edgeURL := "http://" + ed.Addr()
+	edgeURL := "http://" + edLn.Addr().String()
 	pixelURL := edgeURL + "/p.gif?cid=content-0&uid=alice"
 	clickURL := edgeURL + "/c?" + url.Values{"cid": {demoAd}, "u": {"https://shop.example.com/sale"}, "kid": {"dev"},
 		"sig": {edge.SignClick([]byte(devClickKey), demoAd, "https://shop.example.com/sale", 0)}}.Encode()
@@ -165,11 +178,11 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
     curl -s -o /dev/null -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0' -H 'Accept: image/*' -H 'Accept-Language: en' -H 'Accept-Encoding: gzip' -H 'Sec-Fetch-Mode: no-cors' '%s'
   Ctrl-C stops.
 
-`, kc.Brokers[0], mr.Addr(), pixelURL, clickURL, qs.Addr(), demoAd, demoShop, demoNewsletter, qs.Addr(), adm.Addr(),
+`, kc.Brokers[0], mr.Addr(), pixelURL, clickURL, qsAddr, demoAd, demoShop, demoNewsletter, qsAddr, adm.Addr(),
 		devClickKey, ecfg.VisitorSecret, demoAd, *demoRate, *demoContents, *demoVisitors, demoAd, demoShop, demoNewsletter,
-		qs.Addr(), demoShop, kafkaFlag, pixelURL)
+		qsAddr, demoShop, kafkaFlag, pixelURL)
 
-	parts := []runner{ed, proc, agg, rollups, qs, retentionLoop{cluster}}
+	parts := []runner{listened{ed, edLn}, proc, agg, rollups, listened{qs, qsLn}, retentionLoop{cluster}}
 	if *demoRate > 0 {
 		parts = append(parts, demoTraffic{
 			edgeURL: edgeURL, rate: *demoRate, contents: *demoContents, visitors: *demoVisitors,
@@ -178,6 +191,17 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	return serve(ctx, logger, adm, parts...)
 }
+
+// listened is a server that serves on a listener bound beforehand, so the dev
+// banner can name its address before the parts run.
+type listened struct {
+	srv interface {
+		Serve(ctx context.Context, ln net.Listener) error
+	}
+	ln net.Listener
+}
+
+func (l listened) Run(ctx context.Context) error { return l.srv.Serve(ctx, l.ln) }
 
 // retentionLoop applies the embedded broker's retention every few seconds,
 // which bounds the memory it holds.

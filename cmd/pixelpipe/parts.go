@@ -25,6 +25,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/lease"
 	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/query"
@@ -234,11 +235,12 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 	l := logger.With("component", "processor")
 	reader := kafkaconn.NewGroupReader(kc, cfg.HitsTopic, cfg.Group, l)
 	kafkaconn.NewReaderMetrics(reg, "processor").Watch(reader)
+	writers := kafkaconn.NewWriterMetrics(reg, "processor")
 	d := processor.Deps{
 		Reader:   reader,
-		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic),
-		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic),
-		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic),
+		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic).WithMetrics(writers),
+		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic).WithMetrics(writers),
+		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic).WithMetrics(writers),
 		State:    state.New(rdb, redisPrefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, l),
 		Audit:    audit.NewWriter(rdb, redisPrefix, cfg.AuditRetention),
@@ -274,7 +276,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	rollups, err := aggregator.NewRollups(cfg, logger.With("component", "rollup"), reg, store)
+	rollups, err := aggregator.NewRollups(cfg, logger.With("component", "rollup"), reg, store, lease.New(rdb, c.redisPrefix))
 	if err != nil {
 		return err
 	}
@@ -310,9 +312,10 @@ func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.S
 		stats.Watch(r)
 		return r
 	}
+	writers := kafkaconn.NewWriterMetrics(reg, "aggregator")
 	return aggregator.New(cfg, l, reg, open, store, aggregator.Outputs{
-		DLQ:    kafkaconn.NewWriter(kc, cfg.DLQTopic, l),
-		Counts: kafkaconn.NewWriter(kc, cfg.CountsTopic, l),
+		DLQ:    writers.Watch(kafkaconn.NewWriter(kc, cfg.DLQTopic, l)),
+		Counts: writers.Watch(kafkaconn.NewWriter(kc, cfg.CountsTopic, l)),
 		Idle:   kafkaconn.NewGroupIdle(kc, cfg.EventsTopic, cfg.Group),
 	})
 }

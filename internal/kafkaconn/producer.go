@@ -119,16 +119,18 @@ type Producer struct {
 	topic      string
 	partitions *Partitions
 	rr         int
+	rec        *WriterRecorder // nil: no metrics
 
 	byPart [][]int32 // scratch: indexes of a batch's messages by partition
 	chunks []msgChunk
 }
 
 type msgChunk struct {
-	part int
-	idx  []int32
-	err  error
-	done bool
+	part  int
+	idx   []int32
+	bytes int // of the messages' keys and values
+	err   error
+	done  bool
 }
 
 // NewProducer returns a producer of topic with connections of its own.
@@ -136,6 +138,14 @@ func NewProducer(c Config, topic string) *Producer {
 	t := &kafka.Transport{}
 	client := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 10 * time.Second}
 	return &Producer{client: client, transport: t, topic: topic, partitions: NewPartitions(client, topic)}
+}
+
+// WithMetrics makes the producer record its produce requests, and the
+// writes that fail before any request, in m under its topic, and returns
+// it.
+func (p *Producer) WithMetrics(m *WriterMetrics) *Producer {
+	p.rec = m.Topic(p.topic)
+	return p
 }
 
 // Topic is the topic the producer writes.
@@ -173,6 +183,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	}
 	n, err := p.partitions.Count(ctx)
 	if err != nil {
+		p.rec.Failed()
 		return err
 	}
 	if cap(p.byPart) < n {
@@ -264,7 +275,7 @@ func appendMsgChunks(dst []msgChunk, part int, ix []int32, msgs []kafka.Message,
 			size += n
 			end++
 		}
-		dst = append(dst, msgChunk{part: part, idx: ix[:end]})
+		dst = append(dst, msgChunk{part: part, idx: ix[:end], bytes: size})
 		ix = ix[end:]
 	}
 	return dst
@@ -273,7 +284,10 @@ func appendMsgChunks(dst []msgChunk, part int, ix []int32, msgs []kafka.Message,
 // send is one produce request of a chunk, acknowledged by all in-sync
 // replicas.
 func (p *Producer) send(ctx context.Context, msgs []kafka.Message, c *msgChunk) error {
-	return Send(ctx, p.client, p.topic, c.part, kafka.RequireAll, 0, &msgRecords{msgs: msgs, idx: c.idx})
+	start := time.Now()
+	err := Send(ctx, p.client, p.topic, c.part, kafka.RequireAll, 0, &msgRecords{msgs: msgs, idx: c.idx})
+	p.rec.Request(len(c.idx), c.bytes, start, err)
+	return err
 }
 
 // msgRecords reads messages as Kafka records without copying them (a

@@ -54,6 +54,9 @@ func TestAppendMsgChunks(t *testing.T) {
 			next++
 			size += len(msgs[i].Key) + len(msgs[i].Value)
 		}
+		if c.bytes != size {
+			t.Fatalf("chunk of %d messages, %d bytes: %d bytes counted", len(c.idx), size, c.bytes)
+		}
 		if c.part != 3 || len(c.idx) == 0 || len(c.idx) > maxRecords || (size > maxBytes && len(c.idx) > 1) {
 			t.Fatalf("chunk of %d messages, %d bytes, partition %d", len(c.idx), size, c.part)
 		}

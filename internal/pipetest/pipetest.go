@@ -146,3 +146,14 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return strings.ToLower(hex.EncodeToString(b[:]))
 }
+
+// Listen binds a free loopback port for a server under test to Serve on
+// (Serve closes it).
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}

@@ -1,0 +1,220 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/schemas"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+)
+
+// dayEntry is a content id's day held in memory.
+type dayEntry struct {
+	d *hllstore.Day
+	// recs holds d's records (d.Records), each with the aggregator's marks.
+	recs    map[hllstore.RecordID]*record
+	dirty   bool // records changed since the last flush
+	bdirty  bool // breakdowns changed since the last detail flush
+	touched time.Time
+}
+
+// newDayEntry holds d, loaded from Redis.
+func newDayEntry(d *hllstore.Day) *dayEntry {
+	e := &dayEntry{d: d, recs: make(map[hllstore.RecordID]*record, len(d.Records))}
+	for id, r := range d.Records {
+		e.recs[id] = &record{Record: r}
+	}
+	return e
+}
+
+// record is a record of a held day with its marks: what the aggregator
+// still owes for it besides its write to Redis. Marks are never stored.
+type record struct {
+	*hllstore.Record
+	marks mark
+}
+
+// mark is a set of the flags below.
+type mark uint8
+
+const (
+	unsnap mark = 1 << iota // changed since the last snapshot
+	untop                   // changed since the last top-N update
+)
+
+// lateReason is the dead-letter reason of an event past the late horizon.
+var lateReason = schemas.DeadLetterReason(schemas.DeadLetterLate, "event time older than the late horizon")
+
+func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
+	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon
+}
+
+// classOf separates people from machines.
+func classOf(ev *pixelpb.Event) hllstore.Class {
+	switch {
+	case ev.GetMachineOpen():
+		return hllstore.Machine
+	case ev.GetBot():
+		return hllstore.Bot
+	case ev.GetUnverifiedReason() != "" && ev.GetSignaturePolicy() == "require":
+		return hllstore.Unverified
+	}
+	return hllstore.Human
+}
+
+// dayKey is the content id and UTC day an event counts in.
+func dayKey(ev *pixelpb.Event) hllstore.DayKey {
+	return hllstore.DayKey{ContentID: ev.GetContentId(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
+}
+
+// recordsOf returns the records of its day an event counts in: its content
+// id's, and its campaign's on that content id, each for its hour and the day.
+func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, dayStart int64) []hllstore.RecordID {
+	class := classOf(ev)
+	hour := int8((ev.GetOrigin().GetReceivedAtMs() - dayStart) / hllstore.HourMs)
+	id := hllstore.RecordID{Kind: ev.GetKind(), Class: class, Hour: hllstore.DayRecord}
+	dst = append(dst, id)
+	id.Hour = hour
+	dst = append(dst, id)
+	if c := ev.GetCampaignId(); c != "" {
+		id.Campaign = c
+		dst = append(dst, id)
+		id.Hour = hllstore.DayRecord
+		dst = append(dst, id)
+	}
+	return dst
+}
+
+// apply adds the events to the in-memory days, loading days it does not
+// hold yet from Redis first. An event counts in a day's records only if the
+// day has not seen its source position, and in its breakdowns only if their
+// positions have not.
+func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
+	snapshots := a.snapshots()
+	missing := a.missing[:0]
+	for _, ev := range events {
+		dk := dayKey(ev)
+		if _, ok := a.days[dk]; !ok {
+			a.days[dk] = nil // placeholder: listed once
+			missing = append(missing, dk)
+		}
+	}
+	a.missing = missing[:0]
+	if len(missing) > 0 {
+		var days []*hllstore.Day
+		err := a.retryLoad(ctx, "count days", len(missing), func() (err error) {
+			days, err = a.store.LoadDays(ctx, missing)
+			return err
+		})
+		if err != nil {
+			for _, dk := range missing {
+				delete(a.days, dk)
+			}
+			return err
+		}
+		for i, dk := range missing {
+			e := newDayEntry(days[i])
+			for id, r := range e.recs {
+				// A loaded record is raised in the top-N at the next detail
+				// flush even if replayed events all skip: the raise may be
+				// what a crash or reset lost.
+				if r.Total > 0 && isTopRecord(id) {
+					r.marks |= untop
+				}
+			}
+			a.records += len(e.recs)
+			a.days[dk] = e
+		}
+	}
+	now := time.Now()
+	var ids [4]hllstore.RecordID
+	var values [5]string
+	for _, ev := range events {
+		dk := dayKey(ev)
+		e := a.days[dk]
+		d := e.d
+		src := ev.GetSource()
+		p, o := src.GetPartition(), src.GetOffset()
+		vk := ev.GetVisitorKey()
+		human := classOf(ev) == hllstore.Human
+		e.touched = now
+		// A conversion whose order the day counted from another event (a
+		// reloaded thank-you page, a resent pixel) counts in nothing; its
+		// positions advance like any event's.
+		dupOrder := ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" && !d.CountOrder(ev.GetOrderId(), p, o)
+		if human && !d.BPos.Covers(p, o) {
+			d.BPos[p] = o
+			if !dupOrder {
+				values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
+				d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
+			}
+			e.bdirty = true
+		}
+		if d.Pos.Covers(p, o) {
+			a.m.skipped.Inc()
+			continue
+		}
+		d.Pos[p] = o
+		e.dirty = true
+		if dupOrder {
+			a.m.dupOrder.Inc()
+			continue
+		}
+		for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
+			r := e.recs[id]
+			if r == nil {
+				r = &record{Record: d.Record(id)}
+				e.recs[id] = r
+				a.records++
+			}
+			r.Add(vk)
+			if ev.GetBot() || ev.GetMachineOpen() {
+				for _, reason := range ev.GetBotReasons() {
+					r.AddReason(reason)
+				}
+			} else if reason := ev.GetUnverifiedReason(); reason != "" {
+				// Unverified, or human under a prefer policy: why it
+				// did not verify.
+				r.AddReason(reason)
+			}
+			if ev.GetKind() == pixelpb.Kind_KIND_CONVERSION && ev.GetOrderId() != "" {
+				r.AddOrder(ev.GetOrderId(), ev.GetCurrency(), ev.GetValueMicros())
+			}
+			if snapshots {
+				r.marks |= unsnap
+			}
+			if isTopRecord(id) {
+				r.marks |= untop
+			}
+		}
+		a.m.applied.Inc()
+	}
+	a.m.activeState.Set(float64(a.records))
+	return nil
+}
+
+// isTopRecord reports whether a record is ranked in the top-N index.
+func isTopRecord(id hllstore.RecordID) bool {
+	return id.Campaign == "" && id.Class == hllstore.Human && id.Hour == hllstore.DayRecord
+}
+
+// retryLoad calls load until it succeeds, finds corrupt data, or ctx ends,
+// with a growing pause: without the records no event of theirs can count.
+func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := load()
+		if err == nil || errors.Is(err, hllstore.ErrCorrupt) {
+			return err
+		}
+		a.logger.Warn("load failed, retrying", "what", what, "keys", keys, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
