@@ -138,8 +138,8 @@ func TestBadQueryStrings(t *testing.T) {
 	fits := "/p.gif?cid=fits" + strings.Repeat("&p=1", maxParams-1)
 	for _, tc := range []struct {
 		name, target string
-		cid, url     string // recorded content id and page URL
-		invalid      string // recorded invalid reason
+		cid, url     string                // recorded content id and page URL
+		invalid      schemas.InvalidReason // recorded invalid reason
 	}{
 		{"lone percent", "/p.gif?cid=a&url=%", "a", "%", ""},
 		{"bad escape", "/p.gif?cid=a&url=%zz", "a", "%zz", ""},
@@ -165,7 +165,7 @@ func TestBadQueryStrings(t *testing.T) {
 			resp := get(t, s, tc.target)
 			assertGIF(t, resp)
 			h := oneHit(t, s)
-			if h.GetContentId() != tc.cid || h.GetPageUrl() != tc.url || h.GetInvalidReason() != tc.invalid {
+			if h.GetContentId() != tc.cid || h.GetPageUrl() != tc.url || schemas.InvalidReason(h.GetInvalidReason()) != tc.invalid {
 				t.Fatalf("recorded cid %q url %q invalid %q; want %q %q %q", h.GetContentId(), h.GetPageUrl(), h.GetInvalidReason(), tc.cid, tc.url, tc.invalid)
 			}
 			if !utf8.ValidString(h.GetUserAgent()) || !utf8.ValidString(h.GetReferrer()) {
@@ -698,7 +698,7 @@ func TestOpenRedirectOverSocket(t *testing.T) {
 		loc := string(r.Header.Peek("Location"))
 		h := oneHit(t, s)
 		if tc.loc == "" {
-			if r.StatusCode() != 400 || loc != "" || len(r.Header.PeekAll("Set-Cookie")) != 0 || h.GetInvalidReason() != schemas.InvalidBadClick {
+			if r.StatusCode() != 400 || loc != "" || len(r.Header.PeekAll("Set-Cookie")) != 0 || schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadClick {
 				t.Fatalf("%s: got %d, Location %q, hit %v", tc.target, r.StatusCode(), loc, h)
 			}
 			continue

@@ -46,9 +46,9 @@ type batchEvent struct {
 // an invalid hit (Reason, as in RawHit.invalid_reason), or not recorded at
 // all because it is not an event object (Error).
 type batchIssue struct {
-	Index  int    `json:"index"`
-	Reason string `json:"reason,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Index  int                   `json:"index"`
+	Reason schemas.InvalidReason `json:"reason,omitempty"`
+	Error  string                `json:"error,omitempty"`
 }
 
 type batchAnswer struct {

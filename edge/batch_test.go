@@ -88,15 +88,15 @@ func TestBatch(t *testing.T) {
 		name, body    string
 		code          int
 		accepted      int
-		invalid       map[int]string // index: reason (recorded as invalid hits)
-		rejected      []int          // indexes not recorded
+		invalid       map[int]schemas.InvalidReason // index: reason (recorded as invalid hits)
+		rejected      []int                         // indexes not recorded
 		errorContains string
 	}{
 		{"empty array", `[]`, 200, 0, nil, nil, ""},
 		{"invalid entries are reported", `[{"cid":"ok"},{"cid":"bad cid"},{"k":"view"},{"cid":"x","k":"nope"},{"cid":"y","cmp":"<script>"}]`, 200, 1,
-			map[int]string{1: schemas.InvalidBadCID, 2: schemas.InvalidMissingCID, 3: schemas.InvalidBadKind, 4: schemas.InvalidBadID}, nil, ""},
+			map[int]schemas.InvalidReason{1: schemas.InvalidBadCID, 2: schemas.InvalidMissingCID, 3: schemas.InvalidBadKind, 4: schemas.InvalidBadID}, nil, ""},
 		{"entries that are not events", `[1,"cid",null,[],{"cid":5},{"cid":"ok"},{"val":"abc","cid":"v"}]`, 200, 1, nil, []int{0, 1, 2, 3, 4, 6}, ""},
-		{"bad conversion", `[{"cid":"c","k":"conversion","val":1.0000001}]`, 200, 0, map[int]string{0: schemas.InvalidBadValue}, nil, ""},
+		{"bad conversion", `[{"cid":"c","k":"conversion","val":1.0000001}]`, 200, 0, map[int]schemas.InvalidReason{0: schemas.InvalidBadValue}, nil, ""},
 		{"invalid UTF-8 in a string", "[{\"cid\":\"c\",\"url\":\"x\xffy\"}]", 200, 1, nil, nil, ""},
 		{"not an array", `{"cid":"a"}`, 400, 0, nil, nil, "JSON array"},
 		{"empty body", ``, 400, 0, nil, nil, "JSON array"},

@@ -70,7 +70,7 @@ func verifySig(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac 
 // (schemas.Signature*: unknown_key, bad_signature, expired), or "". The MAC
 // is checked before the expiry, so only a genuine signature is reported
 // expired.
-func sigError(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac func(key []byte) []byte) string {
+func sigError(keys map[string][]byte, kid, exp, sig []byte, now time.Time, mac func(key []byte) []byte) schemas.SignatureError {
 	key, ok := keys[string(kid)]
 	if !ok {
 		return schemas.SignatureUnknownKey

@@ -83,7 +83,7 @@ func TestClick(t *testing.T) {
 				t.Fatalf("want a click recorded, got %v", hit)
 			}
 			if tc.wantLoc == "" {
-				if resp.StatusCode() != 400 || loc != "" || hit.GetInvalidReason() != schemas.InvalidBadClick || hit.GetClickDestination() != "" {
+				if resp.StatusCode() != 400 || loc != "" || schemas.InvalidReason(hit.GetInvalidReason()) != schemas.InvalidBadClick || hit.GetClickDestination() != "" {
 					t.Fatalf("want 400, no Location, an invalid click; got %d, Location %q, hit %v", resp.StatusCode(), loc, hit)
 				}
 				return
@@ -133,7 +133,7 @@ func TestBeaconOptOutConversion(t *testing.T) {
 	for _, tc := range []struct {
 		query  string
 		micros int64
-		reason string
+		reason schemas.InvalidReason
 	}{
 		{"oid=o-1&val=12.34&cur=EUR", 12_340_000, ""},
 		{"oid=o-1&val=0.000001&cur=USD", 1, ""},
@@ -165,7 +165,7 @@ func TestBeaconOptOutConversion(t *testing.T) {
 		{"oid=%3Cx%3E&val=3&cur=EUR", 0, schemas.InvalidBadOrderID},
 	} {
 		_, hit, _ = do(t, s, "GET", "/p.gif?cid=a&k=conversion&"+tc.query, nil, "198.51.100.7:1")
-		if hit.GetRoute() != routeConversion || hit.GetInvalidReason() != tc.reason || hit.GetValueMicros() != tc.micros {
+		if hit.GetRoute() != routeConversion || schemas.InvalidReason(hit.GetInvalidReason()) != tc.reason || hit.GetValueMicros() != tc.micros {
 			t.Fatalf("%s: got %v, want reason %q and %d micros", tc.query, hit, tc.reason, tc.micros)
 		}
 		if tc.reason != "" && (hit.GetOrderId() != "" || hit.GetCurrency() != "") {

@@ -230,7 +230,7 @@ type hitParams struct {
 	// verified: a signed pixel whose signature checked; sigErr why a
 	// signed one did not.
 	verified bool
-	sigErr   string
+	sigErr   schemas.SignatureError
 }
 
 // recordResult says what record did with a hit.
@@ -244,7 +244,7 @@ const (
 
 // record takes the hit's parameters from the query string; signedClick
 // says a click's signature verified (a pixel's is checked here).
-func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid string, signedClick bool) {
+func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte, invalid schemas.InvalidReason, signedClick bool) {
 	if len(ctx.Request.Header.Cookie(s.cfg.OptOutCookie)) > 0 {
 		s.m.optedOut.Inc()
 		return
@@ -268,7 +268,7 @@ func (s *Server) record(ctx *fasthttp.RequestCtx, route string, clickDest []byte
 // before the handler returns, so the hit is safe (as the spool's sync mode
 // says) before the answer is written. The request supplies what parameters
 // do not: headers, cookies, client IP.
-func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route string, clickDest []byte, invalid string) (invalidReason string, res recordResult) {
+func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route string, clickDest []byte, invalid schemas.InvalidReason) (invalidReason schemas.InvalidReason, res recordResult) {
 	if !s.pub.enter() {
 		s.m.dropped.Inc()
 		return "", notRecorded
@@ -372,7 +372,7 @@ func (s *Server) recordParams(ctx *fasthttp.RequestCtx, rec *record, route strin
 		}
 		f.OrderID = p.oid
 		f.Currency = p.cur
-		var reason string
+		var reason schemas.InvalidReason
 		f.ValueMicros, reason = conversion(p.oid, p.val, p.cur)
 		if reason != "" {
 			f.InvalidReason = reason
@@ -540,7 +540,7 @@ const maxValueDigits = 12
 // or 0.000001, into millionths; empty is 0. It returns why the value is
 // invalid, or "": a malformed number (more than 6 decimals, an exponent,
 // NaN, a comma), 10^12 units or more, or a negative value.
-func conversionValue(b []byte) (int64, string) {
+func conversionValue(b []byte) (int64, schemas.InvalidReason) {
 	if len(b) == 0 {
 		return 0, ""
 	}
@@ -587,7 +587,7 @@ func conversionValue(b []byte) (int64, string) {
 
 // conversion checks a conversion's order id, value and currency; it returns
 // the value in millionths and why the conversion is invalid, or "".
-func conversion(oid, val, cur []byte) (int64, string) {
+func conversion(oid, val, cur []byte) (int64, schemas.InvalidReason) {
 	if !validID(oid) {
 		return 0, schemas.InvalidBadOrderID
 	}

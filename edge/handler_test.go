@@ -162,32 +162,32 @@ func TestPixel(t *testing.T) {
 			}
 		}},
 		{"missing cid is recorded invalid", "/p.gif?site=x", nil, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidMissingCID {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidMissingCID {
 				t.Fatalf("reason %q", h.GetInvalidReason())
 			}
 		}},
 		{"hostile cid", "/p.gif?cid=%3Cscript%3E", nil, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidBadCID || h.GetContentId() != "" {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadCID || h.GetContentId() != "" {
 				t.Fatalf("got %v", h)
 			}
 		}},
 		{"overlong cid", "/p.gif?cid=" + long, nil, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidBadCID {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadCID {
 				t.Fatalf("reason %q", h.GetInvalidReason())
 			}
 		}},
 		{"unknown kind", "/p.gif?cid=a&k=boom", nil, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidBadKind {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadKind {
 				t.Fatalf("reason %q", h.GetInvalidReason())
 			}
 		}},
 		{"invalid UTF-8 and malformed escapes", "/p.gif?cid=a&url=%ff%fe%zz&site=%C0%AF", nil, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidBadID || h.GetPageUrl() != "\ufffd\ufffd%zz" {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadID || h.GetPageUrl() != "\ufffd\ufffd%zz" {
 				t.Fatalf("reason %q, url %q", h.GetInvalidReason(), h.GetPageUrl())
 			}
 		}},
 		{"invalid UTF-8 in user agent and uid", "/p.gif?cid=a&uid=%ff", map[string]string{"User-Agent": "bad\xffua"}, func(t *testing.T, h *pixelpb.RawHit) {
-			if h.GetInvalidReason() != schemas.InvalidBadID || h.GetUserAgent() != "bad\ufffdua" || h.GetUserId() != "" {
+			if schemas.InvalidReason(h.GetInvalidReason()) != schemas.InvalidBadID || h.GetUserAgent() != "bad\ufffdua" || h.GetUserId() != "" {
 				t.Fatalf("got %v", h)
 			}
 		}},

@@ -44,7 +44,7 @@ var sigParam = []byte("&sig=")
 // verifyPixel checks the signature of a pixel's raw query string qs, which
 // has a sig parameter; kid and exp are the query's kid and exp parameters.
 // It returns why the pixel does not verify (schemas.Signature*), or "".
-func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) string {
+func verifyPixel(keys map[string][]byte, kid, exp, qs []byte, now time.Time) schemas.SignatureError {
 	i := bytes.LastIndex(qs, sigParam)
 	if i < 0 {
 		return schemas.SignatureBad // sig was the first parameter: nothing signed

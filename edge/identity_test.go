@@ -21,7 +21,7 @@ func TestSignedPixel(t *testing.T) {
 	base := "cid=ad-1&k=impression&cmp=spring&kid=k1"
 	for _, tc := range []struct {
 		name, query string
-		sigErr      string // "" and signed: verified
+		sigErr      schemas.SignatureError // "" and signed: verified
 	}{
 		{"signed", sign(base, clickKey), ""},
 		{"signed with expiry", sign(base+"&exp="+future, clickKey), ""},
@@ -41,7 +41,7 @@ func TestSignedPixel(t *testing.T) {
 			resp, hit, _ := do(t, s, "GET", "/p.gif?"+tc.query, nil, "198.51.100.7:1")
 			assertGIF(t, resp)
 			verified := tc.sigErr == "" && strings.Contains(tc.query, "&sig=")
-			if hit.GetVerified() != verified || hit.GetSignatureError() != tc.sigErr || hit.GetContentId() != "ad-1" {
+			if hit.GetVerified() != verified || schemas.SignatureError(hit.GetSignatureError()) != tc.sigErr || hit.GetContentId() != "ad-1" {
 				t.Fatalf("verified %v, signature error %q; want %v, %q: %v", hit.GetVerified(), hit.GetSignatureError(), verified, tc.sigErr, hit)
 			}
 		})
@@ -85,7 +85,7 @@ func TestProps(t *testing.T) {
 	for _, tc := range []struct {
 		name, query string
 		want        []string // key=value, in order
-		invalid     string
+		invalid     schemas.InvalidReason
 	}{
 		{"none", "cid=a", nil, ""},
 		{"in order", "p.color=red&cid=a&p.size=XL%20%E2%9C%93&p.empty=", []string{"color=red", "size=XL ✓", "empty="}, ""},
@@ -102,7 +102,7 @@ func TestProps(t *testing.T) {
 			for _, p := range hit.GetProps() {
 				got = append(got, p.GetKey()+"="+p.GetValue())
 			}
-			if strings.Join(got, "|") != strings.Join(tc.want, "|") || hit.GetInvalidReason() != tc.invalid {
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") || schemas.InvalidReason(hit.GetInvalidReason()) != tc.invalid {
 				t.Fatalf("props %q invalid %q, want %q %q", got, hit.GetInvalidReason(), tc.want, tc.invalid)
 			}
 		})

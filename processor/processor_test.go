@@ -24,7 +24,7 @@ func rawHit(edit func(h *schemas.HitFields)) []byte {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	f := func(name string, edit func(*pixelpb.RawHit), want string) {
+	f := func(name string, edit func(*pixelpb.RawHit), want schemas.InvalidReason) {
 		t.Helper()
 		var h pixelpb.RawHit
 		if err := proto.Unmarshal(rawHit(nil), &h); err != nil {

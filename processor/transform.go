@@ -99,7 +99,7 @@ func (p *Processor) decode(src *kafka.Message, d *decoded) {
 		return
 	}
 	if reason := validate(&d.hit); reason != "" {
-		d.err = schemas.DeadLetterReason(schemas.DeadLetterInvalid, reason)
+		d.err = schemas.DeadLetterReason(schemas.DeadLetterInvalid, string(reason))
 		return
 	}
 	h := &d.hit
@@ -301,7 +301,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	if pol := p.signing.For(hit.GetContentId()); pol != signing.Off {
 		ev.SignaturePolicy = pol.String()
 		if !hit.GetVerified() {
-			ev.UnverifiedReason = cmp.Or(hit.GetSignatureError(), schemas.Unsigned)
+			ev.UnverifiedReason = cmp.Or(hit.GetSignatureError(), string(schemas.Unsigned))
 			p.m.unverified[pol].Inc()
 		}
 	}

@@ -9,12 +9,12 @@ import (
 )
 
 // validate returns why a decoded hit cannot become an event, or "".
-func validate(h *pixelpb.RawHit) string {
+func validate(h *pixelpb.RawHit) schemas.InvalidReason {
 	switch {
 	case h.GetInvalidReason() != "":
-		return h.GetInvalidReason()
+		return schemas.InvalidReason(h.GetInvalidReason())
 	case h.GetSchemaVersion() != schemas.RawHitVersion:
-		return "unknown schema version " + strconv.Itoa(int(h.GetSchemaVersion()))
+		return schemas.InvalidReason("unknown schema version " + strconv.Itoa(int(h.GetSchemaVersion())))
 	case h.GetContentId() == "":
 		return schemas.InvalidMissingCID
 	case h.GetOrigin() == nil || len(h.GetOrigin().GetEventId()) != 16 || h.GetOrigin().GetReceivedAtMs() <= 0:

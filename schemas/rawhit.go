@@ -76,7 +76,7 @@ type HitFields struct {
 	UserID        []byte
 	CookieID      []byte
 	CampaignID    []byte
-	InvalidReason string
+	InvalidReason InvalidReason
 
 	AdID, CreativeID, PlacementID []byte
 	// Route is the endpoint that received the hit: "pixel", "beacon",
@@ -92,7 +92,7 @@ type HitFields struct {
 	Verified         bool
 	// SignatureError says why a signed pixel did not verify (Signature*
 	// constants); empty when it verified or carried no signature.
-	SignatureError string
+	SignatureError SignatureError
 	GPC, DNT       bool
 	GDPRApplies    bool
 	ConsentGiven   bool
@@ -134,7 +134,7 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendBytesField(dst, rawHitReferrer, h.Referrer)
 	dst = appendBytesField(dst, rawHitUserID, h.UserID)
 	dst = appendBytesField(dst, rawHitCookieID, h.CookieID)
-	dst = appendStringField(dst, rawHitInvalidReason, h.InvalidReason)
+	dst = appendStringField(dst, rawHitInvalidReason, string(h.InvalidReason))
 	dst = appendBytesField(dst, rawHitCampaignID, h.CampaignID)
 	dst = appendBytesField(dst, rawHitAdID, h.AdID)
 	dst = appendBytesField(dst, rawHitCreativeID, h.CreativeID)
@@ -158,7 +158,7 @@ func AppendRawHit(dst []byte, h *HitFields) []byte {
 	dst = appendBytesField(dst, rawHitPurpose, h.Purpose)
 	dst = appendBytesField(dst, rawHitAcceptLang, h.AcceptLanguage)
 	dst = appendVarintField(dst, rawHitPresentHdrs, uint64(h.PresentHeaders))
-	dst = appendStringField(dst, rawHitSignatureErr, h.SignatureError)
+	dst = appendStringField(dst, rawHitSignatureErr, string(h.SignatureError))
 	return dst
 }
 

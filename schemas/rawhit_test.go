@@ -59,7 +59,7 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 		{"long fields (multi-byte lengths)", func(h *HitFields) {
 			h.UserAgent = bytes.Repeat([]byte("u"), 128)
 			h.PageURL = bytes.Repeat([]byte("p"), 20000)
-			h.InvalidReason = strings.Repeat("r", 200)
+			h.InvalidReason = InvalidReason(strings.Repeat("r", 200))
 			h.Props = []Prop{{bytes.Repeat([]byte("k"), 127), bytes.Repeat([]byte("v"), 300)}}
 			h.AcceptLanguage = bytes.Repeat([]byte("l"), 16384)
 		}},
@@ -92,7 +92,7 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 				Referrer:         string(h.Referrer),
 				UserId:           string(h.UserID),
 				CookieId:         string(h.CookieID),
-				InvalidReason:    h.InvalidReason,
+				InvalidReason:    string(h.InvalidReason),
 				CampaignId:       string(h.CampaignID),
 				AdId:             string(h.AdID),
 				CreativeId:       string(h.CreativeID),
@@ -110,7 +110,7 @@ func TestAppendRawHitMatchesGenerated(t *testing.T) {
 				Purpose:          string(h.Purpose),
 				AcceptLanguage:   string(h.AcceptLanguage),
 				PresentHeaders:   h.PresentHeaders,
-				SignatureError:   h.SignatureError,
+				SignatureError:   string(h.SignatureError),
 			}
 			for _, p := range h.Props {
 				want.Props = append(want.Props, &pixelpb.Prop{Key: string(p.Key), Value: string(p.Value)})

@@ -159,8 +159,9 @@ func (l *Labeler) flags(ua string) uaFlags {
 	return f
 }
 
-// Label appends the reasons that apply to dst and reports whether the hit
-// is a machine open. Machine-open reasons are reasons too: such an open is
+// Label appends the reasons that apply to dst (as Event.bot_reasons holds
+// them: strings of schemas.Label) and reports whether the hit is a machine
+// open. Machine-open reasons are reasons too: such an open is
 // not a person's.
 func (l *Labeler) Label(in *Input, dst []string) (reasons []string, machineOpen bool) {
 	ua := in.UserAgent
@@ -168,29 +169,29 @@ func (l *Labeler) Label(in *Input, dst []string) (reasons []string, machineOpen 
 	headless := f&fHeadless != 0
 	switch {
 	case ua == "":
-		dst = append(dst, EmptyUA)
+		dst = append(dst, string(EmptyUA))
 	case in.Device.Crawler && !headless || f&fCrawler != 0:
 		// The parser calls headless browsers bots; "headless" says more.
-		dst = append(dst, KnownCrawler)
+		dst = append(dst, string(KnownCrawler))
 	}
 	if headless {
-		dst = append(dst, Headless)
+		dst = append(dst, string(Headless))
 	}
 	if p := in.Purpose; p != "" && (containsFold(p, "prefetch") || containsFold(p, "prerender")) {
-		dst = append(dst, Prefetch)
+		dst = append(dst, string(Prefetch))
 	}
 	if missingHeaders(in) {
-		dst = append(dst, MissingHeaders)
+		dst = append(dst, string(MissingHeaders))
 	}
 	if l.cfg.Datacenter != nil && in.IP.IsValid() && l.cfg.Datacenter.Contains(in.IP.Unmap()) {
-		dst = append(dst, Datacenter)
+		dst = append(dst, string(Datacenter))
 	}
 	if in.RatePerMinute > l.cfg.MaxPerMinute || in.PresentHeaders&schemas.EdgeFlagRate != 0 {
-		dst = append(dst, Rate)
+		dst = append(dst, string(Rate))
 	}
 	if in.Kind == pixelpb.Kind_KIND_OPEN {
 		if r := machineOpenReason(f, in.IP); r != "" {
-			dst = append(dst, r)
+			dst = append(dst, string(r))
 			machineOpen = true
 		}
 	}
@@ -227,7 +228,7 @@ func missingHeaders(in *Input) bool {
 	return false
 }
 
-func machineOpenReason(f uaFlags, ip netip.Addr) string {
+func machineOpenReason(f uaFlags, ip netip.Addr) schemas.Label {
 	switch {
 	case f&fGmail != 0:
 		return GmailProxy

@@ -31,26 +31,26 @@ func TestLabel(t *testing.T) {
 	tests := []struct {
 		name        string
 		in          Input
-		want        []string
+		want        []schemas.Label
 		machineOpen bool
 	}{
 		{"human chrome", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: home}, nil, false},
 		{"headers unknown are not judged", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, IP: home}, nil, false},
-		{"googlebot", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", IP: home}, []string{KnownCrawler}, false},
-		{"curl", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: "curl/8.5.0", PresentHeaders: schemas.HeaderAccept, IP: home}, []string{KnownCrawler, MissingHeaders}, false},
-		{"empty ua", Input{Kind: pixelpb.Kind_KIND_VIEW, IP: home}, []string{EmptyUA}, false},
-		{"headless", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: headless, PresentHeaders: allHdrs, IP: home}, []string{Headless}, false},
-		{"prerender", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, Purpose: "prefetch;prerender", IP: home}, []string{Prefetch}, false},
-		{"chrome without sec-fetch", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: schemas.HeaderAccept | schemas.HeaderAcceptLanguage | schemas.HeaderAcceptEncoding, IP: home}, []string{MissingHeaders}, false},
-		{"datacenter v4", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: netip.MustParseAddr("198.51.100.7")}, []string{Datacenter}, false},
-		{"datacenter v6", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: netip.MustParseAddr("2001:db8::1")}, []string{Datacenter}, false},
-		{"rate", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: home, RatePerMinute: 61}, []string{Rate}, false},
-		{"edge rate flag", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs | schemas.EdgeFlagRate, IP: home}, []string{Rate}, false},
-		{"edge rate flag and visitor rate: one reason", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs | schemas.EdgeFlagRate, IP: home, RatePerMinute: 61}, []string{Rate}, false},
-		{"edge flag alone is not a header", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: schemas.EdgeFlagRate, IP: home}, []string{Rate}, false},
-		{"apple mpp", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: "Mozilla/5.0", IP: netip.MustParseAddr("17.58.1.2")}, []string{AppleMPP}, true},
-		{"gmail proxy", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: gmail, IP: home}, []string{GmailProxy}, true},
-		{"scanner", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: "Mozilla/5.0 Barracuda Sentinel", IP: home}, []string{LinkScanner}, true},
+		{"googlebot", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", IP: home}, []schemas.Label{KnownCrawler}, false},
+		{"curl", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: "curl/8.5.0", PresentHeaders: schemas.HeaderAccept, IP: home}, []schemas.Label{KnownCrawler, MissingHeaders}, false},
+		{"empty ua", Input{Kind: pixelpb.Kind_KIND_VIEW, IP: home}, []schemas.Label{EmptyUA}, false},
+		{"headless", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: headless, PresentHeaders: allHdrs, IP: home}, []schemas.Label{Headless}, false},
+		{"prerender", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, Purpose: "prefetch;prerender", IP: home}, []schemas.Label{Prefetch}, false},
+		{"chrome without sec-fetch", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: schemas.HeaderAccept | schemas.HeaderAcceptLanguage | schemas.HeaderAcceptEncoding, IP: home}, []schemas.Label{MissingHeaders}, false},
+		{"datacenter v4", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: netip.MustParseAddr("198.51.100.7")}, []schemas.Label{Datacenter}, false},
+		{"datacenter v6", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: netip.MustParseAddr("2001:db8::1")}, []schemas.Label{Datacenter}, false},
+		{"rate", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs, IP: home, RatePerMinute: 61}, []schemas.Label{Rate}, false},
+		{"edge rate flag", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs | schemas.EdgeFlagRate, IP: home}, []schemas.Label{Rate}, false},
+		{"edge rate flag and visitor rate: one reason", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: allHdrs | schemas.EdgeFlagRate, IP: home, RatePerMinute: 61}, []schemas.Label{Rate}, false},
+		{"edge flag alone is not a header", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: chrome, PresentHeaders: schemas.EdgeFlagRate, IP: home}, []schemas.Label{Rate}, false},
+		{"apple mpp", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: "Mozilla/5.0", IP: netip.MustParseAddr("17.58.1.2")}, []schemas.Label{AppleMPP}, true},
+		{"gmail proxy", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: gmail, IP: home}, []schemas.Label{GmailProxy}, true},
+		{"scanner", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: "Mozilla/5.0 Barracuda Sentinel", IP: home}, []schemas.Label{LinkScanner}, true},
 		{"human open", Input{Kind: pixelpb.Kind_KIND_OPEN, UserAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)", IP: home}, nil, false},
 		{"bare UA on a page view is not MPP", Input{Kind: pixelpb.Kind_KIND_VIEW, UserAgent: "Mozilla/5.0", IP: home}, nil, false},
 	}
@@ -59,7 +59,11 @@ func TestLabel(t *testing.T) {
 			t.Parallel()
 			in := tt.in
 			in.Device = device.Parse(in.UserAgent)
-			got, mo := l.Label(&in, nil)
+			reasons, mo := l.Label(&in, nil)
+			var got []schemas.Label
+			for _, r := range reasons {
+				got = append(got, schemas.Label(r))
+			}
 			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" || mo != tt.machineOpen {
 				t.Fatalf("Label(%+v) machineOpen=%v want %v; reasons (-want +got):\n%s", tt.in, mo, tt.machineOpen, diff)
 			}
