@@ -42,43 +42,6 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// Config configures the query API.
-type Config struct {
-	// ListenAddr is the API address, host:port. Default ":8081".
-	ListenAddr string
-	// Token, when set, is a bearer token that may read every tenant's
-	// counts (an operator's token). Same as Tokens[Token] = "*".
-	Token string
-	// Tokens maps a bearer token to the tenant it may read; tenant "*"
-	// reads all. With no Token and no Tokens, the API is open (private
-	// networks only).
-	Tokens map[string]string
-	// TenantSeparator splits a content id into tenant and name: content id
-	// "acme:article-7" belongs to tenant "acme" with the default ":". A
-	// content id without the separator belongs to no tenant and only "*"
-	// tokens read it. Default ":".
-	TenantSeparator string
-	// MaxRangeDays bounds a query's range. Default 400.
-	MaxRangeDays int
-	// LiveInterval is how often /v1/live sends counts. Default 1 s.
-	LiveInterval time.Duration
-	// MaxLiveStreams bounds concurrent /v1/live streams (each reads Redis
-	// every LiveInterval). Default 256.
-	MaxLiveStreams int
-	// EventsPartitions is the partition count of pixel.events.v1: the
-	// freshness watermark is "complete" only when every partition reported.
-	// Default 6 (schemas.Topics); 0 disables the check.
-	EventsPartitions int
-	// AuditGroup is the processors' consumer group whose completeness audit
-	// GET /v1/audit reads by default. Default "pixelpipe-processor".
-	AuditGroup string
-}
-
-// DefaultConfig returns the defaults documented on Config.
-func DefaultConfig() Config {
-	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6, AuditGroup: "pixelpipe-processor"}
-}
-
 // Server is the query API.
 type Server struct {
 	cfg    Config
@@ -99,33 +62,23 @@ type Server struct {
 // It reads counts through reader and the completeness audit through
 // auditReader (nil: /v1/audit answers 501).
 func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *counts.Reader, auditReader *audit.Reader) (*Server, error) {
-	if cfg.MaxRangeDays < 1 {
-		return nil, errors.New("query.maxRangeDays must be at least 1")
-	}
+	// Zero values (a Config built by hand) take the defaults.
 	if cfg.TenantSeparator == "" {
 		cfg.TenantSeparator = ":"
-	}
-	if cfg.LiveInterval <= 0 || cfg.LiveInterval > time.Second {
-		return nil, fmt.Errorf("query.liveInterval %s: use a duration above 0 and at most 1s", cfg.LiveInterval)
 	}
 	if cfg.MaxLiveStreams < 1 {
 		cfg.MaxLiveStreams = 256
 	}
-	for tok, tenant := range cfg.Tokens {
-		if tok == "" || tenant == "" {
-			return nil, errors.New("query.tokens: every entry needs a token and a tenant (TOKEN=TENANT, tenant * for all)")
-		}
-		if tenant != "*" && (!validID(tenant) || strings.Contains(tenant, cfg.TenantSeparator)) {
-			return nil, fmt.Errorf("query.tokens: tenant %q: use characters of A-Z a-z 0-9 . _ - without the separator %q", tenant, cfg.TenantSeparator)
-		}
+	if cfg.AuditGroup == "" {
+		cfg.AuditGroup = "pixelpipe-processor"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
-	if cfg.AuditGroup == "" {
-		cfg.AuditGroup = "pixelpipe-processor"
-	}
 	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
 	m := newMetrics(reg, s.live)
 	s.metrics = m
