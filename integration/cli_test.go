@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -299,6 +300,32 @@ func TestCLI(t *testing.T) {
 			}
 			return ""
 		})
+
+		// export: the same numbers as CSV (to a file) and NDJSON.
+		file := filepath.Join(t.TempDir(), "series.csv")
+		run("export", "-granularity=day", "-o="+file, "series", cid)
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := day + "T00:00:00Z,5,6,2,0,0,0,3,0"; !strings.HasPrefix(string(b), "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound\n") || !strings.Contains(string(b), want+"\n") {
+			t.Errorf("export series CSV:\n%s\nwant a header and the row %s", b, want)
+		}
+		out = run("export", "-format=ndjson", "-dimension=device", "breakdown", cid)
+		var views uint64
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var it query.ShareItem
+			if err := json.Unmarshal([]byte(line), &it); err != nil {
+				t.Fatalf("export breakdown NDJSON line %q: %v", line, err)
+			}
+			views += it.Total
+		}
+		if views != 6 {
+			t.Errorf("export breakdown NDJSON: views add up to %d, want 6:\n%s", views, out)
+		}
+		if code, _, errOut := runBin(t, bin, "export", "-format=xml", "top"); code == 0 || !strings.Contains(errOut, `-format="xml": use csv, ndjson`) {
+			t.Errorf("export -format=xml: exit %d\n%s", code, errOut)
+		}
 	})
 
 	t.Run("signed pixel verified in the raw topic", func(t *testing.T) {

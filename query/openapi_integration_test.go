@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,6 +88,20 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	if err := hllstoretest.Put(ctx, store, writes); err != nil {
 		t.Fatal(err)
 	}
+	// Breakdowns of today's human views: 7 visitors, 4 on desktop, 3 on
+	// mobile, one OS name a spreadsheet would run as a formula.
+	dk := hllstore.DayKey{ContentID: "acme:a", DayStart: hllstore.DayStart(hour)}
+	days, err := store.LoadDays(ctx, []hllstore.DayKey{dk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		values := [5]string{"DE", []string{"desktop", "mobile"}[i%2], "Firefox", []string{"Linux", "=HYPERLINK(1)"}[i%2], "search"}
+		days[0].Breakdown(pixelpb.Kind_KIND_VIEW).AddValues(&values, uint64(i+1)*0x9e3779b97f4a7c15, 50)
+	}
+	if written, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: days[0], Details: true}}); err != nil || !written[0] {
+		t.Fatalf("seed breakdowns: %v %v", written, err)
+	}
 	for p := range int32(6) {
 		if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{p: {CompleteUntilMs: now.Add(-time.Duration(p+2) * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}}); err != nil {
 			t.Fatal(err)
@@ -134,6 +150,11 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		}
 	})
 
+	// NDJSON answers are validated as text, like CSV ones.
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+		b, err := io.ReadAll(body)
+		return string(b), err
+	})
 	var documented []string
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
@@ -166,6 +187,11 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		{"/v1/top", "/v1/top", 200},
 		{"/v1/top", "/v1/top?by=x", 400},
 		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=country", 200},
+		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=hour&format=csv", 200},
+		{"/v1/campaigns/{campaign}/series", "/v1/campaigns/spring/series?granularity=day&format=ndjson", 200},
+		{"/v1/series/{cid}", "/v1/series/acme:a?format=xml", 400},
+		{"/v1/top", "/v1/top?format=csv", 200},
+		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=country&format=ndjson", 200},
 		{"/v1/freshness", "/v1/freshness", 200},
 		{"/v1/audit", "/v1/audit", 403}, // a tenant's token
 		{"/v1/audit", "/v1/audit?from=" + day + "&to=" + next, 200},
@@ -210,9 +236,70 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		}
 	}
 
+	// Exports carry the same numbers as the JSON answer.
+	get := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", target, nil)
+		req.Header.Set("Authorization", "Bearer acme-tok")
+		s.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d %s", target, rec.Code, rec.Body)
+		}
+		return rec
+	}
+	var series SeriesResponse
+	if err := json.Unmarshal(get("/v1/series/acme:a?granularity=day").Body.Bytes(), &series); err != nil {
+		t.Fatal(err)
+	}
+	rec := get("/v1/series/acme:a?granularity=day&format=csv")
+	rows, err := csv.NewReader(rec.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+len(series.Points) || strings.Join(rows[0], ",") != "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound" {
+		t.Fatalf("series CSV %q for %d points", rows, len(series.Points))
+	}
+	for i, p := range series.Points {
+		want := []string{p.Start, fmt.Sprint(p.Impressions), fmt.Sprint(p.Views), fmt.Sprint(p.Clicks), fmt.Sprint(p.Conversions), fmt.Sprint(p.Opens), fmt.Sprint(p.Custom), fmt.Sprint(p.Uniques), fmt.Sprint(p.UniquesBound)}
+		if !slices.Equal(rows[1+i], want) {
+			t.Errorf("CSV row %d %q, JSON point %q", i, rows[1+i], want)
+		}
+	}
+	if series.Points[len(series.Points)-1].Views != 50 {
+		t.Errorf("today's views %d, want the seeded 50", series.Points[len(series.Points)-1].Views)
+	}
+	if cd := rec.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="series-acme_a-day-human-`) || !strings.HasSuffix(cd, `.csv"`) ||
+		rec.Header().Get("X-Counts-Status") != "complete" || rec.Header().Get("X-Counts-Complete-Until") == "" {
+		t.Errorf("export headers %v", rec.Header())
+	}
+	var bd BreakdownResponse
+	if err := json.Unmarshal(get("/v1/breakdowns/acme:a?dimension=device").Body.Bytes(), &bd); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(get("/v1/breakdowns/acme:a?dimension=device&format=ndjson").Body.String(), "\n"), "\n")
+	if len(lines) != len(bd.Items) || len(bd.Items) == 0 {
+		t.Fatalf("breakdown NDJSON %q for items %+v", lines, bd.Items)
+	}
+	for i, line := range lines {
+		var it ShareItem
+		if err := json.Unmarshal([]byte(line), &it); err != nil || it != bd.Items[i] {
+			t.Errorf("NDJSON line %d %q (%v), JSON item %+v", i, line, err, bd.Items[i])
+		}
+	}
+	if bd.Items[0] != (ShareItem{Key: "desktop", Total: 4, Uniques: 4}) {
+		t.Errorf("device breakdown %+v, want desktop 4 first", bd.Items)
+	}
+	rows, err = csv.NewReader(get("/v1/breakdowns/acme:a?dimension=os&format=csv").Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]string{{"os", "total", "uniques", "uniques_bound"}, {"Linux", "4", "4", "0"}, {"'=HYPERLINK(1)", "3", "3", "0"}}; !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("os breakdown CSV %q, want %q (a formula-like value quoted)", rows, want)
+	}
+
 	// The numbers are the seeded ones, not just well-formed.
 	var st StatsResponse
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/v1/stats/acme:a", nil)
 	req.Header.Set("Authorization", "Bearer acme-tok")
 	s.srv.Handler.ServeHTTP(rec, req)

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -38,6 +39,10 @@ type SeriesPoint struct {
 
 func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 	sc, ok := s.scopeParam(w, r)
+	if !ok {
+		return
+	}
+	f, ok := formatParam(w, r)
 	if !ok {
 		return
 	}
@@ -106,6 +111,11 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 	if len(pts) > 0 {
 		out.From = out.Points[0].Start
 		out.To = time.UnixMilli(pts[len(pts)-1].Start).Add(size).UTC().Format(time.RFC3339)
+	}
+	if f != formatJSON {
+		id := cmp.Or(sc.ContentID, "campaign-"+sc.Campaign)
+		writeRows(w, f, "series-"+id+"-"+granName+"-"+className+"-"+rangeName(sq.From, sq.To), out.Freshness, seriesHeader, out.Points, seriesRow)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -176,6 +186,10 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad by "+quote(by)+": use uniques or views")
 		return
 	}
+	f, ok := formatParam(w, r)
+	if !ok {
+		return
+	}
 	limit, ok := limitParam(w, r)
 	if !ok {
 		return
@@ -198,7 +212,12 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "top content lists")
 		return
 	}
-	writeJSON(w, http.StatusOK, TopResponse{By: by, From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())})
+	out := TopResponse{By: by, From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
+	if f != formatJSON {
+		writeRows(w, f, "top-"+by+"-"+rangeName(from, to), out.Freshness, shareHeader("content_id"), out.Items, shareRow)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +232,10 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 	}
 	if !known {
 		writeError(w, http.StatusBadRequest, "bad dimension "+quote(dim)+": use country, device, browser, os or source")
+		return
+	}
+	f, ok := formatParam(w, r)
+	if !ok {
 		return
 	}
 	limit, ok := limitParam(w, r)
@@ -236,5 +259,10 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "breakdowns")
 		return
 	}
-	writeJSON(w, http.StatusOK, BreakdownResponse{ContentID: sc.ContentID, Dimension: dim, From: sc.From.UTC().Format(time.RFC3339), To: sc.To.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())})
+	out := BreakdownResponse{ContentID: sc.ContentID, Dimension: dim, From: sc.From.UTC().Format(time.RFC3339), To: sc.To.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
+	if f != formatJSON {
+		writeRows(w, f, "breakdown-"+sc.ContentID+"-"+dim+"-"+rangeName(sc.From, sc.To), out.Freshness, shareHeader(dim), out.Items, shareRow)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

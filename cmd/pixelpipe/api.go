@@ -42,58 +42,26 @@ func (a *apiFlags) bind(fs *flag.FlagSet, route string) {
 	fs.Var(a.token, "token", "bearer token of the query API (PIXEL_TOKEN)")
 	a.from = fs.String("from", "", "start, inclusive: YYYY-MM-DD or RFC 3339 (UTC, hour resolution); default the start of today (UTC)")
 	a.to = fs.String("to", "", "end, exclusive: YYYY-MM-DD or RFC 3339; default one day after -from")
-	a.asJSON = fs.Bool("json", false, "print the query API's JSON answer ("+route+", see query/openapi.yaml) as is, on one line")
+	a.asJSON = new(bool)
+	if route != "" { // commands that print the JSON answer
+		a.asJSON = fs.Bool("json", false, "print the query API's JSON answer ("+route+", see query/openapi.yaml) as is, on one line")
+	}
 }
 
 // get asks the query API for path with q and the range flags. With -json it
 // prints the answer and returns printed; otherwise it decodes it into v.
 // The flags are checked first, so a typo is named before anything is asked.
 func (a *apiFlags) get(ctx context.Context, path string, q url.Values, stdout io.Writer, v any) (printed bool, err error) {
-	for _, r := range []struct{ name, v string }{{"from", *a.from}, {"to", *a.to}} {
-		if r.v == "" {
-			continue
-		}
-		if _, err := time.Parse("2006-01-02", r.v); err == nil {
-			continue
-		}
-		if _, err := time.Parse(time.RFC3339, r.v); err != nil {
-			return false, fmt.Errorf("-%s=%q: use a UTC date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T13:00:00Z)", r.name, r.v)
-		}
-	}
-	base, err := url.Parse(strings.TrimRight(*a.url, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return false, fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *a.url)
-	}
-	if *a.from != "" {
-		q.Set("from", *a.from)
-	}
-	if *a.to != "" {
-		q.Set("to", *a.to)
-	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, "GET", base.String()+path+"?"+q.Encode(), nil)
+	resp, err := a.ask(rctx, path, q)
 	if err != nil {
 		return false, err
-	}
-	if t := a.token.Value(); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("ask the query API at %s: %w", *a.url, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return false, fmt.Errorf("read the query API's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
-		}
-		return false, fmt.Errorf("query API answered %d: %s", resp.StatusCode, e.Error)
 	}
 	if *a.asJSON {
 		if _, err := stdout.Write(body); err != nil {
@@ -108,6 +76,53 @@ func (a *apiFlags) get(ctx context.Context, path string, q url.Values, stdout io
 		return false, fmt.Errorf("decode the answer: %w", err)
 	}
 	return false, nil
+}
+
+// ask sends the request of get and returns the answer if it is a 200; any
+// other status is an error with the API's message.
+func (a *apiFlags) ask(ctx context.Context, path string, q url.Values) (*http.Response, error) {
+	for _, r := range []struct{ name, v string }{{"from", *a.from}, {"to", *a.to}} {
+		if r.v == "" {
+			continue
+		}
+		if _, err := time.Parse("2006-01-02", r.v); err == nil {
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339, r.v); err != nil {
+			return nil, fmt.Errorf("-%s=%q: use a UTC date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T13:00:00Z)", r.name, r.v)
+		}
+	}
+	base, err := url.Parse(strings.TrimRight(*a.url, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *a.url)
+	}
+	if *a.from != "" {
+		q.Set("from", *a.from)
+	}
+	if *a.to != "" {
+		q.Set("to", *a.to)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", base.String()+path+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if t := a.token.Value(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the query API at %s: %w", *a.url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
+		return nil, fmt.Errorf("query API answered %d: %s", resp.StatusCode, e.Error)
+	}
+	return resp, nil
 }
 
 // oneID returns the command's single non-empty argument.

@@ -37,6 +37,7 @@ func commands() []command {
 		{"series", "print a content id's or campaign's counts per hour or day from the query API", cmdSeries},
 		{"top", "print the content ids with the most human uniques or views from the query API", cmdTop},
 		{"breakdown", "print a content id's human views by country, device, browser, OS or source", cmdBreakdown},
+		{"export", "write a series, a top list or a breakdown over a range as CSV or NDJSON, from the query API", cmdExport},
 		{"audit", "print the completeness audit from the query API: per edge node, hits accepted, counted, dead-lettered, missing", cmdAudit},
 		{"tail", "print a pipeline topic as JSON lines (protojson), e.g. pixelpipe tail events", cmdTail},
 		{"sign", "make a signed click URL, or a signed pixel URL", cmdSign},
