@@ -6,13 +6,19 @@ FUZZTIME  ?= 30s
 SERVICES  := deploy/local/services.sh
 TEST_KAFKA ?= 127.0.0.1:19092
 TEST_REDIS ?= 127.0.0.1:16379
+# The Redis Cluster of services.sh (three masters, a replica each): any of
+# its nodes would do as a seed; several make the clients cluster clients.
+TEST_REDIS_CLUSTER ?= 127.0.0.1:17000,127.0.0.1:17001,127.0.0.1:17002
+# The packages that talk to Redis, tested again on the cluster.
+REDIS_PKGS := ./hllstore/ ./counts/ ./aggregator/ ./processor/... ./query/ ./audit/ ./internal/lease/
 
-.PHONY: help build run test test-short test-faults bench-aggregator bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
+.PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
         generate check-generate check-deps lint fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
-	@echo "make test     install and start real Kafka and Redis, then every test, with -race"
+	@echo "make test     install and start real Kafka, Redis and a Redis Cluster, then every test, with -race (the Redis users' again on the cluster)"
+	@echo "make test-cluster  the integration tests of the Redis users on the local Redis Cluster only"
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
 	@echo "make bench-compare BASE=REV  the hot-path benchmarks against those of commit REV, alternated in one run"
 	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
@@ -31,7 +37,8 @@ run:
 	$(GO) run -tags devmode ./cmd/pixelpipe dev
 
 # Real Apache Kafka (KRaft, from Maven Central, run by this machine's Java) and
-# redis-server (Debian) on 127.0.0.1:19092 and :16379; downloads are cached in .cache/.
+# redis-server (Debian) on 127.0.0.1:19092 and :16379, and a Redis Cluster of
+# six redis-server processes on :17000-17005; downloads are cached in .cache/.
 services-up:
 	$(SERVICES) up
 	$(GO) run ./cmd/pixelpipe topics -kafka.brokers=$(TEST_KAFKA)
@@ -50,10 +57,21 @@ test: services-up browser check-generate check-deps lint
 	deploy/local/bench-deps.sh
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
+	# The Redis users again on the Redis Cluster: every script and
+	# multi-key command in one slot, pipelines across nodes (with -race, so
+	# the test binaries of the run above are reused).
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS_CLUSTER) \
+		$(GO) test -race -count=1 -tags integration -timeout 15m $(REDIS_PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
 	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
 	# The command line as make run builds it (with dev mode).
 	$(GO) test -count=1 -tags devmode ./cmd/...
+
+# The integration tests of the packages that talk to Redis, on the local
+# Redis Cluster (make test runs them there too).
+test-cluster: services-up
+	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS_CLUSTER) \
+		$(GO) test -race -count=1 -tags integration -timeout 15m $(REDIS_PKGS)
 
 # Full-length fault tests: a private Kafka broker of the
 # test's own killed for 60 s under load, and a minute of load with five SIGTERM

@@ -23,8 +23,9 @@ var hour0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixMilli()
 func newTestAggregator(t *testing.T, store *hllstore.Store) *Aggregator {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.LateHorizon = 100 * 365 * 24 * time.Hour // the test's events are in the past
-	cfg.MaxBreakdownValues = 4                   // six countries: "other" is exercised
+	cfg.LateHorizon = 100 * 365 * 24 * time.Hour                               // the test's events are in the past
+	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
+	cfg.MaxBreakdownValues = 4                                                 // six countries: "other" is exercised
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, store, Outputs{})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +54,11 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 		}
 		ev.Country = []string{"DE", "FR", "US", "NL", "SE", ""}[rng.IntN(6)]
 		ev.DeviceType = []string{"desktop", "mobile"}[rng.IntN(2)]
+		// The reports that count only events with a value: some have one.
+		ev.PageUrl = []string{"", "https://a.example/", "https://a.example/p?x=1", "https://a.example/q#h"}[rng.IntN(4)]
+		ev.SessionSeq = uint32(1 + rng.IntN(3))
+		ev.ReferrerDomain = []string{"", "", "search.example", "t.co"}[rng.IntN(4)]
+		ev.UtmCampaign = []string{"", "", "", "spring"}[rng.IntN(4)]
 		if rng.IntN(7) == 0 {
 			ev.Bot, ev.BotReasons = true, []string{"headless"}
 		}
@@ -67,6 +73,8 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 			ev.Origin.ReceivedAtMs = hour0 + int64(k%3)*3600_000 + int64(k)*1000
 			ev.VisitorKey = uint64(k)*0x9e3779b97f4a7c15 + 7
 			ev.Country, ev.DeviceType = []string{"DE", "FR", ""}[k%3], "mobile"
+			ev.PageUrl, ev.SessionSeq = []string{"", "https://a.example/thanks"}[k%2], uint32(1+k%2)
+			ev.ReferrerDomain, ev.UtmCampaign = []string{"", "t.co"}[k%4/2], []string{"", "spring"}[k%2]
 			ev.Bot, ev.BotReasons = k%5 == 0, nil
 			if ev.Bot {
 				ev.BotReasons = []string{"headless"}
@@ -170,7 +178,9 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 			ref[k] = &b
 		}
 		for _, dim := range hllstore.Dims() {
-			ref[k].Add(dim, breakdownValue(ev, dim), ev.GetVisitorKey(), maxValues)
+			if v := breakdownValue(ev, dim); v != "" || !optionalDim(dim) {
+				ref[k].Add(dim, v, ev.GetVisitorKey(), maxValues)
+			}
 		}
 	}
 	return ref

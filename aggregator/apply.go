@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -130,7 +131,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	}
 	now := time.Now()
 	var ids [4]hllstore.RecordID
-	var values [5]string
+	var values hllstore.Values
 	for _, ev := range events {
 		dk := dayKey(ev)
 		e := a.days[dk]
@@ -147,7 +148,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		if human && !d.BPos.Covers(p, o) {
 			d.BPos[p] = o
 			if !dupOrder {
-				values = [5]string{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium()}
+				breakdownValues(&values, ev)
 				d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
 			}
 			e.bdirty = true
@@ -217,4 +218,40 @@ func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load 
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// breakdownValues sets an event's value in every breakdown dimension
+// (hllstore.Dims): the page is the path of its page URL, the landing page
+// the same for the first event of a session when it is a view.
+func breakdownValues(v *hllstore.Values, ev *pixelpb.Event) {
+	page := pagePath(ev.GetPageUrl())
+	landing := ""
+	if ev.GetSessionSeq() == 1 && ev.GetKind() == pixelpb.Kind_KIND_VIEW {
+		landing = page
+	}
+	*v = hllstore.Values{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium(),
+		ev.GetReferrerDomain(), ev.GetUtmSource(), ev.GetUtmMedium(), ev.GetUtmCampaign(), page, landing}
+}
+
+// pagePath returns the path of an absolute URL ("/" when it has none),
+// without its query and fragment; "" for no URL. It allocates nothing.
+func pagePath(u string) string {
+	if u == "" {
+		return ""
+	}
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+		j := strings.IndexAny(u, "/?#")
+		if j < 0 || u[j] != '/' {
+			return "/"
+		}
+		u = u[j:]
+	}
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	if u == "" {
+		return "/"
+	}
+	return u
 }

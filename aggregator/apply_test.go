@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ func TestMarksHoldDays(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
+	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
 	// A counts writer (never written here): records owe snapshots.
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{Counts: &kafka.Writer{}})
 	if err != nil {
@@ -81,6 +83,7 @@ func TestNoSnapshotsNoMarks(t *testing.T) {
 	for name, out := range map[string]Outputs{"no counts writer": {}, "snapshots off": {Counts: &kafka.Writer{}}} {
 		cfg := DefaultConfig()
 		cfg.LateHorizon = 100 * 365 * 24 * time.Hour
+		cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
 		cfg.Snapshots = name != "snapshots off"
 		a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, out)
 		if err != nil {
@@ -109,5 +112,76 @@ func TestNoSnapshotsNoMarks(t *testing.T) {
 		if a.days[dk] != nil {
 			t.Errorf("%s: an idle day owing nothing stayed held", name)
 		}
+	}
+}
+
+func TestPagePath(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                                      "",
+		"https://news.example":                  "/",
+		"https://news.example?x=1":              "/",
+		"https://news.example/":                 "/",
+		"https://news.example/a/b?utm_source=x": "/a/b",
+		"https://news.example/a#top":            "/a",
+		"http://shop.example:8080/cart":         "/cart",
+		"/relative/path?q":                      "/relative/path",
+		"not a url":                             "not a url",
+	} {
+		if got := pagePath(in); got != want {
+			t.Errorf("pagePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every report an event carries lands in its dimension: the page path, the
+// landing page only for a session's first view, UTM values and the
+// referrer's domain only when present.
+func TestBreakdownReports(t *testing.T) {
+	t.Parallel()
+	ev := func(seq uint32, page, ref, utm string) *pixelpb.Event {
+		return &pixelpb.Event{Kind: pixelpb.Kind_KIND_VIEW, SessionSeq: seq, PageUrl: page, ReferrerDomain: ref, UtmCampaign: utm, Country: "DE"}
+	}
+	b := hllstore.NewBreakdown()
+	var v hllstore.Values
+	for i, e := range []*pixelpb.Event{
+		ev(1, "https://news.example/spring?utm_campaign=spring", "www.google.com", "spring"),
+		ev(2, "https://news.example/a", "", ""),
+		ev(1, "https://news.example/a", "t.co", ""),
+		ev(1, "https://news.example/"+strings.Repeat("é", 80), "", ""), // 160 bytes: cut at 100, on a rune
+	} {
+		breakdownValues(&v, e)
+		b.AddValues(&v, uint64(i+1), 50)
+	}
+	count := func(dim, value string) uint64 {
+		if sc := b.Dims[dim][value]; sc != nil {
+			return sc.Total
+		}
+		return 0
+	}
+	long := "/" + strings.Repeat("é", 49) // 99 bytes: the 100th would split an é
+	for _, c := range []struct {
+		dim, value string
+		want       uint64
+	}{
+		{hllstore.DimCountry, "DE", 4},
+		{hllstore.DimPage, "/spring", 1}, {hllstore.DimPage, "/a", 2}, {hllstore.DimPage, long, 1},
+		{hllstore.DimLanding, "/spring", 1}, {hllstore.DimLanding, "/a", 1}, {hllstore.DimLanding, long, 1},
+		{hllstore.DimReferrer, "www.google.com", 1}, {hllstore.DimReferrer, "t.co", 1},
+		{hllstore.DimUTMCampaign, "spring", 1},
+	} {
+		if got := count(c.dim, c.value); got != c.want {
+			t.Errorf("%s %q: %d, want %d", c.dim, c.value, got, c.want)
+		}
+	}
+	// Optional dimensions hold no "unknown": events without the value are
+	// not counted there.
+	for _, dim := range []string{hllstore.DimReferrer, hllstore.DimUTMSource, hllstore.DimUTMMedium, hllstore.DimUTMCampaign, hllstore.DimLanding} {
+		if n := count(dim, hllstore.Unknown); n != 0 {
+			t.Errorf("%s counts %d events without a value", dim, n)
+		}
+	}
+	if n := len(b.Dims[hllstore.DimLanding]); n != 3 {
+		t.Errorf("landing pages %v, want 3 (the second-hit view is no landing)", b.Dims[hllstore.DimLanding])
 	}
 }

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -74,6 +75,17 @@ type Config struct {
 	// an old watermark; pixel_aggregator_rollup_weeks_total{result="forced"}).
 	// Default 24 h.
 	RollupMaxWait time.Duration
+
+	// HourRetention and DayRetention are how long the counts of an hour
+	// and of a day (day records, breakdowns, order ids, the campaign
+	// index; week rollups live as long as their last day) stay in Redis
+	// after the first event of their day was written. Hour records feed
+	// hour series (at most 31 days a query), day records everything else.
+	// A day is written up to LateHorizon after it ends, so each must be
+	// longer than a day plus LateHorizon, or a late event would bring a
+	// record back with part of its counts; days must outlive the week
+	// rollups' wait. Defaults 35 days and 400 days.
+	HourRetention, DayRetention time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -97,6 +109,8 @@ func DefaultConfig() Config {
 		RollupRate:         200,
 		RollupMargin:       time.Hour,
 		RollupMaxWait:      24 * time.Hour,
+		HourRetention:      35 * 24 * time.Hour,
+		DayRetention:       400 * 24 * time.Hour,
 	}
 }
 
@@ -135,6 +149,18 @@ func (c Config) Validate() error {
 	}
 	if c.RollupInterval > 0 && c.RollupRate < 1 {
 		errs = append(errs, errors.New("aggregator.rollup.rate must be at least 1"))
+	}
+	// Every write of a day ends LateHorizon after the day's end.
+	if writes := 24*time.Hour + c.LateHorizon; c.HourRetention <= writes {
+		errs = append(errs, fmt.Errorf("aggregator.hourRetention %s: must exceed a day plus aggregator.lateHorizon (%s), or late events would bring expired hours back with part of their counts", c.HourRetention, writes))
+	}
+	// The rollup job reads a week's days up to RollupMaxWait after the
+	// week's end plus LateHorizon.
+	if need := 7*24*time.Hour + c.LateHorizon + c.RollupMaxWait; c.DayRetention <= need {
+		errs = append(errs, fmt.Errorf("aggregator.dayRetention %s: must exceed a week plus aggregator.lateHorizon plus aggregator.rollup.maxWait (%s), so a week's days are there to roll up", c.DayRetention, need))
+	}
+	if c.DayRetention < c.HourRetention {
+		errs = append(errs, fmt.Errorf("aggregator.dayRetention %s must be at least aggregator.hourRetention %s", c.DayRetention, c.HourRetention))
 	}
 	if c.RollupMargin < 0 || c.RollupMaxWait < 0 {
 		errs = append(errs, errors.New("aggregator.rollup.margin and aggregator.rollup.maxWait must not be negative"))

@@ -3,8 +3,10 @@
 package aggregator
 
 import (
+	"cmp"
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
+	"net/url"
 )
 
 // The reference counting of the tests: which records and breakdown values
@@ -34,8 +36,37 @@ func breakdownValue(ev *pixelpb.Event, dim string) string {
 		return ev.GetOs()
 	case hllstore.DimSource:
 		return ev.GetReferrerMedium()
+	case hllstore.DimReferrer:
+		return ev.GetReferrerDomain()
+	case hllstore.DimUTMSource:
+		return ev.GetUtmSource()
+	case hllstore.DimUTMMedium:
+		return ev.GetUtmMedium()
+	case hllstore.DimUTMCampaign:
+		return ev.GetUtmCampaign()
+	case hllstore.DimPage, hllstore.DimLanding:
+		if dim == hllstore.DimLanding && (ev.GetSessionSeq() != 1 || ev.GetKind() != pixelpb.Kind_KIND_VIEW) {
+			return ""
+		}
+		if ev.GetPageUrl() == "" {
+			return ""
+		}
+		u, err := url.Parse(ev.GetPageUrl())
+		if err != nil {
+			panic(err)
+		}
+		return cmp.Or(u.Path, "/")
 	}
 	return ""
+}
+
+// optionalDim reports whether a dimension counts only events with a value.
+func optionalDim(dim string) bool {
+	switch dim {
+	case hllstore.DimCountry, hllstore.DimDevice, hllstore.DimBrowser, hllstore.DimOS, hllstore.DimSource:
+		return false
+	}
+	return true
 }
 
 func breakdownKey(ev *pixelpb.Event) hllstore.BreakdownKey {

@@ -51,7 +51,7 @@ import (
 // days were written since (hllstore week.go).
 //
 // Per final week, the job scans the days' index sets (hllstore.DayContents:
-// every content id with a day hash that day), skips content ids whose
+// every content id with a day hash that day, one set per content id group), skips content ids whose
 // rollup of the week is valid (a content id listed on several days), and
 // builds the others, RollupRate per second at most (a check of a valid one
 // counts as an eighth) and resting at least as long as it worked, then marks
@@ -245,8 +245,8 @@ func (j *Rollups) RunOnce(ctx context.Context) (err error) {
 func (j *Rollups) buildWeek(ctx context.Context, week int64) (checked, built int, err error) {
 	perID := time.Second / time.Duration(j.cfg.RollupRate)
 	for d := range 7 {
-		var cursor uint64
-		for {
+		var cursor hllstore.DayCursor
+		for !cursor.Done() {
 			ids, next, err := j.store.DayContents(ctx, week+int64(d)*hllstore.DayMs, cursor, rollupBatch)
 			if err != nil {
 				return checked, built, err
@@ -296,9 +296,6 @@ func (j *Rollups) buildWeek(ctx context.Context, week int64) (checked, built int
 					case <-t.C:
 					}
 				}
-			}
-			if next == 0 {
-				break
 			}
 			cursor = next
 		}

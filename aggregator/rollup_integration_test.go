@@ -59,7 +59,7 @@ func TestRollupJob(t *testing.T) {
 	if err := job.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := rdb.Keys(ctx, prefix+":c:{*:w*").Val(); len(n) != 0 || testutil.ToFloat64(job.m.runHeld) != 1 {
+	if n := pipetest.RedisKeys(t, rdb, prefix+":c:{*:w*"); len(n) != 0 || testutil.ToFloat64(job.m.runHeld) != 1 {
 		t.Fatalf("with the lease held elsewhere the job built %v", n)
 	}
 	if err := leases.Release(ctx, rollupLease, "other"); err != nil {
@@ -73,7 +73,7 @@ func TestRollupJob(t *testing.T) {
 	if err := job.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := rdb.Keys(ctx, prefix+":c:{*:w*").Val(); len(n) != 0 || testutil.ToFloat64(job.m.waiting) != 1 {
+	if n := pipetest.RedisKeys(t, rdb, prefix+":c:{*:w*"); len(n) != 0 || testutil.ToFloat64(job.m.waiting) != 1 {
 		t.Fatalf("with a watermark behind the job built %v", n)
 	}
 	if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{0: {CompleteUntilMs: now.UnixMilli(), WrittenAtMs: now.UnixMilli()}}); err != nil {

@@ -274,8 +274,9 @@ type Writer struct {
 	TTL time.Duration
 }
 
-// NewWriter returns a writer of audit hashes under the key prefix, kept
-// for ttl after their last write.
+// NewWriter returns a writer of audit hashes under the key prefix (no { or
+// }: the hash tag after it puts them in their partition's slot), kept for
+// ttl after their last write.
 func NewWriter(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Writer {
 	return &Writer{rdb: rdb, prefix: prefix, TTL: ttl}
 }

@@ -84,7 +84,7 @@ func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit i
 	summed := map[string]uint64{}
 	for d := hllstore.DayStart(from.UnixMilli()); d < to.UnixMilli(); d += hllstore.DayMs {
 		// Read deeper than limit: allow may filter out other tenants' ids.
-		day, err := r.store.Top(ctx, pixelpb.Kind_KIND_VIEW, d, index, 10*limit)
+		day, err := r.store.Top(ctx, pixelpb.Kind_KIND_VIEW, d, index, min(10*limit, hllstore.TopDepth))
 		if err != nil {
 			return nil, err
 		}

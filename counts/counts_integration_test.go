@@ -12,6 +12,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -154,9 +155,9 @@ func TestWeekRollups(t *testing.T) {
 		t.Fatalf("nothing counted: %+v", w)
 	}
 	// Two whole weeks lie in the range (Mondays 7 and 14 September).
-	n, err := rdb.Keys(ctx, prefix+":c:{w:w*").Result()
-	if err != nil || len(n) != 2 {
-		t.Fatalf("week rollups %v %v, want 2", n, err)
+	n := pipetest.RedisKeys(t, rdb, prefix+":c:{w:w*")
+	if len(n) != 2 {
+		t.Fatalf("week rollups %v, want 2", n)
 	}
 	// A content id nobody hit gets no rollups (reads create no keys).
 	nobody := sc
@@ -164,19 +165,19 @@ func TestWeekRollups(t *testing.T) {
 	if _, err := weeks.Summary(ctx, nobody); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := rdb.Keys(ctx, prefix+":c:{nobody:*").Result(); len(n) != 0 {
+	if n := pipetest.RedisKeys(t, rdb, prefix+":c:{nobody:*"); len(n) != 0 {
 		t.Fatalf("a read of an unhit content id wrote %v", n)
 	}
 	// Days that may still change are not rolled up.
 	recent := NewReader(store)
 	recent.Now = func() time.Time { return d0.Add(20 * 24 * time.Hour) }
-	if _, err := rdb.Del(ctx, n...).Result(); err != nil {
+	if _, err := redisconn.Del(ctx, rdb, n...); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := recent.Summary(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := rdb.Keys(ctx, prefix+":c:{w:w*").Result(); len(n) != 1 {
+	if n := pipetest.RedisKeys(t, rdb, prefix+":c:{w:w*"); len(n) != 1 {
 		t.Fatalf("week rollups %v with only the first week final, want 1", n)
 	}
 }
@@ -230,7 +231,7 @@ func TestStaleWeekRollupIsRebuilt(t *testing.T) {
 	fall := Scope{Campaign: "fall", From: week, To: week.Add(14 * 24 * time.Hour)}
 	check("cold", x)
 	check("campaign cold", fall)
-	if n := rdb.Keys(ctx, prefix+":c:{*:w*").Val(); len(n) != 3 {
+	if n := pipetest.RedisKeys(t, rdb, prefix+":c:{*:w*"); len(n) != 3 {
 		t.Fatalf("week rollups %v, want x's first week and y's two", n)
 	}
 	// A write into a day of a rolled-up week: the next read counts it.

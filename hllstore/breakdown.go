@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/redis/go-redis/v9"
@@ -14,17 +16,40 @@ import (
 )
 
 // Breakdown dimensions: daily human counts of a content id and kind, split
-// by one property of the event.
+// by one property of the event. The first five count every event (one
+// without the property under Unknown); the reports after them count only
+// the events that have their property (most events carry no UTM
+// parameters, and every counted value costs a sketch insert).
 const (
-	DimCountry = "country"
-	DimDevice  = "device"
-	DimBrowser = "browser"
-	DimOS      = "os"
-	DimSource  = "source"
+	DimCountry     = "country"
+	DimDevice      = "device"
+	DimBrowser     = "browser"
+	DimOS          = "os"
+	DimSource      = "source"       // the referrer's class (search, social, email, ...)
+	DimReferrer    = "referrer"     // the referrer's domain
+	DimUTMSource   = "utm_source"   // the page URL's utm_source
+	DimUTMMedium   = "utm_medium"   // the page URL's utm_medium
+	DimUTMCampaign = "utm_campaign" // the page URL's utm_campaign
+	DimPage        = "page"         // the page's path
+	DimLanding     = "landing"      // the page's path, for the first event of a session
 )
 
+// NumDims is the number of breakdown dimensions.
+const NumDims = 11
+
+// firstOptionalDim is the index of the first dimension that counts only
+// events with a value.
+const firstOptionalDim = 5
+
+// MaxValueLen bounds a breakdown value in bytes; longer ones are cut (at a
+// UTF-8 boundary).
+const MaxValueLen = 100
+
 // Dims lists the breakdown dimensions.
-func Dims() []string { return []string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource} }
+func Dims() []string { return slices.Clone(dimNames[:]) }
+
+// Values are an event's values in every dimension, in the order of Dims.
+type Values [NumDims]string
 
 // Breakdown values past the per-record bound are counted under Other; a
 // missing value under Unknown.
@@ -58,7 +83,7 @@ type Breakdown struct {
 	// newValues: a value was added since the last write, so the list of
 	// the day's breakdown values must be written again.
 	newValues bool
-	byDim     [5]map[string]*SubCount // Dims by dimension index (Dims order)
+	byDim     [NumDims]map[string]*SubCount // Dims by dimension index (Dims order)
 }
 
 // NewBreakdown returns an empty breakdown.
@@ -84,7 +109,8 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 	return sc
 }
 
-var dimNames = [5]string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource}
+var dimNames = [NumDims]string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource,
+	DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCampaign, DimPage, DimLanding}
 
 func dimIndex(dim string) int {
 	for i, d := range dimNames {
@@ -101,10 +127,13 @@ func (b *Breakdown) Add(dim, value string, visitor uint64, maxValues int) {
 	b.add(dim, b.Dims[dim], value, visitor, maxValues)
 }
 
-// AddValues counts one event of visitor under its value in each dimension,
-// values in the order of Dims.
-func (b *Breakdown) AddValues(values *[5]string, visitor uint64, maxValues int) {
+// AddValues counts one event of visitor under its value in each dimension
+// (none in an optional dimension where it has no value).
+func (b *Breakdown) AddValues(values *Values, visitor uint64, maxValues int) {
 	for i, v := range values {
+		if v == "" && i >= firstOptionalDim {
+			continue
+		}
 		b.add(dimNames[i], b.byDim[i], v, visitor, maxValues)
 	}
 }
@@ -112,6 +141,9 @@ func (b *Breakdown) AddValues(values *[5]string, visitor uint64, maxValues int) 
 func (b *Breakdown) add(dim string, vals map[string]*SubCount, value string, visitor uint64, maxValues int) {
 	if value == "" {
 		value = Unknown
+	}
+	if len(value) > MaxValueLen {
+		value = cutUTF8(value, MaxValueLen)
 	}
 	sc := vals[value]
 	if sc == nil {
@@ -188,4 +220,13 @@ func (s *Store) LoadBreakdowns(ctx context.Context, keys []BreakdownKey) ([]Brea
 		}
 	}
 	return out, nil
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that does not
+// end inside a UTF-8 sequence.
+func cutUTF8(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

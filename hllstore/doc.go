@@ -19,12 +19,19 @@
 // reads exactly their fields, never a whole group hash.
 //
 // Campaign records are fields of the content id's day; a per-day set lists a
-// campaign's content ids, and "<prefix>:ci:<yyyymmdd>" every content id with
-// data that day (the day index, written before a day's first write:
-// index.go). Week rollups (week.go) serve long ranges; each names the
-// versions of the days it was built from, so readers rebuild one whose days
-// were written since. A sorted set per kind and day holds the top-N;
-// "<prefix>:wm" the watermarks.
+// campaign's content ids, and "<prefix>:ci:{<group>:<yyyymmdd>}" every
+// content id of the group with data that day (the day index, in the slot of
+// the group's hashes, written before a day's first write: index.go). Week
+// rollups (week.go) serve long ranges; each names the versions of the days
+// it was built from, so readers rebuild one whose days were written since.
+// A sorted set per kind and day holds the top-N, bounded to TopDepth
+// content ids (top.go); "<prefix>:wm" the watermarks.
+//
+// On a Redis Cluster every script and multi-key command stays in one slot
+// (its keys share a hash tag); pipelines span slots, and nothing relies on
+// the order of their commands to different slots. The keys shared by every
+// content id of a day are spread (the day index, one set per group) or
+// bounded (the top-N).
 //
 // Writes are absolute (the new totals and sketches, not increments) and go
 // through one Lua script call per group and day (SaveDays): one HMGET of the

@@ -4,6 +4,7 @@ package hllstore
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -362,6 +363,91 @@ func TestSaveDaysInGroups(t *testing.T) {
 		if o == nil || len(o.Orders) != orders || o.NOrders != uint64(orders) || o.Value["EUR"] != money.Of(int64(orders)*1_000_000) ||
 			d.Records[hid] == nil || b == nil || len(b.Dims[DimCountry]) != countries || d.BPos[0] != int64(want-uint64(i)) {
 			t.Fatalf("%s: order record %+v, breakdowns %+v, bpos %v, want %d orders and countries", keys[i].ContentID, o, b, d.BPos, orders)
+		}
+	}
+}
+
+// A top-N set keeps the TopDepth best content ids of its day however many
+// are raised, and a content id left out or trimmed enters when its score
+// rises above the last kept.
+func TestTopDepth(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC).UnixMilli())
+	up := func(cid string, score uint64) TopUpdate {
+		return TopUpdate{Key: Key{ContentID: cid, Kind: pixelpb.Kind_KIND_VIEW, Gran: GranularityDay, Start: day}, Total: score, Uniques: score}
+	}
+	const n = TopDepth + 500
+	var ups []TopUpdate
+	for i := 1; i <= n; i++ {
+		ups = append(ups, up("c"+strconv.Itoa(i), uint64(i)))
+	}
+	// In two calls: the second finds the set full and sends only what is
+	// above its last.
+	if err := s.RaiseTop(ctx, ups[:TopDepth+100]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RaiseTop(ctx, ups[TopDepth+100:]); err != nil {
+		t.Fatal(err)
+	}
+	key := s.topKey(pixelpb.Kind_KIND_VIEW, day, TopByTotal)
+	check := func(first TopEntry, last string) {
+		t.Helper()
+		if c := rdb.ZCard(ctx, key).Val(); c != TopDepth {
+			t.Fatalf("top set holds %d content ids, want %d", c, TopDepth)
+		}
+		top, err := s.Top(ctx, pixelpb.Kind_KIND_VIEW, day, TopByTotal, n)
+		if err != nil || len(top) != TopDepth || top[0] != first || top[TopDepth-1].ContentID != last {
+			t.Fatalf("top: %d entries, first %v, last %v, %v; want %v ... %s", len(top), top[0], top[len(top)-1], err, first, last)
+		}
+	}
+	check(TopEntry{"c1500", n}, "c501")
+	// Below the last kept: left out. Above: in, and the last drops out.
+	if err := s.RaiseTop(ctx, []TopUpdate{up("low", 10), up("c3", 2000)}); err != nil {
+		t.Fatal(err)
+	}
+	check(TopEntry{"c3", 2000}, "c502")
+	if rdb.ZScore(ctx, key, "low").Err() == nil {
+		t.Fatal("a score below the last kept entered the top set")
+	}
+}
+
+// A server without the save script cached (restarted, or a replica just
+// promoted: Redis does not replicate its script cache) gets the script's
+// text and runs it: every day is written once.
+func TestSaveDaysWithoutCachedScript(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 5, 6, 0, 0, 0, 0, time.UTC).UnixMilli())
+	id := RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}
+	var writes []DayWrite
+	for i := range 40 { // several groups, so several servers of a cluster
+		d := NewDay()
+		d.Record(id).Add(uint64(i) + 1)
+		d.Pos[0] = int64(i)
+		writes = append(writes, DayWrite{Key: DayKey{ContentID: "n" + strconv.Itoa(i), DayStart: day}, Day: d})
+	}
+	for round := range 2 {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writes {
+			w.Day.Record(id).Add(uint64(100 + round))
+			w.Day.Pos[0] += 100
+		}
+		ok, err := s.SaveDays(ctx, writes)
+		if err != nil || slices.Contains(ok, false) {
+			t.Fatalf("round %d: %v %v", round, ok, err)
+		}
+	}
+	for _, w := range writes {
+		got, err := s.Load(ctx, []Key{w.Key.Key(id)})
+		if err != nil || got[0].Total != 3 || got[0].Version != 2 {
+			t.Fatalf("%s: %+v %v, want 3 events in 2 writes", w.Key.ContentID, got[0], err)
 		}
 	}
 }

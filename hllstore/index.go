@@ -9,20 +9,29 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The day index: "<prefix>:ci:<yyyymmdd>" is a set of the content ids that
-// have a day hash on that UTC day. The aggregator adds a content id when it
-// first writes the content id's day (SaveDays, a Day at version 0), in a
-// round trip of its own that must succeed before the day's script call is
-// sent: an index entry without data (the script then failed or was refused)
-// is harmless, data without an index entry never happens, also on Redis
-// Cluster where the set and the day hash are in different slots and a
-// pipeline's order across nodes is not kept, and also when the aggregator
+// The day index: per content id group and UTC day,
+// "<prefix>:ci:{<group>:<yyyymmdd>}" is a set of the content ids of the
+// group that have a day hash on that day. It shares the hash tag, and so the
+// Redis Cluster slot, of the group's day hashes: a day's index is spread
+// over the cluster like its data, where one set per day would put on one
+// node the first write of every content id of the day (a burst at 00:00
+// UTC) and the whole day's list. Readers scan the Groups sets of a day
+// (DayContents). The aggregator adds a content id when it first writes the
+// content id's day (SaveDays, a Day at version 0), in a round trip of its
+// own that must succeed before the day's script call is sent: an index
+// entry without data (the script then failed or was refused) is harmless,
+// data without an index entry never happens, also when the aggregator
 // crashes between the two. The set lives as long as a day (DayRetention).
-// The rollup job (package aggregator) scans it to build the week rollups of
-// every content id of a final week.
+// The rollup job (package aggregator) scans the sets to build the week
+// rollups of every content id of a final week.
 
-func (s *Store) dayIndexKey(dayStart int64) string {
-	return s.prefix + ":ci:" + time.UnixMilli(dayStart).UTC().Format("20060102")
+func (s *Store) dayIndexKey(dk DayKey) string {
+	return s.dayIndexSet(GroupOf(dk.ContentID), dk.DayStart)
+}
+
+// dayIndexSet is the day index of group on the UTC day at dayStart.
+func (s *Store) dayIndexSet(group string, dayStart int64) string {
+	return s.prefix + ":ci:" + groupTag(group, dayStart)
 }
 
 // indexNew adds, in one round trip, the content ids of the days first
@@ -31,11 +40,12 @@ func (s *Store) dayIndexKey(dayStart int64) string {
 // (CampaignContents): both before the data, for the reason above. Adding is
 // idempotent from any number of writers.
 func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
-	byDay := map[int64][]any{}
+	byKey := map[string][]any{} // by index set
 	n := 0
 	for _, w := range writes {
 		if w.Day.Version == 0 {
-			byDay[w.Key.DayStart] = append(byDay[w.Key.DayStart], w.Key.ContentID)
+			k := s.dayIndexKey(w.Key)
+			byKey[k] = append(byKey[k], w.Key.ContentID)
 			n++
 		}
 		n += len(w.Day.campaigns)
@@ -44,8 +54,7 @@ func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for day, ids := range byDay {
-			k := s.dayIndexKey(day)
+		for k, ids := range byKey {
 			p.SAdd(ctx, k, ids...)
 			p.Expire(ctx, k, s.dayDur)
 		}
@@ -64,15 +73,39 @@ func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 	return nil
 }
 
-// DayContents scans the content ids of the UTC day at dayStart (SSCAN from
-// cursor, about count at a time). next is 0 when the scan is complete; a
-// content id may be returned more than once (SSCAN's guarantee).
-func (s *Store) DayContents(ctx context.Context, dayStart int64, cursor uint64, count int64) (ids []string, next uint64, err error) {
-	ids, next, err = s.rdb.SScan(ctx, s.dayIndexKey(dayStart), cursor, "", count).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, fmt.Errorf("scan day index %s: %w", s.dayIndexKey(dayStart), err)
+// DayCursor is the position of a scan of a day's content ids
+// (DayContents); the zero DayCursor starts one.
+type DayCursor struct {
+	group uint32 // the index set being scanned
+	pos   uint64 // its SSCAN cursor
+	done  bool
+}
+
+// Done reports whether the scan is complete.
+func (c DayCursor) Done() bool { return c.done }
+
+// DayContents scans the content ids of the UTC day at dayStart, about count
+// at a time, from cursor (the zero DayCursor at first) through the day's
+// index sets, one per group (SSCAN). It returns the content ids found and
+// the cursor to pass next; next.Done() when the scan is complete. Several
+// sets may be read in one call, in round trips of their own, until one
+// gives content ids. A content id may be returned more than once (SSCAN's
+// guarantee).
+func (s *Store) DayContents(ctx context.Context, dayStart int64, cursor DayCursor, count int64) (ids []string, next DayCursor, err error) {
+	for !cursor.done && len(ids) == 0 {
+		key := s.dayIndexSet(groupName(cursor.group), dayStart)
+		var pos uint64
+		ids, pos, err = s.rdb.SScan(ctx, key, cursor.pos, "", count).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, cursor, fmt.Errorf("scan day index %s: %w", key, err)
+		}
+		cursor.pos = pos
+		if pos == 0 {
+			cursor.group++
+			cursor.done = cursor.group == Groups
+		}
 	}
-	return ids, next, nil
+	return ids, cursor, nil
 }
 
 // Rollup progress: "<prefix>:rolled:<yyyymmdd>" (the Monday) marks a week

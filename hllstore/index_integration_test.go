@@ -5,6 +5,8 @@ package hllstore
 import (
 	"context"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,12 +30,16 @@ func TestDayIndex(t *testing.T) {
 	}
 	members := func(dayStart int64) []string {
 		t.Helper()
-		ids, _, err := s.DayContents(ctx, dayStart, 0, 100)
-		if err != nil {
-			t.Fatal(err)
+		var all []string
+		for c := (DayCursor{}); !c.Done(); {
+			ids, next, err := s.DayContents(ctx, dayStart, c, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, c = append(all, ids...), next
 		}
-		slices.Sort(ids)
-		return ids
+		slices.Sort(all)
+		return slices.Compact(all)
 	}
 
 	a, b := DayKey{ContentID: "a", DayStart: day}, DayKey{ContentID: "b", DayStart: day}
@@ -49,12 +55,18 @@ func TestDayIndex(t *testing.T) {
 	if got := members(day); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("day index %v, want [a b]", got)
 	}
-	if ttl := rdb.TTL(ctx, s.dayIndexKey(day)).Val(); ttl <= 0 || ttl > time.Hour {
+	if ttl := rdb.TTL(ctx, s.dayIndexKey(a)).Val(); ttl <= 0 || ttl > time.Hour {
 		t.Fatalf("day index ttl %v, want the day retention (1h)", ttl)
+	}
+	// The index set of a content id's group and day shares the slot of the
+	// group's day hashes.
+	if d, _, _ := s.DayRedisKeys(a); hashTag(s.dayIndexKey(a)) != hashTag(d) {
+		t.Fatalf("day index %s and day hash %s have different hash tags", s.dayIndexKey(a), d)
 	}
 	// Later writes of a day do not index it again (once per content id and
 	// day, not per flush).
-	rdb.Del(ctx, s.dayIndexKey(day))
+	rdb.Del(ctx, s.dayIndexKey(a))
+	rdb.Del(ctx, s.dayIndexKey(b))
 	if ok, err := write(a, da); err != nil || !ok[0] {
 		t.Fatalf("second write: %v %v", ok, err)
 	}
@@ -64,10 +76,10 @@ func TestDayIndex(t *testing.T) {
 	// The index write comes first and must succeed: when it fails (here the
 	// index key holds a string), the day is not written.
 	next := day + DayMs
-	if err := rdb.Set(ctx, s.dayIndexKey(next), "not a set", time.Hour).Err(); err != nil {
+	c := DayKey{ContentID: "c", DayStart: next}
+	if err := rdb.Set(ctx, s.dayIndexKey(c), "not a set", time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	c := DayKey{ContentID: "c", DayStart: next}
 	if _, err := write(c, NewDay()); err == nil {
 		t.Fatal("a day was saved although its index write failed")
 	}
@@ -97,5 +109,62 @@ func TestDayIndex(t *testing.T) {
 	}
 	if dk, _, _ := s.DayRedisKeys(e); rdb.Exists(ctx, dk).Val() != 0 {
 		t.Fatal("campaign data without an index entry: the day was written although its campaign index write failed")
+	}
+}
+
+// hashTag returns the Redis Cluster hash tag of key: what its slot is
+// computed from.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// Content ids of many groups and days: a scan of a day finds each of that
+// day's once or more, whatever the batch size, and none of another day's.
+func TestDayContentsScan(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	s := New(rdb, Config{Prefix: prefix, DayRetention: time.Hour})
+	ctx := context.Background()
+	day := DayStart(time.Date(2026, 11, 28, 15, 0, 0, 0, time.UTC).UnixMilli())
+	var writes []DayWrite
+	var want []string
+	for i := range 700 {
+		d := NewDay()
+		d.Record(RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: DayRecord}).Add(uint64(i) + 1)
+		d.Pos[0] = int64(i)
+		dk := DayKey{ContentID: "c" + strconv.Itoa(i), DayStart: day}
+		if i%7 == 0 {
+			dk.DayStart += DayMs
+		} else {
+			want = append(want, dk.ContentID)
+		}
+		writes = append(writes, DayWrite{Key: dk, Day: d})
+	}
+	if ok, err := s.SaveDays(ctx, writes); err != nil || slices.Contains(ok, false) {
+		t.Fatalf("save: %v", err)
+	}
+	slices.Sort(want)
+	for _, count := range []int64{1, 10, 1000} {
+		var got []string
+		calls := 0
+		for c := (DayCursor{}); !c.Done(); calls++ {
+			ids, next, err := s.DayContents(ctx, day, c, count)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, c = append(got, ids...), next
+		}
+		slices.Sort(got)
+		if got = slices.Compact(got); !slices.Equal(got, want) {
+			t.Fatalf("count %d: scanned %d content ids, want %d", count, len(got), len(want))
+		}
+		if calls > len(want)+1 {
+			t.Fatalf("count %d: %d calls for %d content ids", count, calls, len(want))
+		}
 	}
 }

@@ -43,7 +43,13 @@ import (
 // order (Day.CountOrder: a replay of that event counts, any other event with
 // the order id does not).
 func (s *Store) groupBase(dk DayKey) string {
-	return s.prefix + ":c:{" + GroupOf(dk.ContentID) + ":" + time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "}:"
+	return s.prefix + ":c:" + groupTag(GroupOf(dk.ContentID), dk.DayStart) + ":"
+}
+
+// groupTag is the Redis Cluster hash tag of a group's keys of the UTC day
+// at dayStart: "{<group>:<yyyymmdd>}".
+func groupTag(group string, dayStart int64) string {
+	return "{" + group + ":" + time.UnixMilli(dayStart).UTC().Format("20060102") + "}"
 }
 
 // dayBase names dk in messages.
@@ -57,10 +63,12 @@ const Groups = 256
 
 // GroupOf returns the group of a content id: FNV-1a (32 bits) of its bytes
 // modulo Groups, two hex digits.
-func GroupOf(contentID string) string {
-	g := groupIndex(contentID)
+func GroupOf(contentID string) string { return groupName(groupIndex(contentID)) }
+
+// groupName returns group g (0 to Groups-1) as two hex digits.
+func groupName(g uint32) string {
 	const hex = "0123456789abcdef"
-	return string([]byte{hex[g>>4], hex[g&15]})
+	return string([]byte{hex[g>>4&15], hex[g&15]})
 }
 
 func groupIndex(contentID string) uint32 {

@@ -158,12 +158,13 @@ func putArgBuf(b *argBuf) {
 
 var sketchSeed = maphash.MakeSeed()
 
-// SaveDays writes days in one pipelined round trip: one script call per
-// content id group and day (at most maxDaysPerCall days each) with, per day,
-// the records changed since the last write (and, with Details, the changed
-// breakdowns); before that, in a round trip of its own, the day index of
-// days written for the first time (version 0) and the campaign index of
-// campaigns new to a day (see index.go). written[i] is false when Redis no
+// SaveDays writes days in one pipelined round trip (two when a server does
+// not have the script cached yet): one script call per content id group and
+// day (at most maxDaysPerCall days each) with, per day, the records changed
+// since the last write (and, with Details, the changed breakdowns); before
+// that, in a round trip of its own, the day index of days written for the
+// first time (version 0) and the campaign index of campaigns new to a day
+// (see index.go). written[i] is false when Redis no
 // longer holds the token writes[i] was loaded at (another owner wrote, or
 // Redis lost writes in a crash): the caller's copy is stale and must be
 // dropped. A written day's version moves on and its records are clean.
@@ -175,10 +176,6 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	// of their own (index.go): data without an index entry must never exist.
 	if err := s.indexNew(ctx, writes); err != nil {
 		return nil, err
-	}
-	// Make sure the script is cached so the pipeline can use EVALSHA.
-	if err := saveDaysScript.Load(ctx, s.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("load save script: %w", err)
 	}
 	// Calls: the writes of one group and day, in the order of writes.
 	type callKey struct {
@@ -201,6 +198,8 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	type call struct {
 		cmd  *redis.Cmd
 		days []int
+		keys []string
+		args []any
 	}
 	var calls []call
 	var sec [4][]any  // per call: day, hour, breakdown and order arguments
@@ -242,12 +241,36 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 				}
 				buf.args[start+7] = string(counts)
 				args := buf.args[start:len(buf.args):len(buf.args)]
-				calls = append(calls, call{saveDaysScript.EvalSha(ctx, p, keys, args...), idx[:n]})
+				calls = append(calls, call{saveDaysScript.EvalSha(ctx, p, keys, args...), idx[:n], keys, args})
 				idx = idx[n:]
 			}
 		}
 		return nil
 	})
+	// A server without the script cached (just started, restarted, or a
+	// replica promoted after a failover: Redis does not replicate its
+	// script cache) answers NOSCRIPT without running it. Those calls go
+	// again with the script's text (EVAL, which caches it there).
+	var again []*call
+	for i := range calls {
+		if redis.HasErrorPrefix(calls[i].cmd.Err(), "NOSCRIPT") {
+			again = append(again, &calls[i])
+		}
+	}
+	if len(again) > 0 {
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, c := range again {
+				c.cmd = saveDaysScript.Eval(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		err = nil
+		for _, c := range calls {
+			if err = c.cmd.Err(); err != nil {
+				break
+			}
+		}
+	}
 	clear(buf.args[:cap(buf.args)])
 	for j := range sec {
 		clear(sec[j][:cap(sec[j])])

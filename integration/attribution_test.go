@@ -25,14 +25,15 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// source is what attribution derives from one hit.
+// source is what attribution derives from one hit, and for a click the
+// destination it redirected to.
 type source struct {
-	page, ref, medium, refDomain, utmSource, utmCampaign, clickID string
+	page, ref, medium, refDomain, utmSource, utmCampaign, clickID, dest string
 }
 
 func sourceOf(ev *pixelpb.Event) source {
 	return source{page: ev.GetPageUrl(), ref: ev.GetReferrer(), medium: ev.GetReferrerMedium(), refDomain: ev.GetReferrerDomain(),
-		utmSource: ev.GetUtmSource(), utmCampaign: ev.GetUtmCampaign(), clickID: ev.GetClickId()}
+		utmSource: ev.GetUtmSource(), utmCampaign: ev.GetUtmCampaign(), clickID: ev.GetClickId(), dest: ev.GetClickDestination()}
 }
 
 // eventsByContent waits until the collected events cover n content ids and
@@ -62,7 +63,9 @@ func eventsByContent(t *testing.T, got *outputs, prefix string, n int) map[strin
 // real edge and processor, and checks the page, the referrer and the source
 // each event gets: UTM parameters and click ids come from the page, the
 // referrer is judged against the page's own host, and the Referer header
-// of an image is its page, never its referrer.
+// of an image is its page, never its referrer. A click's event carries its
+// destination, redacted (never its UTM tags as the source); no other
+// event carries one.
 func TestAttributionPairs(t *testing.T) {
 	s := newStack(t)
 	s.startEdgeWith(func(c *edge.Config) { c.ClickAllowHosts = map[string][]string{"*": {"shop.example"}} })
@@ -104,8 +107,8 @@ func TestAttributionPairs(t *testing.T) {
 			source{page: post, medium: "direct"}},
 		{"e-mail image: no page, no referrer", "/p.gif?cid={cid}&k=open", "",
 			source{medium: "direct"}},
-		{"click from a webmail: its Referer is the referrer", "/c?cid={cid}&u=" + url.QueryEscape("https://shop.example/sale"), "https://mail.yahoo.com/d/folders/1",
-			source{ref: "https://mail.yahoo.com/d/folders/1", medium: "email", refDomain: "yahoo.com"}},
+		{"click from a webmail: its Referer is the referrer", "/c?cid={cid}&u=" + url.QueryEscape("https://shop.example/sale?email=a@b.example&utm_source=news"), "https://mail.yahoo.com/d/folders/1",
+			source{ref: "https://mail.yahoo.com/d/folders/1", medium: "email", refDomain: "yahoo.com", dest: "https://shop.example/sale?email=[redacted-email]&utm_source=news"}},
 	} {
 		cid := fmt.Sprintf("attr-%02d", i)
 		req, err := http.NewRequest("GET", s.edgeURL+strings.ReplaceAll(tc.path, "{cid}", cid), nil)
@@ -292,6 +295,67 @@ func TestAttributionInBrowser(t *testing.T) {
 		}
 		return ""
 	})
+
+	// The other reports, each as the events say: the page's path, the
+	// landing page of each session (its first event, a view), the
+	// referrer's domain and the UTM parameters, counted only where the
+	// event has the value.
+	reports := map[string]map[string]uint64{}
+	add := func(dim, value string) {
+		if value == "" {
+			return
+		}
+		if reports[dim] == nil {
+			reports[dim] = map[string]uint64{}
+		}
+		reports[dim][value]++
+	}
+	for _, ev := range evs {
+		u, err := url.Parse(ev.GetPageUrl())
+		if err != nil {
+			t.Fatal(err)
+		}
+		add("page", u.Path)
+		if ev.GetSessionSeq() == 1 {
+			add("landing", u.Path)
+		}
+		add("referrer", ev.GetReferrerDomain())
+		add("utm_source", ev.GetUtmSource())
+		add("utm_medium", ev.GetUtmMedium())
+		add("utm_campaign", ev.GetUtmCampaign())
+	}
+	if reports["page"]["/post.html"] != 5 || reports["page"]["/app/step-2"] != 1 || reports["utm_campaign"]["dec"] != 1 ||
+		reports["referrer"]["shop.example"] != 2 || len(reports["landing"]) == 0 {
+		t.Fatalf("the events' reports %v: want 5 views of /post.html, 1 of /app/step-2, campaign dec, 2 internal referrers, a landing page", reports)
+	}
+	for dim, want := range reports {
+		pipetest.Eventually(t, time.Minute, func() string {
+			req, _ := http.NewRequest("GET", s.queryURL+"/v1/breakdowns/"+url.PathEscape(cid)+"?dimension="+dim, nil)
+			req.Header.Set("Authorization", "Bearer it-token")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			var bd query.BreakdownResponse
+			if err := json.NewDecoder(resp.Body).Decode(&bd); err != nil {
+				return err.Error()
+			}
+			got := map[string]uint64{}
+			for _, it := range bd.Items {
+				got[it.Key] = it.Total
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Sprintf("%s breakdown %v, want %v", dim, got, want)
+			}
+			return ""
+		})
+	}
+	// The same through the command line, as CSV.
+	out := mustBin(t, bin, "export", "-url="+s.queryURL, "-token=it-token", "-dimension=page", "breakdown", cid)
+	if !strings.Contains(out, "page,total,uniques,uniques_bound\n") || !strings.Contains(out, "\n/post.html,5,1,0\n") {
+		t.Errorf("export -dimension=page breakdown:\n%s\nwant /post.html with 5 views by 1 visitor", out)
+	}
 }
 
 // TestSignedPixelPolicy: through a real edge, processor, aggregator and

@@ -38,7 +38,7 @@ type stack struct {
 	t      *testing.T
 	kc     kafkaconn.Config
 	topics pipetest.Topics
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	logger *slog.Logger
 

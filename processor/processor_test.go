@@ -1,8 +1,12 @@
 package processor
 
 import (
+	"context"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -45,4 +49,90 @@ func TestValidate(t *testing.T) {
 	f("negative value from elsewhere", func(h *pixelpb.RawHit) {
 		h.Kind, h.OrderId, h.ValueMicros, h.Currency = pixelpb.Kind_KIND_CONVERSION, "o-1", -1, "EUR"
 	}, "negative_value")
+}
+
+// memoryProcessor returns a processor whose partition 0 is held in memory
+// from offset 0 on, as if just started without a snapshot: transform runs
+// on it without Redis or Kafka.
+func memoryProcessor(t *testing.T) *Processor {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.VisitorSecret = "s"
+	p, err := New(cfg, nil, prometheus.NewRegistry(), Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := p.emptyPart(0)
+	pt.clock.Next = 0
+	p.parts[0] = pt
+	return p
+}
+
+// TestClickDestination: a click's event carries where it redirected to,
+// redacted as the page URL is; no other kind carries one, whatever its raw
+// hit holds; and odd destinations (very long, not a URL, broken escapes)
+// pass through harmlessly, while one that is not UTF-8 is dead-lettered
+// like any undecodable hit.
+func TestClickDestination(t *testing.T) {
+	t.Parallel()
+	long := "https://shop.example/" + strings.Repeat("a/", 32<<10) + "?to=jane%2540mail.example"
+	cases := []struct {
+		name string
+		kind pixelpb.Kind
+		dest string
+		want string
+	}{
+		{"click, e-mail in the query", pixelpb.Kind_KIND_CLICK, "https://shop.example/sale?email=a@b.example&utm_source=news",
+			"https://shop.example/sale?email=[redacted-email]&utm_source=news"},
+		{"click, percent-encoded e-mail and a phone number", pixelpb.Kind_KIND_CLICK, "https://shop.example/p?to=a%40b.example&tel=%2B14155552671#x",
+			"https://shop.example/p?to=[redacted-email]&tel=[redacted-phone]#x"},
+		{"click, nothing personal", pixelpb.Kind_KIND_CLICK, "https://shop.example/sale?x=1&y=%C3%A9", "https://shop.example/sale?x=1&y=%C3%A9"},
+		{"click without a destination", pixelpb.Kind_KIND_CLICK, "", ""},
+		{"view carrying a destination", pixelpb.Kind_KIND_VIEW, "https://shop.example/sale?email=a@b.example", ""},
+		{"impression carrying a destination", pixelpb.Kind_KIND_IMPRESSION, "https://shop.example/sale", ""},
+		{"click, very long", pixelpb.Kind_KIND_CLICK, long, strings.TrimSuffix(long, "jane%2540mail.example") + "[redacted-email]"},
+		{"click, not a URL", pixelpb.Kind_KIND_CLICK, "javascript:alert(1) %zz%%4 @@ \\", "javascript:alert(1) %zz%%4 @@ \\"},
+	}
+	p := memoryProcessor(t)
+	var in []kafka.Message
+	for i, tc := range cases {
+		in = append(in, kafka.Message{Partition: 0, Offset: int64(i), Value: rawHit(func(h *schemas.HitFields) {
+			h.EventID[0], h.Seq = byte(i), uint64(i+1)
+			h.Kind, h.ClickDestination = tc.kind, []byte(tc.dest)
+			if tc.kind == pixelpb.Kind_KIND_CLICK {
+				h.Route = "click"
+			}
+		})})
+	}
+	in = append(in, kafka.Message{Partition: 0, Offset: int64(len(cases)), Value: rawHit(func(h *schemas.HitFields) {
+		h.EventID[0], h.Seq = 0xff, 100
+		h.Kind, h.ClickDestination = pixelpb.Kind_KIND_CLICK, []byte("https://shop.example/\xff")
+	})})
+	if err := p.transform(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.events) != len(cases) || len(p.dlq) != 1 || !strings.HasPrefix(deadLetterReason(p.dlq[0]), "decode: ") {
+		t.Fatalf("%d events, %d dead letters; want %d events and the destination that is not UTF-8 dead-lettered", len(p.events), len(p.dlq), len(cases))
+	}
+	for i, tc := range cases {
+		var ev pixelpb.Event
+		if err := proto.Unmarshal(p.events[i].Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetKind() != tc.kind || ev.GetClickDestination() != tc.want {
+			t.Errorf("%s: %v event, click_destination %.200q; want %v, %.200q", tc.name, ev.GetKind(), ev.GetClickDestination(), tc.kind, tc.want)
+		}
+		if strings.Contains(string(p.events[i].Value), "b.example&") || strings.Contains(string(p.events[i].Value), "mail.example") {
+			t.Errorf("%s: an e-mail address reached the event", tc.name)
+		}
+	}
+}
+
+func deadLetterReason(m kafka.Message) string {
+	for _, h := range m.Headers {
+		if h.Key == "reason" {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

@@ -296,6 +296,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		AdId: hit.GetAdId(), CreativeId: hit.GetCreativeId(), PlacementId: hit.GetPlacementId(),
 		OrderId: hit.GetOrderId(), ValueMicros: hit.GetValueMicros(), Currency: hit.GetCurrency(),
 		Verified: hit.GetVerified(), Props: redactProps(hit.GetProps()), Route: hit.GetRoute(),
+		ClickDestination: clickDestination(hit),
 	}
 	ev := &p.ev
 	if pol := p.signing.For(hit.GetContentId()); pol != signing.Off {
@@ -323,6 +324,18 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	p.evEnds = append(p.evEnds, [2]int{keyEnd, len(p.evBuf)})
 	p.m.events.Inc()
 	p.events = append(p.events, kafka.Message{Time: time.UnixMilli(at)})
+}
+
+// clickDestination returns where a click hit redirected to, redacted as the
+// page URL is (the edge redacted it already; hits spooled by older edges
+// may not be), and "" for every other kind. Like the page URL it is not
+// cut here: the edge bounds it. It allocates only when there is something
+// to redact.
+func clickDestination(h *pixelpb.RawHit) string {
+	if h.GetKind() != pixelpb.Kind_KIND_CLICK {
+		return ""
+	}
+	return pii.RedactPII(h.GetClickDestination())
 }
 
 // sweep closes the sessions of pt that ended more than the timeout before

@@ -96,7 +96,7 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 		t.Fatal(err)
 	}
 	for i := range 7 {
-		values := [5]string{"DE", []string{"desktop", "mobile"}[i%2], "Firefox", []string{"Linux", "=HYPERLINK(1)"}[i%2], "search"}
+		values := hllstore.Values{"DE", []string{"desktop", "mobile"}[i%2], "Firefox", []string{"Linux", "=HYPERLINK(1)"}[i%2], "search"}
 		days[0].Breakdown(pixelpb.Kind_KIND_VIEW).AddValues(&values, uint64(i+1)*0x9e3779b97f4a7c15, 50)
 	}
 	if written, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: days[0], Details: true}}); err != nil || !written[0] {

@@ -81,7 +81,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 		{"top bad by", "/v1/top?by=likes", "Bearer acme-tok", 400, "uniques or views"},
 		{"top bad limit", "/v1/top?limit=1000", "Bearer acme-tok", 400, "1 to 100"},
 		{"top bad range", "/v1/top?from=2026-11-02&to=2026-11-01", "Bearer acme-tok", 400, "to must be after from"},
-		{"breakdown no dimension", "/v1/breakdowns/acme:a", "Bearer acme-tok", 400, "use country, device"},
+		{"breakdown no dimension", "/v1/breakdowns/acme:a", "Bearer acme-tok", 400, "use one of country, device, browser, os, source, referrer, utm_source"},
 		{"breakdown bad limit", "/v1/breakdowns/acme:a?dimension=os&limit=x", "Bearer acme-tok", 400, "whole number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -101,10 +102,8 @@ func BenchmarkStatsRange(b *testing.B) {
 			for b.Loop() {
 				if c.cold || c.job {
 					b.StopTimer()
-					if keys, err := rdb.Keys(ctx, prefix+":c:{bench:a:w*").Result(); err != nil {
+					if _, err := redisconn.Del(ctx, rdb, pipetest.RedisKeys(b, rdb, prefix+":c:{bench:a:w*")...); err != nil {
 						b.Fatal(err)
-					} else if len(keys) > 0 {
-						rdb.Del(ctx, keys...)
 					}
 					if c.job {
 						for _, w := range weeks {
@@ -150,7 +149,7 @@ type usage struct {
 }
 
 // redisUsage reads the server's CPU time (user + sys) and bytes sent.
-func redisUsage(b *testing.B, rdb *redis.Client) usage {
+func redisUsage(b *testing.B, rdb redis.UniversalClient) usage {
 	info, err := rdb.Info(context.Background(), "cpu", "stats").Result()
 	if err != nil {
 		b.Fatal(err)

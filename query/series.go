@@ -3,6 +3,7 @@ package query
 import (
 	"cmp"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/counts"
@@ -231,7 +232,7 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 		known = known || d == dim
 	}
 	if !known {
-		writeError(w, http.StatusBadRequest, "bad dimension "+quote(dim)+": use country, device, browser, os or source")
+		writeError(w, http.StatusBadRequest, "bad dimension "+quote(dim)+": use one of "+strings.Join(counts.Dimensions, ", "))
 		return
 	}
 	f, ok := formatParam(w, r)

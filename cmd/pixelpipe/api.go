@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/query"
 )
@@ -218,11 +219,14 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return printShares(stdout, &top.Freshness, "content id", top.Items, true)
 }
 
-// cmdBreakdown prints a content id's human views by country, device,
-// browser, OS or traffic source.
+// breakdownDims are the dimensions the query API breaks views down by.
+var breakdownDims = hllstore.Dims()
+
+// cmdBreakdown prints a content id's human views by one dimension
+// (breakdownDims).
 func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, api := newAPIFlagSet("breakdown", "CONTENT_ID", "pixelpipe breakdown -url=http://127.0.0.1:8081 -token=$TOKEN -dimension=country -n=20 acme:article-7", "/v1/breakdowns/{cid}")
-	dimension := fs.String("dimension", "country", "country, device, browser, os or source")
+	dimension := fs.String("dimension", "country", "country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page or landing (a session's first page)")
 	n := limitFlag(fs, "values")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -231,7 +235,7 @@ func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(oneOf("dimension", *dimension, "country", "device", "browser", "os", "source"), checkLimit(*n)); err != nil {
+	if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), checkLimit(*n)); err != nil {
 		return err
 	}
 	var bd query.BreakdownResponse

@@ -24,6 +24,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/admin"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/lease"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/query"
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -107,9 +108,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	acfg := aggregator.DefaultConfig()
 
 	reg := newRegistry()
-	rdb := newRedis(mr.Addr())
+	rdb := newRedis(redisconn.Addr{Addrs: []string{mr.Addr()}})
 	defer rdb.Close()
-	store := hllstore.New(rdb, hllstore.Config{})
+	store := hllstore.New(rdb, hllstore.Config{HourRetention: acfg.HourRetention, DayRetention: acfg.DayRetention})
 	ecfg.Kafka.Brokers = kc.Brokers
 	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg)
 	if err != nil {

@@ -26,7 +26,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows: view, impression, click, conversion, open, custom")
 	class := fs.String("class", "human", "series: traffic class: human, bot, machine or unverified")
 	by := fs.String("by", "uniques", "top: order by human unique visitors (uniques) or human views (views)")
-	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os or source")
+	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page or landing (a session's first page)")
 	n := limitFlag(fs, "content ids (top) or values (breakdown)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -67,7 +67,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if fs.NArg() != 2 || fs.Arg(1) == "" {
 			return errors.New("export breakdown takes one content id")
 		}
-		if err := errors.Join(oneOf("dimension", *dimension, "country", "device", "browser", "os", "source"), checkLimit(*n)); err != nil {
+		if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), checkLimit(*n)); err != nil {
 			return err
 		}
 		path = "/v1/breakdowns/" + url.PathEscape(fs.Arg(1))

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
@@ -54,8 +56,20 @@ func (c *common) bindKafka(fs *flag.FlagSet) {
 }
 
 func (c *common) bindRedis(fs *flag.FlagSet) {
-	fs.StringVar(&c.redisAddr, "redis.addr", "127.0.0.1:6379", "Redis address, host:port")
-	fs.StringVar(&c.redisPrefix, "redis.keyPrefix", "pp", "prefix of every Redis key; aggregators and query servers of a pipeline must agree")
+	fs.StringVar(&c.redisAddr, "redis.addr", "127.0.0.1:6379", "Redis address: host:port of a single server, or a Redis Cluster as host:port,host:port,... or "+redisconn.ClusterScheme+"host:port[,host:port...] (seed nodes; one is enough)")
+	fs.StringVar(&c.redisPrefix, "redis.keyPrefix", "pp", "prefix of every Redis key, without { or } (they would change the keys' cluster hash tags); every part of a pipeline must agree")
+}
+
+// redis returns the parsed -redis.addr, after checking -redis.keyPrefix.
+func (c *common) redis() (redisconn.Addr, error) {
+	if strings.ContainsAny(c.redisPrefix, "{}") {
+		return redisconn.Addr{}, fmt.Errorf("redis.keyPrefix %q: must not contain { or }: keys that a script writes together share the hash tag in braces after the prefix", c.redisPrefix)
+	}
+	a, err := redisconn.Parse(c.redisAddr)
+	if err != nil {
+		return redisconn.Addr{}, fmt.Errorf("redis.addr: %w", err)
+	}
+	return a, nil
 }
 
 func (c *common) bindVisitor(fs *flag.FlagSet) {

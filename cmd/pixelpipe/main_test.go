@@ -120,6 +120,14 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"breakdown"}, "give one content id"},
 		{[]string{"breakdown", "-dimension=city", "acme:a"}, `-dimension="city": use country, device, browser, os, source`},
 		{[]string{"breakdown", "-n=-3", "acme:a"}, "-n=-3: use 1 to 100"},
+		{[]string{"export"}, `export what? give series, top or breakdown, got ""`},
+		{[]string{"export", "series"}, "export series takes one content id"},
+		{[]string{"export", "breakdown", "a", "b"}, "export breakdown takes one content id"},
+		{[]string{"export", "top", "a"}, `export top takes no id, got ["a"]`},
+		{[]string{"export", "-format=xml", "top"}, `-format="xml": use csv, ndjson`},
+		{[]string{"export", "-dimension=city", "breakdown", "acme:a"}, `-dimension="city": use country`},
+		{[]string{"aggregator", "-aggregator.hourRetention=24h"}, "aggregator.hourRetention 24h0m0s: must exceed a day plus aggregator.lateHorizon"},
+		{[]string{"aggregator", "-aggregator.dayRetention=240h"}, "aggregator.dayRetention 240h0m0s: must exceed a week plus aggregator.lateHorizon plus aggregator.rollup.maxWait"},
 		{[]string{"tail", "nope"}, `unknown topic "nope": use hits, events, sessions, counts, dlq`},
 		{[]string{"tail", "pixel.nope.v1"}, `unknown topic "pixel.nope.v1"`},
 		{[]string{"tail"}, "give exactly one TOPIC"},
@@ -140,6 +148,9 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"snippet", "-base=javascript:alert(1)", "acme:a"}, `-base="javascript:alert(1)": use the edge's public base URL`},
 		{[]string{"snippet", "-base=https://px.example.com/?a=b", "acme:a"}, "use the edge's public base URL"},
 		{[]string{"snippet", "-kind=visit", "acme:a"}, `-kind="visit": use view, impression`},
+		{[]string{"aggregator", "-redis.addr=redis://x:1"}, `redis.addr: redis address "redis://x:1": use host:port`},
+		{[]string{"processor", "-redis.addr=a:1,b"}, `redis.addr: redis address "a:1,b": "b" is not host:port`},
+		{[]string{"query", "-redis.keyPrefix=p{x}"}, `redis.keyPrefix "p{x}": must not contain { or }`},
 	} {
 		code, out, errOut := runCLI(t, tc.args...)
 		if code != 1 || !strings.Contains(errOut, tc.want) {

@@ -26,6 +26,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/flagenv"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/lease"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/processor"
 	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/query"
@@ -184,7 +185,11 @@ func cmdProcessor(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := c.kafka().Validate(); err != nil {
 		return err
 	}
-	rdb := newRedis(c.redisAddr)
+	addr, err := c.redis()
+	if err != nil {
+		return err
+	}
+	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
 	p, err := newProcessor(c.kafka(), cfg, rdb, c.redisPrefix, logger, reg)
@@ -268,10 +273,14 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := c.kafka().Validate(); err != nil {
 		return err
 	}
-	rdb := newRedis(c.redisAddr)
+	addr, err := c.redis()
+	if err != nil {
+		return err
+	}
+	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
-	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})
+	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix, HourRetention: cfg.HourRetention, DayRetention: cfg.DayRetention})
 	a, err := newAggregator(c.kafka(), cfg, store, logger, reg)
 	if err != nil {
 		return err
@@ -301,6 +310,8 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.IntVar(&cfg.RollupRate, "aggregator.rollup.rate", cfg.RollupRate, "most week rollups per second the rollup job builds (each reads a content id's 7 day hashes; checking one already valid counts as an eighth); bounds its load on Redis next to the flushes")
 	fs.DurationVar(&cfg.RollupMargin, "aggregator.rollup.margin", cfg.RollupMargin, "a week is rolled up no earlier than its end plus -aggregator.lateHorizon plus this, by this process's clock")
 	fs.DurationVar(&cfg.RollupMaxWait, "aggregator.rollup.maxWait", cfg.RollupMaxWait, "how long past its end plus -aggregator.lateHorizon a week waits for every partition's freshness watermark before it is rolled up anyway (pixel_aggregator_rollup_weeks_total{result=\"forced\"}; a rollup whose days change later is rebuilt by readers)")
+	fs.DurationVar(&cfg.HourRetention, "aggregator.hourRetention", cfg.HourRetention, "how long hour counts (hour series) stay in Redis after their day's first write, e.g. 840h = 35 days; must exceed 24h plus -aggregator.lateHorizon")
+	fs.DurationVar(&cfg.DayRetention, "aggregator.dayRetention", cfg.DayRetention, "how long day counts, breakdowns, order ids and the campaign index stay in Redis after their day's first write (week rollups: as long as their last day), e.g. 9600h = 400 days; at least -aggregator.hourRetention and above a week plus -aggregator.lateHorizon plus -aggregator.rollup.maxWait")
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
 
@@ -320,12 +331,14 @@ func newAggregator(kc kafkaconn.Config, cfg aggregator.Config, store *hllstore.S
 	})
 }
 
-// newRedis returns a client whose context deadlines apply to socket I/O, so
+// newRedis returns a client of the server or Redis Cluster addr names
+// (redisconn.Parse), whose context deadlines apply to socket I/O, so
 // shutdown deadlines hold. Its retries are harmless: every count write is
-// absolute and guarded by a token each write replaces (hllstore).
-func newRedis(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr:                  addr,
+// absolute and guarded by a token each write replaces (hllstore), and a
+// state snapshot is written only over the position its writer last wrote
+// (processor/state).
+func newRedis(addr redisconn.Addr) redis.UniversalClient {
+	return redisconn.New(addr, redis.UniversalOptions{
 		ContextTimeoutEnabled: true,
 		DialTimeout:           5 * time.Second,
 		ReadTimeout:           5 * time.Second,
@@ -363,7 +376,11 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rdb := newRedis(c.redisAddr)
+	addr, err := c.redis()
+	if err != nil {
+		return err
+	}
+	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
 	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})), audit.NewReader(rdb, c.redisPrefix))

@@ -2,21 +2,29 @@
 # Local test services for pixelpipe, without a container engine:
 #   - Apache Kafka (KRaft, single node, broker+controller), assembled from Maven
 #     Central artifacts and run with the machine's java;
-#   - redis-server from Debian's packages, our own instance (not the system one).
+#   - redis-server from Debian's packages, our own instance (not the system one);
+#   - a Redis Cluster of six more redis-server processes on loopback (three
+#     masters with a replica each), for the tests of the Redis users on a
+#     cluster.
 #
-# Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|help
+# Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|cluster-up|cluster-down|help
 #
 # Everything downloaded or generated lives under <repo>/.cache/:
 #   .cache/kafka-<version>/libs/       broker classpath (marker: libs/.complete)
 #   .cache/run/kafka/                  server.properties, log4j.properties, data/
 #   .cache/run/redis/                  redis working dir (AOF)
 #   .cache/run/{kafka,redis}.{pid,log} pidfiles and logs
+#   .cache/run/redis-cluster/<port>/   a cluster node's working dir (nodes.conf, AOF)
+#   .cache/run/redis-cluster/<port>.{pid,log}  its pidfile and log
 #
 # Environment:
 #   PIXEL_KAFKA_VERSION   Kafka version (default below)
 #   PIXEL_KAFKA_PORT      client listener on 127.0.0.1 (default 19092)
 #   PIXEL_KAFKA_CONTROLLER_PORT  KRaft controller listener (default: kafka port + 1)
 #   PIXEL_REDIS_PORT      redis port on 127.0.0.1 (default 16379)
+#   PIXEL_REDIS_CLUSTER_PORT  first port of the Redis Cluster's six nodes on
+#                         127.0.0.1 (default 17000: 17000-17005; their cluster bus
+#                         ports are 10000 higher)
 #   PIXEL_KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx768m")
 #   PIXEL_START_TIMEOUT   seconds to wait for each service (default 90)
 #   PIXEL_RUN_DIR         run/state folder instead of .cache/run (pidfiles, logs,
@@ -31,6 +39,8 @@ KAFKA_VERSION=${PIXEL_KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
 KAFKA_PORT=${PIXEL_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${PIXEL_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 REDIS_PORT=${PIXEL_REDIS_PORT:-16379}
+CLUSTER_PORT=${PIXEL_REDIS_CLUSTER_PORT:-17000}
+readonly CLUSTER_NODES=6 CLUSTER_REPLICAS=1
 KAFKA_HEAP=${PIXEL_KAFKA_HEAP:--Xms256m -Xmx768m}
 START_TIMEOUT=${PIXEL_START_TIMEOUT:-90}
 STOP_TIMEOUT=30
@@ -51,6 +61,7 @@ KAFKA_MAIN=kafka.Kafka
 REDIS_RUN=$RUN_DIR/redis
 REDIS_PID=$RUN_DIR/redis.pid
 REDIS_LOG=$RUN_DIR/redis.log
+CLUSTER_RUN=$RUN_DIR/redis-cluster
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -62,13 +73,15 @@ die() {
 
 usage() {
   cat <<EOF
-Usage: $0 up|down|status
+Usage: $0 up|down|status|kafka-up|kafka-down|cluster-up|cluster-down
 
-  up      install (first time) and start Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT
-          and redis on 127.0.0.1:$REDIS_PORT; does nothing if both already run
-  down    stop the processes recorded in .cache/run/*.pid
+  up      install (first time) and start Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT,
+          redis on 127.0.0.1:$REDIS_PORT and the Redis Cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1));
+          does nothing for what already runs
+  down    stop the processes recorded in .cache/run/*.pid and .cache/run/redis-cluster/*.pid
   status  print what runs; exit status 1 if a service is down
-  kafka-up, kafka-down  the same for Kafka alone (no redis)
+  kafka-up, kafka-down      the same for Kafka alone (no redis)
+  cluster-up, cluster-down  the same for the Redis Cluster alone
 EOF
 }
 
@@ -430,6 +443,216 @@ redis_up() {
   die "redis did not answer PING on 127.0.0.1:$REDIS_PORT; see $REDIS_LOG"
 }
 
+# ---------------------------------------------------------------- redis cluster
+#
+# Six redis-server processes on 127.0.0.1:CLUSTER_PORT.. (three masters, a
+# replica each), each with its own working dir (nodes.conf, AOF), pidfile and
+# log under CLUSTER_RUN. redis-cli --cluster create joins them once; after a
+# restart the nodes find each other again from their nodes.conf.
+
+cluster_ports() { seq "$CLUSTER_PORT" $((CLUSTER_PORT + CLUSTER_NODES - 1)); }
+cluster_pid_file() { printf '%s/%s.pid\n' "$CLUSTER_RUN" "$1"; }
+cluster_pattern() { printf 'redis-server 127.0.0.1:%s\n' "$1"; }
+
+# cluster_info PORT: the node's CLUSTER INFO (empty when it does not answer).
+cluster_info() {
+  redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r' || true
+}
+
+# cluster_field INFO NAME: the value of NAME in a CLUSTER INFO text.
+cluster_field() {
+  sed -n "s/^$2:\(.*\)$/\1/p" <<<"$1"
+}
+
+# cluster_node_ok PORT: the node answers, sees the cluster as ok, every slot
+# served, and knows every node.
+cluster_node_ok() {
+  local info
+  info=$(cluster_info "$1")
+  [[ $(cluster_field "$info" cluster_state) == ok &&
+    $(cluster_field "$info" cluster_slots_ok) == 16384 &&
+    $(cluster_field "$info" cluster_known_nodes) == "$CLUSTER_NODES" ]]
+}
+
+cluster_ok() {
+  local port
+  for port in $(cluster_ports); do
+    cluster_node_ok "$port" || return 1
+  done
+}
+
+# cluster_roles_ok: every node sees CLUSTER_NODES / (1 + CLUSTER_REPLICAS)
+# masters and the rest as replicas, none failed (a restarted node that was
+# failed over takes a moment to learn it is a replica now).
+cluster_roles_ok() {
+  local port flags want=$((CLUSTER_NODES / (1 + CLUSTER_REPLICAS)))
+  for port in $(cluster_ports); do
+    # CLUSTER NODES: "<id> <addr> <flags> ...", flags such as "myself,master".
+    flags=$(redis-cli -h 127.0.0.1 -p "$port" cluster nodes 2>/dev/null | tr -d '\r' | awk '{print $3}') || return 1
+    grep -qE '(^|,)fail' <<<"$flags" && return 1
+    [[ $(grep -cE '(^|,)master(,|$)' <<<"$flags" || true) == "$want" ]] || return 1
+    [[ $(grep -cE '(^|,)slave(,|$)' <<<"$flags" || true) == $((CLUSTER_NODES - want)) ]] || return 1
+  done
+}
+
+# cluster_ready: the cluster serves every slot and every node agrees on who
+# is master.
+cluster_ready() { cluster_ok && cluster_roles_ok; }
+
+cluster_addrs() {
+  local port out=()
+  for port in $(cluster_ports); do
+    out+=("127.0.0.1:$port")
+  done
+  printf '%s\n' "${out[*]}"
+}
+
+# cluster_start_node PORT: starts the node unless its pidfile names a live one.
+cluster_start_node() {
+  local port=$1 pid pidfile pattern out
+  pidfile=$(cluster_pid_file "$port")
+  pattern=$(cluster_pattern "$port")
+  if pid=$(live_pid "$pidfile" "$pattern"); then
+    return 0
+  fi
+  rm -f "$pidfile"
+  port_open "$port" &&
+    die "port 127.0.0.1:$port is taken by another process (not ours); set PIXEL_REDIS_CLUSTER_PORT or free it"
+  port_open $((port + 10000)) &&
+    die "cluster bus port 127.0.0.1:$((port + 10000)) is taken by another process (not ours); set PIXEL_REDIS_CLUSTER_PORT or free it"
+  mkdir -p "$CLUSTER_RUN/$port"
+  if ! out=$(redis-server --port "$port" --bind 127.0.0.1 \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --daemonize yes --pidfile "$pidfile" --logfile "$CLUSTER_RUN/$port.log" \
+    --dir "$CLUSTER_RUN/$port" --appendonly yes --appendfsync everysec --save '' \
+    </dev/null 2>&1 9>&-); then
+    printf '%s\n' "$out" >&2
+    die "redis-server (cluster node $port) failed to start; see $CLUSTER_RUN/$port.log"
+  fi
+}
+
+cluster_stop() {
+  local port pid pidfile pattern
+  for port in $(cluster_ports); do
+    pidfile=$(cluster_pid_file "$port")
+    pattern=$(cluster_pattern "$port")
+    if pid=$(live_pid "$pidfile" "$pattern"); then
+      stop_pid "redis cluster node $port" "$pid" "$pattern"
+    fi
+    rm -f "$pidfile"
+  done
+}
+
+# cluster_wait CHECK: 0 once CHECK succeeds, 1 after START_TIMEOUT seconds.
+cluster_wait() {
+  local deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+cluster_all_ping() {
+  local port
+  for port in $(cluster_ports); do
+    [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]] || return 1
+  done
+}
+
+# cluster_fresh: no node has a slot or knows another node (never joined).
+cluster_fresh() {
+  local port info
+  for port in $(cluster_ports); do
+    info=$(cluster_info "$port")
+    [[ $(cluster_field "$info" cluster_slots_assigned) == 0 &&
+      $(cluster_field "$info" cluster_known_nodes) == 1 ]] || return 1
+  done
+}
+
+# cluster_start_once: starts the nodes (with whatever state their dirs hold),
+# joins them when they never were, and waits for the cluster to be ok.
+cluster_start_once() {
+  local port
+  for port in $(cluster_ports); do
+    cluster_start_node "$port"
+  done
+  if ! cluster_wait cluster_all_ping; then
+    log "redis cluster nodes did not all answer PING within ${START_TIMEOUT}s"
+    return 1
+  fi
+  if cluster_fresh; then
+    log "creating the redis cluster: $(cluster_addrs) ($CLUSTER_REPLICAS replica per master)"
+    # shellcheck disable=SC2046
+    if ! redis-cli --cluster create $(cluster_addrs) --cluster-replicas "$CLUSTER_REPLICAS" \
+      --cluster-yes </dev/null >"$CLUSTER_RUN/create.log" 2>&1; then
+      tail -n 20 "$CLUSTER_RUN/create.log" >&2 || true
+      log "redis-cli --cluster create failed; see $CLUSTER_RUN/create.log"
+      return 1
+    fi
+  fi
+  if cluster_wait cluster_ready; then
+    return 0
+  fi
+  log "redis cluster not ok after ${START_TIMEOUT}s:"
+  cluster_info "$CLUSTER_PORT" | head -n 8 >&2
+  return 1
+}
+
+cluster_up() {
+  local port pid
+  ensure_redis
+  if cluster_ready; then
+    local pids=()
+    for port in $(cluster_ports); do
+      pid=$(live_pid "$(cluster_pid_file "$port")" "$(cluster_pattern "$port")") ||
+        die "127.0.0.1:$port answers as a cluster node but is not ours (no live pidfile); set PIXEL_REDIS_CLUSTER_PORT or stop it"
+      pids+=("$pid")
+    done
+    log "redis cluster already running (pids ${pids[*]}) on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1))"
+    return 0
+  fi
+  mkdir -p "$CLUSTER_RUN"
+  log "starting the redis cluster on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1))"
+  if cluster_start_once; then
+    log "redis cluster ready on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1))"
+    return 0
+  fi
+  log "retrying once with fresh cluster nodes (stale or broken nodes.conf)"
+  cluster_stop
+  for port in $(cluster_ports); do
+    rm -rf "${CLUSTER_RUN:?}/$port"
+  done
+  if cluster_start_once; then
+    log "redis cluster ready on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1))"
+    return 0
+  fi
+  for port in $(cluster_ports); do
+    tail -n 5 "$CLUSTER_RUN/$port.log" >&2 2>/dev/null || true
+  done
+  die "the redis cluster did not come up; logs: $CLUSTER_RUN/*.log"
+}
+
+cluster_status() {
+  local port pid live=() info
+  for port in $(cluster_ports); do
+    if pid=$(live_pid "$(cluster_pid_file "$port")" "$(cluster_pattern "$port")"); then
+      live+=("$port:$pid")
+    fi
+  done
+  info=$(cluster_info "$CLUSTER_PORT")
+  if ((${#live[@]} == CLUSTER_NODES)) && cluster_ready; then
+    echo "redis cluster: running, ${#live[@]} nodes (port:pid ${live[*]}), $(cluster_field "$info" cluster_size) masters, logs $CLUSTER_RUN/*.log"
+    return 0
+  fi
+  if ((${#live[@]} == 0)); then
+    echo "redis cluster: not running"
+  else
+    echo "redis cluster: unhealthy, ${#live[@]} of $CLUSTER_NODES nodes (port:pid ${live[*]}), state ${info:+$(cluster_field "$info" cluster_state)}, logs $CLUSTER_RUN/*.log"
+  fi
+  return 1
+}
+
 # ---------------------------------------------------------------- commands
 
 with_lock() {
@@ -448,8 +671,9 @@ cmd_up() {
   with_lock
   ensure_test_tools
   redis_up
+  cluster_up
   kafka_up
-  log "up in $((SECONDS - t0))s: kafka 127.0.0.1:$KAFKA_PORT, redis 127.0.0.1:$REDIS_PORT"
+  log "up in $((SECONDS - t0))s: kafka 127.0.0.1:$KAFKA_PORT, redis 127.0.0.1:$REDIS_PORT, redis cluster $(cluster_addrs | tr ' ' ,)"
 }
 
 cmd_down() {
@@ -467,6 +691,7 @@ cmd_down() {
     log "redis not running"
   fi
   rm -f "$REDIS_PID"
+  cluster_stop
 }
 
 cmd_kafka_up() {
@@ -483,6 +708,16 @@ cmd_kafka_down() {
     log "kafka not running"
   fi
   rm -f "$KAFKA_PID"
+}
+
+cmd_cluster_up() {
+  with_lock
+  cluster_up
+}
+
+cmd_cluster_down() {
+  with_lock
+  cluster_stop
 }
 
 cmd_status() {
@@ -507,6 +742,7 @@ cmd_status() {
     echo "redis: not running"
     rc=1
   fi
+  cluster_status || rc=1
   return "$rc"
 }
 
@@ -517,6 +753,8 @@ main() {
   status) cmd_status ;;
   kafka-up) cmd_kafka_up ;;
   kafka-down) cmd_kafka_down ;;
+  cluster-up) cmd_cluster_up ;;
+  cluster-down) cmd_cluster_down ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

@@ -1,7 +1,8 @@
 // Package pipetest gives tests real Kafka topics and a real Redis, each fresh
 // per test and removed afterwards, plus Eventually for a pipeline that is only
 // eventually consistent. Services are found at PIXEL_TEST_KAFKA and
-// PIXEL_TEST_REDIS (defaults: the ports deploy/local/services.sh uses). A
+// PIXEL_TEST_REDIS (defaults: the ports deploy/local/services.sh uses;
+// PIXEL_TEST_REDIS may name a Redis Cluster, see Redis). A
 // missing service fails the test: integration tests never skip.
 //
 // It imports no component.
@@ -21,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
@@ -90,12 +92,19 @@ func Kafka(t testing.TB) (kafkaconn.Config, Topics) {
 }
 
 // Redis returns a client of the test Redis and a key prefix no other test
-// uses; keys under it are deleted on cleanup.
-func Redis(t testing.TB) (*redis.Client, string) {
+// uses; keys under it are deleted on cleanup. PIXEL_TEST_REDIS is read like
+// -redis.addr (redisconn.Parse): with several addresses, or the
+// redis+cluster:// form, the client is a Redis Cluster client.
+func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	addr := RedisAddr()
-	mustReach(t, "Redis", addr, "PIXEL_TEST_REDIS")
-	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	addr, err := redisconn.Parse(RedisAddr())
+	if err != nil {
+		t.Fatalf("PIXEL_TEST_REDIS: %v", err)
+	}
+	for _, a := range addr.Addrs {
+		mustReach(t, "Redis", a, "PIXEL_TEST_REDIS")
+	}
+	rdb := redisconn.New(addr, redis.UniversalOptions{ContextTimeoutEnabled: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -103,14 +112,29 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	}
 	prefix := "t" + randomID()
 	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		keys, err := redisconn.Keys(ctx, rdb, prefix+":*")
+		if err == nil {
+			_, err = redisconn.Del(ctx, rdb, keys...)
+		}
+		if err != nil {
+			t.Logf("delete test keys %s:*: %v", prefix, err)
 		}
 		_ = rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// RedisKeys returns the keys of the test Redis that match pattern, on
+// every master of a cluster (KEYS asks a single server).
+func RedisKeys(t testing.TB, rdb redis.UniversalClient, pattern string) []string {
+	t.Helper()
+	keys, err := redisconn.Keys(context.Background(), rdb, pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // Eventually calls check until it returns "" or timeout passes, then fails

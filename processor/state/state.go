@@ -49,7 +49,8 @@ type Store struct {
 }
 
 // New returns a store writing keys under prefix; a snapshot not written for
-// ttl (wall time) expires.
+// ttl (wall time) expires. prefix must hold no { or }: the snapshot and the
+// audit hashes its script writes share a slot by the hash tag after it.
 func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
 	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
 }

@@ -101,6 +101,10 @@ type Event struct {
 	// it is counted as human and its reason tallied apart.
 	SignaturePolicy  string `protobuf:"bytes,46,opt,name=signature_policy,json=signaturePolicy,proto3" json:"signature_policy,omitempty"`
 	UnverifiedReason string `protobuf:"bytes,47,opt,name=unverified_reason,json=unverifiedReason,proto3" json:"unverified_reason,omitempty"`
+	// Clicks (KIND_CLICK): the destination the click redirected to, redacted
+	// like page_url (e-mail addresses and phone numbers replaced, also
+	// percent-encoded ones). Empty for every other kind.
+	ClickDestination string `protobuf:"bytes,48,opt,name=click_destination,json=clickDestination,proto3" json:"click_destination,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -464,11 +468,18 @@ func (x *Event) GetUnverifiedReason() string {
 	return ""
 }
 
+func (x *Event) GetClickDestination() string {
+	if x != nil {
+		return x.ClickDestination
+	}
+	return ""
+}
+
 var File_pixelpipe_v1_event_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\x94\f\n" +
+	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\xc1\f\n" +
 	"\x05Event\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x124\n" +
@@ -529,7 +540,8 @@ const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\x05props\x18, \x03(\v2\x12.pixelpipe.v1.PropR\x05props\x12\x14\n" +
 	"\x05route\x18- \x01(\tR\x05route\x12)\n" +
 	"\x10signature_policy\x18. \x01(\tR\x0fsignaturePolicy\x12+\n" +
-	"\x11unverified_reason\x18/ \x01(\tR\x10unverifiedReasonB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\x11unverified_reason\x18/ \x01(\tR\x10unverifiedReason\x12+\n" +
+	"\x11click_destination\x180 \x01(\tR\x10clickDestinationB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_event_proto_rawDescOnce sync.Once

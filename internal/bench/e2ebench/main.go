@@ -154,7 +154,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.pixelpipe, "pixelpipe", cfg.pixelpipe, "pixelpipe binary whose four parts are measured")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a second pixelpipe binary (e.g. built from an earlier commit): the same scenarios run with it too, on a pipeline of its own, for a before/after in one run")
 	fs.StringVar(&cfg.kafka, "kafka", cfg.kafka, "Kafka bootstrap broker")
-	fs.StringVar(&cfg.redis, "redis", cfg.redis, "Redis address")
+	fs.StringVar(&cfg.redis, "redis", cfg.redis, "Redis address, as pixelpipe's -redis.addr: host:port, or a Redis Cluster's host:port,host:port,... (Redis commands are then summed over its masters; Redis CPU is that of -redis.pidfile alone)")
 	fs.StringVar(&cfg.kafkaPIDFile, "kafka.pidfile", cfg.kafkaPIDFile, "pidfile of the Kafka broker (for its CPU); when absent, the process listening on -kafka")
 	fs.StringVar(&cfg.redisPIDFile, "redis.pidfile", cfg.redisPIDFile, "pidfile of redis-server (for its CPU); when absent, the process listening on -redis")
 	mode := fs.String("mode", strings.Join(cfg.modes, ","), "comma-separated, run in this order: closed (wrk), paced (wrk paced to each -rate), rate (vegeta at each -rate), knee (-knee.gen, rates stepped up until a step fails)")

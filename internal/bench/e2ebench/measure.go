@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/procstat"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 )
 
 // Metric names relied on (the parts' admin /metrics).
@@ -570,29 +572,41 @@ func selfCPU() time.Duration {
 // cmdStat is one command's line of INFO commandstats.
 type cmdStat struct{ calls, usec int64 }
 
-// commandStats reads INFO commandstats: command → calls and µs.
-func commandStats(ctx context.Context, rdb *redis.Client) (map[string]cmdStat, error) {
-	s, err := rdb.Info(ctx, "commandstats").Result()
+// commandStats reads INFO commandstats: command → calls and µs, summed
+// over the masters of a cluster.
+func commandStats(ctx context.Context, rdb redis.UniversalClient) (map[string]cmdStat, error) {
+	var mu sync.Mutex
+	out := map[string]cmdStat{}
+	err := redisconn.ForEachServer(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+		s, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(s, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || !strings.HasPrefix(name, "cmdstat_") {
+				continue
+			}
+			var st cmdStat
+			for _, kv := range strings.Split(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "calls":
+					st.calls, _ = strconv.ParseInt(v, 10, 64)
+				case "usec":
+					st.usec, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+			name = strings.TrimPrefix(name, "cmdstat_")
+			sum := out[name]
+			out[name] = cmdStat{calls: sum.calls + st.calls, usec: sum.usec + st.usec}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redis INFO commandstats: %w", err)
-	}
-	out := map[string]cmdStat{}
-	for _, line := range strings.Split(s, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		var st cmdStat
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				st.calls, _ = strconv.ParseInt(v, 10, 64)
-			case "usec":
-				st.usec, _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-		out[strings.TrimPrefix(name, "cmdstat_")] = st
 	}
 	return out, nil
 }

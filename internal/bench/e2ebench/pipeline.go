@@ -22,6 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/internal/procstat"
+	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 )
 
 // proc is a process the harness started. Its output goes to a log file.
@@ -132,7 +133,7 @@ type pipeline struct {
 	processor     *proc
 	aggregator    *proc
 	query         *proc
-	rdb           *redis.Client
+	rdb           redis.UniversalClient
 	httpc         *http.Client // the query API and /metrics
 	markc         *http.Client // marker hits to the edge
 	out           io.Writer
@@ -163,10 +164,12 @@ func startPipeline(ctx context.Context, cfg *config, label, bin string, out io.W
 	p := &pipeline{
 		label: label, bin: abs, cfg: cfg, dir: dir,
 		topicPrefix: id + ".", keyPrefix: id, token: randomHex(16),
-		rdb:   redis.NewClient(&redis.Options{Addr: cfg.redis, DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}},
 		markc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}},
 		out:   out,
+	}
+	if p.rdb, err = redisconn.Open(cfg.redis, redis.UniversalOptions{DialTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}); err != nil {
+		return p, fmt.Errorf("-redis: %w", err)
 	}
 	fmt.Fprintf(out, "[%s] pipeline %s: topics %s*, Redis keys %s:*, consumer groups %s-processor and %s-aggregator, logs in %s\n",
 		time.Now().Format("15:04:05"), label, p.topicPrefix, p.keyPrefix, id, id, dir)
@@ -346,24 +349,16 @@ func (p *pipeline) deleteData() {
 	if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
 		fmt.Fprintf(p.out, "delete topics %s*: %v\n", p.topicPrefix, err)
 	}
-	iter := p.rdb.Scan(ctx, 0, p.keyPrefix+":*", 1000).Iterator()
-	var batch []string
-	flush := func() {
-		if len(batch) > 0 {
-			if err := p.rdb.Unlink(ctx, batch...).Err(); err != nil {
-				fmt.Fprintf(p.out, "delete Redis keys %s:*: %v\n", p.keyPrefix, err)
-			}
-			batch = batch[:0]
-		}
-	}
-	for iter.Next(ctx) {
-		if batch = append(batch, iter.Val()); len(batch) == 1000 {
-			flush()
-		}
-	}
-	flush()
-	if err := iter.Err(); err != nil {
+	keys, err := redisconn.Keys(ctx, p.rdb, p.keyPrefix+":*")
+	if err != nil {
 		fmt.Fprintf(p.out, "scan Redis keys %s:*: %v\n", p.keyPrefix, err)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if _, err := redisconn.Del(ctx, p.rdb, keys[:n]...); err != nil {
+			fmt.Fprintf(p.out, "delete Redis keys %s:*: %v\n", p.keyPrefix, err)
+		}
+		keys = keys[n:]
 	}
 }
 
