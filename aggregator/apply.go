@@ -15,17 +15,23 @@ import (
 type dayEntry struct {
 	d *hllstore.Day
 	// recs holds d's records (d.Records), each with the aggregator's marks.
-	recs    map[hllstore.RecordID]*record
-	dirty   bool // records changed since the last flush
-	bdirty  bool // breakdowns changed since the last detail flush
-	touched time.Time
+	recs map[hllstore.RecordID]*record
+	// campaigns lists the campaigns with records in d (at most
+	// Config.MaxCampaigns).
+	campaigns map[string]struct{}
+	dirty     bool // records changed since the last flush
+	bdirty    bool // breakdowns changed since the last detail flush
+	touched   time.Time
 }
 
 // newDayEntry holds d, loaded from Redis.
 func newDayEntry(d *hllstore.Day) *dayEntry {
-	e := &dayEntry{d: d, recs: make(map[hllstore.RecordID]*record, len(d.Records))}
+	e := &dayEntry{d: d, recs: make(map[hllstore.RecordID]*record, len(d.Records)), campaigns: map[string]struct{}{}}
 	for id, r := range d.Records {
 		e.recs[id] = &record{Record: r}
+		if id.Campaign != "" {
+			e.campaigns[id.Campaign] = struct{}{}
+		}
 	}
 	return e
 }
@@ -70,17 +76,38 @@ func dayKey(ev *pixelpb.Event) hllstore.DayKey {
 	return hllstore.DayKey{ContentID: ev.GetContentId(), DayStart: hllstore.DayStart(ev.GetOrigin().GetReceivedAtMs())}
 }
 
+// campaignOf returns the campaign an event counts under in its day: its
+// own, unless the day holds Config.MaxCampaigns others already (then none:
+// the event counts for its content id only), so campaigns a page makes up
+// cannot grow a day without bound.
+func (a *Aggregator) campaignOf(e *dayEntry, ev *pixelpb.Event) string {
+	c := ev.GetCampaignId()
+	if c == "" {
+		return ""
+	}
+	if _, ok := e.campaigns[c]; ok {
+		return c
+	}
+	if len(e.campaigns) >= a.cfg.MaxCampaigns {
+		a.m.campaignsOver.Inc()
+		return ""
+	}
+	e.campaigns[c] = struct{}{}
+	return c
+}
+
 // recordsOf returns the records of its day an event counts in: its content
-// id's, and its campaign's on that content id, each for its hour and the day.
-func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, dayStart int64) []hllstore.RecordID {
+// id's, and its campaign's (campaign, when not empty) on that content id,
+// each for its hour and the day.
+func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, campaign string, dayStart int64) []hllstore.RecordID {
 	class := classOf(ev)
 	hour := int8((ev.GetOrigin().GetReceivedAtMs() - dayStart) / hllstore.HourMs)
 	id := hllstore.RecordID{Kind: ev.GetKind(), Class: class, Hour: hllstore.DayRecord}
 	dst = append(dst, id)
 	id.Hour = hour
 	dst = append(dst, id)
-	if c := ev.GetCampaignId(); c != "" {
-		id.Campaign = c
+	if campaign != "" {
+		id.Campaign = campaign
 		dst = append(dst, id)
 		id.Hour = hllstore.DayRecord
 		dst = append(dst, id)
@@ -163,7 +190,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			a.m.dupOrder.Inc()
 			continue
 		}
-		for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
+		for _, id := range recordsOf(ids[:0], ev, a.campaignOf(e, ev), dk.DayStart) {
 			r := e.recs[id]
 			if r == nil {
 				r = &record{Record: d.Record(id)}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
@@ -183,5 +184,48 @@ func TestBreakdownReports(t *testing.T) {
 	}
 	if n := len(b.Dims[hllstore.DimLanding]); n != 3 {
 		t.Errorf("landing pages %v, want 3 (the second-hit view is no landing)", b.Dims[hllstore.DimLanding])
+	}
+}
+
+// A content id's day counts at most MaxCampaigns campaigns, those it holds
+// already included; events of further campaigns count for the content id
+// only.
+func TestCampaignBound(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
+	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon
+	cfg.MaxCampaigns = 2
+	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC).UnixMilli()
+	day := hllstore.NewDay()
+	// Loaded from Redis with one campaign already.
+	day.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Campaign: "old", Hour: hllstore.DayRecord}).Add(1)
+	dk := hllstore.DayKey{ContentID: "c", DayStart: hllstore.DayStart(at)}
+	a.days[dk] = newDayEntry(day)
+	var evs []*pixelpb.Event
+	for i, c := range []string{"a", "b", "old", "a", "c"} {
+		evs = append(evs, &pixelpb.Event{
+			ContentId: "c", Kind: pixelpb.Kind_KIND_VIEW, CampaignId: c, VisitorKey: uint64(i + 10),
+			Origin: &pixelpb.Origin{ReceivedAtMs: at}, Source: &pixelpb.SourcePosition{Partition: 0, Offset: int64(i + 1)},
+		})
+	}
+	if err := a.apply(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	total := func(campaign string) uint64 {
+		if r := day.Records[hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Campaign: campaign, Hour: hllstore.DayRecord}]; r != nil {
+			return r.Total
+		}
+		return 0
+	}
+	if total("") != 5 || total("old") != 2 || total("a") != 2 || total("b") != 0 || total("c") != 0 {
+		t.Errorf("content %d, old %d, a %d, b %d, c %d; want 5, 2, 2, 0, 0", total(""), total("old"), total("a"), total("b"), total("c"))
+	}
+	if n := testutil.ToFloat64(a.m.campaignsOver); n != 2 {
+		t.Errorf("%v events over the bound, want 2 (b and c)", n)
 	}
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// record back with part of its counts; days must outlive the week
 	// rollups' wait. Defaults 35 days and 400 days.
 	HourRetention, DayRetention time.Duration
+	// MaxCampaigns bounds the campaigns counted per content id and day:
+	// events of further campaigns count for the content id only (and in
+	// pixel_aggregator_campaigns_over_limit_total). Default 200.
+	MaxCampaigns int
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -111,6 +115,7 @@ func DefaultConfig() Config {
 		RollupMaxWait:      24 * time.Hour,
 		HourRetention:      35 * 24 * time.Hour,
 		DayRetention:       400 * 24 * time.Hour,
+		MaxCampaigns:       200,
 	}
 }
 
@@ -128,6 +133,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 {
 		errs = append(errs, errors.New("aggregator.maxBatch must be at least 1"))
+	}
+	if c.MaxCampaigns < 1 {
+		errs = append(errs, errors.New("aggregator.maxCampaigns must be at least 1"))
 	}
 	if c.MaxBreakdownValues < 1 {
 		errs = append(errs, errors.New("aggregator.maxBreakdownValues must be at least 1"))

@@ -18,6 +18,8 @@ type metrics struct {
 	activeState prometheus.Gauge
 	// idleWatermarks counts watermarks of idle partitions moved on.
 	idleWatermarks prometheus.Counter
+	// campaignsOver counts events whose campaign was past the day's bound.
+	campaignsOver prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		idleWatermarks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_idle_watermarks_total",
 			Help: "Freshness watermarks of events partitions set to now because the group had read and committed them to the end though no aggregator had written them for a while (a partition with no new event since a rebalance).",
+		}),
+		campaignsOver: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_campaigns_over_limit_total",
+			Help: "Events counted for their content id but not for their campaign, because the content id's day had -aggregator.maxCampaigns other campaigns already.",
 		}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_snapshots_total",
@@ -68,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks)
+		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks, m.campaignsOver)
 	}
 	return m
 }

@@ -16,7 +16,7 @@ import (
 func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
 	dk := dayKey(ev)
 	var ids [4]hllstore.RecordID
-	for _, id := range recordsOf(ids[:0], ev, dk.DayStart) {
+	for _, id := range recordsOf(ids[:0], ev, ev.GetCampaignId(), dk.DayStart) {
 		dst = append(dst, dk.Key(id))
 	}
 	return dst

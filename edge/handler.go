@@ -25,7 +25,7 @@ var transparentGIF = []byte{
 // Limits on single parameters. Longer values make the hit invalid (ids) or
 // are cut (free text), so one request can never grow a record without bound.
 const (
-	maxIDLen   = 128
+	maxIDLen   = schemas.MaxIDLen
 	maxTextLen = 2048
 	// maxParams bounds the query parameters of one hit; more make it
 	// invalid (too_many_params). The request line bound (MaxHeaderBytes)
@@ -481,29 +481,9 @@ func parseKind(b []byte) (pixelpb.Kind, bool) {
 	return pixelpb.Kind_KIND_VIEW, false
 }
 
-// validID accepts empty ids and ids of at most maxIDLen bytes from
-// [A-Za-z0-9._:-]; ids appear in Redis keys and URLs, so nothing else.
-func validID(b []byte) bool {
-	if len(b) > maxIDLen {
-		return false
-	}
-	for _, c := range b {
-		if !idBytes[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// idBytes marks the bytes ids may hold (one load per byte: validID runs on
-// seven ids of every hit).
-var idBytes = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == ':' || c == '-'
-	}
-	return t
-}()
+// validID accepts empty ids and ids of at most schemas.MaxIDLen bytes of
+// the id byte class (schemas.ValidID).
+func validID(b []byte) bool { return schemas.ValidID(b) }
 
 func cut(b []byte, n int) []byte {
 	if len(b) > n {

@@ -82,6 +82,12 @@ type Config struct {
 	// outlive their last write (GET /v1/audit reads up to 8 days). Default
 	// 8 days.
 	AuditRetention time.Duration
+	// UTMCampaigns makes the page URL's utm_campaign an event's campaign
+	// when the hit names none (its camp parameter), so links tagged for
+	// analytics count as campaigns without a second parameter. Values
+	// outside the id byte class (schemas.ValidID) are left out. Default
+	// true.
+	UTMCampaigns bool
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -100,6 +106,7 @@ func DefaultConfig() Config {
 		SnapshotInterval: 10 * time.Second,
 		SnapshotTTL:      7 * 24 * time.Hour,
 		AuditRetention:   8 * 24 * time.Hour,
+		UTMCampaigns:     true,
 		IPv4Bits:         24,
 		IPv6Bits:         48,
 		Geo:              geo.Config{ReloadInterval: time.Minute},

@@ -136,3 +136,47 @@ func deadLetterReason(m kafka.Message) string {
 	}
 	return ""
 }
+
+// TestUTMCampaign: a hit without a campaign counts under its page's
+// utm_campaign when that is a valid id; its own campaign wins, an
+// utm_campaign outside the id byte class is left out, and the option turns
+// it off.
+func TestUTMCampaign(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, camp, page, want string
+	}{
+		{"utm_campaign only", "", "https://news.example/a?utm_source=nl&utm_campaign=dec-2026", "dec-2026"},
+		{"its own campaign wins", "spring", "https://news.example/a?utm_campaign=dec-2026", "spring"},
+		{"not an id", "", "https://news.example/a?utm_campaign=Black%20Friday%20%7B1%7D", ""},
+		{"too long", "", "https://news.example/a?utm_campaign=" + strings.Repeat("x", 129), ""},
+		{"no utm_campaign", "", "https://news.example/a", ""},
+	}
+	for _, on := range []bool{true, false} {
+		p := memoryProcessor(t)
+		p.cfg.UTMCampaigns = on
+		var in []kafka.Message
+		for i, tc := range cases {
+			in = append(in, kafka.Message{Partition: 0, Offset: int64(i), Value: rawHit(func(h *schemas.HitFields) {
+				h.EventID[0], h.Seq = byte(i), uint64(i+1)
+				h.Kind, h.CampaignID, h.PageURL = pixelpb.Kind_KIND_VIEW, []byte(tc.camp), []byte(tc.page)
+			})})
+		}
+		if err := p.transform(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		for i, tc := range cases {
+			var ev pixelpb.Event
+			if err := proto.Unmarshal(p.events[i].Value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			want := tc.want
+			if !on {
+				want = tc.camp
+			}
+			if ev.GetCampaignId() != want {
+				t.Errorf("utmCampaigns=%v, %s: campaign %q, want %q", on, tc.name, ev.GetCampaignId(), want)
+			}
+		}
+	}
+}

@@ -273,7 +273,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		Kind:           hit.GetKind(),
 		ContentId:      hit.GetContentId(),
 		SiteId:         hit.GetSiteId(),
-		CampaignId:     hit.GetCampaignId(),
+		CampaignId:     p.campaignOf(hit, srcInfo),
 		VisitorKey:     d.visitor,
 		IdentitySource: d.idSrc,
 		PageUrl:        pageURL,
@@ -324,6 +324,18 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	p.evEnds = append(p.evEnds, [2]int{keyEnd, len(p.evBuf)})
 	p.m.events.Inc()
 	p.events = append(p.events, kafka.Message{Time: time.UnixMilli(at)})
+}
+
+// campaignOf is an event's campaign: the hit's own, else (with
+// Config.UTMCampaigns) its page's utm_campaign when that is a valid id.
+func (p *Processor) campaignOf(hit *pixelpb.RawHit, src *source.Source) string {
+	if c := hit.GetCampaignId(); c != "" || !p.cfg.UTMCampaigns {
+		return c
+	}
+	if c := src.UTMCampaign; schemas.ValidID(c) {
+		return c
+	}
+	return ""
 }
 
 // clickDestination returns where a click hit redirected to, redacted as the

@@ -39,6 +39,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
+	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -203,21 +204,8 @@ var kinds = map[string]pixelpb.Kind{
 	"custom":     pixelpb.Kind_KIND_CUSTOM,
 }
 
-func validID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("._:-", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// validID accepts ids of 1 to schemas.MaxIDLen bytes of the id byte class.
+func validID(s string) bool { return s != "" && schemas.ValidID(s) }
 
 const badIDMsg = "bad id: use 1-128 characters of A-Z a-z 0-9 . _ : -"
 

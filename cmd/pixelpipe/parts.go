@@ -230,6 +230,7 @@ func bindProcessor(fs interface {
 	fs.StringVar(&cfg.ReferrerList, "processor.referrerList", cfg.ReferrerList, "file of \"domain medium\" lines (medium: search, social, email, paid, internal, direct, other) extending the built-in referrer list")
 	fs.StringVar(&cfg.DatacenterList, "processor.datacenterList", cfg.DatacenterList, "file of datacenter/cloud CIDRs, one per line; hits from them are labelled bot with reason \"datacenter\"")
 	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
+	fs.BoolVar(&cfg.UTMCampaigns, "processor.utmCampaigns", cfg.UTMCampaigns, "count a hit without a campaign (camp parameter) under its page's utm_campaign, when that is an id of A-Z a-z 0-9 . _ : - (at most 128 bytes); each campaign adds records per content id and day, at most -aggregator.maxCampaigns")
 	fs.DurationVar(&cfg.AuditRetention, "processor.auditRetention", cfg.AuditRetention, "how long the completeness audit's figures per edge node and minute are kept in Redis (GET /v1/audit, pixelpipe audit)")
 	fs.StringVar(&cfg.SignedPixels, "processor.signedPixels", cfg.SignedPixels, "signed-pixel policy per tenant or content id, KEY=POLICY,... (KEY: a content id, a tenant, or * for the rest; POLICY: require = hits that are not verified signed pixels count in the unverified class, never as human; prefer = they count as human, their reasons tallied apart; off); e.g. acme=require,*=prefer")
 }
@@ -312,6 +313,7 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.DurationVar(&cfg.RollupMaxWait, "aggregator.rollup.maxWait", cfg.RollupMaxWait, "how long past its end plus -aggregator.lateHorizon a week waits for every partition's freshness watermark before it is rolled up anyway (pixel_aggregator_rollup_weeks_total{result=\"forced\"}; a rollup whose days change later is rebuilt by readers)")
 	fs.DurationVar(&cfg.HourRetention, "aggregator.hourRetention", cfg.HourRetention, "how long hour counts (hour series) stay in Redis after their day's first write, e.g. 840h = 35 days; must exceed 24h plus -aggregator.lateHorizon")
 	fs.DurationVar(&cfg.DayRetention, "aggregator.dayRetention", cfg.DayRetention, "how long day counts, breakdowns, order ids and the campaign index stay in Redis after their day's first write (week rollups: as long as their last day), e.g. 9600h = 400 days; at least -aggregator.hourRetention and above a week plus -aggregator.lateHorizon plus -aggregator.rollup.maxWait")
+	fs.IntVar(&cfg.MaxCampaigns, "aggregator.maxCampaigns", cfg.MaxCampaigns, "campaigns counted per content id and day; events of further campaigns count for their content id only (pixel_aggregator_campaigns_over_limit_total), so made-up campaign names cannot grow Redis without bound")
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
 
