@@ -13,7 +13,7 @@ TEST_REDIS_CLUSTER ?= 127.0.0.1:17000,127.0.0.1:17001,127.0.0.1:17002
 REDIS_PKGS := ./hllstore/ ./counts/ ./aggregator/ ./processor/... ./query/ ./audit/ ./internal/lease/
 
 .PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
-        generate check-generate check-deps lint fmt vet bench fuzz check clean
+        generate check-generate check-deps check-k8s image lint fmt vet bench fuzz check clean
 
 help:
 	@echo "make run      everything in one process on an embedded Kafka broker and Redis (nothing to install)"
@@ -26,6 +26,8 @@ help:
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
+	@echo "make check-k8s  render the Kubernetes overlays (deploy/k8s) and check them against the code; part of make test"
+	@echo "make image   the container image as build/pixelpipe-image.tar, without a container engine"
 	@echo "other: build test-short services-up services-down generate check-generate check-deps lint fmt vet fuzz check"
 
 build:
@@ -49,11 +51,11 @@ services-down:
 services-status:
 	$(SERVICES) status
 
-# Debian's chromium for the dashboard's browser test (TestDashboardInBrowser).
+# Debian's chromium for the dashboard's browser tests (TestDashboardInBrowser, TestDashboardPanels).
 browser:
 	deploy/local/browser.sh
 
-test: services-up browser check-generate check-deps lint
+test: services-up browser check-generate check-deps check-k8s lint
 	deploy/local/bench-deps.sh
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) \
 		$(GO) test -race -count=1 -tags integration -timeout 40m $(PKGS)
@@ -118,6 +120,23 @@ check-generate:
 	$(GO) run ./schemas/internal/protogen -proto schemas/proto -out $$tmp && \
 	diff -r $$tmp schemas/pixelpb > /dev/null || { echo "schemas/pixelpb is stale: run make generate"; diff -r $$tmp schemas/pixelpb | head -40; rm -rf $$tmp; exit 1; }; \
 	rm -rf $$tmp; echo "generated code is up to date"
+
+# The Kubernetes manifests: both overlays of deploy/k8s rendered with
+# kustomize, every object decoded strictly, and checked against the code
+# (flags and their PIXEL_* variables, ports, probes, drain times, topics,
+# alerts); TestDriftIsCaught plants drifts and wants them found.
+check-k8s:
+	$(GO) test -count=1 ./deploy/k8s/validate/
+
+# The container image without a container engine (deploy/image): the static
+# binary for linux, /etc/passwd with the user 65532, CA certificates, no
+# shell; a docker-loadable tarball, then inspected by the image test.
+IMAGE_TAG ?= pixelpipe:$(VERSION)
+image:
+	@mkdir -p build/image
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o build/image/pixelpipe ./cmd/pixelpipe
+	$(GO) run ./deploy/image -binary build/image/pixelpipe -tag $(IMAGE_TAG) -o build/pixelpipe-image.tar
+	IMAGE_TAR=$(CURDIR)/build/pixelpipe-image.tar $(GO) test -count=1 -run 'TestImage' ./deploy/image/
 
 # Components (edge, processor, aggregator, query, each with its subpackages)
 # never import each other; the library layer (hllstore, counts, audit, internal/...)

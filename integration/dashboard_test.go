@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,8 +20,10 @@ import (
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/query"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // startTenantQuery runs a query server whose tokens are scoped to tenants.
@@ -75,10 +78,47 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// browser starts headless chromium with a window of w×h pixels; the
+// context ends it at the end of the test (3 minutes at most).
+func browser(t *testing.T, exe string, w, h int) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true), chromedp.WindowSize(w, h))
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(func() {
+		cancel()
+		cancelBrowser()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// screenshot keeps a full-page PNG of the page in build/name.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("..", "build")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
 // TestDashboardInBrowser loads the dashboard in headless chromium against a
 // running pipeline, enters a tenant token, sends hits to the edge and waits
 // for the live counters on the page to show them; it keeps a screenshot in
-// build/dashboard.png.
+// build/dashboard-live.png. TestDashboardPanels checks every panel on
+// seeded counts, at desktop and phone widths.
 func TestDashboardInBrowser(t *testing.T) {
 	exe := chromium(t)
 	s := newStack(t)
@@ -89,15 +129,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cid := fmt.Sprintf("acme:dash-%d", time.Now().UnixNano())
 	other := "acme:other-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1440, 1000))
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
+	ctx := browser(t, exe, 1440, 1000)
 
 	text := func(id string) string {
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById(`+strconv.Quote(id)+`)||{}).textContent||""`))
@@ -150,7 +182,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitText("live-views", "9")
 	pipetest.Eventually(t, 30*time.Second, func() string {
 		table := text("live-table")
-		bars, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#chart rect.bar").length`))
+		bars, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#chart svg[data-kind="views"] rect.bar').length`))
 		funnel := text("funnel")
 		if !strings.Contains(table, other) || bars != 24 || !strings.Contains(funnel, "Views9") {
 			return fmt.Sprintf("table %q, %d chart bars (want 24 hours), funnel %q", table, bars, funnel)
@@ -192,17 +224,443 @@ func TestDashboardInBrowser(t *testing.T) {
 		return ""
 	})
 
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	screenshot(t, ctx, "dashboard-live.png")
+}
+
+// dashSeed writes counts the way the aggregator does (hour and day
+// records, breakdowns, the top-N index, watermarks) for the dashboard test.
+type dashSeed struct {
+	recs    map[hllstore.Key]*hllstore.Record
+	keys    []hllstore.Key
+	visitor uint64
+}
+
+// add counts n events of kind and class on cid in the hour starting at
+// hour (Unix ms), by visitors distinct new visitors, each event with reason
+// when given, in the hour's record and its day's.
+func (d *dashSeed) add(cid string, kind pixelpb.Kind, class hllstore.Class, hour int64, n, visitors int, reason string) {
+	base := d.visitor
+	d.visitor += uint64(visitors)
+	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
+		k := hllstore.Key{ContentID: cid, Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}
+		r := d.recs[k]
+		if r == nil {
+			nr := hllstore.NewRecord()
+			r = &nr
+			d.recs[k] = r
+			d.keys = append(d.keys, k)
+		}
+		for i := range n {
+			r.Add((base + uint64(i%visitors) + 1) * 0x9e3779b97f4a7c15)
+			if reason != "" {
+				r.AddReason(reason)
+			}
+		}
+	}
+}
+
+// Content ids of TestDashboardPanels.
+const (
+	dashAd         = "acme:ad-1"
+	dashNewsletter = "acme:newsletter-1"
+	dashArticle    = "acme:article-7"
+)
+
+// A long page path: the breakdown table must wrap it, not overflow.
+const dashLongPath = "/blog/2026/11/how-we-count-unique-visitors-with-hyperloglog-and-why-the-bound-matters"
+
+// seedDashboard writes, over the last four hours (the current one
+// included), an ad (impressions, clicks, conversions, a few unsigned and
+// bot impressions), a newsletter (opens by people and by mail proxies and
+// link scanners, clicks) and an article (views, crawler views, breakdowns
+// with a long page path, values past the bound under "other", unknown
+// countries), other content ids for the top list, and a watermark.
+func seedDashboard(t *testing.T, store *hllstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cur := now.Truncate(time.Hour).UnixMilli()
+	d := &dashSeed{recs: map[hllstore.Key]*hllstore.Record{}}
+	human, bot, machine, unverified := hllstore.Human, hllstore.Bot, hllstore.Machine, hllstore.Unverified
+	const (
+		imp, view, click, conv, open = pixelpb.Kind_KIND_IMPRESSION, pixelpb.Kind_KIND_VIEW, pixelpb.Kind_KIND_CLICK, pixelpb.Kind_KIND_CONVERSION, pixelpb.Kind_KIND_OPEN
+	)
+	for i, h := range []int64{cur - 3*hllstore.HourMs, cur - 2*hllstore.HourMs, cur - hllstore.HourMs, cur} {
+		d.add(dashAd, imp, human, h, []int{180, 320, 260, 240}[i], []int{150, 260, 210, 200}[i], "")
+		d.add(dashAd, click, human, h, []int{5, 14, 11, 10}[i], []int{5, 13, 11, 9}[i], "")
+		d.add(dashAd, imp, unverified, h, 3, 3, "unsigned")
+		d.add(dashAd, imp, bot, h, 5, 2, "datacenter")
+		d.add(dashNewsletter, open, human, h, []int{4, 10, 18, 8}[i], []int{4, 8, 14, 6}[i], "")
+		d.add(dashNewsletter, click, human, h, []int{1, 3, 4, 2}[i], []int{1, 3, 3, 2}[i], "")
+		for j, reason := range []string{"apple_mpp", "gmail_proxy", "yahoo_proxy", "link_scanner"} {
+			d.add(dashNewsletter, open, machine, h, []int{6, 3, 1, 1}[j]+i, []int{6, 3, 1, 1}[j]+i, reason)
+		}
+		d.add(dashNewsletter, click, machine, h, 1, 1, "link_scanner")
+		d.add(dashArticle, view, human, h, []int{30, 40, 48, 30}[i], []int{22, 31, 35, 24}[i], "")
+		d.add(dashArticle, view, bot, h, 6, 2, "known_crawler")
+		d.add("acme:home", view, human, h, 120, 90, "")
+		d.add("acme:pricing", view, human, h, 12, 10, "")
+		d.add("globex:landing", view, human, h, 70, 60, "")
+	}
+	// Conversions with their orders, in the last hour.
+	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
+		nr := hllstore.NewRecord()
+		for i, o := range []string{"o-1", "o-2", "o-3"} {
+			nr.Add(uint64(900+i) * 0x9e3779b97f4a7c15)
+			nr.AddOrder(o, "EUR", int64(20+10*i)*1_000_000)
+		}
+		k := hllstore.Key{ContentID: dashAd, Kind: conv, Class: human, Gran: g, Start: hllstore.BucketStart(g, cur)}
+		d.recs[k] = &nr
+		d.keys = append(d.keys, k)
+	}
+	var writes []hllstoretest.Write
+	var top []hllstore.TopUpdate
+	for _, k := range d.keys {
+		writes = append(writes, hllstoretest.Write{Key: k, Record: d.recs[k]})
+		if k.Gran == hllstore.GranularityDay && k.Kind == view && k.Class == human {
+			top = append(top, hllstore.TopUpdate{Key: k, Total: d.recs[k].Total, Uniques: d.recs[k].Sketch.Estimate()})
+		}
+	}
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RaiseTop(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+
+	// The article's breakdowns of today: pages by weight, the last three
+	// seen past the bound of 8 values (so under "other"); a country for
+	// three views in four; referrers and UTM tags on some.
+	dk := hllstore.DayKey{ContentID: dashArticle, DayStart: hllstore.DayStart(cur)}
+	days, err := store.LoadDays(ctx, []hllstore.DayKey{dk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join("..", "build")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	pages := []string{"/", "/pricing", dashLongPath, "/docs/getting-started", "/docs/api/v1/stats", "/blog/tracking-pixels",
+		"/careers/senior-backend-engineer-distributed-systems-berlin-or-remote", "/about", "/contact", "/legal/privacy", "/changelog"}
+	weights := []int{40, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3}
+	i := 0
+	for p, w := range weights {
+		for range w {
+			v := hllstore.Values{
+				[]string{"DE", "US", "FR", ""}[i%4], []string{"desktop", "mobile", "tablet"}[i%3], []string{"Chrome", "Firefox", "Safari"}[i%3],
+				[]string{"Linux", "Windows", "macOS", "iOS"}[i%4], []string{"search", "social", "direct"}[i%3],
+			}
+			if i%3 == 0 {
+				v[5] = []string{"google.com", "news.ycombinator.com", "t.co"}[i%9/3]
+			}
+			if i%4 == 0 {
+				v[6], v[7], v[8] = "newsletter", "email", "november-launch-2026"
+			}
+			v[9] = pages[p]
+			if i%5 == 0 {
+				v[10] = pages[p]
+			}
+			days[0].Breakdown(view).AddValues(&v, uint64(i%110+1)*0x9e3779b97f4a7c15, 8)
+			i++
+		}
+	}
+	if written, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: days[0], Details: true}}); err != nil || !written[0] {
+		t.Fatalf("seed breakdowns: %v %v", written, err)
+	}
+	wms := map[int32]hllstore.Watermark{}
+	for p := range int32(6) {
+		wms[p] = hllstore.Watermark{CompleteUntilMs: now.Add(-2 * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}
+	}
+	if err := store.WriteWatermarks(ctx, wms); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "dashboard.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
+}
+
+// commas writes n as the dashboard does (en-US grouping).
+func commas(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// percent writes a rate as the dashboard does: one decimal, two below 10%.
+func percent(x float64) string {
+	if x > 0 && x < 0.1 {
+		return strconv.FormatFloat(x*100, 'f', 2, 64) + "%"
+	}
+	return strconv.FormatFloat(x*100, 'f', 1, 64) + "%"
+}
+
+// TestDashboardPanels serves seeded counts through an open query API (no
+// tokens) and checks, in headless chromium, that every panel shows the
+// API's numbers for the selected content id: the cards, one chart strip per
+// kind with events (an ad's impressions and clicks, a newsletter's opens),
+// the funnel, the email panel (human and machine opens by reason, clicks,
+// click-through rate), the breakdown by page, and the top list with the
+// chosen ids marked; that the tabs switch all of them and the URL keeps the
+// choice; and that at phone width (390 px) nothing overflows sideways.
+// Screenshots: build/dashboard.png (the ad), dashboard-newsletter.png,
+// dashboard-article.png (1280 px wide) and dashboard-phone.png (390 px).
+func TestDashboardPanels(t *testing.T) {
+	exe := chromium(t)
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	seedDashboard(t, store)
+	q, err := query.New(func() query.Config { c := query.DefaultConfig(); c.ListenAddr = "127.0.0.1:0"; return c }(), nil, nil, counts.NewReader(store), audit.NewReader(rdb, prefix))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s", path)
+	ln := pipetest.Listen(t)
+	sctx, stopQuery := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- q.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stopQuery()
+		if err := <-served; err != nil {
+			t.Errorf("query: %v", err)
+		}
+	})
+	base := "http://" + ln.Addr().String()
+
+	// The API's answers the page must show.
+	now := time.Now().UTC()
+	hourTo := now.Truncate(time.Hour).Add(time.Hour)
+	last24 := "from=" + hourTo.Add(-24*time.Hour).Format(time.RFC3339) + "&to=" + hourTo.Format(time.RFC3339)
+	today := "from=" + now.Format("2006-01-02") + "&to=" + now.Add(24*time.Hour).Format("2006-01-02")
+	getJSON := func(path string, out any) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats := func(cid, rng string) query.StatsResponse {
+		var st query.StatsResponse
+		getJSON("/v1/stats/"+cid+"?"+rng, &st)
+		return st
+	}
+
+	ctx := browser(t, exe, 1280, 900)
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	text := func(sel string) string {
+		return strings.TrimSpace(eval(`(document.querySelector(` + strconv.Quote(sel) + `)||{}).textContent||""`))
+	}
+	// waitTexts waits until each selector's text is the one wanted.
+	waitTexts := func(want map[string]string) {
+		t.Helper()
+		pipetest.Eventually(t, 30*time.Second, func() string {
+			for sel, w := range want {
+				if got := text(sel); got != w {
+					return fmt.Sprintf("%s shows %q, want %q (status %q)", sel, got, w, text("#status"))
+				}
+			}
+			return ""
+		})
+	}
+	// bars returns the values of the chart strip of kind, "" when the
+	// chart has no strip for it.
+	bars := func(kind string) []uint64 {
+		var out []uint64
+		for _, v := range strings.Fields(eval(`[...document.querySelectorAll('#chart svg[data-kind="` + kind + `"] rect.bar')].map(r => r.dataset.v).join(" ")`)) {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			out = append(out, n)
+		}
+		return out
+	}
+	checkStrip := func(kind string, want uint64) {
+		t.Helper()
+		vs := bars(kind)
+		var sum uint64
+		nonzero := 0
+		for _, v := range vs {
+			sum += v
+			if v > 0 {
+				nonzero++
+			}
+		}
+		if len(vs) != 24 || sum != want || nonzero == 0 {
+			t.Errorf("chart strip %s: %d bars (want 24 hours) summing to %d, want %d", kind, len(vs), sum, want)
+		}
+	}
+	strips := func() string {
+		return eval(`[...document.querySelectorAll("#chart .strip")].map(s => s.dataset.kind).join(",")`)
+	}
+
+	// The ad, selected in the URL: no token prompt (the API is open), a
+	// tab per chosen id, the cards, chart, funnel and top list.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?cid="+dashAd+","+dashNewsletter+","+dashArticle+"&sel="+dashAd+"&range=24h")); err != nil {
+		t.Fatal(err)
+	}
+	adToday, ad24 := stats(dashAd, today), stats(dashAd, last24)
+	waitTexts(map[string]string{
+		"#cards-title .sel-id": dashAd,
+		"#live-impressions":    commas(adToday.Human.Impressions.Total),
+		"#live-clicks":         commas(adToday.Human.Clicks.Total),
+		"#live-views":          "0",
+		"#ctr":                 percent(ad24.Human.CTR),
+		"#orders":              "3",
+	})
+	waitTexts(map[string]string{"#email-empty": "No email opens of " + dashAd + " in this range."})
+	if open := eval(`String(document.getElementById("token-dialog").open)`); open != "false" {
+		t.Errorf("token prompt open on an open API")
+	}
+	if tabs := eval(`[...document.querySelectorAll("#picker [role=tab]")].map(b => b.textContent + (b.getAttribute("aria-selected") === "true" ? "*" : "")).join(",")`); tabs != dashAd+"*,"+dashNewsletter+","+dashArticle {
+		t.Errorf("tabs %q, want the three ids with the ad selected", tabs)
+	}
+	if got := strips(); got != "impressions,clicks,conversions" {
+		t.Errorf("chart strips for the ad: %q, want impressions,clicks,conversions", got)
+	}
+	checkStrip("impressions", ad24.Human.Impressions.Total)
+	checkStrip("clicks", ad24.Human.Clicks.Total)
+	if f := text("#funnel"); !strings.Contains(f, "Impressions"+commas(ad24.Human.Impressions.Total)) || !strings.Contains(f, "Clicks"+commas(ad24.Human.Clicks.Total)) {
+		t.Errorf("funnel %q, want the ad's impressions and clicks", f)
+	}
+	if q := text("#reasons"); !strings.Contains(q, commas(ad24.Unverified.Reasons["unsigned"])+" unsigned pixel") || !strings.Contains(q, "data-center address (bot)") {
+		t.Errorf("traffic quality %q, want the unsigned and data-center impressions", q)
+	}
+	// Every chosen id's counts of today in the table below.
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		var want []string
+		for _, cid := range []string{dashAd, dashNewsletter, dashArticle} {
+			h := stats(cid, today).Human
+			want = append(want, strings.Join([]string{cid, commas(h.Views.Uniques), commas(h.Views.Total), commas(h.Impressions.Total), commas(h.Clicks.Total), commas(h.Opens.Total)}, "|"))
+		}
+		rows := eval(`[...document.querySelectorAll("#live-table tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+		if rows != strings.Join(want, "\n") {
+			return fmt.Sprintf("today's table\n%s\nwant\n%s", rows, strings.Join(want, "\n"))
+		}
+		return ""
+	})
+	// The top list: the article ranked and marked; the ad and the
+	// newsletter (no views) after it, marked, with their numbers.
+	var topList query.TopResponse
+	getJSON("/v1/top?"+last24+"&by=uniques&limit=10", &topList)
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		rows := eval(`[...document.querySelectorAll("#top tbody tr")].map(r => r.className + "|" + r.textContent).join("\n")`)
+		want := []string{}
+		for i, it := range topList.Items {
+			mark := ""
+			if it.Key == dashArticle {
+				mark = "chosen|" + strconv.Itoa(i+1) + it.Key + "chosen"
+			} else {
+				mark = "|" + strconv.Itoa(i+1) + it.Key
+			}
+			want = append(want, mark+commas(it.Uniques)+commas(it.Total))
+		}
+		want = append(want, "gap|chosen, outside the top 10", "chosen selected|–"+dashAd+"shown00", "chosen|–"+dashNewsletter+"chosen00")
+		if rows != strings.Join(want, "\n") {
+			return fmt.Sprintf("top rows\n%s\nwant\n%s", rows, strings.Join(want, "\n"))
+		}
+		return ""
+	})
+	screenshot(t, ctx, "dashboard.png")
+
+	// The newsletter tab: the cards, chart and email panel switch to it,
+	// the URL keeps it.
+	if err := chromedp.Do(ctx, chromedp.Click(`#picker [data-cid="`+dashNewsletter+`"]`)); err != nil {
+		t.Fatal(err)
+	}
+	nlToday, nl24 := stats(dashNewsletter, today), stats(dashNewsletter, last24)
+	waitTexts(map[string]string{
+		"#cards-title .sel-id": dashNewsletter,
+		"#live-opens":          commas(nlToday.Human.Opens.Total),
+		"#live-impressions":    "0",
+		"#live-clicks":         commas(nlToday.Human.Clicks.Total),
+		"#email-human":         commas(nl24.Human.Opens.Total),
+		"#email-machine":       commas(nl24.Machine.Opens.Total),
+		"#email-clicks":        commas(nl24.Human.Clicks.Total),
+		"#email-ctr":           percent(float64(nl24.Human.Clicks.Total) / float64(nl24.Human.Opens.Total)),
+	})
+	if u := eval(`location.search`); !strings.Contains(u, "sel="+dashNewsletter) || !strings.Contains(u, "cid="+dashAd+","+dashNewsletter+","+dashArticle) || !strings.Contains(u, "range=24h") {
+		t.Errorf("URL %q does not keep the choice", u)
+	}
+	// The machine opens by source (the reasons of kind open, class
+	// machine): they add up to the machine opens; the scanners' clicks
+	// are apart.
+	machineOpens := stats(dashNewsletter, last24+"&kind=open&class=machine")
+	reasons := text("#email-reasons")
+	var sum uint64
+	for r, name := range map[string]string{"apple_mpp": "Apple Mail Privacy Protection", "gmail_proxy": "Gmail image proxy", "yahoo_proxy": "Yahoo Mail proxy", "link_scanner": "link scanner"} {
+		n := machineOpens.Reasons[r]
+		sum += n
+		if n == 0 || !strings.Contains(reasons, commas(n)+" "+name) {
+			t.Errorf("email panel reasons %q, want %d %s", reasons, n, name)
+		}
+	}
+	if sum != nl24.Machine.Opens.Total || !strings.Contains(reasons, commas(nl24.Machine.Clicks.Total)+" machine clicks") {
+		t.Errorf("email panel reasons %q: want machine opens by source adding up to %d, and %d machine clicks", reasons, nl24.Machine.Opens.Total, nl24.Machine.Clicks.Total)
+	}
+	if got := strips(); got != "clicks,opens" {
+		t.Errorf("chart strips for the newsletter: %q, want clicks,opens", got)
+	}
+	checkStrip("opens", nl24.Human.Opens.Total)
+	screenshot(t, ctx, "dashboard-newsletter.png")
+
+	// The article: views and the breakdown by page, long paths wrapped,
+	// "other" and "unknown" explained.
+	if err := chromedp.Do(ctx, chromedp.Click(`#picker [data-cid="`+dashArticle+`"]`), chromedp.SetValue("#dimension", "page"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("dimension").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	art24 := stats(dashArticle, last24)
+	var pagesBD query.BreakdownResponse
+	getJSON("/v1/breakdowns/"+dashArticle+"?"+last24+"&dimension=page&limit=15", &pagesBD)
+	waitTexts(map[string]string{"#cards-title .sel-id": dashArticle, "#live-opens": "0"})
+	checkStrip("views", art24.Human.Views.Total)
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		rows := eval(`[...document.querySelectorAll("#breakdowns tbody tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+		var want []string
+		for _, it := range pagesBD.Items {
+			key := it.Key
+			if key == "other" {
+				key = "otherevery value past the first 50 of a day, together"
+			}
+			want = append(want, key+"||"+commas(it.Uniques)+"|"+commas(it.Total))
+		}
+		if len(pagesBD.Items) < 5 || rows != strings.Join(want, "\n") {
+			return fmt.Sprintf("breakdown rows\n%s\nwant\n%s", rows, strings.Join(want, "\n"))
+		}
+		return ""
+	})
+	if !strings.Contains(text("#breakdowns"), dashLongPath) || !strings.Contains(eval(`location.search`), "dim=page") {
+		t.Errorf("breakdown by page %q (URL %q)", text("#breakdowns"), eval(`location.search`))
+	}
+	screenshot(t, ctx, "dashboard-article.png")
+
+	// Phone width: the same page reloaded (the URL keeps the article and
+	// the page breakdown) at 390 px.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)), chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitTexts(map[string]string{"#cards-title .sel-id": dashArticle, "#live-views": commas(stats(dashArticle, today).Human.Views.Total)})
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		if n := eval(`String(document.querySelectorAll("#breakdowns tbody tr").length)`); n != strconv.Itoa(len(pagesBD.Items)) {
+			return "breakdown rows at phone width: " + n
+		}
+		return ""
+	})
+	if w := eval(`window.innerWidth + " " + document.documentElement.scrollWidth + " " + document.documentElement.clientWidth`); w != "390 390 390" {
+		t.Errorf("at phone width, window / scroll / client width: %s, want 390 390 390 (nothing overflows sideways)", w)
+	}
+	// No element reaches past the window's right edge (inner scrolling
+	// tables excepted: their rows scroll inside the card).
+	if wide := eval(`[...document.querySelectorAll("body *")].filter(e => !e.closest(".scroll") && e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 5).join(", ")`); wide != "" {
+		t.Errorf("at phone width these reach past the right edge: %s", wide)
+	}
+	if cols := eval(`getComputedStyle(document.querySelector(".cards")).gridTemplateColumns.split(" ").length + ""`); cols != "2" {
+		t.Errorf("cards at phone width in %s columns, want 2", cols)
+	}
+	screenshot(t, ctx, "dashboard-phone.png")
 }

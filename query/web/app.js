@@ -1,16 +1,91 @@
 // pixelpipe dashboard: plain JS, no libraries, nothing loaded from elsewhere.
 // It reads the query API with the tenant token kept in sessionStorage.
+//
+// Several content ids can be chosen; one of them, the selected one, is shown
+// in the cards, chart, funnel, email, quality and breakdown panels, and the
+// tabs above them switch it. The URL keeps the choice:
+// ?cid=a,b&sel=b&range=24h&dim=page.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const nf = new Intl.NumberFormat("en-US");
 const pct = (x) => (x * 100).toFixed(x > 0 && x < 0.1 ? 2 : 1) + "%";
-const state = { token: sessionStorage.getItem("pixelpipe.token") || "", cids: [], range: "30d", live: null };
+const state = {
+  token: sessionStorage.getItem("pixelpipe.token") || "",
+  cids: [], sel: "", range: "30d", dim: "country",
+  live: null, lastLive: null, tableKey: "", points: null, gran: "day",
+};
+
+// The kinds of events, in funnel order, by their field in a series point.
+const KINDS = [
+  ["impressions", "Impressions"], ["views", "Views"], ["clicks", "Clicks"],
+  ["conversions", "Conversions"], ["opens", "Opens"], ["custom", "Custom events"],
+];
+
+// Readable names of the bot, machine and unverified reasons.
+const REASONS = {
+  known_crawler: "known crawler", empty_user_agent: "no user agent", headless: "headless browser",
+  prefetch: "prefetch", missing_headers: "missing browser headers", datacenter: "data-center address",
+  rate: "too many hits", apple_mpp: "Apple Mail Privacy Protection", gmail_proxy: "Gmail image proxy",
+  yahoo_proxy: "Yahoo Mail proxy", link_scanner: "link scanner", unsigned: "unsigned pixel",
+  unknown_key: "unknown signing key", bad_signature: "bad signature", expired: "expired signature",
+  unsigned_suffix: "unsigned suffix",
+};
+const reasonName = (r) => (Object.hasOwn(REASONS, r) ? REASONS[r] : r.replace(/_/g, " "));
+
+// What each breakdown dimension counts; the first five count every human
+// view, the others only the views that carry the value.
+const DIMENSIONS = {
+  country: ["country", "Every human view, by the visitor's country."],
+  device: ["device", "Every human view, by device type."],
+  browser: ["browser", "Every human view, by browser."],
+  os: ["OS", "Every human view, by operating system."],
+  source: ["source", "Every human view, by the referrer's class (search, social, email, ...); direct: no referrer."],
+  referrer: ["referrer", "Only the human views with a referrer, by its domain.", true],
+  utm_source: ["UTM source", "Only the human views whose page URL has utm_source.", true],
+  utm_medium: ["UTM medium", "Only the human views whose page URL has utm_medium.", true],
+  utm_campaign: ["UTM campaign", "Only the human views whose page URL has utm_campaign.", true],
+  page: ["page", "Human views by the page's path.", true],
+  landing: ["landing page", "The first view of each session, by the page's path.", true],
+};
+
+// The two values of a breakdown that are not values: what they stand for.
+const SPECIAL = {
+  other: "every value past the first 50 of a day, together",
+  unknown: "views for which it is not known",
+};
+
+// el builds an element: attributes, then children (nodes or text).
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v);
+  }
+  e.append(...kids);
+  return e;
+}
+
+// cidText is a content id that may break after its tenant ("acme:" and
+// "article-7"), nowhere else.
+function cidText(id) {
+  const i = id.indexOf(":");
+  if (i < 0 || i === id.length - 1) return el("span", { class: "cid" }, id);
+  return el("span", {}, el("span", { class: "cid" }, id.slice(0, i + 1)), el("wbr"), el("span", { class: "cid" }, id.slice(i + 1)));
+}
+
+// latest returns a check that is true while no later call of latest(key)
+// was made: an answer that arrives after a newer request is dropped.
+const seq = {};
+function latest(key) {
+  const n = (seq[key] || 0) + 1;
+  seq[key] = n;
+  return () => seq[key] === n;
+}
 
 function setStatus(msg) {
-  const el = $("status");
-  el.textContent = msg || "";
-  el.hidden = !msg;
+  const s = $("status");
+  s.textContent = msg || "";
+  s.hidden = !msg;
 }
 
 function askToken() {
@@ -28,6 +103,8 @@ $("change-token").addEventListener("click", askToken);
 
 const authHeaders = () => (state.token ? { Authorization: "Bearer " + state.token } : {});
 
+// api asks the query API; only a 401 opens the token prompt, so a server
+// without tokens never shows it.
 async function api(path) {
   const res = await fetch(path, { headers: authHeaders() });
   let body = null;
@@ -50,53 +127,129 @@ function rangeParams() {
 }
 
 const iso = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+const rangeQuery = (rp) => "from=" + iso(rp.from) + "&to=" + iso(rp.to);
+
+// The URL keeps the content ids, the selected one, the range and the
+// breakdown dimension (content ids are plain: A-Z a-z 0-9 . _ : -).
+const enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":").replace(/%2C/gi, ",");
+function writeURL() {
+  const qs = "?cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) + "&range=" + enc(state.range) + "&dim=" + enc(state.dim);
+  history.replaceState(null, "", location.pathname + qs);
+}
+
+// setCids reads comma-separated content ids and keeps sel selected when
+// it is one of them (else the current selection, else the first).
+function setCids(text, sel) {
+  state.cids = [...new Set(text.split(",").map((s) => s.trim()).filter(Boolean))];
+  if (state.cids.includes(sel)) state.sel = sel;
+  else if (!state.cids.includes(state.sel)) state.sel = state.cids[0] || "";
+  $("cids").value = state.cids.join(", ");
+}
+
+// drawPicker draws one tab per chosen content id and writes the selected
+// one into every panel heading.
+function drawPicker() {
+  const tabs = state.cids.map((c, i) => {
+    const on = c === state.sel;
+    const b = el("button", { type: "button", role: "tab", id: "tab-" + i, "aria-controls": "selected", "aria-selected": String(on), tabindex: on ? "0" : "-1", "data-cid": c }, c);
+    b.addEventListener("click", () => select(c));
+    return b;
+  });
+  $("picker").replaceChildren(...tabs);
+  const i = state.cids.indexOf(state.sel);
+  if (i >= 0) $("selected").setAttribute("aria-labelledby", "tab-" + i);
+  $("picker-hint").textContent = !state.cids.length ? "enter content ids above"
+    : state.cids.length === 1 ? "enter several content ids, comma-separated, to switch between them"
+    : "the panels below show the selected one";
+  for (const s of document.querySelectorAll(".sel-id")) s.textContent = state.sel;
+}
+
+// Arrow keys, Home and End move between the tabs.
+$("picker").addEventListener("keydown", (e) => {
+  const n = state.cids.length;
+  const i = state.cids.indexOf(state.sel);
+  const j = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: n - 1 }[e.key];
+  if (j === undefined || !n) return;
+  e.preventDefault();
+  const k = (j + n) % n;
+  select(state.cids[k]);
+  $("picker").children[k].focus();
+});
+
+function select(cid) {
+  if (cid === state.sel || !state.cids.includes(cid)) return;
+  state.sel = cid;
+  writeURL();
+  drawPicker();
+  if (state.lastLive) showLive(state.lastLive);
+  refresh();
+}
 
 function showFreshness(f) {
-  const el = $("freshness");
-  el.className = "fresh " + (f.status || "unknown");
+  const b = $("freshness");
+  b.className = "fresh " + (f.status || "unknown");
   if (!f.complete_until) {
-    el.textContent = "freshness: unknown (no watermark yet)";
-    el.title = "The aggregators do not report a watermark yet; counts are read live from Redis.";
+    b.textContent = "freshness: unknown (no watermark yet)";
+    b.title = "The aggregators do not report a watermark yet; counts are read live from Redis.";
     return;
   }
   const lag = f.lag_seconds;
   const lagText = lag < 1 ? "<1 s" : lag < 120 ? Math.round(lag) + " s" : Math.round(lag / 60) + " min";
-  el.textContent = "complete to " + new Date(f.complete_until).toISOString().slice(11, 19) + " UTC · lag " + lagText + (f.status === "partial" ? " (" + f.partitions + "/" + f.expected_partitions + " partitions)" : "");
-  el.title = "Counts hold every event before " + f.complete_until;
+  b.textContent = "complete to " + new Date(f.complete_until).toISOString().slice(11, 19) + " UTC · lag " + lagText + (f.status === "partial" ? " (" + f.partitions + "/" + f.expected_partitions + " partitions)" : "");
+  b.title = "Counts hold every event before " + f.complete_until;
 }
 
 function setNum(id, v) {
-  const el = $(id);
+  const e = $(id);
   const txt = typeof v === "number" ? nf.format(v) : v;
-  if (el.textContent !== txt) {
-    el.textContent = txt;
-    el.classList.remove("bump");
-    void el.offsetWidth;
-    el.classList.add("bump");
+  if (e.textContent !== txt) {
+    e.textContent = txt;
+    e.classList.remove("bump");
+    void e.offsetWidth;
+    e.classList.add("bump");
   }
 }
 
+// bound is the error bar written after a unique count: " ±b", or nothing
+// when the count is exact.
+function bound(b) {
+  return b ? " ±" + nf.format(b) : "";
+}
+
+const CARDS = ["live-uniques", "live-views", "live-impressions", "live-clicks", "live-opens", "live-nonhuman"];
+function resetCards() {
+  for (const id of CARDS) $(id).textContent = "–";
+  $("live-ctr").textContent = "–";
+}
+
+// showLive fills the cards with the selected content id's counts of today
+// and the table with every chosen one's.
 function showLive(ev) {
+  state.lastLive = ev;
   showFreshness(ev.freshness);
-  const c = ev.contents[0];
-  if (c) {
+  const c = ev.contents.find((x) => x.content_id === state.sel);
+  if (!c) resetCards();
+  else {
     setNum("live-uniques", c.uniques);
     $("live-uniques-bound").textContent = c.uniques_bound ? "± " + nf.format(c.uniques_bound) + " (HyperLogLog bound)" : "exact · human views";
     setNum("live-views", c.views);
+    setNum("live-impressions", c.impressions);
     setNum("live-clicks", c.clicks);
     $("live-ctr").textContent = c.impressions ? pct(c.ctr) : "–";
+    setNum("live-opens", c.opens);
     setNum("live-nonhuman", c.non_human);
   }
   $("live-age").textContent = "live · updated " + new Date().toLocaleTimeString();
-  const tb = $("live-table");
-  tb.replaceChildren(...ev.contents.map((x) => {
-    const tr = document.createElement("tr");
-    for (const v of [x.content_id, nf.format(x.uniques) + bound(x.uniques_bound), nf.format(x.views), nf.format(x.clicks)]) {
-      const td = document.createElement("td");
-      td.textContent = v;
-      tr.appendChild(td);
-    }
-    return tr;
+  // Redrawn only when something changed, so a focused button stays.
+  const key = state.sel + "|" + JSON.stringify(ev.contents);
+  if (key === state.tableKey) return;
+  state.tableKey = key;
+  $("live-table").replaceChildren(...ev.contents.map((x) => {
+    const on = x.content_id === state.sel;
+    const pick = el("button", { type: "button", class: "link", "aria-pressed": String(on), title: "show " + x.content_id }, cidText(x.content_id));
+    pick.addEventListener("click", () => select(x.content_id));
+    const cells = [nf.format(x.uniques) + bound(x.uniques_bound), nf.format(x.views), nf.format(x.impressions), nf.format(x.clicks), nf.format(x.opens)];
+    return el("tr", { class: on ? "selected" : undefined }, el("td", { class: "name" }, pick), ...cells.map((v) => el("td", { class: "n" }, v)));
   }));
 }
 
@@ -149,64 +302,98 @@ async function startLive() {
 }
 
 function svg(tag, attrs, text) {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  if (text !== undefined) el.textContent = text;
-  return el;
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
 }
 
-function drawChart(points, gran) {
-  const el = $("chart");
-  const W = 960, H = 280, L = 48, R = 12, T = 12, B = 28;
+// niceTop is the top of a y axis: max rounded up to 1, 1.2, 1.5, 2, 2.5, 3,
+// 4, 5, 6 or 8 times a power of ten (at least 2).
+function niceTop(max) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(max, 1))));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+    if (m * p >= max) return Math.max(2, Math.round(m * p));
+  }
+  return 10 * p;
+}
+
+const listText = (xs) => (xs.length < 2 ? xs.join("") : xs.slice(0, -1).join(", ") + " or " + xs[xs.length - 1]);
+const bucketText = (start, gran) => (gran === "hour" ? start.slice(11, 16) : start.slice(5, 10));
+
+// drawChart draws one strip per kind that has events in the range, each on
+// its own scale (an ad's clicks are a few percent of its impressions), at
+// the chart's width in pixels so that text is never stretched.
+function drawChart() {
+  const points = state.points;
+  const box = $("chart");
+  if (!points) return;
+  const W = Math.max(240, Math.floor(box.clientWidth));
+  const strips = [], none = [];
+  for (const [k, name] of KINDS) {
+    const sum = points.reduce((a, p) => a + p[k], 0);
+    if (sum) strips.push(drawStrip(points, k, name, sum, W));
+    else if (k !== "custom") none.push(name.toLowerCase());
+  }
+  if (!strips.length) {
+    $("chart-none").textContent = "";
+    box.replaceChildren(el("p", { class: "pending" }, "No human events of " + state.sel + " in this range."));
+    return;
+  }
+  $("chart-none").textContent = none.length ? "no " + listText(none) + " in this range" : "";
+  box.replaceChildren(...strips);
+}
+
+function drawStrip(points, k, name, sum, W) {
+  const H = 120, L = 44, R = 6, T = 8, B = 20;
+  const per = state.gran === "hour" ? "hour" : "day";
+  const withUniques = k === "views";
   const n = Math.max(points.length, 1);
-  const max = Math.max(1, ...points.map((p) => Math.max(p.views, p.uniques)));
-  const step = Math.pow(10, Math.floor(Math.log10(max)));
-  let top = Math.ceil(max / step) * step;
-  if (top % 4) top = Math.ceil(top / 4) * 4;
+  const peak = Math.max(...points.map((p) => p[k]));
+  const top = niceTop(Math.max(1, ...points.map((p) => (withUniques ? Math.max(p[k], p.uniques) : p[k]))));
   const y = (v) => T + (H - T - B) * (1 - v / top);
   const bw = (W - L - R) / n;
   const kids = [];
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (const v of [0, top / 2, top]) {
+    if (!Number.isInteger(v)) continue;
     kids.push(svg("line", { class: "grid-line", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    kids.push(svg("text", { class: "axis", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, nf.format(Math.round(v))));
+    kids.push(svg("text", { class: "axis", x: L - 6, y: y(v) + 4, "text-anchor": "end" }, nf.format(v)));
   }
-  const every = Math.ceil(n / 8);
+  const every = Math.ceil(n / Math.max(1, Math.floor((W - L - R) / 56)));
   points.forEach((p, i) => {
-    const x = L + i * bw;
-    kids.push(svg("rect", { class: "bar", x: x + bw * 0.15, width: Math.max(bw * 0.7, 1), y: y(p.views), height: Math.max(y(0) - y(p.views), 0) }, undefined));
-    kids[kids.length - 1].appendChild(svg("title", {}, p.start + ": " + nf.format(p.views) + " views, " + nf.format(p.uniques) + bound(p.uniques_bound) + " unique visitors"));
-    if (i % every === 0) {
-      const d = new Date(p.start);
-      const label = gran === "hour" ? d.toISOString().slice(11, 16) : d.toISOString().slice(5, 10);
-      kids.push(svg("text", { class: "axis", x: x + bw / 2, y: H - 8, "text-anchor": "middle" }, label));
-    }
+    const x = L + i * bw, v = p[k];
+    const bar = svg("rect", { class: "bar k-" + k, x: x + bw * 0.15, width: Math.max(bw * 0.7, 1), y: y(v), height: Math.max(y(0) - y(v), 0), "data-v": v });
+    bar.appendChild(svg("title", {}, p.start + ": " + nf.format(v) + " " + name.toLowerCase() + (withUniques ? ", " + nf.format(p.uniques) + bound(p.uniques_bound) + " unique visitors" : "")));
+    kids.push(bar);
+    if (i % every === 0) kids.push(svg("text", { class: "axis", x: x + bw / 2, y: H - 5, "text-anchor": "middle" }, bucketText(p.start, state.gran)));
   });
-  const path = points.map((p, i) => (i ? "L" : "M") + (L + i * bw + bw / 2).toFixed(1) + " " + y(p.uniques).toFixed(1)).join(" ");
-  if (points.length) kids.push(svg("path", { class: "line", d: path }));
-  points.forEach((p, i) => kids.push(svg("circle", { class: "pt", cx: L + i * bw + bw / 2, cy: y(p.uniques), r: points.length > 60 ? 1.5 : 3 })));
-  el.replaceChildren(...kids);
+  const head = el("div", { class: "strip-head" }, el("span", { class: "key k-" + k, "aria-hidden": "true" }), el("b", {}, name), el("b", {}, nf.format(sum)),
+    el("span", { class: "hint" }, "at most " + nf.format(peak) + " in one " + per));
+  if (withUniques) {
+    const path = points.map((p, i) => (i ? "L" : "M") + (L + i * bw + bw / 2).toFixed(1) + " " + y(p.uniques).toFixed(1)).join(" ");
+    kids.push(svg("path", { class: "line", d: path }));
+    if (points.length <= 60) points.forEach((p, i) => kids.push(svg("circle", { class: "pt", cx: L + i * bw + bw / 2, cy: y(p.uniques), r: 2.5 })));
+    head.append(el("span", { class: "hint nowrap" }, el("span", { class: "key k-uniques", "aria-hidden": "true" }), " unique visitors per " + per));
+  }
+  const chart = svg("svg", { role: "img", width: W, height: H, viewBox: "0 0 " + W + " " + H, "data-kind": k,
+    "aria-label": name + " per " + per + ", " + rangeParams().label + ": " + nf.format(sum) + " in all, at most " + nf.format(peak) + " in one " + per });
+  chart.append(...kids);
+  return el("div", { class: "strip", "data-kind": k }, head, chart);
 }
+
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(drawChart, 150);
+});
 
 function drawFunnel(h) {
   const steps = [["Impressions", h.impressions.total], ["Views", h.views.total], ["Clicks", h.clicks.total], ["Conversions", h.conversions.total]];
   const max = Math.max(1, ...steps.map((s) => s[1]));
   $("funnel").replaceChildren(...steps.map(([name, v]) => {
-    const row = document.createElement("div");
-    row.className = "step";
-    const label = document.createElement("span");
-    label.textContent = name;
-    const track = document.createElement("div");
-    track.className = "track";
-    const fill = document.createElement("div");
-    fill.className = "fill";
+    const fill = el("div", { class: "fill" });
     fill.style.width = ((100 * v) / max).toFixed(1) + "%";
-    track.appendChild(fill);
-    const val = document.createElement("span");
-    val.className = "val";
-    val.textContent = nf.format(v);
-    row.append(label, track, val);
-    return row;
+    return el("div", { class: "step" }, el("span", {}, name), el("div", { class: "track", "aria-hidden": "true" }, fill), el("span", { class: "val" }, nf.format(v)));
   }));
   $("ctr").textContent = h.impressions.total ? pct(h.ctr) : "–";
   $("cvr").textContent = h.clicks.total ? pct(h.conversion_rate) : "–";
@@ -215,78 +402,158 @@ function drawFunnel(h) {
   $("revenue").textContent = rev.length ? rev.join(" · ") : "–";
 }
 
+// shareBar is a bar of width v/max in a segmented bar (.quality).
+function shareBar(cls, v, sum, title) {
+  const s = el("span", { class: cls, title });
+  s.style.width = ((100 * v) / sum).toFixed(2) + "%";
+  return s;
+}
+
+// reasonItem is one line of a reasons list: a swatch, a count and a text.
+function reasonItem(cls, n, text) {
+  return el("li", {}, el("span", { class: "swatch " + cls, "aria-hidden": "true" }), el("b", {}, nf.format(n)), " " + text);
+}
+
+// drawEmail: opens by people and by machines (mail privacy proxies, link
+// scanners: the machine class), people's clicks, and the click-through
+// rate over human opens. st is the answer of GET /v1/stats with
+// kind=open&class=machine, so its reasons are the machine opens'.
+function drawEmail(st) {
+  const h = st.human.opens, m = st.machine.opens, clicks = st.human.clicks.total;
+  const all = h.total + m.total;
+  $("email-body").hidden = !all;
+  $("email-empty").hidden = !!all;
+  $("email-empty").textContent = "No email opens of " + state.sel + " in this range.";
+  $("email-bar").replaceChildren(...(all ? [shareBar("q-human", h.total, all, "human opens"), shareBar("q-machine", m.total, all, "machine opens")] : []));
+  $("email-human").textContent = nf.format(h.total);
+  $("email-human-uniques").textContent = all ? "by " + nf.format(h.uniques) + bound(h.uniques_bound) + " people · " + pct(h.total / all) + " of all opens" : "by people";
+  $("email-machine").textContent = nf.format(m.total);
+  $("email-clicks").textContent = nf.format(clicks);
+  $("email-ctr").textContent = h.total ? pct(clicks / h.total) : "–";
+  const items = Object.entries(st.reasons || {}).sort((a, b) => b[1] - a[1]).map(([r, n]) => reasonItem("q-machine", n, reasonName(r)));
+  if (st.machine.clicks.total) items.push(reasonItem("q-machine", st.machine.clicks.total, "machine clicks (scanners), not in the rate"));
+  $("email-reasons").replaceChildren(...items);
+}
+
 function drawQuality(st) {
   const total = (c) => c.views.total + c.impressions.total + c.clicks.total + c.conversions.total + c.opens.total + c.custom.total;
-  const parts = [["human", total(st.human)], ["bot", total(st.bot)], ["machine", total(st.machine)]];
-  const sum = parts.reduce((a, p) => a + p[1], 0) || 1;
-  $("quality").replaceChildren(...parts.map(([k, v]) => {
-    const s = document.createElement("span");
-    s.className = "q-" + k;
-    s.style.width = ((100 * v) / sum).toFixed(2) + "%";
-    s.title = k + ": " + nf.format(v) + " events";
-    return s;
-  }));
-  const items = [["people", parts[0][1]], ["bots", parts[1][1]], ["machine opens", parts[2][1]]];
-  for (const cls of ["bot", "machine"]) {
-    for (const [r, v] of Object.entries(st[cls].reasons || {})) items.push([cls + ": " + r, v]);
+  const parts = [["human", "people", total(st.human)], ["bot", "bots", total(st.bot)], ["machine", "machines (mail proxies, scanners)", total(st.machine)], ["unverified", "unverified (signed pixels)", total(st.unverified)]];
+  const sum = parts.reduce((a, p) => a + p[2], 0);
+  $("quality").replaceChildren(...(sum ? parts.map(([k, name, v]) => shareBar("q-" + k, v, sum, name + ": " + nf.format(v) + " events")) : []));
+  const items = parts.filter(([k, , v]) => v || k !== "unverified").map(([k, name, v]) => reasonItem("q-" + k, v, name));
+  for (const cls of ["bot", "machine", "unverified"]) {
+    for (const [r, v] of Object.entries(st[cls].reasons || {}).sort((a, b) => b[1] - a[1])) items.push(reasonItem("q-" + cls, v, reasonName(r) + " (" + cls + ")"));
   }
-  $("reasons").replaceChildren(...items.map(([k, v]) => {
-    const li = document.createElement("li");
-    const b = document.createElement("b");
-    b.textContent = nf.format(v);
-    li.append(b, " " + k);
-    return li;
-  }));
+  $("reasons").replaceChildren(...items);
 }
 
-// bound is the error bar written after a unique count: " ±b", or nothing
-// when the count is exact.
-function bound(b) {
-  return b ? " ±" + nf.format(b) : "";
+// shareTable is a table of a top list or a breakdown: name, a bar of the
+// row's uniques against max, uniques and views. rows: {rank, key, name
+// (a node), uniques, uniques_bound, total, cls} or {gap: text}.
+function shareTable(head, rows, max) {
+  const cols = head.length;
+  const ths = head.map(([text, cls]) => el("th", { scope: "col", class: cls }, text));
+  const body = rows.map((r) => {
+    if (r.gap) return el("tr", { class: "gap" }, el("td", { colspan: cols }, r.gap));
+    const bar = el("span", { class: "bar" });
+    bar.style.width = Math.round((100 * Math.max(r.uniques, 0)) / Math.max(1, max)) + "%";
+    const cells = [];
+    if (r.rank !== undefined) cells.push(el("td", { class: "n" }, r.rank));
+    cells.push(el("td", { class: "name" }, r.name), el("td", { class: "bar-cell", "aria-hidden": "true" }, bar));
+    cells.push(el("td", { class: "n" }, r.error || nf.format(r.uniques) + bound(r.uniques_bound)), el("td", { class: "n" }, r.error ? "" : nf.format(r.total)));
+    return el("tr", { class: r.cls }, ...cells);
+  });
+  return el("div", { class: "scroll" }, el("table", { class: "table" }, el("thead", {}, el("tr", {}, ...ths)), el("tbody", {}, ...body)));
 }
 
-// shares fills a list panel: one row per entry, its share of the first
-// entry as a bar, uniques and total.
-async function shares(id, path) {
-  const r = await api(path);
-  const el = $(id);
-  el.textContent = "";
-  if (r.status !== 200) { el.textContent = r.body.error; return; }
-  if (!r.body.items.length) { el.textContent = "nothing counted yet"; return; }
-  const max = Math.max(1, r.body.items[0].uniques, r.body.items[0].total);
-  const ol = document.createElement("ol");
-  ol.className = "shares";
-  for (const it of r.body.items) {
-    const li = document.createElement("li");
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = it.key;
-    const bar = document.createElement("span");
-    bar.className = "bar";
-    bar.style.width = Math.round((100 * Math.max(it.uniques, 0)) / max) + "%";
-    const num = document.createElement("span");
-    num.className = "count";
-    num.textContent = nf.format(it.uniques) + bound(it.uniques_bound) + " uniques · " + nf.format(it.total) + " views";
-    li.append(name, bar, num);
-    ol.append(li);
+// breakdownName shows a breakdown value; "other" and "unknown" say what
+// they stand for. Long values (page paths) wrap, with the whole in a title.
+function breakdownName(key) {
+  if (Object.hasOwn(SPECIAL, key)) return el("span", { class: "special" }, key, el("span", { class: "why" }, SPECIAL[key]));
+  return el("span", { title: key }, key);
+}
+
+async function refreshBreakdown() {
+  const current = latest("breakdown");
+  const [label, hint, optional] = DIMENSIONS[state.dim];
+  $("dimension-hint").textContent = hint;
+  const sel = state.sel;
+  const r = await api("/v1/breakdowns/" + encodeURIComponent(sel) + "?" + rangeQuery(rangeParams()) + "&dimension=" + state.dim + "&limit=15");
+  if (!current()) return;
+  const box = $("breakdowns");
+  box.classList.remove("pending");
+  if (r.status !== 200) { box.textContent = r.body.error; return; }
+  const items = r.body.items;
+  if (!items.length) {
+    box.textContent = optional ? "No human views of " + sel + " carry a " + label + " in this range."
+      : "No human views of " + sel + " in this range (breakdowns split human views).";
+    return;
   }
-  el.append(ol);
-  el.classList.remove("pending");
+  const max = Math.max(...items.map((it) => it.uniques));
+  box.replaceChildren(shareTable([[label], ["share", "bar-cell"], ["uniques", "n"], ["views", "n"]],
+    items.map((it) => ({ ...it, name: breakdownName(it.key) })), max));
+}
+
+// Top content follows the chosen ids: the list is the tenant's top 10 by
+// unique visitors of human views (GET /v1/top), the chosen ids marked in
+// it, and every chosen id that is not in it comes after it, under "chosen,
+// outside the top 10", with the same two numbers (human views and their
+// unique visitors over the same range, from GET /v1/stats). So the ranking
+// stays the real one, and each chosen id shows where it stands.
+const TOP_N = 10;
+async function refreshTop(known) {
+  const current = latest("top");
+  const q = rangeQuery(rangeParams());
+  const r = await api("/v1/top?" + q + "&by=uniques&limit=" + TOP_N);
+  if (!current()) return;
+  const box = $("top");
+  box.classList.remove("pending");
+  if (r.status !== 200) { box.textContent = r.body.error; return; }
+  const items = r.body.items;
+  const ranked = new Set(items.map((it) => it.key));
+  const outside = await Promise.all(state.cids.filter((c) => !ranked.has(c)).map(async (c) => {
+    let st = known[c];
+    if (!st) {
+      const s = await api("/v1/stats/" + encodeURIComponent(c) + "?" + q);
+      if (s.status !== 200) return { key: c, error: s.body.error, uniques: 0 };
+      st = s.body;
+    }
+    const v = st.human.views;
+    return { key: c, total: v.total, uniques: v.uniques, uniques_bound: v.uniques_bound };
+  }));
+  if (!current()) return;
+  const row = (it, rank) => {
+    const chosen = state.cids.includes(it.key), on = it.key === state.sel;
+    let name = cidText(it.key);
+    if (chosen) {
+      name = el("button", { type: "button", class: "link", "aria-pressed": String(on), title: "show " + it.key }, cidText(it.key));
+      name.addEventListener("click", () => select(it.key));
+    }
+    const cell = el("span", {}, name, chosen ? el("span", { class: "mark" }, on ? "shown" : "chosen") : "");
+    return { ...it, rank, name: cell, cls: on ? "chosen selected" : chosen ? "chosen" : undefined };
+  };
+  const rows = items.map((it, i) => row(it, String(i + 1)));
+  if (!items.length) rows.push({ gap: "nothing ranked in this range yet" });
+  if (outside.length) rows.push({ gap: "chosen, outside the top " + TOP_N }, ...outside.map((it) => row(it, "–")));
+  const max = Math.max(1, ...items.map((it) => it.uniques), ...outside.map((it) => it.uniques));
+  box.replaceChildren(shareTable([["#", "n"], ["content id"], ["share", "bar-cell"], ["uniques", "n"], ["views", "n"]], rows, max));
 }
 
 // refreshAudit fills the audit panel: per edge node, the hits it accepted
 // in the last hour and what became of them (GET /v1/audit, operators only).
 async function refreshAudit() {
+  const current = latest("audit");
   const r = await api("/v1/audit");
-  const el = $("audit"), sum = $("audit-summary");
-  el.textContent = "";
+  if (!current()) return;
+  const box = $("audit"), sum = $("audit-summary");
+  box.textContent = "";
   sum.textContent = "";
   sum.className = "audit-summary";
-  if (r.status === 403) { el.textContent = "The audit spans every tenant's hits: it needs an operator token."; return; }
-  if (r.status !== 200) { el.textContent = r.body.error; return; }
-  el.classList.remove("pending");
+  if (r.status === 403) { box.textContent = "The audit spans every tenant's hits: it needs an operator token."; return; }
+  if (r.status !== 200) { box.textContent = r.body.error; return; }
+  box.classList.remove("pending");
   const a = r.body;
-  if (!a.nodes.length) { el.textContent = "no hits in the last hour"; return; }
+  if (!a.nodes.length) { box.textContent = "no hits in the last hour"; return; }
   if (a.missing > 0) {
     sum.textContent = nf.format(a.missing) + " of " + nf.format(a.accepted) + " accepted hits missing (never reached the processors, or still in an edge's spool)";
     sum.classList.add("bad");
@@ -294,77 +561,88 @@ async function refreshAudit() {
     sum.textContent = "all " + nf.format(a.accepted) + " accepted hits accounted for" + (a.not_yet_counted ? " (" + nf.format(a.not_yet_counted) + " not yet counted)" : "");
     sum.classList.add("good");
   }
-  const table = document.createElement("table");
-  table.className = "live-table";
   const cols = ["node", "accepted", "counted", "not yet", "dead-lettered", "missing", "duplicates"];
-  const head = document.createElement("tr");
-  for (const c of cols) { const th = document.createElement("th"); th.textContent = c; head.append(th); }
-  const tbody = document.createElement("tbody");
-  for (const n of a.nodes) {
-    const tr = document.createElement("tr");
-    for (const [i, v] of [n.node, n.accepted, n.counted, n.not_yet_counted, n.dead_lettered, n.missing, n.duplicates_dropped].entries()) {
-      const td = document.createElement("td");
-      td.textContent = i === 0 ? v : nf.format(v);
-      if (i === 5 && v > 0) td.className = "bad";
-      tr.append(td);
-    }
-    tbody.append(tr);
-  }
-  const thead = document.createElement("thead");
-  thead.append(head);
-  table.append(thead, tbody);
-  el.append(table);
+  const head = el("tr", {}, ...cols.map((c, i) => el("th", { scope: "col", class: i ? "n" : undefined }, c)));
+  const rows = a.nodes.map((n) => el("tr", {}, ...[n.node, n.accepted, n.counted, n.not_yet_counted, n.dead_lettered, n.missing, n.duplicates_dropped].map((v, i) =>
+    el("td", { class: i === 0 ? "name" : i === 5 && v > 0 ? "n bad" : "n" }, i === 0 ? v : nf.format(v)))));
+  box.append(el("table", { class: "table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
+}
+
+// clearSelected empties the selected content id's panels when its counts
+// cannot be read, so none shows another id's numbers.
+function clearSelected(msg) {
+  state.points = null;
+  $("chart").replaceChildren(el("p", { class: "pending" }, msg));
+  $("chart-none").textContent = "";
+  for (const id of ["funnel", "quality", "reasons", "email-bar", "email-reasons", "breakdowns"]) $(id).replaceChildren();
+  for (const id of ["ctr", "cvr", "orders", "revenue", "email-human", "email-machine", "email-clicks", "email-ctr"]) $(id).textContent = "–";
 }
 
 async function refresh() {
   if (!state.cids.length) return;
+  const current = latest("main");
   setStatus("");
   const rp = rangeParams();
-  const cid = encodeURIComponent(state.cids[0]);
-  const q = "from=" + iso(rp.from) + "&to=" + iso(rp.to);
-  $("range-label").textContent = state.cids[0] + " · " + rp.label;
-  $("chart-title").textContent = "Views and unique visitors · " + state.cids[0] + " · " + (rp.gran === "hour" ? "per hour" : "per day");
+  for (const s of document.querySelectorAll(".range-label")) s.textContent = rp.label;
+  $("chart-gran").textContent = rp.gran === "hour" ? "per hour" : "per day";
   startLive();
-  const [st, se] = await Promise.all([api("/v1/stats/" + cid + "?" + q), api("/v1/series/" + cid + "?" + q + "&granularity=" + rp.gran)]);
-  if (st.status !== 200) { setStatus("stats: " + st.body.error); return; }
-  if (se.status !== 200) { setStatus("series: " + se.body.error); return; }
+  refreshAudit();
+  const sel = state.sel, cid = encodeURIComponent(sel), q = rangeQuery(rp);
+  const [st, se] = await Promise.all([api("/v1/stats/" + cid + "?" + q + "&kind=open&class=machine"), api("/v1/series/" + cid + "?" + q + "&granularity=" + rp.gran)]);
+  if (!current()) return;
+  for (const [what, r] of [["stats", st], ["series", se]]) {
+    if (r.status !== 200) {
+      setStatus(what + " of " + sel + ": " + r.body.error);
+      clearSelected("No counts of " + sel + ": " + r.body.error);
+      refreshTop({});
+      return;
+    }
+  }
   showFreshness(st.body.freshness);
   drawFunnel(st.body.human);
+  drawEmail(st.body);
   drawQuality(st.body);
-  drawChart(se.body.points, rp.gran);
-  shares("top", "/v1/top?" + q + "&by=uniques&limit=10");
-  refreshAudit();
-  shares("breakdowns", "/v1/breakdowns/" + cid + "?" + q + "&dimension=" + $("dimension").value);
+  state.points = se.body.points;
+  state.gran = rp.gran;
+  drawChart();
+  refreshTop({ [sel]: st.body });
+  refreshBreakdown();
 }
 
 $("dimension").addEventListener("change", () => {
+  state.dim = $("dimension").value;
   if (!state.cids.length) return;
-  const rp = rangeParams();
-  shares("breakdowns", "/v1/breakdowns/" + encodeURIComponent(state.cids[0]) + "?from=" + iso(rp.from) + "&to=" + iso(rp.to) + "&dimension=" + $("dimension").value);
+  writeURL();
+  refreshBreakdown();
 });
 
 $("scope").addEventListener("submit", (e) => {
   e.preventDefault();
-  state.cids = $("cids").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const before = state.cids.join(",");
+  setCids($("cids").value, state.sel);
+  if (state.cids.join(",") !== before) {
+    state.lastLive = null;
+    resetCards();
+  }
   state.range = $("range").value;
-  const u = new URL(location.href);
-  u.searchParams.set("cid", state.cids.join(","));
-  u.searchParams.set("range", state.range);
-  history.replaceState(null, "", u);
+  writeURL();
+  drawPicker();
   refresh();
 });
 
-// The chart and funnel refresh every 30 s; the counters live.
+// The chart and panels refresh every 30 s; the counters live.
 setInterval(() => { if (state.cids.length) refresh(); }, 30000);
 
 (function init() {
-  const u = new URL(location.href);
-  if (u.searchParams.get("range")) { state.range = u.searchParams.get("range"); $("range").value = state.range; }
-  if (u.searchParams.get("cid")) {
-    $("cids").value = u.searchParams.get("cid");
-    state.cids = $("cids").value.split(",").map((s) => s.trim()).filter(Boolean);
-  }
+  const p = new URLSearchParams(location.search);
+  const range = p.get("range");
+  if ([...$("range").options].some((o) => o.value === range)) state.range = range;
+  $("range").value = state.range;
+  if (Object.hasOwn(DIMENSIONS, p.get("dim") || "")) state.dim = p.get("dim");
+  $("dimension").value = state.dim;
+  if (p.get("cid")) setCids(p.get("cid"), p.get("sel"));
+  drawPicker();
   // Servers without tokens (pixelpipe dev) answer at once; others answer
   // 401 and the token prompt opens (api asks for a token on 401 only).
-  if (state.cids.length) refresh(); else refreshAudit();
+  if (state.cids.length) { writeURL(); refresh(); } else refreshAudit();
 })();
