@@ -22,7 +22,7 @@ help:
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
 	@echo "make bench-compare BASE=REV  the hot-path benchmarks against those of commit REV, alternated in one run"
 	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
-	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, rebalances, all under load)"
+	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, Redis Cluster master failovers, rebalances, all under load)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
@@ -76,8 +76,10 @@ test-cluster: services-up
 		$(GO) test -race -count=1 -tags integration -timeout 15m $(REDIS_PKGS)
 
 # Full-length fault tests: a private Kafka broker of the
-# test's own killed for 60 s under load, and a minute of load with five SIGTERM
-# and five kill -9 of the edge binary. `make test` runs shortened versions.
+# test's own killed for 60 s under load, a minute of load with five SIGTERM
+# and five kill -9 of the edge binary, six kill -9 of a master of a private
+# Redis Cluster under load (three of them with the replica made to lag).
+# `make test` runs shortened versions.
 test-faults: services-up
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) PIXEL_FAULT_FULL=1 \
 		$(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestFault' -v ./integration/

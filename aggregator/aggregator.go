@@ -55,6 +55,10 @@ type Aggregator struct {
 	offsets    offsets         // fetched messages until their commit
 	stale      bool            // a write was refused: state must be rebuilt
 	lastDetail time.Time
+	// writes counts the flushes that wrote days; confirmed is the count up
+	// to which the writes were found in Redis when their offsets were
+	// committed (see commitDurable).
+	writes, confirmed uint64
 }
 
 // New returns an aggregator reading with readers that open returns
@@ -168,7 +172,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		// after a refused write (stale), nothing is committed: reset reads
 		// them again from the committed offsets.
 		if err == nil && !a.stale {
-			a.offsets.flushed(full, time.Now())
+			a.offsets.flushed(full, time.Now(), a.writes)
 			if full {
 				a.lastDetail = time.Now()
 				a.publishSnapshots(fctx)
@@ -183,21 +187,56 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		case stopping:
 			a.logger.Info("aggregator stopped")
 			return nil
+		case a.stale:
+			// Even when the flush failed too (the other days of a flush
+			// that a node failing cut short): all of it is replayed.
+			a.reset(err)
 		case err != nil:
 			a.logger.Warn("flush failed, will retry", "err", err)
-		case a.stale:
-			a.reset()
 		}
 	}
 }
 
 // commitDurable commits the offsets of batches flushed at least CommitDelay
-// ago: by then Redis has made their writes durable.
+// ago: by then Redis has made their writes durable (fsynced, and sent to
+// the replicas). First it makes sure Redis still holds them: a Redis that
+// crashed, or a replica promoted after its master failed, may have lost the
+// last writes the aggregator made, and a day that gets no new event is not
+// written again, so no refused write would tell. Every day written since
+// the last commit is checked (hllstore.Store.Lost); when one is lost,
+// nothing is committed and Run resets, replaying from the committed
+// offsets, which are still before the lost writes' events. When Redis does
+// not answer, the commit waits for the next flush.
 func (a *Aggregator) commitDurable(ctx context.Context) {
-	msgs := a.offsets.due(time.Now(), a.cfg.CommitDelay)
-	if len(msgs) == 0 {
+	msgs, n, upTo := a.offsets.due(time.Now(), a.cfg.CommitDelay)
+	if n == 0 {
 		return
 	}
+	var keys []hllstore.DayKey
+	var days []*hllstore.Day
+	for dk, e := range a.days {
+		if e.written > a.confirmed {
+			keys = append(keys, dk)
+			days = append(days, e.d)
+		}
+	}
+	lost, err := a.store.Lost(ctx, keys, days)
+	if err != nil {
+		a.logger.Warn("check the days written before committing; the commit waits", "days", len(keys), "err", err)
+		return
+	}
+	for i, l := range lost {
+		if l {
+			a.m.lost.Inc()
+			a.stale = true
+			a.logger.Warn("Redis lost a write of a count day (a crash, or a failover to a replica that had not received it)", "content_id", keys[i].ContentID, "day", time.UnixMilli(keys[i].DayStart).UTC().Format(time.DateOnly))
+		}
+	}
+	if a.stale {
+		return
+	}
+	a.offsets.drop(n)
+	a.confirmed = upTo
 	if err := a.reader.CommitMessages(ctx, msgs...); err != nil {
 		// Harmless for correctness: the records hold positions, so a replay
 		// of these events is skipped.
@@ -207,10 +246,11 @@ func (a *Aggregator) commitDurable(ctx context.Context) {
 
 // reset drops every record held in memory and every uncommitted offset, and
 // reopens the reader, which resumes from the committed offsets. Events that
-// are replayed and already in Redis are skipped by position.
-func (a *Aggregator) reset() {
+// are replayed and already in Redis are skipped by position. err is the
+// failed flush's, if any.
+func (a *Aggregator) reset(err error) {
 	a.logger.Warn("count records went stale (another owner wrote them, or Redis lost writes); rebuilding from Redis and the committed offsets",
-		"records_dropped", a.records)
+		"records_dropped", a.records, "flush_err", err)
 	a.m.resets.Inc()
 	if err := a.reader.Close(); err != nil {
 		a.logger.Warn("close events reader", "err", err)

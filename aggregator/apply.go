@@ -22,6 +22,9 @@ type dayEntry struct {
 	dirty     bool // records changed since the last flush
 	bdirty    bool // breakdowns changed since the last detail flush
 	touched   time.Time
+	// written is the aggregator's write count (Aggregator.writes) at the
+	// day's last successful write, 0 before one.
+	written uint64
 }
 
 // newDayEntry holds d, loaded from Redis.

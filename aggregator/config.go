@@ -41,8 +41,10 @@ type Config struct {
 	// CommitDelay is how long Kafka offsets wait after the flush that holds
 	// their events before they are committed. It must exceed the window in
 	// which Redis can lose acknowledged writes (appendfsync everysec: about
-	// 2 s), so events Redis lost in a crash are still uncommitted and get
-	// replayed. Default 5 s.
+	// 2 s; on a Redis Cluster, how far a replica promoted after its master
+	// failed may be behind it), so events Redis lost are still uncommitted
+	// and get replayed: before committing, the aggregator checks that Redis
+	// still holds the writes of the days it wrote. Default 5 s.
 	CommitDelay time.Duration
 	// MaxBreakdownValues bounds the distinct values kept per content id, kind,
 	// day and breakdown dimension; further values count under "other".

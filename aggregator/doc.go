@@ -11,7 +11,9 @@
 // partition of pixel.hits.v1, the offset of the last hit applied, so an
 // event at or below it (a replay after a crash, a duplicate written by a
 // restarted processor) is skipped: every hit counts once. Kafka offsets are committed only after the flush that
-// holds their events succeeded.
+// holds their events succeeded, CommitDelay later, and once Redis was found
+// to still hold that flush's writes (a crash or a failover can lose the last
+// ones; the aggregator then replays from the committed offsets).
 //
 // Rollups, the rollup job, runs in the aggregator process next to it: once
 // a week is final (rollup.go: past the late horizon by the clock the

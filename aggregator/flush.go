@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,20 +31,35 @@ func (a *Aggregator) flush(ctx context.Context, full bool) error {
 	}
 	if len(writes) > 0 {
 		written, err := a.store.SaveDays(ctx, writes)
-		if err != nil {
+		var partial *hllstore.SaveError
+		if err != nil && !errors.As(err, &partial) {
 			a.m.flushErr.Inc()
 			return err
 		}
+		// Some calls may have failed (a cluster node down) while the others
+		// wrote: those days are clean, and their new write tokens held, so
+		// that only the failed days are written again.
+		failed := 0
+		a.writes++
 		for i, e := range entries {
+			if partial != nil && failed < len(partial.Failed) && partial.Failed[failed] == i {
+				failed++
+				continue
+			}
 			if written[i] {
 				e.dirty = false
 				if full {
 					e.bdirty = false
 				}
+				e.written = a.writes
 				continue
 			}
 			a.m.refused.Inc()
 			a.stale = true
+		}
+		if partial != nil {
+			a.m.flushErr.Inc()
+			return err
 		}
 		a.m.flushTime.Observe(time.Since(start).Seconds())
 	}
@@ -172,10 +188,13 @@ func snapshotGranularity(g hllstore.Granularity) pixelpb.Granularity {
 }
 
 // evict drops the days not touched for IdleEvict that owe nothing: written
-// to Redis, snapshots published and top-N raised.
+// to Redis (and that write checked at a commit), snapshots published and
+// top-N raised.
 func (a *Aggregator) evict(now time.Time) {
 	for dk, e := range a.days {
-		if e.dirty || e.bdirty || now.Sub(e.touched) <= a.cfg.IdleEvict {
+		// A day written since the last commit stays until the commit has
+		// checked that Redis holds its write (commitDurable).
+		if e.dirty || e.bdirty || e.written > a.confirmed || now.Sub(e.touched) <= a.cfg.IdleEvict {
 			continue
 		}
 		marked := false

@@ -13,6 +13,7 @@ type metrics struct {
 	flushOK     prometheus.Counter
 	flushErr    prometheus.Counter
 	refused     prometheus.Counter
+	lost        prometheus.Counter
 	resets      prometheus.Counter
 	flushTime   prometheus.Histogram
 	activeState prometheus.Gauge
@@ -59,9 +60,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pixel_aggregator_writes_refused_total",
 			Help: "Record writes refused because Redis no longer held the version they were made over (another owner wrote, or Redis lost writes in a crash).",
 		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_aggregator_lost_writes_total",
+			Help: "Count days whose last write Redis no longer held when the offsets of their events were due for commit (a Redis crash, or a failover to a replica that had not received the write): nothing is committed, and the aggregator resets and replays from the committed offsets.",
+		}),
 		resets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_resets_total",
-			Help: "Times the aggregator dropped its in-memory counts after a refused write and resumed from the committed offsets.",
+			Help: "Times the aggregator dropped its in-memory counts after a refused write or a lost one and resumed from the committed offsets.",
 		}),
 		flushTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pixel_aggregator_flush_duration_seconds",
@@ -74,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks, m.campaignsOver)
+		reg.MustRegister(events, flushes, m.refused, m.lost, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks, m.campaignsOver)
 	}
 	return m
 }

@@ -16,18 +16,20 @@ import (
 //
 // Run calls applied after each chunk of events it applied, flushed after
 // each successful flush (a failed one changes nothing: its messages stay
-// pending for the next), due before committing, and reset when its state
-// went stale.
+// pending for the next), due before committing and drop once it did, and
+// reset when its state went stale.
 type offsets struct {
 	pending []kafka.Message // applied, not yet flushed
 	waiting []kafka.Message // records flushed, details not yet
 	batches []flushedBatch  // wholly flushed, waiting for CommitDelay
 }
 
-// flushedBatch is messages whose events were written to Redis at a time.
+// flushedBatch is messages whose events were written to Redis at a time,
+// by the aggregator's writes up to the count writes.
 type flushedBatch struct {
-	at   time.Time
-	msgs []kafka.Message
+	at     time.Time
+	writes uint64
+	msgs   []kafka.Message
 }
 
 // applied adds messages whose events were applied to the held days.
@@ -38,37 +40,38 @@ func (o *offsets) applied(msgs []kafka.Message) {
 // unflushed is the number of messages applied since the last flush.
 func (o *offsets) unflushed() int { return len(o.pending) }
 
-// flushed records a flush that succeeded at now: the records of every
-// pending message are in Redis; with full (a detail flush), so is every
-// detail of them and of those that waited for it, which then form one
-// batch flushed at now.
-func (o *offsets) flushed(full bool, now time.Time) {
+// flushed records a flush that succeeded at now, the aggregator's writes
+// having reached the count writes: the records of every pending message
+// are in Redis; with full (a detail flush), so is every detail of them and
+// of those that waited for it, which then form one batch flushed at now.
+func (o *offsets) flushed(full bool, now time.Time, writes uint64) {
 	o.waiting = append(o.waiting, o.pending...)
 	o.pending = nil
 	if full && len(o.waiting) > 0 {
-		o.batches = append(o.batches, flushedBatch{at: now, msgs: o.waiting})
+		o.batches = append(o.batches, flushedBatch{at: now, writes: writes, msgs: o.waiting})
 		o.waiting = nil
 	}
 }
 
-// due returns, in order, the messages of the batches flushed at least delay
-// before now, and forgets them: they are the caller's to commit.
-func (o *offsets) due(now time.Time, delay time.Duration) []kafka.Message {
+// due returns, in order, the messages of the n batches flushed at least
+// delay before now, and the write count of the last of them; they stay
+// until drop(n) says the caller committed them.
+func (o *offsets) due(now time.Time, delay time.Duration) (msgs []kafka.Message, n int, writes uint64) {
 	cutoff := now.Add(-delay)
-	n := 0
-	var msgs []kafka.Message
 	for _, b := range o.batches {
 		if b.at.After(cutoff) {
 			break
 		}
 		msgs = append(msgs, b.msgs...)
+		writes = b.writes
 		n++
 	}
-	if len(msgs) == 0 {
-		return nil
-	}
+	return msgs, n, writes
+}
+
+// drop forgets the first n batches: their messages were committed.
+func (o *offsets) drop(n int) {
 	o.batches = append(o.batches[:0], o.batches[n:]...)
-	return msgs
 }
 
 // reset forgets every message not committed yet: their events will be

@@ -25,12 +25,14 @@ func offsetsOf(ms []kafka.Message) []int64 {
 	return out
 }
 
-// checkDue checks what o.due returns at now.
+// checkDue checks what o.due returns at now, and commits it (drop).
 func checkDue(t *testing.T, o *offsets, now time.Time, delay time.Duration, want ...int64) {
 	t.Helper()
-	if got := offsetsOf(o.due(now, delay)); !slices.Equal(got, want) {
+	msgs, n, _ := o.due(now, delay)
+	if got := offsetsOf(msgs); !slices.Equal(got, want) {
 		t.Fatalf("due at %v: offsets %v, want %v", now.Format(time.TimeOnly), got, want)
 	}
+	o.drop(n)
 }
 
 var base = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -43,18 +45,18 @@ func TestOffsetsWaitForAFullFlush(t *testing.T) {
 	const delay = 5 * time.Second
 	var o offsets
 	o.applied(messages(1, 2))
-	o.flushed(false, base)
+	o.flushed(false, base, 0)
 	if o.unflushed() != 0 {
 		t.Fatalf("%d messages unflushed after a flush", o.unflushed())
 	}
 	checkDue(t, &o, base.Add(time.Hour), delay)
 	o.applied(messages(3))
-	o.flushed(false, base.Add(time.Second))
+	o.flushed(false, base.Add(time.Second), 0)
 	checkDue(t, &o, base.Add(time.Hour), delay)
 	// The full flush carries the details of all three.
 	o.applied(messages(4))
 	full := base.Add(2 * time.Hour)
-	o.flushed(true, full)
+	o.flushed(true, full, 0)
 	checkDue(t, &o, full.Add(delay), delay, 1, 2, 3, 4)
 }
 
@@ -66,14 +68,14 @@ func TestOffsetsWaitForCommitDelay(t *testing.T) {
 	const delay = 5 * time.Second
 	var o offsets
 	o.applied(messages(10, 11))
-	o.flushed(true, base)
+	o.flushed(true, base, 0)
 	checkDue(t, &o, base, delay)
 	checkDue(t, &o, base.Add(delay-time.Nanosecond), delay)
 	checkDue(t, &o, base.Add(delay), delay, 10, 11)
 	checkDue(t, &o, base.Add(time.Hour), delay)
 	// With no delay, a full flush's messages are due at once.
 	o.applied(messages(12))
-	o.flushed(true, base.Add(time.Hour))
+	o.flushed(true, base.Add(time.Hour), 0)
 	checkDue(t, &o, base.Add(time.Hour), 0, 12)
 }
 
@@ -89,7 +91,7 @@ func TestOffsetsFailedFlushKeepsPending(t *testing.T) {
 		t.Fatalf("%d messages unflushed, want 3", o.unflushed())
 	}
 	checkDue(t, &o, base.Add(time.Hour), 0)
-	o.flushed(true, base)
+	o.flushed(true, base, 0)
 	checkDue(t, &o, base, 0, 1, 2, 3)
 }
 
@@ -101,22 +103,22 @@ func TestOffsetsResetDropsUncommitted(t *testing.T) {
 	const delay = 5 * time.Second
 	var o offsets
 	o.applied(messages(1))
-	o.flushed(true, base)
+	o.flushed(true, base, 0)
 	checkDue(t, &o, base.Add(delay), delay, 1) // committed before the reset
 	o.applied(messages(2))
-	o.flushed(true, base.Add(time.Second)) // waits for the delay
+	o.flushed(true, base.Add(time.Second), 0) // waits for the delay
 	o.applied(messages(3))
-	o.flushed(false, base.Add(2*time.Second)) // waits for details
-	o.applied(messages(4))                    // pending
+	o.flushed(false, base.Add(2*time.Second), 0) // waits for details
+	o.applied(messages(4))                       // pending
 	o.reset()
 	if o.unflushed() != 0 {
 		t.Fatalf("%d messages unflushed after a reset", o.unflushed())
 	}
-	o.flushed(true, base.Add(3*time.Second))
+	o.flushed(true, base.Add(3*time.Second), 0)
 	checkDue(t, &o, base.Add(time.Hour), delay)
 	// What comes after the reset is committed as usual.
 	o.applied(messages(2, 3, 4))
-	o.flushed(true, base.Add(4*time.Second))
+	o.flushed(true, base.Add(4*time.Second), 0)
 	checkDue(t, &o, base.Add(time.Hour), delay, 2, 3, 4)
 }
 
@@ -127,19 +129,19 @@ func TestOffsetsKeepOrder(t *testing.T) {
 	const delay = 5 * time.Second
 	var o offsets
 	o.applied(messages(1, 2))
-	o.flushed(false, base)
+	o.flushed(false, base, 0)
 	o.applied(messages(3))
-	o.flushed(true, base.Add(time.Second)) // batch 1, 2, 3
+	o.flushed(true, base.Add(time.Second), 0) // batch 1, 2, 3
 	o.applied(messages(4))
-	o.flushed(true, base.Add(2*time.Second)) // batch 4
+	o.flushed(true, base.Add(2*time.Second), 0) // batch 4
 	o.applied(messages(5, 6))
-	o.flushed(true, base.Add(10*time.Second)) // batch 5, 6
+	o.flushed(true, base.Add(10*time.Second), 0) // batch 5, 6
 	o.applied(messages(7))
-	o.flushed(false, base.Add(11*time.Second)) // waits for details
+	o.flushed(false, base.Add(11*time.Second), 0) // waits for details
 	checkDue(t, &o, base.Add(7*time.Second), delay, 1, 2, 3, 4)
 	checkDue(t, &o, base.Add(14*time.Second), delay)
 	checkDue(t, &o, base.Add(15*time.Second), delay, 5, 6)
-	o.flushed(true, base.Add(20*time.Second))
+	o.flushed(true, base.Add(20*time.Second), 0)
 	checkDue(t, &o, base.Add(25*time.Second), delay, 7)
 }
 
@@ -150,6 +152,31 @@ func TestOffsetsCopyApplied(t *testing.T) {
 	fetched := messages(1, 2)
 	o.applied(fetched)
 	fetched[0].Offset, fetched[1].Offset = 8, 9
-	o.flushed(true, base)
+	o.flushed(true, base, 0)
 	checkDue(t, &o, base, 0, 1, 2)
+}
+
+// Due batches stay until they are dropped (the aggregator postpones a
+// commit when Redis does not answer the check of the days written), and
+// due reports the write count of the last one.
+func TestOffsetsDueUntilDropped(t *testing.T) {
+	t.Parallel()
+	var o offsets
+	o.applied(messages(1))
+	o.flushed(true, base, 3)
+	o.applied(messages(2))
+	o.flushed(true, base.Add(time.Second), 5)
+	o.applied(messages(3))
+	o.flushed(true, base.Add(time.Hour), 9)
+	for range 2 {
+		msgs, n, writes := o.due(base.Add(time.Minute), time.Second)
+		if got := offsetsOf(msgs); !slices.Equal(got, []int64{1, 2}) || n != 2 || writes != 5 {
+			t.Fatalf("due: offsets %v, %d batches, writes %d; want [1 2], 2, 5", got, n, writes)
+		}
+	}
+	o.drop(2)
+	msgs, n, writes := o.due(base.Add(2*time.Hour), time.Second)
+	if got := offsetsOf(msgs); !slices.Equal(got, []int64{3}) || n != 1 || writes != 9 {
+		t.Fatalf("due after drop: offsets %v, %d batches, writes %d; want [3], 1, 9", got, n, writes)
+	}
 }

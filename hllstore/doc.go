@@ -43,7 +43,11 @@
 // crash that lost its last writes is refused, Day by Day, and can never
 // count an event twice or overwrite newer counts; a replay is skipped by the
 // positions stored in the guard. The call touches hashes of one hash tag,
-// so one cluster slot, and is atomic.
+// so one cluster slot, and is atomic. The calls of one save are
+// independent: when some fail (a cluster node down), the others' days are
+// written and reported (SaveError). Lost tells a writer whose last write of
+// a day Redis no longer holds (a crash, a failover to a replica that had
+// not received it) though it has nothing more to write there.
 //
 // Readers (Load) ask only for the fields they need with one HMGET per hash,
 // and get a Count per Key. The writer holds whole Days (LoadDays), whose

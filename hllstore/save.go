@@ -166,8 +166,18 @@ var sketchSeed = maphash.MakeSeed()
 // first time (version 0) and the campaign index of campaigns new to a day
 // (see index.go). written[i] is false when Redis no
 // longer holds the token writes[i] was loaded at (another owner wrote, or
-// Redis lost writes in a crash): the caller's copy is stale and must be
-// dropped. A written day's version moves on and its records are clean.
+// Redis lost writes in a crash or a failover): the caller's copy is stale
+// and must be dropped. A written day's version moves on and its records are
+// clean.
+//
+// The calls are independent: on a Redis Cluster they go to the masters of
+// their slots, and one node failing does not undo what the others wrote.
+// When some calls fail (and the others answered), the error is a
+// *SaveError naming the writes of the failed calls, and written reports the
+// others as usual; the failed days are left as they were, to be written
+// again (a failed call may still have been applied, e.g. when the answer
+// was lost: the retry is then refused, as a stale copy's). Any other error
+// means nothing is known: written is nil.
 func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool, err error) {
 	if len(writes) == 0 {
 		return nil, nil
@@ -204,7 +214,9 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	var calls []call
 	var sec [4][]any  // per call: day, hour, breakdown and order arguments
 	var counts []byte // per call: each day's share of sec, ARGV[8]
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// Each call's own error is read below: a pipeline's error is only its
+	// first failed command's.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ck := range order {
 			idx := byCall[ck]
 			for len(idx) > 0 {
@@ -264,25 +276,24 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 			}
 			return nil
 		})
-		err = nil
-		for _, c := range calls {
-			if err = c.cmd.Err(); err != nil {
-				break
-			}
-		}
 	}
 	clear(buf.args[:cap(buf.args)])
 	for j := range sec {
 		clear(sec[j][:cap(sec[j])])
 	}
-	if err != nil {
-		return nil, fmt.Errorf("save %d count days: %w", len(writes), err)
-	}
 	written = make([]bool, len(writes))
+	var failed *SaveError
 	for _, c := range calls {
 		res, err := c.cmd.Int64Slice()
-		if err != nil || len(res) != len(c.days) {
-			return nil, fmt.Errorf("save %s and %d more days: %d results, %w", s.dayBase(writes[c.days[0]].Key), len(c.days)-1, len(res), err)
+		if err == nil && len(res) != len(c.days) {
+			err = fmt.Errorf("%d results for %d days", len(res), len(c.days))
+		}
+		if err != nil {
+			if failed == nil {
+				failed = &SaveError{Err: fmt.Errorf("save %s and %d more days: %w", s.dayBase(writes[c.days[0]].Key), len(c.days)-1, err)}
+			}
+			failed.Failed = append(failed.Failed, c.days...)
+			continue
 		}
 		for j, i := range c.days {
 			written[i] = res[j] == 1
@@ -291,8 +302,30 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 			}
 		}
 	}
+	if failed != nil {
+		failed.Days = len(writes)
+		slices.Sort(failed.Failed)
+		return written, failed
+	}
 	return written, nil
 }
+
+// SaveError is SaveDays' error when some of its script calls failed: the
+// days of Failed (indexes into its writes) were not written, or not known
+// to be; the other days' results are in written.
+type SaveError struct {
+	Failed []int
+	// Days is the number of days the save was given.
+	Days int
+	// Err is the first failed call's error.
+	Err error
+}
+
+func (e *SaveError) Error() string {
+	return fmt.Sprintf("%v (%d of %d days not saved)", e.Err, len(e.Failed), e.Days)
+}
+
+func (e *SaveError) Unwrap() error { return e.Err }
 
 // tokens makes write tokens unique within the process; newToken adds a
 // random part, unique across processes and restarts.

@@ -167,12 +167,20 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 }
 
 func (s *stack) newAggregator(group string, reg *prometheus.Registry) *aggregator.Aggregator {
+	return s.newAggregatorWith(group, reg, nil)
+}
+
+// newAggregatorWith is newAggregator with edit applied to its config.
+func (s *stack) newAggregatorWith(group string, reg *prometheus.Registry, edit func(*aggregator.Config)) *aggregator.Aggregator {
 	cfg := aggregator.DefaultConfig()
 	cfg.Group = group
 	cfg.EventsTopic, cfg.DLQTopic, cfg.CountsTopic = s.topics.Events, s.topics.DLQ, s.topics.Counts
 	cfg.FlushInterval = 200 * time.Millisecond
 	cfg.CommitDelay = time.Second
 	cfg.DetailInterval = time.Second
+	if edit != nil {
+		edit(&cfg)
+	}
 	l := s.logger.With("component", "aggregator")
 	a, err := aggregator.New(cfg, l, reg,
 		func() *kafka.Reader { return kafkaconn.NewGroupReader(s.kc, cfg.EventsTopic, cfg.Group, l) },

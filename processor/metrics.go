@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		stateStale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_state_stale_total",
-			Help: "Snapshots refused because another processor had snapshotted the partition further (after a rebalance); the state is reloaded.",
+			Help: "Snapshots refused because the stored one is not the one the state continues (another processor snapshotted the partition after a rebalance, or Redis lost the last snapshot in a crash or a failover), and quiet partitions whose last snapshot Redis no longer holds; the state is reloaded.",
 		}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_state_restored_hits_total",

@@ -43,6 +43,9 @@ type snapMark struct {
 	// -1 when there is none.
 	next int64
 	at   time.Time
+	// checked is when the stored position was last read back (see
+	// snapshot).
+	checked time.Time
 	// deltas is the number of deltas on the stored base, items the states
 	// and evictions they hold.
 	deltas, items int
@@ -205,17 +208,23 @@ func (p *Processor) snapshotQuietly(ctx context.Context, all bool) {
 
 // snapshot writes the snapshot of every held partition that changed since
 // its last one, and whose interval has passed unless all is set. It also
-// drops partitions that have been idle for idleDrop.
+// drops partitions that have been idle for idleDrop, and checks, once per
+// interval, that Redis still holds the snapshot of each held partition
+// that did not change (see checkQuiet).
 func (p *Processor) snapshot(ctx context.Context, all bool) error {
 	now := time.Now()
 	var errs []error
 	visitors, open, lanes := 0, 0, 0
 	var missing, forgotten int64
+	var quiet []int
 	for id, pt := range p.parts {
 		if pt.clock.Next == pt.snap.next {
 			if now.Sub(pt.touched) > idleDrop {
 				delete(p.parts, id)
 				continue
+			}
+			if pt.snap.next >= 0 && now.Sub(pt.snap.at) >= p.cfg.SnapshotInterval && now.Sub(pt.snap.checked) >= p.cfg.SnapshotInterval {
+				quiet = append(quiet, id)
 			}
 		} else if all || now.Sub(pt.snap.at) >= p.cfg.SnapshotInterval {
 			if err := p.save(ctx, pt, now); err != nil {
@@ -228,11 +237,51 @@ func (p *Processor) snapshot(ctx context.Context, all bool) error {
 		missing += pt.audit.Missing()
 		forgotten += pt.audit.Forgotten
 	}
+	if !all {
+		errs = append(errs, p.checkQuiet(ctx, quiet, now))
+	}
 	p.m.auditForgotten.Set(float64(forgotten))
 	p.m.auditLanes.Set(float64(lanes))
 	p.m.auditMissing.Set(float64(missing))
 	p.m.visitors.Set(float64(visitors))
 	p.m.openSessions.Set(float64(open))
+	return errors.Join(errs...)
+}
+
+// checkQuiet reads back the stored position of the partitions ids, which
+// had no hit since their last snapshot. A snapshot whose next one is
+// refused is reloaded, but a partition with no new hit writes no next one:
+// when Redis lost its last snapshot (a crash, or a failover to a replica
+// that had not received it), with the audit's figures written with it, the
+// partition is reloaded now, from the snapshot Redis holds and the hits
+// since it, so that the next snapshot writes those figures again. A stored
+// position ahead of the held one is another processor's (the partition
+// moved in a rebalance): the held copy is dropped.
+func (p *Processor) checkQuiet(ctx context.Context, ids []int, now time.Time) error {
+	var errs []error
+	for _, id := range ids {
+		pt := p.parts[id]
+		stored, err := p.d.State.Position(ctx, p.statePart(id))
+		if err != nil {
+			p.m.stateErr.Inc()
+			errs = append(errs, err)
+			continue
+		}
+		switch {
+		case stored == pt.snap.next:
+			pt.snap.checked = now
+		case stored > pt.snap.next:
+			delete(p.parts, id)
+		default:
+			p.m.stateStale.Inc()
+			p.logger.Warn("Redis lost the partition's last snapshot (a crash, or a failover to a replica that had not received it); reloading it and replaying the hits since", "partition", id, "stored", stored, "held", pt.snap.next)
+			delete(p.parts, id)
+			if _, err := p.partition(ctx, id, pt.clock.Next); err != nil {
+				p.parts[id] = pt // checked again at the next interval
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -2,7 +2,6 @@ package pipetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -140,20 +139,7 @@ func (b *Broker) pid() int {
 	return pid
 }
 
-func (b *Broker) waitGone(pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
-		// A reaped-late zombie counts as gone.
-		if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(st), ") Z ") {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
+func (b *Broker) waitGone(pid int, timeout time.Duration) bool { return waitGone(pid, timeout) }
 
 // leaderOffsets dials the leader of topic's partition and reads its first
 // and last offsets, retrying for half a minute: a broker that has just

@@ -5,6 +5,14 @@
 // slot map from it). Every part and tool builds its client here, so each of
 // them runs on either.
 //
+// A cluster client follows a failover: go-redis reloads its slot map on a
+// MOVED or ASK answer, but not when the master it routes a slot to stops
+// answering (a killed master never answers MOVED), only every
+// ClusterStateReloadInterval (one minute). New adds a hook that reloads the
+// slot map (in the background, coalesced) whenever a command fails with a
+// network error or the cluster reports itself down, so the first command
+// after a replica's promotion sends the client to the new master.
+//
 // ForEachServer, Keys and Del do what a single command cannot on a cluster:
 // reach every master (SCAN, INFO), and delete keys of different slots.
 package redisconn
@@ -13,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -69,12 +78,77 @@ func (a Addr) String() string {
 }
 
 // New returns a client of the server or cluster a names, with the settings
-// of opts (its addresses and cluster mode are a's).
+// of opts (its addresses and cluster mode are a's). A cluster client sends
+// every command to its slot's master (opts.ReadOnly, RouteByLatency and
+// RouteRandomly are cleared: a replica can be behind its master, and a
+// writer that read a stale guard back would have its next write refused)
+// and reloads its slot map when a node fails (see the package comment).
 func New(a Addr, opts redis.UniversalOptions) redis.UniversalClient {
 	opts.Addrs = a.Addrs
 	opts.IsClusterMode = a.Cluster
 	opts.MasterName = ""
-	return redis.NewUniversalClient(&opts)
+	opts.ReadOnly, opts.RouteByLatency, opts.RouteRandomly = false, false, false
+	c := redis.NewUniversalClient(&opts)
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.AddHook(reloadHook{cc.ReloadState})
+	}
+	return c
+}
+
+// reloadHook reloads a cluster client's slot map (reload: its ReloadState)
+// after a command failed in a way that can mean the slot's master moved
+// (see topologyError). ReloadState only schedules a reload: concurrent
+// calls share one, and reloads are at least 200 ms apart.
+type reloadHook struct{ reload func(context.Context) }
+
+func (h reloadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if topologyError(ctx, err) {
+			h.reload(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err == nil {
+			return nil
+		}
+		// A pipeline's error is its first failed command's; the node that
+		// failed may have served a later one.
+		for _, cmd := range cmds {
+			if topologyError(ctx, cmd.Err()) {
+				h.reload(ctx)
+				break
+			}
+		}
+		return err
+	}
+}
+
+// topologyError reports whether err, returned by a command under ctx, can
+// mean that the node it went to no longer serves its slot: the connection
+// failed (refused, reset, timed out, closed) or the cluster answered that it
+// is down or its master is (a failover in progress). Redis's other answers,
+// and the caller's own cancellation, say nothing about the topology.
+func topologyError(ctx context.Context, err error) bool {
+	switch {
+	case err == nil, errors.Is(err, redis.Nil), errors.Is(err, redis.ErrClosed), ctx.Err() != nil:
+		return false
+	case redis.IsClusterDownError(err), redis.IsMasterDownError(err), redis.IsTryAgainError(err):
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Open parses the address setting s and returns New's client.

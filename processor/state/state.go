@@ -184,6 +184,24 @@ func (s *Store) Load(ctx context.Context, p Partition) (*Snapshot, error) {
 	return snap, nil
 }
 
+// Position returns the position (Clock.Next) of a partition's stored
+// snapshot, -1 when there is none.
+func (s *Store) Position(ctx context.Context, p Partition) (int64, error) {
+	k := s.key(p)
+	v, err := s.rdb.HGet(ctx, k, "pos").Result()
+	if errors.Is(err, redis.Nil) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read processor state position %s: %w", k, err)
+	}
+	c, err := parseClock(v)
+	if err != nil {
+		return 0, fmt.Errorf("read processor state position %s: %w: %w", k, ErrCorrupt, err)
+	}
+	return c.Next, nil
+}
+
 // Drop deletes a partition's snapshot: the caller found it unreadable and
 // rebuilds the state from the hits, then writes a base on no position.
 func (s *Store) Drop(ctx context.Context, p Partition) error {
