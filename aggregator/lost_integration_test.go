@@ -5,7 +5,6 @@ package aggregator
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,12 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Redis loses the last write of a day that gets no event afterwards, as a
@@ -35,39 +32,6 @@ func TestLostWriteOfQuietDayReplayed(t *testing.T) {
 	dk := hllstore.DayKey{ContentID: "quiet", DayStart: hllstore.DayStart(now)}
 	prod := kafkaconn.NewProducer(kc, topics.Events)
 	defer prod.Close()
-	send := func(from, to int64) {
-		t.Helper()
-		var msgs []kafka.Message
-		for o := from; o <= to; o++ {
-			b, err := proto.Marshal(&pixelpb.Event{
-				ContentId: dk.ContentID, Kind: pixelpb.Kind_KIND_VIEW, VisitorKey: uint64(o),
-				Origin: &pixelpb.Origin{ReceivedAtMs: now},
-				Source: &pixelpb.SourcePosition{Partition: 0, Offset: o},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, kafka.Message{Key: []byte(dk.ContentID), Value: b})
-		}
-		pipetest.Eventually(t, 30*time.Second, func() string { // a fresh topic may refuse at first
-			if err := prod.WriteMessages(ctx, msgs...); err != nil {
-				return err.Error()
-			}
-			return ""
-		})
-	}
-	total := func(want uint64) func() string {
-		return func() string {
-			recs, err := store.Load(ctx, []hllstore.Key{dk.Key(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: hllstore.DayRecord})})
-			if err != nil {
-				return err.Error()
-			}
-			if recs[0].Total != want {
-				return fmt.Sprintf("total %d, want %d", recs[0].Total, want)
-			}
-			return ""
-		}
-	}
 	// The day's hashes (day, hour and breakdown records) as Redis holds
 	// them; restore puts them back, and deletes those that did not exist.
 	dh, hh, bh := store.DayRedisKeys(dk)
@@ -117,16 +81,16 @@ func TestLostWriteOfQuietDayReplayed(t *testing.T) {
 		}
 	}()
 
-	send(1, 10)
-	pipetest.Eventually(t, 60*time.Second, total(10))
+	sendViews(t, prod, dk, now, 1, 10)
+	pipetest.Eventually(t, 60*time.Second, viewTotal(store, dk, 10))
 	before := dump()
-	send(11, 15)
-	pipetest.Eventually(t, 60*time.Second, total(15))
+	sendViews(t, prod, dk, now, 11, 15)
+	pipetest.Eventually(t, 60*time.Second, viewTotal(store, dk, 15))
 	restore(before) // the write of 11-15 is lost; no event follows
-	if msg := total(15)(); msg == "" {
+	if msg := viewTotal(store, dk, 15)(); msg == "" {
 		t.Fatal("the restore did not undo the write")
 	}
-	pipetest.Eventually(t, 60*time.Second, total(15))
+	pipetest.Eventually(t, 60*time.Second, viewTotal(store, dk, 15))
 	if n := testutil.ToFloat64(a.m.lost); n < 1 {
 		t.Errorf("%v lost writes counted, want the quiet day's", n)
 	}
