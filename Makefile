@@ -12,7 +12,7 @@ TEST_REDIS_CLUSTER ?= 127.0.0.1:17000,127.0.0.1:17001,127.0.0.1:17002
 # The packages that talk to Redis, tested again on the cluster.
 REDIS_PKGS := ./hllstore/ ./counts/ ./aggregator/ ./processor/... ./query/ ./audit/ ./internal/lease/
 
-.PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
+.PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-capacity bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
         generate check-generate check-deps check-k8s image lint fmt vet bench fuzz check clean
 
 help:
@@ -22,7 +22,8 @@ help:
 	@echo "make bench    benchmarks; figures and commands in BENCHMARKS.md"
 	@echo "make bench-compare BASE=REV  the hot-path benchmarks against those of commit REV, alternated in one run"
 	@echo "make bench-edge  wrk against the edge (real Kafka), a bare fasthttp GIF server and nginx empty_gif, interleaved rounds"
-	@echo "make test-faults  full-length fault tests (Kafka down 60 s, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, Redis Cluster master failovers, rebalances, all under load)"
+	@echo "make test-faults  full-length fault tests (Kafka down 60 s, Kafka cluster leader kills and rolling restart, edge SIGTERM / kill -9, aggregator kill -9, Redis crashes, Redis Cluster master failovers, rebalances, all under load)"
+	@echo "make bench-capacity  aggregator heap and Redis memory per content id and day, a hot content id's cost per event (needs redis-server)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
 	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
@@ -78,8 +79,10 @@ test-cluster: services-up
 # Full-length fault tests: a private Kafka broker of the
 # test's own killed for 60 s under load, a minute of load with five SIGTERM
 # and five kill -9 of the edge binary, six kill -9 of a master of a private
-# Redis Cluster under load (three of them with the replica made to lag).
-# `make test` runs shortened versions.
+# Redis Cluster under load (three of them with the replica made to lag), the
+# leaders of a private three-broker Kafka cluster killed for 30 s each and
+# its brokers restarted one by one under load. `make test` runs shortened
+# versions.
 test-faults: services-up
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS) PIXEL_FAULT_FULL=1 \
 		$(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestFault' -v ./integration/
@@ -200,6 +203,16 @@ bench-aggregator:
 	$(GO) test -tags integration -run '^$$' -bench 'SketchMemory' -benchtime 1x -count 1 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) test -tags integration -run '^$$' -bench 'FlushDuringRollup' -benchtime 60x -count 3 ./aggregator/ | tee -a build/bench-aggregator.txt
 	$(GO) tool benchstat build/bench-aggregator.txt
+
+# Capacity figures (BENCHMARKS.md, "Capacity figures"; deploy/k8s/README.md,
+# "Capacity plan"): the aggregator's heap and Redis's memory per content id and
+# day for six traffic shapes, and a hot content id's cost per event against the
+# usual mix. A redis-server of its own per case (make services-up installs it).
+bench-capacity:
+	@mkdir -p build
+	$(GO) test -tags integration -run '^$$' -bench 'ContentMemory' -benchtime 1x -count 3 ./aggregator/ | tee build/bench-capacity.txt
+	$(GO) test -tags integration -run '^$$' -bench 'HotContent' -benchtime 500x -count 3 ./aggregator/ | tee -a build/bench-capacity.txt
+	$(GO) tool benchstat build/bench-capacity.txt
 
 # The edge's publisher (kafka-go's Client.Produce over the spooled bytes)
 # next to the kafka-go Writer it replaced, draining the same spooled hits into

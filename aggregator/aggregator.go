@@ -40,11 +40,13 @@ type Aggregator struct {
 	cfg    Config
 	logger *slog.Logger
 	m      *metrics
-	open   func() *kafka.Reader
-	reader *kafka.Reader
-	store  *hllstore.Store
-	out    Outputs
-	now    func() time.Time
+	// fetchErrs handles the reader's fetch errors (a broker away).
+	fetchErrs *kafkaconn.FetchErrors
+	open      func() *kafka.Reader
+	reader    *kafka.Reader
+	store     *hllstore.Store
+	out       Outputs
+	now       func() time.Time
 
 	days       map[hllstore.DayKey]*dayEntry
 	records    int // records held in days
@@ -78,7 +80,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, open func()
 	}
 	return &Aggregator{
 		cfg: cfg, logger: logger, m: newMetrics(reg), open: open, store: store, out: out,
-		now: time.Now, days: map[hllstore.DayKey]*dayEntry{}, watermarks: map[int32]int64{},
+		fetchErrs: kafkaconn.NewFetchErrors(reg, "aggregator", cfg.EventsTopic, logger),
+		now:       time.Now, days: map[hllstore.DayKey]*dayEntry{}, watermarks: map[int32]int64{},
 	}, nil
 }
 
@@ -117,8 +120,14 @@ func (a *Aggregator) Run(ctx context.Context) error {
 					a.caughtUp = ctx.Err() == nil
 					break
 				}
-				return fmt.Errorf("fetch from %s: %w", a.cfg.EventsTopic, err)
+				// A broker away: what was fetched is flushed, and
+				// fetching goes on after a pause.
+				if err := a.fetchErrs.Failed(ctx, err); err != nil {
+					return fmt.Errorf("fetch from %s: %w", a.cfg.EventsTopic, err)
+				}
+				break
 			}
+			a.fetchErrs.OK()
 			msgs = append(msgs, m)
 		}
 		for i := range msgs {

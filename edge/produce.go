@@ -57,9 +57,10 @@ type chunk struct {
 
 // newProducer returns a producer of cfg's topic that waits for every
 // in-sync replica. It has a transport of its own (not kafka-go's shared
-// default), whose connections close releases.
+// default), whose connections close releases, refreshing the topic's
+// leaders every second (kafkaconn.NewTransport).
 func newProducer(cfg KafkaConfig, l *lanes) *producer {
-	own := &kafka.Transport{}
+	own := kafkaconn.NewTransport(cfg.Topic)
 	p := &producer{
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: own, Timeout: cfg.WriteTimeout},
 		topic:  cfg.Topic,

@@ -110,7 +110,8 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 	delete(p.parts, id)
 	start := time.Now()
 	snap, err := p.d.State.Load(ctx, p.statePart(id))
-	if errors.Is(err, state.ErrCorrupt) {
+	corrupt := errors.Is(err, state.ErrCorrupt)
+	if corrupt {
 		// A snapshot that cannot be read must not stop the partition for
 		// good: rebuild as if there were none, from the hits.
 		p.m.stateErr.Inc()
@@ -124,10 +125,9 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 	pt = p.emptyPart(id)
 	pt.clock, pt.visitors = snap.Clock, snap.Visitors
 	pt.snap = snapMark{next: snap.Clock.Next, at: start, deltas: snap.Deltas, items: len(snap.Visitors)}
-	// The audit's figures are stored with the snapshot: the hits replayed
-	// from its position on are counted (their figures were not written),
-	// those before it not. Without a snapshot, the hits the rebuild
-	// replays were counted by whoever processed them.
+	// The audit's figures are written with the snapshot, and only with
+	// it: the hits replayed from its position on are counted (their
+	// figures were not written), those before it not.
 	pt.audit.CountFrom(snap.Clock.Next)
 	if snap.Audit != nil {
 		a, err := audit.LoadPartition(id, snap.Clock.Next, snap.Audit)
@@ -139,7 +139,6 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 		}
 	}
 	if snap.Clock.Next < 0 {
-		pt.audit.CountFrom(first)
 		// No snapshot (a new group, or one stopped past -snapshotTTL), but
 		// the group may have committed past hits whose state still
 		// matters: rebuild it from the hits of the last StateTTL, by record
@@ -153,6 +152,18 @@ func (p *Processor) partition(ctx context.Context, id int, first int64) (*part, 
 			from = first
 		}
 		pt.clock.Next = from
+		// Without a snapshot no figures were written for the hits the
+		// rebuild replays: whoever processed them (this processor before
+		// a failed batch, or one that stopped before its first snapshot)
+		// kept their figures in memory only. So they are counted, unless
+		// the snapshot was there but unreadable: figures may have been
+		// written with it, and a hit left out of the audit is better than
+		// one counted twice.
+		if corrupt {
+			pt.audit.CountFrom(first)
+		} else {
+			pt.audit.CountFrom(from)
+		}
 	}
 	replayed := int64(0)
 	if pt.clock.Next < first {

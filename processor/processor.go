@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/audit"
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
@@ -64,9 +65,11 @@ type Processor struct {
 	cfg    Config
 	logger *slog.Logger
 	m      *metrics
-	d      Deps
-	keyer  *visitor.Keyer
-	now    func() time.Time
+	// fetchErrs handles the reader's fetch errors (a broker away).
+	fetchErrs *kafkaconn.FetchErrors
+	d         Deps
+	keyer     *visitor.Keyer
+	now       func() time.Time
 
 	geo     *geo.Locator
 	ua      *device.Parser
@@ -129,7 +132,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 	}
 	return &Processor{
 		cfg: cfg, logger: logger, m: newMetrics(reg), d: d, signing: rules,
-		keyer: visitor.NewKeyer(cfg.VisitorSecret), now: time.Now,
+		fetchErrs: kafkaconn.NewFetchErrors(reg, "processor", cfg.HitsTopic, logger),
+		keyer:     visitor.NewKeyer(cfg.VisitorSecret), now: time.Now,
 		geo: loc, ua: device.NewParser(cfg.UACache, reg), sources: sources, bots: bots.New(bcfg),
 		parts: map[int]*part{},
 	}, nil
@@ -174,8 +178,13 @@ func (p *Processor) Run(ctx context.Context) error {
 				p.snapshotQuietly(ctx, false)
 				continue
 			}
-			return fmt.Errorf("fetch from %s: %w", p.cfg.HitsTopic, err)
+			// A broker away: fetching goes on after a pause.
+			if err := p.fetchErrs.Failed(ctx, err); err != nil {
+				return fmt.Errorf("fetch from %s: %w", p.cfg.HitsTopic, err)
+			}
+			continue
 		}
+		p.fetchErrs.OK()
 		in = append(in, m)
 		deadline := time.Now().Add(p.cfg.MaxWait)
 		for len(in) < p.cfg.MaxBatch {

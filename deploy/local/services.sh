@@ -2,12 +2,16 @@
 # Local test services for pixelpipe, without a container engine:
 #   - Apache Kafka (KRaft, single node, broker+controller), assembled from Maven
 #     Central artifacts and run with the machine's java;
+#   - on request (kafka-cluster-up), a Kafka cluster of three such nodes on
+#     loopback (each broker and controller: a quorum of three), for the
+#     broker-failure tests;
 #   - redis-server from Debian's packages, our own instance (not the system one);
 #   - a Redis Cluster of six more redis-server processes on loopback (three
 #     masters with a replica each), for the tests of the Redis users on a
 #     cluster.
 #
-# Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|cluster-up|cluster-down|help
+# Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|cluster-up|cluster-down|
+#        kafka-cluster-up|kafka-cluster-down|kafka-node-up N|help
 #
 # Everything downloaded or generated lives under <repo>/.cache/:
 #   .cache/kafka-<version>/libs/       broker classpath (marker: libs/.complete)
@@ -16,6 +20,9 @@
 #   .cache/run/{kafka,redis}.{pid,log} pidfiles and logs
 #   .cache/run/redis-cluster/<port>/   a cluster node's working dir (nodes.conf, AOF)
 #   .cache/run/redis-cluster/<port>.{pid,log}  its pidfile and log
+#   .cache/run/kafka-cluster/<n>/      Kafka cluster node n (1-3): server.properties, data/
+#   .cache/run/kafka-cluster/<n>.{pid,log}     its pidfile and log
+#   .cache/run/kafka-cluster/cluster.id        the cluster id all three are formatted with
 #
 # Environment:
 #   PIXEL_KAFKA_VERSION   Kafka version (default below)
@@ -25,7 +32,12 @@
 #   PIXEL_REDIS_CLUSTER_PORT  first port of the Redis Cluster's six nodes on
 #                         127.0.0.1 (default 17000: 17000-17005; their cluster bus
 #                         ports are 10000 higher)
-#   PIXEL_KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx768m")
+#   PIXEL_KAFKA_CLUSTER_PORT  first client port of the Kafka cluster's three
+#                         nodes on 127.0.0.1 (default 19192: 19192-19194)
+#   PIXEL_KAFKA_CLUSTER_CONTROLLER_PORT  first of their controller ports
+#                         (default: cluster port + 100)
+#   PIXEL_KAFKA_HEAP      JVM heap options (default "-Xms256m -Xmx768m"; the
+#                         cluster's nodes: "-Xms128m -Xmx384m" each)
 #   PIXEL_START_TIMEOUT   seconds to wait for each service (default 90)
 #   PIXEL_RUN_DIR         run/state folder instead of .cache/run (pidfiles, logs,
 #                         data); with other ports this lets a second, private
@@ -41,7 +53,11 @@ CONTROLLER_PORT=${PIXEL_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 REDIS_PORT=${PIXEL_REDIS_PORT:-16379}
 CLUSTER_PORT=${PIXEL_REDIS_CLUSTER_PORT:-17000}
 readonly CLUSTER_NODES=6 CLUSTER_REPLICAS=1
+KAFKA_CLUSTER_PORT=${PIXEL_KAFKA_CLUSTER_PORT:-19192}
+KAFKA_CLUSTER_CONTROLLER_PORT=${PIXEL_KAFKA_CLUSTER_CONTROLLER_PORT:-$((KAFKA_CLUSTER_PORT + 100))}
+readonly KAFKA_CLUSTER_NODES=3
 KAFKA_HEAP=${PIXEL_KAFKA_HEAP:--Xms256m -Xmx768m}
+KAFKA_NODE_HEAP=${PIXEL_KAFKA_HEAP:--Xms128m -Xmx384m}
 START_TIMEOUT=${PIXEL_START_TIMEOUT:-90}
 STOP_TIMEOUT=30
 
@@ -56,7 +72,15 @@ KAFKA_RUN=$RUN_DIR/kafka
 KAFKA_DATA=$KAFKA_RUN/data
 KAFKA_PID=$RUN_DIR/kafka.pid
 KAFKA_LOG=$RUN_DIR/kafka.log
+KAFKA_VERSION_FILE=$RUN_DIR/kafka.version
 KAFKA_MAIN=kafka.Kafka
+# The single node's settings; kafka_node switches them to a cluster node's.
+KAFKA_NAME=Kafka
+NODE_ID=1
+VOTERS=1@127.0.0.1:$CONTROLLER_PORT
+REPLICAS=1 MIN_ISR=1
+KAFKA_CLUSTER_ID=''
+KAFKA_CLUSTER_RUN=$RUN_DIR/kafka-cluster
 
 REDIS_RUN=$RUN_DIR/redis
 REDIS_PID=$RUN_DIR/redis.pid
@@ -82,6 +106,10 @@ Usage: $0 up|down|status|kafka-up|kafka-down|cluster-up|cluster-down
   status  print what runs; exit status 1 if a service is down
   kafka-up, kafka-down      the same for Kafka alone (no redis)
   cluster-up, cluster-down  the same for the Redis Cluster alone
+  kafka-cluster-up          a Kafka cluster of three nodes on 127.0.0.1:$KAFKA_CLUSTER_PORT-$((KAFKA_CLUSTER_PORT + KAFKA_CLUSTER_NODES - 1))
+                            (replication factor 3, min.insync.replicas 2); not part of up
+  kafka-cluster-down        stop it
+  kafka-node-up N           start node N (1-3) of the Kafka cluster again, on its data
 EOF
 }
 
@@ -231,6 +259,10 @@ kafka_java() {
 render_kafka_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+    -e "s|@NODE_ID@|$NODE_ID|g" \
+    -e "s|@VOTERS@|$VOTERS|g" \
+    -e "s|@REPLICAS@|$REPLICAS|g" \
+    -e "s|@MIN_ISR@|$MIN_ISR|g" \
     -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
     "$SCRIPT_DIR/kafka/server.properties.in" >"$1"
 }
@@ -257,25 +289,33 @@ wipe_kafka_data() {
   rm -rf "$KAFKA_DATA"
 }
 
-# Formats the KRaft storage unless it is already formatted by this Kafka version.
+new_cluster_id() {
+  local id
+  id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG" | tail -n1)
+  [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id; see $KAFKA_LOG"
+  printf '%s\n' "$id"
+}
+
+# Formats the KRaft storage unless it is already formatted by this Kafka
+# version (and, for a cluster node, with the cluster's id).
 format_kafka_storage() {
-  local cluster_id stamp_file=$KAFKA_DATA/.pixelpipe-kafka-version
+  local cluster_id=$KAFKA_CLUSTER_ID stamp_file=$KAFKA_DATA/.pixelpipe-kafka-version stamp
+  stamp="$KAFKA_VERSION${cluster_id:+ $cluster_id}"
   if [[ -f $KAFKA_DATA/meta.properties ]]; then
-    if [[ -f $stamp_file && $(<"$stamp_file") == "$KAFKA_VERSION" ]]; then
+    if [[ -f $stamp_file && $(<"$stamp_file") == "$stamp" ]]; then
       return 0
     fi
-    log "Kafka data dir was written by another Kafka version"
+    log "$KAFKA_NAME data dir was written by another Kafka version or for another cluster"
     wipe_kafka_data
   fi
   rm -rf "$KAFKA_DATA"
   mkdir -p "$KAFKA_DATA"
-  cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$KAFKA_LOG" | tail -n1)
-  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a cluster id; see $KAFKA_LOG"
-  log "formatting KRaft storage (cluster id $cluster_id)"
+  [[ -n $cluster_id ]] || cluster_id=$(new_cluster_id)
+  log "formatting $KAFKA_NAME's KRaft storage (cluster id $cluster_id)"
   kafka_java kafka.tools.StorageTool format -t "$cluster_id" \
     -c "$KAFKA_RUN/server.properties" </dev/null >>"$KAFKA_LOG" 2>&1 ||
     die "kafka.tools.StorageTool format failed; see $KAFKA_LOG"
-  printf '%s\n' "$KAFKA_VERSION" >"$stamp_file"
+  printf '%s\n' "$stamp" >"$stamp_file"
 }
 
 # wait_exec PID PATTERN: a child just started with `cmd &` runs as a copy of
@@ -296,7 +336,7 @@ wait_kafka() {
   local pid=$1 deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
     if ! pid_matches "$pid" "$KAFKA_MAIN"; then
-      log "Kafka (pid $pid) exited during startup"
+      log "$KAFKA_NAME (pid $pid) exited during startup"
       return 1
     fi
     if port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$KAFKA_LOG" 2>/dev/null; then
@@ -304,16 +344,18 @@ wait_kafka() {
     fi
     sleep 0.2
   done
-  log "Kafka (pid $pid) not ready after ${START_TIMEOUT}s"
+  log "$KAFKA_NAME (pid $pid) not ready after ${START_TIMEOUT}s"
   return 1
 }
 
-start_kafka_once() {
+# launch_kafka: formats the storage when needed and starts the node in the
+# background, recording its pid; prints the pid.
+launch_kafka() {
   local pid
   [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
   : >"$KAFKA_LOG"
   format_kafka_storage
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$CONTROLLER_PORT)"
+  log "starting $KAFKA_NAME $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$CONTROLLER_PORT)"
   # setsid: the broker is not tied to the caller's session or process group.
   kafka_cmd "$KAFKA_MAIN" "$KAFKA_RUN/server.properties"
   # 9>&-: the broker must not inherit (and so keep) the services.lock lock.
@@ -321,7 +363,13 @@ start_kafka_once() {
   pid=$!
   wait_exec "$pid" "$KAFKA_MAIN"
   printf '%s\n' "$pid" >"$KAFKA_PID"
-  printf '%s\n' "$KAFKA_VERSION" >"$RUN_DIR/kafka.version"
+  printf '%s\n' "$KAFKA_VERSION" >"$KAFKA_VERSION_FILE"
+  printf '%s\n' "$pid"
+}
+
+start_kafka_once() {
+  local pid
+  pid=$(launch_kafka)
   if wait_kafka "$pid"; then
     return 0
   fi
@@ -333,18 +381,18 @@ start_kafka_once() {
 kafka_up() {
   local pid running_version=''
   if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
-    [[ -f $RUN_DIR/kafka.version ]] && running_version=$(<"$RUN_DIR/kafka.version")
+    [[ -f $KAFKA_VERSION_FILE ]] && running_version=$(<"$KAFKA_VERSION_FILE")
     if [[ $running_version != "$KAFKA_VERSION" ]]; then
-      log "Kafka ${running_version:-?} runs (pid $pid) but $KAFKA_VERSION was asked for: restarting"
+      log "$KAFKA_NAME ${running_version:-?} runs (pid $pid) but $KAFKA_VERSION was asked for: restarting"
       stop_pid kafka "$pid" "$KAFKA_MAIN"
     elif kafka_config_changed; then
-      log "Kafka config changed (template or ports) since pid $pid started: restarting"
+      log "$KAFKA_NAME config changed (template or ports) since pid $pid started: restarting"
       stop_pid kafka "$pid" "$KAFKA_MAIN"
     elif port_open "$KAFKA_PORT"; then
-      log "Kafka $KAFKA_VERSION already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+      log "$KAFKA_NAME $KAFKA_VERSION already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
       return 0
     elif wait_kafka "$pid"; then
-      log "Kafka $KAFKA_VERSION running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+      log "$KAFKA_NAME $KAFKA_VERSION running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
       return 0
     else
       stop_pid kafka "$pid" "$KAFKA_MAIN"
@@ -366,7 +414,7 @@ kafka_up() {
   write_kafka_config
 
   if start_kafka_once; then
-    log "Kafka $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
+    log "$KAFKA_NAME $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
   log "last lines of $KAFKA_LOG:"
@@ -374,11 +422,124 @@ kafka_up() {
   log "retrying once with a fresh data dir (stale or broken metadata)"
   wipe_kafka_data
   if start_kafka_once; then
-    log "Kafka $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
+    log "$KAFKA_NAME $KAFKA_VERSION ready (pid $(read_pid "$KAFKA_PID")) on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
   tail -n 30 "$KAFKA_LOG" >&2 || true
-  die "Kafka $KAFKA_VERSION did not start; full log: $KAFKA_LOG (previous run: $KAFKA_LOG.prev)"
+  die "$KAFKA_NAME $KAFKA_VERSION did not start; full log: $KAFKA_LOG (previous run: $KAFKA_LOG.prev)"
+}
+
+# ---------------------------------------------------------------- kafka cluster
+#
+# Three Kafka nodes on 127.0.0.1:KAFKA_CLUSTER_PORT.., each broker and
+# controller (a controller quorum of three: any one node may die), formatted
+# with one cluster id, topics with three replicas of which two must have a
+# write before it is acknowledged. Each node keeps its own folder, pidfile and
+# log under KAFKA_CLUSTER_RUN; kafka_node points the Kafka variables above at
+# one of them, so the single node's functions start, wait for and stop it.
+
+kafka_cluster_nodes() { seq 1 "$KAFKA_CLUSTER_NODES"; }
+
+kafka_node() {
+  local n=$1 i voters=()
+  [[ $n =~ ^[1-9]$ ]] && ((n <= KAFKA_CLUSTER_NODES)) || die "no Kafka cluster node $n (1-$KAFKA_CLUSTER_NODES)"
+  for i in $(kafka_cluster_nodes); do
+    voters+=("$i@127.0.0.1:$((KAFKA_CLUSTER_CONTROLLER_PORT + i - 1))")
+  done
+  KAFKA_NAME="Kafka node $n"
+  NODE_ID=$n
+  VOTERS=$(
+    IFS=,
+    printf '%s' "${voters[*]}"
+  )
+  REPLICAS=3 MIN_ISR=2
+  KAFKA_PORT=$((KAFKA_CLUSTER_PORT + n - 1))
+  CONTROLLER_PORT=$((KAFKA_CLUSTER_CONTROLLER_PORT + n - 1))
+  KAFKA_RUN=$KAFKA_CLUSTER_RUN/$n
+  KAFKA_DATA=$KAFKA_RUN/data
+  KAFKA_PID=$KAFKA_CLUSTER_RUN/$n.pid
+  KAFKA_LOG=$KAFKA_CLUSTER_RUN/$n.log
+  KAFKA_VERSION_FILE=$KAFKA_CLUSTER_RUN/$n.version
+  KAFKA_HEAP=$KAFKA_NODE_HEAP
+}
+
+# kafka_cluster_id: the id the cluster's nodes are formatted with, made once.
+kafka_cluster_id() {
+  local file=$KAFKA_CLUSTER_RUN/cluster.id
+  mkdir -p "$KAFKA_CLUSTER_RUN"
+  if [[ ! -s $file ]]; then
+    new_cluster_id >"$file"
+  fi
+  KAFKA_CLUSTER_ID=$(<"$file")
+}
+
+kafka_cluster_addrs() {
+  local n out=()
+  for n in $(kafka_cluster_nodes); do
+    out+=("127.0.0.1:$((KAFKA_CLUSTER_PORT + n - 1))")
+  done
+  (
+    IFS=,
+    printf '%s\n' "${out[*]}"
+  )
+}
+
+# kafka_cluster_up starts the nodes that do not run, all at once (a node's
+# startup waits for a quorum of controllers, so one at a time would never
+# finish), then waits for each.
+kafka_cluster_up() {
+  local n pid pids=() started=()
+  ensure_java
+  ensure_kafka_libs
+  for n in $(kafka_cluster_nodes); do
+    kafka_node "$n"
+    pid=''
+    if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN") && ! kafka_config_changed; then
+      continue
+    elif [[ -n ${pid:-} ]]; then
+      log "$KAFKA_NAME config changed since pid $pid started: restarting"
+      stop_pid "$KAFKA_NAME" "$pid" "$KAFKA_MAIN"
+    fi
+    rm -f "$KAFKA_PID"
+    local p
+    for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
+      port_open "$p" &&
+        die "port 127.0.0.1:$p is taken by another process (not ours); set PIXEL_KAFKA_CLUSTER_PORT or free it"
+    done
+    write_kafka_config
+    kafka_cluster_id
+    launch_kafka >/dev/null
+    started+=("$n")
+  done
+  for n in $(kafka_cluster_nodes); do
+    kafka_node "$n"
+    pid=$(read_pid "$KAFKA_PID") || die "$KAFKA_NAME has no pidfile"
+    if ! wait_kafka "$pid"; then
+      tail -n 30 "$KAFKA_LOG" >&2 || true
+      die "$KAFKA_NAME did not start; full log: $KAFKA_LOG"
+    fi
+    pids+=("$pid")
+  done
+  log "Kafka cluster ready (pids ${pids[*]}${started[*]:+, started nodes ${started[*]}}) on $(kafka_cluster_addrs)"
+}
+
+# kafka_cluster_stop stops the nodes together: stopped one after the other,
+# the last would wait for a quorum of controllers that is gone.
+kafka_cluster_stop() {
+  local n pid
+  for n in $(kafka_cluster_nodes); do
+    kafka_node "$n"
+    if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for n in $(kafka_cluster_nodes); do
+    kafka_node "$n"
+    if pid=$(live_pid "$KAFKA_PID" "$KAFKA_MAIN"); then
+      stop_pid "$KAFKA_NAME" "$pid" "$KAFKA_MAIN"
+    fi
+    rm -f "$KAFKA_PID"
+  done
 }
 
 # ---------------------------------------------------------------- redis
@@ -692,6 +853,7 @@ cmd_down() {
   fi
   rm -f "$REDIS_PID"
   cluster_stop
+  kafka_cluster_stop
 }
 
 cmd_kafka_up() {
@@ -713,6 +875,26 @@ cmd_kafka_down() {
 cmd_cluster_up() {
   with_lock
   cluster_up
+}
+
+cmd_kafka_cluster_up() {
+  with_lock
+  kafka_cluster_up
+}
+
+cmd_kafka_cluster_down() {
+  with_lock
+  kafka_cluster_stop
+}
+
+# cmd_kafka_node_up N: node N of the cluster again (after a kill), on its data,
+# while the others run.
+cmd_kafka_node_up() {
+  with_lock
+  [[ -s $KAFKA_CLUSTER_RUN/cluster.id ]] || die "no Kafka cluster in $KAFKA_CLUSTER_RUN: run kafka-cluster-up first"
+  KAFKA_CLUSTER_ID=$(<"$KAFKA_CLUSTER_RUN/cluster.id")
+  kafka_node "${1:-}"
+  kafka_up
 }
 
 cmd_cluster_down() {
@@ -755,6 +937,9 @@ main() {
   kafka-down) cmd_kafka_down ;;
   cluster-up) cmd_cluster_up ;;
   cluster-down) cmd_cluster_down ;;
+  kafka-cluster-up) cmd_kafka_cluster_up ;;
+  kafka-cluster-down) cmd_kafka_cluster_down ;;
+  kafka-node-up) cmd_kafka_node_up "${2:-}" ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

@@ -19,9 +19,9 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
-// Broker is a single-node Apache Kafka of one test's own, for fault tests
-// that stop, kill or pause a broker: never the shared one other tests use.
-// It is started by deploy/local/services.sh with its run folder (pidfile,
+// Broker is an Apache Kafka node of one test's own (a single node, or one
+// of a KafkaCluster), for fault tests that stop, kill or pause a broker:
+// never the shared one other tests use. It is started by deploy/local/services.sh with its run folder (pidfile,
 // log, data) in the test's temporary folder and on free ports, and it is
 // killed on cleanup. Only the process this Broker started is ever signalled,
 // by the PID the script recorded.
@@ -30,6 +30,9 @@ type Broker struct {
 	script  string
 	runDir  string
 	env     []string
+	up      []string // the script's arguments that start it
+	pidFile string
+	logFile string
 	started bool // Start succeeded once: later starts are restarts
 }
 
@@ -42,10 +45,14 @@ func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
 		t.Fatal(err)
 	}
 	ports := freePorts(t, 2)
+	runDir := t.TempDir()
 	b := &Broker{
-		Addr:   "127.0.0.1:" + strconv.Itoa(ports[0]),
-		script: filepath.Join(root, "deploy", "local", "services.sh"),
-		runDir: t.TempDir(),
+		Addr:    "127.0.0.1:" + strconv.Itoa(ports[0]),
+		script:  filepath.Join(root, "deploy", "local", "services.sh"),
+		runDir:  runDir,
+		up:      []string{"kafka-up"},
+		pidFile: filepath.Join(runDir, "kafka.pid"),
+		logFile: filepath.Join(runDir, "kafka.log"),
 	}
 	b.env = append(os.Environ(),
 		"PIXEL_RUN_DIR="+b.runDir,
@@ -53,11 +60,20 @@ func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
 		"PIXEL_KAFKA_CONTROLLER_PORT="+strconv.Itoa(ports[1]),
 		"PIXEL_KAFKA_HEAP=-Xms128m -Xmx512m",
 	)
+	b.cleanup(t)
+	b.Start(t)
+	kc := kafkaconn.Config{Brokers: []string{b.Addr}}
+	return b, kc, createTopics(t, kc)
+}
+
+// cleanup kills the broker when the test ends and, when the test failed,
+// logs what the broker said.
+func (b *Broker) cleanup(t testing.TB) {
 	t.Cleanup(func() {
 		if pid := b.pid(); pid > 0 {
 			_ = syscall.Kill(pid, syscall.SIGCONT)
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			b.waitGone(pid, 30*time.Second)
+			waitGone(pid, 30*time.Second)
 		}
 	})
 	// Registered after the kill above, so it runs first: a failed test
@@ -65,11 +81,16 @@ func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
 	// its folder is removed.
 	t.Cleanup(func() {
 		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(b.runDir, "kafka.log"))
+			log, _ := os.ReadFile(b.logFile)
 			t.Logf("private Kafka %s failed the test; its log's notable lines:\n%s", b.Addr, notable(log, 60))
 		}
 	})
-	b.Start(t)
+}
+
+// createTopics creates the pipeline's topics (production partition counts,
+// random prefix) with kc's replication factor.
+func createTopics(t testing.TB, kc kafkaconn.Config) Topics {
+	t.Helper()
 	id := "t" + randomID() + "."
 	tp := Topics{Hits: id + schemas.TopicHits, Events: id + schemas.TopicEvents, Sessions: id + schemas.TopicSessions, Counts: id + schemas.TopicCounts, DLQ: id + schemas.TopicDLQ}
 	var specs []schemas.TopicSpec
@@ -77,36 +98,47 @@ func PrivateKafka(t testing.TB) (*Broker, kafkaconn.Config, Topics) {
 		s.Name = id + s.Name
 		specs = append(specs, s)
 	}
-	kc := kafkaconn.Config{Brokers: []string{b.Addr}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := kafkaconn.EnsureTopics(ctx, kc, specs); err != nil {
-		t.Fatalf("create topics on private broker %s: %v", b.Addr, err)
+		t.Fatalf("create topics on private Kafka %v: %v", kc.Brokers, err)
 	}
-	return b, kc, tp
+	return tp
 }
 
 // Start starts the broker (again, on the same data) and waits until it
 // serves.
 func (b *Broker) Start(t testing.TB) {
 	t.Helper()
-	cmd := exec.Command(b.script, "kafka-up")
-	cmd.Env = b.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(b.runDir, "kafka.log"))
-		t.Fatalf("start private Kafka on %s: %v\n%s\n--- broker log tail:\n%s", b.Addr, err, out, tail(log, 3000))
-	}
+	out := b.run(t, b.up...)
 	// A restart must keep the topics: the script's fallback of a fresh data
 	// dir would make a fault test fail for a reason that is not the edge's.
-	if b.started && strings.Contains(string(out), "wiping Kafka data dir") {
+	if b.started && strings.Contains(out, "wiping Kafka data dir") {
 		t.Fatalf("private Kafka on %s restarted on a wiped data dir:\n%s", b.Addr, out)
 	}
 	b.started = true
 }
 
+// run runs deploy/local/services.sh with args in the broker's environment
+// and returns what it printed.
+func (b *Broker) run(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(b.script, args...)
+	cmd.Env = b.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(b.logFile)
+		t.Fatalf("services.sh %s for private Kafka %s: %v\n%s\n--- broker log tail:\n%s", strings.Join(args, " "), b.Addr, err, out, tail(log, 3000))
+	}
+	return string(out)
+}
+
 // Kill stops the broker with SIGKILL and waits until it is gone.
 func (b *Broker) Kill(t testing.TB) { b.signal(t, syscall.SIGKILL, true) }
+
+// Stop stops the broker with SIGTERM (a controlled shutdown: it hands its
+// partitions' leadership over first) and waits until it is gone.
+func (b *Broker) Stop(t testing.TB) { b.signal(t, syscall.SIGTERM, true) }
 
 // Pause stops the broker's process with SIGSTOP (a hung broker: connections
 // stay open, nothing answers); Resume continues it.
@@ -122,13 +154,13 @@ func (b *Broker) signal(t testing.TB, sig syscall.Signal, wait bool) {
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("signal %v to private Kafka pid %d: %v", sig, pid, err)
 	}
-	if wait && !b.waitGone(pid, 30*time.Second) {
-		t.Fatalf("private Kafka pid %d still alive 30s after %v", pid, sig)
+	if wait && !waitGone(pid, time.Minute) {
+		t.Fatalf("private Kafka pid %d still alive a minute after %v", pid, sig)
 	}
 }
 
 func (b *Broker) pid() int {
-	raw, err := os.ReadFile(filepath.Join(b.runDir, "kafka.pid"))
+	raw, err := os.ReadFile(b.pidFile)
 	if err != nil {
 		return 0
 	}
@@ -138,8 +170,6 @@ func (b *Broker) pid() int {
 	}
 	return pid
 }
-
-func (b *Broker) waitGone(pid int, timeout time.Duration) bool { return waitGone(pid, timeout) }
 
 // leaderOffsets dials the leader of topic's partition and reads its first
 // and last offsets, retrying for half a minute: a broker that has just

@@ -92,11 +92,18 @@ func PrivateCluster(t testing.TB) *Cluster {
 // 127.0.0.1, as are their cluster bus ports (10000 higher).
 func clusterPorts(t testing.TB) int {
 	t.Helper()
+	return consecutivePorts(t, clusterNodes, 10000, "a private Redis Cluster")
+}
+
+// consecutivePorts returns the first of n consecutive ports that are free on
+// 127.0.0.1, as are the n ports offset higher.
+func consecutivePorts(t testing.TB, n, offset int, what string) int {
+	t.Helper()
 	for range 100 {
 		base := 20000 + rand.IntN(9000)
 		free := true
-		for i := range clusterNodes {
-			for _, p := range []int{base + i, base + i + 10000} {
+		for i := range n {
+			for _, p := range []int{base + i, base + i + offset} {
 				ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 				if err != nil {
 					free = false
@@ -109,7 +116,7 @@ func clusterPorts(t testing.TB) int {
 			return base
 		}
 	}
-	t.Fatal("no six consecutive free ports (and their bus ports) for a private Redis Cluster")
+	t.Fatalf("no %d consecutive free ports (and the %d above them) for %s", n, offset, what)
 	return 0
 }
 
