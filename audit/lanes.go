@@ -84,6 +84,14 @@ const (
 	// state began is tracked from its first number seen, not from 1 (its
 	// first hits may sit before the state's first offset).
 	startSkewMs = 10 * 60 * 1000
+	// A number below a lane's first one is a reorder at the lane's start,
+	// not a hit from before the state, when it is within reorderNumbers of
+	// the lane's highest and was received at most reorderMs before the
+	// lane's newest hit: an edge numbers hits as its handlers accept them
+	// and appends them to its spool as they finish, so the first hits of a
+	// lane can reach Kafka out of order.
+	reorderNumbers = 64
+	reorderMs      = 1000
 )
 
 // Partition is the audit state of one partition of the hits topic: a
@@ -135,6 +143,14 @@ func (p *Partition) Check(h *Hit) (tracked, dup bool) {
 	}
 	l.newestMs = max(l.newestMs, h.AtMs)
 	switch {
+	case h.Seq < l.first && l.max-h.Seq < reorderNumbers && h.AtMs+reorderMs >= l.newestMs:
+		// The lane starts lower: the numbers in between are awaited.
+		if h.Seq+1 < l.first {
+			l.gaps = slices.Insert(l.gaps, 0, Gap{From: h.Seq + 1, To: l.first - 1, AtMs: h.AtMs})
+		}
+		l.first = h.Seq
+		p.mark(k, h.AtMs)
+		return true, false
 	case h.Seq < l.first:
 		return false, false
 	case h.Seq > l.max:

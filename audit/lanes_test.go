@@ -119,8 +119,59 @@ func TestLaneStart(t *testing.T) {
 	if got := p.Missing(); got != 4 {
 		t.Fatalf("missing %d, want 4 (numbers 1-4 of the lane that began after the state)", got)
 	}
-	if tr, dup := p.Check(&Hit{Node: "e", BootMs: t0 - 1000, Seq: 499, Lane: 1, AtMs: t0 + 2}); tr || dup {
+	// A number below an early lane's first, received well before it: a
+	// hit from before the state (a copy of one it never saw).
+	if tr, dup := p.Check(&Hit{Node: "e", BootMs: t0 - 1000, Seq: 499, Lane: 1, AtMs: t0 - 5000}); tr || dup {
 		t.Fatal("a number below an early lane's first is neither tracked nor a duplicate")
+	}
+}
+
+// TestLaneStartReordered: an edge numbers hits as its handlers accept them
+// and spools them as they finish, so a lane's first numbers can reach the
+// partition out of order. Lower numbers received with the first one seen
+// lower the lane's start: tracked, nothing unsequenced, the numbers in
+// between awaited; one received long before is not.
+func TestLaneStartReordered(t *testing.T) {
+	p := NewPartition(0)
+	at := t0 + 10
+	lane := func(seq uint64, atMs int64) *Hit {
+		return &Hit{Node: "e", BootMs: t0 - 1000, Seq: seq, Lane: 1, AtMs: atMs}
+	}
+	for _, c := range []struct {
+		seq            uint64
+		atMs           int64
+		tracked, dup   bool
+		missing, first uint64
+	}{
+		{3, at, true, false, 0, 3},     // the first seen
+		{1, at - 2, true, false, 1, 1}, // reordered: 2 awaited
+		{4, at + 1, true, false, 1, 1}, // in order
+		{2, at - 1, true, false, 0, 1}, // fills the gap
+		{1, at - 2, true, true, 0, 1},  // a copy
+		{7, at + 5, true, false, 2, 1}, // 5-6 missing
+		{6, at + 4, true, false, 1, 1}, // reordered within the lane: fills
+		{5, at + 3, true, false, 0, 1}, // all there
+	} {
+		tr, dup := p.Check(lane(c.seq, c.atMs))
+		l := p.lanes[laneKey{"e", t0 - 1000}]
+		if tr != c.tracked || dup != c.dup || uint64(p.Missing()) != c.missing || l.first != c.first {
+			t.Fatalf("seq %d: tracked %v dup %v, missing %d, first %d; want %v %v, %d, %d", c.seq, tr, dup, p.Missing(), l.first, c.tracked, c.dup, c.missing, c.first)
+		}
+	}
+	// Another lane: its first number seen is 40; 2 was received 5 s
+	// before its newest hit, so it is from before the state, and 1 is more
+	// than 64 numbers below its highest.
+	q := NewPartition(0)
+	q.Check(lane(40, at))
+	q.Check(lane(100, at+2000))
+	if tr, _ := q.Check(lane(39, at-5000)); tr {
+		t.Fatal("a number received 5 s before the lane's newest lowered its start")
+	}
+	if tr, _ := q.Check(lane(30, at+2000)); tr {
+		t.Fatal("a number 70 below the lane's highest lowered its start")
+	}
+	if q.Missing() != 100-40-1 {
+		t.Fatalf("missing %d, want 59 (41-99)", q.Missing())
 	}
 }
 
