@@ -104,8 +104,10 @@ bench-edge:
 # against counted (the query API), end-to-end hits/s, hit->visible p50/p99,
 # CPU and Redis commands per hit. Exits non-zero when counted != accepted.
 # E.g. E2E_BENCH_FLAGS="-mode=knee", "-mode=rate" (vegeta, a true open loop,
-# too costly here above ~10k/s) or "-baseline=/tmp/pixelpipe-old". The output
-# is also written to build/bench-e2e.txt.
+# too costly here above ~10k/s), "-baseline=/tmp/pixelpipe-old", or on the
+# three-broker cluster of `deploy/local/services.sh kafka-cluster-up`:
+# "-kafka=127.0.0.1:19192,127.0.0.1:19193,127.0.0.1:19194 -kafka.replicas=3".
+# The output is also written to build/bench-e2e.txt.
 E2E_BENCH_FLAGS ?=
 bench-e2e: services-up
 	deploy/local/bench-deps.sh vegeta

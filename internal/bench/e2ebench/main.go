@@ -87,6 +87,8 @@ type config struct {
 	// kafkaPIDFile and redisPIDFile name the broker's and redis-server's
 	// pidfiles; when missing, the process listening on the address is used.
 	kafkaPIDFile, redisPIDFile string
+	// kafkaReplicas is the replication factor of the run's topics.
+	kafkaReplicas int
 
 	modes []string // closed, paced, rate, knee
 	// kneeGen is the load generator of -mode=knee: paced (wrk) or vegeta.
@@ -153,9 +155,10 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("e2ebench", flag.ContinueOnError)
 	fs.StringVar(&cfg.pixelpipe, "pixelpipe", cfg.pixelpipe, "pixelpipe binary whose four parts are measured")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a second pixelpipe binary (e.g. built from an earlier commit): the same scenarios run with it too, on a pipeline of its own, for a before/after in one run")
-	fs.StringVar(&cfg.kafka, "kafka", cfg.kafka, "Kafka bootstrap broker")
+	fs.StringVar(&cfg.kafka, "kafka", cfg.kafka, "Kafka brokers, comma-separated: every one is a bootstrap broker, and their CPU is added up (a cluster's brokers must all be listed)")
+	fs.IntVar(&cfg.kafkaReplicas, "kafka.replicas", 1, "replication factor of the run's topics (3 on a three-broker cluster; min.insync.replicas is one less)")
 	fs.StringVar(&cfg.redis, "redis", cfg.redis, "Redis address, as pixelpipe's -redis.addr: host:port, or a Redis Cluster's host:port,host:port,... (Redis commands are then summed over its masters; Redis CPU is that of -redis.pidfile alone)")
-	fs.StringVar(&cfg.kafkaPIDFile, "kafka.pidfile", cfg.kafkaPIDFile, "pidfile of the Kafka broker (for its CPU); when absent, the process listening on -kafka")
+	fs.StringVar(&cfg.kafkaPIDFile, "kafka.pidfile", cfg.kafkaPIDFile, "pidfiles of the Kafka brokers (for their CPU), comma-separated in the order of -kafka; for a broker without one, or whose pidfile names no live process, the process listening on its address")
 	fs.StringVar(&cfg.redisPIDFile, "redis.pidfile", cfg.redisPIDFile, "pidfile of redis-server (for its CPU); when absent, the process listening on -redis")
 	mode := fs.String("mode", strings.Join(cfg.modes, ","), "comma-separated, run in this order: closed (wrk), paced (wrk paced to each -rate), rate (vegeta at each -rate), knee (-knee.gen, rates stepped up until a step fails)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "length of one load; default 10s closed loop, 20s per rate or knee step")
@@ -189,6 +192,13 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	// The default pidfile is the single broker's of make services-up: not
+	// that of brokers named otherwise.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["kafka"] && !set["kafka.pidfile"] {
+		cfg.kafkaPIDFile = ""
 	}
 	cfg.modes = nil
 	for _, m := range strings.Split(*mode, ",") {

@@ -41,7 +41,10 @@ type scenario struct {
 }
 
 // services are the shared processes whose CPU is measured too.
-type services struct{ kafkaPID, redisPID int }
+type services struct {
+	kafkaPIDs []int // every broker of -kafka (0: not found)
+	redisPID  int
+}
 
 // result is one scenario's measurements.
 type result struct {
@@ -96,9 +99,9 @@ func (r *result) lagBounded(bound time.Duration) bool {
 }
 
 type cpuShare struct {
-	name string
-	pid  int
-	cpu  time.Duration
+	name  string
+	found bool // every process of the target was found
+	cpu   time.Duration
 }
 
 // perHit is a duration per accepted hit, in µs.
@@ -248,7 +251,7 @@ func (p *pipeline) runScenario(ctx context.Context, sc scenario, svc services) (
 	res.window = time.Since(t0)
 	cpu1 := ticks(targets)
 	for i, t := range targets {
-		res.cpu = append(res.cpu, cpuShare{name: t.name, pid: t.pid, cpu: time.Duration(cpu1[i]-cpu0[i]) * procstat.TickDuration})
+		res.cpu = append(res.cpu, cpuShare{name: t.name, found: t.found(), cpu: time.Duration(cpu1[i]-cpu0[i]) * procstat.TickDuration})
 	}
 	res.harnessCPU = selfCPU() - self0
 	redis1, err := commandStats(ctx, p.rdb)
@@ -536,25 +539,40 @@ func (p *pipeline) runMarkers(ctx context.Context, tag, campaign string, from ti
 	}
 }
 
+// cpuTarget is a process whose CPU is measured, or several added up (the
+// brokers of a Kafka cluster).
 type cpuTarget struct {
 	name string
-	pid  int
+	pids []int
+}
+
+// found is false when one of the target's processes was not found on this
+// machine.
+func (t cpuTarget) found() bool {
+	for _, pid := range t.pids {
+		if pid <= 0 {
+			return false
+		}
+	}
+	return len(t.pids) > 0
 }
 
 // cpuTargets are the processes whose CPU is measured: the four parts, the
-// Kafka broker and redis-server (0 when not found on this machine).
+// Kafka brokers and redis-server.
 func (p *pipeline) cpuTargets(svc services) []cpuTarget {
 	return []cpuTarget{
-		{"edge", p.edge.pid()}, {"processor", p.processor.pid()}, {"aggregator", p.aggregator.pid()}, {"query", p.query.pid()},
-		{"kafka", svc.kafkaPID}, {"redis", svc.redisPID},
+		{"edge", []int{p.edge.pid()}}, {"processor", []int{p.processor.pid()}}, {"aggregator", []int{p.aggregator.pid()}}, {"query", []int{p.query.pid()}},
+		{"kafka", svc.kafkaPIDs}, {"redis", []int{svc.redisPID}},
 	}
 }
 
 func ticks(ts []cpuTarget) []int64 {
 	out := make([]int64, len(ts))
 	for i, t := range ts {
-		if t.pid > 0 {
-			out[i] = procstat.CPUTicks(t.pid)
+		for _, pid := range t.pids {
+			if pid > 0 {
+				out[i] += procstat.CPUTicks(pid)
+			}
 		}
 	}
 	return out

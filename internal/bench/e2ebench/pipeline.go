@@ -175,7 +175,7 @@ func startPipeline(ctx context.Context, cfg *config, label, bin string, out io.W
 		time.Now().Format("15:04:05"), label, p.topicPrefix, p.keyPrefix, id, id, dir)
 	tctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if msg, err := exec.CommandContext(tctx, abs, "topics", "-kafka.brokers="+cfg.kafka, "-kafka.topicPrefix="+p.topicPrefix).CombinedOutput(); err != nil {
+	if msg, err := exec.CommandContext(tctx, abs, "topics", "-kafka.brokers="+cfg.kafka, "-kafka.topicPrefix="+p.topicPrefix, "-kafka.replicationFactor="+strconv.Itoa(cfg.kafkaReplicas)).CombinedOutput(); err != nil {
 		return p, fmt.Errorf("pixelpipe topics: %v\n%s", err, msg)
 	}
 	addrs := make([]string, 6)
@@ -341,7 +341,7 @@ func (p *pipeline) close(keepLogs bool) {
 func (p *pipeline) deleteData() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(p.cfg.kafka), Timeout: 30 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(strings.Split(p.cfg.kafka, ",")...), Timeout: 30 * time.Second}
 	var names []string
 	for _, n := range []string{"pixel.hits.v1", "pixel.events.v1", "pixel.sessions.v1", "pixel.counts.v1", "pixel.dlq.v1"} {
 		names = append(names, p.topicPrefix+n)
@@ -396,6 +396,9 @@ func freeAddr() (string, error) {
 // servicePID is the pid in pidfile when that process is alive, else the
 // process listening on addr, else 0.
 func servicePID(pidfile, addr string) int {
+	if pidfile == "" {
+		return procstat.ListenerPID(addr)
+	}
 	if b, err := os.ReadFile(pidfile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
 			return pid

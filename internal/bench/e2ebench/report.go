@@ -109,7 +109,7 @@ func printCPU(out io.Writer, rep *binaryReport) {
 		fmt.Fprintf(tw, "%s\t", r.name)
 		for _, c := range r.cpu {
 			total += c.cpu
-			if c.pid == 0 {
+			if !c.found {
 				fmt.Fprint(tw, "n/a\t")
 				continue
 			}

@@ -48,10 +48,19 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]*binaryReport, error
 			return nil, fmt.Errorf("-mode=%s needs %s: %v (deploy/local/bench-deps.sh installs wrk, and with the argument vegeta also vegeta)", m, tool, err)
 		}
 	}
-	svc := services{kafkaPID: servicePID(cfg.kafkaPIDFile, cfg.kafka), redisPID: servicePID(cfg.redisPIDFile, cfg.redis)}
-	fmt.Fprintf(out, "e2ebench: %s, Go %s, %d CPUs; Kafka %s (pid %d), Redis %s (pid %d); modes %s\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.Version(), runtime.NumCPU(), cfg.kafka, svc.kafkaPID, cfg.redis, svc.redisPID, strings.Join(cfg.modes, ","))
-	if svc.kafkaPID == 0 || svc.redisPID == 0 {
+	svc := services{redisPID: servicePID(cfg.redisPIDFile, cfg.redis)}
+	pidfiles := strings.Split(cfg.kafkaPIDFile, ",")
+	for i, addr := range strings.Split(cfg.kafka, ",") {
+		pidfile := ""
+		if i < len(pidfiles) {
+			pidfile = pidfiles[i]
+		}
+		svc.kafkaPIDs = append(svc.kafkaPIDs, servicePID(pidfile, addr))
+	}
+	kafkaTarget := cpuTarget{pids: svc.kafkaPIDs}
+	fmt.Fprintf(out, "e2ebench: %s, Go %s, %d CPUs; Kafka %s (pids %v, topics with %d replicas), Redis %s (pid %d); modes %s\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.Version(), runtime.NumCPU(), cfg.kafka, svc.kafkaPIDs, cfg.kafkaReplicas, cfg.redis, svc.redisPID, strings.Join(cfg.modes, ","))
+	if !kafkaTarget.found() || svc.redisPID == 0 {
 		fmt.Fprintln(out, "note: the Kafka broker or redis-server process was not found on this machine: its CPU is reported as 0")
 	}
 	bins := []struct{ label, bin string }{{"pixelpipe", cfg.pixelpipe}}
