@@ -59,6 +59,12 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 		ev.SessionSeq = uint32(1 + rng.IntN(3))
 		ev.ReferrerDomain = []string{"", "", "search.example", "t.co"}[rng.IntN(4)]
 		ev.UtmCampaign = []string{"", "", "", "spring"}[rng.IntN(4)]
+		if rng.IntN(3) == 0 { // custom properties: none, one or two
+			ev.Props = []*pixelpb.Prop{{Key: "plan", Value: []string{"free", "pro"}[rng.IntN(2)]}}
+			if rng.IntN(2) == 0 {
+				ev.Props = append(ev.Props, &pixelpb.Prop{Key: "step", Value: fmt.Sprint(rng.IntN(3))})
+			}
+		}
 		if rng.IntN(7) == 0 {
 			ev.Bot, ev.BotReasons = true, []string{"headless"}
 		}
@@ -75,6 +81,10 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 			ev.Country, ev.DeviceType = []string{"DE", "FR", ""}[k%3], "mobile"
 			ev.PageUrl, ev.SessionSeq = []string{"", "https://a.example/thanks"}[k%2], uint32(1+k%2)
 			ev.ReferrerDomain, ev.UtmCampaign = []string{"", "t.co"}[k%4/2], []string{"", "spring"}[k%2]
+			ev.Props = nil
+			if k%3 == 0 {
+				ev.Props = []*pixelpb.Prop{{Key: "plan", Value: "pro"}}
+			}
 			ev.Bot, ev.BotReasons = k%5 == 0, nil
 			if ev.Bot {
 				ev.BotReasons = []string{"headless"}
@@ -181,6 +191,9 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 			if v := breakdownValue(ev, dim); v != "" || !optionalDim(dim) {
 				ref[k].Add(dim, v, ev.GetVisitorKey(), maxValues)
 			}
+		}
+		for _, p := range ev.GetProps() {
+			ref[k].Add(hllstore.DimProp, p.GetKey()+"="+p.GetValue(), ev.GetVisitorKey(), maxValues)
 		}
 	}
 	return ref

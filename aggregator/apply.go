@@ -178,8 +178,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		if human && !d.BPos.Covers(p, o) {
 			d.BPos[p] = o
 			if !dupOrder {
-				breakdownValues(&values, ev)
-				d.Breakdown(ev.GetKind()).AddValues(&values, vk, a.cfg.MaxBreakdownValues)
+				countBreakdowns(d.Breakdown(ev.GetKind()), &values, ev, a.cfg.MaxBreakdownValues)
 			}
 			e.bdirty = true
 		}
@@ -262,6 +261,19 @@ func breakdownValues(v *hllstore.Values, ev *pixelpb.Event) {
 	*v = hllstore.Values{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium(),
 		ev.GetReferrerDomain(), ev.GetUtmSource(), ev.GetUtmMedium(), ev.GetUtmCampaign(), page, landing}
 }
+
+// countBreakdowns counts ev in b: under its value in every dimension, and
+// under each of its custom properties. values is scratch space.
+func countBreakdowns(b *hllstore.Breakdown, values *hllstore.Values, ev *pixelpb.Event, maxValues int) {
+	breakdownValues(values, ev)
+	b.AddValues(values, ev.GetVisitorKey(), maxValues)
+	for _, p := range ev.GetProps() {
+		b.Add(hllstore.DimProp, propValue(p), ev.GetVisitorKey(), maxValues)
+	}
+}
+
+// propValue is a custom property as its breakdown value, "key=value".
+func propValue(p *pixelpb.Prop) string { return p.GetKey() + "=" + p.GetValue() }
 
 // pagePath returns the path of an absolute URL ("/" when it has none),
 // without its query and fragment; "" for no URL. It allocates nothing.

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,45 @@ func TestBreakdownReports(t *testing.T) {
 	}
 	if n := len(b.Dims[hllstore.DimLanding]); n != 3 {
 		t.Errorf("landing pages %v, want 3 (the second-hit view is no landing)", b.Dims[hllstore.DimLanding])
+	}
+}
+
+// Custom properties: an event counts once under each of its properties
+// ("key=value"), none under "unknown" when it has none; past the bound of
+// values, under "other".
+func TestPropBreakdown(t *testing.T) {
+	b := hllstore.NewBreakdown()
+	var v hllstore.Values
+	prop := func(kv ...string) []*pixelpb.Prop {
+		var out []*pixelpb.Prop
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, &pixelpb.Prop{Key: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	for i, props := range [][]*pixelpb.Prop{
+		prop("plan", "pro", "step", "2"),
+		prop("plan", "pro"),
+		prop("plan", "free"),
+		nil,
+		prop("plan", "team"), // the fourth value: past the bound of 3
+		prop("plan", "pro"),  // an existing value still counts under itself
+	} {
+		countBreakdowns(&b, &v, &pixelpb.Event{Kind: pixelpb.Kind_KIND_CUSTOM, Country: "DE", VisitorKey: uint64(i%3+1) * 0x9e3779b97f4a7c15, Props: props}, 3)
+	}
+	got := map[string]uint64{}
+	for value, sc := range b.Dims[hllstore.DimProp] {
+		got[value] = sc.Total
+	}
+	want := map[string]uint64{"plan=pro": 3, "step=2": 1, "plan=free": 1, hllstore.Other: 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("prop breakdown %v, want %v", got, want)
+	}
+	if u := b.Dims[hllstore.DimProp]["plan=pro"].Sketch.Estimate(); u != 3 {
+		t.Errorf("plan=pro uniques %d, want 3 (visitors 1, 2, 3)", u)
+	}
+	if n := b.Dims[hllstore.DimCountry]["DE"].Total; n != 6 {
+		t.Errorf("country DE %d, want 6: every event, with or without properties", n)
 	}
 }
 

@@ -10,9 +10,10 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// Breakdown splits the human views of a content id over the UTC days that
-// overlap [sc.From, sc.To) by dimension (one of Dimensions), largest total
-// first, at most limit entries. Breakdowns are kept per content id and day
+// Breakdown splits the human events of a content id of one kind (the first
+// of sc.Kinds; views when none) over the UTC days that overlap [sc.From,
+// sc.To) by dimension (one of Dimensions), largest total first, at most
+// limit entries. Breakdowns are kept per content id and day
 // (hllstore.Breakdown); a campaign scope is a bad query. Values past the
 // aggregator's bound are under "other", missing ones under "unknown".
 func (r *Reader) Breakdown(ctx context.Context, sc Scope, dimension string, limit int) ([]Share, error) {
@@ -25,9 +26,13 @@ func (r *Reader) Breakdown(ctx context.Context, sc Scope, dimension string, limi
 	if !slices.Contains(Dimensions, dimension) {
 		return nil, fmt.Errorf("%w: unknown dimension %q: use one of %v", ErrBadQuery, dimension, Dimensions)
 	}
+	kind := pixelpb.Kind_KIND_VIEW
+	if len(sc.Kinds) > 0 {
+		kind = sc.Kinds[0]
+	}
 	var keys []hllstore.BreakdownKey
 	for d := hllstore.DayStart(sc.From.UnixMilli()); d < sc.To.UnixMilli(); d += hllstore.DayMs {
-		keys = append(keys, hllstore.BreakdownKey{ContentID: sc.ContentID, Kind: pixelpb.Kind_KIND_VIEW, DayStart: d})
+		keys = append(keys, hllstore.BreakdownKey{ContentID: sc.ContentID, Kind: kind, DayStart: d})
 	}
 	bs, err := r.store.LoadBreakdowns(ctx, keys)
 	if err != nil {

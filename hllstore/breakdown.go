@@ -32,10 +32,13 @@ const (
 	DimUTMCampaign = "utm_campaign" // the page URL's utm_campaign
 	DimPage        = "page"         // the page's path
 	DimLanding     = "landing"      // the page's path, for the first event of a session
+	// DimProp holds custom properties as "key=value": an event counts once
+	// under each of its properties (Breakdown.Add), none when it has none.
+	DimProp = "prop"
 )
 
 // NumDims is the number of breakdown dimensions.
-const NumDims = 11
+const NumDims = 12
 
 // firstOptionalDim is the index of the first dimension that counts only
 // events with a value.
@@ -48,7 +51,8 @@ const MaxValueLen = 100
 // Dims lists the breakdown dimensions.
 func Dims() []string { return slices.Clone(dimNames[:]) }
 
-// Values are an event's values in every dimension, in the order of Dims.
+// Values are an event's values in every dimension, in the order of Dims
+// (DimProp, which can have several, left empty: they are added one by one).
 type Values [NumDims]string
 
 // Breakdown values past the per-record bound are counted under Other; a
@@ -110,7 +114,7 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 }
 
 var dimNames = [NumDims]string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource,
-	DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCampaign, DimPage, DimLanding}
+	DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCampaign, DimPage, DimLanding, DimProp}
 
 func dimIndex(dim string) int {
 	for i, d := range dimNames {

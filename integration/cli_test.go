@@ -128,6 +128,14 @@ func TestCLI(t *testing.T) {
 	if r := browserGet(t, pixel+"&cb=123"); r.StatusCode != 200 || r.Header.Get("Content-Type") != "image/gif" {
 		t.Fatalf("signed pixel: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
 	}
+	// Custom events with properties: plan=pro twice (two visitors), once
+	// with step=2, plan=free once.
+	const signup = "cli:signup"
+	for i, props := range []string{"p.plan=pro", "p.plan=pro&p.step=2", "p.plan=free"} {
+		if r := browserGet(t, s.edgeURL+"/p.gif?cid="+signup+"&k=custom&uid=s"+strconv.Itoa(i)+"&"+props); r.StatusCode != 200 {
+			t.Fatalf("custom event: %d", r.StatusCode)
+		}
+	}
 	for i := range 2 {
 		r := browserGet(t, click+"&uid=v"+strconv.Itoa(i))
 		if r.StatusCode != http.StatusFound || r.Header.Get("Location") != dest {
@@ -298,6 +306,17 @@ func TestCLI(t *testing.T) {
 			if views != 6 {
 				return fmt.Sprintf("breakdown -dimension=device: views add up to %d, want 6:\n%s", views, out)
 			}
+			// The custom events' properties: each event under each of
+			// its properties, views and uniques.
+			out = run("breakdown", "-dimension=prop", "-kind=custom", signup)
+			for prop, want := range map[string][]uint64{"plan=pro": {2, 2, 0}, "step=2": {1, 1, 0}, "plan=free": {1, 1, 0}} {
+				if got := row(out, prop, false); !slices.Equal(got, want) {
+					return fmt.Sprintf("breakdown -dimension=prop -kind=custom: row %s %v, want %v:\n%s", prop, got, want, out)
+				}
+			}
+			if !strings.HasPrefix(out, signup+" by prop, human custom events") {
+				return "breakdown -dimension=prop -kind=custom: heading:\n" + out
+			}
 			return ""
 		})
 
@@ -358,10 +377,10 @@ func TestCLI(t *testing.T) {
 				plain++
 			}
 		}
-		// 6 views, 4 impressions, 3 bot views, 2 signed clicks, 5 refused
-		// clicks.
-		if signed != 1 || forged != 1 || clicks != 2 || plain != 18 {
-			t.Errorf("signed %d, tampered %d, signed clicks %d, other %d hits; want 1, 1, 2 and 18", signed, forged, clicks, plain)
+		// 6 views, 4 impressions, 3 bot views, 3 custom events, 2 signed
+		// clicks, 5 refused clicks.
+		if signed != 1 || forged != 1 || clicks != 2 || plain != 21 {
+			t.Errorf("signed %d, tampered %d, signed clicks %d, other %d hits; want 1, 1, 2 and 21", signed, forged, clicks, plain)
 		}
 	})
 }

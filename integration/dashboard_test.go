@@ -360,6 +360,16 @@ func seedDashboard(t *testing.T, store *hllstore.Store) {
 			i++
 		}
 	}
+	// Custom events of the article (shares and subscriptions) with their
+	// properties, each counted under each of its properties.
+	for i := range 30 {
+		b := days[0].Breakdown(pixelpb.Kind_KIND_CUSTOM)
+		vk := uint64(i%20+1) * 0x9e3779b97f4a7c15
+		b.Add(hllstore.DimProp, []string{"action=share", "action=share", "action=subscribe"}[i%3], vk, 50)
+		if i%3 != 2 {
+			b.Add(hllstore.DimProp, []string{"network=mastodon", "network=email"}[i%2], vk, 50)
+		}
+	}
 	if written, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: days[0], Details: true}}); err != nil || !written[0] {
 		t.Fatalf("seed breakdowns: %v %v", written, err)
 	}
@@ -638,6 +648,35 @@ func TestDashboardPanels(t *testing.T) {
 		t.Errorf("breakdown by page %q (URL %q)", text("#breakdowns"), eval(`location.search`))
 	}
 	screenshot(t, ctx, "dashboard-article.png")
+
+	// The article's custom events by property: the rows of the API's
+	// breakdown of kind custom.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#dimension", "prop"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("dimension").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	var propsBD query.BreakdownResponse
+	getJSON("/v1/breakdowns/"+dashArticle+"?"+last24+"&dimension=prop&kind=custom&limit=15", &propsBD)
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		rows := eval(`[...document.querySelectorAll("#breakdowns tbody tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+		var want []string
+		for _, it := range propsBD.Items {
+			want = append(want, it.Key+"||"+commas(it.Uniques)+"|"+commas(it.Total))
+		}
+		if len(propsBD.Items) != 4 || rows != strings.Join(want, "\n") {
+			return fmt.Sprintf("custom property rows\n%s\nwant\n%s", rows, strings.Join(want, "\n"))
+		}
+		return ""
+	})
+	if h := text("#breakdowns thead"); !strings.Contains(h, "events") {
+		t.Errorf("custom property breakdown header %q: want an events column", h)
+	}
+	screenshot(t, ctx, "dashboard-article-props.png")
+	// Back to pages for the phone-width view below.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#dimension", "page"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("dimension").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Phone width: the same page reloaded (the URL keeps the article and
 	// the page breakdown) at 390 px.

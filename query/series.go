@@ -59,14 +59,11 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad granularity "+quote(granName)+": use hour or day")
 		return
 	}
-	kindName := params.Get("kind")
-	if kindName == "" {
-		kindName = "view"
-	}
-	if sq.UniquesKind, ok = kinds[kindName]; !ok {
-		writeError(w, http.StatusBadRequest, "bad kind "+quote(kindName)+": use one of impression, view, click, conversion, open, custom")
+	kindName, uk, ok := kindParam(w, r)
+	if !ok {
 		return
 	}
+	sq.UniquesKind = uk
 	className := params.Get("class")
 	if className == "" {
 		className = "human"
@@ -143,6 +140,7 @@ type ShareItem struct {
 // BreakdownResponse is the answer of /v1/breakdowns/{cid} (once available).
 type BreakdownResponse struct {
 	ContentID string        `json:"content_id"`
+	Kind      string        `json:"kind"`
 	Dimension string        `json:"dimension"`
 	From      string        `json:"from"`
 	To        string        `json:"to"`
@@ -235,6 +233,11 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad dimension "+quote(dim)+": use one of "+strings.Join(counts.Dimensions, ", "))
 		return
 	}
+	kindName, kind, ok := kindParam(w, r)
+	if !ok {
+		return
+	}
+	sc.Kinds = []pixelpb.Kind{kind}
 	f, ok := formatParam(w, r)
 	if !ok {
 		return
@@ -260,7 +263,7 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "breakdowns")
 		return
 	}
-	out := BreakdownResponse{ContentID: sc.ContentID, Dimension: dim, From: sc.From.UTC().Format(time.RFC3339), To: sc.To.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
+	out := BreakdownResponse{ContentID: sc.ContentID, Kind: kindName, Dimension: dim, From: sc.From.UTC().Format(time.RFC3339), To: sc.To.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
 	if f != formatJSON {
 		writeRows(w, f, "breakdown-"+sc.ContentID+"-"+dim+"-"+rangeName(sc.From, sc.To), out.Freshness, shareHeader(dim), out.Items, shareRow)
 		return

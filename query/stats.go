@@ -122,19 +122,28 @@ func (s *Server) scopeParam(w http.ResponseWriter, r *http.Request) (counts.Scop
 	return sc, true
 }
 
+// kindParam is the request's kind parameter (default view) and its name; on
+// a bad one it answers 400 and returns false.
+func kindParam(w http.ResponseWriter, r *http.Request) (string, pixelpb.Kind, bool) {
+	name := r.URL.Query().Get("kind")
+	if name == "" {
+		name = "view"
+	}
+	kind, ok := kinds[name]
+	if !ok {
+		writeError(w, http.StatusBadRequest, "bad kind "+quote(name)+": use one of impression, view, click, conversion, open, custom")
+	}
+	return name, kind, ok
+}
+
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	sc, ok := s.scopeParam(w, r)
 	if !ok {
 		return
 	}
 	params := r.URL.Query()
-	kindName := params.Get("kind")
-	if kindName == "" {
-		kindName = "view"
-	}
-	kind, ok := kinds[kindName]
+	kindName, kind, ok := kindParam(w, r)
 	if !ok {
-		writeError(w, http.StatusBadRequest, "bad kind "+quote(kindName)+": use one of impression, view, click, conversion, open, custom")
 		return
 	}
 	className := params.Get("class")

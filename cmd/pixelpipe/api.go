@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,7 +174,7 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if err := errors.Join(oneOf("granularity", *granularity, "hour", "day"),
-		oneOf("kind", *kind, "view", "impression", "click", "conversion", "open", "custom"),
+		oneOf("kind", *kind, kindNames...),
 		oneOf("class", *class, "human", "bot", "machine")); err != nil {
 		return err
 	}
@@ -222,11 +223,23 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // breakdownDims are the dimensions the query API breaks views down by.
 var breakdownDims = hllstore.Dims()
 
+// kindPlural names events of kind k in a heading: "views", "custom events".
+func kindPlural(k string) string {
+	if k == "custom" {
+		return "custom events"
+	}
+	return k + "s"
+}
+
+// kindNames are the kinds the API's kind parameter takes.
+var kindNames = []string{"view", "impression", "click", "conversion", "open", "custom"}
+
 // cmdBreakdown prints a content id's human views by one dimension
 // (breakdownDims).
 func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, api := newAPIFlagSet("breakdown", "CONTENT_ID", "pixelpipe breakdown -url=http://127.0.0.1:8081 -token=$TOKEN -dimension=country -n=20 acme:article-7", "/v1/breakdowns/{cid}")
-	dimension := fs.String("dimension", "country", "country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page or landing (a session's first page)")
+	dimension := fs.String("dimension", "country", "country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page) or prop (custom properties, key=value; with -kind=custom for custom events)")
+	kind := fs.String("kind", "view", "the kind of the events broken down: view, impression, click, conversion, open, custom")
 	n := limitFlag(fs, "values")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -235,15 +248,15 @@ func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), checkLimit(*n)); err != nil {
+	if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
 		return err
 	}
 	var bd query.BreakdownResponse
-	q := url.Values{"dimension": {*dimension}, "limit": {strconv.Itoa(*n)}}
+	q := url.Values{"dimension": {*dimension}, "kind": {*kind}, "limit": {strconv.Itoa(*n)}}
 	if printed, err := api.get(ctx, "/v1/breakdowns/"+url.PathEscape(id), q, stdout, &bd); err != nil || printed {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s by %s, human views  [%s, %s)\n", id, bd.Dimension, bd.From, bd.To)
+	fmt.Fprintf(stdout, "%s by %s, human %s  [%s, %s)\n", id, bd.Dimension, kindPlural(cmp.Or(bd.Kind, *kind)), bd.From, bd.To)
 	return printShares(stdout, &bd.Freshness, bd.Dimension, bd.Items, false)
 }
 

@@ -33,7 +33,8 @@ const (
 
 // demoTraffic sends what a small site, an ad and a newsletter would get, so
 // that every panel and report of `pixelpipe dev` has data: page views with
-// their referrers and UTM tags over Zipf-popular articles, signed ad
+// their referrers and UTM tags over Zipf-popular articles, custom events
+// (shares, subscriptions) with properties on them, signed ad
 // impressions (a few unsigned, counted apart under the dev signing policy)
 // and signed clicks, conversions with order ids (now and then the same
 // order again, counted once), newsletter opens by recipients and by mail
@@ -55,6 +56,15 @@ var demoReferrers = []struct{ query, ref string }{
 	{"?utm_source=newsletter&utm_medium=email&utm_campaign=december", ""},
 	{"?gclid=demo-click", "https://www.google.com/"},
 	{"", "https://news.example.org/links"},
+}
+
+// demoActions are the custom events of the demo's articles, as properties.
+var demoActions = []string{
+	"p.action=share&p.network=mastodon",
+	"p.action=share&p.network=email",
+	"p.action=subscribe&p.plan=free",
+	"p.action=subscribe&p.plan=pro",
+	"p.action=comment",
 }
 
 func (d demoTraffic) Run(ctx context.Context) error {
@@ -91,11 +101,14 @@ func (d demoTraffic) next(rng *rand.Rand, zipf *rand.Zipf, orders *[]string, n i
 	uid := "visitor-" + strconv.Itoa(rng.IntN(max(d.visitors, 1)))
 	browser := loadgen.BrowserHeaders["User-Agent"]
 	switch r := rng.IntN(100); {
-	case r < 55: // a page view, as the page snippet sends it
+	case r < 51: // a page view, as the page snippet sends it
 		page := fmt.Sprintf("https://blog.example.com/article-%d", zipf.Uint64())
 		from := demoReferrers[rng.IntN(len(demoReferrers))]
 		return "/p.gif?cid=content-" + strconv.FormatUint(zipf.Uint64(), 10) + "&uid=" + uid +
 			"&url=" + url.QueryEscape(page+from.query) + "&ref=" + url.QueryEscape(from.ref), browser
+	case r < 55: // a custom event on an article, with its properties
+		action := demoActions[rng.IntN(len(demoActions))]
+		return "/p.gif?cid=content-" + strconv.FormatUint(zipf.Uint64(), 10) + "&k=custom&uid=" + uid + "&" + action, browser
 	case r < 67: // a signed ad impression
 		q := "cid=" + demoAd + "&k=impression&cmp=winter&uid=" + uid + "&kid=dev"
 		return "/p.gif?" + q + "&sig=" + edge.SignPixel(d.clickKey, q), browser

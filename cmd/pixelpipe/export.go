@@ -23,10 +23,10 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("o", "", "write to this file instead of standard output")
 	campaign := fs.Bool("campaign", false, "series: the argument is a campaign, not a content id")
 	granularity := fs.String("granularity", "hour", "series: bucket length, hour (at most 31 days) or day")
-	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows: view, impression, click, conversion, open, custom")
+	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows; breakdown: the kind broken down: view, impression, click, conversion, open, custom")
 	class := fs.String("class", "human", "series: traffic class: human, bot, machine or unverified")
 	by := fs.String("by", "uniques", "top: order by human unique visitors (uniques) or human views (views)")
-	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page or landing (a session's first page)")
+	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page) or prop (custom properties, key=value; with -kind=custom for custom events)")
 	n := limitFlag(fs, "content ids (top) or values (breakdown)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -42,7 +42,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return errors.New("export series takes one content id (or a campaign with -campaign)")
 		}
 		if err := errors.Join(oneOf("granularity", *granularity, "hour", "day"),
-			oneOf("kind", *kind, "view", "impression", "click", "conversion", "open", "custom"),
+			oneOf("kind", *kind, kindNames...),
 			oneOf("class", *class, "human", "bot", "machine", "unverified")); err != nil {
 			return err
 		}
@@ -67,11 +67,12 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if fs.NArg() != 2 || fs.Arg(1) == "" {
 			return errors.New("export breakdown takes one content id")
 		}
-		if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), checkLimit(*n)); err != nil {
+		if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
 			return err
 		}
 		path = "/v1/breakdowns/" + url.PathEscape(fs.Arg(1))
 		q.Set("dimension", *dimension)
+		q.Set("kind", *kind)
 		q.Set("limit", strconv.Itoa(*n))
 	default:
 		fs.Usage()

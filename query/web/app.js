@@ -47,6 +47,7 @@ const DIMENSIONS = {
   utm_campaign: ["UTM campaign", "Only the human views whose page URL has utm_campaign.", true],
   page: ["page", "Human views by the page's path.", true],
   landing: ["landing page", "The first view of each session, by the page's path.", true],
+  prop: ["custom property", "Human custom events (k=custom), by each of their properties (p.KEY=VALUE): an event with two properties counts under both.", true, "custom"],
 };
 
 // The two values of a breakdown that are not values: what they stand for.
@@ -475,22 +476,24 @@ function breakdownName(key) {
 
 async function refreshBreakdown() {
   const current = latest("breakdown");
-  const [label, hint, optional] = DIMENSIONS[state.dim];
+  const [label, hint, optional, kind = "view"] = DIMENSIONS[state.dim];
   $("dimension-hint").textContent = hint;
   const sel = state.sel;
-  const r = await api("/v1/breakdowns/" + encodeURIComponent(sel) + "?" + rangeQuery(rangeParams()) + "&dimension=" + state.dim + "&limit=15");
+  // What the breakdown counts: views, or the custom events of a property.
+  const what = kind === "custom" ? "custom events" : "views";
+  const r = await api("/v1/breakdowns/" + encodeURIComponent(sel) + "?" + rangeQuery(rangeParams()) + "&dimension=" + state.dim + "&kind=" + kind + "&limit=15");
   if (!current()) return;
   const box = $("breakdowns");
   box.classList.remove("pending");
   if (r.status !== 200) { box.textContent = r.body.error; return; }
   const items = r.body.items;
   if (!items.length) {
-    box.textContent = optional ? "No human views of " + sel + " carry a " + label + " in this range."
-      : "No human views of " + sel + " in this range (breakdowns split human views).";
+    box.textContent = optional ? "No human " + what + " of " + sel + " carry a " + label + " in this range."
+      : "No human " + what + " of " + sel + " in this range (breakdowns split human " + what + ").";
     return;
   }
   const max = Math.max(...items.map((it) => it.uniques));
-  box.replaceChildren(shareTable([[label], ["share", "bar-cell"], ["uniques", "n"], ["views", "n"]],
+  box.replaceChildren(shareTable([[label], ["share", "bar-cell"], ["uniques", "n"], [kind === "custom" ? "events" : "views", "n"]],
     items.map((it) => ({ ...it, name: breakdownName(it.key) })), max));
 }
 
