@@ -129,11 +129,14 @@ check-generate:
 	rm -rf $$tmp; echo "generated code is up to date"
 
 # The Kubernetes manifests: both overlays of deploy/k8s rendered with
-# kustomize, every object decoded strictly, and checked against the code
+# kustomize, every object decoded strictly, the Strimzi resources validated
+# against the CRD schemas Strimzi's own generator writes from its API model
+# (both from Maven Central, once, into .cache/), and checked against the code
 # (flags and their PIXEL_* variables, ports, probes, drain times, topics,
 # alerts); TestDriftIsCaught plants drifts and wants them found.
 check-k8s:
-	$(GO) test -count=1 ./deploy/k8s/validate/
+	PIXEL_STRIMZI_CRDS=$$($(SERVICES) strimzi-crds) && export PIXEL_STRIMZI_CRDS && \
+		$(GO) test -count=1 ./deploy/k8s/validate/
 
 # The container image without a container engine (deploy/image): the static
 # binary for linux, /etc/passwd with the user 65532, CA certificates, no

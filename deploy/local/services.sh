@@ -11,7 +11,7 @@
 #     cluster.
 #
 # Usage: deploy/local/services.sh up|down|status|kafka-up|kafka-down|cluster-up|cluster-down|
-#        kafka-cluster-up|kafka-cluster-down|kafka-node-up N|help
+#        kafka-cluster-up|kafka-cluster-down|kafka-node-up N|strimzi-crds|help
 #
 # Everything downloaded or generated lives under <repo>/.cache/:
 #   .cache/kafka-<version>/libs/       broker classpath (marker: libs/.complete)
@@ -110,6 +110,9 @@ Usage: $0 up|down|status|kafka-up|kafka-down|cluster-up|cluster-down
                             (replication factor 3, min.insync.replicas 2); not part of up
   kafka-cluster-down        stop it
   kafka-node-up N           start node N (1-3) of the Kafka cluster again, on its data
+  strimzi-crds              write Strimzi's CustomResourceDefinitions (Kafka, KafkaNodePool,
+                            KafkaTopic) with Strimzi's CRD generator from Maven Central into
+                            .cache/strimzi-crds-VERSION/ (once) and print that folder
 EOF
 }
 
@@ -542,6 +545,50 @@ kafka_cluster_stop() {
   done
 }
 
+# ---------------------------------------------------------------- strimzi CRDs
+#
+# The deploy/k8s validation checks the Strimzi resources against Strimzi's
+# CustomResourceDefinitions. Strimzi generates them from its API model with
+# its CRD generator, both on Maven Central: the same run here gives the
+# schemas of that release.
+
+STRIMZI_POM=$REPO_ROOT/deploy/k8s/validate/strimzi/pom.xml
+
+strimzi_crds() {
+  local version dir tmp out
+  version=$(sed -n 's|.*<strimzi.version>\(.*\)</strimzi.version>.*|\1|p' "$STRIMZI_POM")
+  [[ -n $version ]] || die "no strimzi.version in $STRIMZI_POM"
+  dir=$CACHE_DIR/strimzi-crds-$version
+  if [[ -f $dir/.complete ]]; then
+    printf '%s\n' "$dir"
+    return 0
+  fi
+  ensure_java
+  ensure_maven
+  log "generating Strimzi $version CRDs with its CRD generator (Maven Central) into ${dir#"$REPO_ROOT"/}"
+  tmp=$dir.tmp.$$
+  rm -rf "$tmp" && mkdir -p "$tmp/libs"
+  cp "$STRIMZI_POM" "$tmp/pom.xml"
+  if ! mvn -B -q -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$tmp/libs" </dev/null >"$tmp/mvn.log" 2>&1; then
+    tail -n 20 "$tmp/mvn.log" >&2 || true
+    die "mvn could not fetch io.strimzi:api and io.strimzi:crd-generator $version; see $tmp/mvn.log"
+  fi
+  if ! out=$("$JAVA" -cp "$tmp/libs/*" io.strimzi.crdgenerator.CrdGenerator \
+    --target-kube 1.16+ --crd-api-version v1 --api-versions v1beta2 --storage-version v1beta2 --yaml \
+    "io.strimzi.api.kafka.model.kafka.Kafka=$tmp/kafka.yaml" \
+    "io.strimzi.api.kafka.model.nodepool.KafkaNodePool=$tmp/kafkanodepool.yaml" \
+    "io.strimzi.api.kafka.model.topic.KafkaTopic=$tmp/kafkatopic.yaml" </dev/null 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "Strimzi's CRD generator failed"
+  fi
+  rm -rf "$tmp/libs" "$tmp/pom.xml"
+  printf '%s\n' "$version" >"$tmp/.complete"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  printf '%s\n' "$dir"
+}
+
 # ---------------------------------------------------------------- redis
 
 redis_pattern() { printf 'redis-server 127.0.0.1:%s\n' "$REDIS_PORT"; }
@@ -940,6 +987,7 @@ main() {
   kafka-cluster-up) cmd_kafka_cluster_up ;;
   kafka-cluster-down) cmd_kafka_cluster_down ;;
   kafka-node-up) cmd_kafka_node_up "${2:-}" ;;
+  strimzi-crds) strimzi_crds ;;
   -h | --help | help) usage ;;
   *)
     usage >&2

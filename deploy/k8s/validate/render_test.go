@@ -89,6 +89,9 @@ func render(fsys filesys.FileSystem, dir string, p *problems) []object {
 			p.add("%s %s: %v", o.kind, o.name, err)
 			continue
 		}
+		if strings.HasPrefix(o.apiVersion, "kafka.strimzi.io/") {
+			checkAgainstCRD(o.kind, o.name, y, p)
+		}
 		objs = append(objs, o)
 	}
 	return objs

@@ -51,8 +51,32 @@ func setup() error {
 			return err
 		}
 	}
+	crds := os.Getenv("PIXEL_STRIMZI_CRDS")
+	if crds == "" {
+		crds, err = strimziCRDDir(moduleRoot)
+		if err != nil {
+			return err
+		}
+	}
+	if strimziCRDs, err = loadStrimziCRDs(crds); err != nil {
+		return err
+	}
 	codeMetrics, err = metricsInCode(moduleRoot)
 	return err
+}
+
+// strimziCRDDir is where deploy/local/services.sh strimzi-crds writes the
+// CRDs of the Strimzi release its pom names.
+func strimziCRDDir(root string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "k8s", "validate", "strimzi", "pom.xml"))
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`<strimzi.version>([^<]+)</strimzi.version>`).FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("no strimzi.version in deploy/k8s/validate/strimzi/pom.xml")
+	}
+	return filepath.Join(root, ".cache", "strimzi-crds-"+string(m[1])), nil
 }
 
 var quotedMetric = regexp.MustCompile(`"(pixel_[a-z_]+)"`)
@@ -119,6 +143,9 @@ func TestDriftIsCaught(t *testing.T) {
 		{"topic missing", "kafka/topics.yaml", "topicName: pixel.sessions.v1", "topicName: pixel.session.v1", "no KafkaTopic for pixel.sessions.v1"},
 		{"compaction", "kafka/topics.yaml", "cleanup.policy: compact", "cleanup.policy: delete", `cleanup.policy "delete", compacted in the code: true`},
 		{"listener type", "kafka/kafka.yaml", "type: internal", "type: intern", `type "intern" is not a Strimzi listener type`},
+		{"listener port below the CRD's minimum", "kafka/kafka.yaml", "name: plain\n        port: 9092", "name: plain\n        port: 9091", "Kafka pixel-kafka: Strimzi CRD schema: kafka.spec.kafka.listeners[0].port: 9091 is below the minimum 9092"},
+		{"listener name against the CRD's pattern", "kafka/kafka.yaml", "- name: plain\n", "- name: plain-text\n", `Kafka pixel-kafka: Strimzi CRD schema: kafka.spec.kafka.listeners[0].name: "plain-text" does not match ^[a-z0-9]{1,11}$`},
+		{"node pool role outside the CRD's enum", "overlays/prod/kafka-nodepools.yaml", "roles: [broker]", "roles: [brokers]", "Strimzi CRD schema: kafkanodepool.spec.roles[0]: brokers is not one of [controller broker]"},
 		{"alert renamed", "base/monitoring.yaml", "alert: PixelAggregatorLateEvents", "alert: PixelAggregatorLate", "README alert PixelAggregatorLateEvents: no such alert"},
 		{"metric renamed", "base/monitoring.yaml", "pixel_processor_write_errors_total", "pixel_processor_write_error_total", "metric pixel_processor_write_error_total: no metric of that name in the code"},
 		{"processor above partitions", "overlays/prod/scale.yaml", "minReplicas: 3\n  maxReplicas: 6", "minReplicas: 3\n  maxReplicas: 8", "maxReplicas 8 above the 6 partitions of pixel.hits.v1"},
