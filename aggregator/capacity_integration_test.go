@@ -183,7 +183,7 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 		if err := warm.flush(ctx, true); err != nil {
 			b.Fatal(err)
 		}
-		if err := rdb.Del(ctx, redisKeys(b, rdb, "warm:*")...).Err(); err != nil {
+		if err := rdb.Del(ctx, pipetest.RedisKeys(b, rdb, "warm:*")...).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -287,7 +287,7 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 	byKind := map[string]float64{}
 	encodings := map[string]int{}
 	fields := map[string]int64{}
-	for _, k := range redisKeys(b, rdb, prefix+":*") {
+	for _, k := range pipetest.RedisKeys(b, rdb, prefix+":*") {
 		n, err := rdb.MemoryUsage(ctx, k, 0).Result()
 		if err != nil {
 			b.Fatal(err)
@@ -357,19 +357,6 @@ func capacityKeyKind(prefix, k string) string {
 		return "top"
 	}
 	return "other"
-}
-
-func redisKeys(b *testing.B, rdb *redis.Client, pattern string) []string {
-	b.Helper()
-	var keys []string
-	iter := rdb.Scan(context.Background(), 0, pattern, 1000).Iterator()
-	for iter.Next(context.Background()) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		b.Fatal(err)
-	}
-	return keys
 }
 
 // redisInfoField returns a numeric field of a section of INFO.
