@@ -64,14 +64,17 @@ func (r *Reader) Breakdown(ctx context.Context, sc Scope, dimension string, limi
 	return out, nil
 }
 
-// Top lists the content ids with the most human views or unique visitors
-// ("views" or "uniques") over the UTC days that overlap [from, to), those
-// accepted by allow only (nil accepts all), at most limit (1-100).
+// Top lists the content ids with the most human events of kind (views,
+// clicks, custom events, ...) or unique visitors of them ("views": the
+// events, or "uniques") over the UTC days that overlap [from, to), those
+// accepted by allow only (nil accepts all), at most limit (1-100). With
+// kind custom it is the top custom events: a custom event is named by its
+// content id.
 //
 // Candidates come from the aggregator's daily top-N index (their daily scores
 // summed); the best 3×limit of them are then counted exactly over the whole
 // range, so uniques are visitors over the range, not a sum of daily uniques.
-func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit int, allow func(string) bool) ([]Share, error) {
+func (r *Reader) Top(ctx context.Context, from, to time.Time, kind pixelpb.Kind, by string, limit int, allow func(string) bool) ([]Share, error) {
 	if _, _, err := r.validate(Scope{ContentID: "top", From: from, To: to}); err != nil {
 		return nil, err
 	}
@@ -89,7 +92,7 @@ func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit i
 	summed := map[string]uint64{}
 	for d := hllstore.DayStart(from.UnixMilli()); d < to.UnixMilli(); d += hllstore.DayMs {
 		// Read deeper than limit: allow may filter out other tenants' ids.
-		day, err := r.store.Top(ctx, pixelpb.Kind_KIND_VIEW, d, index, min(10*limit, hllstore.TopDepth))
+		day, err := r.store.Top(ctx, kind, d, index, min(10*limit, hllstore.TopDepth))
 		if err != nil {
 			return nil, err
 		}
@@ -109,11 +112,11 @@ func (r *Reader) Top(ctx context.Context, from, to time.Time, by string, limit i
 	}
 	out := make([]Share, 0, len(cands))
 	for _, c := range cands {
-		sum, err := r.Summary(ctx, Scope{ContentID: c.Key, From: from, To: to, Kinds: []pixelpb.Kind{pixelpb.Kind_KIND_VIEW}, Classes: []hllstore.Class{hllstore.Human}})
+		sum, err := r.Summary(ctx, Scope{ContentID: c.Key, From: from, To: to, Kinds: []pixelpb.Kind{kind}, Classes: []hllstore.Class{hllstore.Human}})
 		if err != nil {
 			return nil, err
 		}
-		res := sum.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW)
+		res := sum.Get(hllstore.Human, kind)
 		out = append(out, Share{Key: c.Key, Total: res.Total, Uniques: res.Uniques, UniquesBound: res.UniquesBound})
 	}
 	sortShares(out, by)

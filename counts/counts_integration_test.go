@@ -290,7 +290,7 @@ func TestSharesCarryErrorBars(t *testing.T) {
 	for _, s := range shares {
 		check("breakdown "+s.Key, s, want[s.Key])
 	}
-	top, err := r.Top(ctx, d0, d0.Add(24*time.Hour), "uniques", 5, nil)
+	top, err := r.Top(ctx, d0, d0.Add(24*time.Hour), pixelpb.Kind_KIND_VIEW, "uniques", 5, nil)
 	if err != nil || len(top) != 1 {
 		t.Fatalf("top: %v, %v", top, err)
 	}

@@ -317,6 +317,11 @@ func TestCLI(t *testing.T) {
 			if !strings.HasPrefix(out, signup+" by prop, human custom events") {
 				return "breakdown -dimension=prop -kind=custom: heading:\n" + out
 			}
+			// The top custom events: each named by its content id.
+			out = run("top", "-kind=custom")
+			if got := row(out, signup, false); !slices.Equal(got, []uint64{1, 3, 3, 0}) {
+				return fmt.Sprintf("top -kind=custom: row of %s %v, want rank 1, events 3, uniques 3 ± 0:\n%s", signup, got, out)
+			}
 			return ""
 		})
 

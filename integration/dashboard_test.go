@@ -317,7 +317,8 @@ func seedDashboard(t *testing.T, store *hllstore.Store) {
 	var top []hllstore.TopUpdate
 	for _, k := range d.keys {
 		writes = append(writes, hllstoretest.Write{Key: k, Record: d.recs[k]})
-		if k.Gran == hllstore.GranularityDay && k.Kind == view && k.Class == human {
+		if k.Gran == hllstore.GranularityDay && k.Class == human { // as the aggregator: every kind
+
 			top = append(top, hllstore.TopUpdate{Key: k, Total: d.recs[k].Total, Uniques: d.recs[k].Sketch.Estimate()})
 		}
 	}
@@ -576,6 +577,41 @@ func TestDashboardPanels(t *testing.T) {
 		return ""
 	})
 	screenshot(t, ctx, "dashboard.png")
+
+	// Top content of another kind: by clicks, the ad (shown) and the
+	// newsletter ranked, the article (no clicks) after them.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#top-kind", "click"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("top-kind").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	var clickTop query.TopResponse
+	getJSON("/v1/top?"+last24+"&kind=click&by=uniques&limit=10", &clickTop)
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		rows := eval(`[...document.querySelectorAll("#top tbody tr")].map(r => r.className + "|" + r.textContent).join("\n")`)
+		want := []string{}
+		for i, it := range clickTop.Items {
+			switch it.Key {
+			case dashAd:
+				want = append(want, "chosen selected|"+strconv.Itoa(i+1)+it.Key+"shown"+commas(it.Uniques)+commas(it.Total))
+			case dashNewsletter:
+				want = append(want, "chosen|"+strconv.Itoa(i+1)+it.Key+"chosen"+commas(it.Uniques)+commas(it.Total))
+			default:
+				want = append(want, "|"+strconv.Itoa(i+1)+it.Key+commas(it.Uniques)+commas(it.Total))
+			}
+		}
+		want = append(want, "gap|chosen, outside the top 10", "chosen|–"+dashArticle+"chosen00")
+		if len(clickTop.Items) != 2 || rows != strings.Join(want, "\n") {
+			return fmt.Sprintf("top rows by clicks\n%s\nwant\n%s", rows, strings.Join(want, "\n"))
+		}
+		if h := text("#top thead"); !strings.Contains(h, "clicks") || !strings.Contains(eval(`location.search`), "top=click") {
+			return "top by clicks: heading " + h + ", URL " + eval(`location.search`)
+		}
+		return ""
+	})
+	if err := chromedp.Do(ctx, chromedp.SetValue("#top-kind", "view"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("top-kind").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
 
 	// The newsletter tab: the cards, chart and email panel switch to it,
 	// the URL keeps it.

@@ -13,6 +13,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/loadgen"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // TestEndToEnd sends hits over HTTP for many content ids and visitors and
@@ -103,7 +104,7 @@ func TestEndToEnd(t *testing.T) {
 	var top []counts.Share
 	pipetest.Eventually(t, 60*time.Second, func() string {
 		var err error
-		top, err = reader.Top(context.Background(), day, day.Add(24*time.Hour), "views", 3, nil)
+		top, err = reader.Top(context.Background(), day, day.Add(24*time.Hour), pixelpb.Kind_KIND_VIEW, "views", 3, nil)
 		if err != nil || len(top) != 3 {
 			return fmt.Sprintf("top 3: %v %v", top, err)
 		}

@@ -120,6 +120,7 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 
 // TopResponse is the answer of /v1/top (once available).
 type TopResponse struct {
+	Kind      string        `json:"kind"`
 	By        string        `json:"by"`
 	From      string        `json:"from"`
 	To        string        `json:"to"`
@@ -185,6 +186,10 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad by "+quote(by)+": use uniques or views")
 		return
 	}
+	kindName, kind, ok := kindParam(w, r)
+	if !ok {
+		return
+	}
 	f, ok := formatParam(w, r)
 	if !ok {
 		return
@@ -206,12 +211,12 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "freshness")
 		return
 	}
-	shares, err := s.reader.Top(r.Context(), from, to, by, limit, s.allowFunc(r))
+	shares, err := s.reader.Top(r.Context(), from, to, kind, by, limit, s.allowFunc(r))
 	if err != nil {
 		s.readErr(w, err, "top content lists")
 		return
 	}
-	out := TopResponse{By: by, From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
+	out := TopResponse{Kind: kindName, By: by, From: from.UTC().Format(time.RFC3339), To: to.UTC().Format(time.RFC3339), Items: shareItems(shares), Freshness: freshnessBody(fresh, s.now())}
 	if f != formatJSON {
 		writeRows(w, f, "top-"+by+"-"+rangeName(from, to), out.Freshness, shareHeader("content_id"), out.Items, shareRow)
 		return

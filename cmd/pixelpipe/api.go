@@ -200,7 +200,8 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // cmdTop prints the content ids with the most human uniques or views.
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, api := newAPIFlagSet("top", "", "pixelpipe top -url=http://127.0.0.1:8081 -token=$TOKEN -by=views -n=20 -from=2026-11-01 -to=2026-12-01", "/v1/top")
-	by := fs.String("by", "uniques", "order by human unique visitors (uniques) or human views (views)")
+	by := fs.String("by", "uniques", "order by human unique visitors (uniques) or human events of the kind (views)")
+	kind := fs.String("kind", "view", "the kind ranked: view, impression, click, conversion, open, custom (the top custom events, each named by its content id)")
 	n := limitFlag(fs, "content ids")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -209,15 +210,24 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return fmt.Errorf("top takes no argument, got %q", fs.Args())
 	}
-	if err := errors.Join(oneOf("by", *by, "uniques", "views"), checkLimit(*n)); err != nil {
+	if err := errors.Join(oneOf("by", *by, "uniques", "views"), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
 		return err
 	}
 	var top query.TopResponse
-	if printed, err := api.get(ctx, "/v1/top", url.Values{"by": {*by}, "limit": {strconv.Itoa(*n)}}, stdout, &top); err != nil || printed {
+	if printed, err := api.get(ctx, "/v1/top", url.Values{"by": {*by}, "kind": {*kind}, "limit": {strconv.Itoa(*n)}}, stdout, &top); err != nil || printed {
 		return err
 	}
-	fmt.Fprintf(stdout, "top content ids by human %s  [%s, %s)\n", top.By, top.From, top.To)
-	return printShares(stdout, &top.Freshness, "content id", top.Items, true)
+	k := cmp.Or(top.Kind, *kind)
+	if k == "view" {
+		fmt.Fprintf(stdout, "top content ids by human %s  [%s, %s)\n", top.By, top.From, top.To)
+	} else {
+		what := top.By
+		if what == "views" {
+			what = "events"
+		}
+		fmt.Fprintf(stdout, "top content ids by %s of human %s  [%s, %s)\n", what, kindPlural(k), top.From, top.To)
+	}
+	return printShares(stdout, &top.Freshness, "content id", strings.TrimPrefix(kindPlural(k), "custom "), top.Items, true)
 }
 
 // breakdownDims are the dimensions the query API breaks views down by.
@@ -257,12 +267,13 @@ func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	fmt.Fprintf(stdout, "%s by %s, human %s  [%s, %s)\n", id, bd.Dimension, kindPlural(cmp.Or(bd.Kind, *kind)), bd.From, bd.To)
-	return printShares(stdout, &bd.Freshness, bd.Dimension, bd.Items, false)
+	return printShares(stdout, &bd.Freshness, bd.Dimension, strings.TrimPrefix(kindPlural(cmp.Or(bd.Kind, *kind)), "custom "), bd.Items, false)
 }
 
-// printShares prints a top list or a breakdown: rank (for a top list),
-// views, unique visitors with their error bound and the key.
-func printShares(w io.Writer, f *query.FreshnessBody, keyName string, items []query.ShareItem, ranked bool) error {
+// printShares prints a top list or a breakdown: rank (for a top list), the
+// events (counted, named in their column's heading), unique visitors with
+// their error bound and the key.
+func printShares(w io.Writer, f *query.FreshnessBody, keyName, countName string, items []query.ShareItem, ranked bool) error {
 	printFreshness(w, f)
 	if len(items) == 0 {
 		_, err := fmt.Fprintln(w, "nothing counted in this range")
@@ -273,7 +284,7 @@ func printShares(w io.Writer, f *query.FreshnessBody, keyName string, items []qu
 		fmt.Fprint(tw, "#\t")
 	}
 	// The key last, so it stays left-aligned under the right-aligned numbers.
-	fmt.Fprintf(tw, "views\tuniques\t±bound\t  %s\n", keyName)
+	fmt.Fprintf(tw, "%s\tuniques\t±bound\t  %s\n", countName, keyName)
 	for i, it := range items {
 		if ranked {
 			fmt.Fprintf(tw, "%d\t", i+1)

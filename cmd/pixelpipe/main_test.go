@@ -389,12 +389,14 @@ func TestListAnswers(t *testing.T) {
 				"2026-11-01T00:00:00Z           40     15      12            1      0       0        9       1",
 				"2026-11-02T00:00:00Z            0      0       0            0      3       2        0       0"}},
 		{[]string{"series", "-campaign", "spring/sale"}, "/v1/campaigns/spring%2Fsale/series?class=human&granularity=hour&kind=view", nil},
-		{[]string{"top", "-by=views", "-n=2"}, "/v1/top?by=views&limit=2",
+		{[]string{"top", "-by=views", "-n=2"}, "/v1/top?by=views&kind=view&limit=2",
 			[]string{"top content ids by human views  [a, b)\n", "  #  views  uniques  ±bound  content id\n  1    900      700      21  acme:b\n  2   1200      650       0  acme:a\n"}},
 		{[]string{"breakdown", "-dimension=os", "acme:a"}, "/v1/breakdowns/acme:a?dimension=os&kind=view&limit=10",
 			[]string{"acme:a by os, human views  [a, b)\n", "nothing counted in this range\n"}},
 		{[]string{"breakdown", "-dimension=prop", "-kind=custom", "acme:signup"}, "/v1/breakdowns/acme:signup?dimension=prop&kind=custom&limit=10",
 			[]string{"acme:signup by prop, human custom events  [a, b)\n"}},
+		{[]string{"top", "-kind=custom", "-n=2"}, "/v1/top?by=uniques&kind=custom&limit=2",
+			[]string{"top content ids by uniques of human custom events  [a, b)\n", "  #  events  uniques  ±bound  content id\n"}},
 	} {
 		code, out, errOut := runCLI(t, append([]string{tc.args[0], "-url=" + srv.URL, "-token=tok"}, tc.args[1:]...)...)
 		if code != 0 {

@@ -12,7 +12,7 @@ const nf = new Intl.NumberFormat("en-US");
 const pct = (x) => (x * 100).toFixed(x > 0 && x < 0.1 ? 2 : 1) + "%";
 const state = {
   token: sessionStorage.getItem("pixelpipe.token") || "",
-  cids: [], sel: "", range: "30d", dim: "country",
+  cids: [], sel: "", range: "30d", dim: "country", topKind: "view",
   live: null, lastLive: null, tableKey: "", points: null, gran: "day",
 };
 
@@ -134,7 +134,8 @@ const rangeQuery = (rp) => "from=" + iso(rp.from) + "&to=" + iso(rp.to);
 // breakdown dimension (content ids are plain: A-Z a-z 0-9 . _ : -).
 const enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":").replace(/%2C/gi, ",");
 function writeURL() {
-  const qs = "?cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) + "&range=" + enc(state.range) + "&dim=" + enc(state.dim);
+  const qs = "?cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) + "&range=" + enc(state.range) + "&dim=" + enc(state.dim) +
+    (state.topKind !== "view" ? "&top=" + enc(state.topKind) : "");
   history.replaceState(null, "", location.pathname + qs);
 }
 
@@ -498,16 +499,24 @@ async function refreshBreakdown() {
 }
 
 // Top content follows the chosen ids: the list is the tenant's top 10 by
-// unique visitors of human views (GET /v1/top), the chosen ids marked in
-// it, and every chosen id that is not in it comes after it, under "chosen,
-// outside the top 10", with the same two numbers (human views and their
-// unique visitors over the same range, from GET /v1/stats). So the ranking
-// stays the real one, and each chosen id shows where it stands.
+// unique visitors of human events of the chosen kind (GET /v1/top; views by
+// default, custom events by name), the chosen ids marked in it, and every
+// chosen id that is not in it comes after it, under "chosen, outside the top
+// 10", with the same two numbers (human events of that kind and their unique
+// visitors over the same range, from GET /v1/stats). So the ranking stays the
+// real one, and each chosen id shows where it stands.
 const TOP_N = 10;
+// TOP_KINDS: the stats field and the column heading of each kind.
+const TOP_KINDS = {
+  view: ["views", "views"], custom: ["custom", "events"], click: ["clicks", "clicks"],
+  conversion: ["conversions", "conversions"], open: ["opens", "opens"], impression: ["impressions", "impressions"],
+};
 async function refreshTop(known) {
   const current = latest("top");
   const q = rangeQuery(rangeParams());
-  const r = await api("/v1/top?" + q + "&by=uniques&limit=" + TOP_N);
+  const kind = state.topKind;
+  const [field, column] = TOP_KINDS[kind];
+  const r = await api("/v1/top?" + q + "&kind=" + kind + "&by=uniques&limit=" + TOP_N);
   if (!current()) return;
   const box = $("top");
   box.classList.remove("pending");
@@ -521,7 +530,7 @@ async function refreshTop(known) {
       if (s.status !== 200) return { key: c, error: s.body.error, uniques: 0 };
       st = s.body;
     }
-    const v = st.human.views;
+    const v = st.human[field];
     return { key: c, total: v.total, uniques: v.uniques, uniques_bound: v.uniques_bound };
   }));
   if (!current()) return;
@@ -539,7 +548,7 @@ async function refreshTop(known) {
   if (!items.length) rows.push({ gap: "nothing ranked in this range yet" });
   if (outside.length) rows.push({ gap: "chosen, outside the top " + TOP_N }, ...outside.map((it) => row(it, "–")));
   const max = Math.max(1, ...items.map((it) => it.uniques), ...outside.map((it) => it.uniques));
-  box.replaceChildren(shareTable([["#", "n"], ["content id"], ["share", "bar-cell"], ["uniques", "n"], ["views", "n"]], rows, max));
+  box.replaceChildren(shareTable([["#", "n"], ["content id"], ["share", "bar-cell"], ["uniques", "n"], [column, "n"]], rows, max));
 }
 
 // refreshAudit fills the audit panel: per edge node, the hits it accepted
@@ -612,6 +621,13 @@ async function refresh() {
   refreshBreakdown();
 }
 
+$("top-kind").addEventListener("change", () => {
+  state.topKind = $("top-kind").value;
+  if (!state.cids.length) return;
+  writeURL();
+  refreshTop({});
+});
+
 $("dimension").addEventListener("change", () => {
   state.dim = $("dimension").value;
   if (!state.cids.length) return;
@@ -643,6 +659,8 @@ setInterval(() => { if (state.cids.length) refresh(); }, 30000);
   $("range").value = state.range;
   if (Object.hasOwn(DIMENSIONS, p.get("dim") || "")) state.dim = p.get("dim");
   $("dimension").value = state.dim;
+  if (Object.hasOwn(TOP_KINDS, p.get("top") || "")) state.topKind = p.get("top");
+  $("top-kind").value = state.topKind;
   if (p.get("cid")) setCids(p.get("cid"), p.get("sel"));
   drawPicker();
   // Servers without tokens (pixelpipe dev) answer at once; others answer
