@@ -59,6 +59,9 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 		ev.SessionSeq = uint32(1 + rng.IntN(3))
 		ev.ReferrerDomain = []string{"", "", "search.example", "t.co"}[rng.IntN(4)]
 		ev.UtmCampaign = []string{"", "", "", "spring"}[rng.IntN(4)]
+		if ev.Kind == pixelpb.Kind_KIND_CLICK && rng.IntN(2) == 0 {
+			ev.ClickDestination = []string{"https://shop.example/sale", "https://shop.example/new?utm_source=mail"}[rng.IntN(2)]
+		}
 		if rng.IntN(3) == 0 { // custom properties: none, one or two
 			ev.Props = []*pixelpb.Prop{{Key: "plan", Value: []string{"free", "pro"}[rng.IntN(2)]}}
 			if rng.IntN(2) == 0 {

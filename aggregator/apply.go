@@ -251,7 +251,8 @@ func (a *Aggregator) retryLoad(ctx context.Context, what string, keys int, load 
 
 // breakdownValues sets an event's value in every breakdown dimension
 // (hllstore.Dims): the page is the path of its page URL, the landing page
-// the same for the first event of a session when it is a view.
+// the same for the first event of a session when it is a view, the
+// destination a click's (redacted) destination URL.
 func breakdownValues(v *hllstore.Values, ev *pixelpb.Event) {
 	page := pagePath(ev.GetPageUrl())
 	landing := ""
@@ -259,7 +260,7 @@ func breakdownValues(v *hllstore.Values, ev *pixelpb.Event) {
 		landing = page
 	}
 	*v = hllstore.Values{ev.GetCountry(), ev.GetDeviceType(), ev.GetBrowser(), ev.GetOs(), ev.GetReferrerMedium(),
-		ev.GetReferrerDomain(), ev.GetUtmSource(), ev.GetUtmMedium(), ev.GetUtmCampaign(), page, landing}
+		ev.GetReferrerDomain(), ev.GetUtmSource(), ev.GetUtmMedium(), ev.GetUtmCampaign(), page, landing, ev.GetClickDestination(), ""}
 }
 
 // countBreakdowns counts ev in b: under its value in every dimension, and

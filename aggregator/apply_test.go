@@ -269,3 +269,26 @@ func TestCampaignBound(t *testing.T) {
 		t.Errorf("%v events over the bound, want 2 (b and c)", n)
 	}
 }
+
+// A click counts under its destination (the links report), other events
+// not at all in that dimension.
+func TestDestinationBreakdown(t *testing.T) {
+	b := hllstore.NewBreakdown()
+	var v hllstore.Values
+	for i, ev := range []*pixelpb.Event{
+		{Kind: pixelpb.Kind_KIND_CLICK, ClickDestination: "https://shop.example/sale"},
+		{Kind: pixelpb.Kind_KIND_CLICK, ClickDestination: "https://shop.example/sale"},
+		{Kind: pixelpb.Kind_KIND_CLICK, ClickDestination: "https://shop.example/new"},
+		{Kind: pixelpb.Kind_KIND_VIEW},
+	} {
+		ev.VisitorKey = uint64(i+1) * 0x9e3779b97f4a7c15
+		countBreakdowns(&b, &v, ev, 50)
+	}
+	got := map[string]uint64{}
+	for value, sc := range b.Dims[hllstore.DimDestination] {
+		got[value] = sc.Total
+	}
+	if want := map[string]uint64{"https://shop.example/sale": 2, "https://shop.example/new": 1}; !maps.Equal(got, want) {
+		t.Errorf("destination breakdown %v, want %v", got, want)
+	}
+}

@@ -44,6 +44,8 @@ func breakdownValue(ev *pixelpb.Event, dim string) string {
 		return ev.GetUtmMedium()
 	case hllstore.DimUTMCampaign:
 		return ev.GetUtmCampaign()
+	case hllstore.DimDestination:
+		return ev.GetClickDestination()
 	case hllstore.DimPage, hllstore.DimLanding:
 		if dim == hllstore.DimLanding && (ev.GetSessionSeq() != 1 || ev.GetKind() != pixelpb.Kind_KIND_VIEW) {
 			return ""

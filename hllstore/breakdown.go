@@ -32,13 +32,14 @@ const (
 	DimUTMCampaign = "utm_campaign" // the page URL's utm_campaign
 	DimPage        = "page"         // the page's path
 	DimLanding     = "landing"      // the page's path, for the first event of a session
+	DimDestination = "destination"  // a click's destination URL: the links of a page, an ad or a mail
 	// DimProp holds custom properties as "key=value": an event counts once
 	// under each of its properties (Breakdown.Add), none when it has none.
 	DimProp = "prop"
 )
 
 // NumDims is the number of breakdown dimensions.
-const NumDims = 12
+const NumDims = 13
 
 // firstOptionalDim is the index of the first dimension that counts only
 // events with a value.
@@ -114,7 +115,7 @@ func (b *Breakdown) sub(dim, value string) *SubCount {
 }
 
 var dimNames = [NumDims]string{DimCountry, DimDevice, DimBrowser, DimOS, DimSource,
-	DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCampaign, DimPage, DimLanding, DimProp}
+	DimReferrer, DimUTMSource, DimUTMMedium, DimUTMCampaign, DimPage, DimLanding, DimDestination, DimProp}
 
 func dimIndex(dim string) int {
 	for i, d := range dimNames {

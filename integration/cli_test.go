@@ -317,6 +317,17 @@ func TestCLI(t *testing.T) {
 			if !strings.HasPrefix(out, signup+" by prop, human custom events") {
 				return "breakdown -dimension=prop -kind=custom: heading:\n" + out
 			}
+			// The ad's clicks by link: both signed clicks went to dest.
+			out = run("breakdown", "-dimension=destination", "-kind=click", cid)
+			var clicks uint64
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) == 4 && strings.HasPrefix(f[3], "https://shop.example.com/sale") {
+					clicks, _ = strconv.ParseUint(f[0], 10, 64)
+				}
+			}
+			if clicks != 2 {
+				return fmt.Sprintf("breakdown -dimension=destination -kind=click: %d clicks to the sale page, want 2:\n%s", clicks, out)
+			}
 			// The top custom events: each named by its content id.
 			out = run("top", "-kind=custom")
 			if got := row(out, signup, false); !slices.Equal(got, []uint64{1, 3, 3, 0}) {

@@ -8,7 +8,7 @@
 //	/v1/campaigns/{campaign}/series    the same for a campaign
 //	/v1/live?cid=a&cid=b               Server-Sent Events: today's counts, every second
 //	/v1/top                            top content by uniques or views over a range
-//	/v1/breakdowns/{cid}               by country, device, browser, OS, source, referrer, UTM, page, landing page or custom property
+//	/v1/breakdowns/{cid}               by country, device, browser, OS, source, referrer, UTM, page, landing page, link or custom property
 //	/v1/freshness                      the watermark alone
 //	/v1/audit                          per edge node and minute: accepted, counted, dead-lettered, missing (operators)
 //	/                                  the dashboard (embedded HTML, CSS and JS)

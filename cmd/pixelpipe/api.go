@@ -248,7 +248,7 @@ var kindNames = []string{"view", "impression", "click", "conversion", "open", "c
 // (breakdownDims).
 func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, api := newAPIFlagSet("breakdown", "CONTENT_ID", "pixelpipe breakdown -url=http://127.0.0.1:8081 -token=$TOKEN -dimension=country -n=20 acme:article-7", "/v1/breakdowns/{cid}")
-	dimension := fs.String("dimension", "country", "country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page) or prop (custom properties, key=value; with -kind=custom for custom events)")
+	dimension := fs.String("dimension", "country", "country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page), destination (a click's link; with -kind=click) or prop (custom properties, key=value; with -kind=custom for custom events)")
 	kind := fs.String("kind", "view", "the kind of the events broken down: view, impression, click, conversion, open, custom")
 	n := limitFlag(fs, "values")
 	if err := parse(fs, args, stdout, stderr); err != nil {

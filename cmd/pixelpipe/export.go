@@ -26,7 +26,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows; top: the kind ranked; breakdown: the kind broken down: view, impression, click, conversion, open, custom")
 	class := fs.String("class", "human", "series: traffic class: human, bot, machine or unverified")
 	by := fs.String("by", "uniques", "top: order by human unique visitors (uniques) or human views (views)")
-	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page) or prop (custom properties, key=value; with -kind=custom for custom events)")
+	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page), destination (a click's link; with -kind=click) or prop (custom properties, key=value; with -kind=custom for custom events)")
 	n := limitFlag(fs, "content ids (top) or values (breakdown)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err

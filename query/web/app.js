@@ -47,6 +47,7 @@ const DIMENSIONS = {
   utm_campaign: ["UTM campaign", "Only the human views whose page URL has utm_campaign.", true],
   page: ["page", "Human views by the page's path.", true],
   landing: ["landing page", "The first view of each session, by the page's path.", true],
+  destination: ["link", "Human clicks by the link's destination: the links of a page, an ad or a mail.", true, "click"],
   prop: ["custom property", "Human custom events (k=custom), by each of their properties (p.KEY=VALUE): an event with two properties counts under both.", true, "custom"],
 };
 
@@ -481,7 +482,7 @@ async function refreshBreakdown() {
   $("dimension-hint").textContent = hint;
   const sel = state.sel;
   // What the breakdown counts: views, or the custom events of a property.
-  const what = kind === "custom" ? "custom events" : "views";
+  const what = { custom: "custom events", click: "clicks" }[kind] || "views";
   const r = await api("/v1/breakdowns/" + encodeURIComponent(sel) + "?" + rangeQuery(rangeParams()) + "&dimension=" + state.dim + "&kind=" + kind + "&limit=15");
   if (!current()) return;
   const box = $("breakdowns");
@@ -494,7 +495,7 @@ async function refreshBreakdown() {
     return;
   }
   const max = Math.max(...items.map((it) => it.uniques));
-  box.replaceChildren(shareTable([[label], ["share", "bar-cell"], ["uniques", "n"], [kind === "custom" ? "events" : "views", "n"]],
+  box.replaceChildren(shareTable([[label], ["share", "bar-cell"], ["uniques", "n"], [{ custom: "events", click: "clicks" }[kind] || "views", "n"]],
     items.map((it) => ({ ...it, name: breakdownName(it.key) })), max));
 }
 
