@@ -4,7 +4,6 @@ package processor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
@@ -22,7 +20,6 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/redisconn"
 	"github.com/pixelpipe/pixelpipe/processor/state"
 	"github.com/pixelpipe/pixelpipe/schemas"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Redis loses the last snapshot of a partition that gets no hit
@@ -36,26 +33,13 @@ func TestLostSnapshotOfQuietPartition(t *testing.T) {
 	rdb, prefix := pipetest.Redis(t)
 	ctx := context.Background()
 	boot := time.Now().Add(-time.Minute).UnixMilli()
-	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 30 * time.Second}
 	send := func(from, to uint64) {
 		t.Helper()
-		pipetest.Eventually(t, 30*time.Second, func() string { // a fresh topic may refuse at first
-			var recs []kafka.Record
-			for seq := from; seq <= to; seq++ {
-				h := schemas.HitFields{
-					ReceivedAtMs: time.Now().UnixMilli(), NodeID: "edge-q", BootMs: boot, Seq: seq, Lane: 1,
-					Kind: pixelpb.Kind_KIND_VIEW, ContentID: []byte("quiet"), SiteID: []byte("news"),
-					ClientIP: []byte{81, 2, 3, byte(seq)}, UserAgent: []byte(chromeUA), UserID: fmt.Append(nil, "u", seq),
-				}
-				binary.BigEndian.PutUint64(h.EventID[:8], uint64(boot))
-				binary.BigEndian.PutUint64(h.EventID[8:], seq)
-				recs = append(recs, kafka.Record{Key: kafka.NewBytes(binary.BigEndian.AppendUint64(nil, seq)), Value: kafka.NewBytes(schemas.AppendRawHit(nil, &h)), Time: time.UnixMilli(h.ReceivedAtMs)})
-			}
-			if err := kafkaconn.Send(ctx, client, topics.Hits, 0, kafka.RequireAll, 0, kafka.NewRecordReader(recs...)); err != nil {
-				return err.Error()
-			}
-			return ""
-		})
+		var hits []schemas.HitFields
+		for seq := from; seq <= to; seq++ {
+			hits = append(hits, laneHit(boot, seq, 1))
+		}
+		sendToPartition0(t, kc, topics.Hits, hits)
 	}
 	cfg := DefaultConfig()
 	cfg.VisitorSecret, cfg.Group, cfg.SnapshotInterval = "s", "quiet-g", 100*time.Millisecond
