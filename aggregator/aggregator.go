@@ -144,7 +144,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				origin.Reset()
 				ev.Origin = origin
 			}
-			if err := mergeEvent.Unmarshal(msgs[i].Value, ev); err != nil || ev.GetContentId() == "" || ev.GetSource() == nil {
+			if err := mergeEvent.Unmarshal(msgs[i].Value, ev); err != nil || !countable(ev) {
 				// The processor validated every event; a record that fails
 				// here is skipped, counted and logged, never retried forever.
 				a.m.corrupt.Inc()
@@ -296,6 +296,13 @@ func flushContext(ctx context.Context, stopping bool) (context.Context, context.
 		return context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	}
 	return context.WithCancel(ctx)
+}
+
+// countable reports whether a decoded event has what apply needs: a
+// content id, a source position, and for a visit its summary.
+func countable(ev *pixelpb.Event) bool {
+	return ev.GetContentId() != "" && ev.GetSource() != nil &&
+		(ev.GetKind() != pixelpb.Kind_KIND_SESSION || ev.GetSession() != nil)
 }
 
 // applyChunk is the most events fetched before they are applied: events

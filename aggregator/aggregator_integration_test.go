@@ -5,6 +5,7 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -98,6 +99,64 @@ func genEvents(rng *rand.Rand, n int) []*pixelpb.Event {
 	return out
 }
 
+// visitEvent is a visit (an event of kind KIND_SESSION, as the processor
+// writes one) closed by the record at source partition p, offset o, the
+// index-th visit that record closed: a few content ids, campaigns, start
+// hours, visitors and bots, of 1 to 6 pages.
+func visitEvent(rng *rand.Rand, p int32, o int64, index uint32) *pixelpb.Event {
+	start := hour0 + int64(rng.IntN(3*3600_000))
+	pages := uint32(1 + rng.IntN(6))
+	ev := &pixelpb.Event{
+		ContentId:  fmt.Sprintf("c%d", rng.IntN(3)),
+		Kind:       pixelpb.Kind_KIND_SESSION,
+		Origin:     &pixelpb.Origin{ReceivedAtMs: start},
+		Source:     &pixelpb.SourcePosition{Partition: p, Offset: o, Index: index},
+		VisitorKey: uint64(rng.IntN(200))*0x9e3779b97f4a7c15 + 1,
+		Bot:        rng.IntN(5) == 0,
+		Session: &pixelpb.Session{
+			StartMs: start, EndMs: start + int64(pages-1)*int64(rng.IntN(600_000)),
+			Pages: pages, Bounce: pages == 1,
+		},
+	}
+	if rng.IntN(4) == 0 {
+		ev.CampaignId = "spring"
+	}
+	return ev
+}
+
+// withVisits adds visits to events as the processor writes them, in the
+// order of each source partition: after or before some events, one to three
+// visits the event's hit closed (indexes 0, 1, ...: their offset is the
+// hit's), and at some offsets between two events visits a clock tick
+// closed.
+func withVisits(rng *rand.Rand, events []*pixelpb.Event) []*pixelpb.Event {
+	visits := func(p int32, o int64) []*pixelpb.Event {
+		var out []*pixelpb.Event
+		for i := range 1 + rng.IntN(3) {
+			out = append(out, visitEvent(rng, p, o, uint32(i)))
+		}
+		return out
+	}
+	last := map[int32]int64{}
+	var out []*pixelpb.Event
+	for _, ev := range events {
+		p, o := ev.GetSource().GetPartition(), ev.GetSource().GetOffset()
+		if o-1 > last[p] && rng.IntN(4) == 0 { // a tick between two hits
+			out = append(out, visits(p, o-1)...)
+		}
+		last[p] = o
+		switch rng.IntN(6) {
+		case 0: // the hit's event, then the visits it closed
+			out = append(append(out, ev), visits(p, o)...)
+		case 1: // the visits first
+			out = append(append(out, visits(p, o)...), ev)
+		default:
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 // deliveries interleaves the per-partition sequences of events at random
 // (Kafka keeps order within a source partition only) and injects replays:
 // at random points a partition's sequence restarts from an earlier event, as
@@ -145,7 +204,8 @@ func countedOrder(seen map[string]bool, ev *pixelpb.Event) bool {
 }
 
 // reference counts events exactly, once each, and each order once per
-// content id and day.
+// content id and day; visits once each, with their summed pages, durations
+// and bounces.
 func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
 	ref := map[hllstore.Key]*hllstore.Record{}
 	var keys []hllstore.Key
@@ -163,6 +223,17 @@ func reference(events []*pixelpb.Event) map[hllstore.Key]*hllstore.Record {
 			}
 			r.Total++
 			r.Sketch.InsertHash(ev.GetVisitorKey())
+			if s := ev.GetSession(); ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+				if r.Sums == nil {
+					r.Sums = map[string]uint64{}
+				}
+				r.Sums[hllstore.SumPages] += uint64(s.GetPages())
+				r.Sums[hllstore.SumDurationMs] += uint64(s.GetEndMs() - s.GetStartMs())
+				if s.GetBounce() {
+					r.Sums[hllstore.SumBounces]++
+				}
+				continue
+			}
 			if k.Class != hllstore.Human {
 				for _, reason := range ev.GetBotReasons() {
 					r.AddReason(reason)
@@ -182,8 +253,8 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 	ref := map[hllstore.BreakdownKey]*hllstore.Breakdown{}
 	seen := map[string]bool{}
 	for _, ev := range events {
-		if !countedOrder(seen, ev) || classOf(ev) != hllstore.Human {
-			continue
+		if !countedOrder(seen, ev) || classOf(ev) != hllstore.Human || ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+			continue // visits have no breakdowns
 		}
 		k := breakdownKey(ev)
 		if ref[k] == nil {
@@ -206,7 +277,9 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 // with any replays injected, applied in batches of any size with flushes at
 // any points and restarts of the aggregator (state rebuilt from Redis) in
 // between, gives exactly the totals, sketch estimates, reasons, orders and
-// values of counting each event once.
+// values of counting each event once, and the visits, visitors and sums of
+// counting each visit once: visits share offsets with hits and with each
+// other (indexes), and come before or after the hit that closed them.
 func TestPropertyReplaysCountOnce(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
@@ -215,7 +288,7 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 99))
 			store := hllstore.New(rdb, hllstore.Config{Prefix: fmt.Sprintf("%s:%d", prefix, seed)})
-			events := genEvents(rng, 300+rng.IntN(300))
+			events := withVisits(rng, genEvents(rng, 300+rng.IntN(300)))
 			stream := deliveries(rng, events)
 
 			a := newTestAggregator(t, store)
@@ -256,6 +329,25 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Visits are neither broken down nor ranked.
+			var vkeys []hllstore.BreakdownKey
+			for _, ev := range events {
+				if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+					vkeys = append(vkeys, breakdownKey(ev))
+				}
+			}
+			vgot, err := store.LoadBreakdowns(ctx, vkeys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, b := range vgot {
+				if len(b.Dims) != 0 {
+					t.Fatalf("visits broken down: %+v: %v", vkeys[i], b.Dims)
+				}
+			}
+			if top, err := store.Top(ctx, pixelpb.Kind_KIND_SESSION, hllstore.DayStart(hour0), hllstore.TopByTotal, 10); err != nil || len(top) != 0 {
+				t.Fatalf("visits ranked: %v %v", top, err)
+			}
 			for i, k := range bkeys {
 				for _, dim := range hllstore.Dims() {
 					var sumGot, sumWant uint64
@@ -286,15 +378,22 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			visits := 0
 			for i, k := range keys {
 				want, g := ref[k], got[i]
 				if g.Total != want.Total || g.Sketch.Estimate() != want.Sketch.Estimate() ||
 					g.NOrders != uint64(len(want.Orders)) || g.Value["EUR"] != want.Value["EUR"] ||
-					g.Reasons["headless"] != want.Reasons["headless"] {
-					t.Fatalf("%+v: got total %d est %d orders %d value %v reasons %v; want %d %d %d %v %v", k,
-						g.Total, g.Sketch.Estimate(), g.NOrders, g.Value["EUR"], g.Reasons,
-						want.Total, want.Sketch.Estimate(), len(want.Orders), want.Value["EUR"], want.Reasons)
+					g.Reasons["headless"] != want.Reasons["headless"] || !maps.Equal(g.Sums, want.Sums) {
+					t.Fatalf("%+v: got total %d est %d orders %d value %v reasons %v sums %v; want %d %d %d %v %v %v", k,
+						g.Total, g.Sketch.Estimate(), g.NOrders, g.Value["EUR"], g.Reasons, g.Sums,
+						want.Total, want.Sketch.Estimate(), len(want.Orders), want.Value["EUR"], want.Reasons, want.Sums)
 				}
+				if k.Kind == pixelpb.Kind_KIND_SESSION {
+					visits++
+				}
+			}
+			if visits == 0 {
+				t.Fatal("no visit records to check")
 			}
 		})
 	}

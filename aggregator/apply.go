@@ -61,7 +61,7 @@ func (a *Aggregator) isLate(ev *pixelpb.Event) bool {
 	return a.now().Sub(time.UnixMilli(ev.GetOrigin().GetReceivedAtMs())) > a.cfg.LateHorizon
 }
 
-// classOf separates people from machines.
+// classOf separates people from machines (visitClass the visits').
 func classOf(ev *pixelpb.Event) hllstore.Class {
 	switch {
 	case ev.GetMachineOpen():
@@ -70,6 +70,15 @@ func classOf(ev *pixelpb.Event) hllstore.Class {
 		return hllstore.Bot
 	case ev.GetUnverifiedReason() != "" && ev.GetSignaturePolicy() == "require":
 		return hllstore.Unverified
+	}
+	return hllstore.Human
+}
+
+// visitClass is the class of a visit (KIND_SESSION): Bot when no hit of it
+// was a person's (ev.Bot: bots and machine opens alike), else Human.
+func visitClass(ev *pixelpb.Event) hllstore.Class {
+	if ev.GetBot() {
+		return hllstore.Bot
 	}
 	return hllstore.Human
 }
@@ -99,11 +108,10 @@ func (a *Aggregator) campaignOf(e *dayEntry, ev *pixelpb.Event) string {
 	return c
 }
 
-// recordsOf returns the records of its day an event counts in: its content
-// id's, and its campaign's (campaign, when not empty) on that content id,
-// each for its hour and the day.
-func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, campaign string, dayStart int64) []hllstore.RecordID {
-	class := classOf(ev)
+// recordsOf returns the records of its day an event of class counts in:
+// its content id's, and its campaign's (campaign, when not empty) on that
+// content id, each for its hour and the day.
+func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, class hllstore.Class, campaign string, dayStart int64) []hllstore.RecordID {
 	hour := int8((ev.GetOrigin().GetReceivedAtMs() - dayStart) / hllstore.HourMs)
 	id := hllstore.RecordID{Kind: ev.GetKind(), Class: class, Hour: hllstore.DayRecord}
 	dst = append(dst, id)
@@ -121,7 +129,8 @@ func recordsOf(dst []hllstore.RecordID, ev *pixelpb.Event, campaign string, dayS
 // apply adds the events to the in-memory days, loading days it does not
 // hold yet from Redis first. An event counts in a day's records only if the
 // day has not seen its source position, and in its breakdowns only if their
-// positions have not.
+// positions have not; a visit (KIND_SESSION) by positions of its own
+// (applyVisit).
 func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	snapshots := a.snapshots()
 	missing := a.missing[:0]
@@ -165,12 +174,17 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	for _, ev := range events {
 		dk := dayKey(ev)
 		e := a.days[dk]
+		e.touched = now
+		if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+			a.applyVisit(e, dk, ev, ids[:0], snapshots)
+			continue
+		}
 		d := e.d
 		src := ev.GetSource()
 		p, o := src.GetPartition(), src.GetOffset()
 		vk := ev.GetVisitorKey()
-		human := classOf(ev) == hllstore.Human
-		e.touched = now
+		class := classOf(ev)
+		human := class == hllstore.Human
 		// A conversion whose order the day counted from another event (a
 		// reloaded thank-you page, a resent pixel) counts in nothing; its
 		// positions advance like any event's.
@@ -192,13 +206,8 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			a.m.dupOrder.Inc()
 			continue
 		}
-		for _, id := range recordsOf(ids[:0], ev, a.campaignOf(e, ev), dk.DayStart) {
-			r := e.recs[id]
-			if r == nil {
-				r = &record{Record: d.Record(id)}
-				e.recs[id] = r
-				a.records++
-			}
+		for _, id := range recordsOf(ids[:0], ev, class, a.campaignOf(e, ev), dk.DayStart) {
+			r := a.heldRecord(e, id)
 			r.Add(vk)
 			if ev.GetBot() || ev.GetMachineOpen() {
 				for _, reason := range ev.GetBotReasons() {
@@ -225,9 +234,60 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 	return nil
 }
 
-// isTopRecord reports whether a record is ranked in the top-N index.
+// heldRecord returns record id of e, creating it (empty) when e has none.
+func (a *Aggregator) heldRecord(e *dayEntry, id hllstore.RecordID) *record {
+	r := e.recs[id]
+	if r == nil {
+		r = &record{Record: e.d.Record(id)}
+		e.recs[id] = r
+		a.records++
+	}
+	return r
+}
+
+// applyVisit counts a visit, an event of kind KIND_SESSION, in e. It counts
+// once per session position: the source position (partition, offset) of
+// the hit or clock tick whose processing closed the visit, and the visit's
+// index among those that record closed. Visits have positions of their own
+// (hllstore.Day.SPos): a visit shares its offset with the hit that closed
+// it, and both count. It counts in the records recordsOf gives (its landing
+// content id's and its campaign's, its start's hour and day), of class Bot
+// or Human (visitClass): the total counts visits, the sketch their visitors,
+// and the sums their pages, durations and bounces. Visits touch neither
+// the hits' positions nor breakdowns, orders or the top-N.
+func (a *Aggregator) applyVisit(e *dayEntry, dk hllstore.DayKey, ev *pixelpb.Event, ids []hllstore.RecordID, snapshots bool) {
+	d := e.d
+	src := ev.GetSource()
+	p, o, i := src.GetPartition(), src.GetOffset(), src.GetIndex()
+	if d.SPos.Covers(p, o, i) {
+		a.m.skipped.Inc()
+		a.m.visitsSkipped.Inc()
+		return
+	}
+	d.SPos[p] = hllstore.SessionPos{Offset: o, Index: i}
+	e.dirty = true
+	s := ev.GetSession()
+	pages, duration := uint64(s.GetPages()), uint64(max(s.GetEndMs()-s.GetStartMs(), 0))
+	for _, id := range recordsOf(ids, ev, visitClass(ev), a.campaignOf(e, ev), dk.DayStart) {
+		r := a.heldRecord(e, id)
+		r.Add(ev.GetVisitorKey())
+		r.AddSum(hllstore.SumPages, pages)
+		r.AddSum(hllstore.SumDurationMs, duration)
+		if s.GetBounce() {
+			r.AddSum(hllstore.SumBounces, 1)
+		}
+		if snapshots {
+			r.marks |= unsnap
+		}
+	}
+	a.m.applied.Inc()
+	a.m.visitsApplied.Inc()
+}
+
+// isTopRecord reports whether a record is ranked in the top-N index: a
+// content id's human day record of an event kind (visits are not ranked).
 func isTopRecord(id hllstore.RecordID) bool {
-	return id.Campaign == "" && id.Class == hllstore.Human && id.Hour == hllstore.DayRecord
+	return id.Campaign == "" && id.Class == hllstore.Human && id.Hour == hllstore.DayRecord && id.Kind != pixelpb.Kind_KIND_SESSION
 }
 
 // retryLoad calls load until it succeeds, finds corrupt data, or ctx ends,

@@ -292,3 +292,93 @@ func TestDestinationBreakdown(t *testing.T) {
 		t.Errorf("destination breakdown %v, want %v", got, want)
 	}
 }
+
+// A visit (KIND_SESSION) counts by its own positions, in its records only:
+// it moves neither the hits' positions nor the breakdowns', is never
+// marked for the top-N (also when loaded from Redis), and owes snapshots
+// like any record. No Redis: the day is already held.
+func TestVisitMarksAndPositions(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
+	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon
+	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{Counts: &kafka.Writer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 28, 10, 30, 0, 0, time.UTC).UnixMilli()
+	visit := func(o int64, index uint32, bot bool, pages uint32) *pixelpb.Event {
+		return &pixelpb.Event{
+			ContentId: "c", Kind: pixelpb.Kind_KIND_SESSION, VisitorKey: uint64(o)<<8 | uint64(index), Bot: bot,
+			Origin:  &pixelpb.Origin{ReceivedAtMs: at},
+			Source:  &pixelpb.SourcePosition{Partition: 3, Offset: o, Index: index},
+			Session: &pixelpb.Session{StartMs: at, EndMs: at + 1000*int64(pages), Pages: pages, Bounce: pages == 1},
+		}
+	}
+	day := hllstore.NewDay()
+	// Loaded from Redis with visits and views counted.
+	human := hllstore.RecordID{Kind: pixelpb.Kind_KIND_SESSION, Hour: hllstore.DayRecord}
+	day.Record(human).Add(1)
+	day.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: hllstore.DayRecord}).Add(1)
+	day.SPos[3] = hllstore.SessionPos{Offset: 5, Index: 1}
+	dk := hllstore.DayKey{ContentID: "c", DayStart: hllstore.DayStart(at)}
+	a.days[dk] = newDayEntry(day)
+	evs := []*pixelpb.Event{
+		visit(5, 0, false, 2), visit(5, 1, false, 2), // applied already
+		visit(5, 2, false, 1), visit(7, 0, true, 3), visit(7, 1, false, 4),
+		visit(7, 1, false, 4), // a replay
+	}
+	if err := a.apply(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(day.Pos) != 0 || len(day.BPos) != 0 || len(day.Breakdowns) != 0 {
+		t.Errorf("visits moved positions %v, breakdown positions %v or broke down %v", day.Pos, day.BPos, day.Breakdowns)
+	}
+	if day.SPos[3] != (hllstore.SessionPos{Offset: 7, Index: 1}) || !a.days[dk].dirty {
+		t.Errorf("session positions %v (dirty %v), want 3:7.1", day.SPos, a.days[dk].dirty)
+	}
+	r := day.Records[human]
+	if want := map[string]uint64{hllstore.SumBounces: 1, hllstore.SumPages: 5, hllstore.SumDurationMs: 5000}; r.Total != 3 || !maps.Equal(r.Sums, want) {
+		t.Errorf("human visits %d sums %v, want 3 and %v", r.Total, r.Sums, want)
+	}
+	bot := day.Records[hllstore.RecordID{Kind: pixelpb.Kind_KIND_SESSION, Class: hllstore.Bot, Hour: hllstore.DayRecord}]
+	if bot == nil || bot.Total != 1 || bot.Sums[hllstore.SumPages] != 3 || bot.Reasons != nil {
+		t.Errorf("bot visits %+v, want 1 of 3 pages", bot)
+	}
+	for id, rec := range a.days[dk].recs {
+		if id.Kind != pixelpb.Kind_KIND_SESSION {
+			continue
+		}
+		if rec.marks != unsnap {
+			t.Errorf("%+v: marks %b, want %b: a counted visit record owes a snapshot, no top-N raise", id, rec.marks, unsnap)
+		}
+	}
+	// What apply marks when it loads a day from Redis.
+	if isTopRecord(human) || !isTopRecord(hllstore.RecordID{Kind: pixelpb.Kind_KIND_VIEW, Hour: hllstore.DayRecord}) {
+		t.Error("isTopRecord ranks visits, or does not rank views")
+	}
+	if ap, sk := testutil.ToFloat64(a.m.visitsApplied), testutil.ToFloat64(a.m.visitsSkipped); ap != 3 || sk != 3 {
+		t.Errorf("visits applied %v skipped %v, want 3 and 3", ap, sk)
+	}
+}
+
+// A visit without its summary is undecodable (skipped as corrupt); every
+// other kind needs none.
+func TestCountable(t *testing.T) {
+	t.Parallel()
+	src := &pixelpb.SourcePosition{}
+	for _, c := range []struct {
+		ev   *pixelpb.Event
+		want bool
+	}{
+		{&pixelpb.Event{ContentId: "c", Kind: pixelpb.Kind_KIND_VIEW, Source: src}, true},
+		{&pixelpb.Event{ContentId: "c", Kind: pixelpb.Kind_KIND_SESSION, Source: src, Session: &pixelpb.Session{}}, true},
+		{&pixelpb.Event{ContentId: "c", Kind: pixelpb.Kind_KIND_SESSION, Source: src}, false},
+		{&pixelpb.Event{Kind: pixelpb.Kind_KIND_VIEW, Source: src}, false},
+		{&pixelpb.Event{ContentId: "c", Kind: pixelpb.Kind_KIND_VIEW}, false},
+	} {
+		if got := countable(c.ev); got != c.want {
+			t.Errorf("countable(%v) = %v, want %v", c.ev, got, c.want)
+		}
+	}
+}

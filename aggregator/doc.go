@@ -10,7 +10,12 @@
 // carrying only the records that changed. Each day remembers, per source
 // partition of pixel.hits.v1, the offset of the last hit applied, so an
 // event at or below it (a replay after a crash, a duplicate written by a
-// restarted processor) is skipped: every hit counts once. Kafka offsets are committed only after the flush that
+// restarted processor) is skipped: every hit counts once. Visits (events
+// of kind KIND_SESSION, one per visit the processor closed) count the same
+// way by positions of their own, the offset and index of the record that
+// closed them (hllstore.SessionPositions), in visit records (visits,
+// visitors, and summed bounces, durations and pages) that are neither
+// broken down nor ranked. Kafka offsets are committed only after the flush that
 // holds their events succeeded, CommitDelay later, and once Redis was found
 // to still hold that flush's writes (a crash or a failover can lose the last
 // ones; the aggregator then replays from the committed offsets).

@@ -127,7 +127,9 @@ func (a *Aggregator) snapshots() bool { return a.out.Counts != nil && a.cfg.Snap
 
 // publishSnapshots publishes the content-level records changed since the
 // last snapshot to the counts topic (every DetailInterval, and when
-// stopping). Snapshots are derived data: a failure is counted and the next
+// stopping), visit records among them (kind KIND_SESSION: the total is the
+// visits, the uniques their visitors; a snapshot has no place for their
+// sums). Snapshots are derived data: a failure is counted and the next
 // interval publishes the latest counts again.
 func (a *Aggregator) publishSnapshots(ctx context.Context) {
 	if !a.snapshots() {

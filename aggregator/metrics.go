@@ -21,6 +21,9 @@ type metrics struct {
 	idleWatermarks prometheus.Counter
 	// campaignsOver counts events whose campaign was past the day's bound.
 	campaignsOver prometheus.Counter
+	// visitsApplied and visitsSkipped count the session events (visits)
+	// among applied and skipped.
+	visitsApplied, visitsSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,16 +31,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "pixel_aggregator_events_total",
 		Help: "Events by result: applied, skipped (already counted: a replay or duplicate), corrupt (undecodable, skipped), late (older than the late horizon: sent to the dead-letter topic, not counted), duplicate_order (a conversion whose order id the content id's day already counted from another event: not counted).",
 	}, []string{"result"})
+	visits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_visits_total",
+		Help: "Visits (events of kind session, one per visit the processor closed) by result: applied, skipped (already counted: a replay). They are also counted in pixel_aggregator_events_total.",
+	}, []string{"result"})
 	flushes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_flushes_total",
 		Help: "Flushes to Redis by result; a failed flush is retried and its offsets stay uncommitted.",
 	}, []string{"result"})
 	m := &metrics{
-		applied:  events.WithLabelValues("applied"),
-		skipped:  events.WithLabelValues("skipped"),
-		corrupt:  events.WithLabelValues("corrupt"),
-		late:     events.WithLabelValues("late"),
-		dupOrder: events.WithLabelValues("duplicate_order"),
+		applied:       events.WithLabelValues("applied"),
+		skipped:       events.WithLabelValues("skipped"),
+		corrupt:       events.WithLabelValues("corrupt"),
+		late:          events.WithLabelValues("late"),
+		dupOrder:      events.WithLabelValues("duplicate_order"),
+		visitsApplied: visits.WithLabelValues("applied"),
+		visitsSkipped: visits.WithLabelValues("skipped"),
 		idleWatermarks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_idle_watermarks_total",
 			Help: "Freshness watermarks of events partitions set to now because the group had read and committed them to the end though no aggregator had written them for a while (a partition with no new event since a rebalance).",
@@ -79,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(events, flushes, m.refused, m.lost, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks, m.campaignsOver)
+		reg.MustRegister(events, visits, flushes, m.refused, m.lost, m.resets, m.flushTime, m.activeState, m.snapshots, m.snapshotErr, m.idleWatermarks, m.campaignsOver)
 	}
 	return m
 }

@@ -16,7 +16,11 @@ import (
 func keysOf(dst []hllstore.Key, ev *pixelpb.Event) []hllstore.Key {
 	dk := dayKey(ev)
 	var ids [4]hllstore.RecordID
-	for _, id := range recordsOf(ids[:0], ev, ev.GetCampaignId(), dk.DayStart) {
+	class := classOf(ev)
+	if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+		class = visitClass(ev)
+	}
+	for _, id := range recordsOf(ids[:0], ev, class, ev.GetCampaignId(), dk.DayStart) {
 		dst = append(dst, dk.Key(id))
 	}
 	return dst

@@ -4,6 +4,7 @@ package aggregator
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestRollupJob(t *testing.T) {
 	ctx := context.Background()
 	week := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
 	rng := rand.New(rand.NewPCG(7, 7))
-	events := genEvents(rng, 600)
+	events := withVisits(rng, genEvents(rng, 600))
 	for _, ev := range events {
 		// Spread the events over the week and the first day of the next.
 		ev.Origin.ReceivedAtMs = week.UnixMilli() + rng.Int64N(8*hllstore.DayMs)
@@ -122,7 +123,7 @@ func TestRollupJob(t *testing.T) {
 			}
 			for _, cl := range counts.Classes {
 				for _, k := range counts.Kinds {
-					if g, w := got.Get(cl, k), want.Get(cl, k); g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders {
+					if g, w := got.Get(cl, k), want.Get(cl, k); g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders || !maps.Equal(g.Sums, w.Sums) {
 						t.Fatalf("%s: %s %v %v: weeks %+v, days %+v", phase, cid, cl, k, g, w)
 					}
 				}
@@ -130,6 +131,10 @@ func TestRollupJob(t *testing.T) {
 		}
 	}
 	check("rolled up by the job")
+	// Visits are among what the rollups hold.
+	if v, err := store.Load(ctx, []hllstore.Key{{ContentID: "c0", Kind: pixelpb.Kind_KIND_SESSION, Gran: hllstore.GranularityWeek, Start: week.UnixMilli()}}); err != nil || v[0].Total == 0 || v[0].Sums[hllstore.SumPages] < v[0].Total {
+		t.Fatalf("visits of c0's week rollup: %+v %v", v, err)
+	}
 	// An aggregator whose late horizon is longer (newTestAggregator: 100
 	// years) accepts an event of the rolled-up week.
 	late := newTestAggregator(t, store)

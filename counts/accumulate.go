@@ -32,13 +32,11 @@ func (a *accumulator) add(rec *hllstore.Count) error {
 	return a.addRest(rec)
 }
 
+// addRest adds what a record holds besides its total and sketch: reasons,
+// orders, value and named sums.
 func (a *accumulator) addRest(rec *hllstore.Count) error {
-	for reason, n := range rec.Reasons {
-		if a.res.Reasons == nil {
-			a.res.Reasons = map[string]uint64{}
-		}
-		a.res.Reasons[reason] += n
-	}
+	addCounts(&a.res.Reasons, rec.Reasons)
+	addCounts(&a.res.Sums, rec.Sums)
 	a.res.Orders += rec.NOrders
 	for cur, v := range rec.Value {
 		if a.res.Value == nil {
@@ -73,4 +71,14 @@ func (a *accumulator) result() Result {
 		res.Uniques, res.UniquesBound = estimate(a.sketch)
 	}
 	return res
+}
+
+// addCounts adds the counts of o into *m, making *m when needed.
+func addCounts(m *map[string]uint64, o map[string]uint64) {
+	for k, n := range o {
+		if *m == nil {
+			*m = map[string]uint64{}
+		}
+		(*m)[k] += n
+	}
 }

@@ -65,6 +65,9 @@ type Result struct {
 	// bucket.
 	Orders uint64
 	Value  map[string]money.Sum
+	// Sums adds up the records' named sums (hllstore.Count.Sums): for
+	// visits (kind KIND_SESSION) bounces, duration_ms and pages.
+	Sums map[string]uint64
 }
 
 // ErrBadQuery wraps every problem with a Query.

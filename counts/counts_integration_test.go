@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -112,10 +113,18 @@ func TestWeekRollups(t *testing.T) {
 			kind  pixelpb.Kind
 			class hllstore.Class
 			n     int
-		}{{pixelpb.Kind_KIND_VIEW, hllstore.Human, 300 + 40*day}, {pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 3}, {pixelpb.Kind_KIND_VIEW, hllstore.Bot, 5}} {
+		}{{pixelpb.Kind_KIND_VIEW, hllstore.Human, 300 + 40*day}, {pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 3}, {pixelpb.Kind_KIND_VIEW, hllstore.Bot, 5},
+			{pixelpb.Kind_KIND_SESSION, hllstore.Human, 20 + day}} {
 			r := hllstore.NewRecord()
 			for i := range kc.n {
 				r.Add(mix(uint64(i + 17*day))) // visitors overlap between days
+				if kc.kind == pixelpb.Kind_KIND_SESSION {
+					r.AddSum(hllstore.SumPages, uint64(1+i%3))
+					r.AddSum(hllstore.SumDurationMs, uint64(i%3)*45_000)
+					if i%3 == 0 {
+						r.AddSum(hllstore.SumBounces, 1)
+					}
+				}
 			}
 			if kc.kind == pixelpb.Kind_KIND_CONVERSION {
 				r.AddOrder(fmt.Sprint("o", day), "EUR", 1_000_000)
@@ -145,7 +154,8 @@ func TestWeekRollups(t *testing.T) {
 		for _, cl := range Classes {
 			for _, k := range Kinds {
 				g, w := got.Get(cl, k), want.Get(cl, k)
-				if g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders || g.Value["EUR"] != w.Value["EUR"] || g.Reasons["headless"] != w.Reasons["headless"] {
+				if g.Total != w.Total || g.Uniques != w.Uniques || g.Orders != w.Orders || g.Value["EUR"] != w.Value["EUR"] || g.Reasons["headless"] != w.Reasons["headless"] ||
+					!maps.Equal(g.Sums, w.Sums) {
 					t.Fatalf("%s %v %v: weeks %+v, days %+v", phase, cl, k, g, w)
 				}
 			}
@@ -153,6 +163,9 @@ func TestWeekRollups(t *testing.T) {
 	}
 	if w := want.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW); w.Total == 0 || w.Orders != 0 {
 		t.Fatalf("nothing counted: %+v", w)
+	}
+	if w := want.Get(hllstore.Human, pixelpb.Kind_KIND_SESSION); w.Total == 0 || w.Sums[hllstore.SumPages] == 0 || w.Sums[hllstore.SumBounces] == 0 {
+		t.Fatalf("no visits counted: %+v", w)
 	}
 	// Two whole weeks lie in the range (Mondays 7 and 14 September).
 	n := pipetest.RedisKeys(t, rdb, prefix+":c:{w:w*")
@@ -295,4 +308,108 @@ func TestSharesCarryErrorBars(t *testing.T) {
 		t.Fatalf("top: %v, %v", top, err)
 	}
 	check("top a", top[0], v)
+}
+
+// TestVisitSums: a Summary of kind KIND_SESSION answers visits (Total),
+// their visitors (Uniques) and their summed bounces, durations and pages
+// (Sums) per class, added up over the days and hours of the range and the
+// content ids of a campaign; a Series counts visits per bucket.
+func TestVisitSums(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	d0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	visits := pixelpb.Kind_KIND_SESSION
+	// rec counts n visits of visitors from..from+n-1, each of pages pages
+	// over ms milliseconds.
+	rec := func(n, from int, pages, ms uint64) *hllstore.Record {
+		r := hllstore.NewRecord()
+		for i := range n {
+			r.Add(mix(uint64(from + i)))
+			r.AddSum(hllstore.SumPages, pages)
+			r.AddSum(hllstore.SumDurationMs, ms)
+			if pages == 1 {
+				r.AddSum(hllstore.SumBounces, 1)
+			}
+		}
+		return &r
+	}
+	key := func(cid, campaign string, class hllstore.Class, gran hllstore.Granularity, start time.Time) hllstore.Key {
+		return hllstore.Key{ContentID: cid, Campaign: campaign, Kind: visits, Class: class, Gran: gran, Start: start.UnixMilli()}
+	}
+	day, hour := hllstore.GranularityDay, hllstore.GranularityHour
+	writes := []hllstoretest.Write{
+		// Day 0: "a" and "b" under the campaign (4 visitors of both), and
+		// "a" has visits without it.
+		{Key: key("a", "spring", hllstore.Human, day, d0), Record: rec(10, 0, 3, 60_000)},
+		{Key: key("a", "", hllstore.Human, day, d0), Record: rec(25, 0, 1, 0)},
+		{Key: key("b", "spring", hllstore.Human, day, d0), Record: rec(4, 5, 1, 0)},
+		{Key: key("b", "spring", hllstore.Bot, day, d0), Record: rec(2, 500, 40, 9_000)},
+		// Day 1: "b" again, with its 10:00 hour.
+		{Key: key("b", "spring", hllstore.Human, day, d0.Add(24*time.Hour)), Record: rec(6, 100, 2, 30_000)},
+		{Key: key("b", "spring", hllstore.Human, hour, d0.Add(34*time.Hour)), Record: rec(6, 100, 2, 30_000)},
+	}
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(store)
+	sums := func(bounces, pages, ms uint64) map[string]uint64 {
+		m := map[string]uint64{hllstore.SumPages: pages, hllstore.SumDurationMs: ms}
+		if bounces > 0 {
+			m[hllstore.SumBounces] = bounces
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name           string
+		sc             Scope
+		class          hllstore.Class
+		total, uniques uint64
+		sums           map[string]uint64
+	}{
+		{"campaign, two days", Scope{Campaign: "spring", From: d0, To: d0.Add(48 * time.Hour)}, hllstore.Human,
+			20, 16, sums(4, 30+4+12, 600_000+180_000)},
+		{"campaign bots", Scope{Campaign: "spring", From: d0, To: d0.Add(48 * time.Hour)}, hllstore.Bot,
+			2, 2, sums(0, 80, 18_000)},
+		{"campaign, day 0 and an hour of day 1", Scope{Campaign: "spring", From: d0, To: d0.Add(35 * time.Hour)}, hllstore.Human,
+			20, 16, sums(4, 30+4+12, 600_000+180_000)},
+		{"campaign, day 0 and the hour before", Scope{Campaign: "spring", From: d0, To: d0.Add(34 * time.Hour)}, hllstore.Human,
+			14, 10, sums(4, 30+4, 600_000)},
+		{"content id", Scope{ContentID: "a", From: d0, To: d0.Add(48 * time.Hour)}, hllstore.Human,
+			25, 25, sums(25, 25, 0)},
+		{"a campaign's content id", Scope{Campaign: "spring", ContentID: "b", From: d0, To: d0.Add(48 * time.Hour)}, hllstore.Human,
+			10, 10, sums(4, 4+12, 180_000)},
+	} {
+		c.sc.Kinds = []pixelpb.Kind{visits}
+		sum, err := r.Summary(ctx, c.sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := sum.Get(c.class, visits)
+		if g.Total != c.total || g.Uniques != c.uniques || !maps.Equal(g.Sums, c.sums) {
+			t.Errorf("%s, %v: visits %d visitors %d sums %v; want %d %d %v", c.name, c.class, g.Total, g.Uniques, g.Sums, c.total, c.uniques, c.sums)
+		}
+	}
+	// Every kind, visits among them (Kinds): the same visits, and no event
+	// kind holds sums.
+	sum, err := r.Summary(ctx, Scope{Campaign: "spring", From: d0, To: d0.Add(48 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := sum.Get(hllstore.Bot, visits); g.Total != 2 || !maps.Equal(g.Sums, sums(0, 80, 18_000)) {
+		t.Errorf("bot visits of a summary of every kind: %+v", g)
+	}
+	if g := sum.Get(hllstore.Human, pixelpb.Kind_KIND_VIEW); g.Total != 0 || g.Sums != nil {
+		t.Errorf("views %+v, want none", g)
+	}
+	// A day series: visits per day.
+	pts, err := r.Series(ctx, SeriesQuery{Scope: Scope{Campaign: "spring", From: d0, To: d0.Add(48 * time.Hour)},
+		Gran: pixelpb.Granularity_GRANULARITY_DAY, Class: hllstore.Human, UniquesKind: visits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || pts[0].Totals[visits] != 14 || pts[1].Totals[visits] != 6 || pts[0].Uniques != 10 || pts[1].Uniques != 6 {
+		t.Errorf("series %+v, want 14 and 6 visits", pts)
+	}
 }

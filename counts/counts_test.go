@@ -1,12 +1,15 @@
 package counts
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 func TestCover(t *testing.T) {
@@ -77,5 +80,49 @@ func TestRatio(t *testing.T) {
 	t.Parallel()
 	if Ratio(1, 0) != 0 || Ratio(1, 4) != 0.25 {
 		t.Fatal("Ratio")
+	}
+}
+
+// Merged records add up their named sums, as totals; records without sums
+// give a Result without them.
+func TestAccumulateSums(t *testing.T) {
+	t.Parallel()
+	recs := make([]hllstore.Count, 3)
+	for i := range recs {
+		recs[i] = hllstore.NewCount()
+		recs[i].Total = uint64(i + 1)
+		recs[i].Version = 1
+		recs[i].Sketch.InsertHash(uint64(i+1) * 0x9e3779b97f4a7c15)
+	}
+	recs[0].Sums = map[string]uint64{hllstore.SumPages: 3, hllstore.SumBounces: 1}
+	recs[2].Sums = map[string]uint64{hllstore.SumPages: 4, hllstore.SumDurationMs: 1 << 40}
+	a := newAccumulator()
+	if err := a.addAll(recs, []int{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	res := a.result()
+	want := map[string]uint64{hllstore.SumPages: 7, hllstore.SumBounces: 1, hllstore.SumDurationMs: 1 << 40}
+	if res.Total != 6 || res.Uniques != 3 || !maps.Equal(res.Sums, want) {
+		t.Fatalf("total %d uniques %d sums %v, want 6, 3, %v", res.Total, res.Uniques, res.Sums, want)
+	}
+	if recs[0].Sums[hllstore.SumPages] != 3 {
+		t.Fatal("merging changed a record's sums")
+	}
+	b := newAccumulator()
+	if err := b.addAll(recs, []int{1}); err != nil || b.result().Sums != nil {
+		t.Fatalf("sums of a record without any: %v %v", b.result().Sums, err)
+	}
+}
+
+// Visits are the last of Kinds: a Summary and a Series count them after
+// every event kind, whose order is unchanged.
+func TestKindsEndWithVisits(t *testing.T) {
+	t.Parallel()
+	want := []pixelpb.Kind{
+		pixelpb.Kind_KIND_IMPRESSION, pixelpb.Kind_KIND_VIEW, pixelpb.Kind_KIND_CLICK,
+		pixelpb.Kind_KIND_CONVERSION, pixelpb.Kind_KIND_OPEN, pixelpb.Kind_KIND_CUSTOM, pixelpb.Kind_KIND_SESSION,
+	}
+	if !slices.Equal(Kinds, want) {
+		t.Fatalf("Kinds %v, want %v", Kinds, want)
 	}
 }

@@ -11,10 +11,18 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
-// Kinds lists the event kinds a Summary and a Series count, in display order.
+// Kinds lists the kinds a Summary and a Series count, in display order: the
+// event kinds, then visits (KIND_SESSION: sessions with a page view, one
+// per visit, under the content id and campaign it landed on and the hour it
+// started). A visits Result has Total the visits, Uniques the visitors who
+// made them, and Sums their bounces, durations and pages
+// (hllstore.SumBounces, SumDurationMs, SumPages); a Series point's Totals
+// hold the visits of its bucket. Visits are not events: a sum over event
+// kinds leaves KIND_SESSION out.
 var Kinds = []pixelpb.Kind{
 	pixelpb.Kind_KIND_IMPRESSION, pixelpb.Kind_KIND_VIEW, pixelpb.Kind_KIND_CLICK,
 	pixelpb.Kind_KIND_CONVERSION, pixelpb.Kind_KIND_OPEN, pixelpb.Kind_KIND_CUSTOM,
+	pixelpb.Kind_KIND_SESSION,
 }
 
 // Classes lists the traffic classes a Summary counts apart.
@@ -139,7 +147,7 @@ func cover(from, to time.Time, weeks bool, finalBefore int64) []bucket {
 // Summary counts sc in one Redis round trip (plus one per day for a
 // campaign's index): per (class, kind) of sc.Classes and sc.Kinds (default
 // all) the exact total, the merged unique estimate over the range with its
-// bound, reasons, orders and value. It is the one query model of the
+// bound, reasons, orders, value and named sums. It is the one query model of the
 // package: a single count is a Summary narrowed to one kind and class.
 //
 // A range is covered by whole UTC days where it can and by hours at its

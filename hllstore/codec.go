@@ -29,7 +29,10 @@ func guardVersion(g string) string {
 	return v
 }
 
-// appendGuard appends the guard value of d written with token.
+// appendGuard appends the guard value of d written with token:
+// "<token>/<version>/<positions>/<o>/<hours>", then "/<session positions>"
+// when d has applied session events (a day without any keeps the five parts
+// it had before visits were counted).
 func appendGuard(b []byte, token string, d *Day, orders bool, hours uint32) []byte {
 	b = append(b, token...)
 	b = append(b, '/')
@@ -41,7 +44,12 @@ func appendGuard(b []byte, token string, d *Day, orders bool, hours uint32) []by
 		b = append(b, 'o')
 	}
 	b = append(b, '/')
-	return strconv.AppendUint(b, uint64(hours), 16)
+	b = strconv.AppendUint(b, uint64(hours), 16)
+	if len(d.SPos) > 0 {
+		b = append(b, '/')
+		b = appendSessionPositionsTo(b, d.SPos)
+	}
+	return b
 }
 
 // parseIDs appends the record ids of lists of rids (fieldIDs values).
@@ -73,8 +81,12 @@ func decodeGuard(vals []any) (*Day, []RecordID, []string, error) {
 		return nil, nil, nil, fmt.Errorf("%w: %d guard values", ErrCorrupt, len(vals))
 	}
 	if g, ok := vals[0].(string); ok {
+		// Five parts, and a sixth with the session positions (appendGuard).
 		parts := strings.Split(g, "/")
-		if len(parts) != 5 {
+		if len(parts) != 5 && len(parts) != 6 {
+			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
+		}
+		if len(parts) == 6 && decodeSessionPositions(d.SPos, parts[5]) != nil {
 			return nil, nil, nil, fmt.Errorf("%w: guard %q", ErrCorrupt, g)
 		}
 		d.ordersStored = strings.Contains(parts[3], "o")
@@ -113,7 +125,7 @@ func appendCount(b []byte, total uint64, sketch []byte) []byte {
 	return append(b, sketch...)
 }
 
-// decodeField sets one field (c, r, v, oc) of r.
+// decodeField sets one field (c, r, s, v, oc) of r.
 func (r *Count) decodeField(kind, v string) error {
 	switch kind {
 	case fieldCount:
@@ -136,7 +148,7 @@ func (r *Count) decodeField(kind, v string) error {
 			return fmt.Errorf("%w: orders %q", ErrCorrupt, v)
 		}
 		r.NOrders = n
-	case "r", "v":
+	case "r", fieldSums, "v":
 		for line := range strings.SplitSeq(v, "\n") {
 			if line == "" {
 				continue
@@ -145,15 +157,19 @@ func (r *Count) decodeField(kind, v string) error {
 			if !ok {
 				return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
 			}
-			if kind == "r" {
+			if kind != "v" {
 				n, err := strconv.ParseUint(num, 10, 64)
 				if err != nil {
 					return fmt.Errorf("%w: %s %q", ErrCorrupt, kind, line)
 				}
-				if r.Reasons == nil {
-					r.Reasons = map[string]uint64{}
+				m := &r.Reasons
+				if kind == fieldSums {
+					m = &r.Sums
 				}
-				r.Reasons[name] = n
+				if *m == nil {
+					*m = map[string]uint64{}
+				}
+				(*m)[name] = n
 				continue
 			}
 			sum, err := money.ParseMicros(num)
@@ -251,6 +267,48 @@ func decodePositions(ps Positions, v string) error {
 			return errors.New("bad position")
 		}
 		ps[int32(p)] = o
+	}
+	return nil
+}
+
+// appendSessionPositionsTo appends ps encoded as
+// "<partition>:<offset>.<index>" pairs joined by "," (partitions in
+// increasing order) to b.
+func appendSessionPositionsTo(b []byte, ps SessionPositions) []byte {
+	parts := make([]int32, 0, len(ps))
+	for p := range ps {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, ps[p].Offset, 10)
+		b = append(b, '.')
+		b = strconv.AppendUint(b, uint64(ps[p].Index), 10)
+	}
+	return b
+}
+
+// decodeSessionPositions adds the positions encoded in v
+// (appendSessionPositionsTo) to ps.
+func decodeSessionPositions(ps SessionPositions, v string) error {
+	for pair := range strings.SplitSeq(v, ",") {
+		if pair == "" {
+			continue
+		}
+		ptxt, rest, ok1 := strings.Cut(pair, ":")
+		otxt, itxt, ok2 := strings.Cut(rest, ".")
+		p, err1 := strconv.ParseInt(ptxt, 10, 32)
+		o, err2 := strconv.ParseInt(otxt, 10, 64)
+		i, err3 := strconv.ParseUint(itxt, 10, 32)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
+			return errors.New("bad session position")
+		}
+		ps[int32(p)] = SessionPos{Offset: o, Index: uint32(i)}
 	}
 	return nil
 }

@@ -60,6 +60,10 @@ type Day struct {
 	// Pos holds the last source position applied to the records, BPos the
 	// last applied to the breakdowns (written at detail flushes only).
 	Pos, BPos Positions
+	// SPos holds the last position of a session event (a visit) applied to
+	// the records: visits are applied by their own positions, since one
+	// shares its offset with the hit that closed it.
+	SPos SessionPositions
 	// Records holds the day's hour and day records.
 	Records map[RecordID]*Record
 	// Breakdowns holds the human breakdowns per kind.
@@ -84,7 +88,7 @@ type Day struct {
 
 // NewDay returns an empty Day.
 func NewDay() *Day {
-	return &Day{Pos: Positions{}, BPos: Positions{}, Records: map[RecordID]*Record{}, Breakdowns: map[pixelpb.Kind]*Breakdown{}}
+	return &Day{Pos: Positions{}, BPos: Positions{}, SPos: SessionPositions{}, Records: map[RecordID]*Record{}, Breakdowns: map[pixelpb.Kind]*Breakdown{}}
 }
 
 // Record returns the record id, creating an empty one when absent (a new

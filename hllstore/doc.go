@@ -1,8 +1,11 @@
 // Package hllstore is the only package that knows how counts are laid out in
 // Redis. A record (content id, optional campaign, event kind, traffic class,
 // hour or day) holds the exact total, the serialized HyperLogLog sketch of
-// visitor keys, per-reason totals of bot traffic, and the distinct orders and
-// summed value per currency of conversions.
+// visitor keys, per-reason totals of bot traffic, the distinct orders and
+// summed value per currency of conversions, and named sums: a visit record
+// (kind KIND_SESSION: the visits that landed on the content id, one session
+// event each) counts visits and their visitors, and sums their bounces,
+// durations and pages (Count.Sums).
 //
 // All records of one content id on one UTC day form a Day. Content ids fall
 // into 256 groups (GroupOf: FNV-1a of the content id modulo 256, two hex
@@ -42,7 +45,8 @@
 // owner after a consumer-group rebalance, or a writer that outlived a Redis
 // crash that lost its last writes is refused, Day by Day, and can never
 // count an event twice or overwrite newer counts; a replay is skipped by the
-// positions stored in the guard. The call touches hashes of one hash tag,
+// positions stored in the guard (the hits' positions, and apart from them
+// the session events', SessionPositions). The call touches hashes of one hash tag,
 // so one cluster slot, and is atomic. The calls of one save are
 // independent: when some fail (a cluster node down), the others' days are
 // written and reported (SaveError). Lost tells a writer whose last write of

@@ -143,15 +143,97 @@ func TestDecodeGuard(t *testing.T) {
 		t.Fatalf("empty guard: %+v %v %v %v", d, ids, bids, err)
 	}
 	for _, bad := range [][]any{
-		{"tok/7/0:1", nil, nil},          // too few parts
-		{"tok/x/0:1//0", nil, nil},       // version
-		{"tok/7/0:x//0", nil, nil},       // positions
-		{"tok/7/0:1//1000000", nil, nil}, // hours past 23
-		{"tok/7/0:1//0", nil, "x|0|"},    // record id
-		{"tok/7/0:1//0", "9:x", nil},     // breakdown list
+		{"tok/7/0:1", nil, nil},           // too few parts
+		{"tok/x/0:1//0", nil, nil},        // version
+		{"tok/7/0:x//0", nil, nil},        // positions
+		{"tok/7/0:1//1000000", nil, nil},  // hours past 23
+		{"tok/7/0:1//0", nil, "x|0|"},     // record id
+		{"tok/7/0:1//0", "9:x", nil},      // breakdown list
+		{"tok/7/0:1//0/0:1", nil, nil},    // session position without index
+		{"tok/7/0:1//0/0:1.x", nil, nil},  // session index
+		{"tok/7/0:1//0/0:1.-1", nil, nil}, // negative session index
+		{"tok/7/0:1//0/0:1.0/", nil, nil}, // seven parts
 	} {
 		if _, _, _, err := decodeGuard(bad); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("decodeGuard(%q) = %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
+// A guard with session positions: a sixth part, decoded into SPos; a guard
+// of five parts (every day written before visits were counted, and every
+// day without any) has none.
+func TestDecodeGuardSessionPositions(t *testing.T) {
+	t.Parallel()
+	d, _, _, err := decodeGuard([]any{"tok.1/7/0:12/o/8000/0:12.2,5:3.0", nil, nil})
+	if err != nil || d.Version != 7 || d.Pos[0] != 12 || len(d.Pos) != 1 || !d.ordersStored || d.hours != 1<<15 ||
+		len(d.SPos) != 2 || d.SPos[0] != (SessionPos{12, 2}) || d.SPos[5] != (SessionPos{3, 0}) {
+		t.Fatalf("decodeGuard: %+v %v", d, err)
+	}
+	if guardVersion(d.guard) != "7" || d.guardToken() != "tok.1/" {
+		t.Fatalf("version %q token %q of %q", guardVersion(d.guard), d.guardToken(), d.guard)
+	}
+	d, _, _, err = decodeGuard([]any{"tok.1/7/0:12/o/8000", nil, nil})
+	if err != nil || d.Version != 7 || d.Pos[0] != 12 || d.SPos == nil || len(d.SPos) != 0 {
+		t.Fatalf("five-part guard: %+v %v", d, err)
+	}
+}
+
+// appendGuard writes what decodeGuard reads; a day without session
+// positions keeps the five-part guard byte for byte.
+func TestGuardRoundTrip(t *testing.T) {
+	t.Parallel()
+	d := NewDay()
+	d.Version = 4
+	d.Pos[3], d.Pos[0] = 17, 9
+	if g := string(appendGuard(nil, "t.1", d, true, 1<<2|1<<23)); g != "t.1/5/0:9,3:17/o/800004" {
+		t.Fatalf("guard without session positions %q", g)
+	}
+	d.SPos[3] = SessionPos{Offset: 17, Index: 4}
+	d.SPos[1] = SessionPos{Offset: 1 << 40, Index: 1<<32 - 1}
+	g := string(appendGuard(nil, "t.1", d, false, 0))
+	if g != "t.1/5/0:9,3:17//0/1:1099511627776.4294967295,3:17.4" {
+		t.Fatalf("guard %q", g)
+	}
+	back, _, _, err := decodeGuard([]any{g, nil, nil})
+	if err != nil || back.Version != 5 || len(back.Pos) != 2 || back.Pos[3] != 17 || back.Pos[0] != 9 ||
+		len(back.SPos) != 2 || back.SPos[3] != d.SPos[3] || back.SPos[1] != d.SPos[1] || back.ordersStored {
+		t.Fatalf("decoded %+v %v", back, err)
+	}
+}
+
+// Session positions compare (offset, index): several visits closed by one
+// record (one offset) count each once, and in order.
+func TestSessionPositionsCovers(t *testing.T) {
+	t.Parallel()
+	ps := SessionPositions{0: {Offset: 10, Index: 2}}
+	for _, c := range []struct {
+		p     int32
+		o     int64
+		i     uint32
+		cover bool
+	}{
+		{0, 9, 7, true}, {0, 10, 0, true}, {0, 10, 2, true},
+		{0, 10, 3, false}, {0, 11, 0, false}, {1, 0, 0, false},
+	} {
+		if got := ps.Covers(c.p, c.o, c.i); got != c.cover {
+			t.Errorf("Covers(%d, %d, %d) = %v, want %v", c.p, c.o, c.i, got, c.cover)
+		}
+	}
+}
+
+// A record's named sums: "name=n" lines, read back into Sums.
+func TestDecodeSums(t *testing.T) {
+	t.Parallel()
+	c := NewCount()
+	in := map[string]uint64{SumBounces: 2, SumDurationMs: 1 << 40, SumPages: 9}
+	if err := c.decodeField(fieldSums, encodeCounts(in)); err != nil || len(c.Sums) != 3 ||
+		c.Sums[SumBounces] != 2 || c.Sums[SumDurationMs] != 1<<40 || c.Sums[SumPages] != 9 || c.Reasons != nil {
+		t.Fatalf("sums %v reasons %v %v", c.Sums, c.Reasons, err)
+	}
+	for _, bad := range []string{"pages", "pages=x", "pages=-1"} {
+		if err := c.decodeField(fieldSums, bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("decodeField(s, %q) = %v, want ErrCorrupt", bad, err)
 		}
 	}
 }

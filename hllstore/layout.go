@@ -24,12 +24,17 @@ import (
 // fields are then "<f>|<rid>", rid = "<kind>|<class>|<campaign>" (the
 // campaign empty for the content id's own records), prefixed "<hh>|" for an
 // hour record; f is c (the total in decimal, ":", then the serialized
-// sketch), r (reasons, "code=n" lines), v (value per currency, "cur=micros"
-// lines) and oc (distinct orders). A day's fields in the day hash: g, its
-// guard, "<token>/<version>/<positions>/<o>/<hours>" (the token of its last
-// write, the number of its writes, the source positions of its records as
-// "<partition>:<offset>" pairs joined by ",", "o" when its order hash
-// exists, and in hex a mask of the hours that have records); ids, the rids of its day records joined by "," (ids are
+// sketch), r (reasons, "code=n" lines), s (named sums, "name=n" lines:
+// bounces, duration_ms and pages of visit records, written when a record
+// has any), v (value per currency, "cur=micros" lines) and oc (distinct
+// orders). A day's fields in the day hash: g, its guard,
+// "<token>/<version>/<positions>/<o>/<hours>[/<session positions>]" (the
+// token of its last write, the number of its writes, the source positions
+// of its records as "<partition>:<offset>" pairs joined by ",", "o" when
+// its order hash exists, in hex a mask of the hours that have records, and,
+// only once the day has counted visits, the positions of its session
+// events as "<partition>:<offset>.<index>" pairs joined by ","; a guard of
+// five parts has none); ids, the rids of its day records joined by "," (ids are
 // [A-Za-z0-9._:-], so never hold "|", "/" or ","), and ids|<hh> those of
 // hour hh's records (a list per hour, so that a new record rewrites a list
 // of one hour, not of the whole day); bids, its breakdown values

@@ -21,6 +21,28 @@ func (ps Positions) Covers(p int32, o int64) bool {
 	return ok && o <= last
 }
 
+// SessionPos is the source position of a session event (a visit, kind
+// KIND_SESSION): the offset of the hit or clock tick whose processing closed
+// the visit, and the visit's index among the visits that record closed.
+type SessionPos struct {
+	Offset int64
+	Index  uint32
+}
+
+// SessionPositions maps a source partition of pixel.hits.v1 to the position
+// of the last session event applied to a day's records. Visits have
+// positions of their own, apart from the hits' (Positions): a visit shares
+// the offset of the hit that closed it, and both count.
+type SessionPositions map[int32]SessionPos
+
+// Covers reports whether the session event at partition p, offset o, index
+// i was already applied: (o, i) is at or before the last one applied,
+// offsets compared first.
+func (ps SessionPositions) Covers(p int32, o int64, i uint32) bool {
+	last, ok := ps[p]
+	return ok && (o < last.Offset || o == last.Offset && i <= last.Index)
+}
+
 // Count is what one stored record holds for its readers: what Load returns
 // for a Key, and the counted part of a writer's Record.
 type Count struct {
@@ -40,8 +62,18 @@ type Count struct {
 	// sums: no number of orders makes them overflow).
 	NOrders uint64
 	Value   map[string]money.Sum
-	dense   bool // the sketch was read dense
+	// Sums holds named sums over the record's events; records of kind
+	// KIND_SESSION (visits) keep SumBounces, SumDurationMs and SumPages.
+	Sums  map[string]uint64
+	dense bool // the sketch was read dense
 }
+
+// Names of Count.Sums of visit records (kind KIND_SESSION).
+const (
+	SumBounces    = "bounces"     // visits with at most one page view
+	SumDurationMs = "duration_ms" // summed visit durations (last hit minus first), milliseconds
+	SumPages      = "pages"       // summed page views of the visits
+)
 
 // NewCount returns an empty count.
 func NewCount() Count { return Count{Sketch: NewSketch()} }
@@ -108,6 +140,15 @@ func (r *Record) AddOrder(orderID, currency string, micros int64) bool {
 	return true
 }
 
+// AddSum adds n to the named sum.
+func (r *Record) AddSum(name string, n uint64) {
+	if r.Sums == nil {
+		r.Sums = map[string]uint64{}
+	}
+	r.Sums[name] += n
+	r.dirty = true
+}
+
 // AddReason counts one event with reason code.
 func (r *Record) AddReason(reason string) {
 	if r.Reasons == nil {
@@ -120,9 +161,10 @@ func (r *Record) AddReason(reason string) {
 // Guard fields of a day hash.
 const (
 	fieldVersion = "ver" // of a week rollup
-	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<o>/<hours>"
+	fieldGuard   = "g"   // of a day: "<token>/<version>/<positions>/<o>/<hours>[/<session positions>]"
 	fieldIDs     = "ids" // of a day: its day records' rids ("ids|<hh>": its hour records')
 	fieldCount   = "c"   // of a record: "<total>:<sketch>"
+	fieldSums    = "s"   // of a record: its named sums, "<name>=<n>" lines
 
 	fieldBreakdownPositions = "bpos" // of a day in the breakdown hash
 	fieldBreakdownIDs       = "bids" // of a day: its breakdown values

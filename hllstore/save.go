@@ -457,7 +457,7 @@ func appendSketch(buf *argBuf, sk *hyperloglog.Sketch) []byte {
 
 // recordArgs appends the changed fields of one record, named with the
 // day's field prefix f: its count (total and sketch) when either changed,
-// reasons, values and its order count.
+// reasons, named sums, values and its order count.
 func (s *Store) recordArgs(buf *argBuf, args []any, f string, r *Record, id RecordID) []any {
 	if r.rid == "" {
 		r.rid = rid(id)
@@ -475,6 +475,9 @@ func (s *Store) recordArgs(buf *argBuf, args []any, f string, r *Record, id Reco
 	}
 	if len(r.Reasons) > 0 {
 		args = append(args, f+"r|"+r.rid, encodeCounts(r.Reasons))
+	}
+	if len(r.Sums) > 0 {
+		args = append(args, f+fieldSums+"|"+r.rid, encodeCounts(r.Sums))
 	}
 	if len(r.Value) > 0 {
 		args = append(args, f+"v|"+r.rid, encodeValues(r.Value))

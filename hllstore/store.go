@@ -51,7 +51,7 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 }
 
 // recordFields are the fields of one record that readers need.
-var recordFields = [...]string{fieldCount, "r", "v", "oc"}
+var recordFields = [...]string{fieldCount, "r", fieldSums, "v", "oc"}
 
 // Load reads the counts of keys in one round trip: one HMGET per Redis
 // hash of the fields those records need (not HGETALL: a day hash also holds

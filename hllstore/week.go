@@ -16,10 +16,12 @@ import (
 )
 
 // Week rollups: the day records of a content id over one Monday-to-Sunday
-// UTC week, merged (totals and value summed, sketches merged, orders counted
-// per day as in the day records), so a long range reads one hash per week
-// instead of seven. Layout: "<prefix>:c:{<content>:w<yyyymmdd>}:w", the date
-// being the Monday; fields as in a day hash ("n|<rid>", "h|<rid>", ...),
+// UTC week, merged (totals, reasons, named sums and value summed, sketches
+// merged, orders counted per day as in the day records), so a long range
+// reads one hash per week instead of seven. Layout:
+// "<prefix>:c:{<content>:w<yyyymmdd>}:w", the date being the Monday; fields
+// as a day record's, without the content id ("c|<rid>", "r|<rid>",
+// "s|<rid>", "v|<rid>", "oc|<rid>"),
 // "ver" = 1 once built, and "dv": the versions of the seven day hashes it
 // was built from ("3,0,7,..."; 0 for a day with no hash). A rollup expires
 // with its last day.
@@ -196,6 +198,9 @@ func (s *Store) buildWeeks(ctx context.Context, refs []weekRef, workers int) ([]
 				if len(r.Reasons) > 0 {
 					args = append(args, "r|"+rid, encodeCounts(r.Reasons))
 				}
+				if len(r.Sums) > 0 {
+					args = append(args, fieldSums+"|"+rid, encodeCounts(r.Sums))
+				}
 				if len(r.Value) > 0 {
 					args = append(args, "v|"+rid, encodeValues(r.Value))
 				}
@@ -250,20 +255,16 @@ func (s *Store) mergeWeek(w weekRef, days []*Day) (map[RecordID]*Count, string, 
 	return week, string(dv), nil
 }
 
-// merge adds o into r: totals, order counts and values summed, sketches
-// merged.
+// merge adds o into r: totals, order counts, reasons, named sums and
+// values summed, sketches merged.
 func (r *Count) merge(o *Count) error {
 	r.Total += o.Total
 	r.NOrders += o.NOrders
 	if err := r.Sketch.Merge(o.Sketch); err != nil {
 		return fmt.Errorf("merge sketches: %w", err)
 	}
-	for k, n := range o.Reasons {
-		if r.Reasons == nil {
-			r.Reasons = map[string]uint64{}
-		}
-		r.Reasons[k] += n
-	}
+	addCounts(&r.Reasons, o.Reasons)
+	addCounts(&r.Sums, o.Sums)
 	for k, n := range o.Value {
 		if r.Value == nil {
 			r.Value = map[string]money.Sum{}
@@ -273,4 +274,14 @@ func (r *Count) merge(o *Count) error {
 		r.Value[k] = v
 	}
 	return nil
+}
+
+// addCounts adds the counts of o into *m, making *m when needed.
+func addCounts(m *map[string]uint64, o map[string]uint64) {
+	for k, n := range o {
+		if *m == nil {
+			*m = map[string]uint64{}
+		}
+		(*m)[k] += n
+	}
 }

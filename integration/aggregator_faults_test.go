@@ -104,7 +104,7 @@ func TestFaultAggregatorKillLoop(t *testing.T) {
 	bin := buildBinary(t)
 	s := newStack(t)
 	s.startEdge()
-	s.startProcessor("kill-proc")
+	s.startProcessorWith("kill-proc", shortVisits)
 	s.startQuery()
 	env := aggregatorEnv(s, pipetest.RedisAddr(), time.Second)
 	wait := backgroundLoad(t, s, total, float64(total)/8, 11)
@@ -129,6 +129,7 @@ func killLoop(t *testing.T, s *stack, bin, part string, env []string, rounds int
 	res := wait()
 	last := start(t, bin, part+"-final", "", env, part)
 	checkExact(t, s, res, 2*time.Minute)
+	checkVisits(t, s, time.Minute)
 	last.stop(t, 30*time.Second)
 }
 
@@ -145,7 +146,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	s.rdb = redis.NewClient(&redis.Options{Addr: pr.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = s.rdb.Close() })
 	s.startEdge()
-	s.startProcessor("redis-proc")
+	s.startProcessorWith("redis-proc", shortVisits)
 	s.startQuery()
 	env := aggregatorEnv(s, pr.Addr(), 3*time.Second)
 	agg := start(t, bin, "aggregator-0", "", env, "aggregator")
@@ -170,6 +171,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	}
 	res := wait()
 	checkExact(t, s, res, 2*time.Minute)
+	checkVisits(t, s, time.Minute)
 	agg.stop(t, 30*time.Second)
 }
 
@@ -179,7 +181,7 @@ func TestFaultRebalances(t *testing.T) {
 	rounds, total := faultScale()
 	s := newStack(t)
 	s.startEdge()
-	s.startProcessor("rb-proc")
+	s.startProcessorWith("rb-proc", shortVisits)
 	s.startAggregator("rb-agg")
 	s.startQuery()
 	wait := backgroundLoad(t, s, total, float64(total)/8, 13)
@@ -196,6 +198,7 @@ func TestFaultRebalances(t *testing.T) {
 	}
 	res := wait()
 	checkExact(t, s, res, 2*time.Minute)
+	checkVisits(t, s, time.Minute)
 }
 
 // TestFaultProcessorKillLoop kills the processor process with SIGKILL at
@@ -223,6 +226,10 @@ func TestFaultProcessorKillLoop(t *testing.T) {
 		// Snapshots several times between kills, so restarts load one and
 		// replay the hits after it.
 		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=200ms",
+		// Visits end 2 s after their last hit, by the clock if need be, so
+		// the kills also fall among visits being closed and written.
+		"PIXEL_PROCESSOR_SESSIONTIMEOUT=2s",
+		"PIXEL_PROCESSOR_CLOCKTICK=500ms",
 	}
 	wait := backgroundLoad(t, s, total, float64(total)/8, 13)
 	killLoop(t, s, bin, "processor", env, rounds, wait, 2)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -96,14 +97,15 @@ func getAs(t *testing.T, u, userAgent string) *http.Response {
 // TestCLI runs the binary's tools against a running pipeline: the URLs sign
 // makes go through the real edge (a signed click redirects, a tampered one
 // does not, a signed pixel is marked verified in the raw topic, as tail
-// shows), and stats prints the numbers the query API answers.
+// shows), and stats prints the numbers the query API answers, visits
+// included (the processor closes them within seconds: shortVisits).
 func TestCLI(t *testing.T) {
 	bin := buildBinary(t)
 	s := newStack(t)
 	key := []byte("cli-test-key-0123456789")
 	keyFlag := "-key=k1:" + base64.StdEncoding.EncodeToString(key)
 	s.startEdgeWith(func(c *edge.Config) { c.ClickKeys = map[string][]byte{"k1": key} })
-	s.startProcessor("cli-proc")
+	s.startProcessorWith("cli-proc", shortVisits)
 	s.startAggregator("cli-agg")
 	s.startQuery()
 
@@ -167,6 +169,9 @@ func TestCLI(t *testing.T) {
 	}
 	browserGet(t, tampered)
 
+	// The counts, and the visits of v0, v1 and v2 (their views landed on
+	// cid), which end 2 s after their last hit: at least one each, two
+	// pages per visit at most (each viewed cid twice).
 	var api query.StatsResponse
 	pipetest.Eventually(t, 60*time.Second, func() string {
 		var err error
@@ -177,6 +182,9 @@ func TestCLI(t *testing.T) {
 		got := [6]uint64{h.Views.Total, h.Views.Uniques, h.Impressions.Total, h.Impressions.Uniques, h.Clicks.Total, h.Clicks.Uniques}
 		if want := [6]uint64{6, 3, 5, 5, 2, 2}; got != want || api.Bot.Views.Total != 3 {
 			return fmt.Sprintf("human views, uniques, impressions, uniques, clicks, uniques: %v, want %v; bot views %d, want 3", got, want, api.Bot.Views.Total)
+		}
+		if v := h.Visits; v.Visitors != 3 || v.Visits < 3 || v.PagesPerVisit < 1 || v.PagesPerVisit > 2 {
+			return fmt.Sprintf("human visits %+v: want 3 visitors, at least 3 visits of 1 to 2 pages", v)
 		}
 		return ""
 	})
@@ -263,10 +271,16 @@ func TestCLI(t *testing.T) {
 		}
 
 		// Today's day bucket: 5 impressions, 6 views, 2 clicks by humans,
-		// 3 unique viewers.
+		// the visits of stats, 3 unique viewers.
+		visits := api.Human.Visits.Visits
 		out := run("series", "-granularity=day", cid)
-		if got := row(out, day+"T00:00:00Z", true); !slices.Equal(got, []uint64{5, 6, 2, 0, 0, 0, 3, 0}) {
-			t.Errorf("series: today's row %v, want impressions 5, views 6, clicks 2, uniques 3:\n%s", got, out)
+		if got := row(out, day+"T00:00:00Z", true); !slices.Equal(got, []uint64{5, 6, 2, 0, 0, 0, visits, 3, 0}) {
+			t.Errorf("series: today's row %v, want impressions 5, views 6, clicks 2, visits %d, uniques 3:\n%s", got, visits, out)
+		}
+		// -kind=session: the uniques are the visitors of the visits.
+		out = run("series", "-granularity=day", "-kind=session", cid)
+		if got := row(out, day+"T00:00:00Z", true); !slices.Equal(got, []uint64{5, 6, 2, 0, 0, 0, visits, 3, 0}) || !strings.Contains(out, "human per day, uniques of session") {
+			t.Errorf("series -kind=session: today's row %v, want visits %d by 3 visitors:\n%s", got, visits, out)
 		}
 		// -json is the API's own answer.
 		raw := run("series", "-granularity=day", "-json", cid)
@@ -343,7 +357,7 @@ func TestCLI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := day + "T00:00:00Z,5,6,2,0,0,0,3,0"; !strings.HasPrefix(string(b), "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound\n") || !strings.Contains(string(b), want+"\n") {
+		if want := day + "T00:00:00Z,5,6,2,0,0,0,3,0," + strconv.FormatUint(visits, 10); !strings.HasPrefix(string(b), "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound,visits\n") || !strings.Contains(string(b), want+"\n") {
 			t.Errorf("export series CSV:\n%s\nwant a header and the row %s", b, want)
 		}
 		out = run("export", "-format=ndjson", "-dimension=device", "breakdown", cid)
@@ -462,6 +476,28 @@ func checkStatsTable(t *testing.T, out string, api *query.StatsResponse) {
 	}
 	if !strings.HasPrefix(out, api.ContentID+"  ["+api.From+", "+api.To+")\n") {
 		t.Errorf("no content id and range on the first line:\n%s", out)
+	}
+	checkVisitsLine(t, out, H.Visits)
+}
+
+// checkVisitsLine checks the human visits line of the terminal table:
+// visits, visitors ± bound, bounce rate, mean visit duration and pages per
+// visit, as the API answers them; there must be visits.
+func checkVisitsLine(t *testing.T, out string, v query.VisitStats) {
+	t.Helper()
+	_, line, _ := strings.Cut(out, "\nhuman visits ")
+	line, _, _ = strings.Cut(line, "\n")
+	var visits, visitors, bound uint64
+	var bounce, pages float64
+	var dur string
+	n, err := fmt.Sscanf(line, "%d   visitors %d ±%d   bounce rate %f%%   mean visit duration %s   pages per visit %f", &visits, &visitors, &bound, &bounce, &dur, &pages)
+	if err != nil || n != 6 {
+		t.Fatalf("no human visits line (%v):\n%s", err, out)
+	}
+	d, err := time.ParseDuration(dur)
+	if visits == 0 || visits != v.Visits || visitors != v.Visitors || bound != v.VisitorsBound || err != nil ||
+		math.Abs(bounce-100*v.BounceRate) > 0.005 || math.Abs(pages-v.PagesPerVisit) > 0.005 || math.Abs(d.Seconds()-v.MeanDurationS) > 0.5 {
+		t.Errorf("visits line %q, API %+v", line, v)
 	}
 }
 

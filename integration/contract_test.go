@@ -88,7 +88,12 @@ func TestDownstreamContract(t *testing.T) {
 		if !proto.Equal(&fromProtoc, rec.event) {
 			t.Fatalf("protoc decoded\n%s\nthe processor wrote\n%v", text, rec.event)
 		}
-		for _, field := range []string{"content_id:", "session_id:", "session_seq:", "referrer_medium:", "visitor_key:"} {
+		fields := []string{"content_id:", "session_id:", "session_seq:", "referrer_medium:", "visitor_key:"}
+		if rec.event.GetKind() == pixelpb.Kind_KIND_SESSION {
+			// A visit: no hit's fields, its summary instead.
+			fields = []string{"kind: KIND_SESSION", "content_id:", "session_id:", "visitor_key:", "session {", "pages:"}
+		}
+		for _, field := range fields {
 			if !bytes.Contains(text, []byte(field)) {
 				t.Fatalf("protoc's decoding lacks %s:\n%s", field, text)
 			}
@@ -134,6 +139,25 @@ func TestTailCommand(t *testing.T) {
 		}
 		return ""
 	})
+	// The visits the hits closed, written with them, collected too.
+	visits := 0
+	for _, v := range pipetest.ReadTopic(t, s.kc.Brokers[0], s.topics.Events) {
+		var ev pixelpb.Event
+		if err := proto.Unmarshal(v, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+			visits++
+		}
+	}
+	pipetest.Eventually(t, time.Minute, func() string {
+		got.mu.Lock()
+		defer got.mu.Unlock()
+		if len(got.visits) != visits {
+			return fmt.Sprintf("%d visits collected, the topic holds %d", len(got.visits), visits)
+		}
+		return ""
+	})
 	prefix := strings.TrimSuffix(s.topics.Hits, schemas.TopicHits)
 	out, err := exec.Command(bin, "tail", "-kafka.brokers="+s.kc.Brokers[0], "-kafka.topicPrefix="+prefix, "events").Output()
 	if err != nil {
@@ -149,7 +173,11 @@ func TestTailCommand(t *testing.T) {
 		if err := protojson.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %d is not a protojson Event: %v\n%s", lines+1, err, sc.Text())
 		}
-		want := got.events[[2]int64{int64(ev.GetSource().GetPartition()), ev.GetSource().GetOffset()}]
+		src := ev.GetSource()
+		want := got.events[[2]int64{int64(src.GetPartition()), src.GetOffset()}]
+		if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+			want = got.visits[[3]int64{int64(src.GetPartition()), src.GetOffset(), int64(src.GetIndex())}]
+		}
 		if len(want) == 0 || !proto.Equal(&ev, want[0]) {
 			t.Fatalf("tail printed an event the processor did not write:\n%s", sc.Text())
 		}
@@ -158,8 +186,8 @@ func TestTailCommand(t *testing.T) {
 		}
 		lines++
 	}
-	if lines != w.hits {
-		t.Fatalf("tail printed %d events, want %d", lines, w.hits)
+	if lines != w.hits+visits || visits == 0 {
+		t.Fatalf("tail printed %d events, want %d hits' and %d visits (the workload closes some)", lines, w.hits, visits)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -66,6 +67,43 @@ func (s *stack) hit(cid, uid string) {
 	}
 }
 
+// visitsEmpty is the visits panel's text for a content id without visits.
+func visitsEmpty(cid string) string {
+	return "No visits of " + cid + " in this range yet. Visits appear when a visit ends: after 30 minutes without a hit, by default."
+}
+
+// visitTexts are the texts of the visits panel's figures for v, written as
+// the dashboard writes them.
+func visitTexts(v query.VisitStats) map[string]string {
+	visitors := commas(v.Visitors)
+	if v.VisitorsBound > 0 {
+		visitors += " ±" + commas(v.VisitorsBound)
+	}
+	return map[string]string{
+		"#visits-total":    commas(v.Visits),
+		"#visits-visitors": visitors,
+		"#visits-bounce":   percent(v.BounceRate),
+		"#visits-duration": visitDuration(v.MeanDurationS),
+		"#visits-pages":    strconv.FormatFloat(v.PagesPerVisit, 'f', 2, 64),
+	}
+}
+
+// visitDuration writes a mean visit duration as the dashboard does: 4.2 s,
+// 45 s, 3 min 05 s, 1 h 02 min.
+func visitDuration(s float64) string {
+	if s < 10 {
+		return strconv.FormatFloat(s, 'f', 1, 64) + " s"
+	}
+	t := int(math.Round(s))
+	switch {
+	case t < 60:
+		return strconv.Itoa(t) + " s"
+	case t < 3600:
+		return fmt.Sprintf("%d min %02d s", t/60, t%60)
+	}
+	return fmt.Sprintf("%d h %02d min", t/3600, t/60%60)
+}
+
 // chromium finds Debian's chromium; the dashboard test fails without it.
 func chromium(t *testing.T) string {
 	t.Helper()
@@ -116,14 +154,17 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 
 // TestDashboardInBrowser loads the dashboard in headless chromium against a
 // running pipeline, enters a tenant token, sends hits to the edge and waits
-// for the live counters on the page to show them; it keeps a screenshot in
-// build/dashboard-live.png. TestDashboardPanels checks every panel on
-// seeded counts, at desktop and phone widths.
+// for the live counters on the page to show them. Its processor closes
+// visits within seconds (shortVisits): the visits panel shows that there
+// are none yet, then the visits the API counts, at 1440 px and at phone
+// width (390 px, nothing overflowing). Screenshots: build/dashboard-live.png
+// and build/dashboard-live-phone.png. TestDashboardPanels checks every
+// panel on seeded counts, at desktop and phone widths.
 func TestDashboardInBrowser(t *testing.T) {
 	exe := chromium(t)
 	s := newStack(t)
 	s.startEdge()
-	s.startProcessor("it-dash-proc")
+	s.startProcessorWith("it-dash-proc", shortVisits)
 	s.startAggregator("it-dash-agg")
 	s.startTenantQuery(map[string]string{"acme-dash-token": "acme", "ops-dash-token": "*"})
 	cid := fmt.Sprintf("acme:dash-%d", time.Now().UnixNano())
@@ -158,6 +199,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitText("live-views", "0")
 	waitText("live-uniques", "0")
+	// No visit has ended: the visits panel says when they appear.
+	waitText("visits-empty", visitsEmpty(cid))
 
 	// 5 views by 3 visitors; then 4 more, one of them by a new visitor.
 	for _, uid := range []string{"v1", "v2", "v3", "v1", "v2"} {
@@ -205,6 +248,32 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("freshness badge shows %q", f)
 	}
 
+	// Visits end 2 s after a visitor's last hit: v1 to v4 made at least
+	// one each (more when the pipeline took over 2 s between the two
+	// rounds of hits); the panel shows the API's figures.
+	hourTo := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	last24 := "from=" + hourTo.Add(-24*time.Hour).Format(time.RFC3339) + "&to=" + hourTo.Format(time.RFC3339)
+	var visits query.VisitStats
+	pipetest.Eventually(t, 90*time.Second, func() string {
+		st, err := tokenStats(s.queryURL, "acme-dash-token", cid, last24)
+		if err != nil {
+			return err.Error()
+		}
+		visits = st.Human.Visits
+		if visits.Visitors != 4 || visits.Visits < 4 || visits.PagesPerVisit == 0 {
+			return fmt.Sprintf("API: human visits %+v, want 4 visitors, at least 4 visits", visits)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`refresh(), true`)); err != nil {
+			return err.Error()
+		}
+		for id, want := range visitTexts(visits) {
+			if got := text(id[1:]); got != want {
+				return fmt.Sprintf("visits panel %s shows %q, want %q (API %+v; empty state %q)", id, got, want, visits, text("visits-empty"))
+			}
+		}
+		return ""
+	})
+
 	// The audit panel: a tenant's token may not read it; an operator's
 	// sees the edge with every hit accounted for.
 	if a := text("audit"); !strings.Contains(a, "operator token") {
@@ -225,6 +294,49 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	screenshot(t, ctx, "dashboard-live.png")
+
+	// Phone width: the page reloaded at 390 px shows the same visits, and
+	// nothing reaches past the window's right edge.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)), chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		for id, want := range visitTexts(visits) {
+			if got := text(id[1:]); got != want {
+				return fmt.Sprintf("at phone width the visits panel %s shows %q, want %q", id, got, want)
+			}
+		}
+		return ""
+	})
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[string](phoneOverflow))
+	if err != nil || overflow != "" {
+		t.Errorf("at phone width these reach past the right edge: %s (%v)", overflow, err)
+	}
+	screenshot(t, ctx, "dashboard-live-phone.png")
+}
+
+// phoneOverflow lists (up to 5) elements that reach past the window's right
+// edge, inner scrolling tables excepted: their rows scroll inside the card.
+const phoneOverflow = `[...document.querySelectorAll("body *")].filter(e => !e.closest(".scroll") && e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 5).join(", ")`
+
+// tokenStats asks the query API at base for the stats of cid over rng
+// (from=...&to=...) with token.
+func tokenStats(base, token, cid, rng string) (query.StatsResponse, error) {
+	var st query.StatsResponse
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/stats/"+cid+"?"+rng, nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /v1/stats/%s: status %d", cid, resp.StatusCode)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // dashSeed writes counts the way the aggregator does (hour and day
@@ -259,6 +371,20 @@ func (d *dashSeed) add(cid string, kind pixelpb.Kind, class hllstore.Class, hour
 	}
 }
 
+// addVisits counts n human visits by visitors distinct new visitors that
+// landed on cid in the hour starting at hour, with their bounces, summed
+// duration and pages, in the hour's record and its day's, as the
+// aggregator counts visits (kind KIND_SESSION).
+func (d *dashSeed) addVisits(cid string, hour int64, n, visitors int, bounces, durationMs, pages uint64) {
+	d.add(cid, pixelpb.Kind_KIND_SESSION, hllstore.Human, hour, n, visitors, "")
+	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
+		r := d.recs[hllstore.Key{ContentID: cid, Kind: pixelpb.Kind_KIND_SESSION, Class: hllstore.Human, Gran: g, Start: hllstore.BucketStart(g, hour)}]
+		r.AddSum(hllstore.SumBounces, bounces)
+		r.AddSum(hllstore.SumDurationMs, durationMs)
+		r.AddSum(hllstore.SumPages, pages)
+	}
+}
+
 // Content ids of TestDashboardPanels.
 const (
 	dashAd         = "acme:ad-1"
@@ -272,9 +398,9 @@ const dashLongPath = "/blog/2026/11/how-we-count-unique-visitors-with-hyperloglo
 // seedDashboard writes, over the last four hours (the current one
 // included), an ad (impressions, clicks, conversions, a few unsigned and
 // bot impressions), a newsletter (opens by people and by mail proxies and
-// link scanners, clicks) and an article (views, crawler views, breakdowns
-// with a long page path, values past the bound under "other", unknown
-// countries), other content ids for the top list, and a watermark.
+// link scanners, clicks) and an article (views, visits, crawler views,
+// breakdowns with a long page path, values past the bound under "other",
+// unknown countries), other content ids for the top list, and a watermark.
 func seedDashboard(t *testing.T, store *hllstore.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -298,6 +424,8 @@ func seedDashboard(t *testing.T, store *hllstore.Store) {
 		d.add(dashNewsletter, click, machine, h, 1, 1, "link_scanner")
 		d.add(dashArticle, view, human, h, []int{30, 40, 48, 30}[i], []int{22, 31, 35, 24}[i], "")
 		d.add(dashArticle, view, bot, h, 6, 2, "known_crawler")
+		visits := []int{12, 16, 20, 10}[i]
+		d.addVisits(dashArticle, h, visits, []int{10, 14, 17, 9}[i], []uint64{5, 6, 8, 4}[i], uint64(visits)*uint64(80_000+15_000*i), []uint64{30, 40, 48, 30}[i])
 		d.add("acme:home", view, human, h, 120, 90, "")
 		d.add("acme:pricing", view, human, h, 12, 10, "")
 		d.add("globex:landing", view, human, h, 70, 60, "")
@@ -317,7 +445,7 @@ func seedDashboard(t *testing.T, store *hllstore.Store) {
 	var top []hllstore.TopUpdate
 	for _, k := range d.keys {
 		writes = append(writes, hllstoretest.Write{Key: k, Record: d.recs[k]})
-		if k.Gran == hllstore.GranularityDay && k.Class == human { // as the aggregator: every kind
+		if k.Gran == hllstore.GranularityDay && k.Class == human && k.Kind != pixelpb.Kind_KIND_SESSION { // as the aggregator: every kind of event
 
 			top = append(top, hllstore.TopUpdate{Key: k, Total: d.recs[k].Total, Uniques: d.recs[k].Sketch.Estimate()})
 		}
@@ -403,10 +531,12 @@ func percent(x float64) string {
 // TestDashboardPanels serves seeded counts through an open query API (no
 // tokens) and checks, in headless chromium, that every panel shows the
 // API's numbers for the selected content id: the cards, one chart strip per
-// kind with events (an ad's impressions and clicks, a newsletter's opens),
-// the funnel, the email panel (human and machine opens by reason, clicks,
-// click-through rate), the breakdown by page, and the top list with the
-// chosen ids marked; that the tabs switch all of them and the URL keeps the
+// kind with events (an ad's impressions and clicks, a newsletter's opens,
+// an article's views and visits), the visits panel (the article's visits,
+// visitors, bounce rate, mean duration and pages per visit; the ad has
+// none yet), the funnel, the email panel (human and machine opens by
+// reason, clicks, click-through rate), the breakdown by page, and the top
+// list with the chosen ids marked; that the tabs switch all of them and the URL keeps the
 // choice; and that at phone width (390 px) nothing overflows sideways.
 // Screenshots: build/dashboard.png (the ad), dashboard-newsletter.png,
 // dashboard-article.png (1280 px wide) and dashboard-phone.png (390 px).
@@ -523,7 +653,10 @@ func TestDashboardPanels(t *testing.T) {
 		"#ctr":                 percent(ad24.Human.CTR),
 		"#orders":              "3",
 	})
-	waitTexts(map[string]string{"#email-empty": "No email opens of " + dashAd + " in this range."})
+	waitTexts(map[string]string{"#email-empty": "No email opens of " + dashAd + " in this range.", "#visits-empty": visitsEmpty(dashAd)})
+	if hidden := eval(`String(document.getElementById("visits-body").hidden)`); hidden != "true" {
+		t.Errorf("visits figures shown for the ad, which has no visits")
+	}
 	if open := eval(`String(document.getElementById("token-dialog").open)`); open != "false" {
 		t.Errorf("token prompt open on an open API")
 	}
@@ -665,6 +798,19 @@ func TestDashboardPanels(t *testing.T) {
 	getJSON("/v1/breakdowns/"+dashArticle+"?"+last24+"&dimension=page&limit=15", &pagesBD)
 	waitTexts(map[string]string{"#cards-title .sel-id": dashArticle, "#live-opens": "0"})
 	checkStrip("views", art24.Human.Views.Total)
+	// The article's visits: the panel shows the API's figures, the chart a
+	// visits strip.
+	if v := art24.Human.Visits; v.Visits != 58 || v.Bounces != 23 || v.PagesPerVisit == 0 || v.MeanDurationS == 0 {
+		t.Errorf("API: the article's visits %+v, want the seeded 58 visits, 23 bounces, pages and durations", v)
+	}
+	waitTexts(visitTexts(art24.Human.Visits))
+	if hidden := eval(`String(document.getElementById("visits-empty").hidden)`); hidden != "true" {
+		t.Errorf("visits empty state shown for the article, which has visits")
+	}
+	if got := strips(); got != "views,visits" {
+		t.Errorf("chart strips for the article: %q, want views,visits", got)
+	}
+	checkStrip("visits", art24.Human.Visits.Visits)
 	pipetest.Eventually(t, 30*time.Second, func() string {
 		rows := eval(`[...document.querySelectorAll("#breakdowns tbody tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
 		var want []string
@@ -720,6 +866,7 @@ func TestDashboardPanels(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTexts(map[string]string{"#cards-title .sel-id": dashArticle, "#live-views": commas(stats(dashArticle, today).Human.Views.Total)})
+	waitTexts(visitTexts(art24.Human.Visits))
 	pipetest.Eventually(t, 30*time.Second, func() string {
 		if n := eval(`String(document.querySelectorAll("#breakdowns tbody tr").length)`); n != strconv.Itoa(len(pagesBD.Items)) {
 			return "breakdown rows at phone width: " + n
@@ -731,11 +878,13 @@ func TestDashboardPanels(t *testing.T) {
 	}
 	// No element reaches past the window's right edge (inner scrolling
 	// tables excepted: their rows scroll inside the card).
-	if wide := eval(`[...document.querySelectorAll("body *")].filter(e => !e.closest(".scroll") && e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + "#" + e.id + "." + e.className).slice(0, 5).join(", ")`); wide != "" {
+	if wide := eval(phoneOverflow); wide != "" {
 		t.Errorf("at phone width these reach past the right edge: %s", wide)
 	}
-	if cols := eval(`getComputedStyle(document.querySelector(".cards")).gridTemplateColumns.split(" ").length + ""`); cols != "2" {
-		t.Errorf("cards at phone width in %s columns, want 2", cols)
+	for _, sel := range []string{".cards", ".visit-rates"} {
+		if cols := eval(`getComputedStyle(document.querySelector("` + sel + `")).gridTemplateColumns.split(" ").length + ""`); cols != "2" {
+			t.Errorf("%s at phone width in %s columns, want 2", sel, cols)
+		}
 	}
 	screenshot(t, ctx, "dashboard-phone.png")
 }

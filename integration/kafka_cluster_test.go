@@ -46,7 +46,7 @@ func TestFaultKafkaBrokers(t *testing.T) {
 
 	_, edgeReg := s.startEdgeWith(func(c *edge.Config) { c.NodeID = "kafka-brokers" })
 	s.procGroup = "brokers-proc"
-	procReg := s.startProcessor(s.procGroup)
+	procReg := s.startProcessorWith(s.procGroup, shortVisits)
 	aggReg := s.startAggregator("brokers-agg")
 	s.startQuery()
 
@@ -147,4 +147,5 @@ func TestFaultKafkaBrokers(t *testing.T) {
 	}
 	verifyNoLoss(t, kc.Brokers[0], topics.Hits, res)
 	checkExact(t, s, res, 3*time.Minute)
+	checkVisits(t, s, time.Minute)
 }

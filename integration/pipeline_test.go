@@ -130,7 +130,13 @@ func (s *stack) startEdgeWith(edit func(*edge.Config)) (string, *prometheus.Regi
 
 func (s *stack) startProcessor(group string) *prometheus.Registry {
 	s.t.Helper()
-	p, reg := s.newProcessor(group, nil)
+	return s.startProcessorWith(group, nil)
+}
+
+// startProcessorWith is startProcessor with edit applied to its config.
+func (s *stack) startProcessorWith(group string, edit func(*processor.Config)) *prometheus.Registry {
+	s.t.Helper()
+	p, reg := s.newProcessor(group, edit)
 	s.run("processor", p)
 	return reg
 }
@@ -143,6 +149,9 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 	cfg.Group = group
 	cfg.HitsTopic, cfg.EventsTopic, cfg.SessionsTopic, cfg.DLQTopic = s.topics.Hits, s.topics.Events, s.topics.Sessions, s.topics.DLQ
 	cfg.VisitorSecret = secret
+	// No clock ticks unless the test asks for them (they add records to
+	// the hits topic that tests of offsets would have to skip).
+	cfg.ClockTick = 0
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -156,6 +165,7 @@ func (s *stack) newProcessor(group string, edit func(*processor.Config)) (*proce
 		Events:   kafkaconn.NewProducer(s.kc, cfg.EventsTopic),
 		Sessions: kafkaconn.NewProducer(s.kc, cfg.SessionsTopic),
 		DLQ:      kafkaconn.NewProducer(s.kc, cfg.DLQTopic),
+		Clock:    kafkaconn.NewProducer(s.kc, cfg.HitsTopic),
 		State:    state.New(s.rdb, s.prefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(s.kc, cfg.HitsTopic, l),
 		Audit:    audit.NewWriter(s.rdb, s.prefix, cfg.AuditRetention),

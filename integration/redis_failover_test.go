@@ -64,6 +64,7 @@ func TestFaultRedisFailover(t *testing.T) {
 		// Snapshots (with the audit's figures) every half second, so some
 		// are among the writes a lagging replica loses.
 		c.SnapshotInterval = 500 * time.Millisecond
+		shortVisits(c)
 	})
 	s.run("processor", proc)
 	aggReg := prometheus.NewRegistry()
@@ -189,6 +190,7 @@ func TestFaultRedisFailover(t *testing.T) {
 	res := wait()
 	t.Logf("load: %d hits acknowledged in %v", res.Acked, res.Elapsed.Round(time.Second))
 	checkExact(t, s, res, 3*time.Minute)
+	checkVisits(t, s, time.Minute)
 	// The lagging rounds lost acknowledged writes: the design must have
 	// noticed (a refused write or a lost one found before a commit) and
 	// replayed.

@@ -109,8 +109,11 @@ func produce(t *testing.T, kc kafkaconn.Config, topic string, msgs []kafka.Messa
 // outputs collects what processors wrote: events by source position (every
 // copy) and session summaries by session id (every copy).
 type outputs struct {
-	mu       sync.Mutex
-	events   map[[2]int64][]*pixelpb.Event
+	mu     sync.Mutex
+	events map[[2]int64][]*pixelpb.Event
+	// visits are the events of kind session, by (partition, offset, index)
+	// of the record that closed them.
+	visits   map[[3]int64][]*pixelpb.Event
 	sessions map[string][]*pixelpb.Session
 }
 
@@ -118,7 +121,7 @@ type outputs struct {
 // ends.
 func collect(t *testing.T, kc kafkaconn.Config, eventsTopic, sessionsTopic string) *outputs {
 	t.Helper()
-	o := &outputs{events: map[[2]int64][]*pixelpb.Event{}, sessions: map[string][]*pixelpb.Session{}}
+	o := &outputs{events: map[[2]int64][]*pixelpb.Event{}, visits: map[[3]int64][]*pixelpb.Event{}, sessions: map[string][]*pixelpb.Session{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, topic := range []string{eventsTopic, sessionsTopic} {
@@ -138,8 +141,14 @@ func collect(t *testing.T, kc kafkaconn.Config, eventsTopic, sessionsTopic strin
 					if err := proto.Unmarshal(m.Value, ev); err != nil {
 						t.Errorf("undecodable event: %v", err)
 					}
-					pos := [2]int64{int64(ev.GetSource().GetPartition()), ev.GetSource().GetOffset()}
-					o.events[pos] = append(o.events[pos], ev)
+					src := ev.GetSource()
+					if ev.GetKind() == pixelpb.Kind_KIND_SESSION {
+						pos := [3]int64{int64(src.GetPartition()), src.GetOffset(), int64(src.GetIndex())}
+						o.visits[pos] = append(o.visits[pos], ev)
+					} else {
+						pos := [2]int64{int64(src.GetPartition()), src.GetOffset()}
+						o.events[pos] = append(o.events[pos], ev)
+					}
 				} else {
 					s := new(pixelpb.Session)
 					if err := proto.Unmarshal(m.Value, s); err != nil {
@@ -240,6 +249,31 @@ func (o *outputs) sameAs(ref *outputs) string {
 		}
 		if len(seqs[id]) != int(n) {
 			return fmt.Sprintf("session %x: %d distinct sequence numbers, summary says %d events", id, len(seqs[id]), n)
+		}
+	}
+	// Visits: the same ones at the same positions, every copy alike, and
+	// each visit (session id) at one position only.
+	if len(o.visits) != len(ref.visits) {
+		return fmt.Sprintf("%d visit positions, reference %d", len(o.visits), len(ref.visits))
+	}
+	visitAt := map[string][3]int64{}
+	for pos, evs := range o.visits {
+		want := ref.visits[pos]
+		if len(want) == 0 {
+			return fmt.Sprintf("visit at %v not in the reference", pos)
+		}
+		for _, ev := range evs {
+			if !proto.Equal(ev.GetSession(), want[0].GetSession()) || ev.GetContentId() != want[0].GetContentId() {
+				return fmt.Sprintf("visit at %v differs from the reference:\n got %v\nwant %v", pos, ev.GetSession(), want[0].GetSession())
+			}
+		}
+		id := string(evs[0].GetSessionId())
+		if other, ok := visitAt[id]; ok {
+			return fmt.Sprintf("visit %x at two positions, %v and %v", id, other, pos)
+		}
+		visitAt[id] = pos
+		if s := o.sessions[id]; len(s) == 0 || s[0].GetPages() == 0 {
+			return fmt.Sprintf("visit %x has no session with a page view", id)
 		}
 	}
 	return ""
@@ -348,6 +382,9 @@ func TestSessionsSurviveKill9(t *testing.T) {
 		// Snapshots (bases and deltas) several times a round: a round's
 		// hits arrive over about a second.
 		"PIXEL_PROCESSOR_SNAPSHOTINTERVAL=150ms",
+		// No clock ticks: the uninterrupted reference run writes none, and
+		// ticks would close sessions at other records than its hits do.
+		"PIXEL_PROCESSOR_CLOCKTICK=0s",
 		"PIXEL_LOG_LEVEL=info",
 	}
 	got := collect(t, s.kc, s.topics.Events, s.topics.Sessions)

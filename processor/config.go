@@ -50,6 +50,14 @@ type Config struct {
 	// replays the hits since its snapshot, so this bounds that replay.
 	// Default 10 s.
 	SnapshotInterval time.Duration
+	// ClockTick is how often (wall time) the processor writes a clock tick
+	// (schemas.ClockHeader) to every partition of the hits topic. A tick
+	// moves its partition's event time on to its time less ClockTick, so
+	// sessions end after their timeout even on a partition no newer hit
+	// reaches; being in the log, ticks close the same sessions on a replay.
+	// 0 writes none: sessions then end only when newer hits of their
+	// partition come. Default 1 min.
+	ClockTick time.Duration
 	// SnapshotTTL is how long a snapshot not written again is kept in
 	// Redis (wall time): a group stopped for longer rebuilds its state from
 	// the hits of the last StateTTL.
@@ -104,6 +112,7 @@ func DefaultConfig() Config {
 		StateTTL:         2 * time.Hour,
 		MaxVisitors:      250_000,
 		SnapshotInterval: 10 * time.Second,
+		ClockTick:        time.Minute,
 		SnapshotTTL:      7 * 24 * time.Hour,
 		AuditRetention:   8 * 24 * time.Hour,
 		UTMCampaigns:     true,
@@ -141,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotInterval <= 0 || c.SnapshotTTL < c.SnapshotInterval {
 		errs = append(errs, errors.New("processor.snapshotInterval must be positive and processor.snapshotTTL at least as long"))
+	}
+	if c.ClockTick < 0 {
+		errs = append(errs, errors.New("processor.clockTick must not be negative"))
 	}
 	if c.MaxVisitors < 10 {
 		errs = append(errs, errors.New("processor.maxVisitors must be at least 10"))

@@ -6,7 +6,7 @@ type metrics struct {
 	events, dlqDecode, dlqInvalid, duplicate, replayed prometheus.Counter
 	bot, machineOpen                                   prometheus.Counter
 	unverified                                         [3]prometheus.Counter // by signing.Policy (Off unused)
-	sessionsClosed                                     prometheus.Counter
+	sessionsClosed, visits, ticks, tickErr             prometheus.Counter
 	writeErr, stateErr, stateStale                     prometheus.Counter
 	restored, stateGap, shed                           prometheus.Counter
 	snapshots, snapshotBytes                           *prometheus.CounterVec
@@ -38,6 +38,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sessionsClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_sessions_closed_total",
 			Help: "Session summaries written to the sessions topic.",
+		}),
+		visits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_visits_total",
+			Help: "Closed sessions with at least one page view (visits) written to the events topic as events of kind session, which the aggregators count as visits.",
+		}),
+		ticks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_clock_ticks_total",
+			Help: "Clock ticks read from the hits topic (each moves its partition's event time on; see -processor.clockTick).",
+		}),
+		tickErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pixel_processor_clock_tick_errors_total",
+			Help: "Failed writes of clock ticks to the hits topic (retried at the next -processor.clockTick; until then idle sessions of quiet partitions stay open).",
 		}),
 		writeErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_processor_write_errors_total",
@@ -86,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		openSessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pixel_processor_open_sessions",
-			Help: "Open sessions of the partitions this processor holds in memory, as of each partition's last sweep (each minute of event time).",
+			Help: "Open sessions of the partitions this processor holds in memory, as of each partition's last sweep (each minute of event time, or each session timeout when shorter).",
 		}),
 		auditMissing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pixel_audit_missing_hits",
@@ -106,7 +118,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(hits, labels, m.sessionsClosed, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap, m.shed,
+		reg.MustRegister(hits, labels, m.sessionsClosed, m.visits, m.ticks, m.tickErr, m.writeErr, m.stateErr, m.stateStale, m.restored, m.stateGap, m.shed,
 			m.snapshots, m.snapshotBytes, m.midnightLinks, m.lag, m.openSessions, m.visitors, m.auditMissing, m.auditLanes, m.auditForgotten, m.unsequenced)
 	}
 	return m

@@ -36,6 +36,9 @@ type Deps struct {
 	// Hits reads the hits between a partition's snapshot and the first
 	// offset the group hands over (kafkaconn.Ranges).
 	Hits Ranges
+	// Clock writes clock ticks to every partition of the hits topic
+	// (kafkaconn.Producer); nil writes none.
+	Clock ClockWriter
 	// Audit names the completeness audit's hashes in Redis, which each
 	// snapshot updates; nil keeps the audit in memory and in the snapshots
 	// only (tests of other things).
@@ -47,6 +50,13 @@ type Deps struct {
 // again: at least once).
 type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// ClockWriter writes a clock tick (schemas.ClockHeader) of atMs to every
+// partition of the hits topic.
+type ClockWriter interface {
+	WriteClockTicks(ctx context.Context, atMs int64) error
 	Close() error
 }
 
@@ -83,6 +93,15 @@ type Processor struct {
 	hit decoded
 	// Per batch, reused.
 	events []kafka.Message
+	// hitTimes holds the receive time of each hit's event of the batch
+	// (for the lag histogram: visits are not hits).
+	hitTimes []int64
+	// at is the position of the record being processed; closes counts
+	// the visits it closed so far (their index).
+	at     pixelpb.SourcePosition
+	closes uint32
+	// lastTick is when clock ticks were last written (wall time).
+	lastTick time.Time
 	// evBuf holds the keys and values of events, evEnds where each event's
 	// key and value end in it.
 	evBuf  []byte
@@ -165,9 +184,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	var in []kafka.Message
 	for ctx.Err() == nil {
 		in = in[:0]
+		p.tickClock(ctx)
 		// Waiting for the first hit is bounded by the snapshot interval, so
-		// a partition that goes quiet is still snapshotted.
-		fctx, cancel := context.WithTimeout(ctx, p.cfg.SnapshotInterval)
+		// a partition that goes quiet is still snapshotted, and by the clock
+		// tick interval.
+		wait := p.cfg.SnapshotInterval
+		if p.d.Clock != nil && p.cfg.ClockTick > 0 {
+			wait = min(wait, p.cfg.ClockTick)
+		}
+		fctx, cancel := context.WithTimeout(ctx, wait)
 		m, err := p.d.Reader.FetchMessage(fctx)
 		cancel()
 		if err != nil {
@@ -222,6 +247,34 @@ func (p *Processor) close() {
 			p.logger.Warn("close writer", "err", err)
 		}
 	}
+	if p.d.Clock != nil {
+		if err := p.d.Clock.Close(); err != nil {
+			p.logger.Warn("close clock writer", "err", err)
+		}
+	}
+}
+
+// tickClock writes clock ticks to every partition of the hits topic when
+// Config.ClockTick has passed since the last. Every processor writes them
+// to every partition: no processor needs to know which partitions are
+// whose, and a partition's extra ticks only repeat its event time. A
+// failed write is logged and counted, and tried again at the next
+// interval.
+func (p *Processor) tickClock(ctx context.Context) {
+	if p.d.Clock == nil || p.cfg.ClockTick <= 0 {
+		return
+	}
+	now := p.now()
+	if now.Sub(p.lastTick) < p.cfg.ClockTick {
+		return
+	}
+	p.lastTick = now
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.d.Clock.WriteClockTicks(tctx, now.UnixMilli()); err != nil && ctx.Err() == nil {
+		p.m.tickErr.Inc()
+		p.logger.Warn("write clock ticks", "topic", p.cfg.HitsTopic, "err", err)
+	}
 }
 
 // handle processes one batch to the end: transform with the partitions'
@@ -252,9 +305,9 @@ func (p *Processor) handle(ctx, stop context.Context, in []kafka.Message) error 
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	now := p.now()
-	for i := range p.events {
-		p.m.lag.Observe(now.Sub(p.events[i].Time).Seconds())
+	now := p.now().UnixMilli()
+	for _, at := range p.hitTimes {
+		p.m.lag.Observe(float64(now-at) / 1e3)
 	}
 	if err := p.d.Reader.CommitMessages(ctx, in...); err != nil {
 		// At-least-once: an uncommitted batch is replayed; the state makes

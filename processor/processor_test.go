@@ -165,11 +165,9 @@ func TestUTMCampaign(t *testing.T) {
 		if err := p.transform(context.Background(), in); err != nil {
 			t.Fatal(err)
 		}
+		evs := hitEvents(t, p)
 		for i, tc := range cases {
-			var ev pixelpb.Event
-			if err := proto.Unmarshal(p.events[i].Value, &ev); err != nil {
-				t.Fatal(err)
-			}
+			ev := evs[i]
 			want := tc.want
 			if !on {
 				want = tc.camp
@@ -179,4 +177,21 @@ func TestUTMCampaign(t *testing.T) {
 			}
 		}
 	}
+}
+
+// hitEvents decodes the batch's events of hits, leaving out the visits
+// (kind session) the hits closed.
+func hitEvents(t *testing.T, p *Processor) []*pixelpb.Event {
+	t.Helper()
+	var out []*pixelpb.Event
+	for _, m := range p.events {
+		ev := &pixelpb.Event{}
+		if err := proto.Unmarshal(m.Value, ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetKind() != pixelpb.Kind_KIND_SESSION {
+			out = append(out, ev)
+		}
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
+	"github.com/pixelpipe/pixelpipe/processor/device"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
@@ -23,7 +24,10 @@ import (
 
 type decoded struct {
 	hit pixelpb.RawHit
-	err string // dead-letter reason, "" when valid
+	// tick: the record is a clock tick of time tickMs, not a hit.
+	tick   bool
+	tickMs int64
+	err    string // dead-letter reason, "" when valid
 	// undecodable: err is a decoding failure, not a hit that failed
 	// validation (they are counted apart).
 	undecodable bool
@@ -41,7 +45,7 @@ type decoded struct {
 // transform turns the batch's raw hits into event, session and dead-letter
 // messages, updating the partitions' state in memory.
 func (p *Processor) transform(ctx context.Context, in []kafka.Message) error {
-	p.events, p.closed, p.dlq = p.events[:0], p.closed[:0], p.dlq[:0]
+	p.events, p.closed, p.dlq, p.hitTimes = p.events[:0], p.closed[:0], p.dlq[:0], p.hitTimes[:0]
 	p.evBuf, p.evEnds = p.evBuf[:0], p.evEnds[:0]
 	now := p.now()
 	// A batch holds a few partitions: a slice beats a map here.
@@ -94,6 +98,17 @@ func (p *Processor) decode(src *kafka.Message, d *decoded) {
 		d.hit.Origin = origin
 	}
 	d.err, d.undecodable, d.visitor, d.prev = "", false, 0, 0
+	d.tick, d.tickMs = false, 0
+	if kafkaconn.IsClockTick(src) {
+		if at, ok := schemas.ParseClockTick(src.Value); ok {
+			d.tick, d.tickMs = true, at
+			return
+		}
+		// A tick header on something else: a dead letter like any record
+		// that is no hit.
+		d.err, d.undecodable = schemas.DeadLetterReason(schemas.DeadLetterDecode, "clock tick without its 8-byte time"), true
+		return
+	}
 	if err := mergeHit.Unmarshal(src.Value, &d.hit); err != nil {
 		d.err, d.undecodable = schemas.DeadLetterReason(schemas.DeadLetterDecode, err.Error()), true
 		return
@@ -121,6 +136,17 @@ func (p *Processor) step(pt *part, src *kafka.Message, d *decoded, now int64, qu
 		return
 	}
 	pt.clock.Next = src.Offset + 1
+	p.at, p.closes = pixelpb.SourcePosition{Partition: int32(src.Partition), Offset: src.Offset}, 0
+	if d.tick {
+		// A clock tick: event time moves on to the tick's time less one
+		// interval (the hits received before then have reached the
+		// partition), never back.
+		if !quiet {
+			p.m.ticks.Inc()
+		}
+		p.advance(pt, d.tickMs-p.cfg.ClockTick.Milliseconds(), quiet)
+		return
+	}
 	// The audit first: a hit whose number its lane has seen is a copy (an
 	// edge retry), dropped before anything counts it; the others are
 	// counted below by what becomes of them.
@@ -224,6 +250,7 @@ func (p *Processor) apply(pt *part, st *session.State, src *kafka.Message, d *de
 	var sh session.Hit
 	copy(sh.EventID[:], hit.GetOrigin().GetEventId())
 	sh.AtMs, sh.Site, sh.Campaign, sh.Page, sh.Referrer = at, hit.GetSiteId(), campaign, pageURL, referrer
+	sh.Content = hit.GetContentId()
 	sh.IsPage = hit.GetKind() == pixelpb.Kind_KIND_VIEW
 	res := p.cfg.Session.Apply(st, &sh)
 	if res.Duplicate {
@@ -235,36 +262,61 @@ func (p *Processor) apply(pt *part, st *session.State, src *kafka.Message, d *de
 	}
 	pt.audit.Count(src.Offset, &d.audit, audit.Event, d.tracked)
 	pt.touch(st)
-	if res.Closed != nil && !quiet {
-		p.emitSession(res.Closed)
+	// Labels decide whether the session is a person's visit, which its
+	// summary says when it closes: they are worked out on a restore too,
+	// so the restored state is the live one.
+	var lab label
+	p.label(&lab, hit, res.RatePerMinute)
+	if len(lab.reasons) == 0 && !lab.machineOpen {
+		session.MarkHuman(st, &res)
+	}
+	if res.Closed != nil {
+		p.emitSession(res.Closed, quiet)
 	}
 	if !quiet {
-		p.emitEvent(src, d, res, pageURL, referrer, &srcInfo, now)
+		p.emitEvent(src, d, res, &lab, pageURL, referrer, &srcInfo, now)
 	}
+	p.advance(pt, at, quiet)
+}
 
-	// Event time moves the partition's clock; once a minute of it, sessions
-	// idle past the timeout are closed and idle visitors forgotten. Sweeping
-	// at fixed points of event time, not at batch ends, makes a replay close
-	// the same sessions at the same hits.
-	if at > pt.clock.WatermarkMs {
-		pt.clock.WatermarkMs = at
+// advance moves pt's event time to atMs when that is later. Each minute of
+// it (or each session timeout, when shorter) sessions idle past the
+// timeout are closed and idle visitors forgotten. Sweeping at fixed points
+// of event time, not at batch ends, makes a replay close the same sessions
+// at the same records.
+func (p *Processor) advance(pt *part, atMs int64, quiet bool) {
+	if atMs > pt.clock.WatermarkMs {
+		pt.clock.WatermarkMs = atMs
 	}
 	if pt.clock.WatermarkMs >= pt.clock.NextSweepMs {
 		p.sweep(pt, quiet)
-		pt.clock.NextSweepMs = (pt.clock.WatermarkMs/60_000 + 1) * 60_000
+		every := min(60_000, p.cfg.Session.Timeout.Milliseconds())
+		pt.clock.NextSweepMs = (pt.clock.WatermarkMs/every + 1) * every
 	}
 }
 
-func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result, pageURL, referrer string, srcInfo *source.Source, now int64) {
+// label is what the processor decides of a hit's device and traffic class.
+type label struct {
+	ip          netip.Addr
+	dev         device.Device
+	reasons     []string
+	machineOpen bool
+}
+
+func (p *Processor) label(l *label, hit *pixelpb.RawHit, ratePerMinute uint32) {
+	l.ip, _ = netip.AddrFromSlice(hit.GetClientIp())
+	l.dev = p.ua.Parse(hit.GetUserAgent())
+	l.reasons, l.machineOpen = p.bots.Label(&bots.Input{
+		Kind: hit.GetKind(), UserAgent: hit.GetUserAgent(), Device: l.dev, Purpose: hit.GetPurpose(),
+		PresentHeaders: hit.GetPresentHeaders(), IP: l.ip, RatePerMinute: ratePerMinute,
+	}, nil)
+}
+
+func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result, lab *label, pageURL, referrer string, srcInfo *source.Source, now int64) {
 	hit := &d.hit
 	at := hit.GetOrigin().GetReceivedAtMs()
-	ip, _ := netip.AddrFromSlice(hit.GetClientIp())
-	g := p.geo.Lookup(ip)
-	dev := p.ua.Parse(hit.GetUserAgent())
-	reasons, machineOpen := p.bots.Label(&bots.Input{
-		Kind: hit.GetKind(), UserAgent: hit.GetUserAgent(), Device: dev, Purpose: hit.GetPurpose(),
-		PresentHeaders: hit.GetPresentHeaders(), IP: ip, RatePerMinute: res.RatePerMinute,
-	}, nil)
+	g := p.geo.Lookup(lab.ip)
+	dev, reasons, machineOpen := &lab.dev, lab.reasons, lab.machineOpen
 	p.evSrc = pixelpb.SourcePosition{Partition: int32(src.Partition), Offset: src.Offset}
 	p.ev = pixelpb.Event{
 		SchemaVersion:  schemas.EventVersion,
@@ -324,6 +376,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	p.evEnds = append(p.evEnds, [2]int{keyEnd, len(p.evBuf)})
 	p.m.events.Inc()
 	p.events = append(p.events, kafka.Message{Time: time.UnixMilli(at)})
+	p.hitTimes = append(p.hitTimes, at)
 }
 
 // campaignOf is an event's campaign: the hit's own, else (with
@@ -365,8 +418,8 @@ func (p *Processor) sweep(pt *part, quiet bool) {
 	slices.Sort(due)
 	for _, v := range due {
 		st := pt.visitors[v]
-		if sum := p.cfg.Session.Expire(st, pt.clock.WatermarkMs); sum != nil && !quiet {
-			p.emitSession(sum)
+		if sum := p.cfg.Session.Expire(st, pt.clock.WatermarkMs); sum != nil {
+			p.emitSession(sum, quiet)
 		}
 		pt.touch(st)
 	}
@@ -406,9 +459,7 @@ func (p *Processor) shed(pt *part, quiet bool) {
 			sum := session.Summary(st.Visitor, st.Open)
 			st.Open = nil
 			pt.openSessions--
-			if !quiet {
-				p.emitSession(sum)
-			}
+			p.emitSession(sum, quiet)
 		}
 		pt.forget(st.Visitor)
 	}
@@ -419,7 +470,21 @@ func (p *Processor) shed(pt *part, quiet bool) {
 	}
 }
 
-func (p *Processor) emitSession(s *pixelpb.Session) {
+// emitSession writes a closed session's summary to the sessions topic and,
+// when it is a visit (a page view or more), an event of kind session to the
+// events topic. The event's position is the record being processed (p.at)
+// with the visit's index among those it closed, so a replay writes each
+// visit at the same position and the aggregators count it once. Quiet (a
+// restore) writes nothing but numbers the visit all the same.
+func (p *Processor) emitSession(s *pixelpb.Session, quiet bool) {
+	var idx uint32
+	if s.GetPages() > 0 {
+		idx = p.closes
+		p.closes++
+	}
+	if quiet {
+		return
+	}
 	b, err := proto.Marshal(s)
 	if err != nil {
 		panic("BUG: marshal session: " + err.Error())
@@ -430,4 +495,33 @@ func (p *Processor) emitSession(s *pixelpb.Session) {
 		Value: b,
 		Time:  time.UnixMilli(s.GetEndMs()),
 	})
+	if s.GetPages() == 0 || s.GetContentId() == "" {
+		// Not a visit; or a session restored from a state written before
+		// sessions kept their landing content id.
+		return
+	}
+	ev := &pixelpb.Event{
+		SchemaVersion: schemas.EventVersion,
+		Origin:        &pixelpb.Origin{ReceivedAtMs: s.GetStartMs()},
+		Source:        &pixelpb.SourcePosition{Partition: p.at.Partition, Offset: p.at.Offset, Index: idx},
+		Kind:          pixelpb.Kind_KIND_SESSION,
+		ContentId:     s.GetContentId(),
+		SiteId:        s.GetSiteId(),
+		CampaignId:    s.GetCampaignId(),
+		VisitorKey:    s.GetVisitorKey(),
+		SessionId:     s.GetSessionId(),
+		PageUrl:       s.GetLandingPage(),
+		Referrer:      s.GetReferrer(),
+		Bot:           s.GetBot(),
+		ProcessedAtMs: p.now().UnixMilli(),
+		Session:       s,
+	}
+	p.evBuf = append(p.evBuf, ev.GetContentId()...)
+	keyEnd := len(p.evBuf)
+	if p.evBuf, err = marshalEvent.MarshalAppend(p.evBuf, ev); err != nil {
+		panic("BUG: marshal visit: " + err.Error())
+	}
+	p.evEnds = append(p.evEnds, [2]int{keyEnd, len(p.evBuf)})
+	p.events = append(p.events, kafka.Message{Time: time.UnixMilli(s.GetEndMs())})
+	p.m.visits.Inc()
 }

@@ -107,10 +107,12 @@ func shareHeader(keyName string) []string {
 	return []string{keyName, "total", "uniques", "uniques_bound"}
 }
 
-var seriesHeader = []string{"start", "impressions", "views", "clicks", "conversions", "opens", "custom", "uniques", "uniques_bound"}
+// seriesHeader and seriesRow are the CSV columns of series points; visits
+// come last, so the columns that were there before them keep their places.
+var seriesHeader = []string{"start", "impressions", "views", "clicks", "conversions", "opens", "custom", "uniques", "uniques_bound", "visits"}
 
 func seriesRow(p SeriesPoint) []string {
-	return []string{p.Start, u64(p.Impressions), u64(p.Views), u64(p.Clicks), u64(p.Conversions), u64(p.Opens), u64(p.Custom), u64(p.Uniques), u64(p.UniquesBound)}
+	return []string{p.Start, u64(p.Impressions), u64(p.Views), u64(p.Clicks), u64(p.Conversions), u64(p.Opens), u64(p.Custom), u64(p.Uniques), u64(p.UniquesBound), u64(p.Visits)}
 }
 
 // rangeName is a range in a file name: 20261101-20261201, or with hours

@@ -107,7 +107,7 @@ func (s *Server) liveEvent(r *http.Request, cids []string) (LiveEvent, error) {
 	}
 	ev := LiveEvent{Day: day.Format(dayLayout), Freshness: freshnessBody(fresh, now), Contents: make([]LiveCounts, 0, len(cids))}
 	for _, c := range cids {
-		sum, err := s.reader.Summary(r.Context(), counts.Scope{ContentID: c, From: day, To: day.Add(24 * time.Hour)})
+		sum, err := s.reader.Summary(r.Context(), counts.Scope{ContentID: c, From: day, To: day.Add(24 * time.Hour), Kinds: eventKinds})
 		if err != nil {
 			return LiveEvent{}, err
 		}
@@ -119,7 +119,7 @@ func (s *Server) liveEvent(r *http.Request, cids []string) (LiveEvent, error) {
 		}
 		lc.CTR = counts.Ratio(lc.Clicks, lc.Impressions)
 		for _, cl := range []hllstore.Class{hllstore.Bot, hllstore.Machine, hllstore.Unverified} {
-			for _, k := range counts.Kinds {
+			for _, k := range eventKinds {
 				lc.NonHuman += sum.Get(cl, k).Total
 			}
 		}

@@ -48,8 +48,8 @@ func loadSpec(t *testing.T) *openapi3.T {
 }
 
 // seed writes counts for content "acme:a" today: human impressions, views,
-// clicks and conversions (with orders), bot views with a reason; and a
-// watermark on every partition.
+// clicks and conversions (with orders), bot views with a reason, human
+// visits (seedVisits); and a watermark on every partition.
 func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	t.Helper()
 	rdb, prefix := pipetest.Redis(t)
@@ -85,6 +85,9 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	add(pixelpb.Kind_KIND_CONVERSION, hllstore.Human, 2)
 	add(pixelpb.Kind_KIND_VIEW, hllstore.Bot, 3)
 	add(pixelpb.Kind_KIND_IMPRESSION, hllstore.Unverified, 4)
+	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
+		writes = append(writes, hllstoretest.Write{Key: hllstore.Key{ContentID: "acme:a", Kind: pixelpb.Kind_KIND_SESSION, Class: hllstore.Human, Gran: g, Start: hllstore.BucketStart(g, hour)}, Record: seedVisits()})
+	}
 	if err := hllstoretest.Put(ctx, store, writes); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +123,22 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	return counts.NewReader(store), audit.NewReader(rdb, prefix), now
 }
 
+// seedVisits is a record of 8 visits by 6 visitors, as the aggregator
+// writes it: 3 bounces, 6 minutes in all, 20 pages (wantVisits).
+func seedVisits() *hllstore.Record {
+	r := hllstore.NewRecord()
+	for i := range 8 {
+		r.Add(uint64(i%6+1) * 0x9e3779b97f4a7c15)
+	}
+	r.AddSum(hllstore.SumBounces, 3)
+	r.AddSum(hllstore.SumDurationMs, 360_000)
+	r.AddSum(hllstore.SumPages, 20)
+	return &r
+}
+
+// wantVisits are the visits of seedVisits as the API answers them.
+var wantVisits = VisitStats{Visits: 8, Visitors: 6, Bounces: 3, BounceRate: 0.375, MeanDurationS: 45, PagesPerVisit: 2.5}
+
 // Every documented path and method is served, every served route is
 // documented, and real answers (from counts in a real Redis) validate against
 // the schemas, errors included.
@@ -140,7 +159,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		if t.Failed() {
 			return
 		}
-		for code, want := range map[string]float64{"200": 4, "403": 1, "400": 1} { // the table's calls and the one checked in full below
+		for code, want := range map[string]float64{"200": 6, "403": 1, "400": 1} { // the table's calls and the ones checked in full below
 			if n := testutil.ToFloat64(s.metrics.requests.WithLabelValues("GET /v1/stats/{cid}", code)); n != want {
 				t.Errorf("pixel_query_requests_total{route=\"GET /v1/stats/{cid}\",code=%q} = %v, want %v", code, n, want)
 			}
@@ -177,16 +196,20 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		{"/v1/stats/{cid}", "/v1/stats/acme:a?from=" + day + "&to=" + next, 200},
 		{"/v1/stats/{cid}", "/v1/stats/acme:a?class=bot", 200},
 		{"/v1/stats/{cid}", "/v1/stats/acme:a?kind=conversion", 200},
+		{"/v1/stats/{cid}", "/v1/stats/acme:a?kind=session", 200},
 		{"/v1/stats/{cid}", "/v1/stats/globex:a", 403},
 		{"/v1/stats/{cid}", "/v1/stats/acme:a?from=x", 400},
 		{"/v1/campaigns/{campaign}/stats", "/v1/campaigns/spring/stats", 200},
 		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=hour", 200},
 		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=day&from=" + now.Add(-90*24*time.Hour).Format(dayLayout) + "&to=" + next, 200},
 		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=week", 400},
+		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=day&kind=session", 200},
 		{"/v1/campaigns/{campaign}/series", "/v1/campaigns/spring/series?granularity=day", 200},
 		{"/v1/top", "/v1/top", 200},
 		{"/v1/top", "/v1/top?by=x", 400},
+		{"/v1/top", "/v1/top?kind=session", 400},
 		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=country", 200},
+		{"/v1/breakdowns/{cid}", "/v1/breakdowns/acme:a?dimension=landing&kind=session", 400},
 		{"/v1/series/{cid}", "/v1/series/acme:a?granularity=hour&format=csv", 200},
 		{"/v1/campaigns/{campaign}/series", "/v1/campaigns/spring/series?granularity=day&format=ndjson", 200},
 		{"/v1/series/{cid}", "/v1/series/acme:a?format=xml", 400},
@@ -256,17 +279,26 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1+len(series.Points) || strings.Join(rows[0], ",") != "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound" {
+	if len(rows) != 1+len(series.Points) || strings.Join(rows[0], ",") != "start,impressions,views,clicks,conversions,opens,custom,uniques,uniques_bound,visits" {
 		t.Fatalf("series CSV %q for %d points", rows, len(series.Points))
 	}
 	for i, p := range series.Points {
-		want := []string{p.Start, fmt.Sprint(p.Impressions), fmt.Sprint(p.Views), fmt.Sprint(p.Clicks), fmt.Sprint(p.Conversions), fmt.Sprint(p.Opens), fmt.Sprint(p.Custom), fmt.Sprint(p.Uniques), fmt.Sprint(p.UniquesBound)}
+		want := []string{p.Start, fmt.Sprint(p.Impressions), fmt.Sprint(p.Views), fmt.Sprint(p.Clicks), fmt.Sprint(p.Conversions), fmt.Sprint(p.Opens), fmt.Sprint(p.Custom), fmt.Sprint(p.Uniques), fmt.Sprint(p.UniquesBound), fmt.Sprint(p.Visits)}
 		if !slices.Equal(rows[1+i], want) {
 			t.Errorf("CSV row %d %q, JSON point %q", i, rows[1+i], want)
 		}
 	}
-	if series.Points[len(series.Points)-1].Views != 50 {
-		t.Errorf("today's views %d, want the seeded 50", series.Points[len(series.Points)-1].Views)
+	today := series.Points[len(series.Points)-1]
+	if today.Views != 50 || today.Visits != wantVisits.Visits {
+		t.Errorf("today's point %+v, want the seeded 50 views and %d visits", today, wantVisits.Visits)
+	}
+	// kind=session: each point's uniques are the visitors of its visits.
+	var visitSeries SeriesResponse
+	if err := json.Unmarshal(get("/v1/series/acme:a?granularity=day&kind=session").Body.Bytes(), &visitSeries); err != nil {
+		t.Fatal(err)
+	}
+	if p := visitSeries.Points[len(visitSeries.Points)-1]; visitSeries.UniquesKind != "session" || p.Visits != wantVisits.Visits || p.Uniques != wantVisits.Visitors {
+		t.Errorf("series of visits: %s, today %+v, want %d visits by %d visitors", visitSeries.UniquesKind, p, wantVisits.Visits, wantVisits.Visitors)
 	}
 	if cd := rec.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="series-acme_a-day-human-`) || !strings.HasSuffix(cd, `.csv"`) ||
 		rec.Header().Get("X-Counts-Status") != "complete" || rec.Header().Get("X-Counts-Complete-Until") == "" {
@@ -299,11 +331,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 
 	// The numbers are the seeded ones, not just well-formed.
 	var st StatsResponse
-	rec = httptest.NewRecorder()
-	req := httptest.NewRequest("GET", "/v1/stats/acme:a", nil)
-	req.Header.Set("Authorization", "Bearer acme-tok")
-	s.srv.Handler.ServeHTTP(rec, req)
-	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+	if err := json.Unmarshal(get("/v1/stats/acme:a").Body.Bytes(), &st); err != nil {
 		t.Fatal(err)
 	}
 	h := st.Human
@@ -311,6 +339,18 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		h.CTR != 0.05 || h.ConversionRate != 0.2 || h.Orders != 2 || h.Revenue["EUR"] != money.Of(19_500_000) || st.Bot.Views.Total != 3 || st.Bot.Reasons["ua_bot"] != 3 ||
 		st.Unverified.Impressions.Total != 4 || st.Unverified.Views.Total != 0 {
 		t.Errorf("stats %+v", st)
+	}
+	if st.Human.Visits != wantVisits || st.Bot.Visits != (VisitStats{}) {
+		t.Errorf("human visits %+v, want %+v; bot visits %+v, want none", st.Human.Visits, wantVisits, st.Bot.Visits)
+	}
+	// kind=session: the top-level count is the visits and their visitors;
+	// the views' count and reasons are unchanged by them.
+	var sess StatsResponse
+	if err := json.Unmarshal(get("/v1/stats/acme:a?kind=session").Body.Bytes(), &sess); err != nil {
+		t.Fatal(err)
+	}
+	if sess.Kind != "session" || sess.Total != 8 || sess.Uniques != 6 || sess.Human.Visits != wantVisits || sess.Human.Views != st.Human.Views || len(sess.Human.Reasons) != 0 {
+		t.Errorf("kind=session: %+v", sess)
 	}
 	if st.Freshness.Status != "complete" || st.Freshness.LagSeconds == nil || *st.Freshness.LagSeconds < 7 || *st.Freshness.LagSeconds > 60 {
 		t.Errorf("freshness %+v: want complete, lag about 7 s (the slowest of 6 partitions)", st.Freshness)
@@ -320,7 +360,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	// letters + missing; the minute is below the watermark, so counted.
 	var au AuditResponse
 	rec = httptest.NewRecorder()
-	req = httptest.NewRequest("GET", "/v1/audit", nil)
+	req := httptest.NewRequest("GET", "/v1/audit", nil)
 	req.Header.Set("Authorization", "Bearer op-tok")
 	s.srv.Handler.ServeHTTP(rec, req)
 	if err := json.Unmarshal(rec.Body.Bytes(), &au); err != nil {

@@ -2,7 +2,7 @@
 // Redis. Routes (all GET, JSON unless noted; openapi.yaml is the contract and
 // is served at /v1/openapi.yaml):
 //
-//	/v1/stats/{cid}                    every kind and class of a content id over [from, to)
+//	/v1/stats/{cid}                    every kind and class of a content id over [from, to), and its visits
 //	/v1/campaigns/{campaign}/stats     the same for a campaign (the caller's content ids only)
 //	/v1/series/{cid}                   per hour or day buckets (granularity=hour|day)
 //	/v1/campaigns/{campaign}/series    the same for a campaign
@@ -202,6 +202,8 @@ var kinds = map[string]pixelpb.Kind{
 	"conversion": pixelpb.Kind_KIND_CONVERSION,
 	"open":       pixelpb.Kind_KIND_OPEN,
 	"custom":     pixelpb.Kind_KIND_CUSTOM,
+	// Visits: sessions with a page view, counted once they end.
+	"session": pixelpb.Kind_KIND_SESSION,
 }
 
 // validID accepts ids of 1 to schemas.MaxIDLen bytes of the id byte class.

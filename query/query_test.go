@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // TestTenantOf: a content id belongs to the tenant before its first
@@ -52,7 +54,7 @@ func TestBadRequestsAndAuth(t *testing.T) {
 	}{
 		{"no token", "/v1/stats/a", "", 401, "bearer token"},
 		{"wrong token", "/v1/stats/a", "Bearer nope", 401, "bearer token"},
-		{"bad kind", "/v1/stats/a?kind=x", "Bearer tok", 400, "bad kind"},
+		{"bad kind", "/v1/stats/a?kind=x", "Bearer tok", 400, "custom, session (visits)"},
 		{"bad from", "/v1/stats/a?from=yesterday", "Bearer tok", 400, "YYYY-MM-DD"},
 		{"bad to", "/v1/stats/a?from=2026-11-01&to=2026-13-01", "Bearer tok", 400, "bad to"},
 		{"bad class", "/v1/stats/a?class=robot", "Bearer tok", 400, "bad class"},
@@ -83,6 +85,8 @@ func TestBadRequestsAndAuth(t *testing.T) {
 		{"top bad range", "/v1/top?from=2026-11-02&to=2026-11-01", "Bearer acme-tok", 400, "to must be after from"},
 		{"breakdown no dimension", "/v1/breakdowns/acme:a", "Bearer acme-tok", 400, "use one of country, device, browser, os, source, referrer, utm_source"},
 		{"breakdown bad limit", "/v1/breakdowns/acme:a?dimension=os&limit=x", "Bearer acme-tok", 400, "whole number"},
+		{"top of visits", "/v1/top?kind=session", "Bearer acme-tok", 400, "kind session: the top list does not rank visits"},
+		{"breakdown of visits", "/v1/breakdowns/acme:a?dimension=landing&kind=session", "Bearer acme-tok", 400, "kind session: visits have no breakdowns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -170,5 +174,67 @@ func TestRedisDown(t *testing.T) {
 		if strings.Contains(body.Error, "127.0.0.1") || strings.Contains(body.Error, "refused") {
 			t.Errorf("GET %s: the answer leaks the cause: %q", path, body.Error)
 		}
+	}
+}
+
+// TestVisitStats: visits, visitors and the sums of a visit record become
+// the rates of the answer; no visits, no rates (not NaN).
+func TestVisitStats(t *testing.T) {
+	t.Parallel()
+	if got := visitStats(counts.Result{}); got != (VisitStats{}) {
+		t.Errorf("no visits: %+v, want zeros", got)
+	}
+	r := counts.Result{Total: 8, Uniques: 6, UniquesBound: 1, Sums: map[string]uint64{
+		hllstore.SumBounces: 2, hllstore.SumDurationMs: 100_000, hllstore.SumPages: 30,
+	}}
+	want := VisitStats{Visits: 8, Visitors: 6, VisitorsBound: 1, Bounces: 2, BounceRate: 0.25, MeanDurationS: 12.5, PagesPerVisit: 3.75}
+	if got := visitStats(r); got != want {
+		t.Errorf("visitStats(%+v) = %+v, want %+v", r, got, want)
+	}
+	// The field names the API documents.
+	b, err := json.Marshal(ClassStats{Visits: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"visits":{"visits":8,"visitors":6,"visitors_bound":1,"bounces":2,"bounce_rate":0.25,"mean_duration_s":12.5,"pages_per_visit":3.75}`) {
+		t.Errorf("JSON %s", b)
+	}
+}
+
+// TestVisitKinds: stats read every event kind and visits once each; event
+// totals, reasons and the live counts never include visits.
+func TestVisitKinds(t *testing.T) {
+	t.Parallel()
+	if slices.Contains(eventKinds, pixelpb.Kind_KIND_SESSION) || len(eventKinds) < 6 {
+		t.Errorf("eventKinds %v: want the event kinds, no visits", eventKinds)
+	}
+	seen := map[pixelpb.Kind]int{}
+	for _, k := range statsKinds {
+		seen[k]++
+	}
+	for _, k := range append(slices.Clone(counts.Kinds), pixelpb.Kind_KIND_SESSION) {
+		if seen[k] != 1 {
+			t.Errorf("statsKinds %v: %v %d times, want once", statsKinds, k, seen[k])
+		}
+	}
+	if kinds["session"] != pixelpb.Kind_KIND_SESSION {
+		t.Errorf("kind=session is %v", kinds["session"])
+	}
+}
+
+// TestSeriesVisitsColumn: a point carries its visits, and the CSV has a
+// visits column after the others; the header and a row have as many
+// columns.
+func TestSeriesVisitsColumn(t *testing.T) {
+	t.Parallel()
+	p := seriesPoint(counts.Point{Start: 0, Totals: map[pixelpb.Kind]uint64{pixelpb.Kind_KIND_VIEW: 5, pixelpb.Kind_KIND_SESSION: 3}, Uniques: 4})
+	if p.Views != 5 || p.Uniques != 4 || p.Visits != 3 {
+		t.Errorf("point %+v, want 5 views, 4 uniques, 3 visits", p)
+	}
+	if row := seriesRow(p); len(row) != len(seriesHeader) || seriesHeader[len(seriesHeader)-1] != "visits" || row[len(row)-1] != "3" {
+		t.Errorf("header %q, row %q", seriesHeader, row)
+	}
+	if !slices.Contains(counts.Kinds, pixelpb.Kind_KIND_SESSION) {
+		t.Errorf("counts.Kinds %v: series do not count visits", counts.Kinds)
 	}
 }

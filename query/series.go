@@ -36,6 +36,8 @@ type SeriesPoint struct {
 	Custom       uint64 `json:"custom"`
 	Uniques      uint64 `json:"uniques"`
 	UniquesBound uint64 `json:"uniques_bound"`
+	// Visits that started in the bucket, each counted once it ended.
+	Visits uint64 `json:"visits"`
 }
 
 func (s *Server) series(w http.ResponseWriter, r *http.Request) {
@@ -94,13 +96,7 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 		Points: make([]SeriesPoint, len(pts)), Freshness: freshnessBody(fresh, s.now()),
 	}
 	for i, p := range pts {
-		out.Points[i] = SeriesPoint{
-			Start:       time.UnixMilli(p.Start).UTC().Format(time.RFC3339),
-			Impressions: p.Totals[pixelpb.Kind_KIND_IMPRESSION], Views: p.Totals[pixelpb.Kind_KIND_VIEW],
-			Clicks: p.Totals[pixelpb.Kind_KIND_CLICK], Conversions: p.Totals[pixelpb.Kind_KIND_CONVERSION],
-			Opens: p.Totals[pixelpb.Kind_KIND_OPEN], Custom: p.Totals[pixelpb.Kind_KIND_CUSTOM],
-			Uniques: p.Uniques, UniquesBound: p.UniquesBound,
-		}
+		out.Points[i] = seriesPoint(p)
 	}
 	size := time.Hour
 	if sq.Gran == pixelpb.Granularity_GRANULARITY_DAY {
@@ -116,6 +112,18 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// seriesPoint is the answer's form of a counts.Point: every kind's total,
+// the uniques, and the visits.
+func seriesPoint(p counts.Point) SeriesPoint {
+	return SeriesPoint{
+		Start:       time.UnixMilli(p.Start).UTC().Format(time.RFC3339),
+		Impressions: p.Totals[pixelpb.Kind_KIND_IMPRESSION], Views: p.Totals[pixelpb.Kind_KIND_VIEW],
+		Clicks: p.Totals[pixelpb.Kind_KIND_CLICK], Conversions: p.Totals[pixelpb.Kind_KIND_CONVERSION],
+		Opens: p.Totals[pixelpb.Kind_KIND_OPEN], Custom: p.Totals[pixelpb.Kind_KIND_CUSTOM],
+		Uniques: p.Uniques, UniquesBound: p.UniquesBound, Visits: p.Totals[pixelpb.Kind_KIND_SESSION],
+	}
 }
 
 // TopResponse is the answer of /v1/top (once available).
@@ -187,7 +195,7 @@ func (s *Server) top(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kindName, kind, ok := kindParam(w, r)
-	if !ok {
+	if !ok || refuseVisits(w, kind, "the top list does not rank visits (the aggregators' top-N index holds events only)") {
 		return
 	}
 	f, ok := formatParam(w, r)
@@ -239,7 +247,7 @@ func (s *Server) breakdown(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kindName, kind, ok := kindParam(w, r)
-	if !ok {
+	if !ok || refuseVisits(w, kind, "visits have no breakdowns (views by landing page: dimension=landing)") {
 		return
 	}
 	sc.Kinds = []pixelpb.Kind{kind}

@@ -11,8 +11,9 @@ import (
 )
 
 // StatsResponse is the answer of the stats routes. The top-level count is
-// the one selected by kind and class (default: human views); human, bot,
-// machine and unverified hold every kind of each traffic class.
+// the one selected by kind and class (default: human views; kind=session:
+// visits and their visitors); human, bot, machine and unverified hold every
+// kind of each traffic class, and its visits.
 type StatsResponse struct {
 	ContentID string `json:"content_id,omitempty"`
 	Campaign  string `json:"campaign,omitempty"`
@@ -74,6 +75,10 @@ type ClassStats struct {
 	// events (human ones under a prefer policy) per reason they did not
 	// verify.
 	Reasons map[string]uint64 `json:"reasons,omitempty"`
+	// Visits are the class's visits (sessions with a page view) that
+	// landed on the content id and started in the range, each counted once
+	// it ended.
+	Visits VisitStats `json:"visits"`
 }
 
 func classStats(sum counts.Summary, c hllstore.Class) ClassStats {
@@ -86,6 +91,7 @@ func classStats(sum counts.Summary, c hllstore.Class) ClassStats {
 		Clicks: ks(pixelpb.Kind_KIND_CLICK), Conversions: ks(pixelpb.Kind_KIND_CONVERSION),
 		Opens: ks(pixelpb.Kind_KIND_OPEN), Custom: ks(pixelpb.Kind_KIND_CUSTOM),
 		Revenue: map[string]money.Sum{},
+		Visits:  visitStats(sum.Get(c, pixelpb.Kind_KIND_SESSION)),
 	}
 	out.CTR = counts.Ratio(out.Clicks.Total, out.Impressions.Total)
 	out.ConversionRate = counts.Ratio(out.Conversions.Total, out.Clicks.Total)
@@ -94,7 +100,7 @@ func classStats(sum counts.Summary, c hllstore.Class) ClassStats {
 	for cur, sum := range conv.Value {
 		out.Revenue[cur] = sum
 	}
-	for _, k := range counts.Kinds {
+	for _, k := range eventKinds {
 		for reason, n := range sum.Get(c, k).Reasons {
 			if out.Reasons == nil {
 				out.Reasons = map[string]uint64{}
@@ -105,7 +111,7 @@ func classStats(sum counts.Summary, c hllstore.Class) ClassStats {
 	return out
 }
 
-// idParam reads the {cid} or {campaign} path value, checks its form and,
+// scopeParam reads the {cid} or {campaign} path value, checks its form and,
 // for a content id, the caller's tenant.
 func (s *Server) scopeParam(w http.ResponseWriter, r *http.Request) (counts.Scope, bool) {
 	sc := counts.Scope{ContentID: r.PathValue("cid"), Campaign: r.PathValue("campaign")}
@@ -131,7 +137,7 @@ func kindParam(w http.ResponseWriter, r *http.Request) (string, pixelpb.Kind, bo
 	}
 	kind, ok := kinds[name]
 	if !ok {
-		writeError(w, http.StatusBadRequest, "bad kind "+quote(name)+": use one of impression, view, click, conversion, open, custom")
+		writeError(w, http.StatusBadRequest, "bad kind "+quote(name)+": use one of impression, view, click, conversion, open, custom, session (visits)")
 	}
 	return name, kind, ok
 }
@@ -162,6 +168,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "stats")
 		return
 	}
+	sc.Kinds = statsKinds
 	// The watermark is read before the counts: the counts then hold at
 	// least everything it promises.
 	fresh, err := s.reader.Freshness(r.Context(), s.now(), s.cfg.EventsPartitions)

@@ -164,7 +164,7 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs, api := newAPIFlagSet("series", "CONTENT_ID  (or -campaign CAMPAIGN)", "pixelpipe series -url=http://127.0.0.1:8081 -token=$TOKEN -granularity=day -from=2026-11-01 -to=2026-12-01 acme:article-7\n  pixelpipe series -kind=click -class=bot acme:article-7", "/v1/series/{cid}")
 	campaign := fs.Bool("campaign", false, "the argument is a campaign, not a content id")
 	granularity := fs.String("granularity", "hour", "bucket length: hour (at most 31 days) or day")
-	kind := fs.String("kind", "view", "the kind whose unique visitors each bucket shows: view, impression, click, conversion, open, custom")
+	kind := fs.String("kind", "view", "the kind whose unique visitors each bucket shows: view, impression, click, conversion, open, custom, session (visits)")
 	class := fs.String("class", "human", "traffic class: human, bot or machine")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -190,9 +190,9 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%s  [%s, %s)  %s per %s, uniques of %s\n", id, sr.From, sr.To, sr.Class, sr.Granularity, sr.UniquesKind)
 	printFreshness(stdout, &sr.Freshness)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "start\timpressions\tviews\tclicks\tconversions\topens\tcustom\tuniques\t±bound\t")
+	fmt.Fprintln(tw, "start\timpressions\tviews\tclicks\tconversions\topens\tcustom\tvisits\tuniques\t±bound\t")
 	for _, p := range sr.Points {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p.Start, p.Impressions, p.Views, p.Clicks, p.Conversions, p.Opens, p.Custom, p.Uniques, p.UniquesBound)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p.Start, p.Impressions, p.Views, p.Clicks, p.Conversions, p.Opens, p.Custom, p.Visits, p.Uniques, p.UniquesBound)
 	}
 	return tw.Flush()
 }
@@ -201,7 +201,7 @@ func cmdSeries(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, api := newAPIFlagSet("top", "", "pixelpipe top -url=http://127.0.0.1:8081 -token=$TOKEN -by=views -n=20 -from=2026-11-01 -to=2026-12-01", "/v1/top")
 	by := fs.String("by", "uniques", "order by human unique visitors (uniques) or human events of the kind (views)")
-	kind := fs.String("kind", "view", "the kind ranked: view, impression, click, conversion, open, custom (the top custom events, each named by its content id)")
+	kind := fs.String("kind", "view", "the kind ranked: view, impression, click, conversion, open, custom (the top custom events, each named by its content id); visits are not ranked")
 	n := limitFlag(fs, "content ids")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
@@ -210,7 +210,7 @@ func cmdTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.Usage()
 		return fmt.Errorf("top takes no argument, got %q", fs.Args())
 	}
-	if err := errors.Join(oneOf("by", *by, "uniques", "views"), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
+	if err := errors.Join(oneOf("by", *by, "uniques", "views"), eventKind(*kind, "top lists do not rank visits"), checkLimit(*n)); err != nil {
 		return err
 	}
 	var top query.TopResponse
@@ -241,8 +241,18 @@ func kindPlural(k string) string {
 	return k + "s"
 }
 
-// kindNames are the kinds the API's kind parameter takes.
-var kindNames = []string{"view", "impression", "click", "conversion", "open", "custom"}
+// kindNames are the kinds the API's kind parameter takes; session is
+// visits (stats and series only: see eventKind).
+var kindNames = []string{"view", "impression", "click", "conversion", "open", "custom", "session"}
+
+// eventKind checks the -kind of a report that holds events only (top
+// lists, breakdowns): any kind but session, refused with why.
+func eventKind(kind, why string) error {
+	if kind == "session" {
+		return fmt.Errorf("-kind=session: %s; a content id's visits are in pixelpipe stats", why)
+	}
+	return oneOf("kind", kind, kindNames[:len(kindNames)-1]...)
+}
 
 // cmdBreakdown prints a content id's human views by one dimension
 // (breakdownDims).
@@ -258,7 +268,7 @@ func cmdBreakdown(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
+	if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), eventKind(*kind, "visits have no breakdowns (-dimension=landing breaks views down by landing page)"), checkLimit(*n)); err != nil {
 		return err
 	}
 	var bd query.BreakdownResponse
@@ -292,6 +302,28 @@ func printShares(w io.Writer, f *query.FreshnessBody, keyName, countName string,
 		fmt.Fprintf(tw, "%d\t%d\t%d\t  %s\n", it.Total, it.Uniques, it.UniquesBound, it.Key)
 	}
 	return tw.Flush()
+}
+
+// printVisits prints the human visits of a stats answer on one line:
+// visits, distinct visitors ± their bound, bounce rate, mean visit duration
+// and pages per visit; or, without visits, when they appear.
+func printVisits(w io.Writer, v query.VisitStats) {
+	if v.Visits == 0 {
+		fmt.Fprintln(w, "human visits 0 (a visit is counted when it ends: after 30 minutes without a hit, by default)")
+		return
+	}
+	fmt.Fprintf(w, "human visits %d   visitors %d ±%d   bounce rate %.2f%%   mean visit duration %s   pages per visit %.2f\n",
+		v.Visits, v.Visitors, v.VisitorsBound, 100*v.BounceRate, visitDuration(v.MeanDurationS), v.PagesPerVisit)
+}
+
+// visitDuration writes a mean visit duration in seconds: tenths of a second
+// below 10 s (1.5s), whole seconds above (4m5s, 1h2m3s).
+func visitDuration(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // printFreshness prints the watermark line and a blank line.

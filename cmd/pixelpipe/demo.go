@@ -98,7 +98,13 @@ func (d demoTraffic) Run(ctx context.Context) error {
 
 // next returns the path and user agent of the demo's n-th request.
 func (d demoTraffic) next(rng *rand.Rand, zipf *rand.Zipf, orders *[]string, n int) (string, string) {
-	uid := "visitor-" + strconv.Itoa(rng.IntN(max(d.visitors, 1)))
+	// Visitors come and go: a sixth of them is on the site at a time, the
+	// window moving on by one visitor each second, so each visit lasts
+	// about a minute and visitors come back later; visits end when their
+	// visitor has left for the session timeout.
+	visitors := max(d.visitors, 1)
+	active := max(visitors/6, 1)
+	uid := "visitor-" + strconv.Itoa((n/max(int(d.rate), 1)+rng.IntN(active))%visitors)
 	browser := loadgen.BrowserHeaders["User-Agent"]
 	switch r := rng.IntN(100); {
 	case r < 51: // a page view, as the page snippet sends it

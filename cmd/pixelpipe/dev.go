@@ -105,6 +105,10 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pcfg := processor.DefaultConfig()
 	pcfg.VisitorSecret = ecfg.VisitorSecret
 	pcfg.SignedPixels = demoAd + "=prefer"
+	// Visits end a minute after their visitor's last hit, not thirty, and
+	// the clock ticks every 10 s, so the dashboard shows visits within
+	// about a minute and a half of the first hits.
+	pcfg.Session.Timeout, pcfg.ClockTick = time.Minute, 10*time.Second
 	acfg := aggregator.DefaultConfig()
 
 	reg := newRegistry()
@@ -166,8 +170,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
   Dev-only settings, for trying things out (never use them elsewhere): the query API is open (no
   token; in production give -query.tokens), the click and pixel signing key is %q under key id
-  "dev", the visitor secret is %q, visitor cookies are issued, and %s's unsigned pixels are
-  counted under the "prefer" signing policy.
+  "dev", the visitor secret is %q, visitor cookies are issued, %s's unsigned pixels are
+  counted under the "prefer" signing policy, and a visit ends after 1 minute without a hit
+  (30 minutes by default), so visits show within about a minute and a half.
 
   Sending %.0f demo hits/s: views of %d articles by %d visitors with their referrers, signed
   ad impressions and clicks (%s), conversions (%s), newsletter opens by people and mail proxies

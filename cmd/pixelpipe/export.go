@@ -23,7 +23,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("o", "", "write to this file instead of standard output")
 	campaign := fs.Bool("campaign", false, "series: the argument is a campaign, not a content id")
 	granularity := fs.String("granularity", "hour", "series: bucket length, hour (at most 31 days) or day")
-	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows; top: the kind ranked; breakdown: the kind broken down: view, impression, click, conversion, open, custom")
+	kind := fs.String("kind", "view", "series: the kind whose unique visitors each bucket shows; top: the kind ranked; breakdown: the kind broken down: view, impression, click, conversion, open, custom, session (visits: series only)")
 	class := fs.String("class", "human", "series: traffic class: human, bot, machine or unverified")
 	by := fs.String("by", "uniques", "top: order by human unique visitors (uniques) or human views (views)")
 	dimension := fs.String("dimension", "country", "breakdown: country, device, browser, os, source (referrer class), referrer (domain), utm_source, utm_medium, utm_campaign, page, landing (a session's first page), destination (a click's link; with -kind=click) or prop (custom properties, key=value; with -kind=custom for custom events)")
@@ -57,7 +57,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if fs.NArg() != 1 {
 			return fmt.Errorf("export top takes no id, got %q", fs.Args()[1:])
 		}
-		if err := errors.Join(oneOf("by", *by, "uniques", "views"), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
+		if err := errors.Join(oneOf("by", *by, "uniques", "views"), eventKind(*kind, "top lists do not rank visits"), checkLimit(*n)); err != nil {
 			return err
 		}
 		path = "/v1/top"
@@ -68,7 +68,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if fs.NArg() != 2 || fs.Arg(1) == "" {
 			return errors.New("export breakdown takes one content id")
 		}
-		if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), oneOf("kind", *kind, kindNames...), checkLimit(*n)); err != nil {
+		if err := errors.Join(oneOf("dimension", *dimension, breakdownDims...), eventKind(*kind, "visits have no breakdowns (-dimension=landing breaks views down by landing page)"), checkLimit(*n)); err != nil {
 			return err
 		}
 		path = "/v1/breakdowns/" + url.PathEscape(fs.Arg(1))

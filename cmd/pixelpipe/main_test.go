@@ -120,6 +120,11 @@ func TestBadArguments(t *testing.T) {
 		{[]string{"breakdown"}, "give one content id"},
 		{[]string{"breakdown", "-dimension=city", "acme:a"}, `-dimension="city": use country, device, browser, os, source`},
 		{[]string{"breakdown", "-n=-3", "acme:a"}, "-n=-3: use 1 to 100"},
+		{[]string{"top", "-kind=session"}, "-kind=session: top lists do not rank visits; a content id's visits are in pixelpipe stats"},
+		{[]string{"top", "-kind=visits"}, `-kind="visits": use view, impression, click, conversion, open, custom`},
+		{[]string{"breakdown", "-kind=session", "acme:a"}, "-kind=session: visits have no breakdowns"},
+		{[]string{"export", "-kind=session", "top"}, "-kind=session: top lists do not rank visits"},
+		{[]string{"export", "-kind=session", "breakdown", "acme:a"}, "-kind=session: visits have no breakdowns"},
 		{[]string{"export"}, `export what? give series, top or breakdown, got ""`},
 		{[]string{"export", "series"}, "export series takes one content id"},
 		{[]string{"export", "breakdown", "a", "b"}, "export breakdown takes one content id"},
@@ -363,7 +368,10 @@ func TestListAnswers(t *testing.T) {
 		fresh := query.FreshnessBody{CompleteUntil: &until, LagSeconds: &lag, Status: "complete"}
 		items := []query.ShareItem{{Key: "acme:b", Total: 900, Uniques: 700, UniquesBound: 21}, {Key: "acme:a", Total: 1200, Uniques: 650}}
 		switch {
-		case strings.HasPrefix(r.URL.Path, "/v1/series/"), strings.HasPrefix(r.URL.Path, "/v1/campaigns/"):
+		case strings.HasPrefix(r.URL.Path, "/v1/campaigns/"):
+			_ = json.NewEncoder(w).Encode(query.SeriesResponse{Granularity: "hour", Class: "human", UniquesKind: "session", Freshness: fresh, Points: []query.SeriesPoint{
+				{Start: "2026-11-01T00:00:00Z", Views: 30, Uniques: 11, Visits: 14}}})
+		case strings.HasPrefix(r.URL.Path, "/v1/series/"):
 			_ = json.NewEncoder(w).Encode(query.SeriesResponse{Granularity: "day", Class: "bot", UniquesKind: "click",
 				From: "2026-11-01T00:00:00Z", To: "2026-11-03T00:00:00Z", Freshness: fresh, Points: []query.SeriesPoint{
 					{Start: "2026-11-01T00:00:00Z", Impressions: 40, Views: 15, Clicks: 12, Conversions: 1, Uniques: 9, UniquesBound: 1},
@@ -386,9 +394,10 @@ func TestListAnswers(t *testing.T) {
 		{[]string{"series", "-granularity=day", "-kind=click", "-class=bot", "-from=2026-11-01", "-to=2026-11-03", "acme:a"},
 			"/v1/series/acme:a?class=bot&from=2026-11-01&granularity=day&kind=click&to=2026-11-03",
 			[]string{"acme:a  [2026-11-01T00:00:00Z, 2026-11-03T00:00:00Z)  bot per day, uniques of click\ncomplete until 2026-11-28T13:00:00Z (lag 2.5 s, complete)\n",
-				"2026-11-01T00:00:00Z           40     15      12            1      0       0        9       1",
-				"2026-11-02T00:00:00Z            0      0       0            0      3       2        0       0"}},
-		{[]string{"series", "-campaign", "spring/sale"}, "/v1/campaigns/spring%2Fsale/series?class=human&granularity=hour&kind=view", nil},
+				"2026-11-01T00:00:00Z           40     15      12            1      0       0       0        9       1",
+				"2026-11-02T00:00:00Z            0      0       0            0      3       2       0        0       0"}},
+		{[]string{"series", "-campaign", "-kind=session", "spring/sale"}, "/v1/campaigns/spring%2Fsale/series?class=human&granularity=hour&kind=session",
+			[]string{"custom  visits  uniques  ±bound\n  2026-11-01T00:00:00Z            0     30       0            0      0       0      14       11       0\n"}},
 		{[]string{"top", "-by=views", "-n=2"}, "/v1/top?by=views&kind=view&limit=2",
 			[]string{"top content ids by human views  [a, b)\n", "  #  views  uniques  ±bound  content id\n  1    900      700      21  acme:b\n  2   1200      650       0  acme:a\n"}},
 		{[]string{"breakdown", "-dimension=os", "acme:a"}, "/v1/breakdowns/acme:a?dimension=os&kind=view&limit=10",
@@ -441,8 +450,9 @@ func TestStatsAnswers(t *testing.T) {
 					Conversions: query.KindStats{Total: 2, Uniques: 2},
 					CTR:         0.025, ConversionRate: 0.2, Orders: 2,
 					Revenue: map[string]money.Sum{"USD": money.Of(5_000_000), "EUR": money.Of(12_500_000), "CHF": money.Of(1_000_000)},
+					Visits:  query.VisitStats{Visits: 40, Visitors: 31, VisitorsBound: 1, Bounces: 10, BounceRate: 0.25, MeanDurationS: 125.4, PagesPerVisit: 2.5},
 				},
-				Bot:     query.ClassStats{Impressions: query.KindStats{Total: 7}, Reasons: map[string]uint64{"ua": 5, "datacenter": 2}},
+				Bot:     query.ClassStats{Impressions: query.KindStats{Total: 7}, Reasons: map[string]uint64{"ua": 5, "datacenter": 2}, Visits: query.VisitStats{Visits: 3}},
 				Machine: query.ClassStats{Reasons: map[string]uint64{"apple_mpp": 1}},
 			})
 		}
@@ -466,12 +476,28 @@ func TestStatsAnswers(t *testing.T) {
 	}
 	for _, want := range []string{
 		"impressions    400      300       3    7        0",
-		"CTR 2.50%   conversion rate 20.00%   orders 2   CHF 1.00   EUR 12.50   USD 5.00\n",
+		"CTR 2.50%   conversion rate 20.00%   orders 2   CHF 1.00   EUR 12.50   USD 5.00\n" +
+			"human visits 40   visitors 31 ±1   bounce rate 25.00%   mean visit duration 2m5s   pages per visit 2.50\n",
 		"freshness: unknown",
 		"\nbot reasons:  datacenter 2  ua 5\nmachine reasons:  apple_mpp 1\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestPrintVisits: without visits, stats says when they appear; a mean
+// visit is written in tenths of a second below 10 s, whole seconds above.
+func TestPrintVisits(t *testing.T) {
+	var b bytes.Buffer
+	printVisits(&b, query.VisitStats{})
+	if want := "human visits 0 (a visit is counted when it ends: after 30 minutes without a hit, by default)\n"; b.String() != want {
+		t.Errorf("no visits: %q, want %q", b.String(), want)
+	}
+	for s, want := range map[float64]string{0: "0s", 0.04: "0s", 1.25: "1.3s", 9.94: "9.9s", 59.6: "1m0s", 125.4: "2m5s", 3723: "1h2m3s"} {
+		if got := visitDuration(s); got != want {
+			t.Errorf("visitDuration(%v) = %q, want %q", s, got, want)
 		}
 	}
 }

@@ -216,6 +216,7 @@ func bindProcessor(fs interface {
 	fs.DurationVar(&cfg.Session.MaxDuration, "processor.sessionMax", cfg.Session.MaxDuration, "longest session; the first hit past it starts a new one")
 	fs.DurationVar(&cfg.Session.DedupeWindow, "processor.dedupeWindow", cfg.Session.DedupeWindow, "event-time window, back from a visitor's newest hit, in which a repeated event id is dropped as a duplicate (pixel_processor_hits_total{result=\"duplicate\"}); see also -processor.dedupeMaxIDs")
 	fs.IntVar(&cfg.Session.MaxIDs, "processor.dedupeMaxIDs", cfg.Session.MaxIDs, "most event ids remembered per visitor for duplicate detection; bounds memory against a visitor flooding hits")
+	fs.DurationVar(&cfg.ClockTick, "processor.clockTick", cfg.ClockTick, "how often each processor writes a clock tick to every partition of pixel.hits.v1, so sessions end after -processor.sessionTimeout even where no newer hit comes (a tick moves event time to its time less this interval); 0 = none")
 	fs.DurationVar(&cfg.StateTTL, "processor.stateTTL", cfg.StateTTL, "event time a visitor's session and duplicate state is kept in memory after its newest hit once its session is closed; at least -processor.sessionTimeout and -processor.dedupeWindow (pixel_processor_state_visitors)")
 	fs.IntVar(&cfg.MaxVisitors, "processor.maxVisitors", cfg.MaxVisitors, "most visitor states held per hits partition; past it the least recently seen are forgotten at the next sweep, open sessions closed early (pixel_processor_state_evicted_total); about 350 bytes each")
 	fs.DurationVar(&cfg.SnapshotInterval, "processor.snapshotInterval", cfg.SnapshotInterval, "how often each changed partition's state is snapshotted to Redis; a processor taking a partition over replays the hits since its snapshot from Kafka (pixel_processor_state_restored_hits_total)")
@@ -247,6 +248,7 @@ func newProcessor(kc kafkaconn.Config, cfg processor.Config, rdb redis.Universal
 		Events:   kafkaconn.NewProducer(kc, cfg.EventsTopic).WithMetrics(writers),
 		Sessions: kafkaconn.NewProducer(kc, cfg.SessionsTopic).WithMetrics(writers),
 		DLQ:      kafkaconn.NewProducer(kc, cfg.DLQTopic).WithMetrics(writers),
+		Clock:    kafkaconn.NewProducer(kc, cfg.HitsTopic),
 		State:    state.New(rdb, redisPrefix+":proc", cfg.SnapshotTTL),
 		Hits:     kafkaconn.NewRanges(kc, cfg.HitsTopic, l),
 		Audit:    audit.NewWriter(rdb, redisPrefix, cfg.AuditRetention),

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/internal/kafkaconn"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -121,6 +122,9 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts := protojson.MarshalOptions{UseProtoNames: true}
 	n := 0
 	for m := range out {
+		if kafkaconn.IsClockTick(&m) {
+			continue // the processors' clock, not a hit
+		}
 		line, err := encodeRecord(opts, newMsg, m, *meta)
 		if err != nil {
 			return fmt.Errorf("%s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)

@@ -46,8 +46,8 @@ func cmdStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // printStats prints a stats answer as a table: per kind, the human total,
 // human unique visitors and their error bound, and the bot, machine and
-// unverified totals; then the human funnel rates and revenue, and the
-// events per reason of each class that has some.
+// unverified totals; then the human funnel rates and revenue, the human
+// visits, and the events per reason of each class that has some.
 func printStats(w io.Writer, id string, st *query.StatsResponse) {
 	fmt.Fprintf(w, "%s  [%s, %s)\n", id, st.From, st.To)
 	printFreshness(w, &st.Freshness)
@@ -74,6 +74,7 @@ func printStats(w io.Writer, id string, st *query.StatsResponse) {
 		fmt.Fprintf(w, "   %s %s", cur, H.Revenue[cur].Format(2))
 	}
 	fmt.Fprintln(w)
+	printVisits(w, H.Visits)
 	for _, c := range []struct {
 		name    string
 		reasons map[string]uint64

@@ -20,7 +20,7 @@ type Write struct {
 // aggregator's path: it loads their days (hllstore.Store.LoadDays), puts
 // each record in its day in place of the one loaded, and saves the days
 // (hllstore.Store.SaveDays). A record is written as built with Add,
-// AddReason and AddOrder from hllstore.NewRecord (one never changed is not
+// AddReason, AddOrder and AddSum from hllstore.NewRecord (one never changed is not
 // written); the caller's records are left as they are, so one may be put
 // again, changed, into a later state. The days are written with no source
 // positions.

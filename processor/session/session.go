@@ -69,6 +69,12 @@ type Open struct {
 	ID       ID16
 	Site     string
 	Campaign string
+	// Content is the content id of the session's first hit: its landing
+	// content, under which its visit is counted.
+	Content string
+	// Human is set once a hit of the session was a person's (not labelled
+	// a bot or a machine open); a session without one is a bot's visit.
+	Human    bool
 	StartMs  int64
 	LastMs   int64
 	Seq      uint32
@@ -105,6 +111,7 @@ type Hit struct {
 	AtMs     int64
 	Site     string
 	Campaign string
+	Content  string
 	Page     string
 	Referrer string
 	// IsPage counts the hit as a page view (kind view).
@@ -163,7 +170,7 @@ func (c *Config) Apply(s *State, h *Hit) Result {
 		h.Site == o.Site && (h.Campaign == "" || h.Campaign == o.Campaign):
 		o.Seq++
 		if h.AtMs < o.StartMs {
-			o.StartMs, o.Landing = h.AtMs, pageOr(h, o.Landing)
+			o.StartMs, o.Landing, o.Content = h.AtMs, pageOr(h, o.Landing), h.Content
 		}
 		if h.AtMs >= o.LastMs {
 			o.LastMs, o.Exit = h.AtMs, pageOr(h, o.Exit)
@@ -180,6 +187,21 @@ func (c *Config) Apply(s *State, h *Hit) Result {
 	}
 	r.SessionID, r.Seq = [16]byte(o.ID), o.Seq
 	return r
+}
+
+// MarkHuman records that the hit Apply returned r for was a person's (not
+// labelled a bot or a machine open): its session is a human visit. The
+// processor labels a hit after Apply (labels use r.RatePerMinute), so it
+// calls this before it writes r.Closed.
+func MarkHuman(s *State, r *Result) {
+	switch {
+	case r.Duplicate:
+	case r.Closed != nil && [16]byte(r.Closed.GetSessionId()) == r.SessionID:
+		// A late hit's session of its own, closed at once.
+		r.Closed.Bot = false
+	case s.Open != nil && s.Open.ID == ID16(r.SessionID):
+		s.Open.Human = true
+	}
 }
 
 // Expire closes the open session when it ended before watermarkMs, the
@@ -214,7 +236,7 @@ func (c *Config) remember(s *State, h *Hit) {
 
 func newOpen(visitor uint64, h *Hit) *Open {
 	o := &Open{
-		ID: ID16(ID(visitor, h.EventID)), Site: h.Site, Campaign: h.Campaign,
+		ID: ID16(ID(visitor, h.EventID)), Site: h.Site, Campaign: h.Campaign, Content: h.Content,
 		StartMs: h.AtMs, LastMs: h.AtMs, Seq: 1,
 		Landing: h.Page, Exit: h.Page, Referrer: h.Referrer,
 	}
@@ -259,6 +281,8 @@ func Summary(visitor uint64, o *Open) *pixelpb.Session {
 		Referrer:      o.Referrer,
 		CampaignId:    o.Campaign,
 		Bounce:        o.Pages <= 1,
+		ContentId:     o.Content,
+		Bot:           !o.Human,
 	}
 }
 

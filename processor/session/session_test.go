@@ -171,3 +171,42 @@ func FuzzSessionize(f *testing.F) {
 		}
 	})
 }
+
+// A session's summary names the content id of its first hit and is a bot's
+// unless MarkHuman saw a person's hit in it, also for a late hit's session
+// of its own.
+func TestLandingContentAndHuman(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	content := func(id string) func(*Hit) { return func(h *Hit) { h.Content = id } }
+	s := &State{Visitor: 7}
+	c.Apply(s, hit(1, time.Minute, content("b")))
+	c.Apply(s, hit(2, 0, content("a"))) // earlier: the landing moves to it
+	r := c.Apply(s, hit(3, 2*time.Minute, content("c")))
+	sum := Summary(s.Visitor, s.Open)
+	if sum.GetContentId() != "a" || !sum.GetBot() {
+		t.Fatalf("before MarkHuman: content %q bot %v, want a, true", sum.GetContentId(), sum.GetBot())
+	}
+	MarkHuman(s, &r)
+	if sum := Summary(s.Visitor, s.Open); sum.GetBot() {
+		t.Fatal("a session with a person's hit is a bot's")
+	}
+
+	// A late hit from before the open session: a session of its own,
+	// closed at once; MarkHuman marks that one, not the open one.
+	s = &State{Visitor: 8}
+	c.Apply(s, hit(1, 2*time.Hour, content("x")))
+	late := c.Apply(s, hit(2, 0, content("y")))
+	if late.Closed == nil || late.Closed.GetContentId() != "y" || !late.Closed.GetBot() {
+		t.Fatalf("late hit's session: %v", late.Closed)
+	}
+	MarkHuman(s, &late)
+	if late.Closed.GetBot() || s.Open.Human {
+		t.Fatalf("MarkHuman of a late hit: closed bot %v, open human %v; want false, false", late.Closed.GetBot(), s.Open.Human)
+	}
+	dup := c.Apply(s, hit(1, 2*time.Hour, content("x")))
+	MarkHuman(s, &dup)
+	if !dup.Duplicate || s.Open.Human {
+		t.Fatal("MarkHuman of a duplicate changed the open session")
+	}
+}

@@ -19,10 +19,13 @@ import (
 //	visitor 8 bytes, varint newest, varint rateMinute, uvarint rateCount,
 //	uvarint alias, varint hold,
 //	uvarint seen, then per id: 16 bytes, uvarint (newest - at),
-//	open flag byte (0 none, 1 open), then when open:
+//	open flag byte (0 none, 1 or 2 open), then when open:
 //	  16 bytes id, string site, string campaign, varint start, varint last,
-//	  uvarint seq, uvarint pages, string landing, string exit, string referrer
+//	  uvarint seq, uvarint pages, string landing, string exit, string referrer,
+//	  and with flag 2: string content, human byte (0 or 1)
 //
+// Flag 1 is what states written before sessions knew their landing content
+// id hold: it decodes as a human session without a content id.
 // with strings as uvarint length and bytes. Integers are little-endian.
 const blobVersion = 1
 
@@ -58,7 +61,7 @@ func appendState(b []byte, st *session.State) []byte {
 	if o == nil {
 		return append(b, 0)
 	}
-	b = append(b, 1)
+	b = append(b, 2)
 	b = append(b, o.ID[:]...)
 	b = appendString(b, o.Site)
 	b = appendString(b, o.Campaign)
@@ -68,7 +71,12 @@ func appendState(b []byte, st *session.State) []byte {
 	b = binary.AppendUvarint(b, uint64(o.Pages))
 	b = appendString(b, o.Landing)
 	b = appendString(b, o.Exit)
-	return appendString(b, o.Referrer)
+	b = appendString(b, o.Referrer)
+	b = appendString(b, o.Content)
+	if o.Human {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -185,8 +193,8 @@ func (d *decoder) state() *session.State {
 	}
 	switch flag := d.fixed(1)[0]; flag {
 	case 0:
-	case 1:
-		o := &session.Open{}
+	case 1, 2:
+		o := &session.Open{Human: true}
 		copy(o.ID[:], d.fixed(16))
 		o.Site = d.string()
 		o.Campaign = d.string()
@@ -197,6 +205,15 @@ func (d *decoder) state() *session.State {
 		o.Landing = d.string()
 		o.Exit = d.string()
 		o.Referrer = d.string()
+		if flag == 2 {
+			o.Content = d.string()
+			switch h := d.fixed(1)[0]; h {
+			case 0, 1:
+				o.Human = h == 1
+			default:
+				d.fail(fmt.Errorf("human flag %d", h))
+			}
+		}
 		st.Open = o
 	default:
 		d.fail(fmt.Errorf("open flag %d", flag))

@@ -34,6 +34,7 @@ func randomState(rng *rand.Rand) *session.State {
 			Site: "news", Campaign: []string{"", "spring", "ünïcode"}[rng.IntN(3)],
 			StartMs: st.NewestMs - 60_000, LastMs: st.NewestMs, Seq: rng.Uint32(), Pages: rng.Uint32(),
 			Landing: "https://news.example/a", Exit: "", Referrer: "https://www.google.com/",
+			Content: []string{"", "article-1"}[rng.IntN(2)], Human: rng.IntN(2) == 0,
 		}
 		st.Open.ID[3] = 7
 	}
@@ -61,6 +62,31 @@ func TestBlobRoundTrip(t *testing.T) {
 		if !cmp.Equal(gone, gotGone, cmpopts.EquateEmpty()) {
 			t.Fatalf("gone %v, got %v", gone, gotGone)
 		}
+	}
+}
+
+// A state written before sessions kept their landing content id (open
+// flag 1) decodes as a human session without one.
+func TestBlobOpenWithoutContent(t *testing.T) {
+	st := &session.State{Visitor: 9, NewestMs: 1_764_331_200_000, Open: &session.Open{
+		Site: "news", StartMs: 1_764_331_140_000, LastMs: 1_764_331_200_000, Seq: 2, Pages: 2,
+		Content: "article-1", Human: false,
+	}}
+	blob := appendBlob(nil, []*session.State{st}, nil)
+	// Cut the flag-2 tail (content string and human byte) and write flag 1.
+	old := append([]byte(nil), blob[:len(blob)-len("article-1")-3]...)
+	old = append(old, 0) // no evictions
+	flag := len(appendState(nil, &session.State{Visitor: 9, NewestMs: st.NewestMs}))
+	if old[1+1+flag-1] != 2 {
+		t.Fatalf("open flag at %d is %d, want 2", 1+1+flag-1, old[1+1+flag-1])
+	}
+	old[1+1+flag-1] = 1
+	got, _, err := decodeBlob(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := got[0].Open; o == nil || o.Content != "" || !o.Human || o.Pages != 2 || o.Site != "news" {
+		t.Fatalf("flag-1 open decoded as %+v", o)
 	}
 }
 

@@ -2,8 +2,8 @@
 // It reads the query API with the tenant token kept in sessionStorage.
 //
 // Several content ids can be chosen; one of them, the selected one, is shown
-// in the cards, chart, funnel, email, quality and breakdown panels, and the
-// tabs above them switch it. The URL keeps the choice:
+// in the cards, chart, visits, funnel, email, quality and breakdown panels,
+// and the tabs above them switch it. The URL keeps the choice:
 // ?cid=a,b&sel=b&range=24h&dim=page.
 "use strict";
 
@@ -16,10 +16,12 @@ const state = {
   live: null, lastLive: null, tableKey: "", points: null, gran: "day",
 };
 
-// The kinds of events, in funnel order, by their field in a series point.
+// The kinds of events, in funnel order, and visits, by their field in a
+// series point.
 const KINDS = [
   ["impressions", "Impressions"], ["views", "Views"], ["clicks", "Clicks"],
   ["conversions", "Conversions"], ["opens", "Opens"], ["custom", "Custom events"],
+  ["visits", "Visits"],
 ];
 
 // Readable names of the bot, machine and unverified reasons.
@@ -405,6 +407,34 @@ function drawFunnel(h) {
   $("revenue").textContent = rev.length ? rev.join(" · ") : "–";
 }
 
+// duration writes a visit's length in seconds: 4.2 s, 45 s, 3 min 05 s,
+// 1 h 02 min.
+function duration(s) {
+  if (s < 10) return s.toFixed(1) + " s";
+  const t = Math.round(s);
+  if (t < 60) return t + " s";
+  if (t < 3600) return Math.floor(t / 60) + " min " + String(t % 60).padStart(2, "0") + " s";
+  return Math.floor(t / 3600) + " h " + String(Math.floor(t / 60) % 60).padStart(2, "0") + " min";
+}
+
+// drawVisits fills the visits panel with the visits of people that landed
+// on the selected content id (v: human.visits of GET /v1/stats): visits,
+// distinct visitors, bounce rate, mean duration and pages per visit. A
+// visit is counted when it ends, so a new content id has none for a while.
+function drawVisits(v) {
+  const none = !v.visits;
+  $("visits-body").hidden = none;
+  $("visits-empty").hidden = !none;
+  $("visits-empty").textContent = "No visits of " + state.sel + " in this range yet. Visits appear when a visit ends: after 30 minutes without a hit, by default.";
+  $("visits-total").textContent = nf.format(v.visits);
+  $("visits-visitors").textContent = nf.format(v.visitors) + bound(v.visitors_bound);
+  $("visits-visitors-bound").textContent = v.visitors_bound ? "distinct people (HyperLogLog bound)" : "distinct people";
+  $("visits-bounce").textContent = none ? "–" : pct(v.bounce_rate);
+  $("visits-bounces").textContent = nf.format(v.bounces) + (v.bounces === 1 ? " visit" : " visits") + " of one page";
+  $("visits-duration").textContent = none ? "–" : duration(v.mean_duration_s);
+  $("visits-pages").textContent = none ? "–" : v.pages_per_visit.toFixed(2);
+}
+
 // shareBar is a bar of width v/max in a segmented bar (.quality).
 function shareBar(cls, v, sum, title) {
   const s = el("span", { class: cls, title });
@@ -588,7 +618,10 @@ function clearSelected(msg) {
   $("chart").replaceChildren(el("p", { class: "pending" }, msg));
   $("chart-none").textContent = "";
   for (const id of ["funnel", "quality", "reasons", "email-bar", "email-reasons", "breakdowns"]) $(id).replaceChildren();
-  for (const id of ["ctr", "cvr", "orders", "revenue", "email-human", "email-machine", "email-clicks", "email-ctr"]) $(id).textContent = "–";
+  for (const id of ["ctr", "cvr", "orders", "revenue", "email-human", "email-machine", "email-clicks", "email-ctr",
+    "visits-total", "visits-visitors", "visits-bounce", "visits-duration", "visits-pages"]) $(id).textContent = "–";
+  $("visits-body").hidden = false;
+  $("visits-empty").hidden = true;
 }
 
 async function refresh() {
@@ -613,6 +646,7 @@ async function refresh() {
   }
   showFreshness(st.body.freshness);
   drawFunnel(st.body.human);
+  drawVisits(st.body.human.visits);
   drawEmail(st.body);
   drawQuality(st.body);
   state.points = se.body.points;

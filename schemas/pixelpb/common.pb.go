@@ -45,6 +45,12 @@ const (
 	Kind_KIND_OPEN Kind = 5
 	// Anything else the page names itself.
 	Kind_KIND_CUSTOM Kind = 6
+	// Not a hit: a visit (a session with at least one page view) that the
+	// processor closed, written to pixel.events.v1 with its summary in
+	// Event.session so the aggregators count visits, bounces, visit duration
+	// and pages per visit. No pixel route records this kind. Consumers that
+	// count hits skip it.
+	Kind_KIND_SESSION Kind = 7
 )
 
 // Enum value maps for Kind.
@@ -57,6 +63,7 @@ var (
 		4: "KIND_CONVERSION",
 		5: "KIND_OPEN",
 		6: "KIND_CUSTOM",
+		7: "KIND_SESSION",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -66,6 +73,7 @@ var (
 		"KIND_CONVERSION":  4,
 		"KIND_OPEN":        5,
 		"KIND_CUSTOM":      6,
+		"KIND_SESSION":     7,
 	}
 )
 
@@ -258,9 +266,13 @@ func (x *Origin) GetLane() uint32 {
 // SourcePosition is the Kafka position of the raw hit an output record was
 // derived from. Consumers use it to apply each hit once (property 2 of the design).
 type SourcePosition struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
-	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// When one record yields several outputs of one sort (the sessions that
+	// a hit or a clock tick closes), their order: 0, 1, 2, ... Consumers that
+	// apply positions once compare (offset, index).
+	Index         uint32 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,6 +321,13 @@ func (x *SourcePosition) GetOffset() int64 {
 	return 0
 }
 
+func (x *SourcePosition) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_pixelpipe_v1_common_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_common_proto_rawDesc = "" +
@@ -320,10 +339,11 @@ const file_pixelpipe_v1_common_proto_rawDesc = "" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\aboot_ms\x18\x04 \x01(\x03R\x06bootMs\x12\x10\n" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04lane\x18\x06 \x01(\rR\x04lane\"F\n" +
+	"\x04lane\x18\x06 \x01(\rR\x04lane\"\\\n" +
 	"\x0eSourcePosition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset*\x85\x01\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index*\x97\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fKIND_IMPRESSION\x10\x01\x12\r\n" +
@@ -332,7 +352,8 @@ const file_pixelpipe_v1_common_proto_rawDesc = "" +
 	"KIND_CLICK\x10\x03\x12\x13\n" +
 	"\x0fKIND_CONVERSION\x10\x04\x12\r\n" +
 	"\tKIND_OPEN\x10\x05\x12\x0f\n" +
-	"\vKIND_CUSTOM\x10\x06*\x8b\x01\n" +
+	"\vKIND_CUSTOM\x10\x06\x12\x10\n" +
+	"\fKIND_SESSION\x10\a*\x8b\x01\n" +
 	"\x0eIdentitySource\x12\x1f\n" +
 	"\x1bIDENTITY_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18IDENTITY_SOURCE_EXPLICIT\x10\x01\x12\x1a\n" +

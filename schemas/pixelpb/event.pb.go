@@ -105,8 +105,13 @@ type Event struct {
 	// like page_url (e-mail addresses and phone numbers replaced, also
 	// percent-encoded ones). Empty for every other kind.
 	ClickDestination string `protobuf:"bytes,48,opt,name=click_destination,json=clickDestination,proto3" json:"click_destination,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// KIND_SESSION only: the visit's summary (content_id is its landing
+	// content id, origin.received_at_ms its start, source the hit or clock
+	// tick that closed it, with its index among the sessions that record
+	// closed).
+	Session       *Session `protobuf:"bytes,49,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -475,11 +480,18 @@ func (x *Event) GetClickDestination() string {
 	return ""
 }
 
+func (x *Event) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 var File_pixelpipe_v1_event_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x16pixelpipe/v1/hit.proto\"\xc1\f\n" +
+	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x1apixelpipe/v1/session.proto\x1a\x16pixelpipe/v1/hit.proto\"\xf2\f\n" +
 	"\x05Event\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x124\n" +
@@ -541,7 +553,8 @@ const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\x05route\x18- \x01(\tR\x05route\x12)\n" +
 	"\x10signature_policy\x18. \x01(\tR\x0fsignaturePolicy\x12+\n" +
 	"\x11unverified_reason\x18/ \x01(\tR\x10unverifiedReason\x12+\n" +
-	"\x11click_destination\x180 \x01(\tR\x10clickDestinationB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\x11click_destination\x180 \x01(\tR\x10clickDestination\x12/\n" +
+	"\asession\x181 \x01(\v2\x15.pixelpipe.v1.SessionR\asessionB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_event_proto_rawDescOnce sync.Once
@@ -563,6 +576,7 @@ var file_pixelpipe_v1_event_proto_goTypes = []any{
 	(Kind)(0),              // 3: pixelpipe.v1.Kind
 	(IdentitySource)(0),    // 4: pixelpipe.v1.IdentitySource
 	(*Prop)(nil),           // 5: pixelpipe.v1.Prop
+	(*Session)(nil),        // 6: pixelpipe.v1.Session
 }
 var file_pixelpipe_v1_event_proto_depIdxs = []int32{
 	1, // 0: pixelpipe.v1.Event.origin:type_name -> pixelpipe.v1.Origin
@@ -570,11 +584,12 @@ var file_pixelpipe_v1_event_proto_depIdxs = []int32{
 	3, // 2: pixelpipe.v1.Event.kind:type_name -> pixelpipe.v1.Kind
 	4, // 3: pixelpipe.v1.Event.identity_source:type_name -> pixelpipe.v1.IdentitySource
 	5, // 4: pixelpipe.v1.Event.props:type_name -> pixelpipe.v1.Prop
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 5: pixelpipe.v1.Event.session:type_name -> pixelpipe.v1.Session
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_pixelpipe_v1_event_proto_init() }
@@ -583,6 +598,7 @@ func file_pixelpipe_v1_event_proto_init() {
 		return
 	}
 	file_pixelpipe_v1_common_proto_init()
+	file_pixelpipe_v1_session_proto_init()
 	file_pixelpipe_v1_hit_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -42,7 +42,12 @@ type Session struct {
 	Referrer    string `protobuf:"bytes,11,opt,name=referrer,proto3" json:"referrer,omitempty"`
 	CampaignId  string `protobuf:"bytes,12,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	// True when the session had a single page view.
-	Bounce        bool `protobuf:"varint,13,opt,name=bounce,proto3" json:"bounce,omitempty"`
+	Bounce bool `protobuf:"varint,13,opt,name=bounce,proto3" json:"bounce,omitempty"`
+	// The content id of the session's first hit (its landing content).
+	ContentId string `protobuf:"bytes,14,opt,name=content_id,json=contentId,proto3" json:"content_id,omitempty"`
+	// True when every hit of the session was labelled a bot or a machine
+	// open (no hit of it was a person's).
+	Bot           bool `protobuf:"varint,15,opt,name=bot,proto3" json:"bot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,11 +173,25 @@ func (x *Session) GetBounce() bool {
 	return false
 }
 
+func (x *Session) GetContentId() string {
+	if x != nil {
+		return x.ContentId
+	}
+	return ""
+}
+
+func (x *Session) GetBot() bool {
+	if x != nil {
+		return x.Bot
+	}
+	return false
+}
+
 var File_pixelpipe_v1_session_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1apixelpipe/v1/session.proto\x12\fpixelpipe.v1\"\xfe\x02\n" +
+	"\x1apixelpipe/v1/session.proto\x12\fpixelpipe.v1\"\xaf\x03\n" +
 	"\aSession\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1d\n" +
 	"\n" +
@@ -190,7 +209,10 @@ const file_pixelpipe_v1_session_proto_rawDesc = "" +
 	"\breferrer\x18\v \x01(\tR\breferrer\x12\x1f\n" +
 	"\vcampaign_id\x18\f \x01(\tR\n" +
 	"campaignId\x12\x16\n" +
-	"\x06bounce\x18\r \x01(\bR\x06bounceB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\x06bounce\x18\r \x01(\bR\x06bounce\x12\x1d\n" +
+	"\n" +
+	"content_id\x18\x0e \x01(\tR\tcontentId\x12\x10\n" +
+	"\x03bot\x18\x0f \x01(\bR\x03botB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_session_proto_rawDescOnce sync.Once
