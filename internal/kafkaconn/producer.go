@@ -215,7 +215,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		p.sendAll(ctx, msgs)
 		var failed *msgChunk
 		for i := range p.chunks {
-			if p.chunks[i].err != nil {
+			if !p.chunks[i].done {
 				failed = &p.chunks[i]
 				break
 			}
@@ -238,23 +238,41 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 // maxAttempts bounds the sends of one chunk in one WriteMessages call.
 const maxAttempts = 4
 
-// sendAll sends the chunks not yet acknowledged, concurrently.
+// sendAll sends the chunks not yet acknowledged: the partitions
+// concurrently, and each partition's chunks one after the other, in order,
+// none after one that failed. A partition keeps the order of its messages
+// that way: consumers that apply each source position once (the
+// aggregators) need a partition's records in the order they were given,
+// and two requests of one partition in flight at once may be appended in
+// either order, or the second succeed where the first failed.
 func (p *Producer) sendAll(ctx context.Context, msgs []kafka.Message) {
-	var wg sync.WaitGroup
-	for i := range p.chunks {
-		c := &p.chunks[i]
-		if c.done {
-			continue
-		}
-		send := func() {
+	sendPart := func(first int) {
+		part := p.chunks[first].part
+		for i := first; i < len(p.chunks) && p.chunks[i].part == part; i++ {
+			c := &p.chunks[i]
+			if c.done {
+				continue
+			}
 			c.err = p.send(ctx, msgs, c)
 			c.done = c.err == nil
+			if c.err != nil {
+				return // the later chunks wait for this one
+			}
 		}
-		if len(p.chunks) == 1 {
-			send() // one request: no goroutine
-		} else {
-			wg.Go(send)
+	}
+	var firsts []int
+	for i := range p.chunks {
+		if i == 0 || p.chunks[i].part != p.chunks[i-1].part {
+			firsts = append(firsts, i)
 		}
+	}
+	if len(firsts) == 1 {
+		sendPart(0) // one partition: no goroutine
+		return
+	}
+	var wg sync.WaitGroup
+	for _, first := range firsts {
+		wg.Go(func() { sendPart(first) })
 	}
 	wg.Wait()
 }

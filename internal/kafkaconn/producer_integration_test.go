@@ -75,3 +75,50 @@ func TestProducerAndRanges(t *testing.T) {
 		t.Fatalf("OffsetAt(the future) = %d, %v; want -1", off, err)
 	}
 }
+
+// TestProducerKeepsPartitionOrder: a batch whose messages of one partition
+// need many produce requests (more than ChunkRecords of them) lands in the
+// order given, whatever the other partitions' requests do at the same
+// time: the aggregators apply a source position once, and skip a record
+// that comes after a later one.
+func TestProducerKeepsPartitionOrder(t *testing.T) {
+	kc, topics := pipetest.Kafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := kafkaconn.NewProducer(kc, topics.Events)
+	defer p.Close()
+	const hot, perBatch = 8 * kafkaconn.ChunkRecords, 100
+	var msgs []kafka.Message
+	for n := range hot {
+		msgs = append(msgs, kafka.Message{Key: []byte("hot"), Value: fmt.Appendf(nil, "%d", n)})
+		if n%(hot/perBatch) == 0 { // some of every other partition too
+			msgs = append(msgs, kafka.Message{Key: fmt.Appendf(nil, "other-%d", n), Value: []byte("x")})
+		}
+	}
+	if err := p.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	part := kafkaconn.PartitionOf([]byte("hot"), 6)
+	inPart := 0
+	for _, m := range msgs {
+		if kafkaconn.PartitionOf(m.Key, 6) == part {
+			inPart++
+		}
+	}
+	next := 0
+	if _, err := kafkaconn.NewRanges(kc, topics.Events, nil).Read(ctx, part, 0, int64(inPart), func(m *kafka.Message) error {
+		if string(m.Key) != "hot" {
+			return nil
+		}
+		if string(m.Value) != fmt.Sprint(next) {
+			return fmt.Errorf("offset %d holds message %s, want %d: the partition's requests landed out of order", m.Offset, m.Value, next)
+		}
+		next++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if next != hot {
+		t.Fatalf("read %d of the %d messages of the hot partition", next, hot)
+	}
+}
