@@ -120,10 +120,15 @@ func TestDevMode(t *testing.T) {
 		Orders                                         uint64
 		Revenue                                        map[string]json.Number
 		Reasons                                        map[string]uint64
+		Visits                                         struct{ Visits uint64 }
 	}
 	var got map[string]map[string]class
-	pipetest.Eventually(t, 90*time.Second, func() string {
+	// Visits end a minute after their visitor's last hit in dev mode (and
+	// at once when a visitor moves to another campaign), so they show
+	// within the first two minutes.
+	pipetest.Eventually(t, 150*time.Second, func() string {
 		got = map[string]map[string]class{}
+		var visits uint64
 		for _, cid := range []string{"content-0", "ad-1", "shop", "newsletter-1"} {
 			resp, err := http.Get(base + "/v1/stats/" + cid)
 			if err != nil {
@@ -136,6 +141,7 @@ func TestDevMode(t *testing.T) {
 				return err.Error()
 			}
 			got[cid] = map[string]class{"human": st.Human, "bot": st.Bot, "machine": st.Machine}
+			visits += st.Human.Visits.Visits
 		}
 		ad, shop, nl := got["ad-1"]["human"], got["shop"]["human"], got["newsletter-1"]
 		switch {
@@ -147,6 +153,8 @@ func TestDevMode(t *testing.T) {
 			return fmt.Sprintf("newsletter-1: %+v, want opens by people and by mail proxies", nl)
 		case got["content-0"]["bot"].Views.Total == 0 || got["content-0"]["human"].Views.Total == 0:
 			return fmt.Sprintf("content-0: %+v, want views by people and by a crawler", got["content-0"])
+		case visits == 0:
+			return "no human visit counted yet"
 		}
 		return ""
 	})
