@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -80,13 +81,7 @@ func TestVisitsCountOnce(t *testing.T) {
 		return hllstore.Key{ContentID: "c", Campaign: campaign, Kind: kind, Class: class, Gran: gran, Start: start}
 	}
 	visits, dayGran, hourGran := pixelpb.Kind_KIND_SESSION, hllstore.GranularityDay, hllstore.GranularityHour
-	sums := func(bounces, pages, ms uint64) map[string]uint64 {
-		m := map[string]uint64{hllstore.SumPages: pages, hllstore.SumDurationMs: ms}
-		if bounces > 0 {
-			m[hllstore.SumBounces] = bounces
-		}
-		return m
-	}
+	sums := hllstoretest.VisitSums
 	for _, c := range []struct {
 		key            hllstore.Key
 		total, uniques uint64

@@ -354,13 +354,7 @@ func TestVisitSums(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewReader(store)
-	sums := func(bounces, pages, ms uint64) map[string]uint64 {
-		m := map[string]uint64{hllstore.SumPages: pages, hllstore.SumDurationMs: ms}
-		if bounces > 0 {
-			m[hllstore.SumBounces] = bounces
-		}
-		return m
-	}
+	sums := hllstoretest.VisitSums
 	for _, c := range []struct {
 		name           string
 		sc             Scope

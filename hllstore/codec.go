@@ -238,45 +238,44 @@ func entries(v string) ([]string, error) {
 // appendPositionsTo appends ps encoded as "<partition>:<offset>" pairs
 // joined by "," (partitions in increasing order) to b.
 func appendPositionsTo(b []byte, ps Positions) []byte {
-	parts := make([]int32, 0, len(ps))
-	for p := range ps {
-		parts = append(parts, p)
-	}
-	slices.Sort(parts)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, int64(p), 10)
-		b = append(b, ':')
-		b = strconv.AppendInt(b, ps[p], 10)
-	}
-	return b
+	return appendByPartition(b, ps, func(b []byte, o int64) []byte { return strconv.AppendInt(b, o, 10) })
 }
 
 // decodePositions adds the positions encoded in v (appendPositionsTo) to ps.
 func decodePositions(ps Positions, v string) error {
-	for pair := range strings.SplitSeq(v, ",") {
-		if pair == "" {
-			continue
-		}
-		ptxt, otxt, ok := strings.Cut(pair, ":")
-		p, err1 := strconv.ParseInt(ptxt, 10, 32)
-		o, err2 := strconv.ParseInt(otxt, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return errors.New("bad position")
-		}
-		ps[int32(p)] = o
-	}
-	return nil
+	return decodeByPartition(ps, v, func(s string) (int64, bool) {
+		o, err := strconv.ParseInt(s, 10, 64)
+		return o, err == nil
+	})
 }
 
 // appendSessionPositionsTo appends ps encoded as
 // "<partition>:<offset>.<index>" pairs joined by "," (partitions in
 // increasing order) to b.
 func appendSessionPositionsTo(b []byte, ps SessionPositions) []byte {
-	parts := make([]int32, 0, len(ps))
-	for p := range ps {
+	return appendByPartition(b, ps, func(b []byte, sp SessionPos) []byte {
+		b = strconv.AppendInt(b, sp.Offset, 10)
+		b = append(b, '.')
+		return strconv.AppendUint(b, uint64(sp.Index), 10)
+	})
+}
+
+// decodeSessionPositions adds the positions encoded in v
+// (appendSessionPositionsTo) to ps.
+func decodeSessionPositions(ps SessionPositions, v string) error {
+	return decodeByPartition(ps, v, func(s string) (SessionPos, bool) {
+		otxt, itxt, ok := strings.Cut(s, ".")
+		o, err1 := strconv.ParseInt(otxt, 10, 64)
+		i, err2 := strconv.ParseUint(itxt, 10, 32)
+		return SessionPos{Offset: o, Index: uint32(i)}, ok && err1 == nil && err2 == nil
+	})
+}
+
+// appendByPartition appends m as "<partition>:<value>" pairs joined by ","
+// (partitions in increasing order, each value written by val) to b.
+func appendByPartition[M ~map[int32]V, V any](b []byte, m M, val func([]byte, V) []byte) []byte {
+	parts := make([]int32, 0, len(m))
+	for p := range m {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
@@ -286,29 +285,25 @@ func appendSessionPositionsTo(b []byte, ps SessionPositions) []byte {
 		}
 		b = strconv.AppendInt(b, int64(p), 10)
 		b = append(b, ':')
-		b = strconv.AppendInt(b, ps[p].Offset, 10)
-		b = append(b, '.')
-		b = strconv.AppendUint(b, uint64(ps[p].Index), 10)
+		b = val(b, m[p])
 	}
 	return b
 }
 
-// decodeSessionPositions adds the positions encoded in v
-// (appendSessionPositionsTo) to ps.
-func decodeSessionPositions(ps SessionPositions, v string) error {
+// decodeByPartition adds the pairs encoded in v (appendByPartition) to m,
+// each value read by parse.
+func decodeByPartition[M ~map[int32]V, V any](m M, v string, parse func(string) (V, bool)) error {
 	for pair := range strings.SplitSeq(v, ",") {
 		if pair == "" {
 			continue
 		}
-		ptxt, rest, ok1 := strings.Cut(pair, ":")
-		otxt, itxt, ok2 := strings.Cut(rest, ".")
-		p, err1 := strconv.ParseInt(ptxt, 10, 32)
-		o, err2 := strconv.ParseInt(otxt, 10, 64)
-		i, err3 := strconv.ParseUint(itxt, 10, 32)
-		if !ok1 || !ok2 || err1 != nil || err2 != nil || err3 != nil {
-			return errors.New("bad session position")
+		ptxt, vtxt, ok := strings.Cut(pair, ":")
+		p, err := strconv.ParseInt(ptxt, 10, 32)
+		val, valid := parse(vtxt)
+		if !ok || err != nil || !valid {
+			return errors.New("bad position")
 		}
-		ps[int32(p)] = SessionPos{Offset: o, Index: uint32(i)}
+		m[int32(p)] = val
 	}
 	return nil
 }

@@ -100,8 +100,6 @@ type Processor struct {
 	// the visits it closed so far (their index).
 	at     pixelpb.SourcePosition
 	closes uint32
-	// lastTick is when clock ticks were last written (wall time).
-	lastTick time.Time
 	// evBuf holds the keys and values of events, evEnds where each event's
 	// key and value end in it.
 	evBuf  []byte
@@ -179,20 +177,19 @@ func (p *Processor) Run(ctx context.Context) error {
 	geoDone := make(chan error, 1)
 	go func() { geoDone <- p.geo.Run(gctx) }()
 	defer func() { stopGeo(); <-geoDone }()
+	// The clock's writes run beside the processing, so a slow or absent
+	// broker delays ticks, not hits.
+	clockDone := make(chan struct{})
+	go func() { defer close(clockDone); p.runClock(gctx) }()
+	defer func() { stopGeo(); <-clockDone }()
 
 	p.logger.Info("processor consuming", "topic", p.cfg.HitsTopic, "group", p.cfg.Group)
 	var in []kafka.Message
 	for ctx.Err() == nil {
 		in = in[:0]
-		p.tickClock(ctx)
 		// Waiting for the first hit is bounded by the snapshot interval, so
-		// a partition that goes quiet is still snapshotted, and by the clock
-		// tick interval.
-		wait := p.cfg.SnapshotInterval
-		if p.d.Clock != nil && p.cfg.ClockTick > 0 {
-			wait = min(wait, p.cfg.ClockTick)
-		}
-		fctx, cancel := context.WithTimeout(ctx, wait)
+		// a partition that goes quiet is still snapshotted.
+		fctx, cancel := context.WithTimeout(ctx, p.cfg.SnapshotInterval)
 		m, err := p.d.Reader.FetchMessage(fctx)
 		cancel()
 		if err != nil {
@@ -254,26 +251,31 @@ func (p *Processor) close() {
 	}
 }
 
-// tickClock writes clock ticks to every partition of the hits topic when
-// Config.ClockTick has passed since the last. Every processor writes them
-// to every partition: no processor needs to know which partitions are
-// whose, and a partition's extra ticks only repeat its event time. A
-// failed write is logged and counted, and tried again at the next
-// interval.
-func (p *Processor) tickClock(ctx context.Context) {
+// runClock writes clock ticks to every partition of the hits topic at
+// once and then every Config.ClockTick until ctx ends. Every processor
+// writes them to every partition: no processor needs to know which
+// partitions are whose, and a partition's extra ticks only repeat its
+// event time. A failed write is logged and counted, and tried again at the
+// next interval.
+func (p *Processor) runClock(ctx context.Context) {
 	if p.d.Clock == nil || p.cfg.ClockTick <= 0 {
 		return
 	}
-	now := p.now()
-	if now.Sub(p.lastTick) < p.cfg.ClockTick {
-		return
-	}
-	p.lastTick = now
-	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := p.d.Clock.WriteClockTicks(tctx, now.UnixMilli()); err != nil && ctx.Err() == nil {
-		p.m.tickErr.Inc()
-		p.logger.Warn("write clock ticks", "topic", p.cfg.HitsTopic, "err", err)
+	t := time.NewTicker(p.cfg.ClockTick)
+	defer t.Stop()
+	for {
+		tctx, cancel := context.WithTimeout(ctx, min(p.cfg.ClockTick, 10*time.Second))
+		err := p.d.Clock.WriteClockTicks(tctx, p.now().UnixMilli())
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			p.m.tickErr.Inc()
+			p.logger.Warn("write clock ticks", "topic", p.cfg.HitsTopic, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

@@ -58,3 +58,14 @@ func Put(ctx context.Context, s *hllstore.Store, writes []Write) error {
 	}
 	return nil
 }
+
+// VisitSums returns the named sums of a visit record (kind KIND_SESSION)
+// holding bounces bounces, pages page views and ms milliseconds of visits:
+// bounces only when there are some, as the aggregator adds them.
+func VisitSums(bounces, pages, ms uint64) map[string]uint64 {
+	m := map[string]uint64{hllstore.SumPages: pages, hllstore.SumDurationMs: ms}
+	if bounces > 0 {
+		m[hllstore.SumBounces] = bounces
+	}
+	return m
+}
