@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/processor/geo"
+	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -86,6 +87,12 @@ type Config struct {
 	// ids before ':') or "*", and POLICY require, prefer or off (package
 	// signing). E.g. "acme=require,*=prefer". Default empty: off for all.
 	SignedPixels string
+	// RecipientIDs names the tenants and campaigns whose events carry a
+	// hit's explicit visitor id (uid) as sent, besides its keyed hash:
+	// "ENTRY,..." with ENTRY a tenant (the part of content ids before ':'),
+	// TENANT/CAMPAIGN, or "*" (package recipient). Default empty: none; every
+	// event with a uid carries only the keyed hash.
+	RecipientIDs string
 	// AuditRetention is how long the completeness audit's hashes in Redis
 	// outlive their last write (GET /v1/audit reads up to 8 days). Default
 	// 8 days.
@@ -165,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPerMinute < 1 {
 		errs = append(errs, errors.New("processor.maxPerMinute must be at least 1"))
+	}
+	if _, err := recipient.ParseRules(c.RecipientIDs); err != nil {
+		errs = append(errs, fmt.Errorf("processor.recipientIDs: %w", err))
 	}
 	if _, err := signing.Parse(c.SignedPixels); err != nil {
 		errs = append(errs, fmt.Errorf("processor.signedPixels: %w", err))

@@ -17,6 +17,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
 	"github.com/pixelpipe/pixelpipe/processor/geo"
+	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
 	"github.com/pixelpipe/pixelpipe/processor/state"
@@ -86,6 +87,10 @@ type Processor struct {
 	sources *source.List
 	bots    *bots.Labeler
 	signing *signing.Rules
+	// recipients keys the hits' explicit ids; recipientIDs says where the
+	// id as sent goes along.
+	recipients   *recipient.Keyer
+	recipientIDs *recipient.Rules
 
 	parts map[int]*part
 
@@ -108,6 +113,7 @@ type Processor struct {
 	ev     pixelpb.Event
 	evSrc  pixelpb.SourcePosition
 	ipBuf  [16]byte
+	recBuf [recipient.KeySize]byte
 	closed []kafka.Message
 	dlq    []kafka.Message
 }
@@ -143,6 +149,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 			return nil, fmt.Errorf("processor.datacenterList %s: %w", cfg.DatacenterList, err)
 		}
 	}
+	recipientIDs, err := recipient.ParseRules(cfg.RecipientIDs)
+	if err != nil {
+		return nil, fmt.Errorf("processor.recipientIDs: %w", err)
+	}
 	rules, err := signing.Parse(cfg.SignedPixels)
 	if err != nil {
 		return nil, fmt.Errorf("processor.signedPixels: %w", err)
@@ -152,7 +162,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 		fetchErrs: kafkaconn.NewFetchErrors(reg, "processor", cfg.HitsTopic, logger),
 		keyer:     visitor.NewKeyer(cfg.VisitorSecret), now: time.Now,
 		geo: loc, ua: device.NewParser(cfg.UACache, reg), sources: sources, bots: bots.New(bcfg),
-		parts: map[int]*part{},
+		parts:      map[int]*part{},
+		recipients: recipient.NewKeyer(cfg.VisitorSecret), recipientIDs: recipientIDs,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -194,4 +196,57 @@ func hitEvents(t *testing.T, p *Processor) []*pixelpb.Event {
 		}
 	}
 	return out
+}
+
+// TestRecipientIdentity: an event of a hit with a uid carries the uid's
+// keyed hash under its content id's tenant, and the uid as sent only for
+// the tenants and campaigns of -processor.recipientIDs; an event without a
+// uid carries neither.
+func TestRecipientIdentity(t *testing.T) {
+	t.Parallel()
+	p := memoryProcessor(t)
+	var err error
+	if p.recipientIDs, err = recipient.ParseRules("acme/spring"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		cid, campaign, uid string
+		wantID             bool
+	}{
+		{"acme:newsletter-1", "spring", "subscriber-42", true},
+		{"acme:newsletter-1", "summer", "subscriber-42", false},
+		{"globex:newsletter-1", "spring", "subscriber-42", false},
+		{"acme:newsletter-1", "spring", "", false},
+	}
+	var in []kafka.Message
+	for i, c := range cases {
+		in = append(in, kafka.Message{Partition: 0, Offset: int64(i), Value: rawHit(func(h *schemas.HitFields) {
+			h.EventID[0], h.Seq = byte(i), uint64(i+1)
+			h.Kind, h.ContentID, h.CampaignID, h.UserID = pixelpb.Kind_KIND_OPEN, []byte(c.cid), []byte(c.campaign), []byte(c.uid)
+		})})
+	}
+	if err := p.transform(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	evs := hitEvents(t, p)
+	if len(evs) != len(cases) {
+		t.Fatalf("%d events, want %d", len(evs), len(cases))
+	}
+	k := recipient.NewKeyer("s")
+	for i, c := range cases {
+		ev := evs[i]
+		var wantKey []byte
+		if c.uid != "" {
+			wantKey = k.Append(nil, recipient.Tenant(c.cid), c.uid)
+		}
+		if !bytes.Equal(ev.GetRecipientKey(), wantKey) {
+			t.Errorf("%s %s %q: recipient key %x, want %x", c.cid, c.campaign, c.uid, ev.GetRecipientKey(), wantKey)
+		}
+		if got := ev.GetRecipientId() != ""; got != c.wantID || (got && ev.GetRecipientId() != c.uid) {
+			t.Errorf("%s %s %q: recipient id %q, want it: %v", c.cid, c.campaign, c.uid, ev.GetRecipientId(), c.wantID)
+		}
+	}
+	if bytes.Equal(evs[0].GetRecipientKey(), evs[2].GetRecipientKey()) {
+		t.Error("one uid under two tenants has one key")
+	}
 }

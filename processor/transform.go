@@ -15,6 +15,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
+	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
@@ -351,6 +352,13 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 		ClickDestination: clickDestination(hit),
 	}
 	ev := &p.ev
+	if uid := hit.GetUserId(); uid != "" {
+		tenant := recipient.Tenant(hit.GetContentId())
+		ev.RecipientKey = p.recipients.Append(p.recBuf[:0], tenant, uid)
+		if p.recipientIDs.Allow(tenant, ev.GetCampaignId()) {
+			ev.RecipientId = uid
+		}
+	}
 	if pol := p.signing.For(hit.GetContentId()); pol != signing.Off {
 		ev.SignaturePolicy = pol.String()
 		if !hit.GetVerified() {

@@ -233,6 +233,7 @@ func bindProcessor(fs interface {
 	fs.IntVar(&cfg.MaxPerMinute, "processor.maxPerMinute", cfg.MaxPerMinute, "most hits per visitor per minute of event time before hits are labelled bot with reason \"rate\"")
 	fs.BoolVar(&cfg.UTMCampaigns, "processor.utmCampaigns", cfg.UTMCampaigns, "count a hit without a campaign (camp parameter) under its page's utm_campaign, when that is an id of A-Z a-z 0-9 . _ : - (at most 128 bytes); each campaign adds records per content id and day, at most -aggregator.maxCampaigns")
 	fs.DurationVar(&cfg.AuditRetention, "processor.auditRetention", cfg.AuditRetention, "how long the completeness audit's figures per edge node and minute are kept in Redis (GET /v1/audit, pixelpipe audit)")
+	fs.StringVar(&cfg.RecipientIDs, "processor.recipientIDs", cfg.RecipientIDs, "tenants and campaigns whose events carry a hit's uid as sent (recipient_id), besides its keyed hash (recipient_key, always): TENANT, TENANT/CAMPAIGN or *, comma-separated (a tenant is the part of content ids before ':'); empty = none")
 	fs.StringVar(&cfg.SignedPixels, "processor.signedPixels", cfg.SignedPixels, "signed-pixel policy per tenant or content id, KEY=POLICY,... (KEY: a content id, a tenant, or * for the rest; POLICY: require = hits that are not verified signed pixels count in the unverified class, never as human; prefer = they count as human, their reasons tallied apart; off); e.g. acme=require,*=prefer")
 }
 

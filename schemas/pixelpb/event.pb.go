@@ -109,7 +109,17 @@ type Event struct {
 	// content id, origin.received_at_ms its start, source the hit or clock
 	// tick that closed it, with its index among the sessions that record
 	// closed).
-	Session       *Session `protobuf:"bytes,49,opt,name=session,proto3" json:"session,omitempty"`
+	Session *Session `protobuf:"bytes,49,opt,name=session,proto3" json:"session,omitempty"`
+	// Hits with an explicit visitor id (the uid a sender puts in its pixel
+	// and link URLs, such as a subscriber id): recipient_key is a keyed hash
+	// of the content id's tenant and that id (16 bytes: HMAC-SHA256 under a
+	// key derived from the visitor secret, cut), the same on every event of
+	// that recipient of that tenant and not reversible; recipient_id is the
+	// id as sent, only for the tenants and campaigns whose sender asked for
+	// per-recipient ids (-processor.recipientIDs, off by default). Both are
+	// empty on events without a uid.
+	RecipientKey  []byte `protobuf:"bytes,50,opt,name=recipient_key,json=recipientKey,proto3" json:"recipient_key,omitempty"`
+	RecipientId   string `protobuf:"bytes,51,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,11 +497,25 @@ func (x *Event) GetSession() *Session {
 	return nil
 }
 
+func (x *Event) GetRecipientKey() []byte {
+	if x != nil {
+		return x.RecipientKey
+	}
+	return nil
+}
+
+func (x *Event) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
 var File_pixelpipe_v1_event_proto protoreflect.FileDescriptor
 
 const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x1apixelpipe/v1/session.proto\x1a\x16pixelpipe/v1/hit.proto\"\xf2\f\n" +
+	"\x18pixelpipe/v1/event.proto\x12\fpixelpipe.v1\x1a\x19pixelpipe/v1/common.proto\x1a\x1apixelpipe/v1/session.proto\x1a\x16pixelpipe/v1/hit.proto\"\xba\r\n" +
 	"\x05Event\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12,\n" +
 	"\x06origin\x18\x02 \x01(\v2\x14.pixelpipe.v1.OriginR\x06origin\x124\n" +
@@ -554,7 +578,9 @@ const file_pixelpipe_v1_event_proto_rawDesc = "" +
 	"\x10signature_policy\x18. \x01(\tR\x0fsignaturePolicy\x12+\n" +
 	"\x11unverified_reason\x18/ \x01(\tR\x10unverifiedReason\x12+\n" +
 	"\x11click_destination\x180 \x01(\tR\x10clickDestination\x12/\n" +
-	"\asession\x181 \x01(\v2\x15.pixelpipe.v1.SessionR\asessionB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
+	"\asession\x181 \x01(\v2\x15.pixelpipe.v1.SessionR\asession\x12#\n" +
+	"\rrecipient_key\x182 \x01(\fR\frecipientKey\x12!\n" +
+	"\frecipient_id\x183 \x01(\tR\vrecipientIdB0Z.github.com/pixelpipe/pixelpipe/schemas/pixelpbb\x06proto3"
 
 var (
 	file_pixelpipe_v1_event_proto_rawDescOnce sync.Once

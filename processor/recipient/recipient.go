@@ -1,0 +1,94 @@
+// Package recipient identifies the recipients of e-mail campaigns (and any
+// visitor a sender names) in the event stream: a hit with an explicit
+// visitor id (the uid a sender puts in its pixel and link URLs, such as a
+// subscriber id) gets a keyed hash of that id, scoped to the content id's
+// tenant, and, only where the sender asked for it, the id as sent.
+package recipient
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"strings"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
+
+// KeySize is the length of a recipient key.
+const KeySize = 16
+
+// Keyer computes recipient keys. Used by one goroutine at a time.
+type Keyer struct {
+	mac hash.Hash
+	msg []byte // scratch: tenant, 0, id
+	sum [sha256.Size]byte
+}
+
+// NewKeyer returns a keyer under secret (the visitor secret: keys are
+// stable as long as it is).
+func NewKeyer(secret string) *Keyer {
+	return &Keyer{mac: hmac.New(sha256.New, []byte("pixelpipe recipient key\x00"+secret))}
+}
+
+// Append appends the key of recipient id of tenant to dst: HMAC-SHA256 of
+// the tenant, a zero byte and the id, cut to KeySize bytes. The same id
+// under two tenants gets two unrelated keys, and no key gives its id back.
+// It allocates nothing when dst has room.
+func (k *Keyer) Append(dst []byte, tenant, id string) []byte {
+	k.msg = append(append(append(k.msg[:0], tenant...), 0), id...)
+	k.mac.Reset()
+	k.mac.Write(k.msg)
+	return append(dst, k.mac.Sum(k.sum[:0])[:KeySize]...)
+}
+
+// Tenant returns the tenant of a content id: the part before its first
+// ':', or "" for a content id without one.
+func Tenant(contentID string) string {
+	t, _, ok := strings.Cut(contentID, ":")
+	if !ok {
+		return ""
+	}
+	return t
+}
+
+// Rules say for which tenants and campaigns events carry recipient ids as
+// the sender gave them. The zero value (and nil) allows none.
+type Rules struct {
+	all       bool
+	tenants   map[string]bool
+	campaigns map[[2]string]bool // tenant, campaign
+}
+
+// ParseRules reads "ENTRY,ENTRY,...", each entry a tenant ("acme": every
+// campaign of acme's content ids), a tenant and one campaign
+// ("acme/spring"), or "*" (every tenant). Empty text allows none. A
+// content id without a tenant is tenant "" (entry "/spring" names its
+// campaign spring).
+func ParseRules(s string) (*Rules, error) {
+	r := &Rules{tenants: map[string]bool{}, campaigns: map[[2]string]bool{}}
+	for entry := range strings.SplitSeq(s, ",") {
+		entry = strings.TrimSpace(entry)
+		switch tenant, campaign, hasCampaign := strings.Cut(entry, "/"); {
+		case entry == "":
+		case entry == "*":
+			r.all = true
+		case !hasCampaign && tenant != "" && schemas.ValidID(tenant):
+			r.tenants[tenant] = true
+		case hasCampaign && campaign != "" && (tenant == "" || schemas.ValidID(tenant)) && schemas.ValidID(campaign):
+			r.campaigns[[2]string{tenant, campaign}] = true
+		default:
+			return nil, fmt.Errorf("bad entry %q: use TENANT, TENANT/CAMPAIGN or * (ids of A-Z a-z 0-9 . _ : -)", entry)
+		}
+	}
+	return r, nil
+}
+
+// Allow reports whether events of tenant's content ids under campaign
+// carry the recipient id as sent.
+func (r *Rules) Allow(tenant, campaign string) bool {
+	if r == nil {
+		return false
+	}
+	return r.all || r.tenants[tenant] || (campaign != "" && r.campaigns[[2]string{tenant, campaign}])
+}
