@@ -85,7 +85,9 @@ type CountSnapshot struct {
 	Granularity   Granularity `protobuf:"varint,4,opt,name=granularity,proto3,enum=pixelpipe.v1.Granularity" json:"granularity,omitempty"`
 	// Start of the bucket, Unix milliseconds UTC.
 	BucketStartMs int64 `protobuf:"varint,5,opt,name=bucket_start_ms,json=bucketStartMs,proto3" json:"bucket_start_ms,omitempty"`
-	// Exact number of distinct events counted.
+	// Exact number of distinct events counted (for KIND_SESSION: visits
+	// that started in the bucket, under their landing content id; uniques
+	// are then their visitors).
 	Total uint64 `protobuf:"varint,6,opt,name=total,proto3" json:"total,omitempty"`
 	// HyperLogLog estimate of unique visitors.
 	Uniques uint64 `protobuf:"varint,7,opt,name=uniques,proto3" json:"uniques,omitempty"`
