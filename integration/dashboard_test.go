@@ -345,28 +345,48 @@ type dashSeed struct {
 	recs    map[hllstore.Key]*hllstore.Record
 	keys    []hllstore.Key
 	visitor uint64
+	// campaign, when set, is the campaign of the events added: they count
+	// under the content id and under the campaign on it, as the aggregator
+	// counts the hits of a campaign.
+	campaign string
+}
+
+// scopes are the campaigns a record is added under: none (the content
+// id's own record) and d.campaign when set.
+func (d *dashSeed) scopes() []string {
+	if d.campaign == "" {
+		return []string{""}
+	}
+	return []string{"", d.campaign}
 }
 
 // add counts n events of kind and class on cid in the hour starting at
 // hour (Unix ms), by visitors distinct new visitors, each event with reason
-// when given, in the hour's record and its day's.
+// when given, in the hour's record and its day's (and d.campaign's).
 func (d *dashSeed) add(cid string, kind pixelpb.Kind, class hllstore.Class, hour int64, n, visitors int, reason string) {
 	base := d.visitor
 	d.visitor += uint64(visitors)
 	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
-		k := hllstore.Key{ContentID: cid, Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}
-		r := d.recs[k]
-		if r == nil {
-			nr := hllstore.NewRecord()
-			r = &nr
-			d.recs[k] = r
-			d.keys = append(d.keys, k)
+		for _, cmp := range d.scopes() {
+			d.addRecord(hllstore.Key{ContentID: cid, Campaign: cmp, Kind: kind, Class: class, Gran: g, Start: hllstore.BucketStart(g, hour)}, base, n, visitors, reason)
 		}
-		for i := range n {
-			r.Add((base + uint64(i%visitors) + 1) * 0x9e3779b97f4a7c15)
-			if reason != "" {
-				r.AddReason(reason)
-			}
+	}
+}
+
+// addRecord adds n events by the visitors base+1 to base+visitors to the
+// record of k, each with reason when given.
+func (d *dashSeed) addRecord(k hllstore.Key, base uint64, n, visitors int, reason string) {
+	r := d.recs[k]
+	if r == nil {
+		nr := hllstore.NewRecord()
+		r = &nr
+		d.recs[k] = r
+		d.keys = append(d.keys, k)
+	}
+	for i := range n {
+		r.Add((base + uint64(i%visitors) + 1) * 0x9e3779b97f4a7c15)
+		if reason != "" {
+			r.AddReason(reason)
 		}
 	}
 }
@@ -378,10 +398,12 @@ func (d *dashSeed) add(cid string, kind pixelpb.Kind, class hllstore.Class, hour
 func (d *dashSeed) addVisits(cid string, hour int64, n, visitors int, bounces, durationMs, pages uint64) {
 	d.add(cid, pixelpb.Kind_KIND_SESSION, hllstore.Human, hour, n, visitors, "")
 	for _, g := range []hllstore.Granularity{hllstore.GranularityHour, hllstore.GranularityDay} {
-		r := d.recs[hllstore.Key{ContentID: cid, Kind: pixelpb.Kind_KIND_SESSION, Class: hllstore.Human, Gran: g, Start: hllstore.BucketStart(g, hour)}]
-		r.AddSum(hllstore.SumBounces, bounces)
-		r.AddSum(hllstore.SumDurationMs, durationMs)
-		r.AddSum(hllstore.SumPages, pages)
+		for _, cmp := range d.scopes() {
+			r := d.recs[hllstore.Key{ContentID: cid, Campaign: cmp, Kind: pixelpb.Kind_KIND_SESSION, Class: hllstore.Human, Gran: g, Start: hllstore.BucketStart(g, hour)}]
+			r.AddSum(hllstore.SumBounces, bounces)
+			r.AddSum(hllstore.SumDurationMs, durationMs)
+			r.AddSum(hllstore.SumPages, pages)
+		}
 	}
 }
 
@@ -528,6 +550,27 @@ func percent(x float64) string {
 	return strconv.FormatFloat(x*100, 'f', 1, 64) + "%"
 }
 
+// serveOpenQuery serves the counts of store through an open query API (no
+// tokens) until the end of the test and returns its base URL.
+func serveOpenQuery(t *testing.T, store *hllstore.Store, aud *audit.Reader) string {
+	t.Helper()
+	q, err := query.New(func() query.Config { c := query.DefaultConfig(); c.ListenAddr = "127.0.0.1:0"; return c }(), nil, nil, counts.NewReader(store), aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := pipetest.Listen(t)
+	sctx, stopQuery := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- q.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stopQuery()
+		if err := <-served; err != nil {
+			t.Errorf("query: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
 // TestDashboardPanels serves seeded counts through an open query API (no
 // tokens) and checks, in headless chromium, that every panel shows the
 // API's numbers for the selected content id: the cards, one chart strip per
@@ -545,21 +588,7 @@ func TestDashboardPanels(t *testing.T) {
 	rdb, prefix := pipetest.Redis(t)
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
 	seedDashboard(t, store)
-	q, err := query.New(func() query.Config { c := query.DefaultConfig(); c.ListenAddr = "127.0.0.1:0"; return c }(), nil, nil, counts.NewReader(store), audit.NewReader(rdb, prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := pipetest.Listen(t)
-	sctx, stopQuery := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- q.Serve(sctx, ln) }()
-	t.Cleanup(func() {
-		stopQuery()
-		if err := <-served; err != nil {
-			t.Errorf("query: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
+	base := serveOpenQuery(t, store, audit.NewReader(rdb, prefix))
 
 	// The API's answers the page must show.
 	now := time.Now().UTC()
@@ -887,4 +916,347 @@ func TestDashboardPanels(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "dashboard-phone.png")
+}
+
+// The campaign of TestDashboardCampaign and its two content ids.
+const (
+	dashCampaign    = "winter"
+	dashPromo       = "acme:promo-winter"
+	dashCampArticle = "acme:article-8"
+)
+
+// campaignWant holds the campaign's seeded human counts, the sums over its
+// content ids: over the last four hours (all in the last 24), and of today
+// (UTC) for the cards.
+type campaignWant struct {
+	impressions, views, clicks, visits, bounces              uint64
+	todayImpressions, todayViews, todayClicks, todayNonHuman uint64
+}
+
+// seedCampaign writes, over the last four hours (the current one
+// included), the hits of campaign dashCampaign on two content ids: a
+// promotion page with a banner (impressions, clicks, views, visits, a few
+// unsigned impressions and crawler views) and an article (views, visits,
+// crawler views); and hits of the same content ids outside the campaign and
+// in another campaign, which the campaign's counts must leave out. It
+// returns the campaign's sums.
+func seedCampaign(t *testing.T, store *hllstore.Store) campaignWant {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cur := now.Truncate(time.Hour).UnixMilli()
+	d := &dashSeed{recs: map[hllstore.Key]*hllstore.Record{}}
+	human, bot, unverified := hllstore.Human, hllstore.Bot, hllstore.Unverified
+	const imp, view, click = pixelpb.Kind_KIND_IMPRESSION, pixelpb.Kind_KIND_VIEW, pixelpb.Kind_KIND_CLICK
+	var w campaignWant
+	for i, h := range []int64{cur - 3*hllstore.HourMs, cur - 2*hllstore.HourMs, cur - hllstore.HourMs, cur} {
+		d.campaign = dashCampaign
+		imps, clicks, promoViews, artViews := []int{180, 240, 220, 260}[i], []int{6, 11, 9, 12}[i], []int{20, 28, 34, 25}[i], []int{35, 50, 58, 30}[i]
+		d.add(dashPromo, imp, human, h, imps, []int{150, 200, 190, 210}[i], "")
+		d.add(dashPromo, click, human, h, clicks, clicks, "")
+		d.add(dashPromo, view, human, h, promoViews, []int{16, 22, 27, 20}[i], "")
+		d.add(dashPromo, imp, unverified, h, 2, 2, "unsigned")
+		d.add(dashPromo, view, bot, h, 3, 1, "known_crawler")
+		promoVisits, promoBounces := []int{8, 11, 13, 10}[i], []uint64{3, 4, 6, 4}[i]
+		d.addVisits(dashPromo, h, promoVisits, []int{7, 10, 12, 9}[i], promoBounces, uint64(promoVisits)*uint64(60_000+10_000*i), uint64(promoViews))
+		d.add(dashCampArticle, view, human, h, artViews, []int{28, 40, 44, 24}[i], "")
+		d.add(dashCampArticle, view, bot, h, 5, 2, "known_crawler")
+		artVisits, artBounces := []int{12, 17, 21, 11}[i], []uint64{5, 6, 9, 4}[i]
+		d.addVisits(dashCampArticle, h, artVisits, []int{10, 15, 18, 10}[i], artBounces, uint64(artVisits)*uint64(90_000+20_000*i), uint64(artViews))
+		// Not the campaign's: hits without one, and of another campaign.
+		d.campaign = ""
+		d.add(dashPromo, imp, human, h, 50, 45, "")
+		d.add(dashPromo, view, human, h, 15, 12, "")
+		d.add(dashCampArticle, view, human, h, 15, 12, "")
+		d.campaign = "autumn"
+		d.add(dashCampArticle, view, human, h, 9, 9, "")
+		d.addVisits(dashCampArticle, h, 4, 4, 2, 4*70_000, 9)
+		d.campaign = ""
+
+		w.impressions += uint64(imps)
+		w.views += uint64(promoViews + artViews)
+		w.clicks += uint64(clicks)
+		w.visits += uint64(promoVisits + artVisits)
+		w.bounces += promoBounces + artBounces
+		if hllstore.DayStart(h) == hllstore.DayStart(cur) {
+			w.todayImpressions += uint64(imps)
+			w.todayViews += uint64(promoViews + artViews)
+			w.todayClicks += uint64(clicks)
+			w.todayNonHuman += 2 + 3 + 5
+		}
+	}
+	var writes []hllstoretest.Write
+	var top []hllstore.TopUpdate
+	for _, k := range d.keys {
+		writes = append(writes, hllstoretest.Write{Key: k, Record: d.recs[k]})
+		if k.Gran == hllstore.GranularityDay && k.Class == human && k.Campaign == "" && k.Kind != pixelpb.Kind_KIND_SESSION {
+			top = append(top, hllstore.TopUpdate{Key: k, Total: d.recs[k].Total, Uniques: d.recs[k].Sketch.Estimate()})
+		}
+	}
+	if err := hllstoretest.Put(ctx, store, writes); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RaiseTop(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+	wms := map[int32]hllstore.Watermark{}
+	for p := range int32(6) {
+		wms[p] = hllstore.Watermark{CompleteUntilMs: now.Add(-2 * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}
+	}
+	if err := store.WriteWatermarks(ctx, wms); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// dashPage reads the dashboard open in a browser tab.
+type dashPage struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// eval runs js in the page and returns its string value.
+func (p dashPage) eval(js string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+// text is the trimmed text of the first element matching sel ("" when none).
+func (p dashPage) text(sel string) string {
+	p.t.Helper()
+	return strings.TrimSpace(p.eval(`(document.querySelector(` + strconv.Quote(sel) + `)||{}).textContent||""`))
+}
+
+// waitTexts waits until each selector's text is the one wanted.
+func (p dashPage) waitTexts(want map[string]string) {
+	p.t.Helper()
+	pipetest.Eventually(p.t, 30*time.Second, func() string {
+		for sel, w := range want {
+			if got := p.text(sel); got != w {
+				return fmt.Sprintf("%s shows %q, want %q (status %q)", sel, got, w, p.text("#status"))
+			}
+		}
+		return ""
+	})
+}
+
+// strip returns the number of bars of the chart strip of kind and their sum.
+func (p dashPage) strip(kind string) (bars int, sum uint64) {
+	p.t.Helper()
+	for _, v := range strings.Fields(p.eval(`[...document.querySelectorAll('#chart svg[data-kind="` + kind + `"] rect.bar')].map(r => r.dataset.v).join(" ")`)) {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		bars++
+		sum += n
+	}
+	return bars, sum
+}
+
+// eventTotal is a class's events of every kind, as the dashboard adds them.
+func eventTotal(c query.ClassStats) uint64 {
+	return c.Impressions.Total + c.Views.Total + c.Clicks.Total + c.Conversions.Total + c.Opens.Total + c.Custom.Total
+}
+
+// TestDashboardCampaign serves seeded counts of a campaign on two content
+// ids (with hits of the same ids outside it) through an open query API and
+// checks, in headless chromium, that /?campaign=winter&range=24h shows the
+// campaign's figures, the sums over its content ids as the campaign routes
+// answer them: the cards (today), the chart's strips (visits included), the
+// visits panel, the funnel, the email and traffic quality panels, each
+// titled "campaign winter"; that the breakdown and today's table say in one
+// line that they are per content id, and stay on the content ids chosen
+// next to the campaign (the cards still the campaign's); that a bad campaign
+// id is refused with a message; and that at phone width (390 px) the same
+// figures show, nothing overflowing. Screenshots:
+// build/dashboard-campaign.png (1280 px), dashboard-campaign-cids.png (with
+// its content ids chosen too) and dashboard-campaign-phone.png (390 px).
+func TestDashboardCampaign(t *testing.T) {
+	exe := chromium(t)
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	want := seedCampaign(t, store)
+	base := serveOpenQuery(t, store, audit.NewReader(rdb, prefix))
+
+	now := time.Now().UTC()
+	hourTo := now.Truncate(time.Hour).Add(time.Hour)
+	last24 := "from=" + hourTo.Add(-24*time.Hour).Format(time.RFC3339) + "&to=" + hourTo.Format(time.RFC3339)
+	today := "from=" + now.Format("2006-01-02") + "&to=" + now.Add(24*time.Hour).Format("2006-01-02")
+	stats := func(path string) query.StatsResponse {
+		t.Helper()
+		var st query.StatsResponse
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	// The campaign routes answer the seeded sums over both content ids,
+	// none of the hits outside the campaign: the figures the page must show.
+	camp24, campToday := stats("/v1/campaigns/"+dashCampaign+"/stats?"+last24), stats("/v1/campaigns/"+dashCampaign+"/stats?"+today)
+	h, v := camp24.Human, camp24.Human.Visits
+	if h.Impressions.Total != want.impressions || h.Views.Total != want.views || h.Clicks.Total != want.clicks || v.Visits != want.visits || v.Bounces != want.bounces {
+		t.Fatalf("API: campaign %s over 24 h: %d impressions, %d views, %d clicks, %d visits, %d bounces; want the sums over its content ids %+v",
+			dashCampaign, h.Impressions.Total, h.Views.Total, h.Clicks.Total, v.Visits, v.Bounces, want)
+	}
+	th := campToday.Human
+	nonHuman := eventTotal(campToday.Bot) + eventTotal(campToday.Machine) + eventTotal(campToday.Unverified)
+	if th.Impressions.Total != want.todayImpressions || th.Views.Total != want.todayViews || th.Clicks.Total != want.todayClicks || nonHuman != want.todayNonHuman || th.Views.Uniques == 0 {
+		t.Fatalf("API: campaign %s today: %d impressions, %d views (%d uniques), %d clicks, %d non-human; want %+v",
+			dashCampaign, th.Impressions.Total, th.Views.Total, th.Views.Uniques, th.Clicks.Total, nonHuman, want)
+	}
+	// The cards: today's campaign counts; the visits panel: the range's.
+	cards := map[string]string{
+		"#cards-title .sel-id": "campaign " + dashCampaign,
+		"#live-uniques":        commas(th.Views.Uniques),
+		"#live-views":          commas(th.Views.Total),
+		"#live-impressions":    commas(th.Impressions.Total),
+		"#live-clicks":         commas(th.Clicks.Total),
+		"#live-ctr":            percent(th.CTR),
+		"#live-opens":          "0",
+		"#live-nonhuman":       commas(nonHuman),
+	}
+	visits := visitTexts(v)
+
+	ctx := browser(t, exe, 1280, 900)
+	p := dashPage{t, ctx}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?campaign="+dashCampaign+"&range=24h")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitTexts(cards)
+	p.waitTexts(visits)
+	if s := p.text("#live-age"); !strings.HasPrefix(s, "today so far · updated") {
+		t.Errorf("views card says %q, want today so far", s)
+	}
+	if s := p.text("#cards-title"); s != "Today (UTC) · campaign "+dashCampaign {
+		t.Errorf("cards title %q: want no \"live\" for a campaign", s)
+	}
+	for _, id := range []string{"chart-title", "visits-title", "funnel-title", "email-title", "quality-title"} {
+		if s := p.text("#" + id + " .sel-id"); s != "campaign "+dashCampaign {
+			t.Errorf("#%s names %q, want campaign %s", id, s, dashCampaign)
+		}
+	}
+	if s := p.text("#picker"); s != "campaign "+dashCampaign {
+		t.Errorf("picker shows %q, want the campaign", s)
+	}
+	// The chart: a strip per kind with events, visits included, each
+	// adding up to the campaign's count.
+	if s := p.eval(`[...document.querySelectorAll("#chart .strip")].map(s => s.dataset.kind).join(",")`); s != "impressions,views,clicks,visits" {
+		t.Errorf("chart strips for the campaign: %q, want impressions,views,clicks,visits", s)
+	}
+	for kind, n := range map[string]uint64{"impressions": h.Impressions.Total, "views": h.Views.Total, "clicks": h.Clicks.Total, "visits": v.Visits} {
+		if bars, sum := p.strip(kind); bars != 24 || sum != n {
+			t.Errorf("chart strip %s: %d bars (want 24 hours) summing to %d, want %d", kind, bars, sum, n)
+		}
+	}
+	if f := p.text("#funnel"); !strings.Contains(f, "Impressions"+commas(h.Impressions.Total)) || !strings.Contains(f, "Views"+commas(h.Views.Total)) || !strings.Contains(f, "Clicks"+commas(h.Clicks.Total)) {
+		t.Errorf("funnel %q, want the campaign's impressions, views and clicks", f)
+	}
+	if s := p.text("#ctr"); s != percent(h.CTR) {
+		t.Errorf("funnel CTR %q, want %q", s, percent(h.CTR))
+	}
+	if s := p.text("#email-empty"); s != "No email opens of campaign "+dashCampaign+" in this range." {
+		t.Errorf("email panel says %q", s)
+	}
+	if q := p.text("#reasons"); !strings.Contains(q, commas(camp24.Bot.Reasons["known_crawler"])+" known crawler (bot)") ||
+		!strings.Contains(q, commas(camp24.Unverified.Reasons["unsigned"])+" unsigned pixel (unverified)") || camp24.Bot.Reasons["known_crawler"] == 0 {
+		t.Errorf("traffic quality %q, want the campaign's %d crawler views and %d unsigned impressions", q, camp24.Bot.Reasons["known_crawler"], camp24.Unverified.Reasons["unsigned"])
+	}
+	// Per content id only: one line each.
+	p.waitTexts(map[string]string{
+		"#bd-title .sel-id": "per content id",
+		"#breakdowns":       "Breakdowns are kept per content id, not per campaign: enter content ids next to the campaign above to see theirs.",
+		"#live-table-note":  "Live counts are kept per content id: enter content ids next to the campaign above to follow them here.",
+	})
+	if s := p.eval(`String(document.getElementById("bd-head").hidden) + String(document.getElementById("live-table-box").hidden)`); s != "truetrue" {
+		t.Errorf("breakdown choices and today's table shown for a campaign alone (hidden: %s)", s)
+	}
+	// The top list stays the tenant's ranking.
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		if top := p.text("#top"); !strings.Contains(top, dashCampArticle) || !strings.Contains(top, dashPromo) {
+			return "top list " + top
+		}
+		return ""
+	})
+	if u := p.eval(`location.search`); u != "?campaign="+dashCampaign+"&range=24h" {
+		t.Errorf("URL %q, want ?campaign=%s&range=24h", u, dashCampaign)
+	}
+	if s := p.text("#status"); s != "" {
+		t.Errorf("status %q", s)
+	}
+	screenshot(t, ctx, "dashboard-campaign.png")
+
+	// The campaign with its content ids: the cards and panels stay the
+	// campaign's; the breakdown and today's table follow the content ids.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?campaign="+dashCampaign+"&cid="+dashPromo+","+dashCampArticle+"&range=24h")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitTexts(cards)
+	p.waitTexts(visits)
+	p.waitTexts(map[string]string{"#bd-title .sel-id": dashPromo, "#visits-title .sel-id": "campaign " + dashCampaign})
+	if s := p.eval(`[...document.querySelectorAll("#bd-cid option")].map(o => o.value).join(",")`); s != dashPromo+","+dashCampArticle {
+		t.Errorf("breakdown content ids %q", s)
+	}
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		var rows []string
+		for _, cid := range []string{dashPromo, dashCampArticle} {
+			h := stats("/v1/stats/" + cid + "?" + today).Human
+			rows = append(rows, strings.Join([]string{cid, commas(h.Views.Uniques), commas(h.Views.Total), commas(h.Impressions.Total), commas(h.Clicks.Total), commas(h.Opens.Total)}, "|"))
+		}
+		got := p.eval(`[...document.querySelectorAll("#live-table tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+		if got != strings.Join(rows, "\n") || !strings.Contains(p.text("#breakdowns"), dashPromo) {
+			return fmt.Sprintf("today's table\n%s\nwant\n%s\nbreakdown %q", got, strings.Join(rows, "\n"), p.text("#breakdowns"))
+		}
+		return ""
+	})
+	if err := chromedp.Do(ctx, chromedp.SetValue("#bd-cid", dashCampArticle),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("bd-cid").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	p.waitTexts(map[string]string{"#bd-title .sel-id": dashCampArticle, "#live-table tr.selected td": dashCampArticle})
+	p.waitTexts(cards)
+	if u := p.eval(`location.search`); u != "?campaign="+dashCampaign+"&cid="+dashPromo+","+dashCampArticle+"&sel="+dashCampArticle+"&range=24h&dim=country" {
+		t.Errorf("URL %q does not keep the campaign and the content ids", u)
+	}
+	screenshot(t, ctx, "dashboard-campaign-cids.png")
+
+	// A bad campaign id: refused with a message, nothing else changes.
+	if err := chromedp.Do(ctx, chromedp.SetValue("#campaign", "winter sale"), chromedp.Click(`#scope button[type="submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	p.waitTexts(map[string]string{"#campaign-error": "Not a campaign id: use A-Z a-z 0-9 . _ : - only (this one has a space)."})
+	if s := p.eval(`document.getElementById("campaign").getAttribute("aria-invalid") + " " + location.search.includes("campaign=` + dashCampaign + `&")`); s != "true true" {
+		t.Errorf("after a bad campaign id: aria-invalid and URL kept: %s", s)
+	}
+	p.waitTexts(cards)
+
+	// Phone width: the campaign alone at 390 px.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(base+"/?campaign="+dashCampaign+"&range=24h")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitTexts(cards)
+	p.waitTexts(visits)
+	if w := p.eval(`window.innerWidth + " " + document.documentElement.scrollWidth`); w != "390 390" {
+		t.Errorf("at phone width, window / scroll width: %s, want 390 390 (nothing overflows sideways)", w)
+	}
+	if wide := p.eval(phoneOverflow); wide != "" {
+		t.Errorf("at phone width these reach past the right edge: %s", wide)
+	}
+	for _, sel := range []string{".cards", ".visit-rates"} {
+		if cols := p.eval(`getComputedStyle(document.querySelector("` + sel + `")).gridTemplateColumns.split(" ").length + ""`); cols != "2" {
+			t.Errorf("%s at phone width in %s columns, want 2", sel, cols)
+		}
+	}
+	screenshot(t, ctx, "dashboard-campaign-phone.png")
 }

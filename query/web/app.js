@@ -5,6 +5,12 @@
 // in the cards, chart, visits, funnel, email, quality and breakdown panels,
 // and the tabs above them switch it. The URL keeps the choice:
 // ?cid=a,b&sel=b&range=24h&dim=page.
+//
+// A campaign (?campaign=winter&range=24h) is shown instead in the cards,
+// chart, visits, funnel, email and quality panels: the sum over its content
+// ids, from the campaign routes. Breakdowns and live counts exist per
+// content id only: with content ids chosen too (?campaign=winter&cid=a,b)
+// the breakdown and today's table stay on them, else they say so.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -12,7 +18,7 @@ const nf = new Intl.NumberFormat("en-US");
 const pct = (x) => (x * 100).toFixed(x > 0 && x < 0.1 ? 2 : 1) + "%";
 const state = {
   token: sessionStorage.getItem("pixelpipe.token") || "",
-  cids: [], sel: "", range: "30d", dim: "country", topKind: "view",
+  cids: [], sel: "", campaign: "", range: "30d", dim: "country", topKind: "view",
   live: null, lastLive: null, tableKey: "", points: null, gran: "day",
 };
 
@@ -86,6 +92,34 @@ function latest(key) {
   return () => seq[key] === n;
 }
 
+// A campaign is chosen: the panels above the breakdown show it.
+const byCampaign = () => state.campaign !== "";
+// shownName names what the panels show: "campaign winter" or a content id.
+const shownName = () => (byCampaign() ? "campaign " + state.campaign : state.sel);
+
+// scopePath is the path of a stats or series route of what is shown:
+// /v1/campaigns/{campaign}/stats or /v1/stats/{cid}.
+function scopePath(what) {
+  if (byCampaign()) return "/v1/campaigns/" + encodeURIComponent(state.campaign) + "/" + what;
+  return "/v1/" + what + "/" + encodeURIComponent(state.sel);
+}
+
+// campaignError says what is wrong with a campaign id, as the API checks
+// it ("" when nothing is).
+function campaignError(name) {
+  if (/^[A-Za-z0-9._:-]{1,128}$/.test(name)) return "";
+  if (name.length > 128) return "A campaign id has at most 128 characters; this one has " + name.length + ".";
+  const bad = [...new Set([...name.replace(/[A-Za-z0-9._:-]/g, "")].map((c) => (/\s/.test(c) ? "a space" : "“" + c + "”")))];
+  return "Not a campaign id: use A-Z a-z 0-9 . _ : - only (this one has " + (bad.length < 2 ? bad[0] : bad.slice(0, -1).join(", ") + " and " + bad[bad.length - 1]) + ").";
+}
+
+function showCampaignError(msg) {
+  $("campaign-error").textContent = msg || "";
+  $("campaign-error").hidden = !msg;
+  if (msg) $("campaign").setAttribute("aria-invalid", "true");
+  else $("campaign").removeAttribute("aria-invalid");
+}
+
 function setStatus(msg) {
   const s = $("status");
   s.textContent = msg || "";
@@ -132,13 +166,22 @@ function rangeParams() {
 
 const iso = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 const rangeQuery = (rp) => "from=" + iso(rp.from) + "&to=" + iso(rp.to);
+// todayQuery is the range of today (UTC), the cards' range.
+function todayQuery() {
+  const now = new Date();
+  const day = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  return "from=" + iso(day) + "&to=" + iso(new Date(day.getTime() + 86400e3));
+}
 
-// The URL keeps the content ids, the selected one, the range and the
-// breakdown dimension (content ids are plain: A-Z a-z 0-9 . _ : -).
+// The URL keeps the campaign, the content ids, the selected one, the range
+// and the breakdown dimension (ids are plain: A-Z a-z 0-9 . _ : -); a
+// campaign alone keeps no content ids and no dimension.
 const enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":").replace(/%2C/gi, ",");
 function writeURL() {
-  const qs = "?cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) + "&range=" + enc(state.range) + "&dim=" + enc(state.dim) +
-    (state.topKind !== "view" ? "&top=" + enc(state.topKind) : "");
+  const perCid = state.cids.length || !byCampaign();
+  const qs = (byCampaign() ? "?campaign=" + enc(state.campaign) + (perCid ? "&" : "") : "?") +
+    (perCid ? "cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) : "") + "&range=" + enc(state.range) +
+    (perCid ? "&dim=" + enc(state.dim) : "") + (state.topKind !== "view" ? "&top=" + enc(state.topKind) : "");
   history.replaceState(null, "", location.pathname + qs);
 }
 
@@ -151,9 +194,21 @@ function setCids(text, sel) {
   $("cids").value = state.cids.join(", ");
 }
 
-// drawPicker draws one tab per chosen content id and writes the selected
-// one into every panel heading.
+// drawPicker draws one tab per chosen content id (or the campaign's) and
+// writes the selected one into every panel heading.
 function drawPicker() {
+  drawPerCid();
+  if (byCampaign()) {
+    const b = el("button", { type: "button", role: "tab", id: "tab-campaign", "aria-controls": "selected", "aria-selected": "true", tabindex: "0", class: "campaign-tab" },
+      el("span", { class: "what" }, "campaign"), " " + state.campaign);
+    $("picker").replaceChildren(b);
+    $("selected").setAttribute("aria-labelledby", "tab-campaign");
+    $("picker-hint").textContent = "the sum over its content ids · " + (state.cids.length ? "the breakdown and today's table stay on the content ids"
+      : "breakdowns and live counts are per content id: enter content ids above too");
+    for (const s of document.querySelectorAll(".sel-id")) s.textContent = shownName();
+    $("bd-sel").textContent = state.cids.length ? state.sel : "per content id";
+    return;
+  }
   const tabs = state.cids.map((c, i) => {
     const on = c === state.sel;
     const b = el("button", { type: "button", role: "tab", id: "tab-" + i, "aria-controls": "selected", "aria-selected": String(on), tabindex: on ? "0" : "-1", "data-cid": c }, c);
@@ -169,8 +224,29 @@ function drawPicker() {
   for (const s of document.querySelectorAll(".sel-id")) s.textContent = state.sel;
 }
 
+// drawPerCid shows, with a campaign, what stays per content id: the
+// breakdown's content id (a choice of the chosen ones) and today's table,
+// or one line each on how to see them.
+function drawPerCid() {
+  const many = byCampaign() && state.cids.length > 1;
+  $("bd-cid-label").hidden = !many;
+  $("bd-cid").hidden = !many;
+  if (many) {
+    $("bd-cid").replaceChildren(...state.cids.map((c) => el("option", { value: c }, c)));
+    $("bd-cid").value = state.sel;
+  }
+  $("cards-live").textContent = byCampaign() ? "" : ", live";
+  const none = byCampaign() && !state.cids.length;
+  $("live-table-box").hidden = none;
+  $("live-table-note").hidden = !none;
+  $("live-table-note").textContent = none ? "Live counts are kept per content id: enter content ids next to the campaign above to follow them here." : "";
+}
+
+$("bd-cid").addEventListener("change", () => select($("bd-cid").value));
+
 // Arrow keys, Home and End move between the tabs.
 $("picker").addEventListener("keydown", (e) => {
+  if (byCampaign()) return;
   const n = state.cids.length;
   const i = state.cids.indexOf(state.sel);
   const j = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: n - 1 }[e.key];
@@ -187,7 +263,11 @@ function select(cid) {
   writeURL();
   drawPicker();
   if (state.lastLive) showLive(state.lastLive);
-  refresh();
+  // With a campaign, only the breakdown (and the marks) follow the content id.
+  if (byCampaign()) {
+    refreshBreakdown();
+    refreshTop({});
+  } else refresh();
 }
 
 function showFreshness(f) {
@@ -233,18 +313,21 @@ function showLive(ev) {
   state.lastLive = ev;
   showFreshness(ev.freshness);
   const c = ev.contents.find((x) => x.content_id === state.sel);
-  if (!c) resetCards();
-  else {
-    setNum("live-uniques", c.uniques);
-    $("live-uniques-bound").textContent = c.uniques_bound ? "± " + nf.format(c.uniques_bound) + " (HyperLogLog bound)" : "exact · human views";
-    setNum("live-views", c.views);
-    setNum("live-impressions", c.impressions);
-    setNum("live-clicks", c.clicks);
-    $("live-ctr").textContent = c.impressions ? pct(c.ctr) : "–";
-    setNum("live-opens", c.opens);
-    setNum("live-nonhuman", c.non_human);
+  // With a campaign the cards are the campaign's (showCampaignToday).
+  if (!byCampaign()) {
+    if (!c) resetCards();
+    else {
+      setNum("live-uniques", c.uniques);
+      $("live-uniques-bound").textContent = c.uniques_bound ? "± " + nf.format(c.uniques_bound) + " (HyperLogLog bound)" : "exact · human views";
+      setNum("live-views", c.views);
+      setNum("live-impressions", c.impressions);
+      setNum("live-clicks", c.clicks);
+      $("live-ctr").textContent = c.impressions ? pct(c.ctr) : "–";
+      setNum("live-opens", c.opens);
+      setNum("live-nonhuman", c.non_human);
+    }
+    $("live-age").textContent = "live · updated " + new Date().toLocaleTimeString();
   }
-  $("live-age").textContent = "live · updated " + new Date().toLocaleTimeString();
   // Redrawn only when something changed, so a focused button stays.
   const key = state.sel + "|" + JSON.stringify(ev.contents);
   if (key === state.tableKey) return;
@@ -258,8 +341,31 @@ function showLive(ev) {
   }));
 }
 
-// startLive reads /v1/live with fetch (EventSource cannot send a token).
+// showCampaignToday fills the cards with the campaign's counts of today
+// (GET /v1/campaigns/{campaign}/stats over today, read at every refresh: the
+// live stream is per content id).
+function showCampaignToday(st) {
+  const h = st.human;
+  setNum("live-uniques", h.views.uniques);
+  $("live-uniques-bound").textContent = h.views.uniques_bound ? "± " + nf.format(h.views.uniques_bound) + " (HyperLogLog bound)" : "exact · human views";
+  setNum("live-views", h.views.total);
+  setNum("live-impressions", h.impressions.total);
+  setNum("live-clicks", h.clicks.total);
+  $("live-ctr").textContent = h.impressions.total ? pct(h.ctr) : "–";
+  setNum("live-opens", h.opens.total);
+  setNum("live-nonhuman", eventTotal(st.bot) + eventTotal(st.machine) + eventTotal(st.unverified));
+  $("live-age").textContent = "today so far · updated " + new Date().toLocaleTimeString();
+}
+
+// startLive reads /v1/live with fetch (EventSource cannot send a token);
+// with no content ids chosen (a campaign alone) it stops.
 async function startLive() {
+  if (!state.cids.length) {
+    if (state.live) state.live.abort();
+    state.live = null;
+    state.liveKey = "";
+    return;
+  }
   const key = state.token + "|" + state.cids.join(",");
   if (state.live && state.liveKey === key) return;
   if (state.live) state.live.abort();
@@ -342,7 +448,7 @@ function drawChart() {
   }
   if (!strips.length) {
     $("chart-none").textContent = "";
-    box.replaceChildren(el("p", { class: "pending" }, "No human events of " + state.sel + " in this range."));
+    box.replaceChildren(el("p", { class: "pending" }, "No human events of " + shownName() + " in this range."));
     return;
   }
   $("chart-none").textContent = none.length ? "no " + listText(none) + " in this range" : "";
@@ -418,14 +524,15 @@ function duration(s) {
 }
 
 // drawVisits fills the visits panel with the visits of people that landed
-// on the selected content id (v: human.visits of GET /v1/stats): visits,
+// on the selected content id or the campaign's (v: human.visits of GET
+// /v1/stats or /v1/campaigns/{campaign}/stats): visits,
 // distinct visitors, bounce rate, mean duration and pages per visit. A
 // visit is counted when it ends, so a new content id has none for a while.
 function drawVisits(v) {
   const none = !v.visits;
   $("visits-body").hidden = none;
   $("visits-empty").hidden = !none;
-  $("visits-empty").textContent = "No visits of " + state.sel + " in this range yet. Visits appear when a visit ends: after 30 minutes without a hit, by default.";
+  $("visits-empty").textContent = "No visits of " + shownName() + " in this range yet. Visits appear when a visit ends: after 30 minutes without a hit, by default.";
   $("visits-total").textContent = nf.format(v.visits);
   $("visits-visitors").textContent = nf.format(v.visitors) + bound(v.visitors_bound);
   $("visits-visitors-bound").textContent = v.visitors_bound ? "distinct people (HyperLogLog bound)" : "distinct people";
@@ -456,7 +563,7 @@ function drawEmail(st) {
   const all = h.total + m.total;
   $("email-body").hidden = !all;
   $("email-empty").hidden = !!all;
-  $("email-empty").textContent = "No email opens of " + state.sel + " in this range.";
+  $("email-empty").textContent = "No email opens of " + shownName() + " in this range.";
   $("email-bar").replaceChildren(...(all ? [shareBar("q-human", h.total, all, "human opens"), shareBar("q-machine", m.total, all, "machine opens")] : []));
   $("email-human").textContent = nf.format(h.total);
   $("email-human-uniques").textContent = all ? "by " + nf.format(h.uniques) + bound(h.uniques_bound) + " people · " + pct(h.total / all) + " of all opens" : "by people";
@@ -468,8 +575,11 @@ function drawEmail(st) {
   $("email-reasons").replaceChildren(...items);
 }
 
+// eventTotal is a class's events of every kind (visits are not events).
+const eventTotal = (c) => c.views.total + c.impressions.total + c.clicks.total + c.conversions.total + c.opens.total + c.custom.total;
+
 function drawQuality(st) {
-  const total = (c) => c.views.total + c.impressions.total + c.clicks.total + c.conversions.total + c.opens.total + c.custom.total;
+  const total = eventTotal;
   const parts = [["human", "people", total(st.human)], ["bot", "bots", total(st.bot)], ["machine", "machines (mail proxies, scanners)", total(st.machine)], ["unverified", "unverified (signed pixels)", total(st.unverified)]];
   const sum = parts.reduce((a, p) => a + p[2], 0);
   $("quality").replaceChildren(...(sum ? parts.map(([k, name, v]) => shareBar("q-" + k, v, sum, name + ": " + nf.format(v) + " events")) : []));
@@ -510,6 +620,15 @@ async function refreshBreakdown() {
   const current = latest("breakdown");
   const [label, hint, optional, kind = "view"] = DIMENSIONS[state.dim];
   $("dimension-hint").textContent = hint;
+  // A campaign alone: breakdowns are kept per content id only.
+  const alone = byCampaign() && !state.cids.length;
+  $("bd-head").hidden = alone;
+  $("dimension-hint").hidden = alone;
+  if (alone) {
+    $("breakdowns").classList.add("pending");
+    $("breakdowns").textContent = "Breakdowns are kept per content id, not per campaign: enter content ids next to the campaign above to see theirs.";
+    return;
+  }
   const sel = state.sel;
   // What the breakdown counts: views, or the custom events of a property.
   const what = { custom: "custom events", click: "clicks" }[kind] || "views";
@@ -566,7 +685,7 @@ async function refreshTop(known) {
   }));
   if (!current()) return;
   const row = (it, rank) => {
-    const chosen = state.cids.includes(it.key), on = it.key === state.sel;
+    const chosen = state.cids.includes(it.key), on = !byCampaign() && it.key === state.sel;
     let name = cidText(it.key);
     if (chosen) {
       name = el("button", { type: "button", class: "link", "aria-pressed": String(on), title: "show " + it.key }, cidText(it.key));
@@ -611,10 +730,11 @@ async function refreshAudit() {
   box.append(el("table", { class: "table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
-// clearSelected empties the selected content id's panels when its counts
-// cannot be read, so none shows another id's numbers.
+// clearSelected empties the selected content id's (or campaign's) panels
+// when its counts cannot be read, so none shows another id's numbers.
 function clearSelected(msg) {
   state.points = null;
+  if (byCampaign()) resetCards();
   $("chart").replaceChildren(el("p", { class: "pending" }, msg));
   $("chart-none").textContent = "";
   for (const id of ["funnel", "quality", "reasons", "email-bar", "email-reasons", "breakdowns"]) $(id).replaceChildren();
@@ -625,7 +745,7 @@ function clearSelected(msg) {
 }
 
 async function refresh() {
-  if (!state.cids.length) return;
+  if (!state.cids.length && !byCampaign()) return;
   const current = latest("main");
   setStatus("");
   const rp = rangeParams();
@@ -633,17 +753,19 @@ async function refresh() {
   $("chart-gran").textContent = rp.gran === "hour" ? "per hour" : "per day";
   startLive();
   refreshAudit();
-  const sel = state.sel, cid = encodeURIComponent(sel), q = rangeQuery(rp);
-  const [st, se] = await Promise.all([api("/v1/stats/" + cid + "?" + q + "&kind=open&class=machine"), api("/v1/series/" + cid + "?" + q + "&granularity=" + rp.gran)]);
+  const sel = state.sel, name = shownName(), q = rangeQuery(rp);
+  const [st, se, td] = await Promise.all([api(scopePath("stats") + "?" + q + "&kind=open&class=machine"), api(scopePath("series") + "?" + q + "&granularity=" + rp.gran),
+    byCampaign() ? api(scopePath("stats") + "?" + todayQuery()) : null]);
   if (!current()) return;
-  for (const [what, r] of [["stats", st], ["series", se]]) {
-    if (r.status !== 200) {
-      setStatus(what + " of " + sel + ": " + r.body.error);
-      clearSelected("No counts of " + sel + ": " + r.body.error);
+  for (const [what, r] of [["stats", st], ["series", se], ["today's stats", td]]) {
+    if (r && r.status !== 200) {
+      setStatus(what + " of " + name + ": " + r.body.error);
+      clearSelected("No counts of " + name + ": " + r.body.error);
       refreshTop({});
       return;
     }
   }
+  if (td) showCampaignToday(td.body);
   showFreshness(st.body.freshness);
   drawFunnel(st.body.human);
   drawVisits(st.body.human.visits);
@@ -652,13 +774,13 @@ async function refresh() {
   state.points = se.body.points;
   state.gran = rp.gran;
   drawChart();
-  refreshTop({ [sel]: st.body });
+  refreshTop(byCampaign() ? {} : { [sel]: st.body });
   refreshBreakdown();
 }
 
 $("top-kind").addEventListener("change", () => {
   state.topKind = $("top-kind").value;
-  if (!state.cids.length) return;
+  if (!state.cids.length && !byCampaign()) return;
   writeURL();
   refreshTop({});
 });
@@ -670,13 +792,38 @@ $("dimension").addEventListener("change", () => {
   refreshBreakdown();
 });
 
+// Content ids are required unless a campaign is given.
+$("campaign").addEventListener("input", () => {
+  const c = $("campaign").value.trim();
+  $("cids").required = !c;
+  if (!c || !campaignError(c)) showCampaignError("");
+});
+
 $("scope").addEventListener("submit", (e) => {
   e.preventDefault();
-  const before = state.cids.join(",");
+  const campaign = $("campaign").value.trim();
+  const bad = campaign ? campaignError(campaign) : "";
+  showCampaignError(bad);
+  if (bad) {
+    $("campaign").focus();
+    return;
+  }
+  const before = state.cids.join(","), beforeCampaign = state.campaign;
+  state.campaign = campaign;
+  $("campaign").value = campaign;
   setCids($("cids").value, state.sel);
   if (state.cids.join(",") !== before) {
     state.lastLive = null;
     resetCards();
+  }
+  if (state.campaign !== beforeCampaign) {
+    // The cards change from the campaign's to the selected content id's
+    // (or back): nothing of the other may stay.
+    resetCards();
+    $("live-age").textContent = "waiting for the live stream";
+    $("live-uniques-bound").textContent = "human views";
+    state.tableKey = "";
+    if (state.lastLive) showLive(state.lastLive);
   }
   state.range = $("range").value;
   writeURL();
@@ -685,7 +832,7 @@ $("scope").addEventListener("submit", (e) => {
 });
 
 // The chart and panels refresh every 30 s; the counters live.
-setInterval(() => { if (state.cids.length) refresh(); }, 30000);
+setInterval(() => { if (state.cids.length || byCampaign()) refresh(); }, 30000);
 
 (function init() {
   const p = new URLSearchParams(location.search);
@@ -696,9 +843,17 @@ setInterval(() => { if (state.cids.length) refresh(); }, 30000);
   $("dimension").value = state.dim;
   if (Object.hasOwn(TOP_KINDS, p.get("top") || "")) state.topKind = p.get("top");
   $("top-kind").value = state.topKind;
+  const campaign = (p.get("campaign") || "").trim();
+  if (campaign) {
+    $("campaign").value = campaign;
+    const bad = campaignError(campaign);
+    showCampaignError(bad);
+    if (!bad) state.campaign = campaign;
+  }
+  $("cids").required = !campaign;
   if (p.get("cid")) setCids(p.get("cid"), p.get("sel"));
   drawPicker();
   // Servers without tokens (pixelpipe dev) answer at once; others answer
   // 401 and the token prompt opens (api asks for a token on 401 only).
-  if (state.cids.length) { writeURL(); refresh(); } else refreshAudit();
+  if (state.cids.length || byCampaign()) { writeURL(); refresh(); } else refreshAudit();
 })();
