@@ -66,7 +66,7 @@ test: services-up browser check-generate check-deps check-k8s lint
 	PIXEL_TEST_KAFKA=$(TEST_KAFKA) PIXEL_TEST_REDIS=$(TEST_REDIS_CLUSTER) \
 		$(GO) test -race -count=1 -tags integration -timeout 15m $(REDIS_PKGS)
 	# Allocation budgets: the race detector allocates, so these run without it.
-	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/...
+	$(GO) test -count=1 -run 'Allocations' ./schemas/... ./internal/visitor/... ./edge/... ./processor/... ./aggregator/
 	# The command line as make run builds it (with dev mode).
 	$(GO) test -count=1 -tags devmode ./cmd/...
 

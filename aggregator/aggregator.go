@@ -51,6 +51,7 @@ type Aggregator struct {
 	days       map[hllstore.DayKey]*dayEntry
 	records    int // records held in days
 	missing    []hllstore.DayKey
+	prop       []byte          // scratch: a custom property as "key=value"
 	watermarks map[int32]int64 // events partition -> newest event time applied
 	caughtUp   bool            // the last fetch found no unread message
 	late       []kafka.Message // late events to dead-letter before the next commit

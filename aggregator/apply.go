@@ -192,7 +192,7 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		if human && !d.BPos.Covers(p, o) {
 			d.BPos[p] = o
 			if !dupOrder {
-				countBreakdowns(d.Breakdown(ev.GetKind()), &values, ev, a.cfg.MaxBreakdownValues)
+				countBreakdowns(d.Breakdown(ev.GetKind()), &values, &a.prop, ev, a.cfg.MaxBreakdownValues)
 			}
 			e.bdirty = true
 		}
@@ -324,17 +324,17 @@ func breakdownValues(v *hllstore.Values, ev *pixelpb.Event) {
 }
 
 // countBreakdowns counts ev in b: under its value in every dimension, and
-// under each of its custom properties. values is scratch space.
-func countBreakdowns(b *hllstore.Breakdown, values *hllstore.Values, ev *pixelpb.Event, maxValues int) {
+// under each of its custom properties as "key=value". values and prop are
+// scratch space (a property value costs an allocation only the first time
+// the day's breakdown sees it).
+func countBreakdowns(b *hllstore.Breakdown, values *hllstore.Values, prop *[]byte, ev *pixelpb.Event, maxValues int) {
 	breakdownValues(values, ev)
 	b.AddValues(values, ev.GetVisitorKey(), maxValues)
 	for _, p := range ev.GetProps() {
-		b.Add(hllstore.DimProp, propValue(p), ev.GetVisitorKey(), maxValues)
+		*prop = append(append(append((*prop)[:0], p.GetKey()...), '='), p.GetValue()...)
+		b.AddBytes(hllstore.DimProp, *prop, ev.GetVisitorKey(), maxValues)
 	}
 }
-
-// propValue is a custom property as its breakdown value, "key=value".
-func propValue(p *pixelpb.Prop) string { return p.GetKey() + "=" + p.GetValue() }
 
 // pagePath returns the path of an absolute URL ("/" when it has none),
 // without its query and fragment; "" for no URL. It allocates nothing.

@@ -194,6 +194,7 @@ func TestBreakdownReports(t *testing.T) {
 func TestPropBreakdown(t *testing.T) {
 	b := hllstore.NewBreakdown()
 	var v hllstore.Values
+	var scratch []byte
 	prop := func(kv ...string) []*pixelpb.Prop {
 		var out []*pixelpb.Prop
 		for i := 0; i < len(kv); i += 2 {
@@ -209,7 +210,7 @@ func TestPropBreakdown(t *testing.T) {
 		prop("plan", "team"), // the fourth value: past the bound of 3
 		prop("plan", "pro"),  // an existing value still counts under itself
 	} {
-		countBreakdowns(&b, &v, &pixelpb.Event{Kind: pixelpb.Kind_KIND_CUSTOM, Country: "DE", VisitorKey: uint64(i%3+1) * 0x9e3779b97f4a7c15, Props: props}, 3)
+		countBreakdowns(&b, &v, &scratch, &pixelpb.Event{Kind: pixelpb.Kind_KIND_CUSTOM, Country: "DE", VisitorKey: uint64(i%3+1) * 0x9e3779b97f4a7c15, Props: props}, 3)
 	}
 	got := map[string]uint64{}
 	for value, sc := range b.Dims[hllstore.DimProp] {
@@ -275,6 +276,7 @@ func TestCampaignBound(t *testing.T) {
 func TestDestinationBreakdown(t *testing.T) {
 	b := hllstore.NewBreakdown()
 	var v hllstore.Values
+	var scratch []byte
 	for i, ev := range []*pixelpb.Event{
 		{Kind: pixelpb.Kind_KIND_CLICK, ClickDestination: "https://shop.example/sale"},
 		{Kind: pixelpb.Kind_KIND_CLICK, ClickDestination: "https://shop.example/sale"},
@@ -282,7 +284,7 @@ func TestDestinationBreakdown(t *testing.T) {
 		{Kind: pixelpb.Kind_KIND_VIEW},
 	} {
 		ev.VisitorKey = uint64(i+1) * 0x9e3779b97f4a7c15
-		countBreakdowns(&b, &v, ev, 50)
+		countBreakdowns(&b, &v, &scratch, ev, 50)
 	}
 	got := map[string]uint64{}
 	for value, sc := range b.Dims[hllstore.DimDestination] {

@@ -143,6 +143,19 @@ func (b *Breakdown) AddValues(values *Values, visitor uint64, maxValues int) {
 	}
 }
 
+// AddBytes is Add of a value held in bytes: it allocates only for a value
+// new to the dimension.
+func (b *Breakdown) AddBytes(dim string, value []byte, visitor uint64, maxValues int) {
+	vals := b.Dims[dim]
+	if len(value) > 0 && len(value) <= MaxValueLen {
+		if sc := vals[string(value)]; sc != nil {
+			b.count(sc, visitor)
+			return
+		}
+	}
+	b.add(dim, vals, string(value), visitor, maxValues)
+}
+
 func (b *Breakdown) add(dim string, vals map[string]*SubCount, value string, visitor uint64, maxValues int) {
 	if value == "" {
 		value = Unknown
@@ -157,6 +170,11 @@ func (b *Breakdown) add(dim string, vals map[string]*SubCount, value string, vis
 		}
 		sc = b.sub(dim, value)
 	}
+	b.count(sc, visitor)
+}
+
+// count counts one event of visitor in sc.
+func (b *Breakdown) count(sc *SubCount, visitor uint64) {
 	sc.Total++
 	sc.Sketch.InsertHash(visitor)
 	sc.dirty = true
