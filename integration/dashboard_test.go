@@ -597,17 +597,7 @@ func TestDashboardPanels(t *testing.T) {
 	today := "from=" + now.Format("2006-01-02") + "&to=" + now.Add(24*time.Hour).Format("2006-01-02")
 	getJSON := func(path string, out any) {
 		t.Helper()
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d", path, resp.StatusCode)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatal(err)
-		}
+		getOpenJSON(t, base+path, out)
 	}
 	stats := func(cid, rng string) query.StatsResponse {
 		var st query.StatsResponse
@@ -1087,17 +1077,7 @@ func TestDashboardCampaign(t *testing.T) {
 	stats := func(path string) query.StatsResponse {
 		t.Helper()
 		var st query.StatsResponse
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d", path, resp.StatusCode)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-			t.Fatal(err)
-		}
+		getOpenJSON(t, base+path, &st)
 		return st
 	}
 
@@ -1259,4 +1239,21 @@ func TestDashboardCampaign(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "dashboard-campaign-phone.png")
+}
+
+// getOpenJSON GETs url from an open query API (no token) and decodes its 200
+// answer into out.
+func getOpenJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -87,9 +87,8 @@ type Processor struct {
 	sources *source.List
 	bots    *bots.Labeler
 	signing *signing.Rules
-	// recipients keys the hits' explicit ids; recipientIDs says where the
-	// id as sent goes along.
-	recipients   *recipient.Keyer
+	// recipientIDs says where a hit's explicit id goes along with its key
+	// (keyer.RecipientKey).
 	recipientIDs *recipient.Rules
 
 	parts map[int]*part
@@ -113,7 +112,7 @@ type Processor struct {
 	ev     pixelpb.Event
 	evSrc  pixelpb.SourcePosition
 	ipBuf  [16]byte
-	recBuf [recipient.KeySize]byte
+	recBuf [visitor.RecipientKeySize]byte
 	closed []kafka.Message
 	dlq    []kafka.Message
 }
@@ -162,8 +161,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, d Deps) (*P
 		fetchErrs: kafkaconn.NewFetchErrors(reg, "processor", cfg.HitsTopic, logger),
 		keyer:     visitor.NewKeyer(cfg.VisitorSecret), now: time.Now,
 		geo: loc, ua: device.NewParser(cfg.UACache, reg), sources: sources, bots: bots.New(bcfg),
-		parts:      map[int]*part{},
-		recipients: recipient.NewKeyer(cfg.VisitorSecret), recipientIDs: recipientIDs,
+		parts:        map[int]*part{},
+		recipientIDs: recipientIDs,
 	}, nil
 }
 

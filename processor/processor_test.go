@@ -3,13 +3,18 @@ package processor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
@@ -232,12 +237,12 @@ func TestRecipientIdentity(t *testing.T) {
 	if len(evs) != len(cases) {
 		t.Fatalf("%d events, want %d", len(evs), len(cases))
 	}
-	k := recipient.NewKeyer("s")
+	k := visitor.NewKeyer("s")
 	for i, c := range cases {
 		ev := evs[i]
 		var wantKey []byte
 		if c.uid != "" {
-			wantKey = k.Append(nil, recipient.Tenant(c.cid), c.uid)
+			wantKey = k.RecipientKey(nil, recipient.Tenant(c.cid), c.uid)
 		}
 		if !bytes.Equal(ev.GetRecipientKey(), wantKey) {
 			t.Errorf("%s %s %q: recipient key %x, want %x", c.cid, c.campaign, c.uid, ev.GetRecipientKey(), wantKey)
@@ -248,5 +253,57 @@ func TestRecipientIdentity(t *testing.T) {
 	}
 	if bytes.Equal(evs[0].GetRecipientKey(), evs[2].GetRecipientKey()) {
 		t.Error("one uid under two tenants has one key")
+	}
+}
+
+// failingClock refuses its first writes, then takes them.
+type failingClock struct {
+	mu       sync.Mutex
+	fails    int
+	attempts int
+	written  []int64
+}
+
+func (c *failingClock) WriteClockTicks(_ context.Context, atMs int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts++
+	if c.attempts <= c.fails {
+		return errors.New("broker away")
+	}
+	c.written = append(c.written, atMs)
+	return nil
+}
+
+func (*failingClock) Close() error { return nil }
+
+// TestClockTicksSurviveErrors: the processor writes clock ticks at once and
+// every ClockTick; writes that fail (Kafka away) are counted and tried
+// again at the next tick, and the ticks go on after.
+func TestClockTicksSurviveErrors(t *testing.T) {
+	t.Parallel()
+	p := memoryProcessor(t)
+	clock := &failingClock{fails: 2}
+	p.d.Clock, p.cfg.ClockTick = clock, 10*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.runClock(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		clock.mu.Lock()
+		n := len(clock.written)
+		clock.mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ticks written in 10 s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := testutil.ToFloat64(p.m.tickErr); n != 2 {
+		t.Fatalf("%v failed tick writes counted, want 2", n)
 	}
 }

@@ -354,7 +354,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	ev := &p.ev
 	if uid := hit.GetUserId(); uid != "" {
 		tenant := recipient.Tenant(hit.GetContentId())
-		ev.RecipientKey = p.recipients.Append(p.recBuf[:0], tenant, uid)
+		ev.RecipientKey = p.keyer.RecipientKey(p.recBuf[:0], tenant, uid)
 		if p.recipientIDs.Allow(tenant, ev.GetCampaignId()) {
 			ev.RecipientId = uid
 		}

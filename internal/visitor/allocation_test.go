@@ -24,3 +24,13 @@ func TestPartitionKeyAllocations(t *testing.T) {
 		t.Fatalf("PartitionKey allocates %.2f per call", n)
 	}
 }
+
+func TestRecipientKeyAllocations(t *testing.T) {
+	k := NewKeyer("s")
+	buf := make([]byte, 0, RecipientKeySize)
+	buf = k.RecipientKey(buf[:0], "acme", "subscriber-42")
+	n := testing.AllocsPerRun(200, func() { buf = k.RecipientKey(buf[:0], "acme", "subscriber-42") })
+	if n > 0.05 {
+		t.Fatalf("RecipientKey allocates %.2f per call", n)
+	}
+}

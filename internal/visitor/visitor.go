@@ -152,7 +152,32 @@ func (k *Keyer) PreviousDayKey(unixMs int64, window time.Duration, siteID, ip, u
 	return key
 }
 
+// RecipientKeySize is the length of a recipient key.
+const RecipientKeySize = 16
+
+// RecipientKey appends to dst the recipient key of an explicit id (the uid
+// a sender puts in its URLs) of tenant: the first RecipientKeySize bytes of
+// the keyed SHA-256 that explicit visitor keys are made of, with its own
+// tag and the tenant as scope. The same id under two tenants gets two
+// unrelated keys, and no key gives its id back. It allocates nothing when
+// dst has room.
+func (k *Keyer) RecipientKey(dst []byte, tenant, id string) []byte {
+	m := k.stableMAC('r', []byte(tenant), []byte(id))
+	dst = append(dst, m.sum[:RecipientKeySize]...)
+	k.stable.Put(m)
+	return dst
+}
+
 func (k *Keyer) stableKey(tag byte, scope, id []byte) uint64 {
+	m := k.stableMAC(tag, scope, id)
+	key := binary.BigEndian.Uint64(m.sum)
+	k.stable.Put(m)
+	return key
+}
+
+// stableMAC hashes tag, scope and id under the secret into the sum of a
+// pooled mac, which the caller puts back.
+func (k *Keyer) stableMAC(tag byte, scope, id []byte) *mac {
 	m, _ := k.stable.Get().(*mac)
 	if m == nil {
 		m = &mac{h: hmac.New(sha256.New, k.secret), sum: make([]byte, 0, sha256.Size)}
@@ -161,9 +186,7 @@ func (k *Keyer) stableKey(tag byte, scope, id []byte) uint64 {
 	m.in = appendField(m.in, scope)
 	m.in = appendField(m.in, id)
 	m.sum = m.digest()
-	key := binary.BigEndian.Uint64(m.sum)
-	k.stable.Put(m)
-	return key
+	return m
 }
 
 func (m *mac) digest() []byte {

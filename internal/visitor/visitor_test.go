@@ -1,6 +1,10 @@
 package visitor
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -113,5 +117,33 @@ func TestPartitionKeyGolden(t *testing.T) {
 		if got := k.PartitionKey(0, site, c.uid, c.cookie, ip, ua); got != c.want {
 			t.Errorf("%s: PartitionKey = %#x, want %#x", c.name, got, c.want)
 		}
+	}
+}
+
+// TestRecipientKey: a recipient key is the first 16 bytes of HMAC-SHA256
+// under the secret of 'r', the tenant and the id (each with its length);
+// tenants, ids and secrets separate keys, the tenant/id boundary cannot be
+// shifted, and it is unrelated to the id's visitor key.
+func TestRecipientKey(t *testing.T) {
+	k := NewKeyer("s")
+	mac := hmac.New(sha256.New, []byte("s"))
+	mac.Write(appendField(appendField([]byte{'r'}, []byte("acme")), []byte("subscriber-42")))
+	want := mac.Sum(nil)[:RecipientKeySize]
+	got := k.RecipientKey(nil, "acme", "subscriber-42")
+	if !bytes.Equal(got, want) {
+		t.Fatalf("key %x, want %x", got, want)
+	}
+	for _, other := range [][]byte{
+		k.RecipientKey(nil, "globex", "subscriber-42"),
+		k.RecipientKey(nil, "acme", "subscriber-43"),
+		k.RecipientKey(nil, "acmes", "ubscriber-42"),
+		NewKeyer("t").RecipientKey(nil, "acme", "subscriber-42"),
+	} {
+		if bytes.Equal(other, want) {
+			t.Fatalf("another tenant, id or secret gives the same key %x", other)
+		}
+	}
+	if vk, _ := k.Key(0, []byte("acme"), []byte("subscriber-42"), nil, nil, nil); vk == binary.BigEndian.Uint64(want) {
+		t.Fatal("the recipient key repeats the visitor key")
 	}
 }

@@ -48,3 +48,24 @@ func BenchmarkPartitionKeyCookieless(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkKeyExplicit is the visitor key of a hit with a uid, which the
+// processor computes anyway; BenchmarkRecipientKey what the recipient key
+// of the same hit adds (make bench: the two side by side).
+func BenchmarkKeyExplicit(b *testing.B) {
+	k := NewKeyer("secret")
+	site, uid := []byte("news"), []byte("subscriber-1234567")
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkKey, _ = k.Key(1_764_331_200_000, site, uid, nil, nil, nil)
+	}
+}
+
+func BenchmarkRecipientKey(b *testing.B) {
+	k := NewKeyer("secret")
+	buf := make([]byte, 0, RecipientKeySize)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = k.RecipientKey(buf[:0], "acme", "subscriber-1234567")
+	}
+}

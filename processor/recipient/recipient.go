@@ -1,46 +1,17 @@
-// Package recipient identifies the recipients of e-mail campaigns (and any
-// visitor a sender names) in the event stream: a hit with an explicit
-// visitor id (the uid a sender puts in its pixel and link URLs, such as a
-// subscriber id) gets a keyed hash of that id, scoped to the content id's
-// tenant, and, only where the sender asked for it, the id as sent.
+// Package recipient decides how the recipients of e-mail campaigns (and
+// any visitor a sender names) appear in the event stream: a hit with an
+// explicit visitor id (the uid a sender puts in its pixel and link URLs,
+// such as a subscriber id) gets a keyed hash of that id scoped to the
+// content id's tenant (visitor.Keyer.RecipientKey), and, only where the
+// Rules allow it, the id as sent.
 package recipient
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"strings"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
-
-// KeySize is the length of a recipient key.
-const KeySize = 16
-
-// Keyer computes recipient keys. Used by one goroutine at a time.
-type Keyer struct {
-	mac hash.Hash
-	msg []byte // scratch: tenant, 0, id
-	sum [sha256.Size]byte
-}
-
-// NewKeyer returns a keyer under secret (the visitor secret: keys are
-// stable as long as it is).
-func NewKeyer(secret string) *Keyer {
-	return &Keyer{mac: hmac.New(sha256.New, []byte("pixelpipe recipient key\x00"+secret))}
-}
-
-// Append appends the key of recipient id of tenant to dst: HMAC-SHA256 of
-// the tenant, a zero byte and the id, cut to KeySize bytes. The same id
-// under two tenants gets two unrelated keys, and no key gives its id back.
-// It allocates nothing when dst has room.
-func (k *Keyer) Append(dst []byte, tenant, id string) []byte {
-	k.msg = append(append(append(k.msg[:0], tenant...), 0), id...)
-	k.mac.Reset()
-	k.mac.Write(k.msg)
-	return append(dst, k.mac.Sum(k.sum[:0])[:KeySize]...)
-}
 
 // Tenant returns the tenant of a content id: the part before its first
 // ':', or "" for a content id without one.

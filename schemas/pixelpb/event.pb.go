@@ -112,8 +112,8 @@ type Event struct {
 	Session *Session `protobuf:"bytes,49,opt,name=session,proto3" json:"session,omitempty"`
 	// Hits with an explicit visitor id (the uid a sender puts in its pixel
 	// and link URLs, such as a subscriber id): recipient_key is a keyed hash
-	// of the content id's tenant and that id (16 bytes: HMAC-SHA256 under a
-	// key derived from the visitor secret, cut), the same on every event of
+	// of the content id's tenant and that id (16 bytes of HMAC-SHA256 under
+	// the visitor secret, tagged apart from visitor keys), the same on every event of
 	// that recipient of that tenant and not reversible; recipient_id is the
 	// id as sent, only for the tenants and campaigns whose sender asked for
 	// per-recipient ids (-processor.recipientIDs, off by default). Both are
