@@ -341,7 +341,8 @@ func BenchmarkLag(b *testing.B) {
 
 // BenchmarkRecovery measures what bounds a processor's start on a
 // partition: restore (a hit replayed to rebuild state: decode, visitor key,
-// dedupe, session; no enrichment, no records), next to the live transform
+// dedupe, session, and the bot labels a session's class needs; no geo,
+// sources or records), next to the live transform
 // of the same hits in the same run; and a base snapshot of a partition of
 // 20,000 visitors written to the real Redis (bytes per visitor, time).
 func BenchmarkRecovery(b *testing.B) {
