@@ -12,7 +12,7 @@ TEST_REDIS_CLUSTER ?= 127.0.0.1:17000,127.0.0.1:17001,127.0.0.1:17002
 # The packages that talk to Redis, tested again on the cluster.
 REDIS_PKGS := ./hllstore/ ./counts/ ./aggregator/ ./processor/... ./query/ ./audit/ ./internal/lease/
 
-.PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-capacity bench-compare bench-publish bench-processor bench-query bench-edge bench-e2e browser services-up services-down services-status \
+.PHONY: help build run test test-cluster test-short test-faults bench-aggregator bench-capacity bench-compare bench-publish bench-processor bench-query bench-recipients bench-edge bench-e2e browser services-up services-down services-status \
         generate check-generate check-deps check-k8s image lint fmt vet bench fuzz check clean
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-capacity  aggregator heap and Redis memory per content id and day, a hot content id's cost per event (needs redis-server)"
 	@echo "make bench-publish  the edge's publisher against the kafka-go Writer, edge and broker CPU per hit (real Kafka)"
 	@echo "make bench-processor  enriched events/s per core, warm and cold, against the pre-enrichment reference (needs Redis)"
+	@echo "make bench-recipients  a campaign of 1,000,000 recipients against one of 10,000: page latency, Redis bytes per recipient (needs redis-server)"
 	@echo "make bench-e2e  the whole pipeline as four processes on real Kafka and Redis under wrk (and vegeta): end-to-end hits/s, exactness, hit->visible p50/p99, CPU and Redis commands per hit (E2E_BENCH_FLAGS)"
 	@echo "make check-k8s  render the Kubernetes overlays (deploy/k8s) and check them against the code; part of make test"
 	@echo "make image   the container image as build/pixelpipe-image.tar, without a container engine"
@@ -242,6 +243,13 @@ bench-processor: services-up
 bench-query:
 	@mkdir -p build
 	PIXEL_TEST_REDIS=$(TEST_REDIS) $(GO) test -tags integration -run '^$$' -bench 'StatsRange' -benchtime 200x -count 3 ./query/ | tee build/bench-query.txt
+
+# A campaign of a million recipients against one of 10,000, each on a
+# redis-server of its own (BENCHMARKS.md): page latency and Redis bytes per
+# recipient.
+bench-recipients:
+	@mkdir -p build
+	$(GO) test -tags integration -run '^$$' -bench 'Recipients' -benchtime 200x -count 3 -timeout 30m ./query/ | tee build/bench-recipients.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRawHit$$' -fuzztime $(FUZZTIME) ./schemas/

@@ -62,6 +62,11 @@ type Aggregator struct {
 	// to which the writes were found in Redis when their offsets were
 	// committed (see commitDurable).
 	writes, confirmed uint64
+	// erased holds the erased recipients and their erasure times, as of
+	// erasedVersion (hllstore.Store.Erasures, read before each write with
+	// recipient activity).
+	erased        map[hllstore.RecipientKey]int64
+	erasedVersion int64
 }
 
 // New returns an aggregator reading with readers that open returns

@@ -24,9 +24,9 @@ var hour0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixMilli()
 func newTestAggregator(t *testing.T, store *hllstore.Store) *Aggregator {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.LateHorizon = 100 * 365 * 24 * time.Hour                               // the test's events are in the past
-	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
-	cfg.MaxBreakdownValues = 4                                                 // six countries: "other" is exercised
+	cfg.LateHorizon = 100 * 365 * 24 * time.Hour                                                                          // the test's events are in the past
+	cfg.HourRetention, cfg.DayRetention, cfg.RecipientRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
+	cfg.MaxBreakdownValues = 4                                                                                            // six countries: "other" is exercised
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, store, Outputs{})
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +279,9 @@ func referenceBreakdowns(events []*pixelpb.Event, maxValues int) map[hllstore.Br
 // between, gives exactly the totals, sketch estimates, reasons, orders and
 // values of counting each event once, and the visits, visitors and sums of
 // counting each visit once: visits share offsets with hits and with each
-// other (indexes), and come before or after the hit that closed them.
+// other (indexes), and come before or after the hit that closed them; and
+// each recipient's activity (opens, clicks per link, orders, views) of
+// counting each of its events once.
 func TestPropertyReplaysCountOnce(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
@@ -288,7 +290,7 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 99))
 			store := hllstore.New(rdb, hllstore.Config{Prefix: fmt.Sprintf("%s:%d", prefix, seed)})
-			events := withVisits(rng, genEvents(rng, 300+rng.IntN(300)))
+			events := withRecipients(rng, withVisits(rng, genEvents(rng, 300+rng.IntN(300))))
 			stream := deliveries(rng, events)
 
 			a := newTestAggregator(t, store)
@@ -395,6 +397,7 @@ func TestPropertyReplaysCountOnce(t *testing.T) {
 			if visits == 0 {
 				t.Fatal("no visit records to check")
 			}
+			checkRecipients(t, store, events)
 		})
 	}
 }

@@ -206,7 +206,11 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 			a.m.dupOrder.Inc()
 			continue
 		}
-		for _, id := range recordsOf(ids[:0], ev, class, a.campaignOf(e, ev), dk.DayStart) {
+		campaign := a.campaignOf(e, ev)
+		if campaign != "" && len(ev.GetRecipientKey()) == hllstore.RecipientKeySize {
+			a.applyRecipient(d, campaign, class, ev)
+		}
+		for _, id := range recordsOf(ids[:0], ev, class, campaign, dk.DayStart) {
 			r := a.heldRecord(e, id)
 			r.Add(vk)
 			if ev.GetBot() || ev.GetMachineOpen() {
@@ -231,6 +235,76 @@ func (a *Aggregator) apply(ctx context.Context, events []*pixelpb.Event) error {
 		a.m.applied.Inc()
 	}
 	a.m.activeState.Set(float64(a.records))
+	return nil
+}
+
+// applyRecipient adds an event that counts in d to the activity of its
+// recipient in campaign (hllstore.Day.Recipient): an open, a click on its
+// destination, a conversion or a page view, a person's or (opens and
+// clicks) a machine's. It leaves out an event received before the
+// recipient's erasure, and an unverified hit under a require signature
+// policy: an unsigned click URL could name any recipient.
+func (a *Aggregator) applyRecipient(d *hllstore.Day, campaign string, class hllstore.Class, ev *pixelpb.Event) {
+	key := hllstore.RecipientKey(ev.GetRecipientKey())
+	t := ev.GetOrigin().GetReceivedAtMs()
+	if at, ok := a.erased[key]; ok && t <= at {
+		a.m.recipientsErased.Inc()
+		return
+	}
+	if class == hllstore.Unverified {
+		a.m.recipientsUnattributed.Inc()
+		return
+	}
+	machine := class != hllstore.Human
+	var act *hllstore.Activity
+	switch ev.GetKind() {
+	case pixelpb.Kind_KIND_OPEN:
+		act = d.Recipient(campaign, key)
+		act.AddOpen(t, machine)
+	case pixelpb.Kind_KIND_CLICK:
+		act = d.Recipient(campaign, key)
+		act.AddClick(ev.GetClickDestination(), machine)
+	case pixelpb.Kind_KIND_CONVERSION:
+		if machine {
+			return
+		}
+		act = d.Recipient(campaign, key)
+		act.AddConversion(ev.GetOrderId(), ev.GetValueMicros(), ev.GetCurrency())
+	case pixelpb.Kind_KIND_VIEW:
+		if machine {
+			return
+		}
+		act = d.Recipient(campaign, key)
+		act.Views++
+	default:
+		return
+	}
+	if uid := ev.GetRecipientId(); uid != "" {
+		act.UID = uid
+	}
+	a.m.recipientsApplied.Inc()
+}
+
+// refreshErasures reads the erased recipients when they changed, and drops
+// what the held days have of the newly erased unwritten.
+func (a *Aggregator) refreshErasures(ctx context.Context) error {
+	v, erased, err := a.store.Erasures(ctx, a.erasedVersion)
+	if err != nil {
+		return err
+	}
+	a.erasedVersion = v
+	if erased == nil {
+		return nil
+	}
+	for k := range erased {
+		if _, ok := a.erased[k]; ok {
+			continue
+		}
+		for _, e := range a.days {
+			e.d.DropRecipient(k)
+		}
+	}
+	a.erased = erased
 	return nil
 }
 

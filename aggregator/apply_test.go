@@ -23,7 +23,7 @@ func TestMarksHoldDays(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
-	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
+	cfg.HourRetention, cfg.DayRetention, cfg.RecipientRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
 	// A counts writer (never written here): records owe snapshots.
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{Counts: &kafka.Writer{}})
 	if err != nil {
@@ -85,7 +85,7 @@ func TestNoSnapshotsNoMarks(t *testing.T) {
 	for name, out := range map[string]Outputs{"no counts writer": {}, "snapshots off": {Counts: &kafka.Writer{}}} {
 		cfg := DefaultConfig()
 		cfg.LateHorizon = 100 * 365 * 24 * time.Hour
-		cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
+		cfg.HourRetention, cfg.DayRetention, cfg.RecipientRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon, 2*cfg.LateHorizon // above the horizon, as Validate requires
 		cfg.Snapshots = name != "snapshots off"
 		a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, out)
 		if err != nil {
@@ -235,7 +235,7 @@ func TestCampaignBound(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
-	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon
+	cfg.HourRetention, cfg.DayRetention, cfg.RecipientRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon, 2*cfg.LateHorizon
 	cfg.MaxCampaigns = 2
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{})
 	if err != nil {
@@ -303,7 +303,7 @@ func TestVisitMarksAndPositions(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.LateHorizon = 100 * 365 * 24 * time.Hour
-	cfg.HourRetention, cfg.DayRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon
+	cfg.HourRetention, cfg.DayRetention, cfg.RecipientRetention = 2*cfg.LateHorizon, 2*cfg.LateHorizon, 2*cfg.LateHorizon
 	a, err := New(cfg, nil, prometheus.NewRegistry(), nil, nil, Outputs{Counts: &kafka.Writer{}})
 	if err != nil {
 		t.Fatal(err)

@@ -88,6 +88,11 @@ type Config struct {
 	// record back with part of its counts; days must outlive the week
 	// rollups' wait. Defaults 35 days and 400 days.
 	HourRetention, DayRetention time.Duration
+	// RecipientRetention is how long a day's per-recipient activity of a
+	// campaign (who opened, clicked, converted) stays in Redis after its
+	// first write; like hours, longer than a day plus LateHorizon. Default
+	// 90 days.
+	RecipientRetention time.Duration
 	// MaxCampaigns bounds the campaigns counted per content id and day:
 	// events of further campaigns count for the content id only (and in
 	// pixel_aggregator_campaigns_over_limit_total). Default 200.
@@ -117,6 +122,7 @@ func DefaultConfig() Config {
 		RollupMaxWait:      24 * time.Hour,
 		HourRetention:      35 * 24 * time.Hour,
 		DayRetention:       400 * 24 * time.Hour,
+		RecipientRetention: 90 * 24 * time.Hour,
 		MaxCampaigns:       200,
 	}
 }
@@ -168,6 +174,9 @@ func (c Config) Validate() error {
 	// week's end plus LateHorizon.
 	if need := 7*24*time.Hour + c.LateHorizon + c.RollupMaxWait; c.DayRetention <= need {
 		errs = append(errs, fmt.Errorf("aggregator.dayRetention %s: must exceed a week plus aggregator.lateHorizon plus aggregator.rollup.maxWait (%s), so a week's days are there to roll up", c.DayRetention, need))
+	}
+	if writes := 24*time.Hour + c.LateHorizon; c.RecipientRetention <= writes {
+		errs = append(errs, fmt.Errorf("aggregator.recipientRetention %s: must exceed a day plus aggregator.lateHorizon (%s), or late events would bring expired recipient activity back in part", c.RecipientRetention, writes))
 	}
 	if c.DayRetention < c.HourRetention {
 		errs = append(errs, fmt.Errorf("aggregator.dayRetention %s must be at least aggregator.hourRetention %s", c.DayRetention, c.HourRetention))

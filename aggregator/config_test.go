@@ -28,4 +28,9 @@ func TestRetentionValidation(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
+	cfg := DefaultConfig()
+	cfg.RecipientRetention = 8 * day
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "aggregator.recipientRetention 192h0m0s: must exceed a day plus aggregator.lateHorizon (192h0m0s)") {
+		t.Errorf("recipient activity ends before late events: %v", err)
+	}
 }

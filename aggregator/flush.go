@@ -23,10 +23,21 @@ func (a *Aggregator) flush(ctx context.Context, full bool) error {
 	start := time.Now()
 	var writes []hllstore.DayWrite
 	var entries []*dayEntry
+	recipients := false
 	for dk, e := range a.days {
 		if e.dirty || (full && e.bdirty) {
 			writes = append(writes, hllstore.DayWrite{Key: dk, Day: e.d, Details: full})
 			entries = append(entries, e)
+			recipients = recipients || e.d.RecipientsPending()
+		}
+	}
+	// Recipient activity is written only after the erasures are read: an
+	// erasure recorded until now leaves out what the days hold of its
+	// recipient.
+	if recipients {
+		if err := a.refreshErasures(ctx); err != nil {
+			a.m.flushErr.Inc()
+			return err
 		}
 	}
 	if len(writes) > 0 {

@@ -24,6 +24,8 @@ type metrics struct {
 	// visitsApplied and visitsSkipped count the session events (visits)
 	// among applied and skipped.
 	visitsApplied, visitsSkipped prometheus.Counter
+	// The counted events that name a recipient and a campaign, by result.
+	recipientsApplied, recipientsErased, recipientsUnattributed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	visits := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_visits_total",
 		Help: "Visits (events of kind session, one per visit the processor closed) by result: applied, skipped (already counted: a replay). They are also counted in pixel_aggregator_events_total.",
+	}, []string{"result"})
+	recipients := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pixel_aggregator_recipient_events_total",
+		Help: "Counted events that name a recipient (a uid) and a campaign, by result: applied (to the recipient's activity), erased (received before the recipient's erasure: left out), unattributed (an unverified hit under a require signature policy, which could name anyone: counted, but not as the recipient's).",
 	}, []string{"result"})
 	flushes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pixel_aggregator_flushes_total",
@@ -47,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dupOrder:      events.WithLabelValues("duplicate_order"),
 		visitsApplied: visits.WithLabelValues("applied"),
 		visitsSkipped: visits.WithLabelValues("skipped"),
+
+		recipientsApplied:      recipients.WithLabelValues("applied"),
+		recipientsErased:       recipients.WithLabelValues("erased"),
+		recipientsUnattributed: recipients.WithLabelValues("unattributed"),
 		idleWatermarks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pixel_aggregator_idle_watermarks_total",
 			Help: "Freshness watermarks of events partitions set to now because the group had read and committed them to the end though no aggregator had written them for a while (a partition with no new event since a rebalance).",

@@ -1,9 +1,6 @@
 package edge
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/netip"
 	"time"
 
@@ -12,6 +9,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/edge/ratelimit"
 	"github.com/pixelpipe/pixelpipe/edge/tcf"
 	"github.com/pixelpipe/pixelpipe/internal/pii"
+	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
@@ -130,11 +128,11 @@ func (s *safety) redact(f *schemas.HitFields, scratch []byte) []byte {
 		if !s.cfg.Pseudonymise {
 			s.pseudonymizedUID.Inc()
 		}
-		f.UserID, scratch = s.pseudonym(uidPseudonym, f.UserID, scratch)
+		f.UserID, scratch = s.pseudonym(visitor.UIDPseudonym, f.UserID, scratch)
 	}
 	if s.cfg.Pseudonymise {
 		if len(f.CookieID) > 0 {
-			f.CookieID, scratch = s.pseudonym(cookiePseudonym, f.CookieID, scratch)
+			f.CookieID, scratch = s.pseudonym(visitor.CookiePseudonym, f.CookieID, scratch)
 		}
 		start := len(scratch)
 		scratch = pii.AppendTruncatedIP(scratch, f.ClientIP, 24, 48)
@@ -143,24 +141,11 @@ func (s *safety) redact(f *schemas.HitFields, scratch []byte) []byte {
 	return scratch
 }
 
-// Domains of pseudonyms: a uid and a cookie with the same text get
-// different ones.
-const (
-	uidPseudonym    = "pixelpipe/uid-pseudonym/v1\n"
-	cookiePseudonym = "pixelpipe/cookie-pseudonym/v1\n"
-)
-
-// pseudonym appends to scratch "h:" and the hex of the first 16 bytes of
-// HMAC-SHA256(VisitorSecret, domain + id) and returns it: the same id
-// always gives the same pseudonym, which says nothing of the id without the
-// secret.
+// pseudonym appends to scratch the pseudonym of id in domain
+// (visitor.AppendPseudonym) and returns it.
 func (s *safety) pseudonym(domain string, id, scratch []byte) ([]byte, []byte) {
-	m := hmac.New(sha256.New, []byte(s.cfg.VisitorSecret))
-	m.Write([]byte(domain))
-	m.Write(id)
 	start := len(scratch)
-	scratch = append(scratch, "h:"...)
-	scratch = hex.AppendEncode(scratch, m.Sum(nil)[:16])
+	scratch = visitor.AppendPseudonym(scratch, []byte(s.cfg.VisitorSecret), domain, id)
 	return scratch[start:], scratch
 }
 

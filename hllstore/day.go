@@ -84,7 +84,47 @@ type Day struct {
 	// hours: bit h when hour h has records (as loaded; a write stores it
 	// in the guard).
 	hours uint32
+	// recipients holds the recipient activity since the last write, per
+	// campaign and recipient (written with the records, see recipient.go).
+	recipients map[recipientRef]*Activity
+	// rindexed lists the campaigns whose tenant index entry this holder
+	// wrote.
+	rindexed map[string]bool
 }
+
+// recipientRef names a recipient of a campaign.
+type recipientRef struct {
+	campaign string
+	key      RecipientKey
+}
+
+// Recipient returns the pending activity of recipient key in campaign, to
+// add to: it is written with the day's next write, and only then (a day
+// dropped as stale drops it too, and the replay that follows adds it again).
+func (d *Day) Recipient(campaign string, key RecipientKey) *Activity {
+	ref := recipientRef{campaign, key}
+	a := d.recipients[ref]
+	if a == nil {
+		if d.recipients == nil {
+			d.recipients = map[recipientRef]*Activity{}
+		}
+		a = &Activity{}
+		d.recipients[ref] = a
+	}
+	return a
+}
+
+// DropRecipient forgets the pending activity of recipient key (erased).
+func (d *Day) DropRecipient(key RecipientKey) {
+	for ref := range d.recipients {
+		if ref.key == key {
+			delete(d.recipients, ref)
+		}
+	}
+}
+
+// RecipientsPending reports whether recipient activity waits for a write.
+func (d *Day) RecipientsPending() bool { return len(d.recipients) > 0 }
 
 // NewDay returns an empty Day.
 func NewDay() *Day {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // The day index: per content id group and UTC day,
@@ -37,8 +39,9 @@ func (s *Store) dayIndexSet(group string, dayStart int64) string {
 // indexNew adds, in one round trip, the content ids of the days first
 // written by writes (version 0) to their days' index sets, and the content
 // ids of campaigns new to a day to those campaigns' index sets
-// (CampaignContents): both before the data, for the reason above. Adding is
-// idempotent from any number of writers.
+// (CampaignContents), and the campaigns with recipient activity to their
+// tenants' recipient indexes (recipient.go): all before the data, for the
+// reason above. Adding is idempotent from any number of writers.
 func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 	byKey := map[string][]any{} // by index set
 	n := 0
@@ -50,7 +53,8 @@ func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 		}
 		n += len(w.Day.campaigns)
 	}
-	if n == 0 {
+	rix := toIndex(writes)
+	if n+len(rix) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -65,10 +69,21 @@ func (s *Store) indexNew(ctx context.Context, writes []DayWrite) error {
 				p.Expire(ctx, k, s.dayDur)
 			}
 		}
+		for _, ri := range rix {
+			k := s.tenantIndexKey(schemas.Tenant(ri.dk.ContentID))
+			p.SAdd(ctx, k, tenantIndexEntry(ri.dk, ri.campaign))
+			p.Expire(ctx, k, s.recipientDur)
+		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("index %d new count days and campaigns: %w", n, err)
+		return fmt.Errorf("index %d new count days and campaigns: %w", n+len(rix), err)
+	}
+	for _, ri := range rix {
+		if ri.d.rindexed == nil {
+			ri.d.rindexed = map[string]bool{}
+		}
+		ri.d.rindexed[ri.campaign] = true
 	}
 	return nil
 }

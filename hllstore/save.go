@@ -26,16 +26,23 @@ import (
 // left as they were; the others are written.
 //
 // KEYS[1..3]: the group's day, hour and breakdown hashes; then, in the
-// order of the days, the order hash of each day with orders to write.
+// order of the days, the order hash of each day with orders to write; then,
+// in the order of the days, the recipient bucket and link hashes each day
+// writes (recipient.go).
 // ARGV[1] day ttl, ARGV[2] hour ttl, ARGV[3] the number of days n,
 // ARGV[4..7] the number of field/value arguments for the day, hour and
 // breakdown hashes and the order hashes, ARGV[8] per day "<day>,<hour>,
-// <breakdown>,<order>,<flags>;" (its share of those numbers, and flags 1:
-// first write of its order hash; read only when a day is refused or orders
-// are written); then per day its guard field, the start of the guard value
-// it expects, "<token>/" ("" for a day never written), and its new guard
-// value; then the day hash arguments of every day, the hour hash
-// arguments, the breakdown hash arguments and each day's order arguments.
+// <breakdown>,<order>,<flags>,<rkeys>,<rargs>;" (its share of those
+// numbers, flags 1: first write of its order hash, then the number of
+// recipient keys it writes and of their arguments; read only when a day is
+// refused, or orders or recipients are written); then per day its guard
+// field, the start of the guard value it expects, "<token>/" ("" for a day
+// never written), and its new guard value; then the day hash arguments of
+// every day, the hour hash arguments, the breakdown hash arguments and each
+// day's order arguments; then the recipients' retention in seconds, the
+// number of recipient arguments, and each day's recipient arguments (per
+// key: "m" for a bucket of recipients or "l" for a links hash, the number
+// of field/value pairs, the pairs).
 // Returns one 1 (written) or 0 (refused) per day.
 var saveDaysScript = redis.NewScript(`
 local n = tonumber(ARGV[3])
@@ -45,6 +52,51 @@ local function hset(key, from, to)
     redis.call('HSET', key, unpack(ARGV, from, last))
     from = last + 1
   end
+end
+-- merge adds the activity change d to a recipient's stored activity (see
+-- recipient.go): token by token, f and F keep the smaller, l and L the
+-- larger, x the first, i the latest, the others add.
+local function merge(key, field, d)
+  local old = redis.call('HGET', key, field)
+  if not old then
+    redis.call('HSET', key, field, d)
+    return
+  end
+  local t, names = {}, {}
+  local function put(tok, new)
+    local tag = string.sub(tok, 1, 1)
+    local name, val = tag, string.sub(tok, 2)
+    if tag == 'c' or tag == 'x' then
+      local eq = string.find(tok, '=', 2, true)
+      name, val = string.sub(tok, 1, eq - 1), string.sub(tok, eq + 1)
+    end
+    local cur = t[name]
+    if cur == nil then
+      t[name] = val
+      names[#names + 1] = name
+    elseif new then
+      if tag == 'i' then
+        t[name] = val
+      elseif tag == 'f' or tag == 'F' then
+        if tonumber(val) < tonumber(cur) then t[name] = val end
+      elseif tag == 'l' or tag == 'L' then
+        if tonumber(val) > tonumber(cur) then t[name] = val end
+      elseif tag ~= 'x' then
+        t[name] = string.format('%d', tonumber(cur) + tonumber(val))
+      end
+    end
+  end
+  for tok in string.gmatch(old, '%S+') do put(tok, false) end
+  for tok in string.gmatch(d, '%S+') do put(tok, true) end
+  for j, name in ipairs(names) do
+    local tag = string.sub(name, 1, 1)
+    if tag == 'c' or tag == 'x' then
+      names[j] = name .. '=' .. t[name]
+    else
+      names[j] = name .. t[name]
+    end
+  end
+  redis.call('HSET', key, field, table.concat(names, ' '))
 end
 local gf = {}
 for i = 1, n do gf[i] = ARGV[6 + 3 * i] end
@@ -77,13 +129,19 @@ if all then
     wrote[s] = wrote[s] or tot[s] > 0
   end
 end
-if not all or tot[4] > 0 then
+local rstart = start[4] + tot[4]
+local rttl, rtot = ARGV[rstart], tonumber(ARGV[rstart + 1])
+if not all or tot[4] > 0 or rtot > 0 then
   local cnt = {}
   for c in string.gmatch(ARGV[8], '%d+') do cnt[#cnt + 1] = tonumber(c) end
-  local at = {start[1], start[2], start[3], start[4]}
+  local at = {start[1], start[2], start[3], start[4], rstart + 2}
   local k = 4
+  local rk = 4
   for i = 1, n do
-    local b = 5 * (i - 1)
+    if cnt[7 * (i - 1) + 4] > 0 then rk = rk + 1 end
+  end
+  for i = 1, n do
+    local b = 7 * (i - 1)
     if ok[i] and not all then
       for s = 1, 3 do
         hset(KEYS[s], at[s], at[s] + cnt[b + s] - 1)
@@ -99,7 +157,35 @@ if not all or tot[4] > 0 then
       end
       k = k + 1
     end
+    -- Recipient activity: per key its type (m: a bucket of recipients, l:
+    -- a links hash), its number of field/value pairs, the pairs.
+    if cnt[b + 6] > 0 then
+      if ok[i] then
+        local a = at[5]
+        for j = 0, cnt[b + 6] - 1 do
+          local key = KEYS[rk + j]
+          local typ, m = ARGV[a], tonumber(ARGV[a + 1])
+          a = a + 2
+          for q = a, a + 2 * m - 1, 2 do
+            if typ == 'm' then
+              merge(key, ARGV[q], ARGV[q + 1])
+            else
+              local c = string.sub(ARGV[q], 1, 1)
+              if c == 'n' or c == 'm' then
+                redis.call('HINCRBY', key, ARGV[q], ARGV[q + 1])
+              else
+                redis.call('HSET', key, ARGV[q], ARGV[q + 1])
+              end
+            end
+          end
+          a = a + 2 * m
+          redis.call('EXPIRE', key, rttl, 'NX')
+        end
+      end
+      rk = rk + cnt[b + 6]
+    end
     for s = 1, 4 do at[s] = at[s] + cnt[b + s] end
+    at[5] = at[5] + cnt[b + 7]
   end
 end
 -- Retention runs from a hash's first write: the days' writes end within
@@ -214,6 +300,8 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	var calls []call
 	var sec [4][]any  // per call: day, hour, breakdown and order arguments
 	var counts []byte // per call: each day's share of sec, ARGV[8]
+	var rsec []any    // per call: recipient arguments
+	var rkeys []string
 	// Each call's own error is read below: a pipeline's error is only its
 	// first failed command's.
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -226,6 +314,7 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 				for j := range sec {
 					sec[j] = sec[j][:0]
 				}
+				rsec, rkeys = rsec[:0], rkeys[:0]
 				start := len(buf.args)
 				buf.args = append(buf.args, s.dayTTL, s.hourTTL, n, 0, 0, 0, 0, "")
 				counts = counts[:0]
@@ -241,7 +330,11 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 						counts = strconv.AppendInt(counts, int64(cnt[j]), 10)
 						counts = append(counts, ',')
 					}
-					counts = append(strconv.AppendInt(counts, int64(flags), 10), ';')
+					counts = append(strconv.AppendInt(counts, int64(flags), 10), ',')
+					nk, na := len(rkeys), len(rsec)
+					rsec, rkeys = s.recipientArgs(buf, rsec, rkeys, w)
+					counts = append(strconv.AppendInt(counts, int64(len(rkeys)-nk), 10), ',')
+					counts = append(strconv.AppendInt(counts, int64(len(rsec)-na), 10), ';')
 					buf.args = append(buf.args, DayField(w.Key)+fieldGuard, w.Day.guardToken(), w.Day.pendingGuard)
 					if cnt[3] > 0 {
 						keys = append(keys, s.ordersKey(w.Key))
@@ -251,6 +344,9 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 					buf.args[start+3+j] = len(sec[j])
 					buf.args = append(buf.args, sec[j]...)
 				}
+				buf.args = append(buf.args, s.recipientTTL, len(rsec))
+				buf.args = append(buf.args, rsec...)
+				keys = append(keys, rkeys...)
 				buf.args[start+7] = string(counts)
 				args := buf.args[start:len(buf.args):len(buf.args)]
 				calls = append(calls, call{saveDaysScript.EvalSha(ctx, p, keys, args...), idx[:n], keys, args})
@@ -281,6 +377,7 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 	for j := range sec {
 		clear(sec[j][:cap(sec[j])])
 	}
+	clear(rsec[:cap(rsec)])
 	written = make([]bool, len(writes))
 	var failed *SaveError
 	for _, c := range calls {
@@ -506,6 +603,7 @@ func (d *Day) saved(details bool) {
 		}
 	}
 	clear(d.campaigns)
+	clear(d.recipients)
 	if details {
 		for _, b := range d.Breakdowns {
 			b.newValues = false

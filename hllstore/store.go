@@ -20,6 +20,9 @@ type Config struct {
 	// after their first write (their writes end within the aggregator's late
 	// horizon). Defaults 35 days and 400 days.
 	HourRetention, DayRetention time.Duration
+	// RecipientRetention is how long a day's recipient activity lives after
+	// its first write. Default 90 days.
+	RecipientRetention time.Duration
 }
 
 // Store reads and writes count records.
@@ -29,6 +32,9 @@ type Store struct {
 	hourTTL string
 	dayTTL  string
 	dayDur  time.Duration
+
+	recipientTTL string
+	recipientDur time.Duration
 }
 
 // New returns a Store on rdb.
@@ -42,11 +48,16 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.DayRetention <= 0 {
 		cfg.DayRetention = 400 * 24 * time.Hour
 	}
+	if cfg.RecipientRetention <= 0 {
+		cfg.RecipientRetention = 90 * 24 * time.Hour
+	}
 	return &Store{
 		rdb: rdb, prefix: cfg.Prefix,
-		hourTTL: strconv.FormatInt(int64(cfg.HourRetention/time.Second), 10),
-		dayTTL:  strconv.FormatInt(int64(cfg.DayRetention/time.Second), 10),
-		dayDur:  cfg.DayRetention,
+		recipientTTL: strconv.FormatInt(int64(cfg.RecipientRetention/time.Second), 10),
+		recipientDur: cfg.RecipientRetention,
+		hourTTL:      strconv.FormatInt(int64(cfg.HourRetention/time.Second), 10),
+		dayTTL:       strconv.FormatInt(int64(cfg.DayRetention/time.Second), 10),
+		dayDur:       cfg.DayRetention,
 	}
 }
 

@@ -44,7 +44,7 @@ func backgroundLoad(t *testing.T, s *stack, total int, rate float64, seed uint64
 		defer cancel()
 		res, err = loadgen.Run(ctx, loadgen.Config{
 			BaseURL: s.edgeURL, Total: total, Rate: rate, Workers: 4,
-			Contents: 25, ContentPrefix: "f-", Zipf: true, Visitors: 800, VisitorPrefix: "v-", Seed: seed,
+			Contents: 25, ContentPrefix: "f-", Zipf: true, Visitors: 800, VisitorPrefix: "v-", Seed: seed, Campaign: faultCampaign,
 		})
 	}()
 	return func() *loadgen.Result {
@@ -130,6 +130,7 @@ func killLoop(t *testing.T, s *stack, bin, part string, env []string, rounds int
 	last := start(t, bin, part+"-final", "", env, part)
 	checkExact(t, s, res, 2*time.Minute)
 	checkVisits(t, s, time.Minute)
+	checkRecipientViews(t, s, faultCampaign, time.Minute)
 	last.stop(t, 30*time.Second)
 }
 
@@ -172,6 +173,7 @@ func TestFaultRedisRestart(t *testing.T) {
 	res := wait()
 	checkExact(t, s, res, 2*time.Minute)
 	checkVisits(t, s, time.Minute)
+	checkRecipientViews(t, s, faultCampaign, time.Minute)
 	agg.stop(t, 30*time.Second)
 }
 
@@ -199,6 +201,7 @@ func TestFaultRebalances(t *testing.T) {
 	res := wait()
 	checkExact(t, s, res, 2*time.Minute)
 	checkVisits(t, s, time.Minute)
+	checkRecipientViews(t, s, faultCampaign, time.Minute)
 }
 
 // TestFaultProcessorKillLoop kills the processor process with SIGKILL at

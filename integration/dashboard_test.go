@@ -6,17 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
@@ -679,6 +682,9 @@ func TestDashboardPanels(t *testing.T) {
 	if open := eval(`String(document.getElementById("token-dialog").open)`); open != "false" {
 		t.Errorf("token prompt open on an open API")
 	}
+	if hidden := eval(`String(document.getElementById("mail").hidden)`); hidden != "true" {
+		t.Errorf("links and recipients panels shown without a campaign")
+	}
 	if tabs := eval(`[...document.querySelectorAll("#picker [role=tab]")].map(b => b.textContent + (b.getAttribute("aria-selected") === "true" ? "*" : "")).join(",")`); tabs != dashAd+"*,"+dashNewsletter+","+dashArticle {
 		t.Errorf("tabs %q, want the three ids with the ad selected", tabs)
 	}
@@ -1056,7 +1062,8 @@ func eventTotal(c query.ClassStats) uint64 {
 // campaign's figures, the sums over its content ids as the campaign routes
 // answer them: the cards (today), the chart's strips (visits included), the
 // visits panel, the funnel, the email and traffic quality panels, each
-// titled "campaign winter"; that the breakdown and today's table say in one
+// titled "campaign winter"; that the links and recipients panels say it has
+// no recipient activity; that the breakdown and today's table say in one
 // line that they are per content id, and stay on the content ids chosen
 // next to the campaign (the cards still the campaign's); that a bad campaign
 // id is refused with a message; and that at phone width (390 px) the same
@@ -1171,6 +1178,20 @@ func TestDashboardCampaign(t *testing.T) {
 	if u := p.eval(`location.search`); u != "?campaign="+dashCampaign+"&range=24h" {
 		t.Errorf("URL %q, want ?campaign=%s&range=24h", u, dashCampaign)
 	}
+	// No recipient activity seeded: the links and recipients panels say so,
+	// over the UTC days the last 24 hours touch (today alone in its last hour).
+	days24 := "yesterday and today (UTC)"
+	if hourTo.Hour() == 0 {
+		days24 = "today (UTC)"
+	}
+	p.waitTexts(map[string]string{
+		"#recipients-empty":             "No recipient activity of campaign " + dashCampaign + " in this range: recipients appear when the pixels and links of its mails carry a uid.",
+		"#links-empty":                  "No clicks on links of campaign " + dashCampaign + " in this range.",
+		"#recipients-title .mail-range": days24,
+	})
+	if s := p.eval(`["mail", "recipients-box", "links-box", "recipients-next"].map(id => document.getElementById(id).hidden).join(" ")`); s != "false true true true" {
+		t.Errorf("campaign without recipients: hidden (panels, recipients table, links table, Next): %s", s)
+	}
 	if s := p.text("#status"); s != "" {
 		t.Errorf("status %q", s)
 	}
@@ -1256,4 +1277,454 @@ func getOpenJSON(t *testing.T, url string, out any) {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The mail of campaign dashCampaign in TestDashboardRecipients, and the
+// links in it: a person clicks the first two, only a link scanner the third.
+const (
+	dashMail  = "acme:mail-winter"
+	dashShop  = "https://shop.example/x"
+	dashBlog  = "https://blog.example/2026/winter-sale-what-is-new-and-why-it-matters"
+	dashTerms = "https://shop.example/terms"
+)
+
+// dashRecipients is the number of recipients seedRecipients writes: more
+// than a page of the dashboard (50).
+const dashRecipients = 62
+
+// seededRecipient is what one recipient of the mail did: a person's opens
+// and machine opens (Unix ms), a person's clicks and a scanner's (by
+// destination), orders, and page views.
+type seededRecipient struct {
+	key                 hllstore.RecipientKey
+	uid                 string
+	opens, machineOpens []int64
+	clicks, scans       []string
+	orders              []hllstore.Order
+	views               uint64
+}
+
+// clicked reports whether a person clicked a link.
+func (r seededRecipient) clicked() bool { return len(r.clicks) > 0 }
+
+// seedRecipients writes the recipients of campaign dashCampaign on its mail
+// dashMail, today and yesterday (UTC), as the aggregator writes them: each
+// with a different key bucket, two in three with their uid kept, a person's
+// opens (some the day before), machine opens, clicks on two links, a link
+// scanner's clicks, orders in euros and dollars; a few only viewed pages.
+// The days' records count the same events, under the mail and under the
+// campaign (which indexes the mail's days under the campaign). It returns
+// the recipients in key order.
+func seedRecipients(t *testing.T, store *hllstore.Store) []seededRecipient {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	today := hllstore.DayStart(now.UnixMilli())
+	yesterday := today - 24*hllstore.HourMs
+	var rs []seededRecipient
+	for i := range dashRecipients {
+		r := seededRecipient{}
+		r.key[0] = byte(4*i + 1)
+		for j := 1; j < len(r.key); j++ {
+			r.key[j] = byte(i*31 + j*17)
+		}
+		if i%3 != 2 {
+			r.uid = fmt.Sprintf("reader-%02d@example.com", i)
+		}
+		at := today + int64(i)*60_000
+		for j := range i % 4 {
+			r.opens = append(r.opens, at+int64(j)*600_000+5_000)
+		}
+		if i%8 == 2 {
+			r.opens[0] = yesterday + int64(i)*60_000 // the mail opened the day before
+		}
+		if i%5 == 0 {
+			r.machineOpens = append(r.machineOpens, at+1_000)
+		}
+		if i%6 == 1 {
+			r.clicks = append(r.clicks, dashShop)
+		}
+		if i%12 == 1 {
+			r.clicks = append(r.clicks, dashBlog)
+		}
+		if i%7 == 3 {
+			r.clicks = append(r.clicks, dashShop, dashShop)
+		}
+		if i%10 == 9 {
+			r.scans = append(r.scans, dashTerms)
+		}
+		if i%9 == 1 {
+			r.orders = append(r.orders, hllstore.Order{ID: fmt.Sprintf("ord-%d", i), ValueMicros: 12_500_000, Currency: "EUR"})
+		}
+		if i == 19 {
+			r.orders = append(r.orders, hllstore.Order{ID: "ord-19-us", ValueMicros: 5_000_000, Currency: "USD"})
+		}
+		if len(r.opens)+len(r.machineOpens)+len(r.clicks)+len(r.scans)+len(r.orders) == 0 {
+			r.views = 2
+		}
+		rs = append(rs, r)
+	}
+
+	days := map[int64]*hllstore.Day{}
+	day := func(ms int64) *hllstore.Day {
+		ds := hllstore.DayStart(ms)
+		if days[ds] == nil {
+			days[ds] = hllstore.NewDay()
+		}
+		return days[ds]
+	}
+	// count adds an event to the day's records of the mail and of the campaign.
+	count := func(d *hllstore.Day, kind pixelpb.Kind, class hllstore.Class, visitor uint64, reason string, order *hllstore.Order) {
+		for _, c := range []string{"", dashCampaign} {
+			rec := d.Record(hllstore.RecordID{Campaign: c, Kind: kind, Class: class, Hour: hllstore.DayRecord})
+			rec.Add(visitor)
+			if reason != "" {
+				rec.AddReason(reason)
+			}
+			if order != nil {
+				rec.AddOrder(order.ID, order.Currency, order.ValueMicros)
+			}
+		}
+	}
+	for i, r := range rs {
+		visitor := uint64(i+1) * 0x9e3779b97f4a7c15
+		at := today + int64(i)*60_000
+		act := func(ms int64) *hllstore.Activity { return day(ms).Recipient(dashCampaign, r.key) }
+		act(at).UID = r.uid
+		for _, ms := range r.opens {
+			act(ms).AddOpen(ms, false)
+			count(day(ms), pixelpb.Kind_KIND_OPEN, hllstore.Human, visitor, "", nil)
+		}
+		for _, ms := range r.machineOpens {
+			act(ms).AddOpen(ms, true)
+			count(day(ms), pixelpb.Kind_KIND_OPEN, hllstore.Machine, visitor, "apple_mpp", nil)
+		}
+		for _, dest := range r.clicks {
+			act(at).AddClick(dest, false)
+			count(day(at), pixelpb.Kind_KIND_CLICK, hllstore.Human, visitor, "", nil)
+		}
+		for _, dest := range r.scans {
+			act(at).AddClick(dest, true)
+			count(day(at), pixelpb.Kind_KIND_CLICK, hllstore.Machine, visitor, "link_scanner", nil)
+		}
+		for _, o := range r.orders {
+			act(at).AddConversion(o.ID, o.ValueMicros, o.Currency)
+			count(day(at), pixelpb.Kind_KIND_CONVERSION, hllstore.Human, visitor, "", &o)
+		}
+		for range r.views {
+			act(at).Views++
+			count(day(at), pixelpb.Kind_KIND_VIEW, hllstore.Human, visitor, "", nil)
+		}
+	}
+	var writes []hllstore.DayWrite
+	for ds, d := range days {
+		writes = append(writes, hllstore.DayWrite{Key: hllstore.DayKey{ContentID: dashMail, DayStart: ds}, Day: d})
+	}
+	if written, err := store.SaveDays(ctx, writes); err != nil || len(written) != len(writes) || slices.Contains(written, false) {
+		t.Fatalf("seed recipients: written %v, %v", written, err)
+	}
+	wms := map[int32]hllstore.Watermark{}
+	for p := range int32(6) {
+		wms[p] = hllstore.Watermark{CompleteUntilMs: now.Add(-2 * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}
+	}
+	if err := store.WriteWatermarks(ctx, wms); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// rfc3339ms writes a time in Unix ms as the API does ("–" for none, as the
+// dashboard shows it).
+func rfc3339ms(ms int64) string {
+	if ms == 0 {
+		return "–"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+// recipientCells is r's row in the dashboard's recipients table, as
+// recipientRowsJS reads it: who (the uid, else the key shortened) | opens |
+// machine opens | first open | last open (their datetime) | clicks | links
+// clicked ("destination clicks", then "link scanners n") | conversions |
+// revenue.
+func recipientCells(r seededRecipient) string {
+	who := r.uid
+	if who == "" {
+		k := r.key.String()
+		who = k[:8] + "…" + k[len(k)-4:]
+	}
+	var first, last int64
+	for _, ms := range r.opens {
+		if first == 0 || ms < first {
+			first = ms
+		}
+		last = max(last, ms)
+	}
+	perLink := map[string]uint64{}
+	for _, d := range r.clicks {
+		perLink[d]++
+	}
+	var links []string
+	for _, d := range slices.Sorted(maps.Keys(perLink)) {
+		links = append(links, strings.TrimPrefix(d, "https://")+" "+commas(perLink[d]))
+	}
+	if len(r.scans) > 0 {
+		links = append(links, "link scanners "+strconv.Itoa(len(r.scans)))
+	}
+	linkText := strings.Join(links, "; ")
+	if linkText == "" {
+		linkText = "–"
+	}
+	revenue := map[string]int64{}
+	for _, o := range r.orders {
+		revenue[o.Currency] += o.ValueMicros
+	}
+	var rev []string
+	for _, c := range slices.Sorted(maps.Keys(revenue)) {
+		rev = append(rev, map[string]string{"EUR": "€", "USD": "$"}[c]+strconv.FormatFloat(float64(revenue[c])/1e6, 'f', 2, 64))
+	}
+	revText := strings.Join(rev, " · ")
+	if revText == "" {
+		revText = "–"
+	}
+	return strings.Join([]string{who, strconv.Itoa(len(r.opens)), strconv.Itoa(len(r.machineOpens)), rfc3339ms(first), rfc3339ms(last),
+		strconv.Itoa(len(r.clicks)), linkText, strconv.Itoa(len(r.orders)), revText}, "|")
+}
+
+// recipientRowsJS reads the rows of the recipients table: each cell's text,
+// a time's datetime, a list's items joined by "; ".
+const recipientRowsJS = `[...document.querySelectorAll("#recipients-rows tr")].map(r => [...r.cells].map(c => {
+	const t = c.querySelector("time");
+	if (t) return t.getAttribute("datetime");
+	const li = c.querySelectorAll("li");
+	if (li.length) return [...li].map(l => l.textContent).join("; ");
+	return c.textContent;
+}).join("|")).join("\n")`
+
+// TestDashboardRecipients serves seeded recipient activity of a campaign
+// (62 recipients of its mail over two UTC days) through an open query API
+// and checks, in headless chromium at /?campaign=winter&range=7d, that the
+// recipients panel shows exactly the seeded recipients, 50 a page in key
+// order, each with its uid (or key), opens, machine opens, first and last
+// open, clicks per link, conversions and revenue; that Next (pressed with
+// the keyboard) shows the last 12 and First page the first 50 again; that
+// the filter "clicked" shows exactly the clickers and the URL keeps it; that
+// the links panel shows the links route's answer; that the CSV link asks
+// the same route for format=csv with the filter and the range in whole
+// days, and the download reads every page of it; that the range of the last
+// 24 hours asks for the days it touches; and that at 390 px the panels
+// scroll inside their cards, nothing overflowing, the recipient column
+// staying in view. Screenshots:
+// build/dashboard-recipients.png (1280 px) and
+// dashboard-recipients-390.png.
+func TestDashboardRecipients(t *testing.T) {
+	exe := chromium(t)
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	seeded := seedRecipients(t, store)
+	base := serveOpenQuery(t, store, audit.NewReader(rdb, prefix))
+
+	// The range of 7 days in whole UTC days, as the page asks for it.
+	now := time.Now().UTC()
+	today := now.Truncate(24 * time.Hour)
+	days := "from=" + today.Add(-6*24*time.Hour).Format("2006-01-02") + "&to=" + today.Add(24*time.Hour).Format("2006-01-02")
+	campPath := "/v1/campaigns/" + dashCampaign
+
+	var all, clickers []string
+	var clickerRecipients []seededRecipient
+	for _, r := range seeded {
+		all = append(all, recipientCells(r))
+		if r.clicked() {
+			clickers = append(clickers, recipientCells(r))
+			clickerRecipients = append(clickerRecipients, r)
+		}
+	}
+	// The API answers the seeded recipients, in key order.
+	var api query.RecipientsResponse
+	getOpenJSON(t, base+campPath+"/recipients?"+days+"&limit=100", &api)
+	if len(api.Recipients) != dashRecipients || api.NextCursor != "" {
+		t.Fatalf("API: %d recipients (next cursor %q), want the %d seeded", len(api.Recipients), api.NextCursor, dashRecipients)
+	}
+	for i, r := range api.Recipients {
+		if r.Key != seeded[i].key.String() || r.UID != seeded[i].uid || r.Opens != uint64(len(seeded[i].opens)) || r.Clicks != uint64(len(seeded[i].clicks)) {
+			t.Fatalf("API: recipient %d is %+v, want %+v", i, r, seeded[i])
+		}
+	}
+	if len(clickers) < 10 || len(clickers) >= 50 {
+		t.Fatalf("%d clickers seeded: want a page's worth", len(clickers))
+	}
+	var links query.LinksResponse
+	getOpenJSON(t, base+campPath+"/links?"+days, &links)
+	var wantLinks []string
+	for _, l := range links.Links {
+		wantLinks = append(wantLinks, strings.Join([]string{l.Destination, commas(l.Clicks), commas(l.UniqueClickers), commas(l.MachineClicks)}, "|"))
+	}
+	if len(links.Links) != 3 {
+		t.Fatalf("API: links %+v, want the mail's 3", links.Links)
+	}
+
+	ctx := browser(t, exe, 1280, 900)
+	p := dashPage{t, ctx}
+	waitRows := func(what string, want []string) {
+		t.Helper()
+		pipetest.Eventually(t, 30*time.Second, func() string {
+			if got := p.eval(recipientRowsJS); got != strings.Join(want, "\n") {
+				return fmt.Sprintf("%s: recipient rows\n%s\nwant\n%s\n(empty state %q, status %q)", what, got, strings.Join(want, "\n"), p.text("#recipients-empty"), p.text("#status"))
+			}
+			return ""
+		})
+	}
+	// buttons reads whether First page and Next are shown and enabled.
+	buttons := func() string {
+		return p.eval(`["recipients-first", "recipients-next"].map(id => { const b = document.getElementById(id); return id.slice(11) + (b.hidden ? " hidden" : b.disabled ? " disabled" : " enabled"); }).join(", ")`)
+	}
+	linkRows := func() string {
+		return p.eval(`[...document.querySelectorAll("#links-rows tr")].map(r => [...r.cells].map(c => c.textContent).join("|")).join("\n")`)
+	}
+	csvHref := func() string { return p.eval(`document.getElementById("recipients-csv").getAttribute("href")`) }
+	setFilter := func(f string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.SetValue("#recipients-filter", f),
+			chromedp.Evaluate[chromedp.Void](`document.getElementById("recipients-filter").dispatchEvent(new Event("change"))`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?campaign="+dashCampaign+"&range=7d")); err != nil {
+		t.Fatal(err)
+	}
+	// The first page: the first 50 recipients in key order.
+	waitRows("first page", all[:50])
+	p.waitTexts(map[string]string{
+		"#recipients-page":              "page 1 · recipients 1–50",
+		"#recipients-title .sel-id":     "campaign " + dashCampaign,
+		"#recipients-title .mail-range": "last 7 days",
+		"#links-title .sel-id":          "campaign " + dashCampaign,
+	})
+	if s := p.eval(`["recipients-box", "links-box"].map(id => document.getElementById(id).offsetHeight > 0).join(" ")`); s != "true true" {
+		t.Errorf("recipients and links tables shown: %s, want both", s)
+	}
+	if b := buttons(); b != "first disabled, next enabled" {
+		t.Errorf("on the first page: %s", b)
+	}
+	if h, want := csvHref(), campPath+"/recipients?"+days+"&filter=all&format=csv&limit=10000"; h != want {
+		t.Errorf("CSV link %q, want %q", h, want)
+	}
+	// The links panel: the links route's answer, in its order.
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		if got := linkRows(); got != strings.Join(wantLinks, "\n") {
+			return fmt.Sprintf("links rows\n%s\nwant\n%s", got, strings.Join(wantLinks, "\n"))
+		}
+		return ""
+	})
+	// The download reads every page of the CSV (here 20 recipients a page).
+	csv, err := chromedp.Run(ctx, chromedp.Evaluate[string](`recipientsCSV(document.getElementById("recipients-csv").getAttribute("href").replace("limit=10000", "limit=20")).then(c => c.name + "\n" + c.text)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("CSV download: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(csv, "\n"), "\n")
+	if len(lines) != 2+dashRecipients || !strings.HasPrefix(lines[0], "recipients-"+dashCampaign+"-") || !strings.HasPrefix(lines[1], "key,uid,opens,") {
+		t.Errorf("CSV download: %d lines, want a name, a header and %d recipients:\n%s", len(lines), dashRecipients, csv)
+	} else {
+		for i, r := range seeded {
+			if !strings.HasPrefix(lines[2+i], r.key.String()+",") {
+				t.Errorf("CSV line %d %q: want recipient %s", i, lines[2+i], r.key)
+			}
+		}
+	}
+
+	// Next, with the keyboard: the last 12; the focus moves on to First
+	// page as Next is disabled.
+	if err := chromedp.Do(ctx, chromedp.Focus("#recipients-next"), chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitRows("second page", all[50:])
+	p.waitTexts(map[string]string{"#recipients-page": "page 2 · recipients 51–" + strconv.Itoa(dashRecipients)})
+	if b, f := buttons(), p.eval(`document.activeElement.id`); b != "first enabled, next disabled" || f != "recipients-first" {
+		t.Errorf("on the last page: %s; focus on #%s, want #recipients-first", b, f)
+	}
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitRows("first page again", all[:50])
+	p.waitTexts(map[string]string{"#recipients-page": "page 1 · recipients 1–50"})
+
+	// The clickers: one page, the URL and the CSV link keep the filter.
+	setFilter("clicked")
+	waitRows("filter clicked", clickers)
+	p.waitTexts(map[string]string{"#recipients-page": strconv.Itoa(len(clickers)) + " recipients"})
+	if b := buttons(); b != "first hidden, next hidden" {
+		t.Errorf("one page of clickers: %s", b)
+	}
+	if h := csvHref(); h != campPath+"/recipients?"+days+"&filter=clicked&format=csv&limit=10000" {
+		t.Errorf("CSV link %q for the clickers", h)
+	}
+	if u := p.eval(`location.search`); u != "?campaign="+dashCampaign+"&range=7d&recipients=clicked" {
+		t.Errorf("URL %q, want the filter kept", u)
+	}
+	for _, r := range clickerRecipients {
+		if r.uid != "" && !strings.Contains(p.text("#recipients-rows"), r.uid) {
+			t.Errorf("clicker %s missing", r.uid)
+		}
+	}
+	if s := p.text("#status"); s != "" {
+		t.Errorf("status %q", s)
+	}
+	screenshot(t, ctx, "dashboard-recipients.png")
+
+	// The recipients who converted, with their orders' revenue.
+	setFilter("converted")
+	var converted []string
+	for _, r := range seeded {
+		if len(r.orders) > 0 {
+			converted = append(converted, recipientCells(r))
+		}
+	}
+	waitRows("filter converted", converted)
+
+	// Phone width: the clickers (from the URL) at 390 px; the tables
+	// scroll inside their cards.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(base+"/?campaign="+dashCampaign+"&range=7d&recipients=clicked")); err != nil {
+		t.Fatal(err)
+	}
+	waitRows("filter clicked at 390 px", clickers)
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		if got := linkRows(); got != strings.Join(wantLinks, "\n") {
+			return fmt.Sprintf("links rows at 390 px\n%s", got)
+		}
+		return ""
+	})
+	if v := p.eval(`document.getElementById("recipients-filter").value`); v != "clicked" {
+		t.Errorf("filter %q after loading ?recipients=clicked", v)
+	}
+	if w := p.eval(`window.innerWidth + " " + document.documentElement.scrollWidth`); w != "390 390" {
+		t.Errorf("at phone width, window / scroll width: %s, want 390 390 (nothing overflows sideways)", w)
+	}
+	if wide := p.eval(phoneOverflow); wide != "" {
+		t.Errorf("at phone width these reach past the right edge: %s", wide)
+	}
+	if s := p.eval(`(b => b.scrollWidth > b.clientWidth && b.getBoundingClientRect().right <= window.innerWidth ? "scrolls" : b.scrollWidth + "/" + b.clientWidth)(document.getElementById("recipients-box"))`); s != "scrolls" {
+		t.Errorf("recipients table at 390 px: %s, want it to scroll sideways inside its card", s)
+	}
+	// Scrolled sideways, the recipient column stays in view.
+	if s := p.eval(`(b => { b.scrollLeft = b.scrollWidth; const left = b.querySelector("tbody th").getBoundingClientRect().left - b.getBoundingClientRect().left; b.scrollLeft = 0; return String(Math.round(left)); })(document.getElementById("recipients-box"))`); s != "0" {
+		t.Errorf("recipients table scrolled sideways: the recipient column is %s px off its left edge, want 0 (it stays)", s)
+	}
+	screenshot(t, ctx, "dashboard-recipients-390.png")
+
+	// The last 24 hours: the recipient routes take the UTC days they touch.
+	hourTo := now.Truncate(time.Hour).Add(time.Hour)
+	from24 := hourTo.Add(-24 * time.Hour).Truncate(24 * time.Hour)
+	to24 := hourTo.Add(24*time.Hour - time.Nanosecond).Truncate(24 * time.Hour)
+	if err := chromedp.Do(ctx, chromedp.SetValue("#range", "24h"), chromedp.Click(`#scope button[type="submit"]`)); err != nil {
+		t.Fatal(err)
+	}
+	want24 := campPath + "/recipients?from=" + from24.Format("2006-01-02") + "&to=" + to24.Format("2006-01-02") + "&filter=clicked&format=csv&limit=10000"
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		if h := csvHref(); h != want24 {
+			return fmt.Sprintf("CSV link for the last 24 hours %q, want %q", h, want24)
+		}
+		return ""
+	})
 }

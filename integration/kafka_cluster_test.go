@@ -61,7 +61,7 @@ func TestFaultKafkaBrokers(t *testing.T) {
 		defer loadWG.Done()
 		res, loadErr = loadgen.Run(loadCtx, loadgen.Config{
 			BaseURL: s.edgeURL, Rate: brokerFaultRate, Duration: 20 * time.Minute, Workers: 4,
-			Contents: 25, ContentPrefix: "b-", Zipf: true, Visitors: 800, VisitorPrefix: "v-", Seed: 31, Tag: true,
+			Contents: 25, ContentPrefix: "b-", Zipf: true, Visitors: 800, VisitorPrefix: "v-", Seed: 31, Tag: true, Campaign: faultCampaign,
 		})
 	}()
 
@@ -148,4 +148,5 @@ func TestFaultKafkaBrokers(t *testing.T) {
 	verifyNoLoss(t, kc.Brokers[0], topics.Hits, res)
 	checkExact(t, s, res, 3*time.Minute)
 	checkVisits(t, s, time.Minute)
+	checkRecipientViews(t, s, faultCampaign, time.Minute)
 }

@@ -242,7 +242,7 @@ func TestRecipientIdentity(t *testing.T) {
 		ev := evs[i]
 		var wantKey []byte
 		if c.uid != "" {
-			wantKey = k.RecipientKey(nil, recipient.Tenant(c.cid), c.uid)
+			wantKey = k.RecipientKey(nil, schemas.Tenant(c.cid), c.uid)
 		}
 		if !bytes.Equal(ev.GetRecipientKey(), wantKey) {
 			t.Errorf("%s %s %q: recipient key %x, want %x", c.cid, c.campaign, c.uid, ev.GetRecipientKey(), wantKey)

@@ -15,7 +15,6 @@ import (
 	"github.com/pixelpipe/pixelpipe/internal/pii"
 	"github.com/pixelpipe/pixelpipe/processor/bots"
 	"github.com/pixelpipe/pixelpipe/processor/device"
-	"github.com/pixelpipe/pixelpipe/processor/recipient"
 	"github.com/pixelpipe/pixelpipe/processor/session"
 	"github.com/pixelpipe/pixelpipe/processor/signing"
 	"github.com/pixelpipe/pixelpipe/processor/source"
@@ -353,7 +352,7 @@ func (p *Processor) emitEvent(src *kafka.Message, d *decoded, res session.Result
 	}
 	ev := &p.ev
 	if uid := hit.GetUserId(); uid != "" {
-		tenant := recipient.Tenant(hit.GetContentId())
+		tenant := schemas.Tenant(hit.GetContentId())
 		ev.RecipientKey = p.keyer.RecipientKey(p.recBuf[:0], tenant, uid)
 		if p.recipientIDs.Allow(tenant, ev.GetCampaignId()) {
 			ev.RecipientId = uid

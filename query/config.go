@@ -21,7 +21,9 @@ type Config struct {
 	// TenantSeparator splits a content id into tenant and name: content id
 	// "acme:article-7" belongs to tenant "acme" with the default ":". A
 	// content id without the separator belongs to no tenant and only "*"
-	// tokens read it. Default ":".
+	// tokens read it. Default ":". Recipient keys are scoped to the part
+	// before ":" whatever this says (the processors' rule): the recipient
+	// routes need the default.
 	TenantSeparator string
 	// MaxRangeDays bounds a query's range. Default 400.
 	MaxRangeDays int
@@ -37,11 +39,24 @@ type Config struct {
 	// AuditGroup is the processors' consumer group whose completeness audit
 	// GET /v1/audit reads by default. Default "pixelpipe-processor".
 	AuditGroup string
+	// VisitorSecret, the processors' visitor secret, lets the recipient
+	// routes find and erase a recipient by uid (they key it as the
+	// processors do). Without it they take recipient keys only (by=key).
+	VisitorSecret string
+	// UIDsPseudonymised says the edges record uids as pseudonyms
+	// (-edge.pseudonymise): a uid is then keyed as its pseudonym, as the
+	// processors saw it. A uid holding an e-mail address or a phone number
+	// is keyed so in any case (the edges always pseudonymise those).
+	UIDsPseudonymised bool
+	// ErasureGrace is how long an erasure waits before its second pass,
+	// which removes what an aggregator wrote while the erasure was being
+	// recorded: longer than an aggregator's write to Redis. Default 5 s.
+	ErasureGrace time.Duration
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6, AuditGroup: "pixelpipe-processor"}
+	return Config{ListenAddr: ":8081", MaxRangeDays: 400, TenantSeparator: ":", LiveInterval: time.Second, MaxLiveStreams: 256, EventsPartitions: 6, AuditGroup: "pixelpipe-processor", ErasureGrace: 5 * time.Second}
 }
 
 // Validate reports the first setting out of its range.
@@ -54,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if c.LiveInterval <= 0 || c.LiveInterval > time.Second {
 		return fmt.Errorf("query.liveInterval %s: use a duration above 0 and at most 1s", c.LiveInterval)
+	}
+	if c.ErasureGrace < 0 || c.ErasureGrace > time.Minute {
+		return fmt.Errorf("query.erasureGrace %s: use 0 to 1m", c.ErasureGrace)
 	}
 	if c.MaxLiveStreams < 1 {
 		return errors.New("query.maxLiveStreams must be at least 1")

@@ -30,6 +30,7 @@ import (
 	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
@@ -49,8 +50,9 @@ func loadSpec(t *testing.T) *openapi3.T {
 
 // seed writes counts for content "acme:a" today: human impressions, views,
 // clicks and conversions (with orders), bot views with a reason, human
-// visits (seedVisits); and a watermark on every partition.
-func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
+// visits (seedVisits); recipients of campaign "spring" (seedRecipients); and
+// a watermark on every partition. It returns the store too, to erase with.
+func seed(t *testing.T) (*counts.Reader, *audit.Reader, *hllstore.Store, time.Time) {
 	t.Helper()
 	rdb, prefix := pipetest.Redis(t)
 	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
@@ -105,6 +107,7 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	if written, err := store.SaveDays(ctx, []hllstore.DayWrite{{Key: dk, Day: days[0], Details: true}}); err != nil || !written[0] {
 		t.Fatalf("seed breakdowns: %v %v", written, err)
 	}
+	seedRecipients(t, store, hllstore.DayStart(hour), hour)
 	for p := range int32(6) {
 		if err := store.WriteWatermarks(ctx, map[int32]hllstore.Watermark{p: {CompleteUntilMs: now.Add(-time.Duration(p+2) * time.Second).UnixMilli(), WrittenAtMs: now.UnixMilli()}}); err != nil {
 			t.Fatal(err)
@@ -120,7 +123,49 @@ func seed(t *testing.T) (*counts.Reader, *audit.Reader, time.Time) {
 	}
 	rdb.HSet(ctx, audit.Key(prefix, tag, minute/(24*60)), "m|"+strconv.FormatInt(minute, 10)+"|edge-1", "5 1 0 0 "+strconv.FormatInt(minute*60_000+400, 10),
 		"g|1764000000000|edge-1", "3-4@"+strconv.FormatInt(minute*60_000+500, 10))
-	return counts.NewReader(store), audit.NewReader(rdb, prefix), now
+	return counts.NewReader(store), audit.NewReader(rdb, prefix), store, now
+}
+
+// openAPISecret is the visitor secret of the recipients seedRecipients
+// writes (their keys) and of the server that finds them by uid.
+const openAPISecret = "openapi-visitor-secret"
+
+// seedRecipients writes the day of dayStart of campaign "spring" on
+// "acme:mail": ann opened (and a proxy before her), clicked the shop link
+// and ordered; bob's opens and clicks are a machine's; cal opened and
+// clicked the blog link. And on "globex:mail" globex's gus opened.
+func seedRecipients(t *testing.T, store *hllstore.Store, dayStart, ms int64) {
+	t.Helper()
+	keyer := visitor.NewKeyer(openAPISecret)
+	key := func(tenant, uid string) hllstore.RecipientKey {
+		return hllstore.RecipientKey(keyer.RecipientKey(nil, tenant, uid))
+	}
+	const shop, blog = "https://shop.example/sale", "https://blog.example/post"
+	acme := hllstore.NewDay()
+	ann := acme.Recipient("spring", key("acme", "ann"))
+	ann.UID = "ann"
+	ann.AddOpen(ms+1000, true)
+	ann.AddOpen(ms+2000, false)
+	ann.AddClick(shop, false)
+	ann.AddConversion("o-1", 25_000_000, "EUR")
+	ann.Views++
+	bob := acme.Recipient("spring", key("acme", "bob"))
+	bob.AddOpen(ms+500, true)
+	bob.AddClick(shop, true)
+	cal := acme.Recipient("spring", key("acme", "cal"))
+	cal.AddOpen(ms+3000, false)
+	cal.AddClick(blog, false)
+	globex := hllstore.NewDay()
+	globex.Recipient("spring", key("globex", "gus")).AddOpen(ms, false)
+	open := hllstore.RecordID{Kind: pixelpb.Kind_KIND_OPEN, Campaign: "spring", Hour: hllstore.DayRecord}
+	var writes []hllstore.DayWrite
+	for cid, d := range map[string]*hllstore.Day{"acme:mail": acme, "globex:mail": globex} {
+		d.Record(open).Add(1) // the campaign's index names the content id
+		writes = append(writes, hllstore.DayWrite{Key: hllstore.DayKey{ContentID: cid, DayStart: dayStart}, Day: d})
+	}
+	if written, err := store.SaveDays(context.Background(), writes); err != nil || !written[0] || !written[1] {
+		t.Fatalf("seed recipients: %v %v", written, err)
+	}
 }
 
 // seedVisits is a record of 8 visits by 6 visitors, as the aggregator
@@ -145,12 +190,21 @@ var wantVisits = VisitStats{Visits: 8, Visitors: 6, Bounces: 3, BounceRate: 0.37
 func TestOpenAPIMatchesHandlers(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
-	reader, auditReader, now := seed(t)
+	reader, auditReader, store, now := seed(t)
 	cfg := DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Tokens = map[string]string{"acme-tok": "acme", "op-tok": "*"}
+	cfg.VisitorSecret, cfg.ErasureGrace = openAPISecret, 10*time.Millisecond
 	reg := prometheus.NewRegistry()
 	s, err := New(cfg, nil, reg, reader, auditReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetEraser(store)
+	// A server without the visitor secret and without an eraser: its
+	// recipient routes answer 501 for what they cannot do.
+	cfg.VisitorSecret = ""
+	bare, err := New(cfg, nil, nil, reader, auditReader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +243,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 
 	day := now.Format(dayLayout)
 	next := now.Add(24 * time.Hour).Format(dayLayout)
+	// A target may start with its method; GET by default.
 	calls := []struct {
 		path, target string
 		code         int
@@ -219,45 +274,75 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		{"/v1/audit", "/v1/audit", 403}, // a tenant's token
 		{"/v1/audit", "/v1/audit?from=" + day + "&to=" + next, 200},
 		{"/v1/audit", "/v1/audit?from=" + next + "&to=" + day, 400},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients", 200},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?filter=opened&limit=1&from=" + day, 200},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?format=csv&limit=2", 200},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?format=ndjson&cid=acme:mail", 200},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?filter=opend", 400},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?limit=10001", 400},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?cursor=x1", 400},
+		{"/v1/campaigns/{campaign}/recipients", "/v1/campaigns/spring/recipients?cid=globex:mail", 403},
+		{"/v1/campaigns/{campaign}/recipients/{uid}", "/v1/campaigns/spring/recipients/ann", 200},
+		{"/v1/campaigns/{campaign}/recipients/{uid}", "/v1/campaigns/spring/recipients/nobody", 404},
+		{"/v1/campaigns/{campaign}/recipients/{uid}", "/v1/campaigns/spring/recipients/ann?by=key", 400},
+		{"/v1/campaigns/{campaign}/recipients/{uid}", "/v1/campaigns/spring/recipients/ann?tenant=globex", 403},
+		{"/v1/campaigns/{campaign}/links", "/v1/campaigns/spring/links?from=" + day + "&to=" + next, 200},
+		{"/v1/campaigns/{campaign}/links", "/v1/campaigns/spring/links?format=csv", 200},
+		{"/v1/campaigns/{campaign}/links", "/v1/campaigns/spring/links?from=" + next + "&to=" + day, 400},
+		{"/v1/recipients/{uid}", "DELETE /v1/recipients/bob", 200},
+		{"/v1/recipients/{uid}", "DELETE /v1/recipients/bob?by=name", 400},
+		{"/v1/recipients/{uid}", "DELETE /v1/recipients/bob?tenant=globex", 403},
 	}
-	for _, c := range calls {
-		req := httptest.NewRequest("GET", c.target, nil)
+	// check calls srv with the method and target, wants code, and checks
+	// the answer against the operation of path.
+	check := func(srv *Server, method, path, target string, code int) {
+		req := httptest.NewRequest(method, target, nil)
 		req.Header.Set("Authorization", "Bearer acme-tok")
-		if c.path == "/v1/audit" && c.code != 403 {
+		if path == "/v1/audit" && code != 403 {
 			req.Header.Set("Authorization", "Bearer op-tok")
 		}
 		rec := httptest.NewRecorder()
-		s.srv.Handler.ServeHTTP(rec, req)
-		if rec.Code != c.code {
-			t.Errorf("GET %s: %d %s, want %d", c.target, rec.Code, rec.Body, c.code)
-			continue
+		srv.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != code {
+			t.Errorf("%s %s: %d %s, want %d", method, target, rec.Code, rec.Body, code)
+			return
 		}
-		item := doc.Paths.Find(c.path)
-		params := map[string]string{}
-		for _, name := range []string{"cid", "campaign"} {
-			if v := req.PathValue(name); v != "" {
-				params[name] = v
-			}
-		}
-		// PathValue is set by the mux on its own copy; derive from the target.
-		if strings.Contains(c.path, "{cid}") {
-			params["cid"] = strings.SplitN(strings.Split(c.target, "?")[0], "/", 4)[3]
-		}
-		if strings.Contains(c.path, "{campaign}") {
-			params["campaign"] = strings.Split(c.target, "/")[3]
-		}
+		item := doc.Paths.Find(path)
 		in := &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: &openapi3filter.RequestValidationInput{
-				Request: req, PathParams: params,
-				Route: &routers.Route{Spec: doc, Path: c.path, PathItem: item, Method: "GET", Operation: item.Get},
+				Request: req, PathParams: pathParams(path, target),
+				Route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: item.GetOperation(method)},
 			},
 			Status: rec.Code, Header: rec.Header(), Body: io.NopCloser(bytes.NewReader(rec.Body.Bytes())),
 			Options: &openapi3filter.Options{IncludeResponseStatus: true},
 		}
 		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-			t.Errorf("GET %s: answer does not match openapi.yaml: %v\n%s", c.target, err, rec.Body)
+			t.Errorf("%s %s: answer does not match openapi.yaml: %v\n%s", method, target, err, rec.Body)
+		}
+		// The seeded recipients and links are in the answers checked.
+		if code == 200 && method == "GET" && !strings.Contains(target, "format=") {
+			var lists struct {
+				Recipients, Links []json.RawMessage
+				Recipient         *json.RawMessage
+			}
+			_ = json.Unmarshal(rec.Body.Bytes(), &lists)
+			switch {
+			case strings.HasSuffix(path, "/recipients") && len(lists.Recipients) == 0,
+				strings.HasSuffix(path, "/links") && len(lists.Links) == 0,
+				strings.HasSuffix(path, "{uid}") && lists.Recipient == nil:
+				t.Errorf("GET %s: nothing listed: %s", target, rec.Body)
+			}
 		}
 	}
+	for _, c := range calls {
+		method, target, ok := strings.Cut(c.target, " ")
+		if !ok {
+			method, target = "GET", c.target
+		}
+		check(s, method, c.path, target, c.code)
+	}
+	check(bare, "GET", "/v1/campaigns/{campaign}/recipients/{uid}", "/v1/campaigns/spring/recipients/ann", 501)
+	check(bare, "DELETE", "/v1/recipients/{uid}", "/v1/recipients/ann", 501)
 
 	// Exports carry the same numbers as the JSON answer.
 	get := func(target string) *httptest.ResponseRecorder {
@@ -414,4 +499,18 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 	if gap := times[2].Sub(times[1]); gap > 1500*time.Millisecond {
 		t.Errorf("live events %s apart, want about 1 s", gap)
 	}
+}
+
+// pathParams matches target's path against the route path's segments and
+// returns the values of its {parameters}.
+func pathParams(path, target string) map[string]string {
+	got, _, _ := strings.Cut(target, "?")
+	segs := strings.Split(got, "/")
+	params := map[string]string{}
+	for i, seg := range strings.Split(path, "/") {
+		if name, ok := strings.CutPrefix(seg, "{"); ok && i < len(segs) {
+			params[strings.TrimSuffix(name, "}")] = segs[i]
+		}
+	}
+	return params
 }

@@ -11,6 +11,10 @@
 //	/v1/breakdowns/{cid}               by country, device, browser, OS, source, referrer, UTM, page, landing page, link or custom property
 //	/v1/freshness                      the watermark alone
 //	/v1/audit                          per edge node and minute: accepted, counted, dead-lettered, missing (operators)
+//	/v1/campaigns/{campaign}/recipients       who opened, clicked and converted, per recipient (recipients.go)
+//	/v1/campaigns/{campaign}/recipients/{uid} one recipient
+//	/v1/campaigns/{campaign}/links            clicks and unique clickers per link
+//	DELETE /v1/recipients/{uid}               erase a recipient's activity
 //	/                                  the dashboard (embedded HTML, CSS and JS)
 //
 // Every answer carries a freshness watermark: the event time up to which the
@@ -21,7 +25,8 @@
 // id of another tenant. The dashboard's static files are public; the data
 // they show is not.
 //
-// The package reads through package counts and never writes.
+// The package reads through package counts; it writes only to erase a
+// recipient's activity (DELETE /v1/recipients/{uid}, through an Eraser).
 package query
 
 import (
@@ -39,6 +44,7 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/audit"
 	"github.com/pixelpipe/pixelpipe/counts"
+	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/schemas"
 	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
@@ -56,6 +62,10 @@ type Server struct {
 	routes  []string
 	live    chan struct{}
 	metrics *metrics
+	// keyer keys uids into recipient keys (nil without a visitor secret);
+	// eraser erases them (nil: erasure answers 501).
+	keyer  *visitor.Keyer
+	eraser Eraser
 }
 
 // New checks cfg and prepares the API; Run listens on cfg.ListenAddr and
@@ -80,7 +90,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 		logger = slog.New(slog.DiscardHandler)
 	}
 	reader.MaxRange = time.Duration(cfg.MaxRangeDays) * 24 * time.Hour
-	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams)}
+	s := &Server{cfg: cfg, logger: logger, reader: reader, audit: auditReader, now: time.Now, live: make(chan struct{}, cfg.MaxLiveStreams), keyer: newKeyer(cfg.VisitorSecret)}
 	m := newMetrics(reg, s.live)
 	s.metrics = m
 	mux := http.NewServeMux()
@@ -97,6 +107,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, reader *cou
 	api("GET /v1/breakdowns/{cid}", s.breakdown)
 	api("GET /v1/freshness", s.freshnessOnly)
 	api("GET /v1/audit", s.auditRoute)
+	api("GET /v1/campaigns/{campaign}/recipients", s.recipients)
+	api("GET /v1/campaigns/{campaign}/recipients/{uid}", s.recipient)
+	api("GET /v1/campaigns/{campaign}/links", s.links)
+	api("DELETE /v1/recipients/{uid}", s.erase)
 	s.routes = append(s.routes, "GET /v1/openapi.yaml")
 	mux.HandleFunc("GET /v1/openapi.yaml", serveOpenAPI)
 	mux.Handle("GET /{$}", dashboard())

@@ -1,5 +1,7 @@
 package schemas
 
+import "strings"
+
 // MaxIDLen bounds every id of a hit (content, site, campaign, cookie, ad,
 // creative, placement, order, property key) in bytes.
 const MaxIDLen = 128
@@ -29,3 +31,13 @@ var idBytes = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// Tenant returns the tenant of a content id: the part before its first
+// ':' ("" when it has none). Recipient keys are scoped to it.
+func Tenant(contentID string) string {
+	t, _, ok := strings.Cut(contentID, ":")
+	if !ok {
+		return ""
+	}
+	return t
+}

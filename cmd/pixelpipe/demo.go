@@ -21,7 +21,7 @@ import (
 const (
 	demoAd         = "ad-1"         // an ad: signed impressions, some unsigned, and signed clicks
 	demoShop       = "shop"         // a thank-you page: conversions with order ids and values
-	demoNewsletter = "newsletter-1" // an e-mail: opens by recipients and by mail proxies
+	demoNewsletter = "newsletter-1" // an e-mail: opens by recipients and by mail proxies, clicks on its links
 )
 
 // User agents the demo plays besides a desktop Chrome.
@@ -59,6 +59,9 @@ var demoReferrers = []struct{ query, ref string }{
 }
 
 // demoActions are the custom events of the demo's articles, as properties.
+// demoNewsletterLinks are the links of the demo's newsletter.
+var demoNewsletterLinks = []string{"https://shop.example.com/december", "https://blog.example.com/article-1", "https://shop.example.com/gift-cards"}
+
 var demoActions = []string{
 	"p.action=share&p.network=mastodon",
 	"p.action=share&p.network=email",
@@ -131,7 +134,7 @@ func (d demoTraffic) next(rng *rand.Rand, zipf *rand.Zipf, orders *[]string, n i
 			*orders = append((*orders)[max(len(*orders)-50, 0):], order)
 		}
 		return fmt.Sprintf("/p.gif?cid=%s&k=conversion&cmp=winter&uid=%s&oid=%s&val=%d.%02d&cur=EUR", demoShop, uid, order, 10+rng.IntN(190), rng.IntN(100)), browser
-	case r < 95: // a newsletter open: a recipient, or a mail proxy fetching for one
+	case r < 92: // a newsletter open: a recipient, or a mail proxy fetching for one
 		ua := browser
 		switch rng.IntN(10) {
 		case 0, 1:
@@ -140,6 +143,10 @@ func (d demoTraffic) next(rng *rand.Rand, zipf *rand.Zipf, orders *[]string, n i
 			ua = uaAppleMail
 		}
 		return "/p.gif?cid=" + demoNewsletter + "&k=open&cmp=december&uid=recipient-" + strconv.Itoa(rng.IntN(max(d.visitors, 1))), ua
+	case r < 95: // a recipient clicks one of the newsletter's signed links
+		dest := demoNewsletterLinks[rng.IntN(len(demoNewsletterLinks))]
+		rcpt := "recipient-" + strconv.Itoa(rng.IntN(max(d.visitors, 1)))
+		return "/c?" + url.Values{"cid": {demoNewsletter}, "u": {dest}, "kid": {"dev"}, "cmp": {"december"}, "uid": {rcpt}, "sig": {edge.SignClick(d.clickKey, demoNewsletter, dest, 0)}}.Encode(), browser
 	default: // a crawler
 		return "/p.gif?cid=content-" + strconv.FormatUint(zipf.Uint64(), 10), uaGooglebot
 	}

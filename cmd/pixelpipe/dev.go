@@ -105,6 +105,9 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pcfg := processor.DefaultConfig()
 	pcfg.VisitorSecret = ecfg.VisitorSecret
 	pcfg.SignedPixels = demoAd + "=prefer"
+	// The demo's recipients are shown by their uids (dev only: by default
+	// events carry recipients as keyed hashes only).
+	pcfg.RecipientIDs = "*"
 	// Visits end a minute after their visitor's last hit, not thirty, and
 	// the clock ticks every 10 s, so the dashboard shows visits within
 	// about a minute and a half of the first hits.
@@ -114,7 +117,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := newRegistry()
 	rdb := newRedis(redisconn.Addr{Addrs: []string{mr.Addr()}})
 	defer rdb.Close()
-	store := hllstore.New(rdb, hllstore.Config{HourRetention: acfg.HourRetention, DayRetention: acfg.DayRetention})
+	store := hllstore.New(rdb, hllstore.Config{HourRetention: acfg.HourRetention, DayRetention: acfg.DayRetention, RecipientRetention: acfg.RecipientRetention})
 	ecfg.Kafka.Brokers = kc.Brokers
 	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg)
 	if err != nil {
@@ -132,10 +135,12 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	qcfg.VisitorSecret = ecfg.VisitorSecret
 	qs, err := query.New(qcfg, logger.With("component", "query"), reg, counts.NewReader(store), audit.NewReader(rdb, "pp"))
 	if err != nil {
 		return err
 	}
+	qs.SetEraser(store)
 	adm, err := admin.Listen(c.adminAddr, reg, logger)
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ func commands() []command {
 		{"top", "print the content ids with the most human uniques or views from the query API", cmdTop},
 		{"breakdown", "print a content id's human views by country, device, browser, OS or source", cmdBreakdown},
 		{"export", "write a series, a top list or a breakdown over a range as CSV or NDJSON, from the query API", cmdExport},
+		{"recipients", "print who opened, clicked and converted in an e-mail campaign, per recipient, from the query API", cmdRecipients},
+		{"links", "print an e-mail campaign's links: clicks, unique clickers and machine clicks per destination", cmdLinks},
+		{"erase-recipient", "erase a recipient's activity in every campaign of its tenant, through the query API", cmdEraseRecipient},
 		{"audit", "print the completeness audit from the query API: per edge node, hits accepted, counted, dead-lettered, missing", cmdAudit},
 		{"tail", "print a pipeline topic as JSON lines (protojson), e.g. pixelpipe tail events", cmdTail},
 		{"sign", "make a signed click URL, or a signed pixel URL", cmdSign},
@@ -96,7 +99,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pixelpipe COMMAND [flags]   (pixelpipe COMMAND -h for its flags)")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nexample: pixelpipe dev   (then open the printed pixel and stats URLs)")
 }

@@ -284,7 +284,7 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
-	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix, HourRetention: cfg.HourRetention, DayRetention: cfg.DayRetention})
+	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix, HourRetention: cfg.HourRetention, DayRetention: cfg.DayRetention, RecipientRetention: cfg.RecipientRetention})
 	a, err := newAggregator(c.kafka(), cfg, store, logger, reg)
 	if err != nil {
 		return err
@@ -316,6 +316,7 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.DurationVar(&cfg.RollupMaxWait, "aggregator.rollup.maxWait", cfg.RollupMaxWait, "how long past its end plus -aggregator.lateHorizon a week waits for every partition's freshness watermark before it is rolled up anyway (pixel_aggregator_rollup_weeks_total{result=\"forced\"}; a rollup whose days change later is rebuilt by readers)")
 	fs.DurationVar(&cfg.HourRetention, "aggregator.hourRetention", cfg.HourRetention, "how long hour counts (hour series) stay in Redis after their day's first write, e.g. 840h = 35 days; must exceed 24h plus -aggregator.lateHorizon")
 	fs.DurationVar(&cfg.DayRetention, "aggregator.dayRetention", cfg.DayRetention, "how long day counts, breakdowns, order ids and the campaign index stay in Redis after their day's first write (week rollups: as long as their last day), e.g. 9600h = 400 days; at least -aggregator.hourRetention and above a week plus -aggregator.lateHorizon plus -aggregator.rollup.maxWait")
+	fs.DurationVar(&cfg.RecipientRetention, "aggregator.recipientRetention", cfg.RecipientRetention, "how long a day's per-recipient activity of a campaign (who opened, clicked, converted; the recipients and links routes) stays in Redis after its first write, e.g. 2160h = 90 days; must exceed 24h plus -aggregator.lateHorizon")
 	fs.IntVar(&cfg.MaxCampaigns, "aggregator.maxCampaigns", cfg.MaxCampaigns, "campaigns counted per content id and day; events of further campaigns count for their content id only (pixel_aggregator_campaigns_over_limit_total), so made-up campaign names cannot grow Redis without bound")
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
@@ -369,10 +370,14 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.EventsPartitions, "query.eventsPartitions", cfg.EventsPartitions, "partitions of pixel.events.v1: the freshness watermark is complete only when each reported; 0 = do not check")
 	fs.IntVar(&cfg.MaxRangeDays, "query.maxRangeDays", cfg.MaxRangeDays, "longest range a query may ask for, in days")
 	fs.StringVar(&cfg.AuditGroup, "query.auditGroup", cfg.AuditGroup, "consumer group of the processors whose completeness audit GET /v1/audit reads (their -processor.group)")
+	secret := flagenv.NewSecret("")
+	fs.Var(secret, "visitor.secret", "the processors' visitor secret: lets the recipient routes find and erase a recipient by uid (they key it as the processors do); without it they take recipient keys only (by=key)")
+	fs.BoolVar(&cfg.UIDsPseudonymised, "query.uidsPseudonymised", cfg.UIDsPseudonymised, "the edges run with -edge.pseudonymise: the recipient routes key a uid as its pseudonym, as the processors saw it")
+	fs.DurationVar(&cfg.ErasureGrace, "query.erasureGrace", cfg.ErasureGrace, "how long DELETE /v1/recipients/{uid} waits before its second pass, which removes what an aggregator wrote while the erasure was being recorded; longer than an aggregator's Redis write")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg.Token = token.Value()
+	cfg.Token, cfg.VisitorSecret = token.Value(), secret.Value()
 	var err error
 	if cfg.Tokens, err = parseTokens(tokens.Value()); err != nil {
 		return err
@@ -388,10 +393,12 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
-	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})), audit.NewReader(rdb, c.redisPrefix))
+	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix})
+	srv, err := query.New(cfg, logger.With("component", "query"), reg, counts.NewReader(store), audit.NewReader(rdb, c.redisPrefix))
 	if err != nil {
 		return err
 	}
+	srv.SetEraser(store)
 	adm, err := admin.Listen(c.adminAddr, reg, logger)
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ type Config struct {
 	VisitorPrefix string
 	// Kind is the k parameter; empty sends none (a view).
 	Kind string
+	// Campaign is the cmp parameter; empty sends none. With it, every hit
+	// names a recipient of the campaign (its uid).
+	Campaign string
 	// Seed makes the sequence of hits repeatable.
 	Seed uint64
 	// Tag sends each hit's sequence number (0, 1, ...) in its page URL,
@@ -204,6 +207,9 @@ func send(client *http.Client, cfg Config, cid string, visitor, seq int) error {
 	u := cfg.BaseURL + "/p.gif?cid=" + cid + "&uid=" + cfg.VisitorPrefix + strconv.Itoa(visitor)
 	if cfg.Kind != "" {
 		u += "&k=" + cfg.Kind
+	}
+	if cfg.Campaign != "" {
+		u += "&cmp=" + cfg.Campaign
 	}
 	if cfg.Tag {
 		u += "&url=" + url.QueryEscape(cfg.TagURL+strconv.Itoa(seq))

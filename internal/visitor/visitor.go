@@ -20,6 +20,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"hash"
 	"sync"
 	"time"
@@ -208,4 +209,23 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// Domains of pseudonyms (AppendPseudonym): a uid and a cookie with the same
+// text get different ones.
+const (
+	UIDPseudonym    = "pixelpipe/uid-pseudonym/v1\n"
+	CookiePseudonym = "pixelpipe/cookie-pseudonym/v1\n"
+)
+
+// AppendPseudonym appends to dst "h:" and the hex of the first 16 bytes of
+// HMAC-SHA256(secret, domain + id): what the edge records instead of a uid
+// or cookie id when it pseudonymises. The same id always gives the same
+// pseudonym, which says nothing of the id without the secret.
+func AppendPseudonym(dst, secret []byte, domain string, id []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(domain))
+	m.Write(id)
+	dst = append(dst, "h:"...)
+	return hex.AppendEncode(dst, m.Sum(nil)[:16])
 }

@@ -13,16 +13,6 @@ import (
 	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
-// Tenant returns the tenant of a content id: the part before its first
-// ':', or "" for a content id without one.
-func Tenant(contentID string) string {
-	t, _, ok := strings.Cut(contentID, ":")
-	if !ok {
-		return ""
-	}
-	return t
-}
-
 // Rules say for which tenants and campaigns events carry recipient ids as
 // the sender gave them. The zero value (and nil) allows none.
 type Rules struct {

@@ -1,6 +1,10 @@
 package recipient
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
+)
 
 func TestRules(t *testing.T) {
 	r, err := ParseRules("acme, globex/spring ,/solo")
@@ -30,7 +34,7 @@ func TestRules(t *testing.T) {
 			t.Errorf("ParseRules(%q) accepted", bad)
 		}
 	}
-	if Tenant("acme:newsletter-42") != "acme" || Tenant("newsletter-42") != "" {
+	if schemas.Tenant("acme:newsletter-42") != "acme" || schemas.Tenant("newsletter-42") != "" {
 		t.Error("Tenant")
 	}
 }

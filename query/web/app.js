@@ -10,7 +10,10 @@
 // chart, visits, funnel, email and quality panels: the sum over its content
 // ids, from the campaign routes. Breakdowns and live counts exist per
 // content id only: with content ids chosen too (?campaign=winter&cid=a,b)
-// the breakdown and today's table stay on them, else they say so.
+// the breakdown and today's table stay on them, else they say so. A
+// campaign also shows its links and its recipients (who opened, clicked,
+// converted), over the whole UTC days of the range, 50 recipients a page
+// (?campaign=winter&recipients=clicked keeps the recipients' filter).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +23,9 @@ const state = {
   token: sessionStorage.getItem("pixelpipe.token") || "",
   cids: [], sel: "", campaign: "", range: "30d", dim: "country", topKind: "view",
   live: null, lastLive: null, tableKey: "", points: null, gran: "day",
+  // The recipients' filter and page: cursor of the page shown ("" the
+  // first), recipients before it (offset), and the answer's next cursor.
+  rcpt: { filter: "all", scope: "", cursor: "", offset: 0, page: 1, shown: 0, next: "", loading: false },
 };
 
 // The kinds of events, in funnel order, and visits, by their field in a
@@ -173,15 +179,16 @@ function todayQuery() {
   return "from=" + iso(day) + "&to=" + iso(new Date(day.getTime() + 86400e3));
 }
 
-// The URL keeps the campaign, the content ids, the selected one, the range
-// and the breakdown dimension (ids are plain: A-Z a-z 0-9 . _ : -); a
-// campaign alone keeps no content ids and no dimension.
+// The URL keeps the campaign, the content ids, the selected one, the range,
+// the breakdown dimension and the recipients' filter (ids are plain: A-Z a-z
+// 0-9 . _ : -); a campaign alone keeps no content ids and no dimension.
 const enc = (s) => encodeURIComponent(s).replace(/%3A/gi, ":").replace(/%2C/gi, ",");
 function writeURL() {
   const perCid = state.cids.length || !byCampaign();
   const qs = (byCampaign() ? "?campaign=" + enc(state.campaign) + (perCid ? "&" : "") : "?") +
     (perCid ? "cid=" + enc(state.cids.join(",")) + "&sel=" + enc(state.sel) : "") + "&range=" + enc(state.range) +
-    (perCid ? "&dim=" + enc(state.dim) : "") + (state.topKind !== "view" ? "&top=" + enc(state.topKind) : "");
+    (perCid ? "&dim=" + enc(state.dim) : "") + (state.topKind !== "view" ? "&top=" + enc(state.topKind) : "") +
+    (byCampaign() && state.rcpt.filter !== "all" ? "&recipients=" + enc(state.rcpt.filter) : "");
   history.replaceState(null, "", location.pathname + qs);
 }
 
@@ -198,6 +205,7 @@ function setCids(text, sel) {
 // writes the selected one into every panel heading.
 function drawPicker() {
   drawPerCid();
+  $("mail").hidden = !byCampaign();
   if (byCampaign()) {
     const b = el("button", { type: "button", role: "tab", id: "tab-campaign", "aria-controls": "selected", "aria-selected": "true", tabindex: "0", class: "campaign-tab" },
       el("span", { class: "what" }, "campaign"), " " + state.campaign);
@@ -509,7 +517,7 @@ function drawFunnel(h) {
   $("ctr").textContent = h.impressions.total ? pct(h.ctr) : "–";
   $("cvr").textContent = h.clicks.total ? pct(h.conversion_rate) : "–";
   $("orders").textContent = nf.format(h.orders);
-  const rev = Object.entries(h.revenue || {}).map(([c, v]) => new Intl.NumberFormat("en-US", { style: "currency", currency: c }).format(v));
+  const rev = Object.entries(h.revenue || {}).map(([c, v]) => money(v, c));
   $("revenue").textContent = rev.length ? rev.join(" · ") : "–";
 }
 
@@ -730,6 +738,228 @@ async function refreshAudit() {
   box.append(el("table", { class: "table" }, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
+// The campaign's links and recipients (GET /v1/campaigns/{campaign}/links
+// and .../recipients): these routes count whole UTC days.
+const RCPT_PAGE = 50;
+// RCPT_CSV_PAGE: recipients per request of the CSV download (the API's
+// largest page); the download follows the pages to the last.
+const RCPT_CSV_PAGE = 10000;
+// RECIPIENT_FILTERS: what no recipient did when a filter selects none.
+const RECIPIENT_FILTERS = {
+  all: "", opened: "opened a mail (machine opens aside)", clicked: "clicked a link", converted: "converted",
+  "machine-only": "was reached by machines only (mail privacy proxies, scanners)", none: "is without a person's open, click or conversion",
+};
+const mailPath = (what) => "/v1/campaigns/" + encodeURIComponent(state.campaign) + "/" + what;
+
+// mailRange is the range of the recipient and link routes: the whole UTC
+// days that the chosen range touches (for the last 24 hours, yesterday and
+// today, or today alone in its last hour).
+function mailRange() {
+  const rp = rangeParams();
+  const from = new Date(Math.floor(rp.from.getTime() / 86400e3) * 86400e3);
+  const to = new Date(Math.ceil(rp.to.getTime() / 86400e3) * 86400e3);
+  const ymd = (d) => d.toISOString().slice(0, 10);
+  const one = to - from === 86400e3;
+  return {
+    query: "from=" + ymd(from) + "&to=" + ymd(to),
+    label: rp.gran === "day" ? rp.label : one ? "today (UTC)" : "yesterday and today (UTC)",
+    title: one ? "the UTC day " + ymd(from) : "the UTC days " + ymd(from) + " to " + ymd(new Date(to - 86400e3)),
+  };
+}
+
+// drawMailRange writes the range into the two panels' headings.
+function drawMailRange(mr) {
+  for (const s of document.querySelectorAll(".mail-range")) {
+    s.textContent = mr.label;
+    s.title = mr.title;
+  }
+}
+
+// money writes an amount of a currency ("€12.50"); an unknown currency
+// code after the number.
+function money(v, cur) {
+  try {
+    return new Intl.NumberFormat("en-US", { style: "currency", currency: cur }).format(v);
+  } catch (e) {
+    return nf.format(v) + (cur ? " " + cur : "");
+  }
+}
+
+// timeFmt writes a time in this browser's time zone and language.
+const timeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+function timeCell(t) {
+  if (!t) return el("td", { class: "t" }, "–");
+  const d = new Date(t);
+  return el("td", { class: "t" }, el("time", { datetime: t, title: d.toString() }, timeFmt.format(d)));
+}
+
+// shortKey shortens a recipient key (32 hex digits) for a table.
+const shortKey = (k) => k.slice(0, 8) + "…" + k.slice(-4);
+// destText is a link's destination without its scheme.
+const destText = (d) => d.replace(/^https?:\/\//, "");
+
+async function refreshLinks() {
+  const current = latest("links");
+  const mr = mailRange();
+  drawMailRange(mr);
+  const r = await api(mailPath("links") + "?" + mr.query);
+  if (!current()) return;
+  const links = r.status === 200 ? r.body.links : [];
+  $("links-box").hidden = !links.length;
+  $("links-empty").hidden = !!links.length;
+  $("links-empty").textContent = r.status !== 200 ? r.body.error : "No clicks on links of " + shownName() + " in this range.";
+  $("links-rows").replaceChildren(...links.map((l) => el("tr", {},
+    el("td", { class: "name" }, el("span", { title: l.destination }, l.destination)),
+    ...[l.clicks, l.unique_clickers, l.machine_clicks].map((v) => el("td", { class: "n" }, nf.format(v))))));
+}
+
+// recipientRow is a recipient's row: who (the uid, else the key
+// shortened), opens by people and machines, the first and last of a
+// person's, clicks with the links clicked, conversions and revenue.
+function recipientRow(x) {
+  // A uid may break before its "@" on a narrow screen (.uid > span).
+  const uid = x.uid || "", at = uid.lastIndexOf("@");
+  const who = uid ? el("span", { class: "uid", title: uid + " · recipient key " + x.key }, ...(at > 0 ? [el("span", {}, uid.slice(0, at)), el("span", {}, uid.slice(at))] : [uid]))
+    : el("span", { class: "rkey", title: "recipient key " + x.key + " (no uid kept)" }, shortKey(x.key));
+  const machineTitle = x.first_machine_open ? "first " + timeFmt.format(new Date(x.first_machine_open)) + ", last " + timeFmt.format(new Date(x.last_machine_open)) : undefined;
+  const links = (x.links || []).map((l) => el("li", {}, el("span", { class: "dest", title: l.destination }, destText(l.destination)), " ", el("b", {}, nf.format(l.clicks))));
+  if (x.machine_clicks) links.push(el("li", { class: "machine" }, "link scanners ", el("b", {}, nf.format(x.machine_clicks))));
+  const orders = (x.orders || []).map((o) => o.order_id + ": " + money(o.value, o.currency));
+  const revenue = Object.entries(x.revenue || {}).map(([c, v]) => money(v, c));
+  return el("tr", {},
+    el("th", { scope: "row", class: "who" }, who),
+    el("td", { class: "n" }, nf.format(x.opens)),
+    el("td", { class: "n", title: machineTitle }, nf.format(x.machine_opens)),
+    timeCell(x.first_open), timeCell(x.last_open),
+    el("td", { class: "n" }, nf.format(x.clicks)),
+    el("td", { class: "links" }, links.length ? el("ul", { class: "rlinks" }, ...links) : "–"),
+    el("td", { class: "n", title: orders.length ? "orders " + orders.join(", ") : undefined }, nf.format(x.conversions)),
+    el("td", { class: "n" }, revenue.length ? revenue.join(" · ") : "–"));
+}
+
+// recipientsEmpty says why a page of recipients is empty.
+function recipientsEmpty() {
+  const r = state.rcpt;
+  if (r.next) return "No recipients on this page; the list goes on: Next.";
+  if (r.offset) return "No more recipients.";
+  if (r.filter === "all") return "No recipient activity of " + shownName() + " in this range: recipients appear when the pixels and links of its mails carry a uid.";
+  return "No recipient of " + shownName() + " " + RECIPIENT_FILTERS[r.filter] + " in this range.";
+}
+
+// drawPager writes which recipients are shown and enables First page and
+// Next; a button that gets disabled while focused hands the focus on.
+function drawPager(error) {
+  const r = state.rcpt;
+  const paged = r.page > 1 || !!r.next;
+  $("recipients-pager").hidden = !paged && (error || !r.shown);
+  $("recipients-first").hidden = !paged;
+  $("recipients-next").hidden = !paged;
+  const focused = document.activeElement;
+  $("recipients-first").disabled = r.page === 1;
+  $("recipients-next").disabled = !r.next;
+  if (focused && focused.disabled) {
+    const other = focused.id === "recipients-next" ? $("recipients-first") : $("recipients-next");
+    if (!other.disabled && !other.hidden) other.focus();
+  }
+  const range = r.shown ? "recipients " + nf.format(r.offset + 1) + "–" + nf.format(r.offset + r.shown) : "";
+  $("recipients-page").textContent = error ? "" : paged ? "page " + r.page + (range ? " · " + range : "") : r.shown === 1 ? "1 recipient" : r.shown ? nf.format(r.shown) + " recipients" : "";
+}
+
+// refreshRecipients reads the page of recipients shown (the first after a
+// change of campaign, range or filter).
+async function refreshRecipients() {
+  const current = latest("recipients");
+  const r = state.rcpt, mr = mailRange();
+  drawMailRange(mr);
+  const q = mr.query + "&filter=" + r.filter;
+  const scope = state.campaign + "|" + q;
+  if (scope !== r.scope) Object.assign(r, { scope, cursor: "", offset: 0, page: 1, next: "" });
+  $("recipients-csv").href = mailPath("recipients") + "?" + q + "&format=csv&limit=" + RCPT_CSV_PAGE;
+  r.loading = true;
+  $("recipients-box").setAttribute("aria-busy", "true");
+  const res = await api(mailPath("recipients") + "?" + q + "&limit=" + RCPT_PAGE + (r.cursor ? "&cursor=" + encodeURIComponent(r.cursor) : ""));
+  if (!current()) return;
+  r.loading = false;
+  $("recipients-box").removeAttribute("aria-busy");
+  const ok = res.status === 200;
+  const rows = ok ? res.body.recipients : [];
+  r.next = ok ? res.body.next_cursor || "" : "";
+  r.shown = rows.length;
+  $("recipients-box").hidden = !rows.length;
+  $("recipients-empty").hidden = !!rows.length;
+  $("recipients-empty").textContent = ok ? recipientsEmpty() : res.body.error;
+  $("recipients-rows").replaceChildren(...rows.map(recipientRow));
+  drawPager(!ok);
+}
+
+$("recipients-filter").addEventListener("change", () => {
+  state.rcpt.filter = $("recipients-filter").value;
+  if (!byCampaign()) return;
+  writeURL();
+  refreshRecipients();
+});
+
+$("recipients-next").addEventListener("click", () => {
+  const r = state.rcpt;
+  if (r.loading || !r.next) return;
+  Object.assign(r, { cursor: r.next, offset: r.offset + r.shown, page: r.page + 1 });
+  refreshRecipients();
+});
+
+$("recipients-first").addEventListener("click", () => {
+  const r = state.rcpt;
+  if (r.page === 1 && !r.loading) return;
+  Object.assign(r, { cursor: "", offset: 0, page: 1 });
+  refreshRecipients();
+});
+
+// recipientsCSV reads the CSV of href (the Download CSV link's: the
+// recipients the filter selects), every page of it (X-Next-Cursor), with
+// the token, which a plain link cannot send. It resolves to {name, text}.
+async function recipientsCSV(href) {
+  let name = "recipients.csv", text = "", cursor = "";
+  for (let page = 0; ; page++) {
+    const res = await fetch(href + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""), { headers: authHeaders() });
+    if (!res.ok) {
+      if (res.status === 401) askToken();
+      const b = await res.json().catch(() => ({}));
+      throw new Error(b.error || "status " + res.status);
+    }
+    const body = await res.text();
+    if (page === 0) {
+      text = body;
+      const m = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "");
+      if (m) name = m[1];
+    } else text += body.slice(body.indexOf("\n") + 1); // without its header
+    cursor = res.headers.get("X-Next-Cursor") || "";
+    if (!cursor) return { name, text };
+  }
+}
+
+$("recipients-csv").addEventListener("click", async (e) => {
+  e.preventDefault();
+  const a = $("recipients-csv"), err = $("recipients-csv-error");
+  if (a.getAttribute("aria-busy") === "true") return;
+  a.setAttribute("aria-busy", "true");
+  a.textContent = "Preparing CSV…";
+  err.hidden = true;
+  try {
+    const { name, text } = await recipientsCSV(a.getAttribute("href"));
+    const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    const save = el("a", { href: url, download: name, hidden: "" });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (x) {
+    err.textContent = "The CSV could not be read: " + x.message;
+    err.hidden = false;
+  } finally {
+    a.removeAttribute("aria-busy");
+    a.textContent = "Download CSV";
+  }
+});
+
 // clearSelected empties the selected content id's (or campaign's) panels
 // when its counts cannot be read, so none shows another id's numbers.
 function clearSelected(msg) {
@@ -753,6 +983,10 @@ async function refresh() {
   $("chart-gran").textContent = rp.gran === "hour" ? "per hour" : "per day";
   startLive();
   refreshAudit();
+  if (byCampaign()) {
+    refreshLinks();
+    refreshRecipients();
+  }
   const sel = state.sel, name = shownName(), q = rangeQuery(rp);
   const [st, se, td] = await Promise.all([api(scopePath("stats") + "?" + q + "&kind=open&class=machine"), api(scopePath("series") + "?" + q + "&granularity=" + rp.gran),
     byCampaign() ? api(scopePath("stats") + "?" + todayQuery()) : null]);
@@ -843,6 +1077,8 @@ setInterval(() => { if (state.cids.length || byCampaign()) refresh(); }, 30000);
   $("dimension").value = state.dim;
   if (Object.hasOwn(TOP_KINDS, p.get("top") || "")) state.topKind = p.get("top");
   $("top-kind").value = state.topKind;
+  if (Object.hasOwn(RECIPIENT_FILTERS, p.get("recipients") || "")) state.rcpt.filter = p.get("recipients");
+  $("recipients-filter").value = state.rcpt.filter;
   const campaign = (p.get("campaign") || "").trim();
   if (campaign) {
     $("campaign").value = campaign;

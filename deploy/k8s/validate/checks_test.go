@@ -415,8 +415,8 @@ func checkCrossPart(s *set, p *problems) {
 	if q, pr := value(s.partEnv["query"], "query", "query.auditGroup"), value(s.partEnv["processor"], "processor", "processor.group"); q != pr {
 		p.add("query.auditGroup %q is not processor.group %q", q, pr)
 	}
-	if e, pr := s.partSecret["edge"]["PIXEL_VISITOR_SECRET"], s.partSecret["processor"]["PIXEL_VISITOR_SECRET"]; e == "" || e != pr {
-		p.add("the edge's and the processor's PIXEL_VISITOR_SECRET must come from the same Secret key (edge %q, processor %q)", e, pr)
+	if e, pr, q := s.partSecret["edge"]["PIXEL_VISITOR_SECRET"], s.partSecret["processor"]["PIXEL_VISITOR_SECRET"], s.partSecret["query"]["PIXEL_VISITOR_SECRET"]; e == "" || e != pr || q != pr {
+		p.add("the edge's, the processor's and the query's PIXEL_VISITOR_SECRET must come from the same Secret key (edge %q, processor %q, query %q)", e, pr, q)
 	}
 	for _, part := range []string{"edge", "processor", "aggregator", "query"} {
 		if v := value(s.partEnv[part], part, "kafka.topicPrefix"); v != "" && part != "query" {
