@@ -3,11 +3,13 @@
 package integration
 
 import (
+	"encoding/csv"
 	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -312,7 +314,37 @@ func TestRecipientsThroughPipeline(t *testing.T) {
 		}
 	}
 
-	// One recipient by uid, then erased.
+	// The command line says the same: every recipient (all pages, as
+	// CSV), one recipient, the links.
+	cli := []string{"-url=" + s.queryURL, "-token=it-token", "-campaign=spring"}
+	rows, err := csv.NewReader(strings.NewReader(mustBin(t, bin, append([]string{"recipients", "-all", "-csv", "-limit=70"}, cli...)...))).ReadAll()
+	if err != nil || len(rows) != len(got)+2 || !slices.Equal(rows[0][:4], []string{"key", "uid", "opens", "machine_opens"}) {
+		t.Fatalf("recipients -all -csv: %d rows (want a header and %d), %v", len(rows), len(got)+1, err)
+	}
+	for _, row := range rows[1:] {
+		if row[1] == byMail.Recipient.UID {
+			continue
+		}
+		w, ok := want[row[1]]
+		if !ok || row[2] != fmt.Sprint(w.opens) || row[3] != fmt.Sprint(w.machineOpens) || row[9] != fmt.Sprint(w.machineClicks) || row[11] != fmt.Sprint(len(w.orders)) || row[0] != got[row[1]].Key {
+			t.Fatalf("recipients -csv row %v, want %+v", row, w)
+		}
+	}
+	out := mustBin(t, bin, append([]string{"recipients", "-uid=sub-002", "-tenant=acme"}, cli...)...)
+	w2 := recipientPlan(2)
+	for _, line := range []string{fmt.Sprintf(`opens\s+%d\s`, w2.opens), fmt.Sprintf(`machine opens\s+%d\s`, w2.machineOpens), fmt.Sprintf(`conversions\s+%d\s`, len(w2.orders))} {
+		if !regexp.MustCompile(`(?m)^` + line).MatchString(out) {
+			t.Fatalf("recipients -uid=sub-002: no line %q in\n%s", line, out)
+		}
+	}
+	out = mustBin(t, bin, append([]string{"links"}, cli...)...)
+	for _, l := range links.Links {
+		if !regexpLink(out, l) {
+			t.Fatalf("links: no line for %+v in\n%s", l, out)
+		}
+	}
+
+	// One recipient by uid, then erased from the command line.
 	var one query.RecipientResponse
 	if err := s.getJSON("/v1/campaigns/spring/recipients/sub-001", &one); err != nil {
 		t.Fatal(err)
@@ -320,15 +352,9 @@ func TestRecipientsThroughPipeline(t *testing.T) {
 	if one.Tenant != "acme" || recipientDiff(one.Recipient, want["sub-001"]) != "" {
 		t.Fatalf("sub-001: %+v", one)
 	}
-	req, _ := http.NewRequest("DELETE", s.queryURL+"/v1/recipients/sub-001?tenant=acme", nil)
-	req.Header.Set("Authorization", "Bearer it-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("erase: %d", resp.StatusCode)
+	out = mustBin(t, bin, "erase-recipient", "-url="+s.queryURL, "-token=it-token", "-uid=sub-001", "-tenant=acme")
+	if !strings.Contains(out, "erased recipient sub-001 of tenant acme") {
+		t.Fatalf("erase-recipient: %s", out)
 	}
 	if err := s.getJSON("/v1/campaigns/spring/recipients/sub-001", &one); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("erased recipient still answered: %v", err)
@@ -349,6 +375,13 @@ func rfcTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// regexpLink reports whether out has the line of link l: its three counts
+// and its destination, however the columns are padded.
+func regexpLink(out string, l query.LinkJSON) bool {
+	re := regexp.MustCompile(fmt.Sprintf(`(?m)^\s*%d\s+%d\s+%d\s+%s$`, l.Clicks, l.UniqueClickers, l.MachineClicks, regexp.QuoteMeta(l.Destination)))
+	return re.MatchString(out)
 }
 
 // human counts a person's activity of a plan.
