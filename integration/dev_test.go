@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
+	"github.com/pixelpipe/pixelpipe/query"
 )
 
 // TestDevMode runs what `make run` runs (pixelpipe dev: every part in one
@@ -155,6 +156,30 @@ func TestDevMode(t *testing.T) {
 			return fmt.Sprintf("content-0: %+v, want views by people and by a crawler", got["content-0"])
 		case visits == 0:
 			return "no human visit counted yet"
+		}
+		return ""
+	})
+
+	// The newsletter's recipients, by uid (dev mode keeps them): who opened
+	// and who clicked its links.
+	pipetest.Eventually(t, 30*time.Second, func() string {
+		var opened, clicked query.RecipientsResponse
+		for f, out := range map[string]*query.RecipientsResponse{"opened": &opened, "clicked": &clicked} {
+			resp, err := http.Get(base + "/v1/campaigns/december/recipients?filter=" + f)
+			if err != nil {
+				return err.Error()
+			}
+			err = json.NewDecoder(resp.Body).Decode(out)
+			resp.Body.Close()
+			if err != nil {
+				return err.Error()
+			}
+		}
+		switch {
+		case len(opened.Recipients) == 0 || !strings.HasPrefix(opened.Recipients[0].UID, "recipient-") || opened.Recipients[0].Opens == 0:
+			return fmt.Sprintf("recipients who opened: %+v", opened.Recipients)
+		case len(clicked.Recipients) == 0 || len(clicked.Recipients[0].Links) == 0:
+			return fmt.Sprintf("recipients who clicked: %+v", clicked.Recipients)
 		}
 		return ""
 	})

@@ -176,14 +176,16 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
   Dev-only settings, for trying things out (never use them elsewhere): the query API is open (no
   token; in production give -query.tokens), the click and pixel signing key is %q under key id
   "dev", the visitor secret is %q, visitor cookies are issued, %s's unsigned pixels are
-  counted under the "prefer" signing policy, and a visit ends after 1 minute without a hit
-  (30 minutes by default), so visits show within about a minute and a half.
+  counted under the "prefer" signing policy, a visit ends after 1 minute without a hit
+  (30 minutes by default), so visits show within about a minute and a half, and recipients
+  are shown by their uids (-processor.recipientIDs=*; by default by keyed hashes only).
 
   Sending %.0f demo hits/s: views of %d articles by %d visitors with their referrers, signed
   ad impressions and clicks (%s), conversions (%s), newsletter opens by people and mail proxies
-  (%s), and a crawler. Watch the counts move:
+  and clicks on its links (%s, campaign december), and a crawler. Watch the counts move:
     curl -s http://%s/v1/stats/content-0
     pixelpipe stats %s
+    pixelpipe recipients -campaign=december -filter=clicked
     pixelpipe tail%s events
   A plain curl counts as a bot (its user agent, missing browser headers); to be counted as a person:
     curl -s -o /dev/null -A 'Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0' -H 'Accept: image/*' -H 'Accept-Language: en' -H 'Accept-Encoding: gzip' -H 'Sec-Fetch-Mode: no-cors' '%s'

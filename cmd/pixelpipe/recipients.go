@@ -101,7 +101,7 @@ func cmdRecipients(ctx context.Context, args []string, stdout, stderr io.Writer)
 			id = *key
 			q.Set("by", "key")
 		}
-		if *tenant != "" {
+		if set["tenant"] { // -tenant= (empty): content ids without a tenant
 			q.Set("tenant", *tenant)
 		}
 		var rr query.RecipientResponse
@@ -255,7 +255,7 @@ func linkClicks(links []query.LinkClick) string {
 // printRecipient prints one recipient's activity.
 func printRecipient(w io.Writer, rr *query.RecipientResponse) {
 	r := rr.Recipient
-	fmt.Fprintf(w, "recipient %s of tenant %s in campaign %s  [%s, %s)\nkey %s\n", recipientName(r), rr.Tenant, rr.Campaign, rr.From, rr.To, r.Key)
+	fmt.Fprintf(w, "recipient %s of tenant %s in campaign %s  [%s, %s)\nkey %s\n", recipientName(r), tenantName(rr.Tenant), rr.Campaign, rr.From, rr.To, r.Key)
 	printFreshness(w, &rr.Freshness)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "opens\t%d\tfirst %s\tlast %s\n", r.Opens, orDash(r.FirstOpen), orDash(r.LastOpen))
@@ -266,7 +266,11 @@ func printRecipient(w io.Writer, rr *query.RecipientResponse) {
 	for i, o := range r.Orders {
 		orders[i] = strings.TrimSpace(o.OrderID + " " + o.Value.Format(2) + " " + o.Currency)
 	}
-	fmt.Fprintf(tw, "conversions\t%d\t%s\n", r.Conversions, strings.Join(orders, ", "))
+	if len(orders) > 0 {
+		fmt.Fprintf(tw, "conversions\t%d\t%s\n", r.Conversions, strings.Join(orders, ", "))
+	} else {
+		fmt.Fprintf(tw, "conversions\t%d\n", r.Conversions)
+	}
 	fmt.Fprintf(tw, "revenue\t%s\n", revenue(r.Revenue))
 	fmt.Fprintf(tw, "views\t%d\n", r.Views)
 	_ = tw.Flush()
@@ -325,7 +329,7 @@ func cmdEraseRecipient(ctx context.Context, args []string, stdout, stderr io.Wri
 	api.asJSON = fs.Bool("json", false, "print the query API's JSON answer (DELETE /v1/recipients/{uid}, see query/openapi.yaml) as is, on one line")
 	uid := fs.String("uid", "", "the recipient, by the uid the sender put in its URLs (the query API needs -visitor.secret)")
 	key := fs.String("key", "", "the recipient, by its key (32 hex digits, the key column of pixelpipe recipients)")
-	tenant := fs.String("tenant", "", "the recipient's tenant; required with an operator's token, else the token's")
+	tenant := fs.String("tenant", "", "the recipient's tenant; required with an operator's token, else the token's (-tenant= with no value: content ids without a tenant)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -346,7 +350,7 @@ func cmdEraseRecipient(ctx context.Context, args []string, stdout, stderr io.Wri
 		id = *key
 		q.Set("by", "key")
 	}
-	if *tenant != "" {
+	if setFlags(fs)["tenant"] { // -tenant= (empty): content ids without a tenant
 		q.Set("tenant", *tenant)
 	}
 	// The API erases, waits its grace (at most a minute) and erases again.
@@ -374,8 +378,17 @@ func cmdEraseRecipient(ctx context.Context, args []string, stdout, stderr io.Wri
 		name = er.Key
 	}
 	_, err = fmt.Fprintf(stdout, "erased recipient %s of tenant %s (key %s) at %s: %d records removed (a record: its activity in one campaign, on one content id and day)\n",
-		name, er.Tenant, er.Key, er.ErasedAt, er.Removed)
+		name, tenantName(er.Tenant), er.Key, er.ErasedAt, er.Removed)
 	return err
+}
+
+// tenantName names a tenant in output: content ids without one have the
+// tenant "".
+func tenantName(t string) string {
+	if t == "" {
+		return "(none)"
+	}
+	return t
 }
 
 // checkKey checks a recipient key flag.
