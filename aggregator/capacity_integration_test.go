@@ -203,7 +203,7 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 		}
 	}
 	setListpackEntries("0")
-	usedBefore := redisInfoField(b, rdb, "memory", "used_memory")
+	usedBefore := pipetest.RedisInfoField(b, rdb, "memory", "used_memory")
 
 	// Each day is applied and flushed by an aggregator of its own, at the
 	// default cadences (records every 50,000 events, details every tenth
@@ -243,7 +243,7 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 		}
 		runtime.KeepAlive(a)
 	}
-	usedAfter := redisInfoField(b, rdb, "memory", "used_memory")
+	usedAfter := pipetest.RedisInfoField(b, rdb, "memory", "used_memory")
 
 	// The first day again, loaded from Redis by a new aggregator: one more
 	// event per content id (a later offset) makes it load each day.
@@ -313,8 +313,8 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 
 	// The append-only file after a rewrite (once any automatic one ended).
 	rewriting := func() bool {
-		return redisInfoField(b, rdb, "persistence", "aof_rewrite_in_progress") != 0 ||
-			redisInfoField(b, rdb, "persistence", "aof_rewrite_scheduled") != 0
+		return pipetest.RedisInfoField(b, rdb, "persistence", "aof_rewrite_in_progress") != 0 ||
+			pipetest.RedisInfoField(b, rdb, "persistence", "aof_rewrite_scheduled") != 0
 	}
 	for rewriting() {
 		time.Sleep(50 * time.Millisecond)
@@ -325,7 +325,7 @@ func benchmarkContentMemory(b *testing.B, c capacityCase) {
 	for rewriting() {
 		time.Sleep(50 * time.Millisecond)
 	}
-	aof := redisInfoField(b, rdb, "persistence", "aof_current_size")
+	aof := pipetest.RedisInfoField(b, rdb, "persistence", "aof_current_size")
 
 	days := float64(c.contents * capacityDays)
 	b.ReportMetric(heapPerDay, "heap-bytes/content-id-day")
@@ -357,26 +357,6 @@ func capacityKeyKind(prefix, k string) string {
 		return "top"
 	}
 	return "other"
-}
-
-// redisInfoField returns a numeric field of a section of INFO.
-func redisInfoField(b *testing.B, rdb *redis.Client, section, field string) float64 {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), section).Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("INFO %s %s: %v", section, field, err)
-			}
-			return f
-		}
-	}
-	b.Fatalf("INFO %s has no %s", section, field)
-	return 0
 }
 
 // BenchmarkHotContent runs the aggregator's apply and flush, as

@@ -206,17 +206,25 @@ func msTime(ms int64) *string {
 	return &t
 }
 
-// linkDests maps the link ids of sc to their destinations.
-func (s *Server) linkDests(ctx context.Context, sc counts.RecipientScope) (map[string]string, error) {
-	links, err := s.reader.Links(ctx, sc, false)
+// destsAndFreshness returns what a recipient's answer needs besides its
+// activity: the destinations of sc's link ids, and the freshness. It
+// answers and returns false when either cannot be read.
+func (s *Server) destsAndFreshness(w http.ResponseWriter, r *http.Request, sc counts.RecipientScope) (map[string]string, FreshnessBody, bool) {
+	links, err := s.reader.Links(r.Context(), sc, false)
 	if err != nil {
-		return nil, err
+		s.readErr(w, err, "links")
+		return nil, FreshnessBody{}, false
 	}
-	m := make(map[string]string, len(links))
+	dests := make(map[string]string, len(links))
 	for _, l := range links {
-		m[l.ID] = l.Destination
+		dests[l.ID] = l.Destination
 	}
-	return m, nil
+	fresh, err := s.reader.Freshness(r.Context(), s.now(), s.cfg.EventsPartitions)
+	if err != nil {
+		s.readErr(w, err, "freshness")
+		return nil, FreshnessBody{}, false
+	}
+	return dests, freshnessBody(fresh, s.now()), true
 }
 
 // dayRange renders a scope's days: from the first day, to the day after
@@ -267,19 +275,13 @@ func (s *Server) recipients(w http.ResponseWriter, r *http.Request) {
 		s.readErr(w, err, "recipients")
 		return
 	}
-	dests, err := s.linkDests(r.Context(), sc)
-	if err != nil {
-		s.readErr(w, err, "links")
-		return
-	}
-	fresh, err := s.reader.Freshness(r.Context(), s.now(), s.cfg.EventsPartitions)
-	if err != nil {
-		s.readErr(w, err, "freshness")
+	dests, fresh, ok := s.destsAndFreshness(w, r, sc)
+	if !ok {
 		return
 	}
 	from, to := dayRange(sc)
 	body := RecipientsResponse{Campaign: sc.Campaign, ContentID: sc.ContentID, From: from, To: to, Filter: filterName,
-		Recipients: make([]RecipientJSON, 0, len(page.Recipients)), NextCursor: page.Next, Freshness: freshnessBody(fresh, s.now())}
+		Recipients: make([]RecipientJSON, 0, len(page.Recipients)), NextCursor: page.Next, Freshness: fresh}
 	for _, row := range page.Recipients {
 		body.Recipients = append(body.Recipients, recipientJSON(row.Key, &row.Activity, dests))
 	}
@@ -414,19 +416,13 @@ func (s *Server) recipient(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no activity of this recipient in campaign "+quote(sc.Campaign)+" from "+sc.From.UTC().Format(dayLayout)+" to "+sc.To.UTC().Format(dayLayout))
 		return
 	}
-	dests, err := s.linkDests(r.Context(), sc)
-	if err != nil {
-		s.readErr(w, err, "links")
-		return
-	}
-	fresh, err := s.reader.Freshness(r.Context(), s.now(), s.cfg.EventsPartitions)
-	if err != nil {
-		s.readErr(w, err, "freshness")
+	dests, fresh, ok := s.destsAndFreshness(w, r, sc)
+	if !ok {
 		return
 	}
 	from, to := dayRange(sc)
 	writeJSON(w, http.StatusOK, RecipientResponse{Campaign: sc.Campaign, Tenant: tenant, From: from, To: to,
-		Recipient: recipientJSON(key, a, dests), Freshness: freshnessBody(fresh, s.now())})
+		Recipient: recipientJSON(key, a, dests), Freshness: fresh})
 }
 
 func (s *Server) links(w http.ResponseWriter, r *http.Request) {

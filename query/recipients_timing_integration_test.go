@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,11 +99,11 @@ func BenchmarkRecipients(b *testing.B) {
 		pr := pipetest.StartPrivateRedis(b)
 		rdb := redis.NewClient(&redis.Options{Addr: pr.Addr()})
 		store := hllstore.New(rdb, hllstore.Config{Prefix: "bench"})
-		before := infoField(b, rdb, "memory", "used_memory")
+		before := pipetest.RedisInfoField(b, rdb, "memory", "used_memory")
 		t0 := time.Now()
 		seedCampaign(b, store, n, day0)
 		seeded := time.Since(t0)
-		after := infoField(b, rdb, "memory", "used_memory")
+		after := pipetest.RedisInfoField(b, rdb, "memory", "used_memory")
 		cfg := DefaultConfig()
 		cfg.ListenAddr, cfg.Token, cfg.VisitorSecret = "127.0.0.1:0", "bench", "bench-secret"
 		s, err := New(cfg, nil, nil, counts.NewReader(store), nil)
@@ -159,24 +158,4 @@ func BenchmarkRecipients(b *testing.B) {
 		}
 		_ = rdb.Close()
 	}
-}
-
-// infoField reads a numeric field of a section of Redis INFO.
-func infoField(b *testing.B, rdb *redis.Client, section, field string) float64 {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), section).Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return f
-		}
-	}
-	b.Fatalf("INFO %s has no %s", section, field)
-	return 0
 }

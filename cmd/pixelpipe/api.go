@@ -94,17 +94,24 @@ func (a *apiFlags) ask(ctx context.Context, path string, q url.Values) (*http.Re
 			return nil, fmt.Errorf("-%s=%q: use a UTC date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T13:00:00Z)", r.name, r.v)
 		}
 	}
-	base, err := url.Parse(strings.TrimRight(*a.url, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *a.url)
-	}
 	if *a.from != "" {
 		q.Set("from", *a.from)
 	}
 	if *a.to != "" {
 		q.Set("to", *a.to)
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", base.String()+path+"?"+q.Encode(), nil)
+	return a.send(ctx, http.MethodGet, path, q)
+}
+
+// send sends a request of method to the query API at path with q (no
+// range flags) and returns the answer if it is a 200; any other status is
+// an error with the API's message.
+func (a *apiFlags) send(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	base, err := url.Parse(strings.TrimRight(*a.url, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *a.url)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base.String()+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -422,34 +422,3 @@ func (a *apiFlags) fetch(ctx context.Context, path string, q url.Values) ([]byte
 	}
 	return body, resp.Header, nil
 }
-
-// send sends a request of method to the query API at path with q (no
-// range) and returns the answer if it is a 200; any other status is an
-// error with the API's message, as for ask.
-func (a *apiFlags) send(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
-	base, err := url.Parse(strings.TrimRight(*a.url, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("-url=%q: use the query API's base URL, e.g. http://127.0.0.1:8081", *a.url)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base.String()+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	if t := a.token.Value(); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask the query API at %s: %w", *a.url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
-		}
-		return nil, fmt.Errorf("query API answered %d: %s", resp.StatusCode, e.Error)
-	}
-	return resp, nil
-}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -98,4 +99,25 @@ func (r *PrivateRedis) Shutdown() {
 		r.t.Fatalf("redis on %s did not shut down", r.Addr())
 	}
 	r.cmd = nil
+}
+
+// RedisInfoField reads a numeric field of a section of the server's INFO
+// (e.g. "memory", "used_memory").
+func RedisInfoField(t testing.TB, rdb redis.UniversalClient, section, field string) float64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("INFO %s %s: %v", section, field, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return 0
 }
