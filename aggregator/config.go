@@ -3,6 +3,9 @@ package aggregator
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pixelpipe/pixelpipe/schemas"
@@ -91,8 +94,11 @@ type Config struct {
 	// RecipientRetention is how long a day's per-recipient activity of a
 	// campaign (who opened, clicked, converted) stays in Redis after its
 	// first write; like hours, longer than a day plus LateHorizon. Default
-	// 90 days.
-	RecipientRetention time.Duration
+	// 90 days. RecipientRetentionFor overrides it per tenant ("acme") or
+	// campaign of a tenant ("acme/spring"), each also longer than a day
+	// plus LateHorizon (ParseRetentions reads them from a flag).
+	RecipientRetention    time.Duration
+	RecipientRetentionFor map[string]time.Duration
 	// MaxCampaigns bounds the campaigns counted per content id and day:
 	// events of further campaigns count for the content id only (and in
 	// pixel_aggregator_campaigns_over_limit_total). Default 200.
@@ -178,6 +184,11 @@ func (c Config) Validate() error {
 	if writes := 24*time.Hour + c.LateHorizon; c.RecipientRetention <= writes {
 		errs = append(errs, fmt.Errorf("aggregator.recipientRetention %s: must exceed a day plus aggregator.lateHorizon (%s), or late events would bring expired recipient activity back in part", c.RecipientRetention, writes))
 	}
+	for _, k := range slices.Sorted(maps.Keys(c.RecipientRetentionFor)) {
+		if d, writes := c.RecipientRetentionFor[k], 24*time.Hour+c.LateHorizon; d <= writes {
+			errs = append(errs, fmt.Errorf("aggregator.recipientRetentionFor %s=%s: must exceed a day plus aggregator.lateHorizon (%s)", k, d, writes))
+		}
+	}
 	if c.DayRetention < c.HourRetention {
 		errs = append(errs, fmt.Errorf("aggregator.dayRetention %s must be at least aggregator.hourRetention %s", c.DayRetention, c.HourRetention))
 	}
@@ -185,4 +196,25 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("aggregator.rollup.margin and aggregator.rollup.maxWait must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// ParseRetentions parses "acme=720h,globex/spring=4320h" (tenants, or
+// campaigns of a tenant, each with a retention) into
+// Config.RecipientRetentionFor.
+func ParseRetentions(v string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for entry := range strings.SplitSeq(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		who, ds, ok := strings.Cut(entry, "=")
+		tenant, campaign, hasCampaign := strings.Cut(who, "/")
+		d, err := time.ParseDuration(ds)
+		if !ok || err != nil || d <= 0 || !schemas.ValidID(tenant) || tenant == "" || strings.Contains(tenant, ":") || (hasCampaign && (campaign == "" || !schemas.ValidID(campaign))) {
+			return nil, fmt.Errorf("bad entry %q: use TENANT=DURATION or TENANT/CAMPAIGN=DURATION, e.g. acme/spring=720h (a tenant of A-Z a-z 0-9 . _ -, a campaign also :)", entry)
+		}
+		out[who] = d
+	}
+	return out, nil
 }

@@ -33,4 +33,20 @@ func TestRetentionValidation(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "aggregator.recipientRetention 192h0m0s: must exceed a day plus aggregator.lateHorizon (192h0m0s)") {
 		t.Errorf("recipient activity ends before late events: %v", err)
 	}
+	cfg = DefaultConfig()
+	var err error
+	if cfg.RecipientRetentionFor, err = ParseRetentions(" acme=720h, acme/spring:2026=4320h,globex/x=192h"); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.RecipientRetentionFor) != 3 || cfg.RecipientRetentionFor["acme/spring:2026"] != 180*day {
+		t.Fatalf("parsed %v", cfg.RecipientRetentionFor)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "aggregator.recipientRetentionFor globex/x=192h0m0s: must exceed") || strings.Contains(err.Error(), "acme") {
+		t.Errorf("a campaign's activity ends before late events: %v", err)
+	}
+	for _, bad := range []string{"acme", "acme=", "acme=-1h", "=720h", "ac me=720h", "acme/=720h", "a:b=720h", "acme/x y=1h"} {
+		if _, err := ParseRetentions(bad); err == nil {
+			t.Errorf("ParseRetentions(%q) accepted", bad)
+		}
+	}
 }

@@ -24,7 +24,7 @@ func rkey(b, n byte) RecipientKey {
 func TestRecipientActivity(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := pipetest.Redis(t)
-	s := New(rdb, Config{Prefix: prefix, RecipientRetention: 48 * time.Hour})
+	s := New(rdb, Config{Prefix: prefix, RecipientRetention: 48 * time.Hour, RecipientRetentionFor: map[string]time.Duration{"acme/other": 72 * time.Hour, "globex": time.Hour}})
 	ctx := context.Background()
 	day1 := DayStart(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
 	day2 := day1 + 24*HourMs
@@ -119,9 +119,19 @@ func TestRecipientActivity(t *testing.T) {
 	if len(links) != 2 || links[0] != want[0] || links[1] != want[1] {
 		t.Fatalf("links %+v\nwant %+v", links, want)
 	}
-	ttl := rdb.TTL(ctx, s.recipientBucketKey(a1, "spring", 3)).Val()
-	if ttl <= 47*time.Hour || ttl > 48*time.Hour {
-		t.Fatalf("recipient bucket ttl %s", ttl)
+	// Retention: the default, and a campaign's own.
+	for _, c := range []struct {
+		key  string
+		want time.Duration
+	}{
+		{s.recipientBucketKey(a1, "spring", 3), 48 * time.Hour},
+		{s.linksKey(a1, "spring"), 48 * time.Hour},
+		{s.clickersKey(a2, "spring", 3), 48 * time.Hour},
+		{s.recipientBucketKey(a1, "other", 3), 72 * time.Hour},
+	} {
+		if ttl := rdb.TTL(ctx, c.key).Val(); ttl <= c.want-time.Minute || ttl > c.want {
+			t.Fatalf("%s: ttl %s, want %s", c.key, ttl, c.want)
+		}
 	}
 
 	// Erasure: ann's activity goes from every day, campaign and link of

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pixelpipe/pixelpipe/schemas"
 )
 
 // recipientBase is the start of the keys of dk's recipients of campaign.
@@ -41,6 +43,22 @@ func (s *Store) tenantIndexKey(tenant string) string { return s.prefix + ":rt:" 
 // tenant's index: "<yyyymmdd>|<content>|<campaign>".
 func tenantIndexEntry(dk DayKey, campaign string) string {
 	return time.UnixMilli(dk.DayStart).UTC().Format("20060102") + "|" + dk.ContentID + "|" + campaign
+}
+
+// recipientRetention is the retention in seconds of content id cid's
+// activity of campaign (Config.RecipientRetentionFor).
+func (s *Store) recipientRetention(cid, campaign string) string {
+	if len(s.recipientTTLs) == 0 {
+		return s.recipientTTL
+	}
+	t := schemas.Tenant(cid)
+	if v, ok := s.recipientTTLs[t+"/"+campaign]; ok {
+		return v
+	}
+	if v, ok := s.recipientTTLs[t]; ok {
+		return v
+	}
+	return s.recipientTTL
 }
 
 // recipientArgs appends the recipient section of one day of a
@@ -83,7 +101,7 @@ func (s *Store) recipientArgs(buf *argBuf, args []any, keys []string, w DayWrite
 	}
 	for bk, refs := range byBucket {
 		keys = append(keys, s.recipientBucketKey(w.Key, bk.campaign, bk.b))
-		args = append(args, "m", len(refs))
+		args = append(args, "m", len(refs), s.recipientRetention(w.Key.ContentID, bk.campaign))
 		for _, ref := range refs {
 			n := len(buf.bytes)
 			buf.bytes = append(buf.bytes, ref.key[:]...)
@@ -93,9 +111,10 @@ func (s *Store) recipientArgs(buf *argBuf, args []any, keys []string, w DayWrite
 		}
 	}
 	for campaign, ls := range links {
+		ttl := s.recipientRetention(w.Key.ContentID, campaign)
 		keys = append(keys, s.linksKey(w.Key, campaign))
 		at := len(args)
-		args = append(args, "l", 0)
+		args = append(args, "l", 0, ttl)
 		clickers := 0
 		for id, t := range ls {
 			args = append(args, "d|"+id, t.dest)
@@ -107,7 +126,7 @@ func (s *Store) recipientArgs(buf *argBuf, args []any, keys []string, w DayWrite
 			}
 			clickers += len(t.clickers)
 		}
-		args[at+1] = (len(args) - at - 2) / 2
+		args[at+1] = (len(args) - at - 3) / 2
 		if clickers == 0 {
 			continue
 		}
@@ -119,7 +138,7 @@ func (s *Store) recipientArgs(buf *argBuf, args []any, keys []string, w DayWrite
 		}
 		for b, fields := range byBucket {
 			keys = append(keys, s.clickersKey(w.Key, campaign, b))
-			args = append(append(args, "l", len(fields)/2), fields...)
+			args = append(append(args, "l", len(fields)/2, ttl), fields...)
 		}
 	}
 	return args, keys

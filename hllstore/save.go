@@ -39,10 +39,10 @@ import (
 // field, the start of the guard value it expects, "<token>/" ("" for a day
 // never written), and its new guard value; then the day hash arguments of
 // every day, the hour hash arguments, the breakdown hash arguments and each
-// day's order arguments; then the recipients' retention in seconds, the
-// number of recipient arguments, and each day's recipient arguments (per
-// key: "m" for a bucket of recipients or "l" for a links hash, the number
-// of field/value pairs, the pairs).
+// day's order arguments; then the number of recipient arguments, and each
+// day's recipient arguments (per key: "m" for a bucket of recipients or "l"
+// for a links or clickers hash, the number of field/value pairs, the key's
+// retention in seconds, the pairs).
 // Returns one 1 (written) or 0 (refused) per day.
 var saveDaysScript = redis.NewScript(`
 local n = tonumber(ARGV[3])
@@ -130,11 +130,11 @@ if all then
   end
 end
 local rstart = start[4] + tot[4]
-local rttl, rtot = ARGV[rstart], tonumber(ARGV[rstart + 1])
+local rtot = tonumber(ARGV[rstart])
 if not all or tot[4] > 0 or rtot > 0 then
   local cnt = {}
   for c in string.gmatch(ARGV[8], '%d+') do cnt[#cnt + 1] = tonumber(c) end
-  local at = {start[1], start[2], start[3], start[4], rstart + 2}
+  local at = {start[1], start[2], start[3], start[4], rstart + 1}
   local k = 4
   local rk = 4
   for i = 1, n do
@@ -158,14 +158,15 @@ if not all or tot[4] > 0 or rtot > 0 then
       k = k + 1
     end
     -- Recipient activity: per key its type (m: a bucket of recipients, l:
-    -- a links hash), its number of field/value pairs, the pairs.
+    -- a links or clickers hash), its number of field/value pairs, its
+    -- retention, the pairs.
     if cnt[b + 6] > 0 then
       if ok[i] then
         local a = at[5]
         for j = 0, cnt[b + 6] - 1 do
           local key = KEYS[rk + j]
-          local typ, m = ARGV[a], tonumber(ARGV[a + 1])
-          a = a + 2
+          local typ, m, ttl = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+          a = a + 3
           for q = a, a + 2 * m - 1, 2 do
             if typ == 'm' then
               merge(key, ARGV[q], ARGV[q + 1])
@@ -179,7 +180,7 @@ if not all or tot[4] > 0 or rtot > 0 then
             end
           end
           a = a + 2 * m
-          redis.call('EXPIRE', key, rttl, 'NX')
+          redis.call('EXPIRE', key, ttl, 'NX')
         end
       end
       rk = rk + cnt[b + 6]
@@ -344,7 +345,7 @@ func (s *Store) SaveDays(ctx context.Context, writes []DayWrite) (written []bool
 					buf.args[start+3+j] = len(sec[j])
 					buf.args = append(buf.args, sec[j]...)
 				}
-				buf.args = append(buf.args, s.recipientTTL, len(rsec))
+				buf.args = append(buf.args, len(rsec))
 				buf.args = append(buf.args, rsec...)
 				keys = append(keys, rkeys...)
 				buf.args[start+7] = string(counts)

@@ -21,8 +21,11 @@ type Config struct {
 	// horizon). Defaults 35 days and 400 days.
 	HourRetention, DayRetention time.Duration
 	// RecipientRetention is how long a day's recipient activity lives after
-	// its first write. Default 90 days.
-	RecipientRetention time.Duration
+	// its first write. Default 90 days. RecipientRetentionFor overrides it
+	// per tenant ("acme") or campaign of a tenant ("acme/spring"; the
+	// campaign's entry wins over its tenant's).
+	RecipientRetention    time.Duration
+	RecipientRetentionFor map[string]time.Duration
 }
 
 // Store reads and writes count records.
@@ -33,8 +36,12 @@ type Store struct {
 	dayTTL  string
 	dayDur  time.Duration
 
-	recipientTTL string
-	recipientDur time.Duration
+	// recipientTTL is the default retention of recipient activity in
+	// seconds, recipientTTLs those of RecipientRetentionFor; recipientDur is
+	// the longest of them (the indexes of recipient activity live as long).
+	recipientTTL  string
+	recipientTTLs map[string]string
+	recipientDur  time.Duration
 }
 
 // New returns a Store on rdb.
@@ -51,10 +58,16 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 	if cfg.RecipientRetention <= 0 {
 		cfg.RecipientRetention = 90 * 24 * time.Hour
 	}
+	seconds := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) }
+	ttls, longest := map[string]string{}, cfg.RecipientRetention
+	for k, d := range cfg.RecipientRetentionFor {
+		ttls[k] = seconds(d)
+		longest = max(longest, d)
+	}
 	return &Store{
 		rdb: rdb, prefix: cfg.Prefix,
-		recipientTTL: strconv.FormatInt(int64(cfg.RecipientRetention/time.Second), 10),
-		recipientDur: cfg.RecipientRetention,
+		recipientTTL: seconds(cfg.RecipientRetention), recipientTTLs: ttls,
+		recipientDur: longest,
 		hourTTL:      strconv.FormatInt(int64(cfg.HourRetention/time.Second), 10),
 		dayTTL:       strconv.FormatInt(int64(cfg.DayRetention/time.Second), 10),
 		dayDur:       cfg.DayRetention,

@@ -117,7 +117,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reg := newRegistry()
 	rdb := newRedis(redisconn.Addr{Addrs: []string{mr.Addr()}})
 	defer rdb.Close()
-	store := hllstore.New(rdb, hllstore.Config{HourRetention: acfg.HourRetention, DayRetention: acfg.DayRetention, RecipientRetention: acfg.RecipientRetention})
+	store := hllstore.New(rdb, hllstore.Config{HourRetention: acfg.HourRetention, DayRetention: acfg.DayRetention, RecipientRetention: acfg.RecipientRetention, RecipientRetentionFor: acfg.RecipientRetentionFor})
 	ecfg.Kafka.Brokers = kc.Brokers
 	ed, err := edge.New(ecfg, logger.With("component", "edge"), reg)
 	if err != nil {

@@ -284,7 +284,8 @@ func cmdAggregator(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rdb := newRedis(addr)
 	defer rdb.Close()
 	reg := newRegistry()
-	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix, HourRetention: cfg.HourRetention, DayRetention: cfg.DayRetention, RecipientRetention: cfg.RecipientRetention})
+	store := hllstore.New(rdb, hllstore.Config{Prefix: c.redisPrefix, HourRetention: cfg.HourRetention, DayRetention: cfg.DayRetention,
+		RecipientRetention: cfg.RecipientRetention, RecipientRetentionFor: cfg.RecipientRetentionFor})
 	a, err := newAggregator(c.kafka(), cfg, store, logger, reg)
 	if err != nil {
 		return err
@@ -317,6 +318,11 @@ func bindAggregator(fs *flag.FlagSet, cfg *aggregator.Config) {
 	fs.DurationVar(&cfg.HourRetention, "aggregator.hourRetention", cfg.HourRetention, "how long hour counts (hour series) stay in Redis after their day's first write, e.g. 840h = 35 days; must exceed 24h plus -aggregator.lateHorizon")
 	fs.DurationVar(&cfg.DayRetention, "aggregator.dayRetention", cfg.DayRetention, "how long day counts, breakdowns, order ids and the campaign index stay in Redis after their day's first write (week rollups: as long as their last day), e.g. 9600h = 400 days; at least -aggregator.hourRetention and above a week plus -aggregator.lateHorizon plus -aggregator.rollup.maxWait")
 	fs.DurationVar(&cfg.RecipientRetention, "aggregator.recipientRetention", cfg.RecipientRetention, "how long a day's per-recipient activity of a campaign (who opened, clicked, converted; the recipients and links routes) stays in Redis after its first write, e.g. 2160h = 90 days; must exceed 24h plus -aggregator.lateHorizon")
+	fs.Func("aggregator.recipientRetentionFor", "per tenant or campaign, how long a day's per-recipient activity stays instead of -aggregator.recipientRetention: TENANT=DURATION or TENANT/CAMPAIGN=DURATION, comma-separated, e.g. acme=720h,acme/black-friday=4320h (a campaign's entry wins over its tenant's); each must exceed 24h plus -aggregator.lateHorizon", func(v string) error {
+		m, err := aggregator.ParseRetentions(v)
+		cfg.RecipientRetentionFor = m
+		return err
+	})
 	fs.IntVar(&cfg.MaxCampaigns, "aggregator.maxCampaigns", cfg.MaxCampaigns, "campaigns counted per content id and day; events of further campaigns count for their content id only (pixel_aggregator_campaigns_over_limit_total), so made-up campaign names cannot grow Redis without bound")
 	fs.IntVar(&cfg.MaxBreakdownValues, "aggregator.maxBreakdownValues", cfg.MaxBreakdownValues, "distinct values kept per content id, kind, day and breakdown dimension; later ones count under \"other\"")
 }
