@@ -69,9 +69,13 @@ func buildCycle(cfg *config, tag, campaign string) ([]hitRequest, []string) {
 		v := splitmix(salt + uint64(i))
 		w := splitmix(v)
 		page := fmt.Sprintf("https://news.example/a/%d", k)
+		uid := ""
+		if cfg.uids {
+			uid = fmt.Sprintf("&uid=r%016x", v)
+		}
 		reqs[i] = hitRequest{
-			path: fmt.Sprintf("/p.gif?cid=%s-art-%d&site=news&k=view&cmp=%s&url=%s%s&cb=%d",
-				tag, k, campaign, url.QueryEscape(page), refs[i%len(refs)], i),
+			path: fmt.Sprintf("/p.gif?cid=%s-art-%d&site=news&k=view&cmp=%s&url=%s%s%s&cb=%d",
+				tag, k, campaign, url.QueryEscape(page), refs[i%len(refs)], uid, i),
 			cookie:  fmt.Sprintf("ppuid=%016x%016x", v, w),
 			ip:      fmt.Sprintf("%d.%d.%d.%d", publicFirstOctets[w%uint64(len(publicFirstOctets))], byte(w>>8), byte(w>>16), 1+byte(w>>24)%254),
 			referer: page,

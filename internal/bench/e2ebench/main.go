@@ -83,6 +83,9 @@ import (
 // test directly.
 type config struct {
 	pixelpipe, baseline string
+	// uids: every hit names its visitor as a uid too, so each is a
+	// recipient of the scenario's campaign (per-recipient activity).
+	uids bool
 	kafka, redis        string
 	// kafkaPIDFile and redisPIDFile name the broker's and redis-server's
 	// pidfiles; when missing, the process listening on the address is used.
@@ -175,6 +178,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.contents, "contents", cfg.contents, "distinct content ids, drawn from a Zipf law")
 	fs.Float64Var(&cfg.zipfS, "zipf", cfg.zipfS, "Zipf exponent s of content popularity (> 1)")
 	fs.Uint64Var(&cfg.seed, "seed", cfg.seed, "seed of the request cycle")
+	fs.BoolVar(&cfg.uids, "uids", false, "every hit also names its visitor as a uid, so each is a recipient of the scenario's campaign and the aggregators keep its activity (per-recipient views)")
 	fs.DurationVar(&cfg.markerEvery, "markerEvery", cfg.markerEvery, "interval of the hit→visible marker hits during a load")
 	fs.DurationVar(&cfg.drainTimeout, "drainTimeout", cfg.drainTimeout, "after a load, how long to wait for the query API to show every accepted hit")
 	fs.StringVar(&cfg.wrkBin, "wrk", cfg.wrkBin, "wrk binary")
