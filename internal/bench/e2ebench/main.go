@@ -85,8 +85,8 @@ type config struct {
 	pixelpipe, baseline string
 	// uids: every hit names its visitor as a uid too, so each is a
 	// recipient of the scenario's campaign (per-recipient activity).
-	uids bool
-	kafka, redis        string
+	uids         bool
+	kafka, redis string
 	// kafkaPIDFile and redisPIDFile name the broker's and redis-server's
 	// pidfiles; when missing, the process listening on the address is used.
 	kafkaPIDFile, redisPIDFile string
