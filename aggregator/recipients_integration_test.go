@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
@@ -230,5 +229,40 @@ func TestErasureLeavesOut(t *testing.T) {
 	if got[ann] == nil || got[ann].Opens < 1 || got[ann].FirstOpenMs <= erasedAt {
 		t.Fatalf("after the erasure's time: ann %+v, want only opens after %d", got[ann], erasedAt)
 	}
-	_ = time.Second
+}
+
+// A write with recipient activity waits for the erasures: when they cannot
+// be read, the flush fails and writes nothing (its events stay to be
+// written), and the next flush that can read them writes all.
+func TestErasuresUnreadableHoldWrites(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := pipetest.Redis(t)
+	store := hllstore.New(rdb, hllstore.Config{Prefix: prefix})
+	ctx := context.Background()
+	ann := recipientOf(3)
+	a := newTestAggregator(t, store)
+	ev := &pixelpb.Event{ContentId: "acme:mail", CampaignId: "spring", Kind: pixelpb.Kind_KIND_OPEN, RecipientKey: ann[:],
+		Origin: &pixelpb.Origin{ReceivedAtMs: hour0}, Source: &pixelpb.SourcePosition{Partition: 0, Offset: 1}, VisitorKey: 7}
+	if err := a.apply(ctx, []*pixelpb.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, prefix+":erased:v", "not a number", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flush(ctx, true); err == nil {
+		t.Fatal("flush wrote with the erasures unreadable")
+	}
+	days := []hllstore.DayKey{{ContentID: "acme:mail", DayStart: hllstore.DayStart(hour0)}}
+	if got, _ := store.ReadRecipient(ctx, "spring", days, ann); len(got) != 0 {
+		t.Fatalf("written before the erasures were read: %+v", got[ann])
+	}
+	if err := rdb.Del(ctx, prefix+":erased:v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.flush(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.ReadRecipient(ctx, "spring", days, ann); err != nil || got[ann] == nil || got[ann].Opens != 1 {
+		t.Fatalf("after the erasures could be read: %+v %v", got[ann], err)
+	}
 }

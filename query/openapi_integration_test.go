@@ -141,30 +141,23 @@ func seedRecipients(t *testing.T, store *hllstore.Store, dayStart, ms int64) {
 		return hllstore.RecipientKey(keyer.RecipientKey(nil, tenant, uid))
 	}
 	const shop, blog = "https://shop.example/sale", "https://blog.example/post"
-	acme := hllstore.NewDay()
-	ann := acme.Recipient("spring", key("acme", "ann"))
+	spring := hllstoretest.Campaign{Name: "spring"}
+	ann := spring.Recipient("acme:mail", dayStart, key("acme", "ann"))
 	ann.UID = "ann"
 	ann.AddOpen(ms+1000, true)
 	ann.AddOpen(ms+2000, false)
 	ann.AddClick(shop, false)
 	ann.AddConversion("o-1", 25_000_000, "EUR")
 	ann.Views++
-	bob := acme.Recipient("spring", key("acme", "bob"))
+	bob := spring.Recipient("acme:mail", dayStart, key("acme", "bob"))
 	bob.AddOpen(ms+500, true)
 	bob.AddClick(shop, true)
-	cal := acme.Recipient("spring", key("acme", "cal"))
+	cal := spring.Recipient("acme:mail", dayStart, key("acme", "cal"))
 	cal.AddOpen(ms+3000, false)
 	cal.AddClick(blog, false)
-	globex := hllstore.NewDay()
-	globex.Recipient("spring", key("globex", "gus")).AddOpen(ms, false)
-	open := hllstore.RecordID{Kind: pixelpb.Kind_KIND_OPEN, Campaign: "spring", Hour: hllstore.DayRecord}
-	var writes []hllstore.DayWrite
-	for cid, d := range map[string]*hllstore.Day{"acme:mail": acme, "globex:mail": globex} {
-		d.Record(open).Add(1) // the campaign's index names the content id
-		writes = append(writes, hllstore.DayWrite{Key: hllstore.DayKey{ContentID: cid, DayStart: dayStart}, Day: d})
-	}
-	if written, err := store.SaveDays(context.Background(), writes); err != nil || !written[0] || !written[1] {
-		t.Fatalf("seed recipients: %v %v", written, err)
+	spring.Recipient("globex:mail", dayStart, key("globex", "gus")).AddOpen(ms, false)
+	if err := spring.Put(context.Background(), store); err != nil {
+		t.Fatalf("seed recipients: %v", err)
 	}
 }
 

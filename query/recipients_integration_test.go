@@ -19,10 +19,10 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/money"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 const (
@@ -77,13 +77,9 @@ func seedRecipientWorld(t *testing.T) *recipientWorld {
 	w.rng = "from=" + day1.Format(dayLayout) + "&to=" + w.today.Format(dayLayout)
 	ms := func(day time.Time, hour int) int64 { return day.Add(time.Duration(hour) * time.Hour).UnixMilli() }
 
-	days := map[hllstore.DayKey]*hllstore.Day{}
+	spring := hllstoretest.Campaign{Name: "spring"}
 	rec := func(cid string, day time.Time, name string) *hllstore.Activity {
-		dk := hllstore.DayKey{ContentID: cid, DayStart: day.UnixMilli()}
-		if days[dk] == nil {
-			days[dk] = hllstore.NewDay()
-		}
-		return days[dk].Recipient("spring", w.keys[name])
+		return spring.Recipient(cid, day.UnixMilli(), w.keys[name])
 	}
 	a := rec("acme:mail-1", day1, "ann")
 	a.UID = "ann"
@@ -123,15 +119,8 @@ func seedRecipientWorld(t *testing.T) *recipientWorld {
 	a = rec("globex:mail", day1, "gus")
 	a.UID = "ann"
 	a.AddOpen(ms(day1, 6), false)
-	var writes []hllstore.DayWrite
-	for dk, d := range days {
-		// A record of the campaign, so its index names the content id.
-		d.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_OPEN, Campaign: "spring", Hour: hllstore.DayRecord}).Add(1)
-		writes = append(writes, hllstore.DayWrite{Key: dk, Day: d})
-	}
-	written, err := store.SaveDays(context.Background(), writes)
-	if err != nil || slices.Contains(written, false) {
-		t.Fatalf("seed: %v %v", written, err)
+	if err := spring.Put(context.Background(), store); err != nil {
+		t.Fatalf("seed: %v", err)
 	}
 
 	at := func(day time.Time, hour int) *string {
@@ -159,6 +148,7 @@ func seedRecipientWorld(t *testing.T) *recipientWorld {
 	cfg := DefaultConfig()
 	cfg.Tokens = map[string]string{"acme-tok": "acme", "globex-tok": "globex", "op-tok": "*"}
 	cfg.VisitorSecret, cfg.ErasureGrace = recipientSecret, 10*time.Millisecond
+	var err error
 	if w.s, err = New(cfg, nil, nil, counts.NewReader(store), nil); err != nil {
 		t.Fatal(err)
 	}

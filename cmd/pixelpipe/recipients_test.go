@@ -16,10 +16,10 @@ import (
 
 	"github.com/pixelpipe/pixelpipe/counts"
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/hllstore/hllstoretest"
 	"github.com/pixelpipe/pixelpipe/internal/pipetest"
 	"github.com/pixelpipe/pixelpipe/internal/visitor"
 	"github.com/pixelpipe/pixelpipe/query"
-	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 const (
@@ -49,13 +49,9 @@ func recipientAPI(t *testing.T) (string, map[string]hllstore.RecipientKey, time.
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	day1, day2 := today.Add(-48*time.Hour), today.Add(-24*time.Hour)
 	ms := func(day time.Time, hour int) int64 { return day.Add(time.Duration(hour) * time.Hour).UnixMilli() }
-	days := map[hllstore.DayKey]*hllstore.Day{}
+	spring := hllstoretest.Campaign{Name: "spring"}
 	rec := func(cid string, day time.Time, uid string) *hllstore.Activity {
-		dk := hllstore.DayKey{ContentID: cid, DayStart: day.UnixMilli()}
-		if days[dk] == nil {
-			days[dk] = hllstore.NewDay()
-		}
-		return days[dk].Recipient("spring", keys[uid])
+		return spring.Recipient(cid, day.UnixMilli(), keys[uid])
 	}
 	a := rec("acme:mail-1", day1, "ann")
 	a.UID = "ann"
@@ -84,16 +80,9 @@ func recipientAPI(t *testing.T) (string, map[string]hllstore.RecipientKey, time.
 	a = rec("acme:landing", day1, "eve")
 	a.UID = "eve"
 	a.Views++
-	var writes []hllstore.DayWrite
-	for dk, d := range days {
-		// A record of the campaign, so its index names the content id.
-		d.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_OPEN, Campaign: "spring", Hour: hllstore.DayRecord}).Add(1)
-		writes = append(writes, hllstore.DayWrite{Key: dk, Day: d})
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	written, err := store.SaveDays(ctx, writes)
-	if err != nil || slices.Contains(written, false) {
-		t.Fatalf("seed: %v %v", written, err)
+	if err := spring.Put(ctx, store); err != nil {
+		t.Fatalf("seed: %v", err)
 	}
 
 	cfg := query.DefaultConfig()

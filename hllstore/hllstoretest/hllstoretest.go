@@ -1,6 +1,6 @@
-// Package hllstoretest writes count records for the tests of packages that
-// read them (counts, query) or work next to them (the aggregator's rollup
-// job). It is for tests only: the aggregator is the one writer of counts.
+// Package hllstoretest writes count records and recipient activity for the
+// tests of packages that read them (counts, query, the command line) or
+// work next to them (the aggregator's rollup job). It is for tests only: the aggregator is the one writer of counts.
 package hllstoretest
 
 import (
@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/pixelpipe/pixelpipe/hllstore"
+	"github.com/pixelpipe/pixelpipe/schemas/pixelpb"
 )
 
 // Write is one record to Put.
@@ -68,4 +69,46 @@ func VisitSums(bounces, pages, ms uint64) map[string]uint64 {
 		m[hllstore.SumBounces] = bounces
 	}
 	return m
+}
+
+// Campaign builds recipient activity of a campaign's content ids and days,
+// to Put as the aggregator writes it.
+type Campaign struct {
+	Name string
+	days map[hllstore.DayKey]*hllstore.Day
+}
+
+// Recipient returns the activity of recipient key on content id cid on the
+// UTC day starting at dayStart, to add to.
+func (c *Campaign) Recipient(cid string, dayStart int64, key hllstore.RecipientKey) *hllstore.Activity {
+	dk := hllstore.DayKey{ContentID: cid, DayStart: dayStart}
+	if c.days == nil {
+		c.days = map[hllstore.DayKey]*hllstore.Day{}
+	}
+	if c.days[dk] == nil {
+		c.days[dk] = hllstore.NewDay()
+	}
+	return c.days[dk].Recipient(c.Name, key)
+}
+
+// Put writes the days (hllstore.Store.SaveDays), each new to Redis, with
+// one open counted in the campaign's day record: a day's write carries a
+// change of its records, and the record puts the content id in the
+// campaign's index, through which readers find the activity.
+func (c *Campaign) Put(ctx context.Context, s *hllstore.Store) error {
+	var writes []hllstore.DayWrite
+	for dk, d := range c.days {
+		d.Record(hllstore.RecordID{Kind: pixelpb.Kind_KIND_OPEN, Campaign: c.Name, Hour: hllstore.DayRecord}).Add(1)
+		writes = append(writes, hllstore.DayWrite{Key: dk, Day: d})
+	}
+	written, err := s.SaveDays(ctx, writes)
+	if err != nil {
+		return err
+	}
+	for i, ok := range written {
+		if !ok {
+			return fmt.Errorf("day %+v refused: it was written before", writes[i].Key)
+		}
+	}
+	return nil
 }
